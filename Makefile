@@ -1,0 +1,59 @@
+# asymm: the two commands are `make demo` and `make test`; both install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PG_CONFIG ?= $(shell command -v pg_config 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_config)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= $(or $(TMPDIR),/tmp)/asymm-demo
+# Root, or a writable share dir, installs directly; otherwise through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
+
+.PHONY: help deps venv install installcheck lint test pytest demo demo-down clean
+
+help:
+	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
+	@echo "make test       run every test (ruff, mypy, pg_regress, pytest) against throwaway servers"
+	@echo "make install    install the extension into \$$(pg_config --sharedir) (honours PG_CONFIG)"
+	@echo "make installcheck  pg_regress against the server in PGHOST/PGPORT/PGUSER"
+	@echo "make demo-down  stop the demo's servers"
+
+deps:
+	@scripts/ensure-deps.sh
+
+$(BIN)/asymm: control/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e 'control[test]'
+	@touch $@
+
+venv: deps $(BIN)/asymm
+
+install: deps
+	$(SUDO) $(MAKE) -C extension install PG_CONFIG=$(PG_CONFIG)
+
+installcheck:
+	$(MAKE) -C extension installcheck PG_CONFIG=$(PG_CONFIG)
+
+lint: venv
+	$(BIN)/ruff check control tests bench
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: venv install lint
+	scripts/with-sandbox.sh $(MAKE) --no-print-directory installcheck pytest
+
+demo: venv install
+	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
+	$(BIN)/asymm demo --dsn "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR) --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["ASYMM_DSN"])')"
+	@echo "The demo's servers keep running; 'make demo-down' stops them."
+
+demo-down:
+	$(BIN)/asymm sandbox down --dir $(DEMO_DIR)
+
+clean:
+	$(MAKE) -C extension clean PG_CONFIG=$(PG_CONFIG)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache

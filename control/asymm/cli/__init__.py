@@ -1,0 +1,29 @@
+"""The ``asymm`` command line.  Each area lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from asymm import __version__
+from asymm.cli.common import AsymmGroup
+from asymm.cli.daemon_cmd import daemon_command
+from asymm.cli.demo_cmd import demo_command
+from asymm.cli.sandbox_cmd import sandbox_group
+from asymm.cli.status_cmd import status_command
+
+
+@click.group(cls=AsymmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="asymm")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def main(verbose: int) -> None:
+    """asymm: a self-tuning companion for PostgreSQL."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(sandbox_group)
+main.add_command(status_command)
+main.add_command(daemon_command)
+main.add_command(demo_command)

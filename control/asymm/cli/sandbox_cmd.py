@@ -1,0 +1,57 @@
+"""``asymm sandbox``: throwaway PostgreSQL + Redis for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from asymm import sandbox
+from asymm.cli.common import emit, json_option
+
+dir_option = click.option(
+    "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Sandbox directory [default: $ASYMM_SANDBOX_DIR or /tmp/asymm-sandbox].",
+)
+
+
+def _render_env(env: dict[str, str]) -> str:
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items())
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """Start, inspect and stop a throwaway PostgreSQL 15 cluster and Redis server."""
+
+
+@sandbox_group.command("up")
+@dir_option
+@json_option
+def sandbox_up(root: Path | None, as_json: bool) -> None:
+    """Start the sandbox (or reuse a running one) and print its environment."""
+    box = sandbox.up(root)
+    emit(box.env(), as_json, _render_env)
+
+
+@sandbox_group.command("env")
+@dir_option
+@json_option
+def sandbox_env(root: Path | None, as_json: bool) -> None:
+    """Print the environment variables that point at a running sandbox (eval-able)."""
+    emit(sandbox.load(root).env(), as_json, _render_env)
+
+
+@sandbox_group.command("down")
+@dir_option
+@json_option
+def sandbox_down(root: Path | None, as_json: bool) -> None:
+    """Stop the sandbox's servers and remove its directory."""
+    stopped = sandbox.down(root)
+    result: dict[str, Any] = {"stopped": stopped}
+
+    def render(data: dict[str, Any]) -> str:
+        return "sandbox stopped" if data["stopped"] else "no sandbox was running there"
+
+    emit(result, as_json, render)

@@ -1,0 +1,1 @@
+"""The asymm daemon: a fixed-rate pulse loop that runs bounded work every tick."""

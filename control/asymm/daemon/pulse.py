@@ -1,0 +1,87 @@
+"""A drift-free fixed-rate clock.
+
+Tick ``n`` is due at ``start + n * period``, computed from the start rather than from the previous
+tick, so lateness never accumulates.  When work overruns and a due time has already passed by a
+full period or more, the missed ticks are *skipped* (counted, never run back to back): a daemon
+that catches up in a burst would hit the database hardest exactly when it is already slow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+DEFAULT_PERIOD_S = 0.2037  # 4.909 Hz
+
+
+@dataclass(frozen=True)
+class Tick:
+    index: int
+    due: float
+    started: float
+    period: float
+
+    @property
+    def lateness(self) -> float:
+        """How long after its due time the tick started (the jitter sample)."""
+        return self.started - self.due
+
+    @property
+    def deadline(self) -> float:
+        """When the next tick is due: work should be done by then."""
+        return self.due + self.period
+
+
+@dataclass
+class PulseStats:
+    ticks: int = 0
+    skipped: int = 0
+    lateness_samples: list[float] = field(default_factory=list)
+
+    def record(self, tick: Tick, keep: int = 4096) -> None:
+        self.ticks += 1
+        self.lateness_samples.append(tick.lateness)
+        if len(self.lateness_samples) > keep:
+            del self.lateness_samples[: len(self.lateness_samples) - keep]
+
+
+class Pulse:
+    """Yields ticks at a fixed rate until stopped; ``clock`` and ``wait`` are injectable for tests."""
+
+    def __init__(
+        self,
+        period: float = DEFAULT_PERIOD_S,
+        *,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        if not period > 0:
+            raise ValueError("the pulse period must be positive")
+        self.period = period
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.wait = wait or self.stop.wait
+        self.stats = PulseStats()
+
+    def ticks(self) -> Iterator[Tick]:
+        start = self.clock()
+        index = 0
+        while not self.stop.is_set():
+            due = start + index * self.period
+            now = self.clock()
+            if now < due:
+                if self.wait(due - now):
+                    return  # stopped while waiting
+                now = self.clock()
+            missed = int((now - due) // self.period)
+            if missed > 0:
+                self.stats.skipped += missed
+                index += missed
+                due = start + index * self.period
+            tick = Tick(index=index, due=due, started=now, period=self.period)
+            self.stats.record(tick)
+            yield tick
+            index += 1
