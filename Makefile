@@ -10,7 +10,7 @@ DEMO_DIR ?= $(or $(TMPDIR),/tmp)/asymm-demo
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 
-.PHONY: help deps venv install installcheck lint test pytest demo demo-down clean
+.PHONY: help deps venv install installcheck lint test check-in-sandbox pytest demo demo-down clean
 
 help:
 	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
@@ -43,7 +43,11 @@ lint: venv
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: venv install lint
+test: venv lint
+	scripts/locked.sh $(MAKE) --no-print-directory install check-in-sandbox
+
+# One checkout at a time may install and test (see scripts/locked.sh).
+check-in-sandbox:
 	scripts/with-sandbox.sh $(MAKE) --no-print-directory installcheck pytest
 
 demo: venv install

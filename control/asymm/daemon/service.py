@@ -21,6 +21,7 @@ import redis
 from asymm import __version__
 from asymm.daemon.pulse import DEFAULT_PERIOD_S, Pulse, Tick
 from asymm.daemon.scheduler import Scheduler, Task
+from asymm.daemon.tasks import TASK_FACTORIES
 from asymm.db import connect
 from asymm.errors import AsymmError
 
@@ -49,6 +50,9 @@ class Daemon:
         self.scheduler.add(Task("heartbeat", self._heartbeat, every=heartbeat_ticks))
         if config.redis_url:
             self.scheduler.add(Task("redis-ping", self._redis_ping, every=heartbeat_ticks))
+        for factory in TASK_FACTORIES:
+            for task in factory(self):
+                self.scheduler.add(task)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -1,0 +1,20 @@
+"""Where each capability plugs its periodic work into the daemon.
+
+Each area (telemetry, sync, drift, ...) provides a factory ``(daemon) -> list[Task]`` and is
+listed in :data:`TASK_FACTORIES`; the daemon builds its schedule from them at start.  Keeping the
+list here, rather than in the daemon, means adding a capability touches one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from asymm.daemon.scheduler import Task
+
+if TYPE_CHECKING:
+    from asymm.daemon.service import Daemon
+
+TaskFactory = Callable[["Daemon"], list[Task]]
+
+TASK_FACTORIES: list[TaskFactory] = []
