@@ -14,6 +14,7 @@ COPY tests/regress /src/asymm/tests/regress
 RUN make -C /src/asymm/extension install \
  && apt-get purge -y postgresql-server-dev-15 && apt-get autoremove -y
 
-# pg_stat_statements must be preloaded; asymm is created in the default database at first start.
-CMD ["postgres", "-c", "shared_preload_libraries=pg_stat_statements"]
+# asymm is created in the default database when the data directory is first initialised, and
+# pg_stat_statements must be preloaded.
 COPY docker/initdb-asymm.sql /docker-entrypoint-initdb.d/10-asymm.sql
+CMD ["postgres", "-c", "shared_preload_libraries=pg_stat_statements"]
