@@ -48,7 +48,7 @@ CREATE TABLE asymm.query_counters (
     shared_blks_read bigint NOT NULL,
     seen_at   timestamptz NOT NULL,
     PRIMARY KEY (dbid, userid, queryid, toplevel)
-);
+) WITH (fillfactor = 50);  -- rewritten every tick: room for HOT updates
 COMMENT ON TABLE asymm.query_counters IS 'Last cumulative counters asymm.snapshot() saw per pg_stat_statements entry, the base of the next delta';
 
 CREATE TABLE asymm.telemetry_state (
@@ -62,7 +62,8 @@ CREATE TABLE asymm.telemetry_state (
     raw_partitions_until    timestamptz,
     minute_partitions_until timestamptz,
     raw_floor        timestamptz,
-    rolled_up_until  timestamptz
+    rolled_up_until  timestamptz,
+    entries          bigint
 );
 COMMENT ON TABLE asymm.telemetry_state IS 'One row: what the last snapshot saw (dealloc, stats_reset), counts of resets/evictions, partition and rollup watermarks';
 INSERT INTO asymm.telemetry_state DEFAULT VALUES;
@@ -175,9 +176,12 @@ COMMENT ON FUNCTION asymm._pg_stat_statements_schema() IS 'Internal: the schema 
 --   * pg_stat_statements_reset() (stats_reset moved): every last-seen counter is forgotten first.
 -- Entries that left pg_stat_statements are forgotten, so a re-created entry starts from zero.
 -- The first snapshot only records the baseline (the counters hold history of unknown age).
+-- enable_nestloop is off because pg_stat_statements() is estimated at a handful of rows, and a
+-- nested loop over thousands of entries costs several times the read of the view itself.
 CREATE FUNCTION asymm.snapshot() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
 AS $$
 DECLARE
     st asymm.telemetry_state;
@@ -186,7 +190,8 @@ DECLARE
     was_reset boolean := false;
     baseline boolean;
     skip_roles oid[];
-    own_ids bigint[];
+    prev_entries bigint;
+    gone bigint := 0;
     only_db oid;
     taken timestamptz := now();
     result record;
@@ -204,7 +209,6 @@ BEGIN
     END IF;
     SELECT coalesce(array_agg(r.oid), '{}') INTO skip_roles FROM pg_roles r
      WHERE r.rolname = ANY (string_to_array(replace(asymm.setting('telemetry.exclude_roles'), ' ', ''), ','));
-    SELECT coalesce(array_agg(q.queryid), '{}') INTO own_ids FROM asymm.queries q WHERE q.own;
     only_db := CASE WHEN asymm.setting('telemetry.all_databases')::boolean THEN NULL
                     ELSE (SELECT oid FROM pg_database WHERE datname = current_database()) END;
 
@@ -215,7 +219,6 @@ BEGIN
          WHERE s.queryid IS NOT NULL
            AND (only_db IS NULL OR s.dbid = only_db)
            AND s.userid <> ALL (skip_roles)
-           AND s.queryid <> ALL (own_ids)
     ), moved AS MATERIALIZED (
         SELECT c.*, l.dbid IS NULL AS is_new,
                (l.dbid IS NULL OR c.calls < l.calls OR c.total_ms < l.total_ms OR c.rows < l.rows
@@ -228,42 +231,56 @@ BEGIN
          WHERE l.dbid IS NULL OR c.calls <> l.calls OR c.total_ms <> l.total_ms OR c.rows <> l.rows
             OR c.shared_blks_hit <> l.shared_blks_hit OR c.shared_blks_read <> l.shared_blks_read
     ), kept AS (
-        INSERT INTO asymm.query_counters AS k
+        UPDATE asymm.query_counters l
+           SET calls = m.calls, total_ms = m.total_ms, rows = m.rows, shared_blks_hit = m.shared_blks_hit,
+               shared_blks_read = m.shared_blks_read, seen_at = taken
+          FROM moved m
+         WHERE NOT m.is_new
+           AND l.dbid = m.dbid AND l.userid = m.userid AND l.queryid = m.queryid AND l.toplevel = m.toplevel
+        RETURNING 1
+    ), added AS (
+        INSERT INTO asymm.query_counters
                (dbid, userid, queryid, toplevel, calls, total_ms, rows, shared_blks_hit, shared_blks_read, seen_at)
         SELECT m.dbid, m.userid, m.queryid, m.toplevel, m.calls, m.total_ms, m.rows, m.shared_blks_hit,
                m.shared_blks_read, taken
           FROM moved m
-        ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
-           SET calls = excluded.calls, total_ms = excluded.total_ms, rows = excluded.rows,
-               shared_blks_hit = excluded.shared_blks_hit, shared_blks_read = excluded.shared_blks_read,
-               seen_at = excluded.seen_at
+         WHERE m.is_new
         RETURNING 1
     ), written AS (
         INSERT INTO asymm.query_stats (sampled_at, queryid, calls, total_ms, rows, shared_blks_hit, shared_blks_read, dbid, userid)
         SELECT taken, m.queryid,
-               sum(CASE WHEN m.restart THEN m.calls ELSE m.calls - m.l_calls END),
+               sum(CASE WHEN m.restart THEN m.calls ELSE m.calls - m.l_calls END)::bigint,
                sum(CASE WHEN m.restart THEN m.total_ms ELSE m.total_ms - m.l_total_ms END),
-               sum(CASE WHEN m.restart THEN m.rows ELSE m.rows - m.l_rows END),
-               sum(CASE WHEN m.restart THEN m.shared_blks_hit ELSE m.shared_blks_hit - m.l_hit END),
-               sum(CASE WHEN m.restart THEN m.shared_blks_read ELSE m.shared_blks_read - m.l_read END),
+               sum(CASE WHEN m.restart THEN m.rows ELSE m.rows - m.l_rows END)::bigint,
+               sum(CASE WHEN m.restart THEN m.shared_blks_hit ELSE m.shared_blks_hit - m.l_hit END)::bigint,
+               sum(CASE WHEN m.restart THEN m.shared_blks_read ELSE m.shared_blks_read - m.l_read END)::bigint,
                m.dbid, m.userid
           FROM moved m
          WHERE NOT baseline
          GROUP BY m.dbid, m.userid, m.queryid
-        HAVING sum(m.calls) > 0 OR sum(m.total_ms) > 0
-        RETURNING 1
-    ), gone AS (
-        DELETE FROM asymm.query_counters l
-         WHERE NOT EXISTS (SELECT 1 FROM cur c WHERE c.dbid = l.dbid AND c.userid = l.userid
-                                                 AND c.queryid = l.queryid AND c.toplevel = l.toplevel)
+        HAVING bool_or(m.calls > coalesce(m.l_calls, 0) OR m.restart AND m.calls > 0
+                       OR m.total_ms > coalesce(m.l_total_ms, 0))
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM written) AS written,
-           (SELECT count(*) FROM kept) AS moved,
+           (SELECT count(*) FROM kept) + (SELECT count(*) FROM added) AS moved,
            (SELECT count(*) FROM moved WHERE is_new) AS new_entries,
            (SELECT count(*) FROM moved WHERE restart AND NOT is_new) AS restarted,
-           (SELECT count(*) FROM gone) AS gone
+           (SELECT count(*) FROM cur) AS entries
       INTO result;
+
+    -- The last counters now hold the previous entries plus the new ones; if pg_stat_statements
+    -- has fewer, some entries left it (evicted, or removed by a partial reset): forget those, so
+    -- that a re-created entry starts from zero.  Checked by count, so the usual tick skips it.
+    prev_entries := CASE WHEN was_reset THEN 0 ELSE coalesce(st.entries, 0) END;
+    IF result.entries < prev_entries + result.new_entries OR st.entries IS NULL THEN
+        DELETE FROM asymm.query_counters l
+         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_statements(false) c
+                            WHERE c.dbid = l.dbid AND c.userid = l.userid
+                              AND c.queryid = l.queryid AND c.toplevel = l.toplevel
+                              AND c.userid <> ALL (skip_roles));
+        GET DIAGNOSTICS gone = ROW_COUNT;
+    END IF;
 
     -- Texts only when something new appeared: reading them costs a file read per call.
     IF result.new_entries > 0 THEN
@@ -278,7 +295,7 @@ BEGIN
 
     UPDATE asymm.telemetry_state
        SET last_snapshot_at = taken, last_dealloc = info_dealloc, last_stats_reset = info_reset,
-           snapshots = snapshots + 1,
+           snapshots = snapshots + 1, entries = result.entries,
            resets_seen = resets_seen + was_reset::int,
            deallocs_seen = deallocs_seen + CASE WHEN st.last_dealloc IS NOT NULL AND info_dealloc > st.last_dealloc
                                                 THEN info_dealloc - st.last_dealloc ELSE 0 END;
@@ -286,7 +303,7 @@ BEGIN
         'sampled_at', taken, 'baseline', baseline, 'reset', was_reset,
         'dealloc', coalesce(info_dealloc - st.last_dealloc, 0),
         'written', result.written, 'moved', result.moved, 'new_entries', result.new_entries,
-        'restarted', result.restarted, 'gone', result.gone);
+        'restarted', result.restarted, 'gone', gone);
 END
 $$;
 COMMENT ON FUNCTION asymm.snapshot() IS 'Append the deltas of every pg_stat_statements entry that moved since the last call to asymm.query_stats; handles resets and evictions';
