@@ -12,6 +12,7 @@ from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
 from asymm.cli.sandbox_cmd import sandbox_group
 from asymm.cli.status_cmd import status_command
+from asymm.cli.telemetry_cmd import duplicates_command, health_command, top_command
 
 
 @click.group(cls=AsymmGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,3 +28,6 @@ main.add_command(sandbox_group)
 main.add_command(status_command)
 main.add_command(daemon_command)
 main.add_command(demo_command)
+main.add_command(top_command)
+main.add_command(health_command)
+main.add_command(duplicates_command)

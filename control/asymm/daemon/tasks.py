@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
+from asymm.telemetry import daemon_tasks as telemetry_tasks
 
 if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
@@ -18,3 +19,4 @@ if TYPE_CHECKING:
 TaskFactory = Callable[["Daemon"], list[Task]]
 
 TASK_FACTORIES: list[TaskFactory] = []
+TASK_FACTORIES.append(telemetry_tasks)

@@ -1,0 +1,117 @@
+"""Telemetry (UX-Sonar and State Sonar): the Python side of ``sql/20_telemetry.sql``.
+
+The work itself is set-based SQL inside the server (``asymm.snapshot()`` reads
+``pg_stat_statements`` once per call and writes only what moved); this module calls it, shapes
+the reports for the CLI, and plugs the snapshot and the retention into the daemon's pulse.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from asymm.daemon.pulse import Tick
+from asymm.daemon.scheduler import Task
+from asymm.errors import AsymmError
+
+if TYPE_CHECKING:
+    from asymm.daemon.service import Daemon
+
+log = logging.getLogger("asymm.telemetry")
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+RETENTION_EVERY_S = 30.0
+"""How often the daemon rolls up and drops partitions: rarely, since each call may roll up
+several minutes of raw samples (bounded by ``telemetry.rollup_batch_minutes``)."""
+
+
+def snapshot(conn: Conn) -> dict[str, Any]:
+    """One ``asymm.snapshot()``: what moved in pg_stat_statements since the last call."""
+    row = conn.execute("SELECT asymm.snapshot()").fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]  # type: ignore[assignment]
+    return result
+
+
+def retention(conn: Conn, max_minutes: int | None = None) -> dict[str, Any]:
+    """One ``asymm.telemetry_retention()``: roll closed minutes up, drop expired partitions."""
+    row = conn.execute("SELECT asymm.telemetry_retention(%s)", (max_minutes,)).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]  # type: ignore[assignment]
+    return result
+
+
+def _rows(conn: Conn, query: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
+
+
+def require_extension(conn: Conn) -> None:
+    """A clear error instead of 'function does not exist' when asymm is not installed."""
+    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone():
+        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
+
+
+def top(conn: Conn, since: str = "15 minutes", limit: int = 20, slow_ms: float = 100.0) -> dict[str, Any]:
+    """Per-query latency and throughput over a window, slow queries and the smoothness index."""
+    require_extension(conn)
+    queries = _rows(conn, "SELECT * FROM asymm.query_report(%s::interval) LIMIT %s", (since, limit))
+    slow = _rows(conn, "SELECT * FROM asymm.slow_queries(%s, %s::interval) LIMIT %s", (slow_ms, since, limit))
+    smooth = conn.execute("SELECT asymm.smoothness(%s::interval)", (since,)).fetchone()
+    state = _rows(conn, "SELECT last_snapshot_at, snapshots, resets_seen, deallocs_seen FROM asymm.telemetry_state")
+    return {
+        "since": since,
+        "smoothness": smooth[0] if smooth else None,
+        "queries": queries,
+        "slow_queries": slow,
+        "telemetry": state[0] if state else {},
+    }
+
+
+def health(conn: Conn) -> dict[str, Any]:
+    """Index health findings (each with its DROP INDEX CONCURRENTLY statement)."""
+    require_extension(conn)
+    return {"indexes": _rows(conn, "SELECT * FROM asymm.index_health()")}
+
+
+def duplicates(conn: Conn, table: str, columns: list[str] | None = None) -> dict[str, Any]:
+    """Duplicate-row groups of one table, by SHA-256 of the chosen columns' values."""
+    require_extension(conn)
+    rel = conn.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()
+    if rel is None or rel[0] is None:
+        raise AsymmError(f"no such table: {table}")
+    groups = _rows(conn, "SELECT row_hash, copies, ctids::text[] AS ctids, row_values"
+                         " FROM asymm.find_duplicates(%s::regclass, %s)", (rel[0], columns))
+    extra = sum(int(g["copies"]) - 1 for g in groups)
+    return {"table": rel[0], "columns": columns, "groups": groups, "duplicate_rows": extra}
+
+
+def daemon_tasks(daemon: Daemon) -> list[Task]:
+    """Snapshot on every pulse (stabilization work), retention every ~30 s."""
+
+    def run_snapshot(_tick: Tick) -> None:
+        assert daemon.conn is not None
+        result = snapshot(daemon.conn)
+        if result.get("reset") or result.get("dealloc"):
+            log.info("pg_stat_statements reset=%s dealloc=%s since the last snapshot",
+                     result.get("reset"), result.get("dealloc"))
+
+    def run_retention(_tick: Tick) -> None:
+        assert daemon.conn is not None
+        result = retention(daemon.conn)
+        if result.get("dropped_partitions"):
+            log.info("telemetry retention dropped %s", ", ".join(result["dropped_partitions"]))
+
+    every = max(1, round(RETENTION_EVERY_S / daemon.config.period))
+    return [
+        Task("telemetry-snapshot", run_snapshot, every=1, regime="stabilization"),
+        Task("telemetry-retention", run_retention, every=every, regime="stabilization"),
+    ]
+
+
+__all__ = ["daemon_tasks", "duplicates", "health", "retention", "snapshot", "top"]
