@@ -8,6 +8,7 @@ that catches up in a burst would hit the database hardest exactly when it is alr
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,15 +37,29 @@ class Tick:
 
 @dataclass
 class PulseStats:
+    """Counters for the pulse-quality metrics; quantiles come from the most recent samples."""
+
     ticks: int = 0
     skipped: int = 0
     lateness_samples: list[float] = field(default_factory=list)
+    lateness_sum: float = 0.0
+    lateness_max: float = 0.0
 
     def record(self, tick: Tick, keep: int = 4096) -> None:
         self.ticks += 1
+        self.lateness_sum += tick.lateness
+        self.lateness_max = max(self.lateness_max, tick.lateness)
         self.lateness_samples.append(tick.lateness)
         if len(self.lateness_samples) > keep:
             del self.lateness_samples[: len(self.lateness_samples) - keep]
+
+    def lateness_quantile(self, q: float) -> float:
+        """Nearest-rank quantile of the recent lateness samples (0 before the first tick)."""
+        samples = sorted(self.lateness_samples)  # a copy: the HTTP thread may call this mid-tick
+        if not samples:
+            return 0.0
+        rank = min(len(samples) - 1, max(0, math.ceil(q * len(samples)) - 1))
+        return samples[rank]
 
 
 class Pulse:
@@ -65,11 +80,22 @@ class Pulse:
         self.clock = clock
         self.wait = wait or self.stop.wait
         self.stats = PulseStats()
+        self._new_period: float | None = None
+
+    def change_period(self, period: float) -> None:
+        """Switch to another period from the next tick on (SIGHUP reload); the schedule restarts there."""
+        if not period > 0:
+            raise ValueError("the pulse period must be positive")
+        self._new_period = period
 
     def ticks(self) -> Iterator[Tick]:
         start = self.clock()
         index = 0
         while not self.stop.is_set():
+            if self._new_period is not None:
+                start = start + index * self.period
+                index = 0
+                self.period, self._new_period = self._new_period, None
             due = start + index * self.period
             now = self.clock()
             if now < due:
