@@ -80,34 +80,32 @@ class Pulse:
         self.clock = clock
         self.wait = wait or self.stop.wait
         self.stats = PulseStats()
-        self._new_period: float | None = None
 
     def change_period(self, period: float) -> None:
         """Switch to another period from the next tick on (SIGHUP reload); the schedule restarts there."""
         if not period > 0:
             raise ValueError("the pulse period must be positive")
-        self._new_period = period
+        self.period = period
 
     def ticks(self) -> Iterator[Tick]:
         start = self.clock()
         index = 0
+        period = self.period
         while not self.stop.is_set():
-            if self._new_period is not None:
-                start = start + index * self.period
-                index = 0
-                self.period, self._new_period = self._new_period, None
-            due = start + index * self.period
+            if self.period != period:  # changed by a reload: the new schedule starts at the next due time
+                start, index, period = start + index * period, 0, self.period
+            due = start + index * period
             now = self.clock()
             if now < due:
                 if self.wait(due - now):
                     return  # stopped while waiting
                 now = self.clock()
-            missed = int((now - due) // self.period)
+            missed = int((now - due) // period)
             if missed > 0:
                 self.stats.skipped += missed
                 index += missed
-                due = start + index * self.period
-            tick = Tick(index=index, due=due, started=now, period=self.period)
+                due = start + index * period
+            tick = Tick(index=index, due=due, started=now, period=period)
             self.stats.record(tick)
             yield tick
             index += 1
