@@ -85,7 +85,8 @@ class LeaderElection:
         self.is_leader = False
         self.transitions = 0  # times this daemon became leader
         self.reconnects = 0
-        self.leader_since: float | None = None
+        self.leader_since: float | None = None  # monotonic
+        self.leader_since_unix: float | None = None  # wall clock, for the API and the failover bench
         self.on_change: Callable[[bool], None] | None = None
 
     @property
@@ -160,9 +161,11 @@ class LeaderElection:
         if leader:
             self.transitions += 1
             self.leader_since = self.clock()
+            self.leader_since_unix = time.time()
             log.info("became the leader (advisory lock %d)", self.key)
         else:
             self.leader_since = None
+            self.leader_since_unix = None
             log.warning("no longer the leader")
         if self.on_change is not None:
             self.on_change(leader)

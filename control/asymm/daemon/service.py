@@ -282,6 +282,7 @@ class Daemon:
             "started_at": self.started_at,
             "leader": self.leader.is_leader,
             "leader_transitions": self.leader.transitions,
+            "leader_since": self.leader.leader_since_unix,
             "ready": ready,
             "readiness": reason,
             "connections": {"postgres": self.postgres_up, "lock_session": self.leader.connected,
