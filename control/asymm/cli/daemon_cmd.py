@@ -1,27 +1,69 @@
-"""``asymm daemon``: run the pulse loop in the foreground (systemd runs it this way)."""
+"""``asymm daemon``: run the pulse loop in the foreground (systemd runs it this way).
+
+Configuration comes from defaults, then the TOML file (``--config`` or ``ASYMM_CONFIG``), then
+``ASYMM_*`` variables, then these flags (see :mod:`asymm.daemon.config`).  Flags default to
+"not given" so that only the ones typed override the layers below.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+from typing import Any
 
 import click
 
-from asymm.cli.common import dsn_option
-from asymm.daemon.pulse import DEFAULT_PERIOD_S
-from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.daemon import config as config_mod
+from asymm.daemon.service import Daemon
+
+
+class ConfigFailure(click.ClickException):
+    """A configuration error: ``Error: <message>`` with exit code 2 (a usage error)."""
+
+    exit_code = 2
+
+
+def _render(loaded: config_mod.LoadedConfig) -> str:
+    view = config_mod.public_view(loaded.config)
+    width = max(len(name) for name in view)
+    lines = [f"# effective asymm daemon configuration (file: {loaded.file or 'none'})"]
+    for name, value in view.items():
+        lines.append(f"{name:<{width}} = {json.dumps(value)}  # {loaded.sources[name]}")
+    return "\n".join(lines)
 
 
 @click.command("daemon")
-@dsn_option
-@click.option("--redis-url", envvar="ASYMM_REDIS_URL", default=None, show_envvar=True,
-              help="Redis to keep in sync, e.g. redis://127.0.0.1:6379/0.")
-@click.option("--period", type=click.FloatRange(min=0.001, max=3600), default=DEFAULT_PERIOD_S,
-              show_default=True, help="Pulse period in seconds (0.2037 s is 4.909 Hz).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML configuration file (default: $ASYMM_CONFIG, else none).")
+@click.option("--dsn", default=None, help="libpq connection string or URI (also ASYMM_DSN; empty uses PG* variables).")
+@click.option("--redis-url", default=None,
+              help="Redis to keep in sync, e.g. redis://127.0.0.1:6379/0 (ASYMM_REDIS_URL).")
+@click.option("--period", type=float, default=None, help="Pulse period in seconds [default: 0.2037, i.e. 4.909 Hz].")
 @click.option("--ticks", "max_ticks", type=click.IntRange(min=1), default=None,
               help="Stop after this many ticks (default: run until SIGTERM/SIGINT).")
-def daemon_command(dsn: str, redis_url: str | None, period: float, max_ticks: int | None) -> None:
-    """Run the asymm daemon in the foreground until SIGTERM or SIGINT."""
-    logging.getLogger("asymm").setLevel(min(logging.getLogger("asymm").getEffectiveLevel(), logging.INFO))
-    daemon = Daemon(DaemonConfig(dsn=dsn, redis_url=redis_url, period=period, max_ticks=max_ticks))
+@click.option("--http-host", default=None, help="Address of the metrics/health/API server [default: 127.0.0.1].")
+@click.option("--http-port", type=int, default=None,
+              help=f"Port of the metrics/health/API server; 0 disables it [default: {config_mod.DEFAULT_HTTP_PORT}].")
+@click.option("--log-level", type=click.Choice(config_mod.LOG_LEVELS), default=None, help="[default: info]")
+@click.option("--check-config", is_flag=True, help="Print the effective configuration and its sources, then exit "
+              "(0 valid, 2 invalid).")
+@click.option("--json", "as_json", is_flag=True, help="With --check-config: print it as one JSON document.")
+def daemon_command(config_file: str | None, check_config: bool, as_json: bool, **flags: Any) -> None:
+    """Run the asymm daemon in the foreground until SIGTERM or SIGINT (SIGHUP reloads the configuration)."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        loaded = config_mod.load(config_file, flags=given)
+    except config_mod.ConfigError as exc:
+        raise ConfigFailure(str(exc)) from None
+    if check_config:
+        if as_json:
+            click.echo(json.dumps({"config": config_mod.public_view(loaded.config), "sources": loaded.sources,
+                                   "file": str(loaded.file) if loaded.file else None}, indent=2, sort_keys=True))
+        else:
+            click.echo(_render(loaded))
+        return
+    logging.getLogger("asymm").setLevel(loaded.config.log_level.upper())
+    daemon = Daemon(dataclasses.replace(loaded.config), loaded=loaded, flags=given)
     daemon.install_signal_handlers()
     daemon.run()

@@ -1,58 +1,102 @@
-"""The daemon process: connections, registration, signal handling and the pulse loop.
+"""The daemon process: connections, leadership, registration, signals, HTTP and the pulse loop.
 
-State that matters lives in PostgreSQL (``asymm.daemons`` and, later, consumer positions), so a
-daemon can be killed at any point and another started in its place.
+State that matters lives in PostgreSQL (``asymm.daemons`` and each area's own tables), so a
+daemon can be killed at any point and another started in its place.  Several daemons may run
+against one database: the advisory-lock leader (see :mod:`asymm.daemon.leader`) runs the tasks;
+standbys only keep their heartbeat and try to take the lock every pulse.
+
+Connections break (PostgreSQL restarts, network drops, Redis restarts).  The loop never dies of
+it: a broken ``daemon.conn`` is replaced at the start of a later tick, with exponential backoff
+and jitter between attempts, and tasks simply use ``daemon.conn`` afresh on their next run; while
+PostgreSQL is away only tasks that do not need it run.  The Redis client reconnects by itself on
+its next command; the ``redis-ping`` task tracks whether it answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 import uuid
-from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import psycopg
 import redis
 
 from asymm import __version__
-from asymm.daemon.pulse import DEFAULT_PERIOD_S, Pulse, Tick
-from asymm.daemon.scheduler import Scheduler, Task
+from asymm.daemon import config as config_mod
+from asymm.daemon import sdnotify
+from asymm.daemon.backoff import Backoff
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.http import HttpServer
+from asymm.daemon.leader import LEADER_LOCK_KEY, LeaderElection
+from asymm.daemon.notify import WebhookNotifier
+from asymm.daemon.pulse import Pulse, Tick
+from asymm.daemon.scheduler import REGIMES, Scheduler, Task
 from asymm.daemon.tasks import TASK_FACTORIES
 from asymm.db import connect
 from asymm.errors import AsymmError
 
+__all__ = ["Daemon", "DaemonConfig", "Task"]
+
 log = logging.getLogger("asymm.daemon")
 
 
-@dataclass
-class DaemonConfig:
-    dsn: str
-    redis_url: str | None = None
-    period: float = DEFAULT_PERIOD_S
-    max_ticks: int | None = None  # stop after this many ticks (tests, the demo); None runs forever
-    heartbeat_every_s: float = 1.0
-
-
 class Daemon:
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, *, loaded: config_mod.LoadedConfig | None = None,
+                 flags: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.config_file = loaded.file if loaded else None
+        self.config_sources = loaded.sources if loaded else {}
+        self.config_flags = dict(flags or {})
         self.daemon_id = uuid.uuid4()
+        self.started_at = time.time()
         self.stop_event = threading.Event()
         self.pulse = Pulse(config.period, stop=self.stop_event)
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(config.budget_fraction, split=config.regime_split,
+                                   backoff_cap_ticks=self._ticks(config.task_backoff_max_s))
+        self.scheduler.on_error = self._task_failed
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.redis: redis.Redis | None = None
-        heartbeat_ticks = max(1, round(config.heartbeat_every_s / config.period))
-        self.scheduler.add(Task("heartbeat", self._heartbeat, every=heartbeat_ticks))
+        self.postgres_up = False
+        self.redis_up = False
+        self.reconnects = 0
+        self.reloads = 0
+        self.ready = False
+        self.last_tick_done: float | None = None
+        self._reload_requested = threading.Event()
+        self._pg_backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
+        self.leader = self._make_leader(config)
+        self.sd = sdnotify.Notifier()
+        self.notifier = WebhookNotifier(config.notify_urls, retries=config.notify_retries,
+                                        timeout_s=config.notify_timeout_s, max_queue=config.notify_queue,
+                                        daemon_id=str(self.daemon_id))
+        self.http: HttpServer | None = None
+        heartbeat_ticks = self._ticks(config.heartbeat_every_s)
+        self.heartbeat_task = Task("heartbeat", self._heartbeat, every=heartbeat_ticks, leader_only=False)
+        self.scheduler.add(self.heartbeat_task)
         if config.redis_url:
-            self.scheduler.add(Task("redis-ping", self._redis_ping, every=heartbeat_ticks))
+            self.scheduler.add(Task("redis-ping", self._redis_ping, every=heartbeat_ticks, leader_only=False,
+                                    needs_postgres=False))
+        self.scheduler.add(Task("daemon-registry-gc", self._registry_gc, every=10 * heartbeat_ticks))
         for factory in TASK_FACTORIES:
             for task in factory(self):
                 self.scheduler.add(task)
+
+    def _ticks(self, seconds: float) -> int:
+        return max(1, round(seconds / self.config.period))
+
+    def _make_leader(self, config: DaemonConfig) -> LeaderElection:
+        # The lock session must not time out between two polls, whatever the period.
+        timeout = max(config.leader_session_timeout_s, 5 * config.period) if config.leader_session_timeout_s else 0
+        return LeaderElection(config.dsn, key=LEADER_LOCK_KEY, keepalive_s=config.leader_keepalive_s,
+                              session_timeout_s=timeout,
+                              backoff=Backoff(config.reconnect_base_s, config.reconnect_max_s))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -61,29 +105,212 @@ class Daemon:
             log.info("received %s, stopping after the current tick", signal.Signals(signum).name)
             self.stop_event.set()
 
+        def request_reload(_signum: int, _frame: FrameType | None) -> None:
+            log.info("received SIGHUP, reloading the configuration before the next tick")
+            self._reload_requested.set()
+
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGHUP, request_reload)
 
     def run(self) -> None:
+        self.sd.status("connecting to PostgreSQL")
         self.conn = connect(self.config.dsn)
+        self.postgres_up = True
         self._check_extension()
         self._register()
         if self.config.redis_url:
             self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=1.0,
-                                              client_name="asymm")
-        log.info("asymm daemon %s started: period %.1f ms", self.daemon_id, self.config.period * 1000)
+                                              socket_connect_timeout=1.0, client_name="asymm")
+            try:
+                self.redis_up = bool(self.redis.ping())
+            except redis.RedisError as exc:
+                log.warning("Redis does not answer yet (%s); will keep trying", exc)
+        self.leader.poll()  # the first round trip on the lock session: leader or standby from here on
+        self._start_http()
+        if self.config.notify_urls:
+            self.notifier.start()
+        self.ready = True
+        self.sd.ready(self._status_line())
+        log.info("asymm daemon %s started as %s: period %.1f ms", self.daemon_id,
+                 "leader" if self.leader.is_leader else "standby", self.config.period * 1000)
         try:
             for tick in self.pulse.ticks():
-                self.scheduler.run_tick(tick)
+                if self._reload_requested.is_set():
+                    self._reload()
+                self._ensure_postgres()
+                leader = self.leader.poll()
+                self.scheduler.run_tick(tick, leader=leader, postgres_up=self.postgres_up)
+                self.last_tick_done = time.monotonic()
+                self.sd.watchdog(self.last_tick_done)
                 if self.config.max_ticks is not None and self.pulse.stats.ticks >= self.config.max_ticks:
                     break
         finally:
+            self.sd.stopping()
+            self.ready = False
+            self.leader.release()
             self._unregister()
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
             if self.redis is not None:
                 self.redis.close()
+            if self.http is not None:
+                self.http.stop()
+            self.notifier.stop()
+            self.sd.close()
         log.info("asymm daemon stopped after %d ticks (%d skipped, %d overruns)",
                  self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns)
+
+    def _start_http(self) -> None:
+        if not self.config.http_port:
+            return
+        try:
+            self.http = HttpServer(self, self.config.http_host, self.config.http_port)
+        except OSError as exc:
+            # Not fatal: the pulse is the daemon's job, the HTTP side only reports on it.
+            log.error("HTTP server on %s:%d not started: %s", self.config.http_host, self.config.http_port, exc)
+            return
+        self.http.start()
+        log.info("HTTP on http://%s:%d/ (metrics, healthz, readyz, api)", *self.http.address)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _ensure_postgres(self) -> None:
+        """Replace a broken ``daemon.conn`` (with backoff between attempts); never raises."""
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return
+        if self.postgres_up:
+            log.warning("lost the PostgreSQL connection; reconnecting with backoff")
+            self.postgres_up = False
+        if not self._pg_backoff.ready():
+            return
+        try:
+            conn = connect(self.config.dsn, connect_timeout=3)
+        except AsymmError as exc:
+            delay = self._pg_backoff.failure()
+            log.warning("%s; retrying in %.2f s", exc, delay)
+            return
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+        self.conn = conn
+        self.postgres_up = True
+        self.reconnects += 1
+        self._pg_backoff.success()
+        self.scheduler.reset_backoff()
+        log.info("reconnected to PostgreSQL")
+
+    def _task_failed(self, task: Task, exc: Exception) -> None:
+        if isinstance(exc, psycopg.OperationalError) or (self.conn is not None and self.conn.broken):
+            self.postgres_up = not (self.conn is None or self.conn.closed or self.conn.broken)
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            self.redis_up = False
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        self._reload_requested.clear()
+        self.sd.reloading()
+        try:
+            loaded = config_mod.load(self.config_file, flags=self.config_flags)
+        except AsymmError as exc:
+            log.error("configuration reload failed, keeping the current one: %s", exc)
+            self.sd.ready(self._status_line())
+            return
+        new = loaded.config
+        for name in config_mod.RESTART_ONLY:
+            if getattr(new, name) != getattr(self.config, name):
+                log.warning("%s changed in the configuration; it takes effect at the next restart", name)
+                setattr(new, name, getattr(self.config, name))
+        if new.period != self.config.period:
+            self.pulse.change_period(new.period)
+        self.scheduler.set_split(new.regime_split)
+        self.scheduler.budget_fraction = new.budget_fraction
+        self.notifier.urls = list(new.notify_urls)
+        self.notifier.retries = new.notify_retries
+        self.notifier.timeout_s = new.notify_timeout_s
+        if new.notify_urls:
+            self.notifier.start()
+        logging.getLogger("asymm").setLevel(new.log_level.upper())
+        self.config = new
+        self.config_sources = loaded.sources
+        self.heartbeat_task.every = self._ticks(new.heartbeat_every_s)
+        self.scheduler.backoff_cap_ticks = self._ticks(new.task_backoff_max_s)
+        self.reloads += 1
+        log.info("configuration reloaded (period %.1f ms, split %s)", new.period * 1000,
+                 "/".join(f"{new.regime_split[r] * 100:g}" for r in REGIMES))
+        self.sd.ready(self._status_line())
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def liveness(self) -> tuple[bool, str]:
+        if self.last_tick_done is None:
+            return True, "starting"
+        age = time.monotonic() - self.last_tick_done
+        limit = 3 * self.pulse.period + 5.0
+        if age > limit:
+            return False, f"no tick completed for {age:.1f} s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        problems = []
+        if not self.ready:
+            problems.append("not started")
+        if not self.postgres_up:
+            problems.append("PostgreSQL connection down")
+        if not self.leader.connected:
+            problems.append("lock session down")
+        if self.config.redis_url and not self.redis_up:
+            problems.append("Redis does not answer")
+        if problems:
+            return False, "; ".join(problems)
+        return True, "leader" if self.leader.is_leader else "standby"
+
+    def _status_line(self) -> str:
+        role = "leader" if self.leader.is_leader else "standby"
+        return f"{role}, {self.pulse.stats.ticks} ticks, PostgreSQL {'up' if self.postgres_up else 'down'}"
+
+    def status(self) -> dict[str, Any]:
+        """What ``/api/status`` returns."""
+        stats = self.pulse.stats
+        ready, reason = self.readiness()
+        return {
+            "daemon_id": str(self.daemon_id),
+            "version": __version__,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "leader": self.leader.is_leader,
+            "leader_transitions": self.leader.transitions,
+            "leader_since": self.leader.leader_since_unix,
+            "ready": ready,
+            "readiness": reason,
+            "connections": {"postgres": self.postgres_up, "lock_session": self.leader.connected,
+                            "redis": self.redis_up if self.config.redis_url else None},
+            "reconnects": self.reconnects,
+            "reloads": self.reloads,
+            "pulse": {
+                "period_s": self.pulse.period, "ticks": stats.ticks, "skipped": stats.skipped,
+                "overruns": self.scheduler.overruns, "deferred": self.scheduler.deferred,
+                "lateness_p50_s": stats.lateness_quantile(0.5), "lateness_p99_s": stats.lateness_quantile(0.99),
+                "lateness_max_s": stats.lateness_max,
+            },
+            "regimes": {
+                "target": dict(self.scheduler.split),
+                "measured": self.scheduler.measured_split(),
+                "seconds": dict(self.scheduler.regime_seconds),
+                "balance_score": self.scheduler.balance_score(),
+            },
+            "tasks": [
+                {"name": t.name, "regime": t.regime, "every": t.every, "runs": t.runs, "seconds": t.seconds,
+                 "failures_total": t.failures_total, "consecutive_failures": t.failures,
+                 "last_error": t.last_error, "leader_only": t.leader_only}
+                for t in self.scheduler.tasks
+            ],
+            "notifications": {"sent": self.notifier.stats.sent, "failed": self.notifier.stats.failed,
+                              "dropped": self.notifier.stats.dropped, "pending": self.notifier.pending()},
+            "config": config_mod.public_view(self.config),
+        }
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -97,7 +324,23 @@ class Daemon:
 
     def _redis_ping(self, _tick: Tick) -> None:
         assert self.redis is not None
-        self.redis.ping()
+        try:
+            self.redis.ping()
+        except redis.RedisError:
+            if self.redis_up:
+                log.warning("Redis stopped answering")
+            self.redis_up = False
+            raise
+        if not self.redis_up:
+            log.info("Redis answers")
+        self.redis_up = True
+
+    def _registry_gc(self, _tick: Tick) -> None:
+        """Leader only: daemons that died without a goodbye (SIGKILL, host loss) are marked stopped."""
+        assert self.conn is not None
+        self.conn.execute(
+            "UPDATE asymm.daemons SET stopped_at = last_seen WHERE stopped_at IS NULL"
+            " AND last_seen < now() - asymm.setting('daemon.stale_after')::interval")
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -114,8 +357,10 @@ class Daemon:
         )
 
     def _unregister(self) -> None:
-        assert self.conn is not None
+        if self.conn is None:
+            return
         try:
+            self._ensure_postgres()
             self.conn.execute(
                 "UPDATE asymm.daemons SET stopped_at = now(), last_seen = now(), ticks = %s,"
                 " skipped_ticks = %s, overruns = %s WHERE daemon_id = %s",

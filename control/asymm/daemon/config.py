@@ -1,0 +1,252 @@
+"""Daemon configuration: defaults, then a TOML file, then ``ASYMM_*`` variables, then flags.
+
+Why this order: packages ship defaults, operators write the file, deployment tools (systemd
+``Environment=``, containers) override single values through the environment, and a person at a
+terminal overrides anything with a flag.  Every value remembers where it came from so that
+``asymm daemon --check-config`` can show the effective configuration and its sources.
+
+The file is flat TOML with optional sections; a key ``k`` in section ``[s]`` names the field
+``s_k`` (``[daemon]`` and the top level name fields directly)::
+
+    dsn = "host=/run/postgresql dbname=shop"
+    redis_url = "redis://127.0.0.1:6379/0"
+    period = 0.2037
+    [regime]            # shares of each tick's budget (fractions or percentages)
+    exploration = 30
+    optimization = 20
+    stabilization = 50
+    [http]
+    host = "127.0.0.1"
+    port = 9849         # 0 disables the HTTP server
+    [notify]
+    urls = ["https://hooks.example/asymm"]
+
+The environment uses the field name: ``ASYMM_PERIOD``, ``ASYMM_HTTP_PORT``,
+``ASYMM_NOTIFY_URLS`` (comma-separated), ...; ``ASYMM_CONFIG`` names the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import conninfo
+
+from asymm.daemon.pulse import DEFAULT_PERIOD_S
+from asymm.errors import AsymmError
+
+DEFAULT_HTTP_PORT = 9849
+REGIME_FIELDS = ("regime_exploration", "regime_optimization", "regime_stabilization")
+SECTIONS = ("regime", "http", "leader", "notify", "reconnect", "task")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(AsymmError):
+    """A configuration value is missing, malformed or out of range (a usage error: exit code 2)."""
+
+
+@dataclass
+class DaemonConfig:
+    """Everything the daemon reads at start (and, for the reloadable part, on SIGHUP)."""
+
+    dsn: str = ""
+    redis_url: str | None = None
+    period: float = DEFAULT_PERIOD_S
+    max_ticks: int | None = None  # stop after this many ticks (tests, the demo); None runs forever
+    heartbeat_every_s: float = 1.0
+    budget_fraction: float = 0.8  # share of each period the tasks may use
+    regime_exploration: float = 0.30
+    regime_optimization: float = 0.20
+    regime_stabilization: float = 0.50
+    http_host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT  # 0 disables the HTTP server
+    leader_session_timeout_s: float = 5.0  # idle_session_timeout of the lock session; 0 disables
+    leader_keepalive_s: int = 2  # TCP keepalive idle/interval on the lock session (both ends)
+    reconnect_base_s: float = 0.2
+    reconnect_max_s: float = 10.0
+    task_backoff_max_s: float = 30.0
+    notify_urls: list[str] = field(default_factory=list)
+    notify_retries: int = 5
+    notify_timeout_s: float = 5.0
+    notify_queue: int = 1000
+    log_level: str = "info"
+
+    @property
+    def regime_split(self) -> dict[str, float]:
+        return {
+            "exploration": self.regime_exploration,
+            "optimization": self.regime_optimization,
+            "stabilization": self.regime_stabilization,
+        }
+
+
+# Changing these needs a restart (they are bound at start); everything else is applied on SIGHUP.
+RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "max_ticks")
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(DaemonConfig)}
+
+
+@dataclass
+class LoadedConfig:
+    config: DaemonConfig
+    sources: dict[str, str]  # field -> "default" | "file:PATH" | "env:NAME" | "flag"
+    file: Path | None
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    """Turn a TOML/env/flag value into the field's type, or say clearly what is wrong."""
+    kind = FIELDS[name].type
+    try:
+        if kind in ("float",):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind in ("int", "int | None"):
+            if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+                if kind == "int | None":
+                    return None
+                raise ValueError
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "str | None":
+            return None if value in (None, "") else str(value)
+        if kind == "str":
+            if not isinstance(value, str | int | float):
+                raise ValueError
+            return str(value)
+        if kind == "list[str]":
+            if isinstance(value, str):
+                return [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value)
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} ({origin}): {value!r} is not a valid {kind}") from None
+    raise AssertionError(f"no coercion for {kind}")
+
+
+def _flatten(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key == "daemon":
+                prefix = ""
+            elif key in SECTIONS:
+                prefix = key + "_"
+            else:
+                raise ConfigError(f"{path}: unknown section [{key}]; known: daemon, {', '.join(SECTIONS)}")
+            for sub, subvalue in value.items():
+                flat[prefix + sub] = subvalue
+        else:
+            flat[key] = value
+    for key in flat:
+        if key not in FIELDS:
+            raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(sorted(FIELDS))}")
+    return flat
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return _flatten(data, path)
+
+
+def load(
+    file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """The effective configuration; ``flags`` holds only the flags actually given (not None)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, spec in FIELDS.items():
+        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        values[name] = default
+        sources[name] = "default"
+    path_text = file if file is not None else env.get("ASYMM_CONFIG") or None
+    path = Path(path_text) if path_text else None
+    if path is not None:
+        for name, value in read_file(path).items():
+            values[name] = _coerce(name, value, f"file {path}")
+            sources[name] = f"file:{path}"
+    for name in FIELDS:
+        var = "ASYMM_" + name.upper()
+        if var in env:
+            values[name] = _coerce(name, env[var], f"environment {var}")
+            sources[name] = f"env:{var}"
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name not in FIELDS:
+            raise ConfigError(f"unknown flag setting {name!r}")
+        values[name] = _coerce(name, value, "flag")
+        sources[name] = "flag"
+    config = DaemonConfig(**values)
+    validate(config)
+    return LoadedConfig(config=config, sources=sources, file=path)
+
+
+def validate(config: DaemonConfig) -> None:
+    """Range checks, and the regime split normalised to fractions (percentages are accepted)."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(0.001 <= config.period <= 3600, f"period must be between 0.001 and 3600 seconds, not {config.period}")
+    need(config.max_ticks is None or config.max_ticks >= 1, "max_ticks must be at least 1")
+    need(config.heartbeat_every_s > 0, "heartbeat_every_s must be positive")
+    need(0 < config.budget_fraction <= 1, "budget_fraction must be in (0, 1]")
+    need(0 <= config.http_port <= 65535, "http_port must be between 0 (disabled) and 65535")
+    need(config.leader_session_timeout_s >= 0, "leader_session_timeout_s must be >= 0 (0 disables it)")
+    need(1 <= config.leader_keepalive_s <= 3600, "leader_keepalive_s must be between 1 and 3600")
+    need(0 < config.reconnect_base_s <= config.reconnect_max_s, "need 0 < reconnect_base_s <= reconnect_max_s")
+    need(config.task_backoff_max_s > 0, "task_backoff_max_s must be positive")
+    need(config.notify_retries >= 0 and config.notify_timeout_s > 0 and config.notify_queue >= 1,
+         "notify_retries >= 0, notify_timeout_s > 0 and notify_queue >= 1 are required")
+    need(config.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    for url in config.notify_urls:
+        need(url.startswith(("http://", "https://")), f"notify URL {url!r} must start with http:// or https://")
+    shares = [getattr(config, name) for name in REGIME_FIELDS]
+    need(all(s >= 0 for s in shares), "regime shares must not be negative")
+    total = sum(shares)
+    if abs(total - 100) < 1e-6:
+        for name in REGIME_FIELDS:
+            setattr(config, name, getattr(config, name) / 100)
+    else:
+        need(abs(total - 1) < 1e-6,
+             f"regime shares must add up to 1 (or 100 %), not {total:g}: exploration, optimization, stabilization")
+
+
+def masked_dsn(dsn: str) -> str:
+    """The DSN with any password replaced, for logs, --check-config and the API."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except Exception:
+        return "<unparseable>"
+    if "password" in params:
+        params["password"] = "********"
+    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+
+
+def public_view(config: DaemonConfig) -> dict[str, Any]:
+    """The configuration as JSON-able values with secrets masked."""
+    data = dataclasses.asdict(config)
+    data["dsn"] = masked_dsn(config.dsn)
+    if config.redis_url and "@" in config.redis_url:
+        scheme, _, rest = config.redis_url.partition("://")
+        data["redis_url"] = f"{scheme}://********@{rest.rpartition('@')[2]}"
+    return data

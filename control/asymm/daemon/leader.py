@@ -1,0 +1,171 @@
+"""Leader election: a PostgreSQL advisory lock held by a dedicated session.
+
+Why an advisory lock: the database is the one thing every daemon of a deployment already shares,
+and a session-level advisory lock is released by the server the moment the session ends, so no
+lease table or clock agreement is needed.  The lock is per database (advisory locks are scoped
+to the current database), with the fixed key :data:`LEADER_LOCK_KEY`::
+
+    0x6173796D6D4C4452  = 7022089754892846162  (the ASCII bytes "asymmLDR")
+
+so a DBA can see the leader with::
+
+    SELECT a.pid, a.client_addr, a.client_port, a.backend_start
+      FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+     WHERE l.locktype = 'advisory' AND l.granted
+       AND ((l.classid::bigint << 32) | l.objid::bigint) = 7022089754892846162;
+
+Every pulse, a standby calls ``pg_try_advisory_lock`` (never blocking) and the leader runs a
+trivial round trip on the lock session to learn at once if it lost it (fencing: a leader whose
+lock session broke stops acting on the very next tick).
+
+How fast a standby takes over depends on how the leader died:
+
+* the leader *process* dies (SIGKILL, crash, OOM) on a live host: the kernel closes its socket,
+  the backend reads EOF and exits, and the lock is free within milliseconds.  The next standby
+  poll wins: takeover within one pulse plus the poll phase offset, i.e. at most two pulses (the
+  failover test and ``bench/daemon.py`` measure it);
+* the leader's *host or network* goes away: nothing closes the socket.  The lock session sets
+  server-side TCP keepalives (``tcp_keepalives_idle/interval = leader_keepalive_s``, count 2) and
+  ``tcp_user_timeout``, so the server drops the session after about ``3 × leader_keepalive_s``
+  (6 s by default, about 30 pulses) — slower than two pulses, by design of TCP;
+* the leader process *hangs* (SIGSTOP, a stuck task): ``idle_session_timeout =
+  leader_session_timeout_s`` (5 s by default) ends its idle lock session, so a standby takes over
+  after about that long.
+
+Terminating the holder's backend from a standby (``pg_terminate_backend``) is deliberately not
+done: a standby cannot know that the holder's client is really dead, and killing a live leader
+would give two actors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import psycopg
+from psycopg import conninfo
+
+from asymm.daemon.backoff import Backoff
+from asymm.db import connect
+from asymm.errors import AsymmError
+
+log = logging.getLogger("asymm.daemon.leader")
+
+LEADER_LOCK_KEY = int.from_bytes(b"asymmLDR", "big")  # 7022089754892846162
+
+
+def lock_session_dsn(dsn: str, keepalive_s: int) -> str:
+    """The DSN with client-side keepalives, so the daemon too notices a dead server quickly."""
+    return conninfo.make_conninfo(
+        dsn, keepalives="1", keepalives_idle=str(keepalive_s), keepalives_interval=str(keepalive_s),
+        keepalives_count="2", tcp_user_timeout=str(3 * keepalive_s * 1000), connect_timeout="5",
+    )
+
+
+class LeaderElection:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        key: int = LEADER_LOCK_KEY,
+        keepalive_s: int = 2,
+        session_timeout_s: float = 5.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.dsn = dsn
+        self.key = key
+        self.keepalive_s = keepalive_s
+        self.session_timeout_s = session_timeout_s
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self.is_leader = False
+        self.transitions = 0  # times this daemon became leader
+        self.reconnects = 0
+        self.leader_since: float | None = None  # monotonic
+        self.leader_since_unix: float | None = None  # wall clock, for the API and the failover bench
+        self.on_change: Callable[[bool], None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None and not self.conn.closed and not self.conn.broken
+
+    def poll(self) -> bool:
+        """Once per pulse: keep (leader) or try to take (standby) the lock.  Never raises."""
+        if not self.connected:
+            self._set_leader(False)
+            if not self.backoff.ready():
+                return False
+            try:
+                self._open()
+            except (AsymmError, psycopg.Error) as exc:
+                delay = self.backoff.failure()
+                log.warning("lock session: cannot connect (%s); retrying in %.2f s", exc, delay)
+                return False
+        assert self.conn is not None
+        try:
+            if self.is_leader:
+                self.conn.execute("SELECT 1")
+            else:
+                row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                if row is not None and row[0]:
+                    self._set_leader(True)
+        except psycopg.Error as exc:
+            log.warning("lock session lost (%s)%s", type(exc).__name__,
+                        "; stepping down" if self.is_leader else "")
+            self._drop()
+            self.backoff.failure()
+        return self.is_leader
+
+    def release(self) -> None:
+        """Clean stop: unlock and close, so a standby takes over on its next poll."""
+        if self.connected and self.is_leader:
+            assert self.conn is not None
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        self._set_leader(False)
+        self._drop()
+
+    def _open(self) -> None:
+        conn = connect(lock_session_dsn(self.dsn, self.keepalive_s), connect_timeout=5)
+        try:
+            k = str(self.keepalive_s)
+            conn.execute(
+                "SELECT set_config('tcp_keepalives_idle', %s, false), set_config('tcp_keepalives_interval', %s, false),"
+                " set_config('tcp_keepalives_count', '2', false), set_config('tcp_user_timeout', %s, false),"
+                " set_config('statement_timeout', '2s', false),"
+                " set_config('idle_session_timeout', %s, false)",
+                (k, k, str(3 * self.keepalive_s * 1000), str(int(self.session_timeout_s * 1000))),
+            )
+        except psycopg.Error:
+            conn.close()
+            raise
+        self.conn = conn
+        self.reconnects += 1
+        self.backoff.success()
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+        self.conn = None
+        self._set_leader(False)
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader == self.is_leader:
+            return
+        self.is_leader = leader
+        if leader:
+            self.transitions += 1
+            self.leader_since = self.clock()
+            self.leader_since_unix = time.time()
+            log.info("became the leader (advisory lock %d)", self.key)
+        else:
+            self.leader_since = None
+            self.leader_since_unix = None
+            log.warning("no longer the leader")
+        if self.on_change is not None:
+            self.on_change(leader)
