@@ -217,7 +217,8 @@ def test_survives_a_postgres_restart(db: str, sandbox: Sandbox, start_daemon) ->
     try:
         sandbox.stop_postgres()
         assert wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=30)
-        assert daemon.status()["leader"] is False  # fenced: no lock session, no acting
+        # fenced: no lock session, no acting (noticed on the leader's next lock check)
+        assert wait_for(lambda: daemon.status()["leader"] is False, timeout=10)
     finally:
         sandbox.start_postgres()
     assert wait_for(lambda: daemon.get("/readyz") == (200, "leader\n"), timeout=40)
