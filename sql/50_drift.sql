@@ -725,8 +725,10 @@ for o in B:
         elif kind == "index":
             if prop == "valid" and old and not new:
                 k, hazards = "invalid", ["index invalid"]
-                plan = [stmt(61, f"REINDEX INDEX CONCURRENTLY {qi(o['schema'])}.{qi(o['name'])}",
-                             transactional=False, online=True)]
+                # Drop and rebuild rather than REINDEX: pg_dump leaves invalid indexes out, and an
+                # invalid index left by a failed CREATE INDEX CONCURRENTLY is best rebuilt anew.
+                plan = [stmt(14, f"DROP INDEX CONCURRENTLY IF EXISTS {qi(o['schema'])}.{qi(c['name'])}",
+                             transactional=False, online=True)] + create_index(o)
             elif prop == "valid":
                 severity = "cosmetic"
             elif prop in ("def", "unique"):
@@ -746,10 +748,8 @@ for o in B:
             plan = acl_plan(o, old, new)
             hazards = ["privilege change"]
         elif kind == "view":
-            if prop == "def" and bp.get("relkind") == "v":
-                plan = [stmt(70, f"CREATE OR REPLACE VIEW {o['qname']} AS {old.rstrip(';')}")]
-            else:
-                plan = [stmt(11, f"DROP {kw(c)} {o['qname']}")] + create_relation(o)
+            # CREATE OR REPLACE VIEW cannot drop or retype columns: drop and re-create instead.
+            plan = [stmt(11, f"DROP {kw(c)} {o['qname']}", hazards=("breaks dependents",))] + create_relation(o)
         elif kind == "function":
             if prop in ("result", "prokind"):
                 plan = [stmt(15, f"DROP {kw(c)} {o['qname']}")] + create_relation(o)

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
+from asymm.drift import daemon_tasks as drift_tasks
 
 if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
 
 TaskFactory = Callable[["Daemon"], list[Task]]
 
-TASK_FACTORIES: list[TaskFactory] = []
+TASK_FACTORIES: list[TaskFactory] = [
+    drift_tasks,
+]
