@@ -376,6 +376,30 @@ for k, o in bmap.items():
         pair[k] = c
         rpair[key(c)] = o
 
+# Definitions print qualified names: once a schema or relation is renamed, every view, trigger,
+# default or partition that mentions it prints differently.  Translate current names back to the
+# baseline names before comparing, so one rename is reported once.
+renames = []
+for k, o in bmap.items():
+    c = pair.get(k)
+    if c is None or o["kind"] not in ("schema", "table", "view", "sequence", "function"):
+        continue
+    if o["kind"] == "schema" and o["name"] != c["name"]:
+        renames.append((c["qname"] + ".", o["qname"] + "."))
+    elif o["kind"] in ("table", "view", "sequence") and o["qname"] != c["qname"]:
+        renames.append((c["qname"], o["qname"]))
+renames.sort(key=lambda r: -len(r[0]))
+TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source")
+
+
+def translate(value):
+    if not isinstance(value, str):
+        return value
+    for cur_text, base_text in renames:
+        value = value.replace(cur_text, base_text)
+    return value
+
+
 base_by_key = {o["key"]: o for o in B}
 cur_by_key = {o["key"]: o for o in C}
 REL_CHILD = {"column", "constraint", "index", "trigger"}
@@ -441,7 +465,9 @@ def add(kind, obj_b, obj_c, prop, old, new, severity, hazards, plan, detail=""):
                                    | {x["identity"].split(" on ", 1)[-1] for x in (obj_b, obj_c)
                                       if x and x["kind"] in ("constraint", "trigger")}
                                    | {x["identity"].rsplit(".", 1)[0] for x in (obj_b, obj_c)
-                                      if x and x["kind"] == "column"}),
+                                      if x and x["kind"] == "column"}
+                                   | {x["props"]["partition_of"] for x in (obj_b, obj_c)
+                                      if x and x["props"].get("partition_of")}),
     })
 
 
@@ -673,7 +699,7 @@ for o in B:
         if prop.startswith("_"):
             continue
         old, new = bp.get(prop), cp.get(prop)
-        if old == new:
+        if old == new or (prop in TRANSLATED and old == translate(new)):
             continue
         plan, severity, hazards, k = [], "functional", [], "changed"
         if kind == "column":
