@@ -544,7 +544,30 @@ def children(base_parent_key, kind):
     return [o for o in B if o.get("parent") == base_parent_key and o["kind"] == kind]
 
 
+ACL_KIND = {"table": "r", "view": "r", "sequence": "s", "function": "f", "schema": "n"}
+
+
+def ownership_after_create(o):
+    """A re-created object starts with the creator as owner and default privileges: put back
+    the baseline owner and grants."""
+    p = o["props"]
+    if "owner" not in p:
+        return []
+    out = []
+    me = plpy.execute("SELECT current_user AS u")[0]["u"]
+    if p["owner"] != me:
+        out.append(stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(p['owner'])}"))
+    default = json.loads(plpy.execute(
+        "SELECT asymm._drift_acl(acldefault(%s, %s::regrole))::text AS a"
+        % (ql(ACL_KIND[o["kind"]]), ql(p["owner"])))[0]["a"])
+    return out + acl_plan(o, p.get("acl") or [], default)
+
+
 def create_relation(o):
+    return create_relation_only(o) + ownership_after_create(o)
+
+
+def create_relation_only(o):
     p = o["props"]
     if o["kind"] == "table":
         if p.get("partition_of"):

@@ -48,6 +48,7 @@ class Scenario:
     severity: str | None = None
     hazard: str | None = None
     second_schema: bool = False
+    setup: str = ""           # extra setup for this scenario only
 
 
 SCENARIOS = [
@@ -114,6 +115,12 @@ SCENARIOS = [
     Scenario("grant", f"GRANT SELECT ON {{s}}.t TO {ROLE}", "changed", "table", "acl", "GRANT",
              f"REVOKE SELECT ON TABLE {{s}}.t FROM {ROLE}", hazard="privilege change",  # noqa: S608
              detection="reconciliation"),  # GRANT is logged, but event triggers give it no object identity
+    Scenario("drop_table_with_grants", "DROP TABLE {s}.child", "removed", "table", None, "DROP TABLE",
+             f"GRANT SELECT ON TABLE {{s}}.child TO {ROLE}",
+             setup=f"GRANT SELECT, UPDATE ON {{s}}.child TO {ROLE}; REVOKE ALL ON FUNCTION {{s}}.f(int) FROM PUBLIC;"),
+    Scenario("drop_function_revoked", "DROP FUNCTION {s}.f(int)", "removed", "function", None, "DROP FUNCTION",
+             "REVOKE EXECUTE ON FUNCTION {s}.f(x integer) FROM PUBLIC",
+             setup="REVOKE ALL ON FUNCTION {s}.f(int) FROM PUBLIC;"),
     Scenario("owner", f"ALTER TABLE {{s}}.child OWNER TO {ROLE}", "changed", "table", "owner", "ALTER TABLE",
              "OWNER TO postgres"),
     # event-trigger robustness
@@ -161,7 +168,7 @@ def test_drift_scenario(drift_db: str, sc: Scenario) -> None:
         for schema in schemas:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(sql.Identifier(s), sql.Identifier(ROLE)))
-        conn.execute(SETUP.format(s=s).encode())
+        conn.execute((SETUP + sc.setup).format(s=s).encode())
         try:
             drift.capture_baseline(conn, sc.id, schemas)
             assert drift.drift_items(conn, sc.id) == [], "a fresh baseline has no drift"
