@@ -10,6 +10,7 @@ from asymm import __version__
 from asymm.cli.common import AsymmGroup
 from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
+from asymm.cli.drift_cmd import baseline_command, drift_command
 from asymm.cli.sandbox_cmd import sandbox_group
 from asymm.cli.status_cmd import status_command
 from asymm.cli.telemetry_cmd import duplicates_command, health_command, top_command
@@ -31,3 +32,5 @@ main.add_command(demo_command)
 main.add_command(top_command)
 main.add_command(health_command)
 main.add_command(duplicates_command)
+main.add_command(baseline_command)
+main.add_command(drift_command)

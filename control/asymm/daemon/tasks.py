@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
+from asymm.drift import daemon_tasks as drift_tasks
 from asymm.telemetry import daemon_tasks as telemetry_tasks
 
 if TYPE_CHECKING:
@@ -18,5 +19,7 @@ if TYPE_CHECKING:
 
 TaskFactory = Callable[["Daemon"], list[Task]]
 
-TASK_FACTORIES: list[TaskFactory] = []
-TASK_FACTORIES.append(telemetry_tasks)
+TASK_FACTORIES: list[TaskFactory] = [
+    telemetry_tasks,
+    drift_tasks,
+]
