@@ -35,7 +35,7 @@ CREATE TABLE asymm.annotation_entries (
     source        text NOT NULL DEFAULT 'user',
     confidence    double precision NOT NULL DEFAULT 1,
     evidence      integer NOT NULL DEFAULT 1,
-    derived_from  uuid REFERENCES asymm.annotation_entries (id) ON DELETE CASCADE,
+    derived_from  uuid,  -- the annotation a propagated one was copied from (no FK: pg_dump warns on self-references)
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT annotation_entries_target_key
@@ -43,6 +43,22 @@ CREATE TABLE asymm.annotation_entries (
 );
 COMMENT ON TABLE asymm.annotation_entries IS 'Every annotation (user, propagated, inferred), keyed by the portable address of its target; kept by pg_dump';
 SELECT pg_catalog.pg_extension_config_dump('asymm.annotation_entries', '');
+
+-- A propagated annotation goes with the annotation it was copied from.
+CREATE FUNCTION asymm._annotation_forget_copies() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM asymm.annotation_entries WHERE derived_from = OLD.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION asymm._annotation_forget_copies() IS 'Trigger: deleting an annotation deletes the annotations propagated from it; internal';
+
+CREATE TRIGGER annotation_entries_forget_copies
+AFTER DELETE ON asymm.annotation_entries
+FOR EACH ROW EXECUTE FUNCTION asymm._annotation_forget_copies();
 
 CREATE TABLE asymm.annotation_target_cache (
     entry_id  uuid PRIMARY KEY REFERENCES asymm.annotation_entries (id) ON DELETE CASCADE,

@@ -299,7 +299,7 @@ DECLARE
     q record;
     conf double precision := asymm.setting('annotations.inferred_confidence')::double precision;
     shape jsonb;
-    id uuid;
+    new_id uuid;
     word text;
 BEGIN
     FOR t IN
@@ -319,13 +319,13 @@ BEGIN
                               AND e.target_args = a.object_args AND e.source <> 'inferred')
          ORDER BY c.oid
     LOOP
-        id := asymm._annotate_object('pg_class'::regclass, t.oid, 0, 'dataEntity', 'local',
+        new_id := asymm._annotate_object('pg_class'::regclass, t.oid, 0, 'dataEntity', 'local',
                   CASE WHEN coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0) = 0 THEN 'Stabilization'
                        WHEN t.n_tup_upd + t.n_tup_del > t.n_tup_ins THEN 'Optimization'
                        ELSE 'Balance' END,
                   CASE WHEN t.keyed THEN 'O(log n)' ELSE 'O(n)' END,
                   coalesce(asymm._observed_lineage(t.oid), '{}'), 'inferred', conf);
-        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = infer.id;
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
     END LOOP;
     FOR q IN
         SELECT x.fp, min(x.query) AS query, sum(x.calls) AS calls
@@ -347,11 +347,11 @@ BEGIN
         word := CASE split_part(asymm.normalize_query(q.query), ' ', 1)
                     WHEN 'insert' THEN 'create' WHEN 'update' THEN 'update' WHEN 'delete' THEN 'delete'
                     ELSE 'query' END;
-        id := asymm.annotate_query(q.query, 'dataQuery', 'local',
+        new_id := asymm.annotate_query(q.query, 'dataQuery', 'local',
                   CASE WHEN shape ->> 'cost' IN ('O(1)', 'O(log n)') THEN 'Stabilization'
                        WHEN shape ->> 'cost' = 'O(n)' THEN 'Balance' ELSE 'Optimization' END,
                   shape ->> 'cost', ARRAY[word], 'inferred', conf);
-        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = infer.id;
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
     END LOOP;
 END
 $$;
