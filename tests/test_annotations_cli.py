@@ -23,10 +23,10 @@ def test_cli_annotate_list_and_coherence(db: str, conn: psycopg.Connection[Any])
                "--cost", "O(log n)", "--lineage", "create,query", "--dsn", db, "--json")
     assert out.exit_code == 0, out.output
     row = json.loads(out.output)
-    assert (row["target"], row["lineage"], row["source"]) == ("items", ["create", "query"], "user")
+    assert (row["target"], row["lineage"], row["source"]) == ("public.items", ["create", "query"], "user")
     out = _run("annotate", "items", "--column", "label", "--symbol", "itemLabel", "--scope", "local",
                "--regime", "Stabilization", "--cost", "O(1)", "--dsn", db)
-    assert out.exit_code == 0 and "items.label" in out.output
+    assert out.exit_code == 0 and "public.items.label" in out.output
     out = _run("annotate", "--query", "SELECT label FROM items WHERE id = 3", "--symbol", "byId", "--scope", "local",
                "--regime", "Balance", "--cost", "O(log n)", "--lineage", "query", "--dsn", db)
     assert out.exit_code == 0, out.output
@@ -37,7 +37,7 @@ def test_cli_annotate_list_and_coherence(db: str, conn: psycopg.Connection[Any])
                "Balance", "--cost", "O(1)", "--dsn", db)
     assert two.exit_code == 1 and "exactly one" in two.output
     listed = json.loads(_run("annotations", "--dsn", db, "--json").output)
-    assert {"items", "items.label"} <= {r["target"] for r in listed}
+    assert {"public.items", "public.items.label"} <= {r["target"] for r in listed}
     assert len(listed) == 3 and all(r["resolved"] for r in listed)
     human = _run("annotations", "--dsn", db)
     assert human.exit_code == 0 and "itemLabel" in human.output
@@ -62,17 +62,17 @@ def test_infer_annotates_unannotated_tables_and_frequent_queries(db: str, conn: 
         work.execute("SELECT pg_stat_force_next_flush()")
     conn.execute("SELECT pg_stat_force_next_flush()")
     inferred = {r[0]: r for r in conn.execute("SELECT target, target_type, cost, lineage FROM asymm.infer()")}
-    assert "mine" not in inferred, "a user annotation is never overwritten"
-    assert inferred["events"][2:] == ("O(log n)", ["create", "query", "update", "delete"])
-    queries = {r[2:] for r in inferred.values() if r[1] == "query"}
-    assert ("O(log n)", ["query"]) in queries and ("O(log n)", ["update"]) in queries
-    assert conn.execute("SELECT source, symbol FROM asymm.annotations WHERE target = 'mine'").fetchone() == (
+    assert "public.mine" not in inferred, "a user annotation is never overwritten"
+    assert inferred["public.events"][2:] == ("O(log n)", ["create", "query", "update", "delete"])
+    queries = {(r[2], tuple(r[3])) for r in inferred.values() if r[1] == "query"}
+    assert ("O(log n)", ("query",)) in queries and ("O(log n)", ("update",)) in queries
+    assert conn.execute("SELECT source, symbol FROM asymm.annotations WHERE target = 'public.mine'").fetchone() == (
         "user", "myEntity")
     # a second run adds evidence and strengthens confidence instead of duplicating
     conn.execute("SELECT * FROM asymm.infer()")
     row = conn.execute("SELECT evidence, round(confidence::numeric, 2) FROM asymm.annotations"
-                       " WHERE target = 'events'").fetchone()
+                       " WHERE target = 'public.events'").fetchone()
     assert row is not None and row[0] == 2 and float(row[1]) == 0.51
     verdicts = {r[0]: r[1] for r in conn.execute(
         "SELECT target, verdict FROM asymm.coherence_verdicts() WHERE source = 'inferred'")}
-    assert verdicts["events"] == "coherent"
+    assert verdicts["public.events"] == "coherent"

@@ -48,8 +48,8 @@ def test_renames_moves_and_drops_are_followed(conn: Conn) -> None:
     conn.execute("ALTER INDEX orders_total_idx RENAME TO orders_by_total")
     conn.execute("ALTER FUNCTION order_total(int) RENAME TO total_of")
     rows = {(r[0], r[2]) for r in conn.execute(VIEW).fetchall() if r[4] == "user"}
-    assert rows >= {("people.clients", True), ("people.clients.mail", True), ("orders_by_total", True),
-                    ("total_of(integer)", True)}
+    assert rows >= {("people.clients", True), ("people.clients.mail", True), ("public.orders_by_total", True),
+                    ("public.total_of(integer)", True)}
     stored = {tuple(r[0]) for r in conn.execute("SELECT target_names FROM asymm.annotation_entries")}
     assert ("people", "clients", "mail") in stored, "the stored (dumped) address must follow the rename"
     conn.execute("ALTER TABLE people.clients DROP COLUMN mail")
@@ -72,7 +72,7 @@ def test_ddl_by_an_ordinary_owner_is_never_blocked(db: str, conn: Conn) -> None:
         conn.execute("SELECT asymm.annotate('mine', 'dataEntity', 'local', 'Balance', 'O(n)', '{}')")
         with psycopg.connect(db + f" user={role}", autocommit=True) as owner:
             owner.execute("ALTER TABLE mine RENAME TO ours")
-            assert conn.execute("SELECT target FROM asymm.annotations").fetchone() == ("ours",)
+            assert conn.execute("SELECT target FROM asymm.annotations").fetchone() == ("public.ours",)
             owner.execute("DROP TABLE ours")
         assert conn.execute("SELECT count(*) FROM asymm.annotations").fetchone() == (0,)
     finally:
@@ -105,7 +105,7 @@ def test_dump_restore_keeps_annotations_by_address(
         assert cached == (3,)
         # the restored annotations keep following renames and drops
         conn.execute("ALTER TABLE customers RENAME TO clients")
-        assert conn.execute("SELECT count(*) FROM asymm.annotations WHERE target LIKE 'clients%'").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM asymm.annotations WHERE target LIKE 'public.clients%'").fetchone() == (4,)
         assert conn.execute("SELECT count(*) FROM asymm.unresolved_annotations").fetchone() == (0,)
 
 
@@ -131,7 +131,7 @@ def test_partial_restore_lists_missing_targets_as_unresolved(
         assert unresolved == {"public.customers", "public.customers.email", "public.customers.id",
                               "public.customers.name"}
         resolved = {r[0] for r in conn.execute("SELECT target FROM asymm.annotations WHERE resolved")}
-        assert {"orders_total_idx", "order_total(integer)"} <= resolved
+        assert {"public.orders_total_idx", "public.order_total(integer)"} <= resolved
         # recreating the missing table resolves them
         conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text, email text)")
         assert conn.execute("SELECT count(*) FROM asymm.unresolved_annotations").fetchone() == (0,)

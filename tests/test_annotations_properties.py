@@ -64,7 +64,7 @@ def test_annotate_succeeds_with_a_valid_row_or_fails_naming_the_field(
         assert exc.diag.message_hint, "the error must list the accepted values"
         assert _state(conn) == before, "a failed call must write nothing"
         return
-    label = "prop_target" if column is None else f"prop_target.{column}"
+    label = "public.prop_target" if column is None else f"public.prop_target.{column}"
     row = conn.execute("SELECT symbol, scope, regime, cost, lineage, source, resolved FROM asymm.annotations"
                        " WHERE target = %s", (label,)).fetchone()
     assert row == (symbol, scope, regime, cost, lineage, "user", True)
