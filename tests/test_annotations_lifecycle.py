@@ -105,7 +105,8 @@ def test_dump_restore_keeps_annotations_by_address(
         assert cached == (3,)
         # the restored annotations keep following renames and drops
         conn.execute("ALTER TABLE customers RENAME TO clients")
-        assert conn.execute("SELECT count(*) FROM asymm.annotations WHERE target LIKE 'public.clients%'").fetchone() == (4,)
+        renamed = conn.execute("SELECT count(*) FROM asymm.annotations WHERE target LIKE 'public.clients%'")
+        assert renamed.fetchone() == (4,)
         assert conn.execute("SELECT count(*) FROM asymm.unresolved_annotations").fetchone() == (0,)
 
 
