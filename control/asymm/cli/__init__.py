@@ -7,6 +7,7 @@ import logging
 import click
 
 from asymm import __version__
+from asymm.cli.annotations_cmd import annotate_command, annotations_command, coherence_command
 from asymm.cli.common import AsymmGroup
 from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
@@ -34,3 +35,6 @@ main.add_command(health_command)
 main.add_command(duplicates_command)
 main.add_command(baseline_command)
 main.add_command(drift_command)
+main.add_command(annotate_command)
+main.add_command(annotations_command)
+main.add_command(coherence_command)

@@ -1,0 +1,358 @@
+-- asymm: since 0.2.0
+-- Annotations: generic plans, plan-shape cost classes, asymm.infer() and asymm.coherence()
+-- (the Semantic Sonar).
+
+-- Statements recorded by pg_stat_statements in this database, wherever that extension lives.
+CREATE FUNCTION asymm._pgss_queries()
+RETURNS TABLE (queryid bigint, query text, calls bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    home name;
+BEGIN
+    SELECT n.nspname INTO home FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'pg_stat_statements';
+    IF home IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.queryid, s.query, s.calls FROM %I.pg_stat_statements(true) s
+          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.toplevel',
+        home);
+END
+$$;
+COMMENT ON FUNCTION asymm._pgss_queries() IS 'Top-level statements pg_stat_statements recorded in this database (empty when it is absent); internal';
+
+-- Whether a text is one plannable statement: it is executed only as PREPARE + EXPLAIN EXECUTE,
+-- which never runs it, but it must not smuggle a second statement in.
+CREATE FUNCTION asymm._plannable(query text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT n ~ '^(select|with|insert|update|delete|values|table) ' AND position(';' IN n) = 0
+  FROM asymm.normalize_query(query) AS n
+$$;
+COMMENT ON FUNCTION asymm._plannable(text) IS 'Whether a query text is a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES statement that may be planned; internal';
+
+-- The generic plan of a query (PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN)): PREPARE it, then
+-- EXPLAIN EXECUTE with NULL for every $n under plan_cache_mode = force_generic_plan.  EXPLAIN
+-- without ANALYZE never executes the statement.  The query's names are looked up with the
+-- caller's search_path, as when it ran.
+CREATE FUNCTION asymm.generic_plan(query text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    stmt text := 'asymm_generic_plan_' || pg_catalog.pg_backend_pid();
+    nparams integer;
+    plan jsonb;
+BEGIN
+    IF query IS NULL OR NOT asymm._plannable(query) THEN
+        RAISE EXCEPTION 'invalid query for a generic plan: it must be one SELECT, INSERT, UPDATE, DELETE, WITH or VALUES statement'
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the text of one statement, with constants or $n parameters.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = stmt) THEN
+        EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format('PREPARE %I AS %s', stmt, query);
+        SELECT pg_catalog.cardinality(parameter_types) INTO nparams
+          FROM pg_catalog.pg_prepared_statements WHERE name = stmt;
+        EXECUTE pg_catalog.format('EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE %I%s', stmt,
+                   CASE WHEN nparams > 0
+                        THEN '(' || pg_catalog.array_to_string(pg_catalog.array_fill('NULL'::text, ARRAY[nparams]), ',') || ')'
+                        ELSE '' END)
+          INTO plan;
+        EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
+    EXCEPTION WHEN others THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = stmt) THEN
+            EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
+        END IF;
+        RAISE;
+    END;
+    RETURN plan -> 0 -> 'Plan';
+END
+$$;
+COMMENT ON FUNCTION asymm.generic_plan(text) IS 'Generic plan (EXPLAIN JSON) of a query with $n parameters: PREPARE + EXPLAIN EXECUTE under plan_cache_mode = force_generic_plan; never executes it';
+
+-- Cost class of a plan from its shape (PL/Python): index or primary-key lookup -> O(log n), full
+-- scan -> O(n), sort of a scan -> O(n log n), nested loop over two scans -> O(n^2), no scan at all
+-- -> O(1); the worst node wins.  Also lists the relations that are scanned in full.
+CREATE FUNCTION asymm.plan_cost_class(plan jsonb) RETURNS jsonb
+LANGUAGE plpython3u IMMUTABLE STRICT
+AS $$
+import json
+ORDER = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
+LOG, N, NLOGN, N2 = 1, 2, 3, 4
+full_scans = []
+reasons = []
+def rel(node):
+    name = node.get("Relation Name")
+    if name is None:
+        return node.get("Alias", "?")
+    schema = node.get("Schema")
+    return "%s.%s" % (schema, name) if schema else name
+def walk(node):
+    kind = node.get("Node Type", "")
+    children = [walk(child) for child in node.get("Plans", [])]
+    worst = max(children, default=0)
+    if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
+        if node.get("Index Cond"):
+            return max(worst, LOG)
+        full_scans.append(rel(node) if kind != "Bitmap Index Scan" else node.get("Index Name", "?"))
+        reasons.append("full %s of %s" % (kind, rel(node)))
+        return max(worst, N)
+    if kind in ("Seq Scan", "Sample Scan", "Tid Range Scan", "Foreign Scan"):
+        full_scans.append(rel(node))
+        reasons.append("%s on %s" % (kind, rel(node)))
+        return max(worst, N)
+    if kind in ("Function Scan", "Table Function Scan", "CTE Scan", "WorkTable Scan",
+                "Named Tuplestore Scan") and not children:
+        return max(worst, N)
+    if kind in ("Sort", "Incremental Sort"):
+        if worst >= N:
+            reasons.append("sort of a scan")
+            return max(worst, NLOGN)
+        return worst
+    if kind == "Nested Loop" and len(children) == 2:
+        outer, inner = children
+        if outer >= N and inner >= N:
+            reasons.append("nested loop over two scans")
+            return N2
+        if outer >= N and inner == LOG:
+            reasons.append("nested loop of index lookups over a scan")
+            return max(NLOGN, outer)
+    return worst
+top = walk(json.loads(plan))
+return json.dumps({"cost": ORDER[top], "full_scans": sorted(set(full_scans)), "reasons": reasons})
+$$;
+COMMENT ON FUNCTION asymm.plan_cost_class(jsonb) IS 'κ of a plan from its shape: lookup O(log n), full scan O(n), sort of a scan O(n log n), nested loop over scans O(n^2) (PL/Python); returns {cost, full_scans, reasons}';
+
+-- Estimated rows of a relation (never-analyzed tables have reltuples = -1: use live tuples).
+CREATE FUNCTION asymm._relation_rows(rel regclass) RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT greatest(c.reltuples, coalesce(s.n_live_tup, 0)::double precision,
+                CASE WHEN c.reltuples < 0 THEN 0 ELSE c.reltuples END)
+  FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = rel
+$$;
+COMMENT ON FUNCTION asymm._relation_rows(regclass) IS 'Best estimate of the rows of a relation (reltuples, else live tuples); internal';
+
+-- Observed operations of a table, as lineage words.
+CREATE FUNCTION asymm._observed_lineage(rel oid) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT ARRAY(SELECT w FROM (VALUES (1, 'create', s.n_tup_ins > 0),
+                                   (2, 'query', coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0) > 0),
+                                   (3, 'update', s.n_tup_upd > 0),
+                                   (4, 'delete', s.n_tup_del > 0)) AS o(n, w, seen)
+              WHERE seen ORDER BY n)
+  FROM pg_stat_user_tables s WHERE s.relid = rel
+$$;
+COMMENT ON FUNCTION asymm._observed_lineage(oid) IS 'Operations pg_stat_user_tables has seen on a table, as lineage words (create, query, update, delete); internal';
+
+-- ---------------------------------------------------------------------------------------------
+-- Semantic Sonar.
+
+CREATE FUNCTION asymm.coherence_verdicts()
+RETURNS TABLE (annotation_id uuid, target text, target_type text, source text, cost text, lineage text[],
+               verdict text, reason text)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    a record;
+    stats record;
+    shape jsonb;
+    planned text;
+    tiny_rows double precision := asymm.setting('annotations.tiny_table_rows')::double precision;
+    tiny text[];
+    missing text[];
+    reasons text[];
+    bad boolean;
+    judged boolean;
+BEGIN
+    FOR a IN SELECT v.*, l.classid, l.objid, l.objsubid
+               FROM asymm.annotations v
+               LEFT JOIN LATERAL asymm._locate(v.id, v.target_type, v.target_names, v.target_args) l ON true
+              ORDER BY v.target, v.source, v.id
+    LOOP
+        annotation_id := a.id; target := a.target; target_type := a.target_type; source := a.source;
+        cost := a.cost; lineage := a.lineage;
+        IF a.target_type = 'query' THEN
+            BEGIN
+                shape := asymm.plan_cost_class(asymm.generic_plan(a.query_text));
+            EXCEPTION WHEN others THEN
+                verdict := 'incoherent';
+                reason := 'the query cannot be planned: ' || sqlerrm;
+                RETURN NEXT; CONTINUE;
+            END;
+            planned := shape ->> 'cost';
+            IF planned = a.cost THEN
+                verdict := 'coherent';
+                reason := format('generic plan is %s', planned);
+            ELSE
+                tiny := ARRAY(SELECT r FROM jsonb_array_elements_text(shape -> 'full_scans') r
+                               WHERE to_regclass(r) IS NOT NULL AND asymm._relation_rows(to_regclass(r)) < tiny_rows);
+                IF cardinality(tiny) > 0 AND asymm._annotation_rank('cost', a.cost) < asymm._annotation_rank('cost', planned) THEN
+                    verdict := 'not evaluable';
+                    reason := format('claimed %s, generic plan is %s, but %s has fewer than %s rows: a sequential scan is the right plan for a tiny table',
+                                     a.cost, planned, array_to_string(tiny, ', '), tiny_rows);
+                ELSE
+                    verdict := 'incoherent';
+                    reason := format('claimed %s, generic plan is %s (%s)', a.cost, planned,
+                                     array_to_string(ARRAY(SELECT jsonb_array_elements_text(shape -> 'reasons')), '; '));
+                END IF;
+            END IF;
+            RETURN NEXT; CONTINUE;
+        END IF;
+        IF a.objid IS NULL THEN
+            verdict := 'incoherent';
+            reason := 'the target does not exist (unresolved)';
+            RETURN NEXT; CONTINUE;
+        END IF;
+        IF a.target_type <> 'table' THEN
+            verdict := 'coherent';
+            reason := 'the target exists (no further check for a ' || a.target_type || ')';
+            RETURN NEXT; CONTINUE;
+        END IF;
+        SELECT s.n_tup_ins, s.n_tup_upd, s.n_tup_del, coalesce(s.seq_scan, 0) AS seq_scan,
+               coalesce(s.idx_scan, 0) AS idx_scan
+          INTO stats FROM pg_stat_user_tables s WHERE s.relid = a.objid;
+        reasons := '{}'; bad := false; judged := false;
+        IF stats.n_tup_ins + stats.n_tup_upd + stats.n_tup_del + stats.seq_scan + stats.idx_scan = 0 THEN
+            reasons := reasons || 'no operations observed since statistics were reset'::text;
+        ELSE
+            judged := true;
+            missing := ARRAY(SELECT w FROM unnest(asymm._observed_lineage(a.objid)) w
+                              WHERE w <> 'query' AND NOT (w = ANY (a.lineage))
+                                AND NOT (w = 'create' AND 'insert' = ANY (a.lineage)));
+            IF cardinality(missing) > 0 THEN
+                bad := true;
+                reasons := reasons || format('observed %s but the lineage lacks it', array_to_string(missing, ', '));
+            ELSE
+                reasons := reasons || format('lineage covers the observed operations (%s)',
+                                             array_to_string(asymm._observed_lineage(a.objid), ', '));
+            END IF;
+        END IF;
+        IF asymm._annotation_rank('cost', a.cost) <= asymm._annotation_rank('cost', 'O(log n)')
+           AND stats.seq_scan > 0 AND stats.idx_scan = 0 THEN
+            IF asymm._relation_rows(a.objid) < tiny_rows THEN
+                reasons := reasons || format('claimed %s but only sequential scans seen: not evaluable on a table of fewer than %s rows', a.cost, tiny_rows);
+            ELSE
+                judged := true; bad := true;
+                reasons := reasons || format('claimed %s but the table is only scanned sequentially (%s scans, no index scan)',
+                                             a.cost, stats.seq_scan);
+            END IF;
+        END IF;
+        verdict := CASE WHEN bad THEN 'incoherent' WHEN judged THEN 'coherent' ELSE 'not evaluable' END;
+        reason := array_to_string(reasons, '; ');
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION asymm.coherence_verdicts() IS 'Semantic Sonar: one verdict (coherent, incoherent, not evaluable) with its reason per annotation; queries are checked against their generic plan';
+
+CREATE FUNCTION asymm.coherence() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    verdicts jsonb;
+    good integer;
+    poor integer;
+BEGIN
+    SELECT coalesce(jsonb_agg(to_jsonb(v)), '[]'::jsonb),
+           count(*) FILTER (WHERE v.verdict = 'coherent'),
+           count(*) FILTER (WHERE v.verdict = 'incoherent')
+      INTO verdicts, good, poor
+      FROM asymm.coherence_verdicts() v;
+    RETURN jsonb_build_object(
+        'score', CASE WHEN good + poor > 0 THEN round(100.0 * good / (good + poor), 1) END,
+        'coherent', good, 'incoherent', poor,
+        'not_evaluable', jsonb_array_length(verdicts) - good - poor,
+        'total', jsonb_array_length(verdicts),
+        'goal', 85,
+        'verdicts', verdicts);
+END
+$$;
+COMMENT ON FUNCTION asymm.coherence() IS 'Semantic Sonar: coherence score in percent (coherent / evaluable annotations; NULL when none is evaluable; the goal is > 85) with every verdict';
+
+-- ---------------------------------------------------------------------------------------------
+-- Inference.  Heuristics (documented, deliberately simple):
+--  tables:  κ = O(log n) when a primary key or unique index exists, else O(n); λ = observed
+--           operations; γ = Stabilization without writes, Optimization when updates+deletes
+--           outnumber inserts, else Balance; σ = dataEntity.
+--  queries: κ from the generic plan; λ from the statement kind (select -> query, insert -> create,
+--           update -> update, delete -> delete); γ = Stabilization for O(1)/O(log n), Balance for
+--           O(n), Optimization for worse; σ = dataQuery.
+-- Each run adds evidence and amplifies confidence; a target with a user or propagated annotation
+-- is never given an inferred one.
+
+CREATE FUNCTION asymm.infer()
+RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    t record;
+    q record;
+    conf double precision := asymm.setting('annotations.inferred_confidence')::double precision;
+    shape jsonb;
+    new_id uuid;
+    word text;
+BEGIN
+    FOR t IN
+        SELECT c.oid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del,
+               EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique) AS keyed,
+               a.type, a.object_names, a.object_args
+          FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+          CROSS JOIN LATERAL pg_identify_object_as_address('pg_class'::regclass, c.oid, 0) a
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'asymm') AND n.nspname NOT LIKE 'pg\_%'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                             AND d.deptype = 'e')
+           AND NOT EXISTS (SELECT 1 FROM asymm.annotation_entries e
+                            WHERE e.target_type = a.type AND e.target_names = a.object_names
+                              AND e.target_args = a.object_args AND e.source <> 'inferred')
+         ORDER BY c.oid
+    LOOP
+        new_id := asymm._annotate_object('pg_class'::regclass, t.oid, 0, 'dataEntity', 'local',
+                  CASE WHEN coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0) = 0 THEN 'Stabilization'
+                       WHEN t.n_tup_upd + t.n_tup_del > t.n_tup_ins THEN 'Optimization'
+                       ELSE 'Balance' END,
+                  CASE WHEN t.keyed THEN 'O(log n)' ELSE 'O(n)' END,
+                  coalesce(asymm._observed_lineage(t.oid), '{}'), 'inferred', conf);
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
+    END LOOP;
+    FOR q IN
+        SELECT x.fp, min(x.query) AS query, sum(x.calls) AS calls
+          FROM (SELECT asymm.query_fingerprint(s.query) AS fp, s.query, s.calls
+                  FROM asymm._pgss_queries() s
+                 WHERE s.calls >= asymm.setting('annotations.infer_min_calls')::bigint
+                   AND s.query !~* '\masymm\.' AND asymm._plannable(s.query)) x
+         WHERE NOT EXISTS (SELECT 1 FROM asymm.annotation_entries e
+                            WHERE e.target_type = 'query' AND e.target_names = ARRAY[x.fp] AND e.source <> 'inferred')
+         GROUP BY x.fp
+         ORDER BY sum(x.calls) DESC, x.fp
+         LIMIT asymm.setting('annotations.infer_max_queries')::integer
+    LOOP
+        BEGIN
+            shape := asymm.plan_cost_class(asymm.generic_plan(q.query));
+        EXCEPTION WHEN others THEN
+            CONTINUE;  -- not plannable here (its tables are gone, another role's objects): no claim
+        END;
+        word := CASE split_part(asymm.normalize_query(q.query), ' ', 1)
+                    WHEN 'insert' THEN 'create' WHEN 'update' THEN 'update' WHEN 'delete' THEN 'delete'
+                    ELSE 'query' END;
+        new_id := asymm.annotate_query(q.query, 'dataQuery', 'local',
+                  CASE WHEN shape ->> 'cost' IN ('O(1)', 'O(log n)') THEN 'Stabilization'
+                       WHEN shape ->> 'cost' = 'O(n)' THEN 'Balance' ELSE 'Optimization' END,
+                  shape ->> 'cost', ARRAY[word], 'inferred', conf);
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION asymm.infer() IS 'Give unannotated tables and frequent queries inferred annotations (κ from the generic plan shape or keys, λ from observed operations); never touches user or propagated annotations';
