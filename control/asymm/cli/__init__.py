@@ -12,6 +12,7 @@ from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
 from asymm.cli.sandbox_cmd import sandbox_group
 from asymm.cli.status_cmd import status_command
+from asymm.cli.sync_cmd import sync_group
 
 
 @click.group(cls=AsymmGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,3 +28,4 @@ main.add_command(sandbox_group)
 main.add_command(status_command)
 main.add_command(daemon_command)
 main.add_command(demo_command)
+main.add_command(sync_group)

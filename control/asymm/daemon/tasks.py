@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
+from asymm.sync.worker import daemon_tasks as sync_tasks
 
 if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
 
 TaskFactory = Callable[["Daemon"], list[Task]]
 
-TASK_FACTORIES: list[TaskFactory] = []
+TASK_FACTORIES: list[TaskFactory] = [sync_tasks]
