@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from asymm.errors import AsymmError
 from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, row_key, table_tag
 from asymm.sync.tables import Protector, TrackedTable, find_table
 
+_PLACEHOLDER = re.compile(r"%%|%\([^)]+\)s|%s")
 MAX_FILL_AGE_S = 60.0  # a fill older than this is dropped (tombstones live far longer; see sync.tombstone_ttl)
 
 
@@ -68,7 +70,8 @@ class _Tables(Visitor):
 
 def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
     """(normalised SQL, tables read, cacheable) for one SELECT statement."""
-    stmts = pglast.parse_sql(statement)
+    # psycopg placeholders are not SQL: parse with $1 in their place (tables do not depend on them)
+    stmts = pglast.parse_sql(_PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "$1", statement))
     if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
         raise AsymmError("Cache.query takes exactly one SELECT statement")
     select = stmts[0].stmt

@@ -229,7 +229,7 @@ class SyncEngine:
 
     # -- outbox space ----------------------------------------------------------------------------
 
-    def rotate(self) -> bool:
+    def rotate(self, slot: int | None = None) -> bool:
         """TRUNCATE the outbox slot nobody writes now, if every row in it is consumed.
 
         TRUNCATE leaves no dead tuples (a DELETE-based queue bloats whenever vacuum falls behind or
@@ -237,7 +237,10 @@ class SyncEngine:
         inserting into that slot, so the emptiness check made under it is final; ``lock_timeout``
         keeps a slow writer from stalling us (we just try again later).
         """
-        slot = 1 - int(self._scalar("SELECT asymm.sync_slot()"))
+        if slot is None:
+            slot = 1 - int(self._scalar("SELECT asymm.sync_slot()"))
+        if slot not in (0, 1):
+            raise ValueError("the outbox has slots 0 and 1")
         part = f"asymm.sync_outbox_{slot}"  # slot is 0 or 1: no user input reaches this SQL
         if self._scalar(f"SELECT EXISTS (SELECT 1 FROM {part})") is not True:  # noqa: S608
             return False

@@ -116,25 +116,36 @@ class SyncWorker(threading.Thread):
 
 
 def daemon_tasks(daemon: Daemon) -> list[Task]:
-    """The sync worker (started on the first tick) and the heartbeat that measures its lag."""
+    """The sync worker (started on the first tick) and the heartbeat that measures its lag.
+
+    The heartbeat has its own connection (reopened after a failure) rather than ``daemon.conn``,
+    so it survives a PostgreSQL restart without changes to the daemon service.
+    """
     if not daemon.config.redis_url:
         return []
-    state: dict[str, SyncWorker] = {}
+    state: dict[str, object] = {}
     heartbeat_every = max(1, round(1.0 / daemon.config.period))
 
     def keep_alive(_tick: Tick) -> None:
         worker = state.get("worker")
-        if worker is None or not worker.is_alive():
+        if not isinstance(worker, SyncWorker) or not worker.is_alive():
             assert daemon.config.redis_url is not None
-            worker = SyncWorker(daemon.config.dsn, daemon.config.redis_url, daemon.stop_event, daemon.config.period)
+            state["worker"] = worker = SyncWorker(daemon.config.dsn, daemon.config.redis_url, daemon.stop_event,
+                                                  daemon.config.period)
             worker.start()
-            state["worker"] = worker
 
     def heartbeat(_tick: Tick) -> None:
-        assert daemon.conn is not None
         worker = state.get("worker")
-        if worker is not None and worker.is_leader:
-            daemon.conn.execute("SELECT asymm.sync_heartbeat()")
+        if not isinstance(worker, SyncWorker) or not worker.is_leader:
+            return
+        conn = state.get("conn")
+        if not isinstance(conn, psycopg.Connection) or conn.closed:
+            state["conn"] = conn = connect(daemon.config.dsn, connect_timeout=2)
+        try:
+            conn.execute("SELECT asymm.sync_heartbeat()")
+        except psycopg.Error:
+            conn.close()
+            raise
 
     return [Task("sync-worker", keep_alive, every=1, regime="stabilization"),
             Task("sync-heartbeat", heartbeat, every=heartbeat_every, regime="stabilization")]
