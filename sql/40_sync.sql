@@ -16,8 +16,7 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, description
      'What happens to columns named sensitive in asymm.track(): drop (never sent) or hmac (keyed HMAC-SHA256, key from ASYMM_SYNC_HMAC_KEY)'),
     ('sync.batch_rows', '2000', 'integer', 'Outbox rows the sync worker reads per batch'),
     ('sync.backfill_chunk', '5000', 'integer', 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
-    ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)'),
-    ('sync.heartbeat_every', '1 s', 'interval', 'How often the daemon commits a heartbeat through the outbox to measure commit-to-Redis lag');
+    ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)');
 
 -- Tracked tables.  A config table (pg_dump keeps it); regclass dumps as a name, so it survives a
 -- dump/restore even though OIDs change.

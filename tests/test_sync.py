@@ -58,7 +58,8 @@ def test_capture_writes_thin_rows_and_notifies_once_per_transaction(db: str, con
     assert [(n.channel, n.payload) for n in notes] == [("asymm_sync", "")]
     rows = conn.execute("SELECT op::text, cardinality(keys), xid = min(xid) OVER () FROM asymm.sync_outbox"
                         " ORDER BY op").fetchall()
-    assert rows == [("D", 1, True), ("I", 1000, True), ("U", 2, True)]  # one row per statement, one xid
+    # one row per statement, one xid; UPDATE lists old and new keys (UNION ALL: the worker dedups)
+    assert rows == [("D", 1, True), ("I", 1000, True), ("U", 4, True)]
 
 
 def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,
