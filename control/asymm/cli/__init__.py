@@ -14,6 +14,7 @@ from asymm.cli.demo_cmd import demo_command
 from asymm.cli.drift_cmd import baseline_command, drift_command
 from asymm.cli.sandbox_cmd import sandbox_group
 from asymm.cli.status_cmd import status_command
+from asymm.cli.sync_cmd import sync_group
 from asymm.cli.telemetry_cmd import duplicates_command, health_command, top_command
 
 
@@ -38,3 +39,4 @@ main.add_command(drift_command)
 main.add_command(annotate_command)
 main.add_command(annotations_command)
 main.add_command(coherence_command)
+main.add_command(sync_group)

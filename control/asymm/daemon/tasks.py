@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
 from asymm.drift import daemon_tasks as drift_tasks
+from asymm.sync.worker import daemon_tasks as sync_tasks
 from asymm.telemetry import daemon_tasks as telemetry_tasks
 
 if TYPE_CHECKING:
@@ -21,5 +22,6 @@ TaskFactory = Callable[["Daemon"], list[Task]]
 
 TASK_FACTORIES: list[TaskFactory] = [
     telemetry_tasks,
+    sync_tasks,
     drift_tasks,
 ]

@@ -1,0 +1,184 @@
+"""Public read API over the Redis mirror: ``Cache.get(table, key)`` and ``Cache.query(sql, params, ttl)``.
+
+``get`` is read-through: Redis first; on a miss the row is read from PostgreSQL together with the
+xmin of the reading snapshot, and written back only through the version-guarded fill script (see
+:mod:`asymm.sync`).  A fill therefore never overwrites a newer value and never brings back a
+deleted row: a concurrent write has a higher version, and deletes leave versioned tombstones.
+
+``query`` caches a result under a key made of the normalised SQL (parsed and deparsed with
+pglast), the parameters, and the change generation of every table the statement reads (found
+with pglast).  The sync worker bumps a table's generation atomically with each change it applies,
+so once a change is in Redis no reader can reach a result computed before it; stale entries are
+simply never read again and expire with their TTL.  Statements that read anything not tracked
+(views, functions, untracked tables) are run but not cached: nothing would invalidate them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pglast
+from pglast import ast
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
+
+from asymm.db import connect
+from asymm.errors import AsymmError
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, row_key, table_tag
+from asymm.sync.tables import Protector, TrackedTable, find_table
+
+_PLACEHOLDER = re.compile(r"%%|%\([^)]+\)s|%s")
+MAX_FILL_AGE_S = 60.0  # a fill older than this is dropped (tombstones live far longer; see sync.tombstone_ttl)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    fills: int = 0
+    query_hits: int = 0
+    query_misses: int = 0
+    query_uncacheable: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses + self.query_hits + self.query_misses
+        return (self.hits + self.query_hits) / total if total else 0.0
+
+
+class _Tables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[tuple[str | None, str]] = set()
+        self.ctes: set[str] = set()
+        self.functions = False
+
+    def visit_RangeVar(self, _ancestors: Any, node: ast.RangeVar) -> None:
+        self.names.add((node.schemaname, str(node.relname)))
+
+    def visit_CommonTableExpr(self, _ancestors: Any, node: ast.CommonTableExpr) -> None:
+        self.ctes.add(str(node.ctename))
+
+    def visit_RangeFunction(self, _ancestors: Any, _node: ast.RangeFunction) -> None:
+        self.functions = True
+
+
+def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
+    """(normalised SQL, tables read, cacheable) for one SELECT statement."""
+    # psycopg placeholders are not SQL: parse with $1 in their place (tables do not depend on them)
+    stmts = pglast.parse_sql(_PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "$1", statement))
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
+        raise AsymmError("Cache.query takes exactly one SELECT statement")
+    select = stmts[0].stmt
+    visitor = _Tables()
+    visitor(select)
+    names = {(schema, name) for schema, name in visitor.names if not (schema is None and name in visitor.ctes)}
+    cacheable = not visitor.functions and not select.lockingClause
+    return RawStream()(stmts[0]), names, cacheable
+
+
+class Cache:
+    def __init__(self, dsn: str, redis_url: str | None = None, *, redis_client: RedisClient | None = None,
+                 hmac_key: str | None = None) -> None:
+        self.conn = connect(dsn, observed=True)
+        self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
+        self.scripts = Scripts(self.redis)
+        mode_row = self.conn.execute("SELECT asymm.setting('sync.sensitive_mode'),"
+                                     " extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval)").fetchone()
+        assert mode_row is not None
+        self.protector = Protector(str(mode_row[0]), hmac_key)
+        self.tombstone_ttl_s = int(mode_row[1])  # type: ignore[call-overload]
+        self.stats = CacheStats()
+        self._tables: dict[str, TrackedTable] = {}
+        self._relations: dict[tuple[str | None, str], str | None] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+        self.redis.close()
+
+    def _table(self, table: str) -> TrackedTable:
+        if table not in self._tables:
+            self._tables[table] = find_table(self.conn, table)
+        return self._tables[table]
+
+    # -- rows ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def key_text(table: TrackedTable, key: Any) -> str:
+        """The key as the capture trigger spells it (``pk::text`` or a jsonb array's text)."""
+        if len(table.key_columns) == 1:
+            return str(key[0] if isinstance(key, (list, tuple)) else key)
+        return json.dumps(list(key))
+
+    def get(self, table: str, key: Any) -> dict[str, Any] | None:
+        """The row (as a dict, sensitive columns dropped or HMACed), or None if it does not exist."""
+        info = self._table(table)
+        text = self.key_text(info, key)
+        cached = self.redis.hgetall(row_key(info.name, text))
+        if cached and b"v" in cached:
+            self.stats.hits += 1
+            return None if b"t" in cached else dict(json.loads(cached[b"d"]))
+        self.stats.misses += 1
+        started = time.monotonic()
+        row = self.conn.execute(info.fetch_one_sql(self.protector.mode), {"key": text}).fetchone()
+        assert row is not None
+        version, doc = int(str(row[0])), self.protector.protect(info, None if row[1] is None else str(row[1]))
+        if time.monotonic() - started < MAX_FILL_AGE_S and \
+                self.scripts.fill(info.name, version, doc, text, self.tombstone_ttl_s):
+            self.stats.fills += 1
+        return None if doc is None else dict(json.loads(doc))
+
+    # -- query results ---------------------------------------------------------------------------
+
+    def _resolve(self, name: tuple[str | None, str]) -> str | None:
+        """schema.table of a tracked table, None for anything else (views, untracked tables)."""
+        if name not in self._relations:
+            qualified = ".".join(f'"{p}"' for p in name if p is not None)
+            row = self.conn.execute(
+                "SELECT n.nspname || '.' || c.relname FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.rel = to_regclass(%s)", (qualified,)).fetchone()
+            self._relations[name] = None if row is None else str(row[0])
+        return self._relations[name]
+
+    def query(self, statement: str, params: Any = None, ttl: float = 60.0) -> list[dict[str, Any]]:
+        """Rows of a SELECT as dicts, cached until a tracked table it reads changes (or ``ttl`` s)."""
+        normalised, names, cacheable = read_tables(statement)
+        tables = [self._resolve(n) for n in sorted(names, key=lambda n: (n[0] or "", n[1]))]
+        if not cacheable or any(t is None for t in tables):
+            self.stats.query_uncacheable += 1
+            return self._run(statement, params)
+        # Generations are read BEFORE the query runs: a change applied after this point bumps a
+        # generation, so a result computed from older data is stored under a key no one reads again.
+        pipe = self.redis.pipeline(transaction=False)
+        for name in tables:
+            pipe.hmget(table_tag(str(name)), "epoch", "gen")
+        gens = pipe.execute()
+        if any(epoch is None for epoch, _ in gens):
+            self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
+            return self._run(statement, params)
+        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens]], default=str)
+        key = "asymm:q:" + hashlib.sha256(material.encode()).hexdigest()
+        cached = self.redis.get(key)
+        if cached is not None:
+            self.stats.query_hits += 1
+            return list(json.loads(cached))
+        self.stats.query_misses += 1
+        encoded = json.dumps(self._run(statement, params), default=str)
+        self.redis.set(key, encoded, px=max(1, int(ttl * 1000)))
+        return list(json.loads(encoded))  # the same types a hit returns
+
+    def _run(self, statement: str, params: Any) -> list[dict[str, Any]]:
+        cur = self.conn.execute(statement, params)
+        if cur.description is None:
+            return []
+        cols = [c.name for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _s(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

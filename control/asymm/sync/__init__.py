@@ -1,0 +1,44 @@
+"""Exact, loss-free mirroring of tracked tables into Redis (SPEC section 5).
+
+How it stays exact:
+
+Capture.  ``asymm.track()`` installs statement-level triggers with transition tables; each
+statement adds ONE outbox row: table, op, ``pg_current_xact_id()`` and the affected keys as a
+``text[]``.  The transaction NOTIFYs ``asymm_sync`` at most once (no payload).
+
+Consumption without skipping.  Outbox rows are not consumed in id order (a transaction holding
+a low id may commit after higher ones).  The worker opens a REPEATABLE READ snapshot and takes
+``H = pg_snapshot_xmin(pg_current_snapshot())``: every transaction with xid < H has ended, so the
+outbox rows with xid < H are final.  It consumes ``position <= xid < H`` and then stores
+``position = H`` in ``asymm.sync_state`` (in PostgreSQL, after Redis has acknowledged).  A crash in
+between re-applies the batch: delivery is at-least-once and writes are idempotent.  The cost: a
+transaction that stays open holds the horizon back, delaying (never losing) later changes.
+
+Values and versions.  The worker re-reads the current rows in the same snapshot and writes them
+with version ``H``.  Invariant: a value stored with version ``v`` reflects every transaction with
+xid < v.  Any change by a transaction with xid >= v is in the outbox and will be applied later
+with a version above its xid, hence above ``v``.  So the Lua compare-and-set (write if
+stored <= new) can only reject a value when the stored one already includes it, and each key
+converges to its last committed state.  Read-through fills in :mod:`asymm.cache` use the same
+rule with the xmin of their own snapshot (and strict ``<``), which is why a slow fill cannot
+overwrite a newer value, nor outlive a delete: deletes leave tombstones with a version.
+
+TRUNCATE and resets.  A TRUNCATE (or the start of a backfill) raises the table's ``floor`` in Redis
+to the batch version and deletes the table's keys (tracked in a per-table set, no SCAN); writes
+below the floor are refused, so an in-flight fill cannot bring a truncated row back.
+
+Redis losing data.  Each table has an ``epoch`` in Redis, equal to the one in
+``asymm.sync_tables``.  A flush or a restart without persistence removes it; the worker notices
+(every pulse, and every write script checks it) and re-syncs the table with a new epoch.
+
+Backfill.  Chunks in key order, each read in its own snapshot and written with that snapshot's
+xmin as version; concurrent changes are in the outbox (the triggers exist before the first chunk),
+so they win by version.
+
+Space.  The outbox has two LIST partitions used alternately (10 s each); a slot whose rows are all
+consumed is TRUNCATEd under an ACCESS EXCLUSIVE lock: no dead tuples, no vacuum debt.
+"""
+
+from asymm.sync.engine import BatchResult, SyncEngine
+
+__all__ = ["BatchResult", "SyncEngine"]

@@ -1,0 +1,137 @@
+"""What the sync knows about one tracked table, and the SQL it runs against it.
+
+The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.sync_tables``
+holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
+The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
+for a composite one: the same expression the capture trigger uses, so outbox keys and re-read keys match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from asymm.errors import AsymmError
+
+HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
+
+
+@dataclass
+class TrackedTable:
+    oid: int
+    name: str  # schema.table, unquoted: the Redis hash tag
+    schema: str
+    table: str
+    key_columns: list[str]
+    key_types: list[str]
+    sensitive: list[str]
+    state: str
+    cursor: str | None
+    epoch: str | None
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+    def key_expr(self, alias: str = "t") -> sql.Composable:
+        cols = [sql.Identifier(alias, c) for c in self.key_columns]
+        if len(cols) == 1:
+            return sql.SQL("{}::text").format(cols[0])
+        return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
+
+    def doc_expr(self, mode: str) -> sql.Composable:
+        if self.sensitive and mode == "drop":
+            return sql.SQL("(to_jsonb(t) - {}::text[])::text").format(sql.Literal(self.sensitive))
+        return sql.SQL("to_jsonb(t)::text")
+
+    def _match(self, source: sql.Composable) -> sql.Composable:
+        """``t.pk = <source text key>`` with each part cast to the column type (index-friendly)."""
+        if len(self.key_columns) == 1:
+            return sql.SQL("t.{} = ({})::{}").format(
+                sql.Identifier(self.key_columns[0]), source, sql.SQL(self.key_types[0]))
+        parts = [sql.SQL("t.{} = (({})::jsonb->>{})::{}").format(
+                     sql.Identifier(c), source, sql.Literal(i), sql.SQL(ty))
+                 for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
+        return sql.SQL(" AND ").join(parts)
+
+    def fetch_sql(self, mode: str) -> sql.Composed:
+        """Current rows for a text[] of keys; a NULL doc means the row no longer exists."""
+        return sql.SQL("SELECT k.key, {doc} FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
+            doc=self.doc_expr(mode), tbl=self.ident, match=self._match(sql.SQL("k.key")))
+
+    def fetch_one_sql(self, mode: str) -> sql.Composed:
+        """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
+        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
+                       " (SELECT {doc} FROM {tbl} t WHERE {match})").format(
+            doc=self.doc_expr(mode), tbl=self.ident, match=self._match(sql.SQL("%(key)s::text")))
+
+    def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
+        """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
+        cols = sql.SQL(", ").join(sql.Identifier("t", c) for c in self.key_columns)
+        where: sql.Composable = sql.SQL("")
+        if after:
+            bounds = sql.SQL(", ").join(
+                sql.SQL("(%(cursor)s::jsonb->>{})::{}").format(sql.Literal(i), sql.SQL(ty))
+                for i, ty in enumerate(self.key_types))
+            where = sql.SQL("WHERE ({}) > ({})").format(cols, bounds) if len(self.key_columns) > 1 else \
+                sql.SQL("WHERE {} > {}").format(cols, bounds)
+        return sql.SQL("SELECT {key}, {doc}, jsonb_build_array({cols})::text FROM {tbl} t {where}"
+                       " ORDER BY {cols} LIMIT %(limit)s").format(
+            key=self.key_expr(), doc=self.doc_expr(mode), cols=cols, tbl=self.ident, where=where)
+
+
+def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TrackedTable]:
+    rows = conn.execute(
+        "SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,"
+        "       t.backfill_state, t.backfill_cursor, t.epoch"
+        "  FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel"
+        "  JOIN pg_namespace n ON n.oid = c.relnamespace").fetchall()
+    return {int(r[0]): TrackedTable(oid=int(r[0]), name=f"{r[1]}.{r[2]}", schema=r[1], table=r[2],
+                                    key_columns=list(r[3]), key_types=list(r[4]), sensitive=list(r[5]),
+                                    state=r[6], cursor=r[7], epoch=r[8]) for r in rows}
+
+
+def find_table(conn: psycopg.Connection[Any], table: str) -> TrackedTable:
+    """The tracked table named ``table`` (any form ``regclass`` accepts)."""
+    row = conn.execute("SELECT to_regclass(%s)::oid::bigint", (table,)).fetchone()
+    if row is None or row[0] is None:
+        raise AsymmError(f"table {table!r} does not exist")
+    tracked = load_tables(conn).get(int(row[0]))
+    if tracked is None:
+        raise AsymmError(f"table {table!r} is not tracked (SELECT asymm.track('{table}'))")
+    return tracked
+
+
+class Protector:
+    """Makes sensitive columns safe before they leave PostgreSQL: dropped, or keyed HMAC-SHA256.
+
+    The HMAC key comes from configuration (``ASYMM_SYNC_HMAC_KEY``), never from the database, so a
+    reader of Redis cannot recompute it; without a key, ``hmac`` mode refuses to run rather than
+    fall back to sending the value in clear.
+    """
+
+    def __init__(self, mode: str, key: str | None = None) -> None:
+        if mode not in ("drop", "hmac"):
+            raise AsymmError(f"sync.sensitive_mode must be 'drop' or 'hmac', not {mode!r}")
+        self.mode = mode
+        secret = key if key is not None else os.environ.get(HMAC_ENV)
+        if mode == "hmac" and not secret:
+            raise AsymmError(f"sync.sensitive_mode is 'hmac' but {HMAC_ENV} is not set")
+        self.key = secret.encode() if secret else b""
+
+    def protect(self, table: TrackedTable, doc: str | None) -> str | None:
+        if doc is None or not table.sensitive or self.mode == "drop":
+            return doc  # drop mode removes the columns in SQL already
+        data = json.loads(doc)
+        for col in table.sensitive:
+            if data.get(col) is not None:
+                raw = json.dumps(data[col], sort_keys=True, separators=(",", ":")).encode()
+                data[col] = "hmac:" + hmac.new(self.key, raw, hashlib.sha256).hexdigest()
+        return json.dumps(data, separators=(", ", ": "))

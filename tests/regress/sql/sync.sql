@@ -1,0 +1,39 @@
+-- Redis sync: tracking, capture into the outbox, bad input.
+SET client_min_messages = warning;
+CREATE EXTENSION asymm CASCADE;
+RESET client_min_messages;
+
+CREATE TABLE sync_items (id int PRIMARY KEY, name text, secret text);
+CREATE TABLE sync_pairs (a int, b text, PRIMARY KEY (a, b));
+CREATE TABLE sync_nokey (x int);
+SELECT asymm.track('sync_items', sensitive => '{secret}');
+SELECT asymm.track('sync_pairs');
+SELECT rel, key_columns, key_types, sensitive, backfill_state FROM asymm.sync_tables ORDER BY rel::text;
+
+BEGIN;
+INSERT INTO sync_items SELECT g, 'n' || g, 's' FROM generate_series(1, 3) g;
+UPDATE sync_items SET id = 10 WHERE id = 1;
+DELETE FROM sync_items WHERE id = 2;
+INSERT INTO sync_pairs VALUES (1, 'x');
+UPDATE sync_items SET name = 'none' WHERE false;
+COMMIT;
+TRUNCATE sync_pairs;
+SELECT rel::regclass, op, (SELECT array_agg(k ORDER BY k) FROM unnest(keys) k) AS keys
+  FROM asymm.sync_outbox ORDER BY xid, op, rel::regclass::text;
+SELECT count(DISTINCT xid) AS transactions FROM asymm.sync_outbox;
+
+-- bad input
+SELECT asymm.track('sync_nokey');
+SELECT asymm.track('sync_items', sensitive => '{nope}');
+SELECT asymm.track('sync_items', sensitive => '{id}');
+SELECT asymm.track('asymm.sync_state');
+SELECT asymm.track(NULL);
+SELECT asymm.sync_backfill('sync_nokey');
+
+SELECT asymm.untrack('sync_items'), asymm.untrack('sync_items');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'sync_items'::regclass;
+SELECT (asymm.sync_status() -> 'tables') -> 0 ->> 'table' AS still_tracked;
+SELECT asymm.untrack('sync_pairs');
+DROP TABLE sync_items, sync_pairs, sync_nokey;
+
+DROP EXTENSION asymm;
