@@ -212,6 +212,10 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
 
 # ---- daemon --------------------------------------------------------------------------------------
 
+NOTIFY_ITEMS = 20
+"""How many drift items a webhook notification carries at most."""
+
+
 class DriftWatcher:
     """The daemon's side of drift: periodic full catalog diff, opt-in index restore.
 
@@ -231,6 +235,7 @@ class DriftWatcher:
         row = conn.execute("SELECT asymm.drift_reconcile()").fetchone()
         if row and row[0]:
             log.warning("drift: %s new finding(s); asymm drift shows them", row[0])
+            self._notify(conn, int(row[0]))  # type: ignore[call-overload]
         setting = conn.execute("SELECT asymm.setting('drift.restore_indexes')::boolean").fetchone()
         if setting and setting[0] and (self.restoring is None or not self.restoring.is_alive()):
             statements = [str(r[0]) for r in conn.execute(
@@ -241,6 +246,18 @@ class DriftWatcher:
                 self.restoring = threading.Thread(target=self._restore, args=(statements,), daemon=True,
                                                   name="asymm-drift-restore")
                 self.restoring.start()
+
+    def _notify(self, conn: psycopg.Connection[tuple[object, ...]], new_findings: int) -> None:
+        """Tell the configured webhooks what drifted (the first items; `asymm drift` has them all)."""
+        items = [
+            {"baseline": r[0], "kind": r[1], "object_type": r[2], "identity": r[3], "severity": r[4],
+             "hazards": r[5], "who": r[6], "detection": r[7]}
+            for r in conn.execute(
+                "SELECT baseline, kind, object_type, identity, severity, hazards, who, detection"
+                "  FROM asymm.drift() ORDER BY changed_at DESC NULLS LAST LIMIT %s", (NOTIFY_ITEMS,))
+        ]
+        self.daemon.notifier.notify("drift", {"database": conn.info.dbname, "new_findings": new_findings,
+                                              "items": items})
 
     def _restore(self, statements: list[str]) -> None:
         try:

@@ -24,6 +24,10 @@ log = logging.getLogger("asymm.telemetry")
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
+SLOW_ALERT_EVERY_S = 5.0
+SLOW_ALERT_WINDOW = "1 minute"
+"""Slow-query webhooks: checked every few seconds over the last minute of history."""
+
 RETENTION_EVERY_S = 30.0
 """How often the daemon rolls up and drops partitions: rarely, since each call may roll up
 several minutes of raw samples (bounded by ``telemetry.rollup_batch_minutes``)."""
@@ -108,10 +112,36 @@ def daemon_tasks(daemon: Daemon) -> list[Task]:
             log.info("telemetry retention dropped %s", ", ".join(result["dropped_partitions"]))
 
     every = max(1, round(RETENTION_EVERY_S / daemon.config.period))
+    alerts = SlowQueryAlerts(daemon)
     return [
         Task("telemetry-snapshot", run_snapshot, every=1, regime="stabilization"),
         Task("telemetry-retention", run_retention, every=every, regime="stabilization"),
+        Task("telemetry-slow-alerts", alerts.run, every=max(1, round(SLOW_ALERT_EVERY_S / daemon.config.period)),
+             regime="stabilization"),
     ]
+
+
+class SlowQueryAlerts:
+    """Tell webhooks about statements that turned slow: once per statement, again only after it
+    has been fast for a whole window (so a statement that stays slow does not flood the hook)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.alerted: set[int] = set()
+
+    def run(self, _tick: Tick) -> None:
+        if not self.daemon.notifier.urls:
+            return
+        conn = self.daemon.conn
+        assert conn is not None
+        slow = _rows(conn, "SELECT queryid, left(query, 1000) AS query, slow_calls, calls, mean_ms, last_slow_at"
+                           "  FROM asymm.slow_queries(asymm.setting('telemetry.slow_threshold_ms')::float8,"
+                           "                          %s::interval)", (SLOW_ALERT_WINDOW,))
+        current = {int(row["queryid"]) for row in slow}
+        for row in slow:
+            if int(row["queryid"]) not in self.alerted:
+                self.daemon.notifier.notify("slow_query", {"database": conn.info.dbname, **row})
+        self.alerted = current
 
 
 __all__ = ["daemon_tasks", "duplicates", "health", "retention", "snapshot", "top"]

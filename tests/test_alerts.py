@@ -1,0 +1,74 @@
+"""Webhook notifications raised by the daemon's areas: a new slow query and new drift."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.test_daemon_notify import Receiver
+
+ASYMM = str(Path(sys.executable).with_name("asymm"))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    receiver = Receiver(fail=0)
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def daemon(db: str, hook: Receiver) -> Iterator[subprocess.Popen[str]]:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT asymm.set_setting('drift.reconcile_every', '0.2 s')")
+    proc = subprocess.Popen([ASYMM, "daemon", "--dsn", db, "--period", "0.05", "--http-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ASYMM_NOTIFY_URLS": hook.url})
+    yield proc
+    proc.terminate()
+    proc.communicate(timeout=20)
+
+
+def events(hook: Receiver, name: str) -> list[dict[str, Any]]:
+    return [body for body in hook.bodies if body.get("event") == name]
+
+
+def test_a_new_slow_query_is_sent_once(db: str, hook: Receiver, daemon: subprocess.Popen[str]) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert wait_for(lambda: (conn.execute("SELECT snapshots FROM asymm.telemetry_state").fetchone()
+                                 or (0,))[0] > 0), "no snapshot"
+        conn.execute("SELECT pg_sleep(0.15)")
+        assert wait_for(lambda: events(hook, "slow_query")), daemon.stderr
+        conn.execute("SELECT pg_sleep(0.15)")  # still slow: no second notification
+        time.sleep(6)
+    sent = events(hook, "slow_query")
+    assert len(sent) == 1
+    assert "pg_sleep" in str(sent[0])
+
+
+def test_new_drift_is_sent(db: str, hook: Receiver, daemon: subprocess.Popen[str]) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, note text)")
+        conn.execute("SELECT asymm.baseline('prod')")
+        conn.execute("ALTER TABLE accounts DROP COLUMN note")
+    assert wait_for(lambda: events(hook, "drift")), "no drift notification"
+    body = str(events(hook, "drift")[0])
+    assert "accounts" in body and "removed" in body
