@@ -7,6 +7,7 @@ import logging
 import click
 
 from asymm import __version__
+from asymm.cli.advisor_cmd import advise_command, verify_command
 from asymm.cli.common import AsymmGroup
 from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
@@ -27,3 +28,5 @@ main.add_command(sandbox_group)
 main.add_command(status_command)
 main.add_command(daemon_command)
 main.add_command(demo_command)
+main.add_command(advise_command)
+main.add_command(verify_command)
