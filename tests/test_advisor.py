@@ -358,3 +358,23 @@ def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Conn
     assert [(i["verdict"], i["action"]) for i in result["indexes"]] == [("no_gain", "dropped")]
     assert aconn.execute("SELECT to_regclass('asymm_useless')").fetchone() == (None,)
     assert aconn.execute("SELECT status FROM asymm.index_suggestions").fetchone() == ("rolled_back",)
+
+
+def test_daemon_runs_the_advisor_when_enabled(shop: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run_workload(shop)
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT asymm.set_setting('advisor.enabled', 'true')")
+    asymm = str(Path(sys.executable).parent / "asymm")
+    out = subprocess.run([asymm, "daemon", "--dsn", shop, "--period", "0.05", "--ticks", "60"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(shop, autocommit=True) as conn:
+        rows = conn.execute("SELECT status FROM asymm.index_suggestions").fetchall()
+        assert rows and {r[0] for r in rows} == {"suggested"}  # suggest only by default
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'asymm%'").fetchone() == (0,)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from asymm.advisor.daemon_task import daemon_tasks as advisor_tasks
 from asymm.daemon.scheduler import Task
 
 if TYPE_CHECKING:
@@ -18,3 +19,4 @@ if TYPE_CHECKING:
 TaskFactory = Callable[["Daemon"], list[Task]]
 
 TASK_FACTORIES: list[TaskFactory] = []
+TASK_FACTORIES.append(advisor_tasks)

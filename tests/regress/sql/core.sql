@@ -4,7 +4,7 @@ CREATE EXTENSION asymm CASCADE;
 RESET client_min_messages;
 
 SELECT asymm.version() = (SELECT default_version FROM pg_available_extensions WHERE name = 'asymm') AS current_version;
-SELECT name, value, value_type, changed FROM asymm.settings ORDER BY name;
+SELECT name, value, value_type, changed FROM asymm.settings WHERE name LIKE 'daemon.%' ORDER BY name;
 
 -- typed settings
 SELECT asymm.set_setting('daemon.stale_after', '30 s');
