@@ -189,7 +189,7 @@ def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
         stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000),
         stmt("select * from customers where lower(email) = $1", 1000),
     ])
-    assert result["indexes"]
+    assert ["lower(email)"] in [i["columns"] for i in result["indexes"]]  # priced through its column
     for item in result["indexes"]:
         aconn.execute(item["definition"])  # runnable as is
         assert item["definition"].startswith("CREATE INDEX ")
@@ -378,3 +378,20 @@ def test_daemon_runs_the_advisor_when_enabled(shop: str) -> None:
         rows = conn.execute("SELECT status FROM asymm.index_suggestions").fetchall()
         assert rows and {r[0] for r in rows} == {"suggested"}  # suggest only by default
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'asymm%'").fetchone() == (0,)
+
+
+def test_generic_plans_see_each_hypothetical_configuration(aconn: psycopg.Connection[Any]) -> None:
+    """A cached generic plan is not invalidated by HypoPG: every what-if must re-plan."""
+    catalog = Catalog(aconn)
+    rw = rewrite("select count(*) from orders where created_at > timestamp $1 + interval $2 and status = $3", catalog)
+    with WhatIf(aconn, catalog) as whatif:
+        prepared = whatif.prepare(rw)
+        assert prepared.mode == "generic"
+        table = catalog.table(None, "orders")
+        assert table is not None
+        useless = cand_mod.Candidate(table.oid, table.qualified, ("amount",))
+        useful = cand_mod.Candidate(table.oid, table.qualified, ("status", "created_at"))
+        base = whatif.cost(prepared, frozenset()).cost
+        assert whatif.cost(prepared, frozenset({useless})).cost == base
+        assert whatif.cost(prepared, frozenset({useful})).cost < base / 2
+        assert whatif.calls == 4  # prepare + three configurations, nothing served from a stale plan

@@ -276,10 +276,16 @@ class _Walker:
             elif op in GIN_OPS and column and (column_type == "jsonb" or table.columns[column].category == "A"):
                 self.result.preds.append(Pred(table, expr, "gin", op))
             param = _param_of(value)
-            if param is not None and op not in GIN_OPS:
+            if param is None:
+                # a computed bound (now() - interval $2): no representative value exists for its
+                # parameters, so the statement is planned generically (see whatif); a computed
+                # equality value (lower($1)) needs none: any non-NULL value plans the same
+                for number in _params_in(value) if op in RANGE_OPS or op in ("~~", "~~*") else ():
+                    self.result.params.setdefault(number, ParamContext(table, column, "expr", None))
+            elif op not in GIN_OPS:
                 ctx_op = "like" if op in ("~~", "~~*") else op
                 self.result.params.setdefault(param, ParamContext(table, column, ctx_op, column_type))
-            elif param is not None:
+            else:
                 self.result.params.setdefault(param, ParamContext(table, None, op, column_type))
         elif kind == enums.A_Expr_Kind.AEXPR_IN and op == "=":
             left = self.key(node.lexpr, scope)
@@ -347,6 +353,12 @@ def _param_of(node: Any) -> int | None:
     if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
         return int(node.arg.number)
     return None
+
+
+def _params_in(node: Any) -> list[int]:
+    if isinstance(node, ast.ParamRef):
+        return [int(node.number)]
+    return [n for child in _flatten(node) for n in _params_in(child)]
 
 
 def _is_value(node: Any) -> bool:

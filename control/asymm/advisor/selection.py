@@ -9,7 +9,9 @@ loads, which would make a freshly loaded table look write-heavy forever (they ar
 ``table_writes`` for information).  The
 greedy loop adds, at each step, the candidate with the highest net marginal benefit that fits the
 storage budget and the index cap; it stops when the best net gain is below ``min_gain_fraction``
-of the workload's total cost.  A candidate that makes any statement more than ``max_regression``
+of the workload's *remaining* estimated cost (after the indexes already chosen): once the big
+scans are gone, a cheap index that halves what is left is still worth it, as a DBA would judge.
+A candidate that makes any statement more than ``max_regression``
 costlier is refused.  Marginal gains are evaluated lazily (a candidate's previous gain is an upper
 bound for its next one), and only on the statements that can use it, which keeps the number of
 what-if calls close to linear in the number of statements.  A final pass removes indexes made
@@ -77,7 +79,6 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
     empty: frozenset[Candidate] = frozenset()
     workload.base = [whatif.cost(p, empty).cost for p in workload.prepared]
     total = sum(w * c for w, c in zip(workload.weights, workload.base, strict=True))
-    min_gain = options.min_gain_fraction * total
 
     relevant: dict[Candidate, list[int]] = {}
     for cand in candidates:
@@ -113,6 +114,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         return gain - penalty(cand)
 
     used_bytes = 0
+    remaining = total
     heap: list[tuple[float, int, int, Candidate]] = []  # (-bound, tiebreak, round evaluated, cand)
     order = {c: k for k, c in enumerate(relevant)}
     for cand in relevant:
@@ -126,7 +128,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         if options.max_indexes is not None and len(chosen) >= options.max_indexes:
             break
         neg, tie, evaluated, cand = heapq.heappop(heap)
-        if -neg < min_gain:
+        if -neg < options.min_gain_fraction * remaining:
             break
         size = whatif.size(cand) or 0
         if options.budget_bytes is not None and used_bytes + size > options.budget_bytes:
@@ -138,6 +140,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
             continue
         chosen.append(cand)
         used_bytes += size
+        remaining = max(0.0, remaining - (-neg + penalty(cand)))
         round_no += 1
         log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
 
@@ -152,7 +155,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
                 with_all = whatif.cost(workload.prepared[i], config(i)).cost
                 without = whatif.cost(workload.prepared[i], config(i, without=cand)).cost
                 loss += workload.weights[i] * (without - with_all)
-            if loss - penalty(cand) < min_gain:
+            if loss - penalty(cand) < options.min_gain_fraction * remaining:
                 chosen.remove(cand)
                 changed = True
                 break
@@ -177,7 +180,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
                              *before_after[cand]))
     result.sort(key=lambda c: -c.benefit)
     summary = {"workload_cost_before": total, "workload_cost_after": final_cost,
-               "min_gain": min_gain, "storage_bytes": float(sum(c.size_bytes for c in result))}
+               "storage_bytes": float(sum(c.size_bytes for c in result))}
     return result, summary
 
 

@@ -28,7 +28,7 @@ import psycopg
 
 from asymm.advisor.candidates import Candidate
 from asymm.advisor.catalog import Catalog, quote_literal
-from asymm.advisor.rewrite import Rewritten, fallback_types
+from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
 from asymm.errors import AsymmError
 
 log = logging.getLogger("asymm.advisor")
@@ -54,6 +54,7 @@ class Prepared:
     values: list[str]  # SQL literals (NULLs for a generic plan)
     mode: str  # generic | custom
     tables: frozenset[int] = field(default_factory=frozenset)
+    proxy: Prepared | None = None  # f(col) replaced by col, to price expression indexes (see cost())
 
 
 @dataclass
@@ -87,6 +88,7 @@ class WhatIf:
         self._sizes: dict[Candidate, int] = {}
         self._cache: dict[tuple[str, frozenset[Candidate]], PlanResult] = {}
         self._mode: str | None = None
+        self._explained: set[str] = set()
         self._saved: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -119,7 +121,7 @@ class WhatIf:
 
     # -- statements -------------------------------------------------------------------------------
 
-    def prepare(self, rw: Rewritten) -> Prepared:
+    def prepare(self, rw: Rewritten, proxy: bool = True) -> Prepared:
         """PREPARE the statement (retrying parameter types the server could not infer)."""
         self._count += 1
         name = f"{self.prefix}{self._count}"
@@ -146,15 +148,23 @@ class WhatIf:
         values = self._representative(rw, actual)
         tables = frozenset(t.oid for t in rw.analysis.tables) | (
             frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset())
+        prepared: Prepared | None = None
         if values is not None:
             prepared = Prepared(name, rw, actual, values, "custom", tables)
             try:
                 self._explain(prepared)
-                return prepared
             except PlanError:
-                pass  # a representative value the statement rejects: fall back to the generic plan
-        prepared = Prepared(name, rw, actual, [f"NULL::{t}" for t in actual], "generic", tables)
-        self._explain(prepared)  # raises PlanError when even the generic plan fails
+                prepared = None  # a representative value the statement rejects: use the generic plan
+        if prepared is None:
+            prepared = Prepared(name, rw, actual, [f"NULL::{t}" for t in actual], "generic", tables)
+            self._explain(prepared)  # raises PlanError when even the generic plan fails
+        if proxy and any("(" in p.expr for p in rw.analysis.preds):
+            proxy_text = expression_proxy(rw.tree)
+            if proxy_text is not None:
+                try:
+                    prepared.proxy = self.prepare(rewrite(proxy_text, self.catalog), proxy=False)
+                except (PlanError, Unplannable):
+                    prepared.proxy = None
         return prepared
 
     def _representative(self, rw: Rewritten, types: list[str]) -> list[str] | None:
@@ -171,6 +181,8 @@ class WhatIf:
                     return None
                 values.append(f"{neutral}::{type_name}")
                 continue
+            if ctx.op == "expr":
+                return None  # part of a computed bound: only the generic plan is honest
             if ctx.op == "limit":
                 values.append(f"{LIMIT_VALUE}::{type_name}")
                 continue
@@ -194,6 +206,11 @@ class WhatIf:
         if cached is not None:
             self.cache_hits += 1
             return cached
+        expression = frozenset(c for c in relevant if c.method == "btree" and any("(" in k for k in c.keys))
+        if expression and prepared.proxy is not None:
+            result = self._cost_by_proxy(prepared, prepared.proxy, relevant, expression)
+            self._cache[key] = result
+            return result
         for cand in relevant:
             self.create(cand)
         for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
@@ -203,6 +220,25 @@ class WhatIf:
         self._cache[(prepared.name, relevant)] = result
         self._cache[key] = result
         return result
+
+    def _cost_by_proxy(self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate],
+                       expression: frozenset[Candidate]) -> PlanResult:
+        """Price expression indexes through the statement with ``f(col)`` replaced by ``col``.
+
+        HypoPG cannot give a hypothetical expression index statistics, so the planner prices
+        ``lower(email) = $1`` at a default 0.5 % of the rows and an index on it looks useless.
+        On the proxy statement (``email = $1``, index on ``email``) the column's statistics
+        apply; functions such as lower() keep about as many distinct values as their column.
+        cost = cost(original, other indexes) × cost(proxy, mapped) / cost(proxy, other indexes).
+        """
+        plain = relevant - expression
+        mapped = {column_proxy(c): c for c in expression}
+        base = self.cost(prepared, plain)
+        proxy_plain = self.cost(proxy, plain)
+        proxy_with = self.cost(proxy, plain | frozenset(mapped))
+        ratio = proxy_with.cost / proxy_plain.cost if proxy_plain.cost > 0 else 1.0
+        used = frozenset(mapped.get(c, c) for c in proxy_with.used)
+        return PlanResult(base.cost * min(1.0, ratio), used)
 
     def create(self, cand: Candidate) -> int | None:
         """Create (once) the hypothetical index; None when HypoPG refuses it (then it is no candidate)."""
@@ -238,6 +274,14 @@ class WhatIf:
         if self._mode != mode:
             self.conn.execute(f"SET plan_cache_mode = {mode}")
             self._mode = mode
+        if prepared.mode == "generic" and prepared.name in self._explained:
+            # A generic plan is cached in the prepared statement and creating or dropping a
+            # hypothetical index does not invalidate it: re-PREPARE (our own name only) so the
+            # planner sees the current hypothetical indexes.
+            types = f"({', '.join(prepared.param_types)})" if prepared.param_types else ""
+            self.conn.execute(f"DEALLOCATE {prepared.name}")
+            self.conn.execute(f"PREPARE {prepared.name}{types} AS {prepared.rewritten.text}")
+        self._explained.add(prepared.name)
         args = f"({', '.join(prepared.values)})" if prepared.values else ""
         self.calls += 1
         try:
@@ -280,6 +324,53 @@ def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False
     if mcv and op == "=":
         return mcv[len(mcv) // 2]
     return None
+
+
+EXPRESSION_KEY = re.compile(r"^(\w+)\((.+)\)( DESC)?$")
+
+
+def column_proxy(cand: Candidate) -> Candidate:
+    """The candidate with ``f(col)`` keys replaced by ``col`` (for :meth:`WhatIf._cost_by_proxy`)."""
+    keys = []
+    for key in cand.keys:
+        m = EXPRESSION_KEY.match(key)
+        keys.append(m.group(2) + (m.group(3) or "") if m else key)
+    return Candidate(cand.table_oid, cand.table, tuple(keys), cand.method, cand.opclass, cand.queryids)
+
+
+def expression_proxy(tree: Any) -> str | None:
+    """The statement's SQL with every ``f(col)`` of an indexable function replaced by ``col``."""
+    import copy
+
+    from pglast import ast as typed_ast
+    from pglast.stream import RawStream
+
+    pg_ast: Any = typed_ast
+
+    from asymm.advisor.analysis import EXPRESSION_FUNCTIONS
+
+    root = copy.deepcopy(tree)
+    changed = False
+
+    def strip(node: Any) -> Any:
+        nonlocal changed
+        if isinstance(node, pg_ast.FuncCall) and node.args and len(node.args) == 1 \
+                and isinstance(node.args[0], pg_ast.ColumnRef):
+            name = [f.sval for f in node.funcname if isinstance(f, pg_ast.String)]
+            if name and name[-1].lower() in EXPRESSION_FUNCTIONS:
+                changed = True
+                return node.args[0]
+        if isinstance(node, tuple | list):
+            return type(node)(strip(child) for child in node)
+        if isinstance(node, pg_ast.Node):
+            for slot in node.__slots__:
+                value = getattr(node, slot, None)
+                if isinstance(value, pg_ast.Node | tuple | list):
+                    setattr(node, slot, strip(value))
+        return node
+
+    root = strip(root)
+    return str(RawStream()(root)) if changed else None
 
 
 def _fragile(plan: dict[str, Any], under_limit: bool) -> bool:
