@@ -7,6 +7,7 @@ import logging
 import click
 
 from asymm import __version__
+from asymm.cli.advisor_cmd import advise_command, verify_command
 from asymm.cli.annotations_cmd import annotate_command, annotations_command, coherence_command
 from asymm.cli.common import AsymmGroup
 from asymm.cli.daemon_cmd import daemon_command
@@ -40,3 +41,5 @@ main.add_command(annotate_command)
 main.add_command(annotations_command)
 main.add_command(coherence_command)
 main.add_command(sync_group)
+main.add_command(advise_command)
+main.add_command(verify_command)

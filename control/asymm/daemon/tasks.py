@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from asymm.advisor.daemon_task import daemon_tasks as advisor_tasks
 from asymm.daemon.scheduler import Task
 from asymm.drift import daemon_tasks as drift_tasks
 from asymm.sync.worker import daemon_tasks as sync_tasks
@@ -24,4 +25,5 @@ TASK_FACTORIES: list[TaskFactory] = [
     telemetry_tasks,
     sync_tasks,
     drift_tasks,
+    advisor_tasks,
 ]

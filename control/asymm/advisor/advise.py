@@ -1,0 +1,161 @@
+"""The whole advisor pipeline: workload → rewrite → candidates → what-if → selection → result.
+
+:func:`advise` returns the JSON document ``asymm advise --json`` prints (SPEC section 4):
+``{"indexes": [...], "skipped": [...], ...}``.  It can run on a connection the caller owns (the
+caller's prepared statements and hypothetical indexes survive) or open its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from asymm.advisor import candidates as cand_mod
+from asymm.advisor.catalog import Catalog, Table
+from asymm.advisor.rewrite import Unplannable, rewrite
+from asymm.advisor.selection import Options, Workload, select
+from asymm.advisor.whatif import PlanError, WhatIf
+from asymm.advisor.workload import Statement, read_workload
+
+log = logging.getLogger("asymm.advisor")
+SIZE_NOTE = "HypoPG's estimate, pessimistic: the real index is usually smaller"
+
+
+@dataclass
+class Settings:
+    """Options of one run; :func:`settings_from_db` reads the defaults from asymm.settings."""
+
+    budget_mb: float | None = 1024
+    max_indexes: int | None = 10
+    min_gain_fraction: float = 0.01
+    write_cost_per_row: float = 0.5
+    limit: int = 2000
+
+    def options(self) -> Options:
+        budget = int(self.budget_mb * 1024 * 1024) if self.budget_mb is not None else None
+        return Options(budget_bytes=budget, max_indexes=self.max_indexes,
+                       min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row)
+
+
+def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
+    """Defaults from asymm.settings when the extension is installed, built-in ones otherwise."""
+    settings = Settings()
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
+        return settings
+    values = dict(conn.execute(
+        "SELECT name, value FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
+    if "advisor.budget_mb" in values:
+        settings.budget_mb = float(str(values["advisor.budget_mb"]))
+    if "advisor.max_indexes" in values:
+        settings.max_indexes = int(str(values["advisor.max_indexes"]))
+    if "advisor.min_gain_fraction" in values:
+        settings.min_gain_fraction = float(str(values["advisor.min_gain_fraction"]))
+    if "advisor.write_cost_per_row" in values:
+        settings.write_cost_per_row = float(str(values["advisor.write_cost_per_row"]))
+    return settings
+
+
+def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
+           statements: list[Statement] | None = None) -> dict[str, Any]:
+    """Run the advisor on ``conn`` (autocommit); ``statements`` overrides pg_stat_statements."""
+    started = time.monotonic()
+    settings = settings or settings_from_db(conn)
+    catalog = Catalog(conn)
+    if statements is None:
+        statements = read_workload(conn, limit=settings.limit)
+    skipped: list[dict[str, Any]] = []
+    with WhatIf(conn, catalog) as whatif:
+        workload = Workload([], [], [])
+        per_statement: list[list[cand_mod.Candidate]] = []
+        for stmt in statements:
+            try:
+                rw = rewrite(stmt.query, catalog)
+                prepared = whatif.prepare(rw)
+            except (Unplannable, PlanError) as exc:
+                skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": str(exc)})
+                continue
+            workload.prepared.append(prepared)
+            workload.weights.append(float(stmt.calls))
+            workload.queryids.append(stmt.queryid)
+            workload.rows.append(stmt.rows)
+            per_statement.append(cand_mod.for_statement(rw.analysis, stmt.queryid))
+        tables: dict[int, Table] = {}
+        for prepared in workload.prepared:
+            for table in prepared.rewritten.analysis.tables:
+                tables[table.oid] = table
+        candidates: list[cand_mod.Candidate] = []
+        redundant = 0
+        for cand in cand_mod.merge(per_statement):
+            owner = tables.get(cand.table_oid)
+            if owner is None or cand_mod.covered_by_existing(cand, owner) is not None:
+                redundant += 1
+                continue
+            candidates.append(cand)
+        chosen, summary = select(whatif, workload, candidates, tables, settings.options())
+        rejected = {c.definition(): whatif.failure(c) for c in candidates if whatif.failure(c)}
+        indexes = []
+        for item in chosen:
+            cand = item.candidate
+            indexes.append({
+                "table": cand.table,
+                "columns": cand.columns,
+                "method": cand.method,
+                "name": cand.name,
+                "definition": cand.definition(),
+                "estimated_benefit": round(item.benefit, 1),
+                "gross_benefit": round(item.gross, 1),
+                "maintenance_penalty": round(item.penalty, 1),
+                "size_bytes": item.size_bytes,
+                "size_note": SIZE_NOTE,
+                "queryids": item.queryids,
+                "cost_before": {str(k): round(v, 2) for k, v in item.cost_before.items()},
+                "cost_after": {str(k): round(v, 2) for k, v in item.cost_after.items()},
+            })
+        modes = [p.mode for p in workload.prepared]
+        planned = len(workload.prepared)
+        result = {
+            "run_id": str(uuid.uuid4()),
+            "indexes": indexes,
+            "skipped": skipped,
+            "statements": len(statements),
+            "planned": planned,
+            "planned_fraction": round(planned / len(statements), 4) if statements else 1.0,
+            "custom_plans": modes.count("custom"),
+            "generic_plans": modes.count("generic"),
+            "candidates": len(candidates),
+            "candidates_covered_by_existing_indexes": redundant,
+            "candidates_rejected_by_hypopg": rejected,
+            "whatif_calls": whatif.calls,
+            "whatif_cache_hits": whatif.cache_hits,
+            "workload_cost_before": round(summary.get("workload_cost_before", 0.0), 1),
+            "workload_cost_after": round(summary.get("workload_cost_after", 0.0), 1),
+            "storage_bytes": int(summary.get("storage_bytes", 0.0)),
+            "size_note": SIZE_NOTE,
+            "runtime_s": 0.0,
+        }
+    result["runtime_s"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def store(conn: psycopg.Connection[Any], result: dict[str, Any]) -> list[int]:
+    """Record the suggestions in asymm.index_suggestions; returns their ids (in result order)."""
+    ids: list[int] = []
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
+        return ids
+    for item in result["indexes"]:
+        row = conn.execute(
+            "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, method, index_name, definition,"
+            "  estimated_benefit, size_bytes, queryids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING suggestion_id",
+            (result["run_id"], item["table"], item["columns"], item["method"], item["name"], item["definition"],
+             item["estimated_benefit"], item["size_bytes"], item["queryids"]),
+        ).fetchone()
+        assert row is not None
+        item["suggestion_id"] = int(str(row[0]))
+        ids.append(item["suggestion_id"])
+    return ids

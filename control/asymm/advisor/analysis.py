@@ -1,0 +1,376 @@
+"""What a statement asks of its tables, read from the pglast parse tree.
+
+The advisor never guesses from text: every predicate, join key, ``ORDER BY`` and ``GROUP BY`` is
+resolved through the ``FROM`` clause (aliases, joins, subqueries, CTEs) to a real table and column
+of the catalog.  The same walk tells :mod:`asymm.advisor.rewrite` which column each ``$n`` is
+compared with, which gives the parameter its type and a representative value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast as _ast
+from pglast import enums as _enums
+
+from asymm.advisor.catalog import Catalog, Table, quote_ident
+
+# The parse tree is walked generically (any node, any slot): its precise stub types add nothing here.
+ast: Any = _ast
+enums: Any = _enums
+
+# Functions whose result over one column is worth an expression index (all immutable).
+EXPRESSION_FUNCTIONS = frozenset({"lower", "upper", "btrim", "md5", "abs"})
+RANGE_OPS = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+GIN_OPS = frozenset({"@>", "<@", "&&", "?", "?|", "?&"})
+
+
+@dataclass
+class Pred:
+    """One indexable condition on one table."""
+
+    table: Table = field(repr=False)
+    expr: str  # index key text: a quoted column name or an expression such as lower(email)
+    kind: str  # eq | range | join | like | gin
+    op: str
+
+
+@dataclass
+class ParamContext:
+    """The column a ``$n`` is compared with (for its type and a representative value)."""
+
+    table: Table | None = field(repr=False)
+    column: str | None
+    op: str  # =, <, >, <=, >=, like, limit, text
+    type: str | None = None
+
+
+@dataclass
+class SortSpec:
+    table: Table = field(repr=False)
+    keys: list[tuple[str, bool]]  # (expr, descending)
+    limit: bool
+
+
+@dataclass
+class Analysis:
+    kind: str  # select | update | delete | insert | other
+    tables: list[Table] = field(default_factory=list)
+    write_table: Table | None = None
+    preds: list[Pred] = field(default_factory=list)
+    sorts: list[SortSpec] = field(default_factory=list)
+    groups: list[tuple[Table, list[str]]] = field(default_factory=list)
+    params: dict[int, ParamContext] = field(default_factory=dict)
+    arith_params: set[int] = field(default_factory=set)
+    unresolved: list[str] = field(default_factory=list)  # relations not found (CTE names excluded)
+
+    def add_table(self, table: Table) -> None:
+        if all(t.oid != table.oid for t in self.tables):
+            self.tables.append(table)
+
+
+class Scope:
+    """The relations visible in one query level, by the name they are referred to."""
+
+    def __init__(self, parent: Scope | None) -> None:
+        self.parent = parent
+        self.by_alias: dict[str, Table] = {}
+        self.opaque: set[str] = set()  # subqueries, CTEs, functions: visible names we cannot index
+        self.ctes: set[str] = set(parent.ctes) if parent else set()
+
+    def resolve(self, fields: list[str]) -> tuple[Table, str] | None:
+        scope: Scope | None = self
+        while scope is not None:
+            if len(fields) == 1:
+                matches = [t for t in scope.by_alias.values() if fields[0] in t.columns]
+                if len({m.oid for m in matches}) == 1:
+                    return matches[0], fields[0]
+                if matches:
+                    return None  # ambiguous: leave it to the server
+            elif len(fields) >= 2:
+                table = scope.by_alias.get(fields[-2])
+                if table is not None:
+                    return (table, fields[-1]) if fields[-1] in table.columns else None
+                if fields[-2] in scope.opaque:
+                    return None
+            scope = scope.parent
+        return None
+
+
+def analyze(stmt: Any, catalog: Catalog) -> Analysis:
+    """Walk one parsed statement (a pglast ``RawStmt.stmt``)."""
+    walker = _Walker(catalog)
+    if isinstance(stmt, ast.SelectStmt):
+        walker.result.kind = "select"
+        walker.select(stmt, None)
+    elif isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
+        walker.result.kind = "update" if isinstance(stmt, ast.UpdateStmt) else "delete"
+        scope = Scope(None)
+        walker.with_clause(stmt.withClause, scope)
+        table = walker.range_var(stmt.relation, scope)
+        walker.result.write_table = table
+        for item in (stmt.fromClause if isinstance(stmt, ast.UpdateStmt) else stmt.usingClause) or ():
+            walker.from_item(item, scope)
+        walker.conditions(stmt.whereClause, scope)
+        if isinstance(stmt, ast.UpdateStmt):
+            walker.generic(stmt.targetList, scope)
+    elif isinstance(stmt, ast.InsertStmt):
+        walker.result.kind = "insert"
+        scope = Scope(None)
+        walker.result.write_table = walker.range_var(stmt.relation, scope)
+        if stmt.selectStmt is not None and not getattr(stmt.selectStmt, "valuesLists", None):
+            walker.select(stmt.selectStmt, None)
+    else:
+        walker.result.kind = "other"
+    return walker.result
+
+
+class _Walker:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.result = Analysis(kind="other")
+
+    # -- query levels ---------------------------------------------------------------------------
+
+    def with_clause(self, with_clause: Any, scope: Scope) -> None:
+        if with_clause is None:
+            return
+        for cte in with_clause.ctes or ():
+            scope.ctes.add(cte.ctename)
+            if isinstance(cte.ctequery, ast.SelectStmt):
+                self.select(cte.ctequery, scope)
+
+    def select(self, stmt: ast.SelectStmt, parent: Scope | None) -> None:
+        if stmt.op is not None and stmt.op != enums.SetOperation.SETOP_NONE:
+            if stmt.larg is not None:
+                self.select(stmt.larg, parent)
+            if stmt.rarg is not None:
+                self.select(stmt.rarg, parent)
+            return
+        scope = Scope(parent)
+        self.with_clause(stmt.withClause, scope)
+        for item in stmt.fromClause or ():
+            self.from_item(item, scope)
+        self.conditions(stmt.whereClause, scope)
+        self.conditions(stmt.havingClause, scope)
+        self.generic(stmt.targetList, scope)
+        if stmt.valuesLists:
+            self.generic(stmt.valuesLists, scope)
+        for node in (stmt.limitCount, stmt.limitOffset):
+            if isinstance(node, ast.ParamRef):
+                self.result.params[node.number] = ParamContext(None, None, "limit", "bigint")
+        if stmt.sortClause:
+            keys: list[tuple[Table, str, bool]] = []
+            for sort_by in stmt.sortClause:
+                resolved = self.key(sort_by.node, scope)
+                if resolved is None:
+                    keys = []
+                    break
+                keys.append((resolved[0], resolved[1], sort_by.sortby_dir == enums.SortByDir.SORTBY_DESC))
+            if keys and len({k[0].oid for k in keys}) == 1:
+                self.result.sorts.append(SortSpec(keys[0][0], [(k[1], k[2]) for k in keys],
+                                                  limit=stmt.limitCount is not None))
+        if stmt.groupClause:
+            groups: list[tuple[Table, str]] = []
+            for node in stmt.groupClause:
+                resolved = self.key(node, scope)
+                if resolved is not None:
+                    groups.append((resolved[0], resolved[1]))
+            for oid in {g[0].oid for g in groups}:
+                on_table = [g for g in groups if g[0].oid == oid]
+                self.result.groups.append((on_table[0][0], [g[1] for g in on_table]))
+
+    def from_item(self, item: Any, scope: Scope) -> None:
+        if isinstance(item, ast.RangeVar):
+            self.range_var(item, scope)
+        elif isinstance(item, ast.JoinExpr):
+            self.from_item(item.larg, scope)
+            self.from_item(item.rarg, scope)
+            self.conditions(item.quals, scope)
+            if item.alias is not None:
+                scope.opaque.add(item.alias.aliasname)
+        elif isinstance(item, ast.RangeSubselect):
+            if isinstance(item.subquery, ast.SelectStmt):
+                self.select(item.subquery, scope if item.lateral else scope.parent)
+            if item.alias is not None:
+                scope.opaque.add(item.alias.aliasname)
+        elif isinstance(item, ast.RangeFunction):
+            if item.alias is not None:
+                scope.opaque.add(item.alias.aliasname)
+            self.generic(item.functions, scope)
+
+    def range_var(self, node: ast.RangeVar, scope: Scope) -> Table | None:
+        visible = node.alias.aliasname if node.alias is not None else node.relname
+        if node.schemaname is None and node.relname in scope.ctes:
+            scope.opaque.add(visible)
+            return None
+        table = self.catalog.table(node.schemaname, node.relname)
+        if table is None:
+            scope.opaque.add(visible)
+            self.result.unresolved.append(node.relname)
+            return None
+        scope.by_alias[visible] = table
+        self.result.add_table(table)
+        return table
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def key(self, node: Any, scope: Scope) -> tuple[Table, str, str | None] | None:
+        """(table, index key text, plain column or None) for a column or an indexable expression."""
+        if isinstance(node, ast.ColumnRef):
+            fields = [f.sval for f in node.fields if isinstance(f, ast.String)]
+            if len(fields) != len(node.fields):
+                return None
+            resolved = scope.resolve(fields)
+            if resolved is None:
+                return None
+            return resolved[0], quote_ident(resolved[1]), resolved[1]
+        if isinstance(node, ast.FuncCall) and node.args and len(node.args) == 1 and not node.agg_star:
+            name = [f.sval for f in node.funcname if isinstance(f, ast.String)]
+            if name and name[-1].lower() in EXPRESSION_FUNCTIONS and (len(name) == 1 or name[0] == "pg_catalog"):
+                inner = self.key(node.args[0], scope)
+                if inner is not None and inner[2] is not None:
+                    return inner[0], f"{name[-1].lower()}({inner[1]})", None
+        return None
+
+    def conditions(self, node: Any, scope: Scope) -> None:
+        if node is None:
+            return
+        if isinstance(node, ast.BoolExpr):
+            for arg in node.args or ():
+                self.conditions(arg, scope)
+            return
+        if isinstance(node, ast.A_Expr):
+            self.a_expr(node, scope)
+        elif isinstance(node, ast.NullTest) and node.nulltesttype == enums.NullTestType.IS_NULL:
+            resolved = self.key(node.arg, scope)
+            if resolved is not None:
+                self.result.preds.append(Pred(resolved[0], resolved[1], "eq", "IS NULL"))
+        self.generic(node, scope)
+
+    def a_expr(self, node: ast.A_Expr, scope: Scope) -> None:
+        op = node.name[-1].sval if node.name else ""
+        kind = node.kind
+        if kind == enums.A_Expr_Kind.AEXPR_OP:
+            left, right = self.key(node.lexpr, scope), self.key(node.rexpr, scope)
+            if left is not None and right is not None and op == "=" and left[0].oid != right[0].oid:
+                self.result.preds.append(Pred(left[0], left[1], "join", op))
+                self.result.preds.append(Pred(right[0], right[1], "join", op))
+                return
+            if left is None and right is not None and _is_value(node.lexpr):
+                left, value, op = right, node.lexpr, RANGE_OPS.get(op, op)
+            elif left is not None and _is_value(node.rexpr):
+                value = node.rexpr
+            else:
+                return
+            table, expr, column = left
+            column_type = table.columns[column].type if column else "text"
+            if op == "=":
+                self.result.preds.append(Pred(table, expr, "eq", op))
+            elif op in RANGE_OPS:
+                self.result.preds.append(Pred(table, expr, "range", op))
+            elif op in ("~~", "~~*"):
+                self.result.preds.append(Pred(table, expr, "like", op))
+            elif op in GIN_OPS and column and (column_type == "jsonb" or table.columns[column].category == "A"):
+                self.result.preds.append(Pred(table, expr, "gin", op))
+            param = _param_of(value)
+            if param is None:
+                # a computed bound (now() - interval $2): no representative value exists for its
+                # parameters, so the statement is planned generically (see whatif); a computed
+                # equality value (lower($1)) needs none: any non-NULL value plans the same
+                for number in _params_in(value) if op in RANGE_OPS or op in ("~~", "~~*") else ():
+                    self.result.params.setdefault(number, ParamContext(table, column, "expr", None))
+            elif op not in GIN_OPS:
+                ctx_op = "like" if op in ("~~", "~~*") else op
+                self.result.params.setdefault(param, ParamContext(table, column, ctx_op, column_type))
+            else:
+                self.result.params.setdefault(param, ParamContext(table, None, op, column_type))
+        elif kind == enums.A_Expr_Kind.AEXPR_IN and op == "=":
+            left = self.key(node.lexpr, scope)
+            if left is None or not isinstance(node.rexpr, list | tuple):
+                return
+            table, expr, column = left
+            self.result.preds.append(Pred(table, expr, "eq", "IN"))
+            for item in node.rexpr:
+                param = _param_of(item)
+                if param is not None:
+                    self.result.params.setdefault(
+                        param, ParamContext(table, column, "=", table.columns[column].type if column else "text"))
+        elif kind in (enums.A_Expr_Kind.AEXPR_BETWEEN, enums.A_Expr_Kind.AEXPR_BETWEEN_SYM):
+            left = self.key(node.lexpr, scope)
+            if left is None or not isinstance(node.rexpr, list | tuple) or len(node.rexpr) != 2:
+                return
+            table, expr, column = left
+            self.result.preds.append(Pred(table, expr, "range", "BETWEEN"))
+            column_type = table.columns[column].type if column else "text"
+            for item, bound_op in zip(node.rexpr, (">=", "<="), strict=True):
+                param = _param_of(item)
+                if param is not None:
+                    self.result.params.setdefault(param, ParamContext(table, column, bound_op, column_type))
+        elif kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE) and op in ("~~", "~~*"):
+            left = self.key(node.lexpr, scope)
+            if left is not None:
+                self.result.preds.append(Pred(left[0], left[1], "like", op))
+                param = _param_of(node.rexpr)
+                if param is not None:
+                    self.result.params.setdefault(param, ParamContext(left[0], left[2], "like", "text"))
+
+    def generic(self, node: Any, scope: Scope) -> None:
+        """Find sub-queries and parameter arithmetic anywhere below ``node``."""
+        for child in _children(node):
+            if isinstance(child, ast.SubLink):
+                if isinstance(child.subselect, ast.SelectStmt):
+                    self.select(child.subselect, scope)
+                if child.testexpr is not None:
+                    self.generic(child.testexpr, scope)
+                continue
+            if isinstance(child, ast.A_Expr) and child.kind == enums.A_Expr_Kind.AEXPR_OP and child.name \
+                    and child.name[-1].sval in ("+", "-", "*", "/"):
+                for side in (child.lexpr, child.rexpr):
+                    if isinstance(side, ast.ParamRef):
+                        self.result.arith_params.add(side.number)
+            if isinstance(child, ast.SelectStmt):
+                self.select(child, scope)
+                continue
+            self.generic(child, scope)
+
+
+def _children(node: Any) -> Iterator[Any]:
+    if isinstance(node, list | tuple):
+        yield from node
+    elif isinstance(node, ast.Node):
+        for slot in node.__slots__:
+            value = getattr(node, slot, None)
+            if isinstance(value, ast.Node | list | tuple):
+                yield value
+
+
+def _param_of(node: Any) -> int | None:
+    if isinstance(node, ast.ParamRef):
+        return int(node.number)
+    if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
+        return int(node.arg.number)
+    return None
+
+
+def _params_in(node: Any) -> list[int]:
+    if isinstance(node, ast.ParamRef):
+        return [int(node.number)]
+    return [n for child in _flatten(node) for n in _params_in(child)]
+
+
+def _is_value(node: Any) -> bool:
+    """True when ``node`` references no column (a constant, a parameter, now() - $1, ...)."""
+    if isinstance(node, ast.ColumnRef | ast.SubLink):
+        return False
+    return all(_is_value(child) for child in _flatten(node))
+
+
+def _flatten(node: Any) -> Iterator[Any]:
+    for child in _children(node):
+        if isinstance(child, list | tuple):
+            yield from _flatten(child)
+        else:
+            yield child

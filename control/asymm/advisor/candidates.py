@@ -1,0 +1,182 @@
+"""Index candidates from what statements ask (see :mod:`asymm.advisor.analysis`).
+
+Per statement and table: each equality, range, join and LIKE key alone; the equality keys first
+followed by one range key or by the ``ORDER BY`` keys (with their direction, when there is a
+``LIMIT`` or no filter); ``GROUP BY`` keys; join key + equality keys (inner side of a nested
+loop); expression keys such as ``lower(email)``; GIN for ``jsonb @>`` and array operators.
+A candidate that equals an existing valid index, or is a prefix of one (same method), is dropped:
+the existing index already serves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from asymm.advisor.analysis import Analysis, Pred
+from asymm.advisor.catalog import Table, quote_ident
+
+MAX_KEYS = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    table_oid: int
+    table: str  # qualified, quoted
+    keys: tuple[str, ...]  # key texts, with " DESC" where descending
+    method: str = "btree"
+    opclass: str | None = None  # for GIN: jsonb_path_ops when only @> is used
+    queryids: frozenset[int] = field(default=frozenset(), compare=False, hash=False)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.keys)
+
+    @property
+    def name(self) -> str:
+        """A deterministic index name within PostgreSQL's 63 bytes."""
+        base = self.table.split(".")[-1].strip('"')
+        words = re.sub(r"[^a-z0-9]+", "_", "_".join(self.keys).lower()).strip("_")
+        digest = hashlib.sha1(f"{self.table}|{self.method}|{self.keys}|{self.opclass}".encode()).hexdigest()[:6]
+        return f"asymm_{base}_{words}"[:50] + f"_{digest}"
+
+    def key_sql(self) -> str:
+        keys = []
+        for key in self.keys:
+            text = key
+            expression = "(" in key.removesuffix(" DESC")
+            if expression:
+                body, desc = (key[:-5], " DESC") if key.endswith(" DESC") else (key, "")
+                text = f"({body}){desc}"
+            if self.opclass:
+                text = f"{text} {self.opclass}"
+            keys.append(text)
+        return ", ".join(keys)
+
+    def definition(self, name: str | None = None, concurrently: bool = False) -> str:
+        """A complete, runnable CREATE INDEX statement."""
+        conc = " CONCURRENTLY" if concurrently else ""
+        index = quote_ident(name or self.name)
+        return f"CREATE INDEX{conc} {index} ON {self.table} USING {self.method} ({self.key_sql()})"
+
+    def hypothetical_sql(self) -> str:
+        return f"CREATE INDEX ON {self.table} USING {self.method} ({self.key_sql()})"
+
+
+def _plain(key: str) -> str:
+    return key.removesuffix(" DESC")
+
+
+def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
+    """Every candidate one statement suggests (not yet filtered against existing indexes)."""
+    out: dict[tuple[int, tuple[str, ...], str, str | None], Candidate] = {}
+
+    def add(table: Table, keys: list[str], method: str = "btree", opclass: str | None = None) -> None:
+        seen: list[str] = []
+        for key in keys:  # no key twice (x = $1 AND x > $2)
+            if _plain(key) not in [_plain(k) for k in seen]:
+                seen.append(key)
+        seen = seen[:MAX_KEYS]
+        if not seen:
+            return
+        if method == "btree" and all(k.endswith(" DESC") for k in seen):
+            seen = [_plain(k) for k in seen]  # a btree is scanned backwards just as well
+        ident = (table.oid, tuple(seen), method, opclass)
+        if ident not in out:
+            out[ident] = Candidate(table.oid, table.qualified, tuple(seen), method, opclass, frozenset({queryid}))
+
+    by_table: dict[int, list[Pred]] = {}
+    tables: dict[int, Table] = {}
+    for pred in analysis.preds:
+        by_table.setdefault(pred.table.oid, []).append(pred)
+        tables[pred.table.oid] = pred.table
+    for sort in analysis.sorts:
+        tables[sort.table.oid] = sort.table
+    for table, _ in analysis.groups:
+        tables[table.oid] = table
+
+    for oid, table in tables.items():
+        preds = by_table.get(oid, [])
+        eq = _unique(p.expr for p in preds if p.kind == "eq")
+        rng = _unique(p.expr for p in preds if p.kind in ("range", "like"))
+        joins = _unique(p.expr for p in preds if p.kind == "join")
+        for key in eq + rng + joins:
+            add(table, [key])
+        if len(eq) > 1:
+            add(table, eq)
+        for r in rng:
+            if eq:
+                add(table, [*eq, r])
+        for j in joins:
+            if eq:
+                add(table, [j, *eq])
+                add(table, [*eq, j])
+        for sort in analysis.sorts:
+            if sort.table.oid != oid:
+                continue
+            sort_keys = [k + (" DESC" if desc else "") for k, desc in sort.keys]
+            if eq:
+                add(table, [*eq, *sort_keys])
+            if sort.limit or not preds:
+                add(table, sort_keys)
+            if rng and sort.keys and _plain(sort_keys[0]) == rng[0]:
+                add(table, [*eq, *sort_keys])
+        for group_table, group_keys in analysis.groups:
+            if group_table.oid == oid:
+                add(table, [*eq, *group_keys])
+        gin_ops: dict[str, set[str]] = {}
+        for pred in preds:
+            if pred.kind == "gin":
+                gin_ops.setdefault(pred.expr, set()).add(pred.op)
+        for key, ops in gin_ops.items():
+            column = table.columns.get(key.strip('"'))
+            opclass = "jsonb_path_ops" if column is not None and column.type == "jsonb" and ops == {"@>"} else None
+            add(table, [key], "gin", opclass)
+    return list(out.values())
+
+
+def _unique(items: object) -> list[str]:
+    seen: list[str] = []
+    for item in items:  # type: ignore[attr-defined]
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def merge(per_statement: list[list[Candidate]]) -> list[Candidate]:
+    """One candidate per distinct index, carrying every queryid that suggested it."""
+    merged: dict[Candidate, set[int]] = {}
+    for cands in per_statement:
+        for cand in cands:
+            merged.setdefault(cand, set()).update(cand.queryids)
+    return [Candidate(c.table_oid, c.table, c.keys, c.method, c.opclass, frozenset(q)) for c, q in merged.items()]
+
+
+def covered_by_existing(cand: Candidate, table: Table) -> str | None:
+    """The name of an existing valid index that makes ``cand`` redundant, if any."""
+    want = [_normalize(k) for k in cand.keys]
+    for index in table.indexes:
+        if not index.valid or index.partial or index.method != cand.method:
+            continue
+        have = [_normalize(k) for k in index.keys]
+        if cand.method == "btree":
+            flipped = [_flip(k) for k in want]
+            if have[:len(want)] == want or have[:len(want)] == flipped:
+                return index.name
+        elif have == want:
+            return index.name
+    return None
+
+
+def _normalize(key: str) -> str:
+    text = key.replace('"', "").replace(" ", "").lower()
+    text = re.sub(r"::[a-z ]+", "", text)
+    text = text.replace("nullslast", "").replace("ascnullsfirst", "").replace("jsonb_path_ops", "")
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    return text
+
+
+def _flip(key: str) -> str:
+    return key[:-4] if key.endswith("desc") else key + "desc"

@@ -1,0 +1,131 @@
+"""What the advisor needs to know about tables: columns, types, statistics and existing indexes.
+
+Why a cache: one advisor run looks at the same few tables for hundreds of statements, and every
+catalog round trip counts towards the runtime goal (1,000 statements in well under 30 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+
+@dataclass
+class Column:
+    name: str
+    type: str  # format_type() text, usable in a cast
+    category: str  # pg_type.typcategory: N numeric, S string, D datetime, A array, U user (jsonb) ...
+
+
+@dataclass
+class Table:
+    oid: int
+    schema: str
+    name: str
+    qualified: str  # quoted, schema-qualified name usable in SQL text
+    columns: dict[str, Column] = field(default_factory=dict)
+    reltuples: float = 0.0
+    writes: int = 0  # n_tup_ins + non-HOT n_tup_upd + n_tup_del since the statistics reset
+    indexes: list[ExistingIndex] = field(default_factory=list)
+
+
+@dataclass
+class ExistingIndex:
+    name: str
+    method: str
+    keys: list[str]  # pg_get_indexdef(oid, k, true) per key column, as the server spells them
+    valid: bool
+    partial: bool
+
+
+class Catalog:
+    """Lazily loaded, per-run view of the catalog (one connection, read only)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._by_name: dict[tuple[str | None, str], Table | None] = {}
+        self._stats: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
+
+    def table(self, schema: str | None, name: str) -> Table | None:
+        """The table ``schema.name`` (search_path when ``schema`` is None), or None (not a plain table)."""
+        key = (schema, name)
+        if key in self._by_name:
+            return self._by_name[key]
+        ident = f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
+        row = self.conn.execute(
+            "SELECT c.oid::int8, n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname), c.reltuples,"
+            "       coalesce(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del, 0)"
+            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            " WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'm', 'p')",
+            (ident,),
+        ).fetchone()
+        table: Table | None = None
+        if row is not None:
+            table = Table(oid=int(row[0]), schema=str(row[1]), name=str(row[2]), qualified=str(row[3]),
+                          reltuples=float(row[4]), writes=int(row[5]))
+            for attname, typ, cat in self.conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory"
+                "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                (table.oid,),
+            ):
+                table.columns[str(attname)] = Column(str(attname), str(typ), str(cat))
+            for name_, method, keys, valid, partial in self.conn.execute(
+                "SELECT ic.relname, am.amname,"
+                "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
+                "                    || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END"
+                "               FROM generate_series(1, i.indnkeyatts) k ORDER BY k),"
+                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL"
+                "  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
+                "  JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = %s",
+                (table.oid,),
+            ):
+                table.indexes.append(ExistingIndex(str(name_), str(method), [str(k) for k in keys],
+                                                   bool(valid), bool(partial)))
+        self._by_name[key] = table
+        return table
+
+    def stats(self, table: Table, column: str) -> tuple[list[str], list[str]]:
+        """(most_common_vals, histogram_bounds) of a column as text, empty when not analyzed."""
+        key = (table.oid, column)
+        if key not in self._stats:
+            row = self.conn.execute(
+                "SELECT coalesce(most_common_vals::text::text[], '{}'), coalesce(histogram_bounds::text::text[], '{}')"
+                "  FROM pg_stats WHERE schemaname = %s AND tablename = %s AND attname = %s",
+                (table.schema, table.name, column),
+            ).fetchone()
+            self._stats[key] = ([str(v) for v in row[0]], [str(v) for v in row[1]]) if row else ([], [])
+        return self._stats[key]
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier the way PostgreSQL's quote_ident() does (only when needed)."""
+    if name and (name[0].isalpha() or name[0] == "_") and all(
+        ch.islower() or ch.isdigit() or ch == "_" for ch in name
+    ) and name not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# Words that must be quoted as column names in index definitions (the reserved ones that occur
+# as real column names; quoting more than necessary is harmless).
+_RESERVED = frozenset({
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
+    "check", "collate", "column", "constraint", "create", "current_date", "current_role", "current_time",
+    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
+    "except", "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially",
+    "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null",
+    "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select",
+    "session_user", "some", "symmetric", "table", "then", "to", "trailing", "true", "union", "unique",
+    "user", "using", "variadic", "when", "where", "window", "with", "authorization", "binary",
+    "collation", "concurrently", "cross", "current_schema", "freeze", "full", "ilike", "inner", "is",
+    "isnull", "join", "left", "like", "natural", "notnull", "outer", "overlaps", "right", "similar",
+    "tablesample", "verbose",
+})

@@ -1,0 +1,126 @@
+"""``asymm verify [--rollback]``: did the applied indexes make their queries faster, for real?
+
+For each applied suggestion, the mean latency of its queries' calls made since the index was
+applied (pg_stat_statements now minus the counters recorded at apply time) is compared with the
+mean before (the recorded counters).  The "before" mean is re-weighted by the calls made since,
+so a change in the query mix does not pass for a gain.  Verdicts: ``paid_off`` (mean fell by at
+least ``advisor.verify_min_improvement``), ``no_gain``, or ``insufficient_data`` (fewer than
+``advisor.verify_min_calls`` calls since).  With ``--rollback``, ``no_gain`` indexes are dropped
+with ``DROP INDEX CONCURRENTLY`` under the same advisory lock and ``lock_timeout`` as apply.
+
+If pg_stat_statements was reset since apply, the counters restart from zero and the calls since
+the reset are used as "after".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from asymm.advisor.apply import (
+    IndexLock,
+    drop_index,
+    extension_installed,
+    lock_timeout,
+    qualified_index,
+    statement_counters,
+)
+from asymm.errors import AsymmError
+
+
+def _setting(conn: psycopg.Connection[Any], name: str, default: float) -> float:
+    row = conn.execute("SELECT asymm.setting(%s)", (name,)).fetchone()
+    return float(str(row[0])) if row and row[0] is not None else default
+
+
+def history_means(conn: psycopg.Connection[Any], queryids: list[int],
+                  applied_at: datetime) -> dict[int, tuple[float, int, float, int]] | None:
+    """HISTORY HOOK: per queryid (mean_before_ms, calls_before, mean_after_ms, calls_after) from asymm.query_stats.
+
+    The telemetry area (SPEC section 3) keeps per-query deltas in ``asymm.query_stats``; when it
+    exists, verify should prefer it (windows of equal length around ``applied_at``, immune to
+    pg_stat_statements resets and evictions).  Its columns are defined by that area, which is being
+    built in parallel, so this hook only detects the table and returns None (= use the baselines
+    recorded at apply time).  Fill it in once asymm.query_stats' shape is settled.
+    """
+    row = conn.execute("SELECT to_regclass('asymm.query_stats') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    return None  # TODO(telemetry): query asymm.query_stats here (see docstring).
+
+
+def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, Any]:
+    if not extension_installed(conn):
+        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
+    min_calls = _setting(conn, "advisor.verify_min_calls", 20)
+    min_improvement = _setting(conn, "advisor.verify_min_improvement", 0.05)
+    applied = conn.execute(
+        "SELECT suggestion_id, index_name, table_name, definition, applied_at, queryids FROM asymm.index_suggestions"
+        " WHERE status = 'applied' ORDER BY applied_at, suggestion_id").fetchall()
+    out: list[dict[str, Any]] = []
+    for suggestion_id, index_name, table_name, definition, applied_at, queryids in applied:
+        baselines = {int(str(q)): (int(str(c)), float(str(t))) for q, c, t in conn.execute(
+            "SELECT queryid, calls, total_exec_time FROM asymm.index_suggestion_baselines WHERE suggestion_id = %s",
+            (suggestion_id,))}
+        ids = sorted({int(str(q)) for q in (queryids or [])} | set(baselines))
+        history = history_means(conn, ids, applied_at)
+        now = statement_counters(conn, ids)
+        per_query = []
+        weighted_before = calls_since = 0.0
+        time_since = 0.0
+        for queryid in ids:
+            base_calls, base_total = baselines.get(queryid, (0, 0.0))
+            cur_calls, cur_total = now.get(queryid, (0, 0.0))
+            if history is not None and queryid in history:
+                mean_before, base_calls, mean_after, d_calls = history[queryid]
+                d_time = mean_after * d_calls
+            else:
+                if cur_calls >= base_calls:
+                    d_calls, d_time = cur_calls - base_calls, cur_total - base_total
+                else:  # pg_stat_statements was reset (or the entry evicted) since apply
+                    d_calls, d_time = cur_calls, cur_total
+                mean_before = base_total / base_calls if base_calls else 0.0
+            per_query.append({"queryid": queryid, "calls_before": base_calls, "mean_before_ms": mean_before,
+                              "calls_since": d_calls,
+                              "mean_after_ms": d_time / d_calls if d_calls else None})
+            if base_calls and d_calls:
+                weighted_before += mean_before * d_calls
+                calls_since += d_calls
+                time_since += d_time
+        before = weighted_before / calls_since if calls_since else None
+        after = time_since / calls_since if calls_since else None
+        if calls_since < min_calls or before is None or after is None:
+            verdict = "insufficient_data"
+        elif after <= before * (1 - min_improvement):
+            verdict = "paid_off"
+        else:
+            verdict = "no_gain"
+        item: dict[str, Any] = {"suggestion_id": int(str(suggestion_id)), "index_name": index_name,
+                                "table": table_name, "definition": definition, "verdict": verdict,
+                                "mean_before_ms": before, "mean_after_ms": after, "calls_since": int(calls_since),
+                                "queries": per_query, "action": ""}
+        if rollback and verdict == "no_gain":
+            qualified = qualified_index(conn, str(table_name), str(index_name))
+            with IndexLock(conn):
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout(conn),))
+                try:
+                    if qualified is not None:
+                        drop_index(conn, qualified)
+                finally:
+                    conn.execute("RESET lock_timeout")
+            item["action"] = "dropped"
+        detail = {k: item[k] for k in ("mean_before_ms", "mean_after_ms", "calls_since", "queries")}
+        conn.execute(
+            "UPDATE asymm.index_suggestions SET verified_at = now(), verdict = %s, verdict_detail = %s::jsonb,"
+            " status = CASE WHEN %s THEN 'rolled_back' ELSE status END WHERE suggestion_id = %s",
+            (verdict, _json(detail), item["action"] == "dropped", suggestion_id))
+        out.append(item)
+    return {"indexes": out, "rollback": rollback}
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)

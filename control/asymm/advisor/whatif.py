@@ -1,0 +1,395 @@
+"""What-if planning: the cost of a statement under a set of hypothetical (HypoPG) indexes.
+
+Each statement is PREPAREd once under a name of our own and EXPLAINed with
+``EXPLAIN (FORMAT JSON) EXECUTE``.  The plan is generic (``plan_cache_mode = force_generic_plan``)
+unless every parameter has a representative value taken from ``pg_stats`` (the histogram median for
+equality, a bound 10 % in from the end for ``<``/``>``, neighbouring bounds for ``BETWEEN``, 10
+for ``LIMIT``): a generic plan assumes a third of the rows for a range and a tenth for ``LIMIT $n``,
+which hides exactly the indexes that matter, so then a custom plan with those values is used.
+
+Hygiene, because this may run inside somebody else's session: the session is hidden from
+pg_stat_statements while we work and the previous setting restored; we DEALLOCATE only the
+statements we prepared and drop only the hypothetical indexes we created (never
+``DEALLOCATE ALL`` or ``hypopg_reset()``); ``plan_cache_mode`` is restored.  Plans are cached per
+(statement, hypothetical indexes on the statement's tables), and :attr:`WhatIf.calls` counts the
+EXPLAINs actually sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from asymm.advisor.candidates import Candidate
+from asymm.advisor.catalog import Catalog, quote_literal
+from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
+from asymm.errors import AsymmError
+
+log = logging.getLogger("asymm.advisor")
+HYPO_NAME = re.compile(r"^<(\d+)>")
+LIMIT_VALUE = "10"
+FRAGILE_FACTOR = 2.0
+# Values for parameters that are not compared with a column (EXTRACT's field, arithmetic, a value
+# in the target list): they only have to be non-NULL (NULL would fold a whole condition away).
+NEUTRAL = {
+    "integer": "1", "bigint": "1", "smallint": "1", "numeric": "1", "real": "1", "double precision": "1",
+    "text": "'epoch'", "character varying": "'x'", "date": "current_date", "boolean": "true",
+    "timestamp without time zone": "localtimestamp", "timestamp with time zone": "now()",
+    "interval": "'1 hour'",
+}
+RANGE_SIDE = {">": "lo", ">=": "lo", "<": "hi", "<=": "hi"}
+
+
+@dataclass
+class Prepared:
+    name: str
+    rewritten: Rewritten
+    param_types: list[str]
+    values: list[str]  # SQL literals (NULLs for a generic plan)
+    mode: str  # generic | custom
+    tables: frozenset[int] = field(default_factory=frozenset)
+    proxy: Prepared | None = None  # f(col) replaced by col, to price expression indexes (see cost())
+
+
+@dataclass
+class PlanResult:
+    cost: float
+    used: frozenset[Candidate]
+
+
+def hypopg_installed(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone() is not None
+
+
+class WhatIf:
+    """A what-if session on one connection; use as a context manager so it cleans up after itself."""
+
+    def __init__(self, conn: psycopg.Connection[Any], catalog: Catalog) -> None:
+        if not hypopg_installed(conn):
+            available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()
+            hint = ("CREATE EXTENSION hypopg" if available
+                    else "install postgresql-15-hypopg, then CREATE EXTENSION hypopg")
+            raise AsymmError(f"the index advisor needs HypoPG, which is not installed in this database ({hint})")
+        self.conn = conn
+        self.catalog = catalog
+        self.prefix = f"asymm_whatif_{uuid.uuid4().hex[:10]}_"
+        self.calls = 0
+        self.cache_hits = 0
+        self._count = 0
+        self._prepared: list[str] = []
+        self._hypo: dict[Candidate, int] = {}
+        self._failed: dict[Candidate, str] = {}
+        self._sizes: dict[Candidate, int] = {}
+        self._cache: dict[tuple[str, frozenset[Candidate]], PlanResult] = {}
+        self._mode: str | None = None
+        self._explained: set[str] = set()
+        self._saved: dict[str, str] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> WhatIf:
+        for setting in ("plan_cache_mode", "pg_stat_statements.track"):
+            row = self.conn.execute("SELECT current_setting(%s, true)", (setting,)).fetchone()
+            if row and row[0] is not None:
+                self._saved[setting] = str(row[0])
+        try:
+            self.conn.execute("SET pg_stat_statements.track = none")
+        except psycopg.Error:
+            self._saved.pop("pg_stat_statements.track", None)  # not permitted: application_name tells
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.conn.closed:
+            return
+        for name in self._prepared:
+            self.conn.execute(f"DEALLOCATE {name}")
+        self._prepared.clear()
+        for oid in list(self._hypo.values()):
+            self.conn.execute("SELECT hypopg_drop_index(%s)", (oid,))
+        self._hypo.clear()
+        for setting, value in self._saved.items():
+            self.conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
+
+    # -- statements -------------------------------------------------------------------------------
+
+    def prepare(self, rw: Rewritten, proxy: bool = True) -> Prepared:
+        """PREPARE the statement (retrying parameter types the server could not infer)."""
+        self._count += 1
+        name = f"{self.prefix}{self._count}"
+        attempt, types = 0, list(rw.param_types)
+        while True:
+            type_list = f"({', '.join(types)})" if types else ""
+            try:
+                self.conn.execute(f"PREPARE {name}{type_list} AS {rw.text}")
+                break
+            except psycopg.Error as exc:
+                attempt += 1
+                retry = fallback_types(rw, attempt)
+                while retry is None and attempt < 3:
+                    attempt += 1
+                    retry = fallback_types(rw, attempt)
+                if retry is None:
+                    message = (exc.diag.message_primary or str(exc)).strip()
+                    raise PlanError(f"cannot PREPARE: {message}") from None
+                types = retry
+        self._prepared.append(name)
+        row = self.conn.execute(
+            "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = %s", (name,)).fetchone()
+        actual = [str(t) for t in row[0]] if row and row[0] is not None else types
+        values = self._representative(rw, actual)
+        tables = frozenset(t.oid for t in rw.analysis.tables) | (
+            frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset())
+        prepared: Prepared | None = None
+        if values is not None:
+            prepared = Prepared(name, rw, actual, values, "custom", tables)
+            try:
+                self._explain(prepared)
+            except PlanError:
+                prepared = None  # a representative value the statement rejects: use the generic plan
+        if prepared is None:
+            prepared = Prepared(name, rw, actual, [f"NULL::{t}" for t in actual], "generic", tables)
+            self._explain(prepared)  # raises PlanError when even the generic plan fails
+        if proxy and any("(" in p.expr for p in rw.analysis.preds):
+            proxy_text = expression_proxy(rw.tree)
+            if proxy_text is not None:
+                try:
+                    prepared.proxy = self.prepare(rewrite(proxy_text, self.catalog), proxy=False)
+                except (PlanError, Unplannable):
+                    prepared.proxy = None
+        return prepared
+
+    def _representative(self, rw: Rewritten, types: list[str]) -> list[str] | None:
+        values: list[str] = []
+        sides: dict[tuple[int, str], set[str]] = {}
+        for known in rw.analysis.params.values():
+            if known.table is not None and known.column is not None and known.op in RANGE_SIDE:
+                sides.setdefault((known.table.oid, known.column), set()).add(RANGE_SIDE[known.op])
+        for number, type_name in enumerate(types, start=1):
+            ctx = rw.analysis.params.get(number)
+            if ctx is None:
+                neutral = NEUTRAL.get(type_name)
+                if neutral is None:
+                    return None
+                values.append(f"{neutral}::{type_name}")
+                continue
+            if ctx.op == "expr":
+                return None  # part of a computed bound: only the generic plan is honest
+            if ctx.op == "limit":
+                values.append(f"{LIMIT_VALUE}::{type_name}")
+                continue
+            if ctx.table is None or ctx.column is None:
+                return None
+            mcv, hist = self.catalog.stats(ctx.table, ctx.column)
+            two_sided = sides.get((ctx.table.oid, ctx.column)) == {"lo", "hi"}
+            value = pick_value(ctx.op, mcv, hist, two_sided)
+            if value is None:
+                return None
+            values.append(f"{quote_literal(value)}::{type_name}")
+        return values
+
+    # -- costs ------------------------------------------------------------------------------------
+
+    def cost(self, prepared: Prepared, config: frozenset[Candidate]) -> PlanResult:
+        """Cost of the statement with exactly ``config`` (restricted to its tables) as hypothetical indexes."""
+        relevant = frozenset(c for c in config if c.table_oid in prepared.tables and c not in self._failed)
+        key = (prepared.name, relevant)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        expression = frozenset(c for c in relevant if c.method == "btree" and any("(" in k for k in c.keys))
+        if expression and prepared.proxy is not None:
+            result = self._cost_by_proxy(prepared, prepared.proxy, relevant, expression)
+            self._cache[key] = result
+            return result
+        for cand in relevant:
+            self.create(cand)
+        for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
+            self.conn.execute("SELECT hypopg_drop_index(%s)", (self._hypo.pop(cand),))
+        relevant = frozenset(c for c in relevant if c in self._hypo)
+        result = self._explain(prepared)
+        self._cache[(prepared.name, relevant)] = result
+        self._cache[key] = result
+        return result
+
+    def _cost_by_proxy(self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate],
+                       expression: frozenset[Candidate]) -> PlanResult:
+        """Price expression indexes through the statement with ``f(col)`` replaced by ``col``.
+
+        HypoPG cannot give a hypothetical expression index statistics, so the planner prices
+        ``lower(email) = $1`` at a default 0.5 % of the rows and an index on it looks useless.
+        On the proxy statement (``email = $1``, index on ``email``) the column's statistics
+        apply; functions such as lower() keep about as many distinct values as their column.
+        cost = cost(original, other indexes) × cost(proxy, mapped) / cost(proxy, other indexes).
+        """
+        plain = relevant - expression
+        mapped = {column_proxy(c): c for c in expression}
+        base = self.cost(prepared, plain)
+        proxy_plain = self.cost(proxy, plain)
+        proxy_with = self.cost(proxy, plain | frozenset(mapped))
+        ratio = proxy_with.cost / proxy_plain.cost if proxy_plain.cost > 0 else 1.0
+        used = frozenset(mapped.get(c, c) for c in proxy_with.used)
+        return PlanResult(base.cost * min(1.0, ratio), used)
+
+    def create(self, cand: Candidate) -> int | None:
+        """Create (once) the hypothetical index; None when HypoPG refuses it (then it is no candidate)."""
+        if cand in self._hypo:
+            return self._hypo[cand]
+        if cand in self._failed:
+            return None
+        try:
+            row = self.conn.execute("SELECT indexrelid FROM hypopg_create_index(%s)",
+                                    (cand.hypothetical_sql(),)).fetchone()
+        except psycopg.Error as exc:
+            self._failed[cand] = (exc.diag.message_primary or str(exc)).strip()
+            return None
+        assert row is not None
+        oid = int(str(row[0]))
+        self._hypo[cand] = oid
+        if cand not in self._sizes:
+            size = self.conn.execute("SELECT hypopg_relation_size(%s)", (oid,)).fetchone()
+            self._sizes[cand] = int(str(size[0])) if size else 0
+        return oid
+
+    def size(self, cand: Candidate) -> int | None:
+        """HypoPG's size estimate in bytes (pessimistic: it assumes a fill factor and no compression)."""
+        if cand not in self._sizes and self.create(cand) is None:
+            return None
+        return self._sizes.get(cand)
+
+    def failure(self, cand: Candidate) -> str | None:
+        return self._failed.get(cand)
+
+    def _explain(self, prepared: Prepared) -> PlanResult:
+        mode = "force_custom_plan" if prepared.mode == "custom" else "force_generic_plan"
+        if self._mode != mode:
+            self.conn.execute(f"SET plan_cache_mode = {mode}")
+            self._mode = mode
+        if prepared.mode == "generic" and prepared.name in self._explained:
+            # A generic plan is cached in the prepared statement and creating or dropping a
+            # hypothetical index does not invalidate it: re-PREPARE (our own name only) so the
+            # planner sees the current hypothetical indexes.
+            types = f"({', '.join(prepared.param_types)})" if prepared.param_types else ""
+            self.conn.execute(f"DEALLOCATE {prepared.name}")
+            self.conn.execute(f"PREPARE {prepared.name}{types} AS {prepared.rewritten.text}")
+        self._explained.add(prepared.name)
+        args = f"({', '.join(prepared.values)})" if prepared.values else ""
+        self.calls += 1
+        try:
+            row = self.conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {prepared.name}{args}").fetchone()
+        except psycopg.Error as exc:
+            raise PlanError(f"cannot EXPLAIN: {(exc.diag.message_primary or str(exc)).strip()}") from None
+        assert row is not None
+        doc = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+        plan = doc[0]["Plan"]
+        by_oid = {oid: cand for cand, oid in self._hypo.items()}
+        used = frozenset(by_oid[int(m.group(1))] for name in _index_names(plan)
+                         if (m := HYPO_NAME.match(name)) and int(m.group(1)) in by_oid)
+        cost = float(plan["Total Cost"])
+        if _fragile(plan, under_limit=False):
+            cost *= FRAGILE_FACTOR
+        return PlanResult(cost, used)
+
+
+class PlanError(Exception):
+    """The statement cannot be planned (the message is the skip reason)."""
+
+
+def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False) -> str | None:
+    """A representative value for a parameter compared with ``op`` (see the module docstring).
+
+    ``two_sided``: the column has both a lower and an upper bound (``BETWEEN``, ``>= AND <``), so
+    the bounds are neighbouring histogram bounds around the median (about one bucket of rows).
+    """
+    if hist:
+        n = len(hist) - 1
+        if two_sided and op in RANGE_SIDE and n >= 1:
+            return hist[n // 2] if RANGE_SIDE[op] == "lo" else hist[n // 2 + 1]
+        if op in ("=", "like"):
+            return hist[n // 2] if op == "=" else None
+        if op in (">", ">="):
+            return hist[max(0, n - max(1, n // 10))]
+        if op in ("<", "<="):
+            return hist[min(n, max(1, n // 10))]
+        return None
+    if mcv and op == "=":
+        return mcv[len(mcv) // 2]
+    return None
+
+
+EXPRESSION_KEY = re.compile(r"^(\w+)\((.+)\)( DESC)?$")
+
+
+def column_proxy(cand: Candidate) -> Candidate:
+    """The candidate with ``f(col)`` keys replaced by ``col`` (for :meth:`WhatIf._cost_by_proxy`)."""
+    keys = []
+    for key in cand.keys:
+        m = EXPRESSION_KEY.match(key)
+        keys.append(m.group(2) + (m.group(3) or "") if m else key)
+    return Candidate(cand.table_oid, cand.table, tuple(keys), cand.method, cand.opclass, cand.queryids)
+
+
+def expression_proxy(tree: Any) -> str | None:
+    """The statement's SQL with every ``f(col)`` of an indexable function replaced by ``col``."""
+    import copy
+
+    from pglast import ast as typed_ast
+    from pglast.stream import RawStream
+
+    pg_ast: Any = typed_ast
+
+    from asymm.advisor.analysis import EXPRESSION_FUNCTIONS
+
+    root = copy.deepcopy(tree)
+    changed = False
+
+    def strip(node: Any) -> Any:
+        nonlocal changed
+        if isinstance(node, pg_ast.FuncCall) and node.args and len(node.args) == 1 \
+                and isinstance(node.args[0], pg_ast.ColumnRef):
+            name = [f.sval for f in node.funcname if isinstance(f, pg_ast.String)]
+            if name and name[-1].lower() in EXPRESSION_FUNCTIONS:
+                changed = True
+                return node.args[0]
+        if isinstance(node, tuple | list):
+            return type(node)(strip(child) for child in node)
+        if isinstance(node, pg_ast.Node):
+            for slot in node.__slots__:
+                value = getattr(node, slot, None)
+                if isinstance(value, pg_ast.Node | tuple | list):
+                    setattr(node, slot, strip(value))
+        return node
+
+    root = strip(root)
+    return str(RawStream()(root)) if changed else None
+
+
+def _fragile(plan: dict[str, Any], under_limit: bool) -> bool:
+    """A LIMIT answered by walking a hypothetical index in order while filtering rows out.
+
+    The planner prices such a plan assuming the matching rows are spread evenly along the index;
+    when they are not (customer 42's orders are all old) it reads far more than estimated.  An
+    index whose keys answer the filter (equality first, then the sort) does not depend on that
+    assumption, so the fragile plan is charged :data:`FRAGILE_FACTOR` × its cost.
+    """
+    under_limit = under_limit or plan.get("Node Type") == "Limit"
+    if under_limit and plan.get("Node Type") in ("Index Scan", "Index Only Scan") and "Filter" in plan \
+            and HYPO_NAME.match(str(plan.get("Index Name", ""))):
+        return True
+    return any(_fragile(child, under_limit) for child in plan.get("Plans", ()))
+
+
+def _index_names(plan: dict[str, Any]) -> list[str]:
+    names = [plan["Index Name"]] if "Index Name" in plan else []
+    for child in plan.get("Plans", ()):
+        names.extend(_index_names(child))
+    return names

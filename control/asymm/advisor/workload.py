@@ -1,0 +1,63 @@
+"""The workload the advisor optimises: normalized statements of the current database.
+
+Read from ``pg_stat_statements`` (top-level statements of this database only), weighted by
+calls; total execution time orders them so that with ``limit`` the heaviest come first.  asymm's
+own sessions are hidden from pg_stat_statements (:func:`asymm.db.connect`), and statements that
+touch only catalogs or asymm's own schema are left out here as well.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from asymm.errors import AsymmError
+
+SYSTEM_TEXT = re.compile(r"\b(pg_catalog|information_schema|pg_stat_\w+|hypopg\w*|asymm\.)", re.IGNORECASE)
+UTILITY = re.compile(r"^\s*(begin|commit|rollback|set|show|reset|prepare|deallocate|explain|vacuum|analy[sz]e|"
+                     r"create|drop|alter|grant|revoke|copy|truncate|listen|notify|discard|savepoint|release|"
+                     r"lock|do|call|checkpoint|fetch|close|declare|comment|refresh)\b", re.IGNORECASE)
+
+
+@dataclass
+class Statement:
+    queryid: int
+    query: str
+    calls: int
+    total_exec_time: float  # ms
+    rows: int
+
+    @property
+    def mean_exec_time(self) -> float:
+        return self.total_exec_time / self.calls if self.calls else 0.0
+
+
+def pg_stat_statements_ready(conn: psycopg.Connection[Any]) -> None:
+    """Raise a clear error when pg_stat_statements cannot be read in this database."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() is None:
+        raise AsymmError("pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)")
+
+
+def read_workload(conn: psycopg.Connection[Any], *, limit: int = 2000, min_calls: int = 1) -> list[Statement]:
+    """Statements of the current database, heaviest (total time) first."""
+    pg_stat_statements_ready(conn)
+    rows = conn.execute(
+        "SELECT s.queryid, s.query, sum(s.calls)::int8, sum(s.total_exec_time), sum(s.rows)::int8"
+        "  FROM pg_stat_statements s"
+        " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "   AND s.toplevel AND s.queryid IS NOT NULL"
+        " GROUP BY s.queryid, s.query"
+        " HAVING sum(s.calls) >= %s"
+        " ORDER BY sum(s.total_exec_time) DESC LIMIT %s",
+        (min_calls, limit * 2),
+    ).fetchall()
+    out: list[Statement] = []
+    for queryid, query, calls, total, nrows in rows:
+        text = str(query)
+        if UTILITY.match(text) or SYSTEM_TEXT.search(text):
+            continue
+        out.append(Statement(int(queryid), text, int(calls), float(total), int(nrows or 0)))
+    return out[:limit]

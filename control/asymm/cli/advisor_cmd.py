@@ -1,0 +1,109 @@
+"""``asymm advise`` and ``asymm verify``: the index advisor from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from asymm.cli.common import dsn_option, emit, json_option, table
+from asymm.db import connect
+
+
+def render_advice(result: dict[str, Any]) -> str:
+    rows = [{
+        "table": item["table"],
+        "index": item["definition"],
+        "benefit": f"{item['estimated_benefit']:.0f}",
+        "size*": _size(item["size_bytes"]),
+        "queries": len(item["queryids"]),
+        "applied": item.get("applied", ""),
+    } for item in result["indexes"]]
+    columns = ["table", "index", "benefit", "size*", "queries"]
+    if any("applied" in item for item in result["indexes"]):
+        columns.append("applied")
+    lines = [table(rows, columns)]
+    before, after = result["workload_cost_before"], result["workload_cost_after"]
+    if before:
+        lines.append(f"estimated workload cost: {before:.0f} -> {after:.0f} ({100 * (1 - after / before):.0f} % less)")
+    lines.append(f"* {result['size_note']}")
+    lines.append(f"{result['planned']} of {result['statements']} statements planned, "
+                 f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s")
+    if result["skipped"]:
+        lines.append("skipped:")
+        for item in result["skipped"]:
+            query = " ".join(str(item["query"]).split())
+            lines.append(f"  {item['queryid']}: {item['reason']} -- {query[:80]}")
+    return "\n".join(lines)
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+@click.command("advise")
+@dsn_option
+@json_option
+@click.option("--apply", "do_apply", is_flag=True, help="Create the suggested indexes (CONCURRENTLY, one at a time).")
+@click.option("--budget-mb", type=click.FloatRange(min=0), default=None,
+              help="Storage budget in MB (HypoPG's pessimistic estimate); default: setting advisor.budget_mb.")
+@click.option("--max-indexes", type=click.IntRange(min=0), default=None,
+              help="At most this many indexes; default: setting advisor.max_indexes.")
+@click.option("--min-gain", type=click.FloatRange(min=0, max=1), default=None,
+              help="Stop when the next index saves less than this fraction of the workload cost.")
+@click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Consider at most this many statements (heaviest total time first).")
+def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | None, max_indexes: int | None,
+                   min_gain: float | None, limit: int) -> None:
+    """Suggest indexes for the workload in pg_stat_statements (validated with HypoPG)."""
+    from asymm.advisor.advise import advise, settings_from_db, store
+
+    with connect(dsn) as conn:
+        settings = settings_from_db(conn)
+        if budget_mb is not None:
+            settings.budget_mb = budget_mb
+        if max_indexes is not None:
+            settings.max_indexes = max_indexes
+        if min_gain is not None:
+            settings.min_gain_fraction = min_gain
+        settings.limit = limit
+        result = advise(conn, settings)
+        store(conn, result)
+        if do_apply:
+            from asymm.advisor.apply import apply_result
+
+            apply_result(conn, result)
+    emit(result, as_json, render_advice)
+
+
+def render_verify(result: dict[str, Any]) -> str:
+    rows = [{
+        "index": item["index_name"],
+        "verdict": item["verdict"],
+        "mean before ms": _ms(item.get("mean_before_ms")),
+        "mean after ms": _ms(item.get("mean_after_ms")),
+        "calls since": item.get("calls_since", 0),
+        "action": item.get("action", ""),
+    } for item in result["indexes"]]
+    return table(rows, ["index", "verdict", "mean before ms", "mean after ms", "calls since", "action"])
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@click.command("verify")
+@dsn_option
+@json_option
+@click.option("--rollback", is_flag=True, help="Drop (CONCURRENTLY) the applied indexes that did not pay off.")
+def verify_command(dsn: str, as_json: bool, rollback: bool) -> None:
+    """Compare the real latency of the queries of applied indexes before and after."""
+    from asymm.advisor.verify import verify
+
+    with connect(dsn) as conn:
+        result = verify(conn, rollback=rollback)
+    emit(result, as_json, render_verify)

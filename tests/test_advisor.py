@@ -1,0 +1,397 @@
+"""Index advisor: rewrite, candidates, what-if hygiene, selection, JSON, apply/verify (real PostgreSQL + HypoPG)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from asymm.advisor import candidates as cand_mod
+from asymm.advisor.advise import Settings, advise, store
+from asymm.advisor.apply import apply_result
+from asymm.advisor.catalog import Catalog
+from asymm.advisor.rewrite import Unplannable, repair_tokens, rewrite
+from asymm.advisor.verify import verify
+from asymm.advisor.whatif import WhatIf
+from asymm.advisor.workload import Statement
+from asymm.cli import main
+from asymm.db import connect
+from asymm.errors import AsymmError
+
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS hypopg;
+CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, country text NOT NULL,
+                        created_at timestamp NOT NULL, tags int[] NOT NULL, meta jsonb NOT NULL);
+INSERT INTO customers SELECT g, 'User' || g || '@example.com', (ARRAY['de','fr','us','uk'])[1 + g % 4],
+       timestamp '2026-01-01' + g * interval '1 min', ARRAY[g % 100, g % 7], jsonb_build_object('plan', g % 10)
+  FROM generate_series(1, 20000) g;
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL, amount numeric NOT NULL,
+                     created_at timestamp NOT NULL, note text);
+INSERT INTO orders SELECT g, 1 + g % 20000, (ARRAY['new','paid','shipped','done'])[1 + g % 4], g % 1000,
+       timestamp '2026-01-01' + g * interval '10 s', NULL FROM generate_series(1, 60000) g;
+CREATE TABLE tiny (id int PRIMARY KEY, label text);
+INSERT INTO tiny SELECT g, 'x' || g FROM generate_series(1, 20) g;
+ANALYZE;
+"""
+
+
+@pytest.fixture
+def shop(make_db: Callable[..., str]) -> str:
+    dsn = make_db()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    return dsn
+
+
+@pytest.fixture
+def aconn(shop: str) -> Iterator[psycopg.Connection[Any]]:
+    with connect(shop) as conn:
+        yield conn
+
+
+def stmt(query: str, calls: int = 100, queryid: int = 0) -> Statement:
+    return Statement(queryid or abs(hash(query)) % 2**62, query, calls, calls * 1.0, calls)
+
+
+# -- rewrite ------------------------------------------------------------------------------------
+
+
+def test_repairs_what_normalization_breaks() -> None:
+    text, forced, _ = repair_tokens("select * from t where d > date $1 and ts < now() - interval $2")
+    assert text == "select * from t where d > ($1::date) and ts < now() - ($2::interval)"
+    assert forced == {1: "date", 2: "interval"}
+    text, forced, _ = repair_tokens("select extract($1 from d) from t where s = 'date $9'")
+    assert text == "select extract(epoch from d) from t where s = 'date $9'"
+    assert forced == {1: "text"}
+    text, _, _ = repair_tokens("select * from t where ts > timestamp with time zone $1")
+    assert text == "select * from t where ts > ($1::timestamptz)"
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("vacuum orders", "utility statement"),
+    ("select * from no_such_table where id = $1", "relation not found"),
+    ("select * from orders where interval $1 day", "syntax error"),
+    ("select 1", "reads no table"),
+    ("select * from orders where id = $1; select 1", "2 statements"),
+])
+def test_unplannable_statements_give_a_reason(aconn: psycopg.Connection[Any], query: str, reason: str) -> None:
+    with pytest.raises(Unplannable, match=reason):
+        rewrite(query, Catalog(aconn))
+
+
+def test_skipped_statements_are_listed_with_reason(aconn: psycopg.Connection[Any]) -> None:
+    result = advise(aconn, Settings(), [stmt("select * from no_such_table where id = $1", queryid=7),
+                                         stmt("select * from orders where customer_id = $1", queryid=8)])
+    assert result["skipped"] == [{"queryid": 7, "query": "select * from no_such_table where id = $1",
+                                  "reason": "relation not found in this database: no_such_table"}]
+    assert result["planned"] == 1
+
+
+CORPUS = [
+    "select * from orders where customer_id = $1 order by created_at desc limit $2",
+    "select * from orders where created_at > date $1",
+    "select * from orders where created_at < now() - interval $1",
+    "select count(*) from orders where created_at::date = $1::date + $2",
+    "select extract($1 from created_at), count(*) from orders group by 1",
+    "select * from orders where id in ($1, $2, $3, $4)",
+    "select * from orders where status = $1 and amount between $2 and $3",
+    "select * from customers where lower(email) = $1",
+    "select * from customers where meta @> $1 limit $2",
+    "select * from customers where tags && $1",
+    "select * from customers where email like $1",
+    "select c.country, sum(o.amount) from orders o join customers c on c.id = o.customer_id "
+    "where o.created_at >= $1 and o.created_at < $2 group by c.country",
+    "select * from orders o where exists (select 1 from customers c where c.id = o.customer_id and c.country = $1)",
+    "with recent as (select * from orders where created_at > $1) select count(*) from recent where status = $2",
+    "update orders set note = $1 where id = $2",
+    "update orders set amount = amount + $1 where customer_id = $2",
+    "delete from orders where created_at < $1 and status = $2",
+    "insert into tiny (id, label) values ($1, $2)",
+    "select * from orders where customer_id = any($1)",
+    "select $1::int + $2, * from tiny where id = $3",
+    "select * from orders where created_at between timestamp $1 and timestamp $2 order by created_at limit $3",
+    "select status, count(*) from orders where amount > $1 group by status having count(*) > $2",
+    "select * from orders where note is null and customer_id = $1",
+    "select * from customers where created_at > timestamp with time zone $1 offset $2 limit $3",
+    "select * from orders where upper(status) = $1",
+    "select o.* from orders o left join customers c on c.id = o.customer_id where c.email = $1",
+    "select * from (select customer_id, sum(amount) s from orders group by customer_id) x where s > $1",
+    "select * from orders where created_at > $1::timestamp - interval $2",
+    "select date_trunc($1, created_at) d, count(*) from orders group by 1 order by 1",
+    "select * from orders where coalesce(note, $1) = $2",
+    "select * from orders where status = $1 union all select * from orders where customer_id = $2",
+    "select * from customers where country = $1 and created_at >= date $2 order by created_at desc limit $3",
+    "select count(*) from orders where amount * $1 > $2",
+    "select * from tiny where label = $1",
+    "select * from orders where id = $1 for update",
+    "select max(created_at) from orders where customer_id = $1",
+    "select * from customers c where c.id = (select customer_id from orders where id = $1)",
+    "select * from orders where status in ($1, $2) and created_at > now() - interval $3 order by id desc limit $4",
+    "select * from orders where customer_id = $1 and status <> $2",
+    "select count(distinct customer_id) from orders where created_at > current_date - $1",
+]
+
+
+def test_corpus_of_normalized_statements_is_planned(aconn: psycopg.Connection[Any]) -> None:
+    result = advise(aconn, Settings(), [stmt(q, queryid=i + 1) for i, q in enumerate(CORPUS)])
+    assert result["planned_fraction"] >= 0.95, result["skipped"]
+    assert result["planned"] == len(CORPUS), result["skipped"]
+
+
+# -- candidates ---------------------------------------------------------------------------------
+
+
+def keys_for(aconn: psycopg.Connection[Any], query: str) -> set[tuple[str, ...]]:
+    rw = rewrite(query, Catalog(aconn))
+    return {c.keys + ((c.method,) if c.method != "btree" else ()) for c in cand_mod.for_statement(rw.analysis, 1)}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("select * from orders where customer_id = $1", {("customer_id",)}),
+    ("select * from orders where created_at > $1", {("created_at",)}),
+    ("select * from orders where status = $1 and created_at >= $2",
+     {("status",), ("created_at",), ("status", "created_at")}),
+    ("select * from orders where customer_id = $1 order by created_at desc limit $2",
+     {("customer_id", "created_at DESC"), ("created_at",)}),
+    ("select * from orders where status = $1 and customer_id = $2 order by amount desc, id limit 5",
+     {("status", "customer_id"), ("status", "customer_id", "amount DESC", "id")}),
+    ("select o.id from orders o join customers c on c.id = o.customer_id where c.country = $1",
+     {("customer_id",), ("country",)}),
+    ("select status, count(*) from orders group by status", {("status",)}),
+    ("select * from customers where lower(email) = $1", {("lower(email)",)}),
+    ("select * from customers where meta @> $1", {("meta", "gin")}),
+    ("select * from customers where tags && $1", {("tags", "gin")}),
+])
+def test_candidates_per_query_shape(aconn: psycopg.Connection[Any], query: str,
+                                    expected: set[tuple[str, ...]]) -> None:
+    assert expected <= keys_for(aconn, query)
+
+
+def test_no_candidate_duplicates_or_prefixes_an_existing_index(aconn: psycopg.Connection[Any]) -> None:
+    aconn.execute("CREATE INDEX orders_status_created ON orders (status, created_at DESC)")
+    table = Catalog(aconn).table(None, "orders")
+    assert table is not None
+    make = lambda *keys: cand_mod.Candidate(table.oid, table.qualified, keys)  # noqa: E731
+    assert cand_mod.covered_by_existing(make("status"), table) == "orders_status_created"
+    assert cand_mod.covered_by_existing(make("status", "created_at DESC"), table) == "orders_status_created"
+    assert cand_mod.covered_by_existing(make("id"), table) == "orders_pkey"
+    assert cand_mod.covered_by_existing(make("created_at"), table) is None
+    result = advise(aconn, Settings(), [stmt("select * from orders where status = $1 and created_at > $2")])
+    assert all(i["columns"][0] != "status" for i in result["indexes"])
+
+
+def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
+    result = advise(aconn, Settings(), [
+        stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000),
+        stmt("select * from customers where lower(email) = $1", 1000),
+    ])
+    assert ["lower(email)"] in [i["columns"] for i in result["indexes"]]  # priced through its column
+    for item in result["indexes"]:
+        aconn.execute(item["definition"])  # runnable as is
+        assert item["definition"].startswith("CREATE INDEX ")
+
+
+# -- selection ----------------------------------------------------------------------------------
+
+
+def test_a_query_whose_plan_does_not_change_gets_no_suggestion(aconn: psycopg.Connection[Any]) -> None:
+    result = advise(aconn, Settings(), [
+        stmt("select * from orders where id = $1", 10000),           # primary key already serves it
+        stmt("select * from tiny where label = $1", 10000),           # 20 rows: a scan is as good
+        stmt("select count(*) from orders", 10000),                   # reads everything anyway
+        stmt("select * from orders where note is null", 10000),       # every row qualifies
+        stmt("select * from orders where status <> $1", 10000),       # most rows qualify
+    ])
+    assert result["indexes"] == [], result["indexes"]
+
+
+def test_selection_respects_max_indexes_and_budget(aconn: psycopg.Connection[Any]) -> None:
+    workload = [stmt("select * from orders where customer_id = $1", 1000),
+                stmt("select * from customers where email = $1", 1000),
+                stmt("select * from orders where created_at between $1 and $2", 1000)]
+    assert len(advise(aconn, Settings(), workload)["indexes"]) >= 2
+    assert len(advise(aconn, Settings(max_indexes=1), workload)["indexes"]) == 1
+    assert advise(aconn, Settings(budget_mb=0.01), workload)["indexes"] == []
+
+
+def test_multi_column_index_for_equality_plus_sort(aconn: psycopg.Connection[Any]) -> None:
+    aconn.execute("UPDATE orders SET customer_id = 1 + id % 50")
+    aconn.execute("ANALYZE orders")
+    result = advise(aconn, Settings(), [
+        stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000)])
+    assert [i["columns"] for i in result["indexes"]] == [["customer_id", "created_at DESC"]]
+
+
+# -- hygiene ------------------------------------------------------------------------------------
+
+
+def test_callers_prepared_statements_and_hypothetical_indexes_survive(shop: str) -> None:
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("PREPARE mine AS SELECT * FROM orders WHERE id = $1")
+        conn.execute("SET plan_cache_mode = force_custom_plan")
+        mine = conn.execute("SELECT indexrelid FROM hypopg_create_index('CREATE INDEX ON tiny (label)')").fetchone()
+        advise(conn, Settings(), [stmt("select * from orders where customer_id = $1")])
+        names = [r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements")]
+        assert names == ["mine"]
+        assert [r[0] for r in conn.execute("SELECT indexrelid FROM hypopg()")] == [mine[0]]  # type: ignore[index]
+        assert conn.execute("SHOW plan_cache_mode").fetchone() == ("force_custom_plan",)
+        assert conn.execute("EXECUTE mine(1)").fetchone() is not None
+
+
+def test_advisor_does_not_pollute_pg_stat_statements(shop: str) -> None:
+    with psycopg.connect(shop, autocommit=True) as conn:  # an observed session of the caller
+        conn.execute("SELECT pg_stat_statements_reset()")
+        advise(conn, Settings(), [stmt("select * from orders where customer_id = $1", 100)])
+        assert conn.execute("SHOW pg_stat_statements.track").fetchone() == ("top",)
+        leaked = conn.execute(
+            "SELECT query FROM pg_stat_statements WHERE query ~* 'asymm_whatif|hypopg|EXPLAIN|PREPARE'"
+            "   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+        assert leaked == []
+
+
+def test_missing_hypopg_is_a_clear_error(make_db: Callable[..., str]) -> None:
+    with connect(make_db()) as conn:
+        conn.execute("CREATE TABLE t (id int)")
+        with pytest.raises(AsymmError, match="needs HypoPG"), WhatIf(conn, Catalog(conn)):
+            pass
+
+
+# -- CLI, apply, verify -------------------------------------------------------------------------
+
+
+def run_workload(dsn: str, rounds: int = 30) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:  # observed: this is the workload
+        for i in range(rounds):
+            conn.execute("SELECT * FROM orders WHERE customer_id = %s ORDER BY created_at DESC LIMIT 5", (i + 1,))
+            conn.execute("SELECT * FROM customers WHERE lower(email) = %s", (f"user{i}@example.com",))
+
+
+def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run_workload(shop)
+    runner = CliRunner()
+    out = runner.invoke(main, ["advise", "--dsn", shop, "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert set(doc) >= {"indexes", "skipped"}
+    assert doc["indexes"], doc
+    for item in doc["indexes"]:
+        assert {"table", "columns", "definition", "estimated_benefit", "size_bytes", "queryids"} <= set(item)
+        assert item["queryids"] and item["size_bytes"] > 0
+    out = runner.invoke(main, ["advise", "--dsn", shop])
+    assert out.exit_code == 0 and "HypoPG's estimate, pessimistic" in out.output
+
+    out = runner.invoke(main, ["advise", "--dsn", shop, "--json", "--apply"])
+    assert out.exit_code == 0, out.output
+    applied = json.loads(out.stdout)["indexes"]
+    assert applied and all(i["applied"] == "yes" for i in applied)
+    with psycopg.connect(shop, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index"
+            " WHERE indisvalid AND indrelid IN ('orders'::regclass, 'customers'::regclass)")}
+        assert {i["name"] for i in applied} <= names
+        assert conn.execute("SELECT count(*) FROM asymm.index_suggestion_baselines").fetchone()[0] > 0  # type: ignore[index]
+    run_workload(shop)
+    out = runner.invoke(main, ["verify", "--dsn", shop, "--json"])
+    assert out.exit_code == 0, out.output
+    verdicts = json.loads(out.stdout)["indexes"]
+    assert len(verdicts) == len(applied)
+    assert {v["verdict"] for v in verdicts} <= {"paid_off", "no_gain", "insufficient_data"}
+    assert any(v["calls_since"] >= 30 for v in verdicts)
+
+
+def test_apply_failure_leaves_no_invalid_index(aconn: psycopg.Connection[Any]) -> None:
+    table = Catalog(aconn).table(None, "orders")
+    assert table is not None
+    result = {"run_id": "00000000-0000-0000-0000-000000000001", "indexes": [
+        {"table": table.qualified, "columns": ["status"], "method": "btree", "name": "asymm_bad_unique",
+         "definition": "CREATE INDEX asymm_bad_unique ON public.orders USING btree (status)",
+         "estimated_benefit": 1.0, "size_bytes": 1, "queryids": [1]}]}
+    store(aconn, result)
+    # a unique build on duplicate data fails half-way through a concurrent build
+    result["indexes"][0]["definition"] = "CREATE UNIQUE INDEX asymm_bad_unique ON public.orders USING btree (status)"
+    apply_result(aconn, result)
+    assert result["indexes"][0]["applied"].startswith("failed")
+    assert aconn.execute("SELECT to_regclass('asymm_bad_unique')").fetchone() == (None,)
+    assert aconn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() == (0,)
+    assert aconn.execute("SELECT status, error IS NOT NULL FROM asymm.index_suggestions").fetchone() == ("failed", True)
+
+
+def test_apply_refuses_while_another_run_holds_the_lock(aconn: psycopg.Connection[Any], shop: str) -> None:
+    from asymm.advisor.apply import LOCK_KEY
+
+    with psycopg.connect(shop, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        with pytest.raises(AsymmError, match="another asymm process"):
+            apply_result(aconn, {"indexes": [{"table": "public.orders", "name": "x", "definition": "",
+                                              "queryids": []}]})
+
+
+def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Connection[Any], shop: str) -> None:
+    aconn.execute("CREATE INDEX asymm_useless ON orders (note)")
+    row = aconn.execute(
+        "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, index_name, definition, estimated_benefit,"
+        " size_bytes, queryids, status, applied_at) VALUES (gen_random_uuid(), 'public.orders', '{note}',"
+        " 'asymm_useless', 'CREATE INDEX asymm_useless ON public.orders (note)', 1, 1, '{42}', 'applied', now())"
+        " RETURNING suggestion_id").fetchone()
+    assert row is not None
+    # before: 100 calls at 1 ms; pg_stat_statements now says the same query still costs 1 ms a call
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for i in range(30):
+            conn.execute("SELECT count(*) FROM orders WHERE amount = %s", (i,))
+        queryid, calls, total = conn.execute(
+            "SELECT queryid, calls, total_exec_time FROM pg_stat_statements"
+            " WHERE query LIKE 'SELECT count(*) FROM orders%'").fetchone()  # type: ignore[misc]
+    aconn.execute("UPDATE asymm.index_suggestions SET queryids = ARRAY[%s::int8]", (queryid,))
+    aconn.execute("INSERT INTO asymm.index_suggestion_baselines VALUES (%s, %s, 1, %s)",
+                  (row[0], queryid, total / calls * 0.5))  # it used to be twice as fast
+    with psycopg.connect(shop, autocommit=True) as conn:
+        for i in range(30):
+            conn.execute("SELECT count(*) FROM orders WHERE amount = %s", (i,))
+    result = verify(aconn, rollback=True)
+    assert [(i["verdict"], i["action"]) for i in result["indexes"]] == [("no_gain", "dropped")]
+    assert aconn.execute("SELECT to_regclass('asymm_useless')").fetchone() == (None,)
+    assert aconn.execute("SELECT status FROM asymm.index_suggestions").fetchone() == ("rolled_back",)
+
+
+def test_daemon_runs_the_advisor_when_enabled(shop: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run_workload(shop)
+    with psycopg.connect(shop, autocommit=True) as conn:
+        conn.execute("SELECT asymm.set_setting('advisor.enabled', 'true')")
+    asymm = str(Path(sys.executable).parent / "asymm")
+    out = subprocess.run([asymm, "daemon", "--dsn", shop, "--period", "0.05", "--ticks", "60"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(shop, autocommit=True) as conn:
+        rows = conn.execute("SELECT status FROM asymm.index_suggestions").fetchall()
+        assert rows and {r[0] for r in rows} == {"suggested"}  # suggest only by default
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'asymm%'").fetchone() == (0,)
+
+
+def test_generic_plans_see_each_hypothetical_configuration(aconn: psycopg.Connection[Any]) -> None:
+    """A cached generic plan is not invalidated by HypoPG: every what-if must re-plan."""
+    catalog = Catalog(aconn)
+    rw = rewrite("select count(*) from orders where created_at > timestamp $1 + interval $2 and status = $3", catalog)
+    with WhatIf(aconn, catalog) as whatif:
+        prepared = whatif.prepare(rw)
+        assert prepared.mode == "generic"
+        table = catalog.table(None, "orders")
+        assert table is not None
+        useless = cand_mod.Candidate(table.oid, table.qualified, ("amount",))
+        useful = cand_mod.Candidate(table.oid, table.qualified, ("status", "created_at"))
+        base = whatif.cost(prepared, frozenset()).cost
+        assert whatif.cost(prepared, frozenset({useless})).cost == base
+        assert whatif.cost(prepared, frozenset({useful})).cost < base / 2
+        assert whatif.calls == 4  # prepare + three configurations, nothing served from a stale plan
