@@ -395,3 +395,28 @@ def test_generic_plans_see_each_hypothetical_configuration(aconn: psycopg.Connec
         assert whatif.cost(prepared, frozenset({useless})).cost == base
         assert whatif.cost(prepared, frozenset({useful})).cost < base / 2
         assert whatif.calls == 4  # prepare + three configurations, nothing served from a stale plan
+
+
+def test_verify_prefers_the_telemetry_history_when_it_is_recorded(aconn: psycopg.Connection[Any]) -> None:
+    """Equal windows around applied_at from asymm.query_history decide, not the apply-time counters."""
+    aconn.execute("SELECT asymm.snapshot()")  # telemetry is being recorded
+    aconn.execute("CREATE INDEX asymm_helpful ON orders (note)")
+    queryid = 4242
+    aconn.execute(
+        "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, index_name, definition, estimated_benefit,"
+        " size_bytes, queryids, status, applied_at) VALUES (gen_random_uuid(), 'public.orders', '{note}',"
+        " 'asymm_helpful', 'CREATE INDEX asymm_helpful ON public.orders (note)', 1, 1, ARRAY[%s::int8], 'applied',"
+        " now() - interval '10 minutes')", (queryid,))
+    # history: 2 ms a call in the 10 minutes before apply, 0.5 ms a call since
+    aconn.execute(
+        "INSERT INTO asymm.query_stats (sampled_at, queryid, calls, total_ms, rows, shared_blks_hit,"
+        " shared_blks_read, dbid, userid)"
+        " SELECT now() - make_interval(mins => m), %s, 10, CASE WHEN m > 10 THEN 20.0 ELSE 5.0 END, 10, 0, 0,"
+        "        (SELECT oid FROM pg_database WHERE datname = current_database()), 10"
+        "   FROM generate_series(1, 19) m WHERE m <> 10", (queryid,))
+    result = verify(aconn)
+    [item] = result["indexes"]
+    assert item["verdict"] == "paid_off"
+    assert item["mean_before_ms"] == pytest.approx(2.0)
+    assert item["mean_after_ms"] == pytest.approx(0.5)
+    assert item["calls_since"] == 90

@@ -1,8 +1,10 @@
 """``asymm verify [--rollback]``: did the applied indexes make their queries faster, for real?
 
 For each applied suggestion, the mean latency of its queries' calls made since the index was
-applied (pg_stat_statements now minus the counters recorded at apply time) is compared with the
-mean before (the recorded counters).  The "before" mean is re-weighted by the calls made since,
+applied is compared with the mean before.  Both come from the telemetry history
+(``asymm.query_history``: the time since apply against an equally long window before it) when
+the daemon has been recording it; otherwise from pg_stat_statements (now minus the counters
+recorded at apply time, against those counters).  The "before" mean is re-weighted by the calls made since,
 so a change in the query mix does not pass for a gain.  Verdicts: ``paid_off`` (mean fell by at
 least ``advisor.verify_min_improvement``), ``no_gain``, or ``insufficient_data`` (fewer than
 ``advisor.verify_min_calls`` calls since).  With ``--rollback``, ``no_gain`` indexes are dropped
@@ -37,18 +39,37 @@ def _setting(conn: psycopg.Connection[Any], name: str, default: float) -> float:
 
 def history_means(conn: psycopg.Connection[Any], queryids: list[int],
                   applied_at: datetime) -> dict[int, tuple[float, int, float, int]] | None:
-    """HISTORY HOOK: per queryid (mean_before_ms, calls_before, mean_after_ms, calls_after) from asymm.query_stats.
+    """Per queryid (mean_before_ms, calls_before, mean_after_ms, calls_after) from the telemetry history.
 
-    The telemetry area (SPEC section 3) keeps per-query deltas in ``asymm.query_stats``; when it
-    exists, verify should prefer it (windows of equal length around ``applied_at``, immune to
-    pg_stat_statements resets and evictions).  Its columns are defined by that area, which is being
-    built in parallel, so this hook only detects the table and returns None (= use the baselines
-    recorded at apply time).  Fill it in once asymm.query_stats' shape is settled.
+    Why prefer it over the counters recorded at apply time: ``asymm.query_history`` compares two
+    windows of equal length around ``applied_at`` (the time since apply, and as long before it), so
+    a query whose latency drifted for hours before the index does not count that drift as gain,
+    and it is immune to pg_stat_statements resets and evictions.  Only queries with calls on both
+    sides are returned; the others fall back to the recorded counters.  None when the telemetry
+    history is not being recorded (no snapshot has run).
     """
-    row = conn.execute("SELECT to_regclass('asymm.query_stats') IS NOT NULL").fetchone()
+    row = conn.execute("SELECT snapshots > 0 FROM asymm.telemetry_state").fetchone()
     if not row or not row[0]:
         return None
-    return None  # TODO(telemetry): query asymm.query_stats here (see docstring).
+    rows = conn.execute(
+        """
+        SELECT h.queryid,
+               sum(h.calls) FILTER (WHERE h.sampled_at < %(applied)s),
+               sum(h.total_ms) FILTER (WHERE h.sampled_at < %(applied)s),
+               sum(h.calls) FILTER (WHERE h.sampled_at >= %(applied)s),
+               sum(h.total_ms) FILTER (WHERE h.sampled_at >= %(applied)s)
+          FROM asymm.query_history(2 * (now() - %(applied)s::timestamptz)) h
+         WHERE h.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND h.queryid = ANY(%(ids)s)
+         GROUP BY h.queryid
+        """, {"applied": applied_at, "ids": queryids}).fetchall()
+    means: dict[int, tuple[float, int, float, int]] = {}
+    for queryid, calls_before, total_before, calls_after, total_after in rows:
+        if calls_before and calls_after:
+            before, after = int(str(calls_before)), int(str(calls_after))
+            means[int(str(queryid))] = (float(str(total_before)) / before, before,
+                                        float(str(total_after)) / after, after)
+    return means
 
 
 def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, Any]:
