@@ -399,7 +399,8 @@ def test_generic_plans_see_each_hypothetical_configuration(aconn: psycopg.Connec
 
 def test_verify_prefers_the_telemetry_history_when_it_is_recorded(aconn: psycopg.Connection[Any]) -> None:
     """Equal windows around applied_at from asymm.query_history decide, not the apply-time counters."""
-    aconn.execute("SELECT asymm.snapshot()")  # telemetry is being recorded
+    aconn.execute("SELECT asymm.snapshot()")  # telemetry is being recorded ...
+    aconn.execute("UPDATE asymm.telemetry_state SET raw_floor = now() - interval '1 day'")  # ... since yesterday
     aconn.execute("CREATE INDEX asymm_helpful ON orders (note)")
     queryid = 4242
     aconn.execute(

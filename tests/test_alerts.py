@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,11 @@ import psycopg
 import pytest
 
 from tests.test_daemon_notify import Receiver
+from tests.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -5,23 +5,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 
 from asymm.sandbox import Sandbox
+from tests.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 
-def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def daemon_rows(dsn: str) -> list[tuple[object, ...]]:

@@ -6,7 +6,6 @@ import configparser
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import asymm
 from asymm.daemon import sdnotify
 from asymm.daemon.notify import WebhookNotifier
+from tests.waiting import wait_for
 
 UNIT = Path(asymm.__file__).parent / "systemd" / "asymm.service"
 
@@ -54,13 +54,6 @@ def receiver() -> Iterator[Receiver]:
     r.server.server_close()
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_webhook_is_retried_with_backoff_until_delivered(receiver: Receiver) -> None:
@@ -68,7 +61,7 @@ def test_webhook_is_retried_with_backoff_until_delivered(receiver: Receiver) -> 
     notifier.start()
     try:
         assert notifier.notify("drift", {"table": "public.orders", "change": "column added"})
-        assert wait_until(lambda: notifier.stats.sent == 1)
+        assert wait_for(lambda: notifier.stats.sent == 1)
     finally:
         notifier.stop()
     assert [b["attempt"] for b in receiver.bodies] == [1, 2, 3]

@@ -23,6 +23,7 @@ import pytest
 
 from asymm.daemon.leader import LEADER_LOCK_KEY
 from asymm.sandbox import Sandbox
+from tests.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 PERIOD = 0.2037
@@ -34,17 +35,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (OSError, ValueError, psycopg.Error):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    return None
 
 
 class Running:

@@ -8,6 +8,7 @@ the advisor must not pollute the workload they observe.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import psycopg
 from psycopg import conninfo
@@ -68,6 +69,12 @@ def hide_from_pg_stat_statements(conn: psycopg.Connection[tuple[object, ...]]) -
     except psycopg.Error:
         return False
     return True
+
+
+def require_extension(conn: psycopg.Connection[Any]) -> None:
+    """A clear error instead of 'schema "asymm" does not exist' when the extension is missing."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
+        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 
 def one_line(message: str) -> str:

@@ -8,18 +8,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from asymm.annotations.fingerprint import check_single_statement
+from asymm.db import require_extension
 from asymm.errors import AsymmError
 
 Conn = psycopg.Connection[Any]
 
 ANNOTATION_COLUMNS = ("id", "target", "target_type", "resolved", "symbol", "scope", "regime", "cost", "lineage",
                       "source", "confidence", "evidence", "derived_from", "query_text", "created_at", "updated_at")
-
-
-def require_extension(conn: Conn) -> None:
-    """A clear error instead of 'schema asymm does not exist'."""
-    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
-        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 
 def annotate(conn: Conn, *, target: str | None, symbol: str, scope: str, regime: str, cost: str,

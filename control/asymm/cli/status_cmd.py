@@ -7,16 +7,13 @@ from typing import Any
 import click
 
 from asymm.cli.common import dsn_option, emit, json_option
-from asymm.db import connect
-from asymm.errors import AsymmError
+from asymm.db import connect, require_extension
 
 
 def fetch_status(dsn: str) -> dict[str, Any]:
     """``asymm.status()`` of the database, or a clear error if the extension is missing."""
     with connect(dsn) as conn:
-        installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone()
-        if not installed:
-            raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
+        require_extension(conn)
         row = conn.execute("SELECT asymm.status()").fetchone()
     assert row is not None
     status: dict[str, Any] = row[0]  # type: ignore[assignment]

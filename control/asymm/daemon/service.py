@@ -39,7 +39,7 @@ from asymm.daemon.notify import WebhookNotifier
 from asymm.daemon.pulse import Pulse, Tick
 from asymm.daemon.scheduler import REGIMES, Scheduler, Task
 from asymm.daemon.tasks import TASK_FACTORIES
-from asymm.db import connect
+from asymm.db import connect, require_extension
 from asymm.errors import AsymmError
 
 __all__ = ["Daemon", "DaemonConfig", "Task"]
@@ -346,8 +346,7 @@ class Daemon:
 
     def _check_extension(self) -> None:
         assert self.conn is not None
-        if not self.conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone():
-            raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
+        require_extension(self.conn)
 
     def _register(self) -> None:
         assert self.conn is not None

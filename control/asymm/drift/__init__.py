@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from asymm.daemon.scheduler import Task
-from asymm.db import connect, one_line, with_dbname
+from asymm.db import connect, one_line, require_extension, with_dbname
 from asymm.errors import AsymmError
 
 if TYPE_CHECKING:
@@ -57,11 +57,6 @@ class Validation:
     error: str | None = None
     failed_step: int | None = None
     remaining: list[dict[str, Any]] = field(default_factory=list)
-
-
-def require_extension(conn: Conn) -> None:
-    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone():
-        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 
 def capture_baseline(conn: Conn, name: str, schemas: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
+from asymm.db import require_extension
 from asymm.errors import AsymmError
 
 if TYPE_CHECKING:
@@ -53,12 +54,6 @@ def _rows(conn: Conn, query: str, params: tuple[object, ...] = ()) -> list[dict[
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, params)
         return list(cur.fetchall())
-
-
-def require_extension(conn: Conn) -> None:
-    """A clear error instead of 'function does not exist' when asymm is not installed."""
-    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone():
-        raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 
 def top(conn: Conn, since: str = "15 minutes", limit: int = 20, slow_ms: float = 100.0) -> dict[str, Any]:
