@@ -165,6 +165,11 @@ def keys_for(aconn: psycopg.Connection[Any], query: str) -> set[tuple[str, ...]]
     ("select * from customers where lower(email) = $1", {("lower(email)",)}),
     ("select * from customers where meta @> $1", {("meta", "gin")}),
     ("select * from customers where tags && $1", {("tags", "gin")}),
+    # self-joins: both sides are join keys of the same table
+    ("select o2.id from orders o1 join orders o2 on o2.customer_id = o1.customer_id where o1.id = $1",
+     {("customer_id",)}),
+    ("select o.id, p.amount from orders o join orders p on p.id = o.customer_id where o.status = $1",
+     {("customer_id",), ("status", "customer_id")}),
 ])
 def test_candidates_per_query_shape(aconn: psycopg.Connection[Any], query: str,
                                     expected: set[tuple[str, ...]]) -> None:
@@ -224,6 +229,18 @@ def test_multi_column_index_for_equality_plus_sort(aconn: psycopg.Connection[Any
     result = advise(aconn, Settings(), [
         stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000)])
     assert [i["columns"] for i in result["indexes"]] == [["customer_id", "created_at DESC"]]
+
+
+def test_a_wide_index_that_subsumes_the_narrow_one_is_chosen_alone(aconn: psycopg.Connection[Any]) -> None:
+    """(customer_id, created_at DESC) serves both statements: no separate (customer_id) next to it."""
+    aconn.execute("UPDATE orders SET customer_id = 1 + id % 50")
+    aconn.execute("ANALYZE orders")
+    heavy = stmt("select count(*) from orders where customer_id = $1", 1000)
+    light = stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 40)
+    assert [i["columns"] for i in advise(aconn, Settings(), [heavy])["indexes"]] == [["customer_id"]]
+    both = advise(aconn, Settings(min_gain_fraction=0.05), [heavy, light])
+    assert [i["columns"] for i in both["indexes"]] == [["customer_id", "created_at DESC"]]
+    assert sorted(both["indexes"][0]["queryids"]) == sorted([heavy.queryid, light.queryid])
 
 
 # -- hygiene ------------------------------------------------------------------------------------
