@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -147,25 +149,63 @@ def _ts(r: random.Random, span_s: int) -> datetime:
     return EPOCH + timedelta(seconds=r.randint(0, span_s))
 
 
-def replay(dsn: str, items: list[Shape], seed: int = 7, repeats: int = 3) -> dict[str, float]:
-    """Run every shape ``weight`` times with the same parameters; best of ``repeats`` seconds per shape.
+def params_for(items: list[Shape], seed: int) -> dict[str, list[tuple[Any, ...]]]:
+    """The parameters of one round: the same for every configuration, so only the indexes differ."""
+    rng = random.Random(seed)
+    return {shape.name: [shape.params(rng) for _ in range(shape.weight)] for shape in items}
 
-    The best of several runs, because the 2-core machine is shared: a single run measures the
-    neighbours as much as the indexes.
-    """
-    out: dict[str, float] = {}
+
+def run_shape(conn: psycopg.Connection[Any], shape: Shape, params: list[tuple[Any, ...]]) -> float:
+    started = time.perf_counter()
+    for values in params:
+        cur = conn.execute(shape.query, values)
+        if cur.description is not None:
+            cur.fetchall()
+    return time.perf_counter() - started
+
+
+def feed(dsn: str, items: list[Shape], seed: int = 7) -> None:
+    """One pass of the workload: what pg_stat_statements records and the advisor reads."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for _ in range(repeats):
-            rng = random.Random(seed)
-            for shape in items:
-                started = time.perf_counter()
-                for _ in range(shape.weight):
-                    params = shape.params(rng)
-                    cur = conn.execute(shape.query, params)
-                    if cur.description is not None:
-                        cur.fetchall()
-                elapsed = time.perf_counter() - started
-                out[shape.name] = min(out.get(shape.name, elapsed), elapsed)
+        params = params_for(items, seed)
+        for shape in items:
+            run_shape(conn, shape, params[shape.name])
+
+
+def interleaved(dsns: dict[str, str], items: list[Shape], rounds: int) -> dict[str, dict[str, list[float]]]:
+    """Seconds per (configuration, shape, round), the configurations interleaved shape by shape.
+
+    Each configuration lives in its own database, a file-level copy (CREATE DATABASE ... TEMPLATE)
+    of the same data and statistics, differing only by the added indexes.  Per round and shape the
+    three configurations run back to back with identical parameters, in an order rotated from
+    round to round (ABC, BCA, CAB, ...), so that a burst of load from the neighbours on this shared
+    2-core machine hits all of them alike; one unrecorded warm-up round fills the caches.
+    Writes repeat with the same parameters (an UPDATE of the same row, an INSERT of one more
+    event), alike in every configuration.
+    """
+    names = list(dsns)
+    out: dict[str, dict[str, list[float]]] = {n: {s.name: [] for s in items} for n in names}
+    conns = {n: psycopg.connect(dsn, autocommit=True) for n, dsn in dsns.items()}
+    repeat: dict[str, int] = {}
+    try:
+        for round_no in range(rounds + 1):
+            params = params_for(items, 1000 + round_no)
+            for k, shape in enumerate(items):
+                # Cheap shapes (under 50 ms in every configuration in the warm-up) repeat the
+                # block up to 10 times per round: more paired samples where noise weighs most.
+                for rep in range(repeat.get(shape.name, 1)):
+                    shift = (round_no + k + rep) % len(names)
+                    slowest = 0.0
+                    for name in names[shift:] + names[:shift]:
+                        elapsed = run_shape(conns[name], shape, params[shape.name])
+                        slowest = max(slowest, elapsed)
+                        if round_no > 0:
+                            out[name][shape.name].append(elapsed)
+                    if round_no == 0:
+                        repeat[shape.name] = max(1, min(10, int(0.05 / max(slowest, 1e-6))))
+    finally:
+        for conn in conns.values():
+            conn.close()
     return out
 
 
@@ -194,17 +234,21 @@ def index_sizes(conn: psycopg.Connection[Any], names: list[str]) -> int:
 
 
 def with_indexes(conn: psycopg.Connection[Any], statements: list[str]) -> list[str]:
-    names = []
+    """Create the indexes; ANALYZE only tables that got an expression index (which needs statistics).
+
+    The other tables keep the statistics copied from the template, so that a plan differs between
+    configurations only because of the indexes, not because ANALYZE drew another sample.
+    """
+    names, analyze = [], set()
     for statement in statements:
         conn.execute(statement)
         names.append(statement.split()[2].strip('"'))
-    conn.execute("ANALYZE")
+        match = re.search(r" ON (\S+) (?:USING \w+ )?\((.*)\)$", statement)
+        if match and "(" in match.group(2):
+            analyze.add(match.group(1))
+    for table in sorted(analyze):
+        conn.execute(f"ANALYZE {table}")
     return names
-
-
-def drop(conn: psycopg.Connection[Any], names: list[str]) -> None:
-    for name in names:
-        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def distinct_statements(n: int) -> list[Statement]:
@@ -249,35 +293,164 @@ def distinct_statements(n: int) -> list[Statement]:
     return out
 
 
-ANALYTIC = [
-    "SELECT o.shipping_country, sum(i.quantity * i.price) FROM orders o JOIN order_items i ON i.order_id = o.id"
-    " WHERE o.created_at >= $1 AND o.created_at < $2 GROUP BY 1",
-    "SELECT p.category, count(*) FROM order_items i JOIN products p ON p.id = i.product_id"
-    " WHERE p.price > $1 GROUP BY 1",
-    "SELECT c.country, count(DISTINCT o.customer_id) FROM customers c JOIN orders o ON o.customer_id = c.id"
-    " WHERE c.tier = $1 AND o.status = $2 GROUP BY 1",
-    "SELECT status, count(*), avg(total) FROM orders WHERE created_at < $1 GROUP BY status",
-    "SELECT customer_id, sum(total) FROM orders WHERE created_at >= $1 GROUP BY customer_id ORDER BY 2 DESC LIMIT $2",
-    "SELECT i.product_id, sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id"
-    " WHERE o.status = $1 AND o.created_at >= $2 AND o.created_at < $3 GROUP BY 1 ORDER BY 2 DESC LIMIT $4",
-    "SELECT e.kind, count(*) FROM events e JOIN customers c ON c.id = e.customer_id"
-    " WHERE c.country = $1 AND e.at >= $2 GROUP BY 1",
-    "SELECT date_trunc($1, created_at), count(*) FROM customers WHERE created_at > $2 GROUP BY 1",
+# -- TPC-H-style analytic part -------------------------------------------------------------------
+
+TPCH_DB = "asymm_bench_tpch"
+
+TPCH_SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS hypopg;
+CREATE TABLE supplier (s_suppkey int PRIMARY KEY, s_nationkey int NOT NULL, s_acctbal numeric(12,2) NOT NULL);
+INSERT INTO supplier SELECT g, g % 25, (g * 7919 % 1100000) / 100.0 - 1000 FROM generate_series(1::bigint, {s}) g;
+CREATE TABLE part (p_partkey int PRIMARY KEY, p_brand text NOT NULL, p_type text NOT NULL, p_size int NOT NULL,
+                   p_container text NOT NULL, p_retailprice numeric(12,2) NOT NULL);
+INSERT INTO part SELECT g, 'Brand#' || (1 + g % 5) || (1 + g / 5 % 5),
+       (ARRAY['STANDARD','SMALL','MEDIUM','LARGE','ECONOMY','PROMO'])[1 + g % 6] || ' '
+       || (ARRAY['ANODIZED','BURNISHED','PLATED','POLISHED','BRUSHED'])[1 + g / 6 % 5] || ' '
+       || (ARRAY['TIN','NICKEL','BRASS','STEEL','COPPER'])[1 + g / 30 % 5],
+       1 + g % 50, (ARRAY['SM','MED','LG','JUMBO','WRAP'])[1 + g / 7 % 5] || ' '
+       || (ARRAY['CASE','BOX','BAG','JAR','PKG','PACK','CAN','DRUM'])[1 + g / 11 % 8],
+       900 + (g % 20000) / 100.0 FROM generate_series(1::bigint, {p}) g;
+CREATE TABLE customer (c_custkey int PRIMARY KEY, c_nationkey int NOT NULL, c_mktsegment text NOT NULL,
+                       c_acctbal numeric(12,2) NOT NULL);
+INSERT INTO customer SELECT g, g * 13 % 25,
+       (ARRAY['AUTOMOBILE','BUILDING','FURNITURE','MACHINERY','HOUSEHOLD'])[1 + g * 7 % 5],
+       (g * 104729 % 1100000) / 100.0 - 1000 FROM generate_series(1::bigint, {c}) g;
+CREATE TABLE orders (o_orderkey int PRIMARY KEY, o_custkey int NOT NULL, o_orderstatus char(1) NOT NULL,
+                     o_totalprice numeric(12,2) NOT NULL, o_orderdate date NOT NULL, o_orderpriority text NOT NULL);
+INSERT INTO orders SELECT g, 1 + g * 7 % {c}, (ARRAY['F','O','P'])[1 + g % 3], (g * 31 % 50000000) / 100.0,
+       date '1992-01-01' + (g * 97 % 2400)::int,
+       (ARRAY['1-URGENT','2-HIGH','3-MEDIUM','4-NOT SPECIFIED','5-LOW'])[1 + g % 5]
+  FROM generate_series(1::bigint, {o}) g;
+CREATE TABLE lineitem (l_orderkey int NOT NULL, l_linenumber int NOT NULL, l_partkey int NOT NULL,
+                       l_suppkey int NOT NULL, l_quantity numeric(12,2) NOT NULL,
+                       l_extendedprice numeric(12,2) NOT NULL,
+                       l_discount numeric(12,2) NOT NULL, l_tax numeric(12,2) NOT NULL, l_returnflag char(1) NOT NULL,
+                       l_linestatus char(1) NOT NULL, l_shipdate date NOT NULL, l_commitdate date NOT NULL,
+                       l_receiptdate date NOT NULL, l_shipmode text NOT NULL,
+                       PRIMARY KEY (l_orderkey, l_linenumber));
+INSERT INTO lineitem SELECT 1 + (g - 1) / 4, 1 + (g - 1) % 4, 1 + g * 7919 % {p}, 1 + g * 31 % {s}, 1 + g % 50,
+       (1 + g % 50) * (900 + (g * 7919 % {p}) % 20000 / 100.0), (g % 11) / 100.0, (g % 9) / 100.0,
+       (ARRAY['A','N','R'])[1 + g % 3], (ARRAY['F','O'])[1 + g / 3 % 2],
+       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + g % 120)::int,
+       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + 30 + g % 60)::int,
+       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + g % 120 + 1 + g % 30)::int,
+       (ARRAY['REG AIR','AIR','RAIL','SHIP','TRUCK','MAIL','FOB'])[1 + g / 5 % 7]
+  FROM generate_series(1::bigint, {l}) g;
+"""
+
+# (statement, calls): TPC-H queries 3, 4, 5, 6, 10, 12, 14, 17, 19, 21 in spirit (parameters as
+# pg_stat_statements shows them), and the drill-downs an analyst runs around them.
+TPCH: list[tuple[str, int]] = [
+    ("SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice * (1 - l_discount)), count(*)"
+     " FROM lineitem WHERE l_shipdate <= $1 GROUP BY 1, 2 ORDER BY 1, 2", 2),
+    ("SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate FROM customer, orders,"
+     " lineitem WHERE c_mktsegment = $1 AND c_custkey = o_custkey AND l_orderkey = o_orderkey"
+     " AND o_orderdate < $2 AND o_orderdate >= $3 AND l_shipdate > $4 GROUP BY l_orderkey, o_orderdate"
+     " ORDER BY revenue DESC LIMIT 10", 20),
+    ("SELECT o_orderpriority, count(*) FROM orders WHERE o_orderdate >= $1 AND o_orderdate < $2 AND EXISTS"
+     " (SELECT 1 FROM lineitem WHERE l_orderkey = o_orderkey AND l_commitdate < l_receiptdate) GROUP BY 1", 10),
+    ("SELECT sum(l_extendedprice * l_discount) FROM lineitem WHERE l_shipdate >= $1 AND l_shipdate < $2"
+     " AND l_discount BETWEEN $3 AND $4 AND l_quantity < $5", 30),
+    ("SELECT c_custkey, sum(l_extendedprice * (1 - l_discount)) FROM customer, orders, lineitem"
+     " WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND o_orderdate >= $1 AND o_orderdate < $2"
+     " AND l_returnflag = $3 GROUP BY c_custkey ORDER BY 2 DESC LIMIT 20", 10),
+    ("SELECT l_shipmode, count(*) FROM orders, lineitem WHERE o_orderkey = l_orderkey AND l_shipmode = $1"
+     " AND l_commitdate < l_receiptdate AND l_shipdate < l_commitdate AND l_receiptdate >= $2"
+     " AND l_receiptdate < $3 GROUP BY l_shipmode", 20),
+    ("SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE l_partkey = p_partkey"
+     " AND l_shipdate >= $1 AND l_shipdate < $2 AND p_type LIKE $3", 10),
+    ("SELECT sum(l_extendedprice) / 7.0 FROM lineitem, part WHERE p_partkey = l_partkey AND p_brand = $1"
+     " AND p_container = $2 AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
+     10),
+    ("SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE p_partkey = l_partkey"
+     " AND p_brand = $1 AND p_container = $2 AND l_quantity BETWEEN $3 AND $4 AND l_shipmode = $5", 10),
+    ("SELECT count(*) FROM lineitem WHERE l_suppkey = $1 AND l_receiptdate > l_commitdate", 40),
+    ("SELECT l_orderkey, l_quantity FROM lineitem WHERE l_partkey = $1 AND l_suppkey = $2", 50),
+    ("SELECT * FROM lineitem WHERE l_receiptdate = $1 AND l_shipmode = $2", 30),
+    ("SELECT o_orderkey, o_totalprice FROM orders WHERE o_custkey = $1 ORDER BY o_orderdate DESC LIMIT $2", 50),
+    ("SELECT l_returnflag, count(*) FROM lineitem WHERE l_commitdate = $1 GROUP BY 1", 20),
+    ("SELECT l_orderkey, l_extendedprice FROM lineitem WHERE l_returnflag = $1 AND l_shipdate = $2"
+     " ORDER BY l_extendedprice DESC LIMIT $3", 20),
+    ("SELECT count(*) FROM lineitem WHERE l_extendedprice > $1", 10),
 ]
+
+
+def tpch(admin: str, scale: float) -> None:
+    """The analytic workload's estimated cost relative to no indexes at 250 MB, 500 MB and 1 GB."""
+    s, p, c, o, li = (max(10, int(x * scale)) for x in (10_000, 200_000, 150_000, 1_500_000, 6_000_000))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TPCH_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TPCH_DB)))
+    dsn = with_dbname(admin, TPCH_DB)
+    from asymm.db import connect
+
+    try:
+        started = time.perf_counter()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(TPCH_SCHEMA.format(s=s, p=p, c=c, o=o, l=li))
+            conn.execute("VACUUM ANALYZE")
+            row = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('lineitem'))").fetchone()
+        print(f"TPC-H-style schema (scale {scale}): lineitem {li:,} rows ({row[0] if row else '?'}), orders {o:,},"
+              f" part {p:,}, customer {c:,}, supplier {s:,} (generated in {time.perf_counter() - started:.1f} s);"
+              f" {len(TPCH)} statements")
+        stmts = [Statement(k + 1, q, calls, 1.0, 1) for k, (q, calls) in enumerate(TPCH)]
+        print()
+        print(f"{'analytic budget':16} {'indexes':>7} {'est. cost / no indexes':>23} {'HypoPG MB':>10}"
+              f" {'what-if':>8} {'runtime s':>9}  indexes")
+        with connect(dsn) as conn:
+            for budget in (250, 500, 1024, None):
+                res = advise(conn, Settings(budget_mb=budget, max_indexes=None, min_gain_fraction=0.001), stmts)
+                ratio = res["workload_cost_after"] / res["workload_cost_before"]
+                label = f"{budget:>11} MB" if budget else "  (no budget)  "
+                chosen = "; ".join(f"{i['table'].split('.')[-1]}({', '.join(i['columns'])})" for i in res["indexes"])
+                print(f"{label:16} {len(res['indexes']):7} {ratio:23.3f} {res['storage_bytes'] / 2**20:10.1f}"
+                      f" {res['whatif_calls']:8} {res['runtime_s']:9.2f}  {chosen}")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TPCH_DB)))
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def create_db(admin: str, name: str, template: str | None = None) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if template:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                           sql.Identifier(template)))
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_dbs(admin: str, names: list[str]) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default="")
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--rounds", type=int, default=5, help="recorded interleaved rounds (after one warm-up)")
+    parser.add_argument("--tpch-scale", type=float, default=1.0, help="TPC-H-style scale (1: 6M lineitem rows)")
+    parser.add_argument("--only", choices=("oltp", "tpch"), default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
     args = parser.parse_args()
     admin = resolve_dsn(args.dsn)
+    status = 0
+    if args.only != "tpch":
+        status = oltp(admin, args.scale, args.rounds, args.keep)
+    if args.only != "oltp":
+        tpch(admin, args.tpch_scale)
+    return status
+
+
+def oltp(admin: str, scale: float, rounds: int, keep: bool) -> int:
+    c, p, o, i, e = (int(x * scale) for x in (200_000, 20_000, 1_200_000, 2_000_000, 300_000))
+    create_db(admin, DB)
     dsn = with_dbname(admin, DB)
-    c, p, o, i, e = (int(x * args.scale) for x in (200_000, 20_000, 1_200_000, 2_000_000, 300_000))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB)))
     started = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA.format(c=c, p=p, o=o, i=i, e=e))
@@ -286,20 +459,18 @@ def main() -> int:
           f" (generated in {time.perf_counter() - started:.1f} s)")
     items = shapes(c, p, o)
     try:
-        return run(dsn, items)
+        return run(admin, dsn, items, rounds)
     finally:
-        if not args.keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
+        if not keep:
+            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv"])
 
 
-def run(dsn: str, items: list[Shape]) -> int:
+def run(admin: str, dsn: str, items: list[Shape], rounds: int) -> int:
     from asymm.db import connect
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
-    base = replay(dsn, items)  # also what pg_stat_statements sees: the advisor's input
-    base_plans = plans(dsn, items)
+    feed(dsn, items)  # what pg_stat_statements records: the advisor's input
     with connect(dsn) as conn:
         statements = read_workload(conn)
         result = advise(conn, Settings())
@@ -311,34 +482,60 @@ def run(dsn: str, items: list[Shape]) -> int:
                   f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
         for item in result["skipped"]:
             print(f"  skipped {item['queryid']}: {item['reason']}")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        names = with_indexes(conn, HAND)
-        hand_bytes = index_sizes(conn, names)
-        hand = replay(dsn, items)
-        drop(conn, names)
-        names = with_indexes(conn, [item["definition"] for item in result["indexes"]])
-        adv_bytes = index_sizes(conn, names)
-        adv = replay(dsn, items)
-        adv_plans = plans(dsn, items)
-        drop(conn, names)
+        for item in result.get("unverified", []):
+            print(f"  unverified: {item['definition']} ({item['reason']})")
+
+    # Three identical copies (data, visibility, statistics); then each gets its indexes.
+    configs = {"none": DB, "hand": DB + "_hand", "adv": DB + "_adv"}
+    started = time.perf_counter()
+    create_db(admin, configs["hand"], template=DB)
+    create_db(admin, configs["adv"], template=DB)
+    sets = {"none": [], "hand": HAND, "adv": [item["definition"] for item in result["indexes"]]}
+    sizes: dict[str, int] = {}
+    for name, statements_ in sets.items():
+        with psycopg.connect(with_dbname(admin, configs[name]), autocommit=True) as conn:
+            names = with_indexes(conn, statements_)
+            sizes[name] = index_sizes(conn, names)
+    print(f"copies and indexes built in {time.perf_counter() - started:.1f} s")
+    dsns = {name: with_dbname(admin, db) for name, db in configs.items()}
+    shape_plans = {name: plans(d, items) for name, d in dsns.items()}
+    started = time.perf_counter()
+    times = interleaved(dsns, items, rounds)
+    print(f"interleaved replay: 1 warm-up + {rounds} rounds x 3 configurations"
+          f" in {time.perf_counter() - started:.0f} s")
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
     print()
-    print(f"{'shape':44} {'calls':>5} {'none ms':>9} {'hand ms':>9} {'advisor ms':>10} {'adv/none':>8}"
-          f" {'plan':>7}  note")
-    worst = 0.0
+    print(f"{'shape':44} {'calls':>5} {'none ms':>8} {'hand ms':>8} {'adv ms':>8} {'adv/none':>8}"
+          f" {'(min-max)':>11} {'hand/none':>9}  plan (adv vs none)  note")
+    worst_changed, worst_same = 0.0, 0.0
+    totals = {name: 0.0 for name in configs}
     for shape in items:
-        b, h, a = base[shape.name] * 1000, hand[shape.name] * 1000, adv[shape.name] * 1000
-        ratio = a / b if b else 1.0
-        changed = "changed" if base_plans[shape.name] != adv_plans[shape.name] else "same"
-        if changed == "changed":
-            worst = max(worst, ratio)
-        print(f"{shape.name:44} {shape.weight:5} {b:9.1f} {h:9.1f} {a:10.1f} {ratio:8.2f} {changed:>7}  {shape.note}")
-    tb, th, ta = sum(base.values()), sum(hand.values()), sum(adv.values())
-    print(f"{'TOTAL':44} {'':5} {tb * 1000:9.1f} {th * 1000:9.1f} {ta * 1000:10.1f} {ta / tb:8.2f}")
+        med = {name: median(times[name][shape.name]) for name in configs}
+        for name in configs:
+            totals[name] += med[name]
+        paired = [a / b for a, b in zip(times["adv"][shape.name], times["none"][shape.name], strict=True)]
+        ratio = median(paired)
+        hand_ratio = median([h / b for h, b in zip(times["hand"][shape.name], times["none"][shape.name],
+                                                   strict=True)])
+        same = shape_plans["adv"][shape.name] == shape_plans["none"][shape.name]
+        if same:
+            worst_same = max(worst_same, ratio)
+        else:
+            worst_changed = max(worst_changed, ratio)
+        plan = "identical" if same else "changed"
+        print(f"{shape.name:44} {shape.weight:5} {med['none'] * 1000:8.1f} {med['hand'] * 1000:8.1f}"
+              f" {med['adv'] * 1000:8.1f} {ratio:8.2f} {min(paired):5.2f}-{max(paired):<5.2f} {hand_ratio:9.2f}"
+              f"  {plan:18}  {shape.note}")
+    print(f"{'TOTAL (sum of medians)':44} {'':5} {totals['none'] * 1000:8.1f} {totals['hand'] * 1000:8.1f}"
+          f" {totals['adv'] * 1000:8.1f} {totals['adv'] / totals['none']:8.2f}")
     print()
-    print(f"indexes: hand {len(HAND)} ({hand_bytes / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
-          f" ({adv_bytes / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)")
-    print(f"advisor time / hand time: {ta / th:.2f} (goal <= 1.25);"
-          f" worst advisor/none among shapes whose plan changed: {worst:.2f} (goal <= 1.10)")
+    print(f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
+          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)")
+    print(f"advisor time / hand time: {totals['adv'] / totals['hand']:.2f} (goal <= 1.25)")
+    print(f"worst median adv/none: plan changed {worst_changed:.2f}, plan identical {worst_same:.2f} (goal <= 1.10)")
 
     with connect(dsn) as conn:
         many = distinct_statements(1000)
@@ -348,15 +545,6 @@ def run(dsn: str, items: list[Shape]) -> int:
     print(f"1,000 distinct statements: {elapsed:.1f} s, {big['whatif_calls']} what-if calls"
           f" ({big['whatif_cache_hits']} cache hits), {big['planned']} planned, {len(big['indexes'])} indexes"
           f" (goal < 30 s)")
-
-    with connect(dsn) as conn:
-        stmts = [Statement(k + 1, q, 10, 1.0, 1) for k, q in enumerate(ANALYTIC)]
-        print()
-        print(f"{'analytic budget':16} {'indexes':>7} {'est. cost / no indexes':>23} {'HypoPG MB':>10}")
-        for budget in (250, 500, 1024):
-            res = advise(conn, Settings(budget_mb=budget, max_indexes=None, min_gain_fraction=0.001), stmts)
-            ratio = res["workload_cost_after"] / res["workload_cost_before"]
-            print(f"{budget:>11} MB {len(res['indexes']):7} {ratio:23.3f} {res['storage_bytes'] / 2**20:10.1f}")
     return 0
 
 

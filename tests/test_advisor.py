@@ -165,6 +165,11 @@ def keys_for(aconn: psycopg.Connection[Any], query: str) -> set[tuple[str, ...]]
     ("select * from customers where lower(email) = $1", {("lower(email)",)}),
     ("select * from customers where meta @> $1", {("meta", "gin")}),
     ("select * from customers where tags && $1", {("tags", "gin")}),
+    # self-joins: both sides are join keys of the same table
+    ("select o2.id from orders o1 join orders o2 on o2.customer_id = o1.customer_id where o1.id = $1",
+     {("customer_id",)}),
+    ("select o.id, p.amount from orders o join orders p on p.id = o.customer_id where o.status = $1",
+     {("customer_id",), ("status", "customer_id")}),
 ])
 def test_candidates_per_query_shape(aconn: psycopg.Connection[Any], query: str,
                                     expected: set[tuple[str, ...]]) -> None:
@@ -226,6 +231,38 @@ def test_multi_column_index_for_equality_plus_sort(aconn: psycopg.Connection[Any
     assert [i["columns"] for i in result["indexes"]] == [["customer_id", "created_at DESC"]]
 
 
+def test_a_wide_index_that_subsumes_the_narrow_one_is_chosen_alone(aconn: psycopg.Connection[Any]) -> None:
+    """(customer_id, created_at DESC) serves both statements: no separate (customer_id) next to it."""
+    aconn.execute("UPDATE orders SET customer_id = 1 + id % 50")
+    aconn.execute("ANALYZE orders")
+    heavy = stmt("select count(*) from orders where customer_id = $1", 1000)
+    light = stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 40)
+    assert [i["columns"] for i in advise(aconn, Settings(), [heavy])["indexes"]] == [["customer_id"]]
+    both = advise(aconn, Settings(min_gain_fraction=0.05), [heavy, light])
+    assert [i["columns"] for i in both["indexes"]] == [["customer_id", "created_at DESC"]]
+    assert sorted(both["indexes"][0]["queryids"]) == sorted([heavy.queryid, light.queryid])
+
+
+def test_gin_candidates_hypopg_cannot_simulate_are_reported_as_unverified(aconn: psycopg.Connection[Any]) -> None:
+    meta = stmt("select id from customers where meta @> $1 limit $2", 500, queryid=41)
+    tags = stmt("select id from customers where tags && $1", 200, queryid=42)
+    plain = stmt("select * from orders where customer_id = $1", 1000, queryid=43)
+    result = advise(aconn, Settings(), [meta, tags, plain])
+    assert all(i["method"] != "gin" for i in result["indexes"])  # never counted as chosen
+    assert [i["columns"] for i in result["indexes"]] == [["customer_id"]]
+    unverified = {tuple(u["columns"]): u for u in result["unverified"]}
+    assert set(unverified) == {("meta",), ("tags",)}
+    assert unverified[("meta",)]["queryids"] == [41] and unverified[("meta",)]["calls"] == 500
+    assert unverified[("tags",)]["queryids"] == [42]
+    assert "jsonb_path_ops" in unverified[("meta",)]["definition"]  # only @> is asked for
+    for item in result["unverified"]:
+        assert item["method"] == "gin" and "cannot simulate gin" in item["reason"]
+        assert item["cost_now"][str(item["queryids"][0])] > 0
+        aconn.execute(item["definition"])  # runnable as is
+    # once the index exists, it is no longer suggested at all
+    assert advise(aconn, Settings(), [meta, tags])["unverified"] == []
+
+
 # -- hygiene ------------------------------------------------------------------------------------
 
 
@@ -268,6 +305,7 @@ def run_workload(dsn: str, rounds: int = 30) -> None:
         for i in range(rounds):
             conn.execute("SELECT * FROM orders WHERE customer_id = %s ORDER BY created_at DESC LIMIT 5", (i + 1,))
             conn.execute("SELECT * FROM customers WHERE lower(email) = %s", (f"user{i}@example.com",))
+            conn.execute("SELECT id FROM customers WHERE meta @> %s::jsonb", ('{"plan": 3}',))
 
 
 def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
@@ -278,13 +316,15 @@ def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
     out = runner.invoke(main, ["advise", "--dsn", shop, "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
-    assert set(doc) >= {"indexes", "skipped"}
+    assert set(doc) >= {"indexes", "skipped", "unverified"}
     assert doc["indexes"], doc
+    assert [u["columns"] for u in doc["unverified"]] == [["meta"]]
     for item in doc["indexes"]:
         assert {"table", "columns", "definition", "estimated_benefit", "size_bytes", "queryids"} <= set(item)
         assert item["queryids"] and item["size_bytes"] > 0
     out = runner.invoke(main, ["advise", "--dsn", shop])
     assert out.exit_code == 0 and "HypoPG's estimate, pessimistic" in out.output
+    assert "unverified (not chosen): CREATE INDEX" in out.output
 
     out = runner.invoke(main, ["advise", "--dsn", shop, "--json", "--apply"])
     assert out.exit_code == 0, out.output

@@ -98,6 +98,7 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
             candidates.append(cand)
         chosen, summary = select(whatif, workload, candidates, tables, settings.options())
         rejected = {c.definition(): whatif.failure(c) for c in candidates if whatif.failure(c)}
+        unverified = _unverified(conn, whatif, workload, candidates)
         indexes = []
         for item in chosen:
             cand = item.candidate
@@ -130,6 +131,7 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
             "candidates": len(candidates),
             "candidates_covered_by_existing_indexes": redundant,
             "candidates_rejected_by_hypopg": rejected,
+            "unverified": unverified,
             "whatif_calls": whatif.calls,
             "whatif_cache_hits": whatif.cache_hits,
             "workload_cost_before": round(summary.get("workload_cost_before", 0.0), 1),
@@ -140,6 +142,43 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
         }
     result["runtime_s"] = round(time.monotonic() - started, 3)
     return result
+
+
+def _unverified(conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workload,
+                candidates: list[cand_mod.Candidate]) -> list[dict[str, Any]]:
+    """GIN candidates HypoPG could not simulate: reported for a DBA to judge, never chosen.
+
+    HypoPG 1.3 simulates only btree-like access methods, so a ``jsonb @>`` or array-containment
+    index cannot be priced; silence would hide the one index such statements need.  Each entry
+    gives the statement that would create it, the statements asking for it with their calls and
+    current estimated cost, and why it is unverified.  It is not in ``indexes``, not stored as a
+    suggestion, and ``--apply`` ignores it.
+    """
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'hypopg'").fetchone()
+    version = str(row[0]) if row else "?"
+    by_queryid = {q: i for i, q in enumerate(workload.queryids)}
+    out: list[dict[str, Any]] = []
+    for cand in candidates:
+        failure = whatif.failure(cand)
+        if cand.method != "gin" or failure is None:
+            continue
+        users = sorted(q for q in cand.queryids if q in by_queryid)
+        if not users:
+            continue
+        costs = workload.base if len(workload.base) == len(workload.queryids) else []
+        out.append({
+            "table": cand.table,
+            "columns": cand.columns,
+            "method": cand.method,
+            "definition": cand.definition(),
+            "queryids": users,
+            "calls": int(sum(workload.weights[by_queryid[q]] for q in users)),
+            "cost_now": {str(q): round(costs[by_queryid[q]], 2) for q in users} if costs else {},
+            "reason": f"HypoPG {version} cannot simulate {cand.method} indexes ({failure}); "
+                      "benefit not estimated, so not chosen: create it on a copy and compare",
+        })
+    out.sort(key=lambda item: -item["calls"])
+    return out
 
 
 def store(conn: psycopg.Connection[Any], result: dict[str, Any]) -> list[int]:

@@ -255,7 +255,9 @@ class _Walker:
         kind = node.kind
         if kind == enums.A_Expr_Kind.AEXPR_OP:
             left, right = self.key(node.lexpr, scope), self.key(node.rexpr, scope)
-            if left is not None and right is not None and op == "=" and left[0].oid != right[0].oid:
+            if left is not None and right is not None and op == "=" and (
+                    left[0].oid != right[0].oid or _refers_apart(node.lexpr, node.rexpr)):
+                # a join, including a self-join (e.manager_id = m.id, o1.customer_id = o2.customer_id)
                 self.result.preds.append(Pred(left[0], left[1], "join", op))
                 self.result.preds.append(Pred(right[0], right[1], "join", op))
                 return
@@ -335,6 +337,21 @@ class _Walker:
                 self.select(child, scope)
                 continue
             self.generic(child, scope)
+
+
+def _refers_apart(left: Any, right: Any) -> bool:
+    """Whether two column references go through different aliases (of the same table).
+
+    ``e.manager_id = m.id`` over ``employees e JOIN employees m`` is a self-join whose both sides
+    are join keys; ``l_commitdate < l_receiptdate`` compares two columns of one row and is not.
+    """
+    def text(node: Any) -> tuple[str, ...] | None:
+        if isinstance(node, ast.ColumnRef):
+            return tuple(f.sval for f in node.fields if isinstance(f, ast.String))
+        return None
+
+    a, b = text(left), text(right)
+    return a is not None and b is not None and len(a) >= 2 and len(b) >= 2 and a[:-1] != b[:-1]
 
 
 def _children(node: Any) -> Iterator[Any]:

@@ -29,6 +29,8 @@ def render_advice(result: dict[str, Any]) -> str:
     lines.append(f"* {result['size_note']}")
     lines.append(f"{result['planned']} of {result['statements']} statements planned, "
                  f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s")
+    for item in result.get("unverified", []):
+        lines.append(f"unverified (not chosen): {item['definition']} -- {item['calls']} calls; {item['reason']}")
     if result["skipped"]:
         lines.append("skipped:")
         for item in result["skipped"]:
