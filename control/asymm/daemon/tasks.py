@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asymm.daemon.scheduler import Task
+from asymm.dashboard import daemon_tasks as dashboard_tasks
 from asymm.drift import daemon_tasks as drift_tasks
 from asymm.sync.worker import daemon_tasks as sync_tasks
 from asymm.telemetry import daemon_tasks as telemetry_tasks
@@ -24,4 +25,5 @@ TASK_FACTORIES: list[TaskFactory] = [
     telemetry_tasks,
     sync_tasks,
     drift_tasks,
+    dashboard_tasks,
 ]
