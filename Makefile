@@ -63,13 +63,13 @@ check-in-sandbox:
 
 demo: venv install
 	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
-	$(BIN)/asymm demo --dsn "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR) --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["ASYMM_DSN"])')"
+	eval "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR))" && timeout --foreground 300 $(BIN)/asymm demo
 	@echo "The demo's servers keep running; 'make demo-down' stops them."
 
 # Like demo, then the daemon keeps serving the dashboard until Ctrl-C.
 demo-serve: venv install
 	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
-	$(BIN)/asymm demo --serve --dsn "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR) --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["ASYMM_DSN"])')"
+	eval "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR))" && $(BIN)/asymm demo --serve --http-port $${ASYMM_DEMO_PORT:-9849}
 
 demo-down:
 	$(BIN)/asymm sandbox down --dir $(DEMO_DIR)
