@@ -10,14 +10,16 @@ DEMO_DIR ?= $(or $(TMPDIR),/tmp)/asymm-demo
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 
-.PHONY: help deps venv install installcheck lint test check-in-sandbox pytest demo demo-down clean
+.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest demo demo-serve demo-down clean
 
 help:
 	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
 	@echo "make test       run every test (ruff, mypy, pg_regress, pytest) against throwaway servers"
 	@echo "make install    install the extension into \$$(pg_config --sharedir) (honours PG_CONFIG)"
 	@echo "make installcheck  pg_regress against the server in PGHOST/PGPORT/PGUSER"
+	@echo "make demo-serve the demo, then keep the daemon and dashboard serving until Ctrl-C"
 	@echo "make demo-down  stop the demo's servers"
+	@echo "make dashboard  fetch the dashboard's JavaScript deps from npm (dashboard/) into the package"
 
 deps:
 	@scripts/ensure-deps.sh
@@ -28,7 +30,16 @@ $(BIN)/asymm: control/pyproject.toml
 	$(BIN)/pip install --quiet -e 'control[test]'
 	@touch $@
 
-venv: deps $(BIN)/asymm
+# The web dashboard's JavaScript dependencies: from the npm registry (dashboard/package-lock.json),
+# copied into the Python package so that the daemon serves them and the page works offline.
+DASHBOARD_VENDOR := control/asymm/daemon/static/vendor/three.module.js
+$(DASHBOARD_VENDOR): dashboard/package.json dashboard/package-lock.json dashboard/build.mjs
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+	@touch $@
+
+dashboard: deps $(DASHBOARD_VENDOR)
+
+venv: deps $(BIN)/asymm dashboard
 
 install: deps
 	$(SUDO) $(MAKE) -C extension install PG_CONFIG=$(PG_CONFIG)
@@ -52,12 +63,17 @@ check-in-sandbox:
 
 demo: venv install
 	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
-	$(BIN)/asymm demo --dsn "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR) --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["ASYMM_DSN"])')"
+	eval "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR))" && timeout --foreground 300 $(BIN)/asymm demo
 	@echo "The demo's servers keep running; 'make demo-down' stops them."
+
+# Like demo, then the daemon keeps serving the dashboard until Ctrl-C.
+demo-serve: venv install
+	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
+	eval "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR))" && $(BIN)/asymm demo --serve --http-port $${ASYMM_DEMO_PORT:-9849}
 
 demo-down:
 	$(BIN)/asymm sandbox down --dir $(DEMO_DIR)
 
 clean:
 	$(MAKE) -C extension clean PG_CONFIG=$(PG_CONFIG)
-	rm -rf .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .mypy_cache .ruff_cache .pytest_cache dashboard/node_modules control/asymm/daemon/static/vendor

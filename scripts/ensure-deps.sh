@@ -6,8 +6,13 @@ set -euo pipefail
 packages=(
   postgresql-15 postgresql-client-15 postgresql-plpython3-15 postgresql-15-hypopg
   postgresql-server-dev-15 redis-server make
+  chromium chromium-driver  # the dashboard's headless-browser test
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+# The dashboard's JavaScript build (dashboard/, npm ci).  By command, not by package: a NodeSource
+# nodejs bundles npm and conflicts with Debian's npm package.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -13,6 +13,7 @@ from asymm.cli.common import AsymmGroup
 from asymm.cli.daemon_cmd import daemon_command
 from asymm.cli.demo_cmd import demo_command
 from asymm.cli.drift_cmd import baseline_command, drift_command
+from asymm.cli.graph_cmd import graph_command, impact_command
 from asymm.cli.sandbox_cmd import sandbox_group
 from asymm.cli.status_cmd import status_command
 from asymm.cli.sync_cmd import sync_group
@@ -43,3 +44,5 @@ main.add_command(coherence_command)
 main.add_command(sync_group)
 main.add_command(advise_command)
 main.add_command(verify_command)
+main.add_command(graph_command)
+main.add_command(impact_command)

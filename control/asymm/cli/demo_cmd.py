@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,11 +12,14 @@ from typing import Any
 
 import click
 
+from asymm import graph as graph_mod
+from asymm.cache import Cache
 from asymm.cli.common import dsn_option, table
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
 from asymm.demo import setup, workload
+from asymm.errors import AsymmError
 
 
 class Progress:
@@ -50,38 +55,141 @@ def top_statements(dsn: str, limit: int = 8) -> list[dict[str, Any]]:
     return [dict(zip(("calls", "mean_ms", "total_ms", "query"), row, strict=True)) for row in rows]
 
 
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
 @click.command("demo")
 @dsn_option
+@click.option("--redis-url", envvar="ASYMM_REDIS_URL", default="", show_envvar=True,
+              help="Redis for the cache step (the sandbox's); empty skips it.")
 @click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Data size: 1 is 20k customers, 100k orders, about 250k order lines.")
 @click.option("--seconds", type=click.FloatRange(1, 3600), default=10, show_default=True,
               help="How long the workload runs.")
-def demo_command(dsn: str, scale: int, seconds: float) -> None:
+@click.option("--http-port", type=click.IntRange(0, 65535), default=0,
+              help="Dashboard port (0: a free one).")
+@click.option("--serve", is_flag=True, help="Keep the daemon and the dashboard serving until Ctrl-C.")
+def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool) -> None:
     """Create the demo shop database next to DSN's database and show what asymm sees."""
-    progress = Progress(total=5)
+    progress = Progress(total=10)
     with progress.step(f"creating database {setup.DEMO_DB}") as note:
         demo_dsn = setup.recreate_database(dsn)
         note(demo_dsn)
     with progress.step("loading the shop schema and data") as note:
         sizes = setup.load_schema(demo_dsn, scale)
         note(", ".join(f"{name} {count:,}" for name, count in sizes.items()))
-    with progress.step("installing the asymm extension") as note:
+    with progress.step("installing the asymm extension, capturing schema baseline 'demo'") as note:
         setup.install_extension(demo_dsn)
         with connect(demo_dsn) as conn:
             conn.execute("SELECT pg_stat_statements_reset()")
-        note("CREATE EXTENSION asymm CASCADE")
-    with progress.step(f"running the shop workload for {seconds:g} s") as note:
-        result = workload.run(demo_dsn, sizes, seconds)
-        note(f"{result.statements:,} statements, {result.statements / result.seconds:,.0f}/s, "
-             f"{result.errors} errors")
-    with progress.step("running the asymm daemon for 25 pulses") as note:
-        daemon = Daemon(DaemonConfig(dsn=demo_dsn, max_ticks=25))
-        daemon.run()
-        note(f"{daemon.pulse.stats.ticks} ticks, {daemon.pulse.stats.skipped} skipped, "
-             f"{daemon.scheduler.overruns} overruns")
-    click.echo("What asymm sees")
-    click.echo("===============")
-    click.echo(render_status(fetch_status(demo_dsn)))
-    click.echo("\nHeaviest statements of the workload (pg_stat_statements):")
-    click.echo(table(top_statements(demo_dsn), ["calls", "mean_ms", "total_ms", "query"]))
-    click.echo(f"\nExplore: psql '{demo_dsn}'")
+            if redis_url:  # before the baseline: its capture triggers are part of the intended schema
+                conn.execute("SELECT asymm.track('customers')")
+            conn.execute("SELECT asymm.baseline('demo', ARRAY['public'])")
+        note("CREATE EXTENSION asymm CASCADE" + ("; asymm.track('customers')" if redis_url else "")
+             + "; asymm.baseline('demo')")
+    with progress.step("starting the asymm daemon with the dashboard") as note:
+        port = http_port or _free_port()
+        daemon = Daemon(DaemonConfig(dsn=demo_dsn, redis_url=redis_url or None, http_port=port))
+        thread = threading.Thread(target=daemon.run, name="asymm-demo-daemon", daemon=True)
+        thread.start()
+        if not _wait(lambda: daemon.http is not None and daemon.ready, 20):
+            raise AsymmError("the daemon did not start its HTTP server within 20 s (see the log above)")
+        url = f"http://127.0.0.1:{daemon.http.address[1] if daemon.http else port}/"
+        note(url)
+    try:
+        with progress.step(f"running the shop workload for {seconds:g} s (the daemon samples it)") as note:
+            result = workload.run(demo_dsn, sizes, seconds)
+            note(f"{result.statements:,} statements, {result.statements / result.seconds:,.0f}/s, "
+                 f"{result.errors} errors; {daemon.pulse.stats.ticks} pulses so far")
+        with progress.step("index suggestions") as note:
+            note(_suggestions(demo_dsn))
+        with progress.step("Redis cache: a tracked table synced by the daemon, read through asymm.cache") as note:
+            note(_cache_step(demo_dsn, redis_url, daemon) if redis_url else "skipped: no Redis URL (--redis-url)")
+        with progress.step("schema drift: ALTER TABLE against baseline 'demo'") as note:
+            with connect(demo_dsn) as conn:
+                conn.execute("ALTER TABLE orders ADD COLUMN gift_note text")
+                drift_rows = conn.execute("SELECT kind, object_type, identity, severity FROM asymm.drift('demo')"
+                                          " ORDER BY identity").fetchall()
+            note(f"{len(drift_rows)} finding(s): " + "; ".join(f"{k} {t} {i} ({s})" for k, t, i, s in drift_rows))
+        with progress.step("semantic data graph") as note:
+            with connect(demo_dsn) as conn:
+                counts = graph_mod.build(conn).as_dict()["counts"]
+            note(", ".join(f"{v} {k}" for k, v in sorted(counts["nodes"].items())) + "; edges "
+                 + ", ".join(f"{v} {k}" for k, v in sorted(counts["edges"].items())))
+        with progress.step("status") as note:
+            status = fetch_status(demo_dsn)
+            note(f"{daemon.pulse.stats.ticks} pulses, {daemon.pulse.stats.skipped} skipped, "
+                 f"{daemon.scheduler.overruns} overruns")
+        click.echo("What asymm sees")
+        click.echo("===============")
+        click.echo(render_status(status))
+        click.echo("\nHeaviest statements of the workload (pg_stat_statements):")
+        click.echo(table(top_statements(demo_dsn), ["calls", "mean_ms", "total_ms", "query"]))
+        click.echo(f"\nDashboard: {url}" + ("" if serve else " (served during the demo; `make demo-serve` keeps it)"))
+        click.echo(f"Graph:     asymm graph --dsn '{demo_dsn}' --format dot | dot -Tsvg > graph.svg")
+        click.echo(f"Impact:    asymm impact --dsn '{demo_dsn}' orders.status")
+        click.echo(f"Explore:   psql '{demo_dsn}'")
+        if serve:
+            click.echo("Serving the dashboard until Ctrl-C ...")
+            try:
+                while thread.is_alive():
+                    thread.join(0.5)
+            except KeyboardInterrupt:
+                click.echo("stopping", err=True)
+    finally:
+        daemon.stop_event.set()
+        thread.join(15)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _suggestions(dsn: str) -> str:
+    """The index advisor's suggestions when it is installed; says so plainly when it is not."""
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT to_regclass('asymm.index_suggestions') IS NOT NULL").fetchone()
+        if not (row and row[0]):
+            return "not available: the index advisor is not installed in this build"
+        rows = conn.execute("SELECT to_jsonb(s) FROM asymm.index_suggestions s LIMIT 10").fetchall()
+    if not rows:
+        return "advisor installed; no suggestions yet (it evaluates in the daemon's exploration regime)"
+    return f"{len(rows)} suggestion(s): " + "; ".join(str(r[0])[:120] for r in rows[:3])
+
+
+def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
+    with connect(dsn) as conn:
+        conn.execute("UPDATE customers SET full_name = 'Ada Lovelace' WHERE customer_id = 1")
+
+    def synced() -> bool:
+        with connect(dsn) as conn:
+            row = conn.execute("SELECT (s->>'backlog_rows')::bigint = 0 AND (t->>'backfill') = 'done'"
+                               "  FROM asymm.sync_status() s, jsonb_array_elements(s->'tables') t").fetchone()
+        return bool(row and row[0])
+
+    if not _wait(synced, 30):
+        return "the daemon did not sync within 30 s"
+    cache = Cache(dsn, redis_url)
+    try:
+        row = cache.get("customers", 1)
+        again = cache.get("customers", 1)
+        lag = _sync_lag(dsn)
+    finally:
+        cache.close()
+    name = (row or {}).get("full_name")
+    return (f"customers row 1 from Redis: full_name={name!r} ({cache.stats.hits} hit(s), "
+            f"{cache.stats.misses} miss(es)); sync lag {lag}; same row again: {again == row}")
+
+
+def _sync_lag(dsn: str) -> str:
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT (asymm.sync_status()->>'lag_ms')::float8").fetchone()
+    return "n/a" if not row or row[0] is None else f"{row[0]:.1f} ms"

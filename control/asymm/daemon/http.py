@@ -7,6 +7,8 @@ default (metrics and reports describe the database: not something to expose by a
 * ``/healthz`` — liveness: 200 while the pulse loop completed a tick recently (3 periods + 5 s).
 * ``/readyz`` — readiness: 200 when PostgreSQL and the lock session are connected (as leader or
   standby) and Redis answers (if configured); 503 otherwise, with the reason in the body.
+* ``/`` is the web dashboard (``static/index.html``) and ``/static/...`` its files (the page's
+  own code is committed; ``static/vendor/`` is filled from npm by ``make dashboard``).
 * ``/api`` lists the JSON endpoints; ``/api/status`` is built in.  Other areas add theirs with
   :func:`register_api`; a handler gets the daemon and the query parameters and returns JSON-able
   data.  Handlers run on the HTTP thread: they must not use ``daemon.conn`` (it belongs to the
@@ -18,10 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import mimetypes
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.daemon.http")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 ApiHandler = Callable[["Daemon", dict[str, list[str]]], Any]
 API_ENDPOINTS: dict[str, ApiHandler] = {}
@@ -92,6 +97,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(_json_safe(data), indent=1, sort_keys=True, default=str) + "\n",
                    "application/json")
 
+    def _static(self, relative: str) -> None:
+        """A file under STATIC_DIR; anything resolving outside it (``..``, links) is a 404."""
+        target = (STATIC_DIR / relative).resolve()
+        if not target.is_relative_to(STATIC_DIR) or not target.is_file():
+            self._json(404, {"error": f"no such file: /static/{relative}"})
+            return
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix in (".js", ".mjs"):
+            content_type = "text/javascript"
+        if content_type.startswith("text/"):
+            content_type += "; charset=utf-8"
+        self._send(200, target.read_bytes(), content_type)
+
     def do_HEAD(self) -> None:
         self.do_GET()
 
@@ -112,8 +130,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/") and path[5:] in API_ENDPOINTS:
                 params = parse_qs(parts.query)
                 self._json(200, API_ENDPOINTS[path[5:]](self.daemon, params))
+            elif path == "/" and (STATIC_DIR / "index.html").is_file():
+                self._static("index.html")
             elif path == "/":
                 self._json(200, {"endpoints": ["/metrics", "/healthz", "/readyz", "/api"]})
+            elif path.startswith("/static/"):
+                self._static(path[len("/static/"):])
             else:
                 self._json(404, {"error": f"no such endpoint: {path}"})
         except ApiError as exc:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from asymm.advisor.daemon_task import daemon_tasks as advisor_tasks
 from asymm.daemon.scheduler import Task
+from asymm.dashboard import daemon_tasks as dashboard_tasks
 from asymm.drift import daemon_tasks as drift_tasks
 from asymm.sync.worker import daemon_tasks as sync_tasks
 from asymm.telemetry import daemon_tasks as telemetry_tasks
@@ -26,4 +27,5 @@ TASK_FACTORIES: list[TaskFactory] = [
     sync_tasks,
     drift_tasks,
     advisor_tasks,
+    dashboard_tasks,
 ]
