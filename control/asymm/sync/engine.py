@@ -100,8 +100,11 @@ class SyncEngine:
             keys: dict[int, set[str]] = defaultdict(set)
             truncated: set[int] = set()
             beats: list[float] = []
+            dropped: list[str] = []
             for _xid, rel, op, row_keys in rows:
-                if op == "H":
+                if op == "X":  # the table was dropped (asymm._sync_sql_drop): its name is the only key
+                    dropped.extend(row_keys or [])
+                elif op == "H":
                     beats.extend(float(k) for k in row_keys or [])
                 elif op == "T":
                     truncated.add(int(rel))
@@ -115,6 +118,8 @@ class SyncEngine:
                     continue  # untracked, or a backfill (in a later snapshot) will cover it
                 docs[rel] = self._fetch(table, sorted(wanted))
         result.rows = len(rows)
+        for name in dropped:
+            self.scripts.drop(name)
         for rel, items in docs.items():
             table = tables[rel]
             assert table.epoch is not None

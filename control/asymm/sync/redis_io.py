@@ -81,6 +81,14 @@ for _, k in ipairs(ks) do redis.call('DEL', k) end
 return redis.call('SCARD', KEYS[2])
 """
 
+_DROP = """
+local ks = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
+for _, k in ipairs(ks) do redis.call('DEL', k) end
+local left = redis.call('SCARD', KEYS[2])
+if left == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return left
+"""
+
 
 def table_tag(name: str) -> str:
     """``asymm:{schema.table}``: the prefix (and meta key) shared by all of a table's keys."""
@@ -121,6 +129,7 @@ class Scripts:
         self._write = client.register_script(_WRITE)
         self._fill = client.register_script(_FILL)
         self._reset = client.register_script(_RESET)
+        self._drop = client.register_script(_DROP)
 
     def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]]) -> int:
         """CAS-write rows (``None`` doc = tombstone); -1 if the table's epoch is not ``epoch``."""
@@ -136,4 +145,11 @@ class Scripts:
         """Set the table's epoch and floor, then delete every row key it has (chunk by chunk)."""
         keys = [table_tag(name), keyset_key(name)]
         while int(self._reset(keys=keys, args=[epoch, floor, chunk])) > 0:
+            pass
+
+    def drop(self, name: str, chunk: int = 1000) -> None:
+        """Remove every key of a table that no longer exists: rows, key set and meta key (epoch gone,
+        so a late read-through fill finds no epoch and is refused)."""
+        keys = [table_tag(name), keyset_key(name)]
+        while int(self._drop(keys=keys, args=[chunk])) > 0:
             pass
