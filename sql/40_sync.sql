@@ -16,6 +16,8 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, description
      'What happens to columns named sensitive in asymm.track(): drop (never sent) or hmac (keyed HMAC-SHA256, key from ASYMM_SYNC_HMAC_KEY)'),
     ('sync.batch_rows', '2000', 'integer', 'Outbox rows the sync worker reads per batch'),
     ('sync.backfill_chunk', '5000', 'integer', 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
+    ('sync.key_prefix', 'asymm', 'text',
+     'Prefix of every Redis key the sync writes: <prefix>:{schema.table}:<key>; give each database syncing into a shared Redis its own (e.g. asymm:<dbname>); no braces'),
     ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)');
 
 -- Tracked tables.  A config table (pg_dump keeps it); regclass dumps as a name, so it survives a

@@ -136,3 +136,31 @@ def test_pg_dump_restore_keeps_tracking(sandbox: Sandbox, make_db: Callable[...,
     finally:
         engine.close()
     assert full_compare(target, redis_url).total == 0
+
+
+def test_two_databases_share_one_redis_with_their_own_key_prefix(make_db: Callable[..., str],
+                                                                   redis_url: str) -> None:
+    dbs = [make_db(), make_db()]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for i, dsn in enumerate(dbs):
+            make_items(dsn, rows=10 + i)  # same table name, different contents
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("SELECT asymm.set_setting('sync.key_prefix', %s)", (f"asymm:db{i}",))
+                conn.execute("UPDATE items SET name = %s WHERE id = 1", (f"db{i}",))
+            engine = SyncEngine(dsn, redis_url)
+            try:
+                engine.run_until_idle()
+            finally:
+                engine.close()
+        assert client.hget("asymm:db0:{public.items}:1", "d") != client.hget("asymm:db1:{public.items}:1", "d")
+        assert client.exists("asymm:db1:{public.items}:11") and not client.exists("asymm:db0:{public.items}:11")
+        assert client.keys("asymm:{*") == []
+        for dsn in dbs:
+            assert full_compare(dsn, redis_url).total == 0
+        with psycopg.connect(dbs[0], autocommit=True) as conn:
+            conn.execute("SELECT asymm.set_setting('sync.key_prefix', 'bad{tag}')")
+        with pytest.raises(Exception, match="sync.key_prefix"):
+            SyncEngine(dbs[0], redis_url)
+    finally:
+        client.close()
