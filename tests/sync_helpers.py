@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import redis
 
+from asymm.sync.redis_io import connect_redis
 from asymm.sync.tables import Protector
 from asymm.sync.verify import Mismatches, compare
 
@@ -117,7 +118,7 @@ def settled(dsn: str) -> bool:
 
 
 def full_compare(dsn: str, redis_url: str) -> Mismatches:
-    client = redis.Redis.from_url(redis_url)
+    client = connect_redis(redis_url)  # a plain client, or a cluster one for a cluster URL
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             mode = conn.execute("SELECT asymm.setting('sync.sensitive_mode')").fetchone()[0]  # type: ignore[index]

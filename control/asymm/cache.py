@@ -87,10 +87,12 @@ class Cache:
                  hmac_key: str | None = None) -> None:
         self.conn = connect(dsn, observed=True)
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
-        self.scripts = Scripts(self.redis)
         mode_row = self.conn.execute("SELECT asymm.setting('sync.sensitive_mode'),"
-                                     " extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval)").fetchone()
+                                     " extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval),"
+                                     " asymm.setting('sync.key_prefix')").fetchone()
         assert mode_row is not None
+        self.scripts = Scripts(self.redis, str(mode_row[2]))
+        self.prefix = self.scripts.prefix
         self.protector = Protector(str(mode_row[0]), hmac_key)
         self.tombstone_ttl_s = int(mode_row[1])  # type: ignore[call-overload]
         self.stats = CacheStats()
@@ -119,7 +121,7 @@ class Cache:
         """The row (as a dict, sensitive columns dropped or HMACed), or None if it does not exist."""
         info = self._table(table)
         text = self.key_text(info, key)
-        cached = self.redis.hgetall(row_key(info.name, text))
+        cached = self.redis.hgetall(row_key(info.name, text, self.prefix))
         if cached and b"v" in cached:
             self.stats.hits += 1
             return None if b"t" in cached else dict(json.loads(cached[b"d"]))
@@ -156,13 +158,13 @@ class Cache:
         # generation, so a result computed from older data is stored under a key no one reads again.
         pipe = self.redis.pipeline(transaction=False)
         for name in tables:
-            pipe.hmget(table_tag(str(name)), "epoch", "gen")
+            pipe.hmget(table_tag(str(name), self.prefix), "epoch", "gen")
         gens = pipe.execute()
         if any(epoch is None for epoch, _ in gens):
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
         material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens]], default=str)
-        key = "asymm:q:" + hashlib.sha256(material.encode()).hexdigest()
+        key = self.prefix + ":q:" + hashlib.sha256(material.encode()).hexdigest()
         cached = self.redis.get(key)
         if cached is not None:
             self.stats.query_hits += 1

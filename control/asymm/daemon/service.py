@@ -41,6 +41,7 @@ from asymm.daemon.scheduler import REGIMES, Scheduler, Task
 from asymm.daemon.tasks import TASK_FACTORIES
 from asymm.db import connect, require_extension
 from asymm.errors import AsymmError
+from asymm.sync.redis_io import RedisClient, connect_redis
 
 __all__ = ["Daemon", "DaemonConfig", "Task"]
 
@@ -62,7 +63,7 @@ class Daemon:
                                    backoff_cap_ticks=self._ticks(config.task_backoff_max_s))
         self.scheduler.on_error = self._task_failed
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self.redis: redis.Redis | None = None
+        self.redis: RedisClient | None = None
         self.postgres_up = False
         self.redis_up = False
         self.reconnects = 0
@@ -120,8 +121,8 @@ class Daemon:
         self._check_extension()
         self._register()
         if self.config.redis_url:
-            self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=1.0,
-                                              socket_connect_timeout=1.0, client_name="asymm")
+            # connect_redis: a Redis Cluster seed URL gives a cluster client (the sync needs it)
+            self.redis = connect_redis(self.config.redis_url, timeout=1.0)
             try:
                 self.redis_up = bool(self.redis.ping())
             except redis.RedisError as exc:

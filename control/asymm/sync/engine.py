@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from asymm.db import connect
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, table_tag
 from asymm.sync.tables import Protector, TrackedTable, load_tables
 
 log = logging.getLogger("asymm.sync")
@@ -40,7 +40,7 @@ class SyncEngine:
                  hmac_key: str | None = None) -> None:
         self.conn: psycopg.Connection[Any] = connect(dsn)
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
-        self.scripts = Scripts(self.redis)
+        self.scripts = Scripts(self.redis, str(self._setting("sync.key_prefix")))
         mode = str(self._setting("sync.sensitive_mode"))
         self.protector = Protector(mode, hmac_key)
         self.batch_rows = int(self._setting("sync.batch_rows"))
@@ -100,8 +100,11 @@ class SyncEngine:
             keys: dict[int, set[str]] = defaultdict(set)
             truncated: set[int] = set()
             beats: list[float] = []
+            dropped: list[str] = []
             for _xid, rel, op, row_keys in rows:
-                if op == "H":
+                if op == "X":  # the table was dropped (asymm._sync_sql_drop): its name is the only key
+                    dropped.extend(row_keys or [])
+                elif op == "H":
                     beats.extend(float(k) for k in row_keys or [])
                 elif op == "T":
                     truncated.add(int(rel))
@@ -115,6 +118,8 @@ class SyncEngine:
                     continue  # untracked, or a backfill (in a later snapshot) will cover it
                 docs[rel] = self._fetch(table, sorted(wanted))
         result.rows = len(rows)
+        for name in dropped:
+            self.scripts.drop(name)
         for rel, items in docs.items():
             table = tables[rel]
             assert table.epoch is not None
@@ -176,7 +181,7 @@ class SyncEngine:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for table in tables:
-            pipe.hget("asymm:{" + table.name + "}", "epoch")
+            pipe.hget(table_tag(table.name, self.scripts.prefix), "epoch")
         seen = pipe.execute()
         lost = [t.name for t, epoch in zip(tables, seen, strict=True)
                 if (epoch.decode() if isinstance(epoch, bytes) else epoch) != t.epoch]

@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlparse
 import redis
 from redis.cluster import RedisCluster
 
+from asymm.errors import AsymmError
+
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster: the same command API
 
 _WRITE = """
@@ -81,18 +83,41 @@ for _, k in ipairs(ks) do redis.call('DEL', k) end
 return redis.call('SCARD', KEYS[2])
 """
 
+_DROP = """
+local ks = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
+for _, k in ipairs(ks) do redis.call('DEL', k) end
+local left = redis.call('SCARD', KEYS[2])
+if left == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return left
+"""
 
-def table_tag(name: str) -> str:
-    """``asymm:{schema.table}``: the prefix (and meta key) shared by all of a table's keys."""
-    return "asymm:{" + name + "}"
+
+DEFAULT_PREFIX = "asymm"
 
 
-def row_key(name: str, key: str) -> str:
-    return table_tag(name) + ":" + key
+def check_prefix(prefix: str) -> str:
+    """The ``sync.key_prefix`` setting, validated: braces would move the Cluster hash tag."""
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise AsymmError(f"sync.key_prefix must be non-empty and contain no braces, not {prefix!r}"
+                         " (e.g. 'asymm' or 'asymm:shopdb')")
+    return prefix
 
 
-def keyset_key(name: str) -> str:
-    return table_tag(name) + "#keys"
+def table_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """``<prefix>:{schema.table}``: the prefix (and meta key) shared by all of a table's keys.
+
+    The default prefix gives SPEC's ``asymm:{schema.table}:<key>``; two databases syncing into one
+    Redis set ``sync.key_prefix`` apart (e.g. ``asymm:<dbname>``), or their tables would collide.
+    """
+    return prefix + ":{" + name + "}"
+
+
+def row_key(name: str, key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return table_tag(name, prefix) + ":" + key
+
+
+def keyset_key(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return table_tag(name, prefix) + "#keys"
 
 
 def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:
@@ -116,24 +141,34 @@ def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:
 class Scripts:
     """The three scripts, registered on one client (EVALSHA with a fallback to EVAL)."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
+        self.prefix = check_prefix(prefix)
         self._write = client.register_script(_WRITE)
         self._fill = client.register_script(_FILL)
         self._reset = client.register_script(_RESET)
+        self._drop = client.register_script(_DROP)
 
     def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]]) -> int:
         """CAS-write rows (``None`` doc = tombstone); -1 if the table's epoch is not ``epoch``."""
-        keys = [table_tag(name), keyset_key(name)] + [row_key(name, k) for k, _ in items]
+        keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
+        keys += [row_key(name, k, self.prefix) for k, _ in items]
         args: list[object] = [epoch, version, ttl_s] + [doc if doc is not None else "" for _, doc in items]
         return int(self._write(keys=keys, args=args))
 
     def fill(self, name: str, version: int, doc: str | None, key: str, ttl_s: int) -> bool:
-        keys = [table_tag(name), keyset_key(name), row_key(name, key)]
+        keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix), row_key(name, key, self.prefix)]
         return bool(self._fill(keys=keys, args=[version, doc if doc is not None else "", ttl_s]))
 
     def reset(self, name: str, epoch: str, floor: int, chunk: int = 1000) -> None:
         """Set the table's epoch and floor, then delete every row key it has (chunk by chunk)."""
-        keys = [table_tag(name), keyset_key(name)]
+        keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
         while int(self._reset(keys=keys, args=[epoch, floor, chunk])) > 0:
+            pass
+
+    def drop(self, name: str, chunk: int = 1000) -> None:
+        """Remove every key of a table that no longer exists: rows, key set and meta key (epoch gone,
+        so a late read-through fill finds no epoch and is refused)."""
+        keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
+        while int(self._drop(keys=keys, args=[chunk])) > 0:
             pass

@@ -33,17 +33,20 @@ class Mismatches:
 
 def compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Protector) -> Mismatches:
     out = Mismatches()
+    prefix_row = conn.execute("SELECT asymm.setting('sync.key_prefix')").fetchone()
+    key_prefix = str(prefix_row[0]) if prefix_row else "asymm"
     for table in load_tables(conn).values():
         query = sql.SQL("SELECT {key}, {doc} FROM {tbl} t").format(
             key=table.key_expr(), doc=table.doc_expr(protector.mode), tbl=table.ident)
         expected = {k: json.loads(protector.protect(table, d) or "null") for k, d in conn.execute(query)}
         out.rows_compared += len(expected)
-        members = {m.decode() if isinstance(m, bytes) else m for m in client.smembers(keyset_key(table.name))}
-        prefix = len(row_key(table.name, ""))
+        stored_keys = client.smembers(keyset_key(table.name, key_prefix))
+        members = {m.decode() if isinstance(m, bytes) else m for m in stored_keys}
+        prefix = len(row_key(table.name, "", key_prefix))
         candidates = sorted(set(expected) | {m[prefix:] for m in members})
         pipe = client.pipeline(transaction=False)
         for key in candidates:
-            pipe.hgetall(row_key(table.name, key))
+            pipe.hgetall(row_key(table.name, key, key_prefix))
         for key, stored in zip(candidates, pipe.execute(), strict=True):
             live = bool(stored) and b"t" not in stored and b"d" in stored
             name = f"{table.name}:{key}"
