@@ -14,6 +14,7 @@ from asymm.advisor.daemon_task import daemon_tasks as advisor_tasks
 from asymm.daemon.scheduler import Task
 from asymm.dashboard import daemon_tasks as dashboard_tasks
 from asymm.drift import daemon_tasks as drift_tasks
+from asymm.sync.alerts import daemon_tasks as sync_alert_tasks
 from asymm.sync.worker import daemon_tasks as sync_tasks
 from asymm.telemetry import daemon_tasks as telemetry_tasks
 
@@ -25,6 +26,7 @@ TaskFactory = Callable[["Daemon"], list[Task]]
 TASK_FACTORIES: list[TaskFactory] = [
     telemetry_tasks,
     sync_tasks,
+    sync_alert_tasks,
     drift_tasks,
     advisor_tasks,
     dashboard_tasks,

@@ -1,0 +1,63 @@
+"""Webhook notification when the Redis cache falls behind PostgreSQL (event ``sync_lag``).
+
+Why the heartbeat's age counts as lag: ``asymm.sync_state.lag_ms`` is measured when a heartbeat
+reaches Redis, so while Redis is down or the worker is stuck it keeps its last (small) value.
+The time since the last heartbeat arrived, less the heartbeat interval, bounds how stale Redis
+may be, so the larger of the two is compared with ``sync.lag_alert_ms``.  One notification when
+the lag crosses the threshold, the next only after it fell below half of it (no flood while a
+long outage lasts).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from asymm.daemon.pulse import Tick
+from asymm.daemon.scheduler import Task
+
+if TYPE_CHECKING:
+    from asymm.daemon.service import Daemon
+
+CHECK_EVERY_S = 1.0
+HEARTBEAT_INTERVAL_MS = 1000.0  # the sync heartbeat runs about once a second (asymm.sync.worker)
+
+EFFECTIVE_LAG = """
+SELECT greatest(s.lag_ms,
+                extract(epoch FROM clock_timestamp() - s.lag_at) * 1000 - %s) AS lag_ms,
+       s.lag_ms AS measured_ms, s.lag_at, s.last_error,
+       asymm.setting('sync.lag_alert_ms')::float8 AS threshold_ms,
+       EXISTS (SELECT 1 FROM asymm.sync_tables) AS tracking
+  FROM asymm.sync_state s
+"""
+
+
+class SyncLagAlerts:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.alerting = False
+
+    def run(self, _tick: Tick) -> None:
+        if not self.daemon.notifier.urls:
+            return
+        conn = self.daemon.conn
+        assert conn is not None
+        row = conn.execute(EFFECTIVE_LAG, (HEARTBEAT_INTERVAL_MS,)).fetchone()
+        if row is None or row[0] is None or not row[5]:
+            return  # nothing tracked, or no heartbeat has ever reached Redis
+        lag_ms, measured_ms, lag_at, last_error, threshold_ms = (float(str(row[0])), row[1], row[2], row[3],
+                                                                 float(str(row[4])))
+        if not self.alerting and lag_ms > threshold_ms:
+            self.alerting = True
+            self.daemon.notifier.notify("sync_lag", {
+                "database": conn.info.dbname, "lag_ms": round(lag_ms, 1), "threshold_ms": threshold_ms,
+                "measured_lag_ms": measured_ms, "last_heartbeat_at": lag_at, "last_error": last_error})
+        elif self.alerting and lag_ms < threshold_ms / 2:
+            self.alerting = False
+
+
+def daemon_tasks(daemon: Daemon) -> list[Task]:
+    if not daemon.config.redis_url:
+        return []
+    alerts = SyncLagAlerts(daemon)
+    return [Task("sync-lag-alerts", alerts.run, every=max(1, round(CHECK_EVERY_S / daemon.config.period)),
+                 regime="stabilization")]
