@@ -461,3 +461,60 @@ def test_verify_prefers_the_telemetry_history_when_it_is_recorded(aconn: psycopg
     assert item["mean_before_ms"] == pytest.approx(2.0)
     assert item["mean_after_ms"] == pytest.approx(0.5)
     assert item["calls_since"] == 90
+
+
+# -- HOT updates and storage on near-ties (selection.WriteModel, selection.near_ties) --------------
+
+
+def test_a_column_updated_often_and_filtered_rarely_gets_no_index(aconn: psycopg.Connection[Any]) -> None:
+    """An index on ``amount`` would end the HOT updates that set it: charged, it no longer pays."""
+    rare = stmt("select id from orders where amount = $1", 2)
+    pay = stmt("update orders set amount = $1 where id = $2", 2000)
+    touch = stmt("update orders set note = $1 where id = $2", 2000)  # same writes, stays HOT
+    assert [i["columns"] for i in advise(aconn, Settings(), [rare, touch])["indexes"]] == [["amount"]]
+    result = advise(aconn, Settings(), [rare, pay])
+    assert result["indexes"] == [], result["indexes"]
+
+
+def test_a_column_updated_often_and_filtered_heavily_still_gets_its_index(aconn: psycopg.Connection[Any]) -> None:
+    heavy = stmt("select id from orders where amount = $1", 500)
+    pay = stmt("update orders set amount = $1 where id = $2", 2000)
+    result = advise(aconn, Settings(), [heavy, pay])
+    assert [i["columns"] for i in result["indexes"]] == [["amount"]]
+    # the HOT loss is part of its penalty: 2000 rows x 0.5 for its own entry + 2000 x 0.5 x 1 (the primary key)
+    assert result["indexes"][0]["maintenance_penalty"] == pytest.approx(2000.0)
+
+
+def test_an_index_that_ends_hot_updates_on_a_well_indexed_table_is_refused(aconn: psycopg.Connection[Any]) -> None:
+    """Losing HOT on a table with 4 indexes makes a primary-key UPDATE > 10 % costlier: refused, however
+    much the reads would gain (the goal is that no statement gets more than 10 % slower)."""
+    aconn.execute("UPDATE orders SET status = 's' || id % 500")
+    for column in ("customer_id", "created_at", "amount"):
+        aconn.execute(f"CREATE INDEX ON orders ({column})")
+    aconn.execute("ANALYZE orders")
+    heavy = stmt("select id, amount from orders where status = $1", 5000)
+    pay = stmt("update orders set status = $1 where id = $2", 100)
+    touch = stmt("update orders set note = $1 where id = $2", 100)
+    chosen = [i["columns"] for i in advise(aconn, Settings(), [heavy, touch])["indexes"]]
+    assert any(cols[0] == "status" for cols in chosen), chosen
+    chosen = [i["columns"] for i in advise(aconn, Settings(), [heavy, pay])["indexes"]]
+    assert not any("status" in cols for cols in chosen), chosen
+
+
+def test_near_ties_go_to_the_smaller_index(aconn: psycopg.Connection[Any]) -> None:
+    """(customer_id, id) gains more than (customer_id) for this join (an index-only scan) and is
+    bigger: with no tie margin the bigger one is taken; when the difference is within the margin
+    (``near_tie`` x what the join still costs) the smaller one, and the bigger one is not added
+    after it for the difference."""
+    aconn.execute("UPDATE orders SET customer_id = 1 + id % 2000")
+    aconn.execute("VACUUM ANALYZE orders")  # all-visible: (customer_id, id) allows an index-only scan
+    join = stmt("select c.email from orders o join customers c on c.id = o.id where o.customer_id = $1", 1000)
+    strict = advise(aconn, Settings(near_tie=0.0), [join])
+    loose = advise(aconn, Settings(near_tie=1.0), [join])
+    assert [i["columns"] for i in strict["indexes"]] == [["customer_id", "id"]]
+    assert [i["columns"] for i in loose["indexes"]] == [["customer_id"]]
+    assert loose["indexes"][0]["size_bytes"] < strict["indexes"][0]["size_bytes"]
+    # the join is left at most near_tie (100 %) costlier than with the bigger index
+    assert loose["workload_cost_after"] <= 2 * strict["workload_cost_after"]
+    # with the default margin (15 %) this difference is no tie
+    assert [i["columns"] for i in advise(aconn, Settings(), [join])["indexes"]] == [["customer_id", "id"]]

@@ -34,12 +34,15 @@ class Settings:
     max_indexes: int | None = 10
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
+    statement_overhead: float = 6.0  # planner cost units per write statement (see selection)
+    near_tie: float = 0.15  # net gains this close (x the residual cost) tie, broken by gain per byte
     limit: int = 2000
 
     def options(self) -> Options:
         budget = int(self.budget_mb * 1024 * 1024) if self.budget_mb is not None else None
         return Options(budget_bytes=budget, max_indexes=self.max_indexes,
-                       min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row)
+                       min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row,
+                       statement_overhead=self.statement_overhead, near_tie=self.near_tie)
 
 
 def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:

@@ -59,6 +59,7 @@ class Analysis:
     kind: str  # select | update | delete | insert | other
     tables: list[Table] = field(default_factory=list)
     write_table: Table | None = None
+    set_columns: list[str] = field(default_factory=list)  # UPDATE ... SET targets (unquoted column names)
     preds: list[Pred] = field(default_factory=list)
     sorts: list[SortSpec] = field(default_factory=list)
     groups: list[tuple[Table, list[str]]] = field(default_factory=list)
@@ -116,6 +117,11 @@ def analyze(stmt: Any, catalog: Catalog) -> Analysis:
         walker.conditions(stmt.whereClause, scope)
         if isinstance(stmt, ast.UpdateStmt):
             walker.generic(stmt.targetList, scope)
+            # the SET targets decide whether the update can be HOT (see selection.WriteModel)
+            for target in stmt.targetList or ():
+                if isinstance(target, ast.ResTarget) and target.name \
+                        and target.name not in walker.result.set_columns:
+                    walker.result.set_columns.append(target.name)
     elif isinstance(stmt, ast.InsertStmt):
         walker.result.kind = "insert"
         scope = Scope(None)

@@ -6,6 +6,7 @@ catalog round trip counts towards the runtime goal (1,000 statements in well und
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class ExistingIndex:
     keys: list[str]  # pg_get_indexdef(oid, k, true) per key column, as the server spells them
     valid: bool
     partial: bool
+    # every column the index reads (keys, expressions, partial-index predicate): an UPDATE that
+    # sets one of them cannot be HOT
+    columns: frozenset[str] = frozenset()
 
 
 class Catalog:
@@ -73,18 +77,19 @@ class Catalog:
                 (table.oid,),
             ):
                 table.columns[str(attname)] = Column(str(attname), str(typ), str(cat))
-            for name_, method, keys, valid, partial in self.conn.execute(
+            for name_, method, keys, valid, partial, indexdef in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
                 "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
                 "                    || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END"
                 "               FROM generate_series(1, i.indnkeyatts) k ORDER BY k),"
-                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL"
+                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL, pg_get_indexdef(i.indexrelid)"
                 "  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
                 "  JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = %s",
                 (table.oid,),
             ):
                 table.indexes.append(ExistingIndex(str(name_), str(method), [str(k) for k in keys],
-                                                   bool(valid), bool(partial)))
+                                                   bool(valid), bool(partial),
+                                                   columns_in(str(indexdef).split(" USING ", 1)[-1], table)))
         self._by_name[key] = table
         return table
 
@@ -99,6 +104,23 @@ class Catalog:
             ).fetchone()
             self._stats[key] = ([str(v) for v in row[0]], [str(v) for v in row[1]]) if row else ([], [])
         return self._stats[key]
+
+
+IDENTIFIER = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
+
+
+def columns_in(text: str, table: Table) -> frozenset[str]:
+    """The table's columns named in an index definition or key text (quoted or not).
+
+    Over-approximates when a function or keyword is spelled like a column, which only makes an
+    update look non-HOT already (so it is charged less for losing HOT, never more).
+    """
+    out = set()
+    for quoted, plain in IDENTIFIER.findall(text):
+        name = quoted.replace('""', '"') if quoted else plain.lower()
+        if name in table.columns:
+            out.add(name)
+    return frozenset(out)
 
 
 def quote_ident(name: str) -> str:

@@ -16,6 +16,23 @@ costlier is refused.  Marginal gains are evaluated lazily (a candidate's previou
 bound for its next one), and only on the statements that can use it, which keeps the number of
 what-if calls close to linear in the number of statements.  A final pass removes indexes made
 redundant by later, wider ones, and measures each kept index's own contribution.
+
+HOT updates (see :class:`WriteModel`).  An UPDATE that sets no indexed column is HOT: the new row
+version stays on its page and no index is touched.  An index whose keys, expressions (or partial
+predicate) read a SET column ends that: every such update must then insert an entry into *every*
+index of the table.  A candidate that breaks HOT for an UPDATE of the workload is charged, on top
+of its own entry, rows updated × ``write_cost_per_row`` × (existing + already chosen indexes on
+the table); and the UPDATE's modelled cost per call (``statement_overhead`` + its plan cost + rows
+per call × the row's write cost) may not grow by more than ``max_regression``, the bound reads
+have.  Both are in planner cost units; ``write_cost_per_row`` (0.5) and ``statement_overhead`` (6)
+were calibrated on ``bench/advisor.py`` (an INSERT with one more index measured 1.07x, a primary-key
+UPDATE that lost HOT with 5 index entries 1.19x; the model gives 1.07x and 1.17x).  INSERTs and
+DELETEs are charged in the net benefit only.
+
+Storage on near-ties: when another candidate leaves no statement that either serves more than
+``near_tie`` (15 %) costlier than the best one does, the one with the most gain per byte
+(HypoPG's size) is taken; the others stay in the queue, but are taken later only if what they add
+beyond the winner is more than that margin.
 """
 
 from __future__ import annotations
@@ -25,7 +42,7 @@ import logging
 from dataclasses import dataclass, field
 
 from asymm.advisor.candidates import Candidate
-from asymm.advisor.catalog import Table
+from asymm.advisor.catalog import Table, columns_in
 from asymm.advisor.whatif import Prepared, WhatIf
 
 log = logging.getLogger("asymm.advisor")
@@ -38,6 +55,8 @@ class Options:
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
     max_regression: float = 0.10
+    statement_overhead: float = 6.0
+    near_tie: float = 0.15
 
 
 @dataclass
@@ -58,6 +77,76 @@ class Workload:
             if analysis.kind in ("insert", "update", "delete") and analysis.write_table is not None:
                 out[analysis.write_table.oid] = out.get(analysis.write_table.oid, 0.0) + rows
         return out
+
+
+@dataclass
+class _Update:
+    index: int  # position in the workload
+    table_oid: int
+    set_columns: frozenset[str]
+    rows: float  # rows updated in the window
+    rows_per_call: float
+
+
+class WriteModel:
+    """What a set of indexes costs the workload's UPDATE statements (HOT or not); see the module docstring."""
+
+    def __init__(self, workload: Workload, tables: dict[int, Table], options: Options) -> None:
+        self.options = options
+        self.tables = tables
+        self.updates: list[_Update] = []
+        for i, prepared in enumerate(workload.prepared):
+            analysis = prepared.rewritten.analysis
+            if analysis.kind != "update" or analysis.write_table is None or not analysis.set_columns:
+                continue
+            rows = float(workload.rows[i]) if i < len(workload.rows) else 0.0
+            calls = max(workload.weights[i], 1.0)
+            self.updates.append(_Update(i, analysis.write_table.oid, frozenset(analysis.set_columns),
+                                        rows, rows / calls))
+        self._columns: dict[Candidate, frozenset[str]] = {}
+
+    def columns(self, cand: Candidate) -> frozenset[str]:
+        """The table columns a candidate's keys and expressions read."""
+        if cand not in self._columns:
+            table = self.tables.get(cand.table_oid)
+            self._columns[cand] = columns_in(" ".join(cand.keys), table) if table else frozenset()
+        return self._columns[cand]
+
+    def _existing(self, oid: int) -> tuple[int, list[frozenset[str]]]:
+        table = self.tables.get(oid)
+        indexes = table.indexes if table else []
+        return len(indexes), [ix.columns for ix in indexes]
+
+    def hot(self, update: _Update, config: list[Candidate]) -> bool:
+        _, existing = self._existing(update.table_oid)
+        if any(cols & update.set_columns for cols in existing):
+            return False
+        return not any(c.table_oid == update.table_oid and self.columns(c) & update.set_columns for c in config)
+
+    def row_cost(self, update: _Update, config: list[Candidate]) -> float:
+        """Write cost of one updated row: the heap tuple, plus every index entry when not HOT."""
+        if self.hot(update, config):
+            return self.options.write_cost_per_row
+        n_existing, _ = self._existing(update.table_oid)
+        on_table = sum(1 for c in config if c.table_oid == update.table_oid)
+        return self.options.write_cost_per_row * (1 + n_existing + on_table)
+
+    def affected(self, cand: Candidate) -> list[_Update]:
+        return [u for u in self.updates if u.table_oid == cand.table_oid]
+
+    def hot_penalty(self, cand: Candidate, others: list[Candidate]) -> float:
+        """Extra cost of the updates ``cand`` turns non-HOT (its own entry is in the base penalty)."""
+        total = 0.0
+        for update in self.affected(cand):
+            if self.hot(update, others) and not self.hot(update, [*others, cand]):
+                n_existing, _ = self._existing(update.table_oid)
+                on_table = sum(1 for c in others if c.table_oid == update.table_oid)
+                total += update.rows * self.options.write_cost_per_row * (n_existing + on_table)
+        return total
+
+    def per_call(self, update: _Update, plan_cost: float, config: list[Candidate]) -> float:
+        """Modelled cost of one call of the UPDATE under ``config``."""
+        return self.options.statement_overhead + plan_cost + update.rows_per_call * self.row_cost(update, config)
 
 
 @dataclass
@@ -88,12 +177,32 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
             relevant[cand] = idx
 
     written = workload.writes()
-
-    def penalty(cand: Candidate) -> float:
-        writes = written.get(cand.table_oid, 0.0)
-        return writes * options.write_cost_per_row * (3.0 if cand.method == "gin" else 1.0)
-
+    model = WriteModel(workload, tables, options)
     chosen: list[Candidate] = []
+
+    def penalty(cand: Candidate, others: list[Candidate] | None = None) -> float:
+        """Maintenance of ``cand`` itself, plus the HOT updates it ends given ``others`` (default: chosen)."""
+        writes = written.get(cand.table_oid, 0.0)
+        own = writes * options.write_cost_per_row * (3.0 if cand.method == "gin" else 1.0)
+        return own + model.hot_penalty(cand, chosen if others is None else others)
+
+    def write_regression(cand: Candidate) -> bool:
+        """Whether adding ``cand`` makes an UPDATE's modelled cost exceed the bound (see module docstring)."""
+        for update in model.affected(cand):
+            i = update.index
+            before_cfg, after_cfg = list(chosen), [*chosen, cand]
+            if model.row_cost(update, after_cfg) <= model.row_cost(update, before_cfg):
+                continue
+            plan_before = whatif.cost(workload.prepared[i], config(i)).cost
+            plan_after = whatif.cost(workload.prepared[i], config(i, extra=cand)).cost
+            base = model.per_call(update, workload.base[i], [])
+            after = model.per_call(update, plan_after, after_cfg)
+            if after > base * (1 + options.max_regression) and after > model.per_call(update, plan_before, before_cfg):
+                log.info("advisor: %s refused: it would make an UPDATE %.2fx costlier (%s)",
+                         cand.definition(), after / base, "ends HOT updates" if model.hot(update, before_cfg)
+                         else "one more index entry per row")
+                return True
+        return False
 
     def config(i: int, extra: Candidate | None = None, without: Candidate | None = None) -> frozenset[Candidate]:
         items = [c for c in chosen if c != without]
@@ -111,6 +220,8 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
             if after > workload.base[i] * (1 + options.max_regression) and after > before:
                 return None
             gain += workload.weights[i] * (before - after)
+        if write_regression(cand):
+            return None
         return gain - penalty(cand)
 
     used_bytes = 0
@@ -124,6 +235,66 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         if gain is not None and gain > 0:
             heapq.heappush(heap, (-gain, order[cand], 0, cand))
     round_no = 0
+    # Candidates that lost a near-tie, with the tie's margin: taken later only if what they still
+    # add beyond the winner exceeds it (else (a, b) would follow (a) for the little it adds, and
+    # the final pass would drop (a): the bytes saved by the tie-break lost).
+    tie_losers: dict[Candidate, float] = {}
+
+    def tie_margin(best: Candidate, other: Candidate) -> float | None:
+        """None when ``other`` leaves a statement either serves more than ``near_tie`` costlier than
+        ``best`` does; else ``near_tie`` × what those statements still cost with ``best``."""
+        left = 0.0
+        for i in sorted(set(relevant[best]) | set(relevant[other])):
+            with_best = whatif.cost(workload.prepared[i], config(i, extra=best)).cost
+            with_other = whatif.cost(workload.prepared[i], config(i, extra=other)).cost
+            if with_other > with_best * (1 + options.near_tie) + 1e-9:
+                return None
+            left += workload.weights[i] * with_best
+        return options.near_tie * left
+
+    def near_ties(gain: float, tie: int, cand: Candidate, size: int) -> tuple[float, int, Candidate, int]:
+        """Among candidates whose net gain is within the tie margin of ``gain``, the most gain per byte.
+
+        A tie: no statement either candidate serves is left more than ``near_tie`` costlier with
+        the other one than with the best one.  (A margin relative to the gain would call
+        (created_at) a tie with (customer_id, created_at DESC) when both remove 98 % of a
+        statement's cost but one leaves four times the other's residue.)  The others go back to
+        the queue with their refreshed gains; a tie's loser is taken later only if it then adds
+        more than ``near_tie`` × what those statements cost with the winner."""
+        floor = gain * (1 - min(1.0, options.near_tie))  # a cheap first cut; the margin below is tighter
+        best = (gain / max(size, 1), gain, tie, cand, size)
+        back: list[tuple[float, int, int, Candidate]] = []
+        while heap and -heap[0][0] >= floor:
+            other_neg, other_tie, evaluated, other = heapq.heappop(heap)
+            other_gain: float | None = -other_neg
+            if evaluated != round_no:
+                other_gain = marginal(other)
+                evaluated = round_no
+            if other_gain is None or other_gain <= 0:
+                continue
+            back.append((-other_gain, other_tie, evaluated, other))
+            other_size = whatif.size(other) or 0
+            if other_gain < floor or (options.budget_bytes is not None
+                                      and used_bytes + other_size > options.budget_bytes):
+                continue
+            margin = tie_margin(cand, other)
+            if margin is None:
+                continue
+            tie_losers[cand] = max(tie_losers.get(cand, 0.0), margin)
+            tie_losers[other] = max(tie_losers.get(other, 0.0), margin)
+            if other_gain / max(other_size, 1) > best[0]:
+                best = (other_gain / max(other_size, 1), other_gain, other_tie, other, other_size)
+        _, best_gain, best_tie, best_cand, best_size = best
+        tie_losers.pop(best_cand, None)
+        if best_cand is not cand:
+            back = [entry for entry in back if entry[3] is not best_cand]
+            back.append((-gain, tie, round_no, cand))
+            log.info("advisor: near-tie: %s (net gain %.0f, %d bytes) rather than %s (net gain %.0f, %d bytes)",
+                     best_cand.definition(), best_gain, best_size, cand.definition(), gain, size)
+        for entry in back:
+            heapq.heappush(heap, entry)
+        return -best_gain, best_tie, best_cand, best_size
+
     while heap:
         if options.max_indexes is not None and len(chosen) >= options.max_indexes:
             break
@@ -135,12 +306,15 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
             continue
         if evaluated != round_no:
             gain = marginal(cand)
+            if cand in tie_losers and gain is not None and gain <= tie_losers[cand]:
+                continue
             if gain is not None and gain > 0:
                 heapq.heappush(heap, (-gain, tie, round_no, cand))
             continue
+        neg, tie, cand, size = near_ties(-neg, tie, cand, size)
+        remaining = max(0.0, remaining - (-neg + penalty(cand)))
         chosen.append(cand)
         used_bytes += size
-        remaining = max(0.0, remaining - (-neg + penalty(cand)))
         round_no += 1
         log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
 
@@ -155,7 +329,8 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
                 with_all = whatif.cost(workload.prepared[i], config(i)).cost
                 without = whatif.cost(workload.prepared[i], config(i, without=cand)).cost
                 loss += workload.weights[i] * (without - with_all)
-            if loss - penalty(cand) < options.min_gain_fraction * remaining:
+            others = [c for c in chosen if c != cand]
+            if loss - penalty(cand, others) < options.min_gain_fraction * remaining:
                 chosen.remove(cand)
                 changed = True
                 break
@@ -175,7 +350,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         for i in relevant[cand]:
             gross += workload.weights[i] * (whatif.cost(workload.prepared[i], config(i, without=cand)).cost
                                             - whatif.cost(workload.prepared[i], config(i)).cost)
-        pen = penalty(cand)
+        pen = penalty(cand, [c for c in chosen if c != cand])
         result.append(Chosen(cand, gross - pen, gross, pen, whatif.size(cand) or 0, sorted(set(users[cand])),
                              *before_after[cand]))
     result.sort(key=lambda c: -c.benefit)
