@@ -62,6 +62,57 @@ def test_capture_writes_thin_rows_and_notifies_once_per_transaction(db: str, con
     assert rows == [("D", 1, True), ("I", 1000, True), ("U", 4, True)]
 
 
+def test_capture_skips_notify_while_the_worker_drains(db: str, conn: Conn) -> None:
+    make_items(db, rows=3)
+    with psycopg.connect(db, autocommit=True) as listener:
+        listener.execute("LISTEN asymm_sync")
+        conn.execute("UPDATE asymm.sync_wake SET listening = false")  # what the worker does while busy
+        conn.execute("UPDATE items SET qty = 1 WHERE id = 1")
+        assert list(listener.notifies(timeout=0.3)) == []
+        conn.execute("DELETE FROM asymm.sync_wake")  # as after a crash (unlogged): notify
+        conn.execute("UPDATE items SET qty = 2 WHERE id = 1")
+        assert len(list(listener.notifies(timeout=0.5))) == 1
+    assert conn.execute("SELECT count(*) FROM asymm.sync_outbox WHERE op = 'U'").fetchone() == (2,)
+
+
+def test_plain_writer_captures_with_own_rights_and_cannot_forge(db: str, conn: Conn, engine: SyncEngine,
+                                                                r: redis.Redis, redis_url: str) -> None:
+    """The capture function is SECURITY INVOKER: a writer with nothing but table rights must be able
+    to write, and row security keeps it from adding outbox rows capture would not write."""
+    make_items(db, rows=3)
+    role = f"asymm_writer_{conn.info.dbname}"[:60]
+    conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {role}")
+        engine.run_until_idle()
+        with psycopg.connect(db, user=role, autocommit=True) as writer:
+            writer.execute("INSERT INTO items VALUES (10, 'new', 1, 'x')")
+            writer.execute("UPDATE items SET qty = 42 WHERE id = 1")
+            writer.execute("DELETE FROM items WHERE id = 2")
+            ins0 = "INSERT INTO asymm.sync_outbox_0 VALUES (%s, pg_current_xact_id(), 'items'::regclass, %s, %s)"
+            ins1 = "INSERT INTO asymm.sync_outbox_1 VALUES (%s, pg_current_xact_id(), 'items'::regclass, %s, %s)"
+            forged: list[tuple[str, Any]] = [
+                (ins0, (0, "T", None)), (ins1, (1, "H", ["1"])), (ins1, (0, "U", ["1"])),  # op, slot
+                ("INSERT INTO asymm.sync_outbox_0 VALUES (0, '1', 'items'::regclass, 'U', '{1}')", None),  # xid
+                ("DELETE FROM asymm.sync_outbox_0", None), ("SELECT * FROM asymm.sync_outbox_1", None),
+                ("UPDATE asymm.sync_wake SET listening = false", None)]
+            for query, params in forged:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    writer.execute(query, params)
+            # what capture itself writes is allowed, and harmless: the worker re-reads the rows
+            writer.execute(ins0, (0, "U", ["1", "999"]))
+            writer.execute(ins1, (1, "D", ["3"]))
+        engine.run_until_idle()
+        assert json.loads(doc(r, "public.items", "1")[b"d"])["qty"] == 42
+        assert json.loads(doc(r, "public.items", "10")[b"d"])["name"] == "new"
+        assert b"d" not in doc(r, "public.items", "2")
+        assert json.loads(doc(r, "public.items", "3")[b"d"])["qty"] == 3  # the forged D changed nothing
+        assert full_compare(db, redis_url).total == 0
+    finally:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
 def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,
                                                                    r: redis.Redis, redis_url: str) -> None:
     make_items(db, rows=50)

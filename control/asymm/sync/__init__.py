@@ -4,7 +4,12 @@ How it stays exact:
 
 Capture.  ``asymm.track()`` installs statement-level triggers with transition tables; each
 statement adds ONE outbox row: table, op, ``pg_current_xact_id()`` and the affected keys as a
-``text[]``.  The transaction NOTIFYs ``asymm_sync`` at most once (no payload).
+``text[]``.  The transaction NOTIFYs ``asymm_sync`` at most once (no payload), and only while the
+worker waits for it (``asymm.sync_wake``).  The generated capture functions are SECURITY INVOKER
+(no per-call ``SET search_path``): writers insert into the outbox with their own rights, and row
+security lets a non-owner add only I/U/D rows of its own transaction.  A forged row of that kind
+only makes the worker re-read current rows, so it cannot put a wrong value in Redis nor hide a
+change; TRUNCATE (which clears keys) goes through a SECURITY DEFINER trigger function.
 
 Consumption without skipping.  Outbox rows are not consumed in id order (a transaction holding
 a low id may commit after higher ones).  The worker opens a REPEATABLE READ snapshot and takes

@@ -278,5 +278,10 @@ class SyncEngine:
             "SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
             " WHERE o.xid >= s.position AND o.xid < pg_snapshot_xmin(pg_current_snapshot())"))
 
+    def set_listening(self, listening: bool) -> None:
+        """Tell capture whether to NOTIFY (see :mod:`asymm.sync.worker`)."""
+        self.conn.execute("INSERT INTO asymm.sync_wake (listening) VALUES (%s)"
+                          " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening", (listening,))
+
     def record_error(self, message: str) -> None:
         self.conn.execute("UPDATE asymm.sync_state SET last_error = %s, last_error_at = now()", (message,))
