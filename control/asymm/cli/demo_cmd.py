@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
@@ -18,7 +19,7 @@ from asymm.cli.common import dsn_option, table
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
-from asymm.demo import setup, workload
+from asymm.demo import indexes, setup, workload
 from asymm.errors import AsymmError
 
 
@@ -77,7 +78,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 @click.option("--serve", is_flag=True, help="Keep the daemon and the dashboard serving until Ctrl-C.")
 def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool) -> None:
     """Create the demo shop database next to DSN's database and show what asymm sees."""
-    progress = Progress(total=10)
+    progress = Progress(total=11)
     with progress.step(f"creating database {setup.DEMO_DB}") as note:
         demo_dsn = setup.recreate_database(dsn)
         note(demo_dsn)
@@ -107,8 +108,32 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
             result = workload.run(demo_dsn, sizes, seconds)
             note(f"{result.statements:,} statements, {result.statements / result.seconds:,.0f}/s, "
                  f"{result.errors} errors; {daemon.pulse.stats.ticks} pulses so far")
-        with progress.step("index suggestions") as note:
-            note(_suggestions(demo_dsn))
+        advice: dict[str, Any] | None = None
+        verdicts: dict[str, Any] = {}
+        with progress.step("index advisor: suggest (HypoPG), apply with CREATE INDEX CONCURRENTLY") as note:
+            try:
+                advice = indexes.advise_and_apply(demo_dsn)
+            except AsymmError as exc:
+                note(f"skipped: {exc}")
+            else:
+                applied = sum(1 for i in advice["indexes"] if i.get("applied") == "yes")
+                note(f"{len(advice['indexes'])} index(es) chosen, {applied} built; {advice['planned']} of "
+                     f"{advice['statements']} statements planned, {advice['whatif_calls']} what-if calls, "
+                     f"{advice['runtime_s']:.1f} s" + (f"; {len(advice['unverified'])} GIN index(es) HypoPG cannot"
+                                                       " price left unverified" if advice["unverified"] else ""))
+        if advice and any(i.get("applied") == "yes" for i in advice["indexes"]):
+            with progress.step(f"re-running the workload for {seconds:g} s, then asymm verify") as note:
+                again = workload.run(demo_dsn, sizes, seconds)
+                verdicts = indexes.verify_applied(demo_dsn)
+                tally: dict[str, int] = {}
+                for item in verdicts["indexes"]:
+                    tally[item["verdict"]] = tally.get(item["verdict"], 0) + 1
+                note(f"{again.statements:,} statements ({again.statements / again.seconds:,.0f}/s, before: "
+                     f"{result.statements / result.seconds:,.0f}/s); verdicts: "
+                     + ", ".join(f"{n} {v}" for v, n in sorted(tally.items())))
+        else:
+            with progress.step("re-running the workload, then asymm verify") as note:
+                note("skipped: no index was applied")
         with progress.step("Redis cache: a tracked table synced by the daemon, read through asymm.cache") as note:
             note(_cache_step(demo_dsn, redis_url, daemon) if redis_url else "skipped: no Redis URL (--redis-url)")
         with progress.step("schema drift: ALTER TABLE against baseline 'demo'") as note:
@@ -129,6 +154,9 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         click.echo("What asymm sees")
         click.echo("===============")
         click.echo(render_status(status))
+        if advice is not None:
+            click.echo("\nIndex advisor: estimated by HypoPG, applied, measured by asymm verify:")
+            click.echo(indexes_table(advice, verdicts))
         click.echo("\nHeaviest statements of the workload (pg_stat_statements):")
         click.echo(table(top_statements(demo_dsn), ["calls", "mean_ms", "total_ms", "query"]))
         click.echo(f"\nDashboard: {url}" + ("" if serve else " (served during the demo; `make demo-serve` keeps it)"))
@@ -136,15 +164,40 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         click.echo(f"Impact:    asymm impact --dsn '{demo_dsn}' orders.status")
         click.echo(f"Explore:   psql '{demo_dsn}'")
         if serve:
-            click.echo("Serving the dashboard until Ctrl-C ...")
-            try:
-                while thread.is_alive():
-                    thread.join(0.5)
-            except KeyboardInterrupt:
-                click.echo("stopping", err=True)
+            click.echo("Serving the dashboard until Ctrl-C (or SIGTERM) ...")
+            sys.stdout.flush()
+            _serve_until_signal(daemon, thread)
     finally:
         daemon.stop_event.set()
         thread.join(15)
+    if serve:
+        click.echo("stopped: the daemon left cleanly" if not thread.is_alive()
+                   else "the daemon did not stop within 15 s", err=True)
+
+
+def _serve_until_signal(daemon: Daemon, thread: threading.Thread) -> None:
+    """Wait for the daemon thread until SIGINT or SIGTERM, then ask it to stop.
+
+    Why explicit handlers: a shell starts background jobs with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored, so ``make demo-serve &`` followed by ``kill -INT`` would never stop; and
+    SIGTERM (what service managers and ``timeout`` send) would kill the process without the daemon
+    unregistering.  Both now set the daemon's stop event; the ``finally`` above joins its thread.
+    """
+    received: list[str] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        daemon.stop_event.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while thread.is_alive() and not daemon.stop_event.is_set():
+            thread.join(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        click.echo(f"received {received[0]}, stopping the daemon", err=True)
 
 
 def _free_port() -> int:
@@ -153,16 +206,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _suggestions(dsn: str) -> str:
-    """The index advisor's suggestions when it is installed; says so plainly when it is not."""
-    with connect(dsn) as conn:
-        row = conn.execute("SELECT to_regclass('asymm.index_suggestions') IS NOT NULL").fetchone()
-        if not (row and row[0]):
-            return "not available: the index advisor is not installed in this build"
-        rows = conn.execute("SELECT to_jsonb(s) FROM asymm.index_suggestions s LIMIT 10").fetchall()
-    if not rows:
-        return "advisor installed; no suggestions yet (it evaluates in the daemon's exploration regime)"
-    return f"{len(rows)} suggestion(s): " + "; ".join(str(r[0])[:120] for r in rows[:3])
+def indexes_table(advice: dict[str, Any], verdicts: dict[str, Any]) -> str:
+    """The chosen indexes: estimated benefit (planner cost units), verdict, mean latency before → after."""
+    if not advice["indexes"]:
+        return "(no index worth its cost for this workload)"
+    return (table(indexes.summary_rows(advice, verdicts), indexes.COLUMNS)
+            + "\nbenefit: planner cost units saved (calls x cost) minus the write penalty;"
+              " latency: mean of the index's statements")
 
 
 def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:

@@ -3,7 +3,7 @@
 * ``/api/dashboard`` — everything the page shows except the graph, in one round trip: the
   pulse and regime split (from the daemon itself), throughput and latency series (from
   ``asymm.query_history``, bucketed), slow statements, smoothness, coherence, index
-  suggestions (when the index advisor's ``asymm.index_suggestions`` exists), drift events
+  suggestions with their estimated and verified gains (``asymm.index_suggestions_latest``), drift events
   (``asymm.ddl_log``, ``asymm.drift_findings``), and the Redis cache (``asymm.sync_status()``
   plus Redis' own keyspace hit counters).
 * ``/api/graph`` — the semantic data graph (:mod:`asymm.graph`) with each statement's recent
@@ -105,12 +105,33 @@ def coherence(conn: Conn) -> dict[str, Any]:
     return data
 
 
+SIZE_NOTE = "HypoPG's size estimate, pessimistic: the real index is usually smaller"
+
+
 def suggestions(conn: Conn) -> dict[str, Any]:
-    """The index advisor's suggestions, whatever its columns are; absent advisor said plainly."""
-    if not _exists(conn, "asymm.index_suggestions"):
-        return {"installed": False, "items": []}
-    rows = conn.execute("SELECT to_jsonb(s) FROM asymm.index_suggestions s LIMIT 20").fetchall()
-    return {"installed": True, "items": [r[0] for r in rows]}
+    """The index advisor's latest run plus everything applied, failed or rolled back, with the verify verdict.
+
+    Reads ``asymm.index_suggestions_latest`` (sql/30_advisor.sql).  ``estimated_benefit`` is in
+    planner cost units (calls × cost saved, minus the write penalty); ``size_bytes`` is HypoPG's
+    estimate, which is pessimistic; the verified gain (verdict and mean latency of the index's
+    queries before → after) comes from ``asymm verify`` (``verdict_detail``).  Applied indexes
+    come first: they are what changed the database.
+    """
+    if not _exists(conn, "asymm.index_suggestions_latest"):
+        return {"installed": False, "items": [], "size_note": SIZE_NOTE}
+    items = _rows(conn, """
+        SELECT suggestion_id, run_id::text AS run_id, suggested_at, table_name, columns, method, index_name,
+               definition, estimated_benefit, size_bytes, cardinality(queryids) AS queries, status,
+               applied_at, error, verified_at, verdict,
+               (verdict_detail->>'mean_before_ms')::float8 AS mean_before_ms,
+               (verdict_detail->>'mean_after_ms')::float8 AS mean_after_ms,
+               (verdict_detail->>'calls_since')::int8 AS calls_since
+          FROM asymm.index_suggestions_latest
+         ORDER BY status = 'suggested', coalesce(applied_at, suggested_at) DESC, estimated_benefit DESC,
+                  suggestion_id DESC
+         LIMIT 20""")
+    hypopg = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')").fetchone()
+    return {"installed": True, "hypopg": bool(hypopg and hypopg[0]), "items": items, "size_note": SIZE_NOTE}
 
 
 def drift_events(conn: Conn) -> dict[str, Any]:

@@ -186,18 +186,39 @@ function renderSlow(s) {
       <td>${fmt(q.max_sample_mean_ms, 1)}</td><td>${ago(q.last_slow_at)}</td></tr>`).join("")}</table>`;
 }
 
-function pick(o, names) { for (const n of names) if (o[n] !== undefined && o[n] !== null) return o[n]; return null; }
+const bytes = (n) => { if (n === null || n === undefined) return "–"; let v = Number(n);
+  for (const u of ["B", "kB", "MB", "GB"]) { if (v < 1024 || u === "GB") return u === "B" ? `${v} B` : `${v.toFixed(1)} ${u}`; v /= 1024; } };
+const STATUS_PILL = { suggested: "", applied: "good", failed: "bad", rolled_back: "warn" };
+const VERDICT_PILL = { paid_off: "good", no_gain: "bad", insufficient_data: "warn" };
 
+// One row per suggestion of asymm.index_suggestions_latest (sql/30_advisor.sql): the definition,
+// the estimated benefit (planner cost units), HypoPG's size estimate (pessimistic), the status,
+// and what asymm verify measured: the verdict and the mean latency of the index's queries.
 function renderSuggestions(s) {
-  if (!s || s.error) { $("suggestions").innerHTML = `<div class="empty">${esc(s ? s.error : "")}</div>`; return; }
-  if (!s.installed) { $("suggestions").innerHTML = `<div class="empty">index advisor not installed (no <code>asymm.index_suggestions</code>)</div>`; return; }
-  if (!s.items.length) { $("suggestions").innerHTML = `<div class="empty">no suggestions yet</div>`; return; }
-  const gain = (v) => (v === null ? "–" : typeof v === "number" && v <= 1 ? pct(v) : fmt(v, 1));
-  $("suggestions").innerHTML = `<table><tr><th>index</th><th>est. gain</th><th>verified</th><th>state</th></tr>${
-    s.items.map((i) => `<tr><td class="q">${esc(pick(i, ["ddl", "index_ddl", "definition", "index_def", "statement", "index"]))}</td>
-      <td>${gain(pick(i, ["estimated_gain", "est_gain", "estimated_improvement", "estimated_gain_pct"]))}</td>
-      <td>${gain(pick(i, ["verified_gain", "measured_gain", "verified_improvement", "verified_gain_pct"]))}</td>
-      <td><span class="pill">${esc(pick(i, ["state", "status"]) ?? "")}</span></td></tr>`).join("")}</table>`;
+  const el = $("suggestions");
+  if (!s || s.error) { el.innerHTML = `<div class="empty">${esc(s ? s.error : "")}</div>`; return; }
+  if (!s.installed) { el.innerHTML = `<div class="empty">index advisor not installed (no <code>asymm.index_suggestions</code>)</div>`; return; }
+  if (!s.items.length) {
+    el.innerHTML = `<div class="empty">no suggestions yet: <code>asymm advise --apply</code>, then <code>asymm verify</code>${
+      s.hypopg === false ? " (needs <code>CREATE EXTENSION hypopg</code>)" : ""}</div>`;
+    return;
+  }
+  const verified = (i) => {
+    if (!i.verdict) return i.status === "applied" ? `<span class="muted">not verified yet</span>` : "–";
+    const before = i.mean_before_ms, after = i.mean_after_ms;
+    const change = before > 0 && after !== null ? ` <span class="muted">(${after <= before ? "−" : "+"}${(100 * Math.abs(1 - after / before)).toFixed(0)} %)</span>` : "";
+    const lat = before !== null && after !== null ? `<br>${fmt(before, 3)} → ${fmt(after, 3)} ms${change}` : "";
+    return `<span class="pill ${VERDICT_PILL[i.verdict] ?? ""}">${esc(i.verdict.replace("_", " "))}</span>${lat}` +
+      (i.calls_since !== null ? `<br><span class="muted">${fmt(i.calls_since, 0)} calls since</span>` : "");
+  };
+  el.innerHTML = `<table class="suggestions"><tr><th>index</th><th>est. benefit</th><th>size*</th><th>status</th><th>verified gain</th></tr>${
+    s.items.map((i) => `<tr data-suggestion="${esc(i.suggestion_id)}"><td class="q">${esc(i.definition)}${
+        i.error ? `<br><span class="muted">${esc(i.error)}</span>` : ""}</td>
+      <td title="planner cost units saved (calls × cost), minus the write penalty">${fmt(i.estimated_benefit, 0)}</td>
+      <td>${bytes(i.size_bytes)}</td>
+      <td><span class="pill ${STATUS_PILL[i.status] ?? ""}">${esc(i.status.replace("_", " "))}</span></td>
+      <td>${verified(i)}</td></tr>`).join("")}</table>
+    <div class="muted small-text">* ${esc(s.size_note)}. Benefit in planner cost units; verified gain: mean latency of the index's queries before → after (<code>asymm verify</code>).</div>`;
 }
 
 function renderDrift(d) {
