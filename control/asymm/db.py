@@ -17,6 +17,19 @@ from asymm.errors import AsymmError
 
 APPLICATION_NAME = "asymm"
 
+# A server that vanished from the network (no RST: a cable, a firewall, a dead host) would leave a
+# query waiting for the kernel's retransmission timeout, about 15 minutes, with the daemon stuck in
+# one tick.  Keepalives find an idle dead peer in about 11 s; tcp_user_timeout bounds how long sent
+# data may stay unacknowledged.  A DSN that sets these keeps its own values.  libpq ignores them
+# on Unix-domain sockets.
+DEAD_PEER_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
+
 
 def resolve_dsn(dsn: str | None) -> str:
     """The DSN to use: the one given, else ``ASYMM_DSN``, else empty (libpq's PG* variables)."""
@@ -52,6 +65,8 @@ def connect(
         raise AsymmError(f"invalid DSN: {one_line(str(exc))}") from None
     params.setdefault("application_name", application_name)
     params.setdefault("connect_timeout", str(connect_timeout))
+    for key, value in DEAD_PEER_DEFAULTS.items():
+        params.setdefault(key, value)
     try:
         conn = psycopg.connect(conninfo.make_conninfo("", **params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
