@@ -18,6 +18,7 @@ from psycopg import sql
 
 from asymm import sandbox as sandbox_mod
 from asymm.db import with_dbname
+from tests.daemon_process import start_daemon  # noqa: F401  (a fixture for every test module)
 
 _counter = itertools.count()
 

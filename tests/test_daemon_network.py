@@ -12,7 +12,6 @@ from psycopg import conninfo
 
 from asymm.sandbox import Sandbox
 from tests.tcp_proxy import TcpProxy
-from tests.test_daemon_ops import start_daemon  # noqa: F401  (fixture)
 from tests.waiting import wait_for
 
 
@@ -23,7 +22,7 @@ def proxy(sandbox: Sandbox) -> Iterator[TcpProxy]:
     p.close()
 
 
-def test_survives_a_network_drop(db: str, proxy: TcpProxy, start_daemon) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_survives_a_network_drop(db: str, proxy: TcpProxy, start_daemon) -> None:  # type: ignore[no-untyped-def]
     via_proxy = conninfo.make_conninfo(db, host="127.0.0.1", port=str(proxy.port))
     daemon = start_daemon(via_proxy)
     assert wait_for(lambda: daemon.get("/readyz") == (200, "leader\n"), timeout=30)

@@ -3,8 +3,6 @@ sd_notify, SIGHUP, leader failover on SIGKILL, PostgreSQL and Redis restarts, SI
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import signal
 import socket
@@ -12,80 +10,17 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from asymm.daemon.leader import LEADER_LOCK_KEY
 from asymm.sandbox import Sandbox
+from tests.daemon_process import Running
 from tests.waiting import wait_for
 
-ASYMM = str(Path(sys.executable).with_name("asymm"))
 PERIOD = 0.2037
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-
-
-class Running:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
-        self.proc = proc
-        self.port = port
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def status(self) -> dict[str, Any]:
-        code, body = self.get("/api/status")
-        assert code == 200, body
-        doc: dict[str, Any] = json.loads(body)
-        return doc
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = self.proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _out, err = self.proc.communicate()
-        return err
-
-
-@pytest.fixture
-def start_daemon() -> Iterator[Callable[..., Running]]:
-    started: list[Running] = []
-
-    def start(dsn: str, *args: str, env: dict[str, str] | None = None) -> Running:
-        port = free_port()
-        proc = subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **(env or {})})
-        running = Running(proc, port)
-        started.append(running)
-        assert wait_for(lambda: running.get("/healthz")[0] == 200 or proc.poll() is not None), "no HTTP"
-        assert proc.poll() is None, proc.communicate()[1]
-        return running
-
-    yield start
-    for running in started:
-        if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.wait()
 
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
