@@ -167,8 +167,18 @@ END
 $$;
 COMMENT ON FUNCTION asymm._pg_stat_statements_schema() IS 'Internal: the schema pg_stat_statements is installed in (errors with a hint if it is not)';
 
--- The snapshot.  Set-based: one read of pg_stat_statements(false) joined to the last counters.
--- Delta rules, per entry (dbid, userid, queryid, toplevel):
+-- The diff of pg_stat_statements against the last counters, in C (extension/src/telemetry.c):
+-- a backend-local mirror of asymm.query_counters, tagged with the snapshot generation, makes a
+-- tick cost little more than reading the view.  Only entries that changed are returned.
+CREATE FUNCTION asymm._pgss_changes(pgss_schema name, generation bigint, forget boolean, only_db oid, skip_roles oid[])
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, toplevel boolean, status "char",
+               calls bigint, total_ms double precision, rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
+               l_calls bigint, l_total_ms double precision, l_rows bigint, l_hit bigint, l_read bigint)
+LANGUAGE C VOLATILE ROWS 500
+AS '$libdir/asymm_telemetry', 'asymm_pgss_changes';
+COMMENT ON FUNCTION asymm._pgss_changes(name, bigint, boolean, oid, oid[]) IS 'Internal (asymm.snapshot): pg_stat_statements entries that changed since generation: n new, m moved, r restarted, g gone';
+
+-- The snapshot.  Delta rules, per entry (dbid, userid, queryid, toplevel):
 --   * not seen before (new, or evicted/reset and re-created since): delta = current counters;
 --   * any counter lower than last seen: the entry was reset or evicted and re-created between two
 --     snapshots, so the current counters are all new: delta = current counters;
@@ -176,12 +186,9 @@ COMMENT ON FUNCTION asymm._pg_stat_statements_schema() IS 'Internal: the schema 
 --   * pg_stat_statements_reset() (stats_reset moved): every last-seen counter is forgotten first.
 -- Entries that left pg_stat_statements are forgotten, so a re-created entry starts from zero.
 -- The first snapshot only records the baseline (the counters hold history of unknown age).
--- enable_nestloop is off because pg_stat_statements() is estimated at a handful of rows, and a
--- nested loop over thousands of entries costs several times the read of the view itself.
 CREATE FUNCTION asymm.snapshot() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-SET enable_nestloop = off
 AS $$
 DECLARE
     st asymm.telemetry_state;
@@ -189,113 +196,92 @@ DECLARE
     info_reset timestamptz;
     was_reset boolean := false;
     baseline boolean;
+    skip_names text[];
     skip_roles oid[];
-    prev_entries bigint;
-    gone bigint := 0;
     only_db oid;
+    pgss_schema name := asymm._pg_stat_statements_schema();
     taken timestamptz := now();
     result record;
 BEGIN
-    PERFORM set_config('search_path', format('%I, pg_catalog, pg_temp', asymm._pg_stat_statements_schema()), true);
     SELECT * INTO st FROM asymm.telemetry_state FOR UPDATE;
     IF st.raw_partitions_until IS NULL OR st.raw_partitions_until < taken + interval '10 minutes' THEN
         PERFORM asymm.ensure_telemetry_partitions();
     END IF;
-    SELECT dealloc, stats_reset INTO info_dealloc, info_reset FROM pg_stat_statements_info;
+    EXECUTE format('SELECT dealloc, stats_reset FROM %I.pg_stat_statements_info', pgss_schema)
+       INTO info_dealloc, info_reset;
     baseline := st.last_snapshot_at IS NULL;
     IF NOT baseline AND info_reset IS DISTINCT FROM st.last_stats_reset THEN
         was_reset := true;
         DELETE FROM asymm.query_counters;
     END IF;
-    SELECT coalesce(array_agg(r.oid), '{}') INTO skip_roles FROM pg_roles r
-     WHERE r.rolname = ANY (string_to_array(replace(asymm.setting('telemetry.exclude_roles'), ' ', ''), ','));
+    skip_names := string_to_array(replace(asymm.setting('telemetry.exclude_roles'), ' ', ''), ',');
+    SELECT coalesce(array_agg(r.oid), '{}') INTO skip_roles FROM pg_roles r WHERE r.rolname = ANY (skip_names);
     only_db := CASE WHEN asymm.setting('telemetry.all_databases')::boolean THEN NULL
                     ELSE (SELECT oid FROM pg_database WHERE datname = current_database()) END;
 
-    WITH cur AS MATERIALIZED (
-        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time AS total_ms, s.rows,
-               s.shared_blks_hit, s.shared_blks_read
-          FROM pg_stat_statements(false) s
-         WHERE s.queryid IS NOT NULL
-           AND (only_db IS NULL OR s.dbid = only_db)
-           AND s.userid <> ALL (skip_roles)
-    ), moved AS MATERIALIZED (
-        SELECT c.*, l.dbid IS NULL AS is_new,
-               (l.dbid IS NULL OR c.calls < l.calls OR c.total_ms < l.total_ms OR c.rows < l.rows
-                OR c.shared_blks_hit < l.shared_blks_hit OR c.shared_blks_read < l.shared_blks_read) AS restart,
-               l.calls AS l_calls, l.total_ms AS l_total_ms, l.rows AS l_rows,
-               l.shared_blks_hit AS l_hit, l.shared_blks_read AS l_read
-          FROM cur c
-          LEFT JOIN asymm.query_counters l
-            ON l.dbid = c.dbid AND l.userid = c.userid AND l.queryid = c.queryid AND l.toplevel = c.toplevel
-         WHERE l.dbid IS NULL OR c.calls <> l.calls OR c.total_ms <> l.total_ms OR c.rows <> l.rows
-            OR c.shared_blks_hit <> l.shared_blks_hit OR c.shared_blks_read <> l.shared_blks_read
+    WITH changed AS MATERIALIZED (
+        SELECT * FROM asymm._pgss_changes(pgss_schema, st.snapshots, was_reset, only_db, skip_roles)
     ), kept AS (
         UPDATE asymm.query_counters l
-           SET calls = m.calls, total_ms = m.total_ms, rows = m.rows, shared_blks_hit = m.shared_blks_hit,
-               shared_blks_read = m.shared_blks_read, seen_at = taken
-          FROM moved m
-         WHERE NOT m.is_new
-           AND l.dbid = m.dbid AND l.userid = m.userid AND l.queryid = m.queryid AND l.toplevel = m.toplevel
+           SET calls = c.calls, total_ms = c.total_ms, rows = c.rows, shared_blks_hit = c.shared_blks_hit,
+               shared_blks_read = c.shared_blks_read, seen_at = taken
+          FROM changed c
+         WHERE c.status IN ('m', 'r')
+           AND l.dbid = c.dbid AND l.userid = c.userid AND l.queryid = c.queryid AND l.toplevel = c.toplevel
+        RETURNING 1
+    ), forgotten AS (
+        DELETE FROM asymm.query_counters l
+         USING changed c
+         WHERE c.status = 'g'
+           AND l.dbid = c.dbid AND l.userid = c.userid AND l.queryid = c.queryid AND l.toplevel = c.toplevel
         RETURNING 1
     ), added AS (
         INSERT INTO asymm.query_counters
                (dbid, userid, queryid, toplevel, calls, total_ms, rows, shared_blks_hit, shared_blks_read, seen_at)
-        SELECT m.dbid, m.userid, m.queryid, m.toplevel, m.calls, m.total_ms, m.rows, m.shared_blks_hit,
-               m.shared_blks_read, taken
-          FROM moved m
-         WHERE m.is_new
+        SELECT c.dbid, c.userid, c.queryid, c.toplevel, c.calls, c.total_ms, c.rows, c.shared_blks_hit,
+               c.shared_blks_read, taken
+          FROM changed c
+         WHERE c.status = 'n'
         RETURNING 1
     ), written AS (
         INSERT INTO asymm.query_stats (sampled_at, queryid, calls, total_ms, rows, shared_blks_hit, shared_blks_read, dbid, userid)
-        SELECT taken, m.queryid,
-               sum(CASE WHEN m.restart THEN m.calls ELSE m.calls - m.l_calls END)::bigint,
-               sum(CASE WHEN m.restart THEN m.total_ms ELSE m.total_ms - m.l_total_ms END),
-               sum(CASE WHEN m.restart THEN m.rows ELSE m.rows - m.l_rows END)::bigint,
-               sum(CASE WHEN m.restart THEN m.shared_blks_hit ELSE m.shared_blks_hit - m.l_hit END)::bigint,
-               sum(CASE WHEN m.restart THEN m.shared_blks_read ELSE m.shared_blks_read - m.l_read END)::bigint,
-               m.dbid, m.userid
-          FROM moved m
-         WHERE NOT baseline
-         GROUP BY m.dbid, m.userid, m.queryid
-        HAVING bool_or(m.calls > coalesce(m.l_calls, 0) OR m.restart AND m.calls > 0
-                       OR m.total_ms > coalesce(m.l_total_ms, 0))
+        SELECT taken, c.queryid,
+               sum(CASE WHEN c.status = 'm' THEN c.calls - c.l_calls ELSE c.calls END)::bigint,
+               sum(CASE WHEN c.status = 'm' THEN c.total_ms - c.l_total_ms ELSE c.total_ms END),
+               sum(CASE WHEN c.status = 'm' THEN c.rows - c.l_rows ELSE c.rows END)::bigint,
+               sum(CASE WHEN c.status = 'm' THEN c.shared_blks_hit - c.l_hit ELSE c.shared_blks_hit END)::bigint,
+               sum(CASE WHEN c.status = 'm' THEN c.shared_blks_read - c.l_read ELSE c.shared_blks_read END)::bigint,
+               c.dbid, c.userid
+          FROM changed c
+         WHERE NOT baseline AND c.status <> 'g'
+         GROUP BY c.dbid, c.userid, c.queryid
+        HAVING bool_or(c.calls > coalesce(c.l_calls, 0) OR c.status IN ('n', 'r') AND c.calls > 0
+                       OR c.total_ms > coalesce(c.l_total_ms, 0))
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM written) AS written,
            (SELECT count(*) FROM kept) + (SELECT count(*) FROM added) AS moved,
-           (SELECT count(*) FROM moved WHERE is_new) AS new_entries,
-           (SELECT count(*) FROM moved WHERE restart AND NOT is_new) AS restarted,
-           (SELECT count(*) FROM cur) AS entries
+           (SELECT count(*) FROM added) AS new_entries,
+           (SELECT count(*) FROM changed WHERE status = 'r') AS restarted,
+           (SELECT count(*) FROM forgotten) AS gone
       INTO result;
-
-    -- The last counters now hold the previous entries plus the new ones; if pg_stat_statements
-    -- has fewer, some entries left it (evicted, or removed by a partial reset): forget those, so
-    -- that a re-created entry starts from zero.  Checked by count, so the usual tick skips it.
-    prev_entries := CASE WHEN was_reset THEN 0 ELSE coalesce(st.entries, 0) END;
-    IF result.entries < prev_entries + result.new_entries OR st.entries IS NULL THEN
-        DELETE FROM asymm.query_counters l
-         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_statements(false) c
-                            WHERE c.dbid = l.dbid AND c.userid = l.userid
-                              AND c.queryid = l.queryid AND c.toplevel = l.toplevel
-                              AND c.userid <> ALL (skip_roles));
-        GET DIAGNOSTICS gone = ROW_COUNT;
-    END IF;
 
     -- Texts only when something new appeared: reading them costs a file read per call.
     IF result.new_entries > 0 THEN
-        INSERT INTO asymm.queries AS q (dbid, userid, queryid, query, own)
-        SELECT s.dbid, s.userid, s.queryid, s.query, coalesce(s.query ~* '\masymm\.', false)
-          FROM pg_stat_statements(true) s
-         WHERE s.queryid IS NOT NULL AND (only_db IS NULL OR s.dbid = only_db)
-           AND NOT EXISTS (SELECT 1 FROM asymm.queries e
-                            WHERE e.dbid = s.dbid AND e.userid = s.userid AND e.queryid = s.queryid)
-        ON CONFLICT DO NOTHING;
+        EXECUTE format($q$
+            INSERT INTO asymm.queries AS q (dbid, userid, queryid, query, own)
+            SELECT s.dbid, s.userid, s.queryid, s.query, coalesce(s.query ~* '\masymm\.', false)
+              FROM %I.pg_stat_statements(true) s
+             WHERE s.queryid IS NOT NULL AND ($1 IS NULL OR s.dbid = $1)
+               AND NOT EXISTS (SELECT 1 FROM asymm.queries e
+                                WHERE e.dbid = s.dbid AND e.userid = s.userid AND e.queryid = s.queryid)
+            ON CONFLICT DO NOTHING $q$, pgss_schema) USING only_db;
     END IF;
 
     UPDATE asymm.telemetry_state
        SET last_snapshot_at = taken, last_dealloc = info_dealloc, last_stats_reset = info_reset,
-           snapshots = snapshots + 1, entries = result.entries,
+           snapshots = snapshots + 1,
+           entries = CASE WHEN was_reset THEN 0 ELSE coalesce(entries, 0) END + result.new_entries - result.gone,
            resets_seen = resets_seen + was_reset::int,
            deallocs_seen = deallocs_seen + CASE WHEN st.last_dealloc IS NOT NULL AND info_dealloc > st.last_dealloc
                                                 THEN info_dealloc - st.last_dealloc ELSE 0 END;
@@ -303,7 +289,7 @@ BEGIN
         'sampled_at', taken, 'baseline', baseline, 'reset', was_reset,
         'dealloc', coalesce(info_dealloc - st.last_dealloc, 0),
         'written', result.written, 'moved', result.moved, 'new_entries', result.new_entries,
-        'restarted', result.restarted, 'gone', gone);
+        'restarted', result.restarted, 'gone', result.gone);
 END
 $$;
 COMMENT ON FUNCTION asymm.snapshot() IS 'Append the deltas of every pg_stat_statements entry that moved since the last call to asymm.query_stats; handles resets and evictions';

@@ -14,6 +14,7 @@ import pytest
 from asymm import telemetry
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
+from asymm.sandbox import Sandbox
 
 Conn = psycopg.Connection[tuple[object, ...]]
 ASYMM = str(Path(sys.executable).with_name("asymm"))
@@ -102,6 +103,65 @@ def test_evicted_entry_recreated_between_snapshots_restarts_from_zero(ctl: Conn,
     run_probe(app, 8)
     telemetry.snapshot(ctl)
     assert [c for c, _ in probe_history(ctl)] == [5, 2, 8]
+
+
+def test_real_evictions_never_double_or_go_negative(db: str, sandbox: Sandbox) -> None:
+    """pg_stat_statements.max at its minimum (100) and a flood of distinct statements: real
+    evictions (dealloc), snapshots in between; every recorded delta is exact or absent."""
+    admin = sandbox.dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET pg_stat_statements.max = 100")
+    sandbox.restart_postgres()
+    try:
+        with connect(db) as ctl, connect(db, observed=True, application_name="app") as app:
+            app.execute("CREATE TABLE IF NOT EXISTS items (id int PRIMARY KEY, v int)")
+            telemetry.snapshot(ctl)
+            run_probe(app, 5)
+            telemetry.snapshot(ctl)
+            results = []
+            for batch in range(8):  # 400 distinct statements into a 100-entry table
+                for i in range(1, 51):  # v + v + ... : distinct shapes (constants and aliases would not be)
+                    terms = " + ".join(["v"] * (batch * 50 + i))  # our own text, no input
+                    app.execute(f"SELECT {terms} AS flood FROM items LIMIT 0")  # noqa: S608
+                results.append(telemetry.snapshot(ctl))
+            run_probe(app, 3)
+            results.append(telemetry.snapshot(ctl))
+            evicted = sum(int(r["dealloc"]) for r in results)  # type: ignore[call-overload]
+            assert evicted > 0, "the flood must have made pg_stat_statements evict entries"
+            assert sum(int(r["gone"]) for r in results) > 0  # type: ignore[call-overload]
+            assert ctl.execute("SELECT deallocs_seen FROM asymm.telemetry_state").fetchone() == (evicted,)
+            assert sum(c for c, _ in probe_history(ctl)) == 8, "5 then 3 calls, whether evicted or not"
+            bad = ctl.execute("SELECT count(*) FROM asymm.query_stats WHERE calls < 0 OR total_ms < 0"
+                              " OR rows < 0 OR shared_blks_hit < 0 OR shared_blks_read < 0").fetchone()
+            assert bad == (0,)
+            flood = ctl.execute(
+                "SELECT q.query, sum(s.calls) FROM asymm.query_stats s"
+                " JOIN asymm.queries q USING (dbid, userid, queryid)"
+                " WHERE q.query LIKE '%flood%' GROUP BY q.query").fetchall()
+            assert flood and all(calls == 1 for _, calls in flood), "each flood statement ran once"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET pg_stat_statements.max")
+        sandbox.restart_postgres()
+
+
+def test_snapshots_from_several_sessions_and_rollbacks_stay_exact(db: str, app: Conn) -> None:
+    """The diff keeps a per-session copy of the last counters: it must notice when another session
+    took the last snapshot, or when its own last snapshot was rolled back."""
+    with connect(db) as one, connect(db) as two:
+        telemetry.snapshot(one)
+        run_probe(app, 2)
+        telemetry.snapshot(one)
+        run_probe(app, 3)
+        telemetry.snapshot(two)  # another session moves the counters on
+        run_probe(app, 4)
+        telemetry.snapshot(one)  # must not count the 3 again
+        run_probe(app, 5)
+        with one.transaction(force_rollback=True):
+            one.execute("SELECT asymm.snapshot()")  # seen, then rolled back
+        run_probe(app, 6)
+        telemetry.snapshot(one)  # 5 + 6 since the last committed snapshot
+        assert [c for c, _ in probe_history(one)] == [2, 3, 4, 11]
 
 
 def test_slow_query_appears_in_reports_and_lowers_smoothness(ctl: Conn, app: Conn) -> None:
