@@ -2,26 +2,30 @@
 """Index advisor benchmark: replayed OLTP workload with no indexes, a DBA's hand-made set, the advisor's set.
 
 Usage: ``.venv/bin/python bench/advisor.py [--dsn DSN] [--scale 1.0]`` against a throwaway server
-(``asymm sandbox up``); it creates (and at the end drops) database ``asymm_bench_advisor``.
+(``asymm sandbox up``); it creates (and at the end drops) databases ``asymm_bench_advisor*``.
+Give the server a buffer pool that holds the copies (about 1.3 GB at scale 1: ``ALTER SYSTEM SET
+shared_buffers = '2GB'`` and a restart), else the copies compete for it (see :func:`prewarm`).
 
 1. An OLTP schema (customers 200k, products 20k, orders 1.2M, order_items 2M, events 300k at
    scale 1) generated with generate_series, ANALYZEd, only primary keys.
 2. 18 query shapes with parameters, each with a weight (calls per replay).  Some need
-   multi-column or expression indexes, some cannot use any index.  The replay with no added
-   indexes also feeds pg_stat_statements (reset first): that is what the advisor reads.
-3. ``advise()`` on that workload (default settings), then the replay is repeated with the
-   hand-made set and with the advisor's set (real CREATE INDEX + ANALYZE each time).
+   multi-column or expression indexes, some cannot use any index, two are writes.  One pass of
+   the workload feeds pg_stat_statements (reset first): that is what the advisor reads.
+3. ``advise()`` on that workload (default settings, then without the write bound), then a
+   file-level copy of the database per index set, and an interleaved replay (:func:`measure`):
+   per shape, paired samples of at least ``--sample-ms`` of work each, client wall time and
+   server execution time (pg_stat_statements) per call, the median of the paired ratios with a
+   bootstrap interval, and per shape whether it is within 10 % of no indexes.
 4. 1,000 distinct statements (generated variations over the same schema) through the advisor:
    runtime and what-if calls.
-5. Analytic (TPC-H-style, on this schema) statements at 250 MB / 500 MB / 1 GB budgets:
-   estimated workload cost relative to no indexes.
+5. Analytic (TPC-H-style) statements at 250 MB / 500 MB / 1 GB budgets: estimated workload cost
+   relative to no indexes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import math
 import random
 import re
@@ -175,11 +179,6 @@ def feed(dsn: str, items: list[Shape], seed: int = 7) -> None:
             run_shape(conn, shape, params[shape.name])
 
 
-# The three configurations' block order cycles through all six permutations, so that no
-# configuration is systematically first (cold) or last in a shape's group of blocks.
-ORDERS = list(itertools.permutations(range(3)))
-
-
 @dataclass
 class Sample:
     """One block of ``calls`` executions of a shape in one configuration."""
@@ -242,6 +241,14 @@ def sample_params(shape: Shape, k: int, round_no: int, rep: int, calls: int) -> 
     return [shape.params(rng) for _ in range(calls)]
 
 
+def block_order(names: list[str], j: int) -> list[str]:
+    """The ``j``-th order of the configurations' blocks: rotated, and reversed every other cycle, so
+    that over ``2 x len(names)`` samples each configuration runs first, last and between as often."""
+    shift = j % len(names)
+    order = names[shift:] + names[:shift]
+    return order[::-1] if (j // len(names)) % 2 else order
+
+
 def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: int, reps: int, target_s: float,
             max_calls: int) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, int]]:
     """Paired samples per (configuration, shape): the configurations interleaved block by block.
@@ -252,8 +259,8 @@ def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: in
     sample: at least the weight, and enough for ``target_s`` of work in the slowest
     configuration (capped at ``max_calls``), so that a 0.1 ms statement is timed over a thousand
     calls rather than forty.  Then, per round and per shape, the three configurations run one
-    block each with identical parameters, back to back, in an order that cycles through all six
-    permutations; shapes whose block takes under a second repeat that ``reps`` times per round.
+    block each with identical parameters, back to back, in an order that changes from sample to
+    sample (:func:`block_order`); shapes whose block takes under a second repeat that ``reps`` times per round.
     A burst of load from the neighbours on this shared machine thus hits all configurations
     of a sample alike, and the per-sample ratio cancels it.  Writes run in every configuration
     alike (the same rows updated, the same events inserted).
@@ -274,9 +281,7 @@ def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: in
             for k, shape in enumerate(items):
                 for rep in range(repeat[shape.name]):
                     params = sample_params(shape, k, round_no, rep, calls[shape.name])
-                    order = ORDERS[(round_no * repeat[shape.name] + rep + k) % len(ORDERS)]
-                    for position in order:
-                        name = names[position]
+                    for name in block_order(names, round_no * repeat[shape.name] + rep + k):
                         out[name][shape.name].append(probes[name].block(shape, params))
     finally:
         for probe in probes.values():
@@ -314,12 +319,12 @@ BOUND = 1.10
 
 
 def verdict(ratios: list[Ratio]) -> str:
-    """'within' when every measure's interval is under the bound, 'OVER' when one is entirely above."""
+    """'ok' when every interval is under the bound, 'OVER' when one is entirely above it, else '?'."""
     if any(r.low > BOUND for r in ratios):
         return "OVER"
     if all(r.high <= BOUND for r in ratios):
-        return "within"
-    return "unclear"
+        return "ok"
+    return "?"
 
 
 def plans(dsn: str, items: list[Shape], seed: int = 7) -> dict[str, str]:
@@ -627,7 +632,27 @@ def oltp(admin: str, scale: float, measure_opts: MeasureOpts, keep: bool) -> int
         return run(admin, dsn, items, measure_opts)
     finally:
         if not keep:
-            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv", DB + "_stats"])
+            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv", DB + "_free", DB + "_stats"])
+
+
+def describe(label: str, result: dict[str, Any], statements: int) -> None:
+    print(f"{label}: {statements} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
+          f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
+          f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}")
+    for item in result["indexes"]:
+        print(f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
+              f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
+    for item in result["skipped"]:
+        print(f"  skipped {item['queryid']}: {item['reason']}")
+    for item in result.get("refused_write_bound", []):
+        print(f"  refused by the write bound: {item['definition']} ({item['statement'].upper()}"
+              f" {item['modelled_ratio']:.2f}x per call, modelled: {item['reason']})")
+    for item in result.get("unverified", []):
+        print(f"  unverified: {item['definition']} ({item['reason']})")
+
+
+LABELS = {"hand": "the hand-made set", "adv": "the advisor's set",
+          "free": "the advisor's set without the write bound (--no-write-bound)"}
 
 
 def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> int:
@@ -638,43 +663,44 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
     feed(dsn, items)  # what pg_stat_statements records: the advisor's input
     with connect(dsn) as conn:
         statements = read_workload(conn)
+        row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'orders'"
+                           ).fetchone()
+        print(f"orders updates observed by the advisor: {row[0] if row else '?'}, of which HOT"
+              f" {row[1] if row else '?'}")
         result = advise(conn, Settings())
-        print(f"advisor: {len(statements)} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
-              f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
-              f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}")
-        for item in result["indexes"]:
-            print(f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
-                  f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
-        for item in result["skipped"]:
-            print(f"  skipped {item['queryid']}: {item['reason']}")
-        for item in result.get("unverified", []):
-            print(f"  unverified: {item['definition']} ({item['reason']})")
-
-    # Three identical copies (data, visibility, statistics); then each gets its indexes.
-    configs = {"none": DB, "hand": DB + "_hand", "adv": DB + "_adv"}
-    started = time.perf_counter()
-    create_db(admin, configs["hand"], template=DB)
-    create_db(admin, configs["adv"], template=DB)
+        describe("advisor", result, len(statements))
+        free = advise(conn, Settings(max_write_regression=None))
     sets = {"none": [], "hand": HAND, "adv": [item["definition"] for item in result["indexes"]]}
+    free_set = [item["definition"] for item in free["indexes"]]
+    if sorted(free_set) != sorted(sets["adv"]):
+        describe("advisor without the write bound", free, len(statements))
+        sets["free"] = free_set
+    else:
+        print("advisor without the write bound: the same set")
+
+    # Identical copies (data, visibility, statistics); then each gets its indexes.
+    configs = {name: DB if name == "none" else f"{DB}_{name}" for name in sets}
+    started = time.perf_counter()
     sizes: dict[str, int] = {}
-    for name, statements_ in sets.items():
+    for name, definitions in sets.items():
+        if name != "none":
+            create_db(admin, configs[name], template=DB)
         with psycopg.connect(with_dbname(admin, configs[name]), autocommit=True) as conn:
-            names = with_indexes(conn, statements_)
-            sizes[name] = index_sizes(conn, names)
+            sizes[name] = index_sizes(conn, with_indexes(conn, definitions))
     print(f"copies and indexes built in {time.perf_counter() - started:.1f} s")
     dsns = {name: with_dbname(admin, db) for name, db in configs.items()}
     shape_plans = {name: plans(d, items) for name, d in dsns.items()}
     prewarm(admin, list(configs.values()))
-    uptime("before the replay")
-    started = time.perf_counter()
     stats_dsn = with_dbname(admin, DB + "_stats")
     create_db(admin, DB + "_stats")
     with psycopg.connect(stats_dsn, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    uptime("before the replay")
+    started = time.perf_counter()
     samples, calls = measure(dsns, stats_dsn, items, measure_opts.rounds, measure_opts.reps, measure_opts.target_s,
                              measure_opts.max_calls)
     elapsed = time.perf_counter() - started
-    print(f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x 3 configurations"
+    print(f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
           f" ({measure_opts.reps} samples per round for shapes under 1 s per block;"
           f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
           f" in {elapsed:.0f} s")
@@ -688,60 +714,61 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
     def has_server(shape: Shape) -> bool:
         return all(s.server_s is not None for name in configs for s in samples[name][shape.name])
 
-    print()
-    print("Per call, medians over paired samples; adv/none = median of the per-sample ratios [bootstrap 95 % interval];"
-          " client = wall time at the client, server = pg_stat_statements execution + planning time.")
-    print(f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {'hand ms':>8} {'adv ms':>8}"
-          f" {'adv/none client':>17} {'adv/none server':>17} {'hand/none srv':>13}  {'plan':9} {'<=1.10?':7}  note")
-    totals = {name: 0.0 for name in configs}
-    verdicts: dict[str, list[str]] = {"within": [], "OVER": [], "unclear": []}
-    details: list[tuple[str, Ratio, Ratio | None, float, float]] = []
-    for k, shape in enumerate(items):
-        med = {name: statistics.median(per_call(name, shape)) for name in configs}
-        for name in configs:
-            totals[name] += shape.weight * med[name]
-        client = paired(per_call("adv", shape), per_call("none", shape), seed=k)
-        ratios = [client]
-        server: Ratio | None = None
-        hand_server = "-"
-        if has_server(shape):
-            server = paired(per_call("adv", shape, True), per_call("none", shape, True), seed=k)
-            ratios.append(server)
-            hand_server = f"{paired(per_call('hand', shape, True), per_call('none', shape, True), seed=k).median:.2f}"
-        same = shape_plans["adv"][shape.name] == shape_plans["none"][shape.name]
-        word = verdict(ratios)
-        verdicts[word].append(shape.name)
-        none_server = statistics.median(per_call("none", shape, True)) if server else float("nan")
-        adv_server = statistics.median(per_call("adv", shape, True)) if server else float("nan")
-        details.append((shape.name, client, server, none_server, adv_server))
-        print(f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
-              f" {med['hand'] * 1000:8.3f} {med['adv'] * 1000:8.3f} {client.text():>17}"
-              f" {server.text() if server else '-':>17} {hand_server:>13}  {'identical' if same else 'changed':9}"
-              f" {word:7}  {shape.note}")
-    print(f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
-          f" {totals['hand'] * 1000:8.1f} {totals['adv'] * 1000:8.1f} {totals['adv'] / totals['none']:17.2f}")
-    print()
-    print("middle 50 % of the per-sample adv/none ratios, and server ms per call (none -> adv), for the shapes"
-          " whose plan is identical:")
-    for (name, client, server, none_ms, adv_ms), shape in zip(details, items, strict=True):
-        if shape_plans["adv"][shape.name] != shape_plans["none"][shape.name]:
+    totals = {name: sum(shape.weight * statistics.median(per_call(name, shape)) for shape in items)
+              for name in configs}
+    goals: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for name in configs:
+        if name == "none":
             continue
-        reads = {c: sum(x.reads or 0 for x in samples[c][name]) / sum(x.calls for x in samples[c][name])
-                 for c in ("none", "adv")}
-        srv = (f"server {server.q1:.2f}-{server.q3:.2f}, {none_ms * 1000:.4f} -> {adv_ms * 1000:.4f} ms"
-               f" ({(adv_ms - none_ms) * 1e6:+.1f} us), blocks read per call {reads['none']:.3f} ->"
-               f" {reads['adv']:.3f}") if server else "server -"
-        print(f"  {name:44} client {client.q1:.2f}-{client.q3:.2f}; {srv}")
+        print()
+        print(f"{LABELS[name]} ('{name}') against no indexes, per call: medians over paired samples; {name}/none ="
+              " median of the per-sample ratios [bootstrap 95 % interval]; client = wall time at the client,"
+              " server = pg_stat_statements execution + planning time; verdict client/server: ok when the interval is"
+              " <= 1.10, OVER when it is entirely above, ? otherwise")
+        print(f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {name + ' ms':>8}"
+              f" {'client ratio':>17} {'server ratio':>17} {'server us/call':>17}  {'plan':9} {'verdict':9}  note")
+        found: dict[str, dict[str, list[str]]] = {side: {"ok": [], "OVER": [], "?": []}
+                                                  for side in ("client", "server")}
+        for k, shape in enumerate(items):
+            med = {c: statistics.median(per_call(c, shape)) for c in ("none", name)}
+            client = paired(per_call(name, shape), per_call("none", shape), seed=k)
+            server = paired(per_call(name, shape, True), per_call("none", shape, True), seed=k) \
+                if has_server(shape) else None
+            us = (f"{statistics.median(per_call('none', shape, True)) * 1e6:7.1f} ->"
+                  f"{statistics.median(per_call(name, shape, True)) * 1e6:8.1f}") if server else "-"
+            marks = {"client": verdict([client]), "server": verdict([server]) if server else "?"}
+            for side, mark in marks.items():
+                found[side][mark].append(shape.name)
+            same = shape_plans[name][shape.name] == shape_plans["none"][shape.name]
+            print(f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
+                  f" {med[name] * 1000:8.3f} {client.text():>17} {server.text() if server else '-':>17} {us:>17}"
+                  f"  {'identical' if same else 'changed':9} {marks['client'] + '/' + marks['server']:9}  {shape.note}")
+        print(f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
+              f" {totals[name] * 1000:8.1f} {totals[name] / totals['none']:17.3f}")
+        goals[name] = found
+
     print()
+    def reads(c: str, shape: Shape) -> float:
+        return sum(x.reads or 0 for x in samples[c][shape.name]) / sum(x.calls for x in samples[c][shape.name])
+
+    print("blocks read from outside shared_buffers per call (" + " -> ".join(configs) + "), shapes with any: "
+          + ("; ".join(f"{shape.name} " + " -> ".join(f"{reads(c, shape):.3f}" for c in configs)
+                       for shape in items if any(reads(c, shape) for c in configs)) or "none"))
     print(f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
-          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)")
-    print(f"advisor time / hand time: {totals['adv'] / totals['hand']:.2f} (goal <= 1.25)")
-    print(f"within 10 % of no indexes (every interval <= 1.10): {len(verdicts['within'])} of {len(items)} shapes")
-    print(f"  more than 10 % slower (an interval entirely > 1.10): {', '.join(verdicts['OVER']) or 'none'}")
-    print(f"  not decided by this run (an interval straddles 1.10): {', '.join(verdicts['unclear']) or 'none'}")
-    goal = "holds" if not verdicts["OVER"] and not verdicts["unclear"] else (
-        "does not hold" if verdicts["OVER"] else "not shown")
-    print(f"goal 'no query more than 10 % slower than without indexes': {goal}")
+          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)"
+          + (f", advisor without the write bound {len(free['indexes'])} ({sizes['free'] / 2**20:.1f} MB real)"
+             if "free" in sizes else ""))
+    for name in configs:
+        if name in ("none", "hand"):
+            continue
+        print(f"{name} time / hand time: {totals[name] / totals['hand']:.2f} (goal <= 1.25)")
+    for name, found in goals.items():
+        for side in ("client", "server"):
+            over, unclear = found[side]["OVER"], found[side]["?"]
+            goal = "holds" if not over and not unclear else "does not hold" if over else "not shown"
+            print(f"{name}: no shape more than 10 % slower than with no indexes, by {side} time: {goal}"
+                  f" ({len(found[side]['ok'])} of {len(items)} within; over: {', '.join(over) or 'none'};"
+                  f" undecided: {', '.join(unclear) or 'none'})")
 
     with connect(dsn) as conn:
         many = distinct_statements(1000)
