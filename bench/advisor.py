@@ -241,6 +241,9 @@ def sample_params(shape: Shape, k: int, round_no: int, rep: int, calls: int) -> 
     return [shape.params(rng) for _ in range(calls)]
 
 
+REPEAT_UNDER_S = 2.5  # shapes whose slowest block takes less are sampled ``reps`` times per round
+
+
 def block_order(names: list[str], j: int) -> list[str]:
     """The ``j``-th order of the configurations' blocks: rotated, and reversed every other cycle, so
     that over ``2 x len(names)`` samples each configuration runs first, last and between as often."""
@@ -258,9 +261,10 @@ def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: in
     recorded) runs every shape at its weight in every configuration and fixes the calls per
     sample: at least the weight, and enough for ``target_s`` of work in the slowest
     configuration (capped at ``max_calls``), so that a 0.1 ms statement is timed over a thousand
-    calls rather than forty.  Then, per round and per shape, the three configurations run one
-    block each with identical parameters, back to back, in an order that changes from sample to
-    sample (:func:`block_order`); shapes whose block takes under a second repeat that ``reps`` times per round.
+    calls rather than forty.  Then, per round and per shape, the configurations run one block
+    each with identical parameters, back to back, in an order that changes from sample to sample
+    (:func:`block_order`); shapes whose slowest block takes under ``REPEAT_UNDER_S`` repeat that
+    ``reps`` times per round (where the configurations are close, precision matters most).
     A burst of load from the neighbours on this shared machine thus hits all configurations
     of a sample alike, and the per-sample ratio cancels it.  Writes run in every configuration
     alike (the same rows updated, the same events inserted).
@@ -276,7 +280,7 @@ def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: in
             params = sample_params(shape, k, 0, 0, shape.weight)
             slowest = max(probes[n].block(shape, params).client_s for n in names) / shape.weight
             calls[shape.name] = min(max_calls, max(shape.weight, math.ceil(target_s / max(slowest, 1e-6))))
-            repeat[shape.name] = reps if calls[shape.name] * slowest < 1.0 else 1
+            repeat[shape.name] = reps if calls[shape.name] * slowest < REPEAT_UNDER_S else 1
         for round_no in range(1, rounds + 1):
             for k, shape in enumerate(items):
                 for rep in range(repeat[shape.name]):
@@ -599,7 +603,7 @@ def main() -> int:
     parser.add_argument("--dsn", default="")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5, help="recorded interleaved rounds (after one warm-up)")
-    parser.add_argument("--reps", type=int, default=4, help="samples per round of shapes under 1 s per block")
+    parser.add_argument("--reps", type=int, default=4, help="samples per round of shapes under 2.5 s per block")
     parser.add_argument("--sample-ms", type=float, default=250.0,
                         help="minimum work per sample in the slowest configuration (more calls for cheap shapes)")
     parser.add_argument("--max-calls", type=int, default=5000, help="cap on the calls per sample")
@@ -701,7 +705,7 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
                              measure_opts.max_calls)
     elapsed = time.perf_counter() - started
     print(f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
-          f" ({measure_opts.reps} samples per round for shapes under 1 s per block;"
+          f" ({measure_opts.reps} samples per round for shapes under {REPEAT_UNDER_S} s per block;"
           f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
           f" in {elapsed:.0f} s")
     uptime("after the replay")
