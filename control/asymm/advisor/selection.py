@@ -42,8 +42,9 @@ outside the executor a single-row statement costs 0.167 ms.  ``index_entry_ms`` 
 ``statement_overhead_ms`` = 0.15 (a little under what was measured, which makes the bound
 stricter; a client across a network has more).  With them the model gives 1.07x for an INSERT
 into a table with a primary key that gets one more index, where ``bench/advisor.py`` measured
-1.08x of the client's latency; and by the server's execution time alone such an INSERT is 1.5x:
-no index on a table written one row at a time keeps *that* within 10 %.
+1.04x to 1.11x of the client's latency, and 1.21x / 1.28x for a primary-key UPDATE with 3 / 4 more
+entries per row (measured 1.20x to 1.29x).  By the server's execution time alone such an INSERT
+is 1.5x: no index on a table written one row at a time keeps *that* within 10 %.
 
 In the net benefit, rows written by the workload x ``write_cost_per_row`` (planner cost units) are
 charged per index; a candidate that ends HOT for an UPDATE is also charged rows updated x
