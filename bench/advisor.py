@@ -2,24 +2,31 @@
 """Index advisor benchmark: replayed OLTP workload with no indexes, a DBA's hand-made set, the advisor's set.
 
 Usage: ``.venv/bin/python bench/advisor.py [--dsn DSN] [--scale 1.0]`` against a throwaway server
-(``asymm sandbox up``); it creates (and at the end drops) database ``asymm_bench_advisor``.
+(``asymm sandbox up``); it creates (and at the end drops) databases ``asymm_bench_advisor*``.
+Give the server a buffer pool that holds the copies (about 1.3 GB at scale 1: ``ALTER SYSTEM SET
+shared_buffers = '2GB'`` and a restart), else the copies compete for it (see :func:`prewarm`).
 
 1. An OLTP schema (customers 200k, products 20k, orders 1.2M, order_items 2M, events 300k at
    scale 1) generated with generate_series, ANALYZEd, only primary keys.
 2. 18 query shapes with parameters, each with a weight (calls per replay).  Some need
-   multi-column or expression indexes, some cannot use any index.  The replay with no added
-   indexes also feeds pg_stat_statements (reset first): that is what the advisor reads.
-3. ``advise()`` on that workload (default settings), then the replay is repeated with the
-   hand-made set and with the advisor's set (real CREATE INDEX + ANALYZE each time).
+   multi-column or expression indexes, some cannot use any index, two are writes.  One pass of
+   the workload feeds pg_stat_statements (reset first): that is what the advisor reads.
+3. ``advise()`` on that workload (default settings, then without the write bound), then a
+   file-level copy of the database per index set, and an interleaved replay (:func:`measure`):
+   per shape, paired samples of at least ``--sample-ms`` of work each, client wall time and
+   server execution time (pg_stat_statements) per call, the median of the paired ratios with a
+   bootstrap interval, and per shape whether it is within 10 % of no indexes.
 4. 1,000 distinct statements (generated variations over the same schema) through the advisor:
    runtime and what-if calls.
-5. Analytic (TPC-H-style, on this schema) statements at 250 MB / 500 MB / 1 GB budgets:
-   estimated workload cost relative to no indexes.
+5. Analytic (TPC-H-style) statements at 250 MB / 500 MB / 1 GB budgets: estimated workload cost
+   relative to no indexes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import random
 import re
 import statistics
@@ -172,41 +179,156 @@ def feed(dsn: str, items: list[Shape], seed: int = 7) -> None:
             run_shape(conn, shape, params[shape.name])
 
 
-def interleaved(dsns: dict[str, str], items: list[Shape], rounds: int) -> dict[str, dict[str, list[float]]]:
-    """Seconds per (configuration, shape, round), the configurations interleaved shape by shape.
+@dataclass
+class Sample:
+    """One block of ``calls`` executions of a shape in one configuration."""
+
+    calls: int
+    client_s: float  # wall time of the block seen by the client (round trips included)
+    server_s: float | None  # pg_stat_statements execution + planning time of those calls
+    reads: int | None  # blocks those calls read from outside shared_buffers (shared_blks_read)
+
+
+class Probe:
+    """A connection to one configuration's database, and a view on its pg_stat_statements totals.
+
+    The server-side time of a block is the delta of ``total_exec_time + total_plan_time`` summed
+    over the entries of this database (``dbid``): only the block's statements run in it
+    meanwhile, and a shape may have several entries (psycopg sends a Python int as int2, int4 or
+    int8 by its value, and the parameter type is part of the queryid).  The totals are read
+    through ``stats``, a connection to another database, so that reading them adds no entry
+    here.  This time has no client round trip and no scheduling of the client process in it, so
+    a small difference in execution is not drowned in jitter; it also leaves out the protocol,
+    executor start-up (opening the table's indexes) and commit, which the client time has.
+    Planning time is counted (``track_planning`` on for this session) because more indexes on a
+    table are more paths for the planner to cost.
+    """
+
+    def __init__(self, dsn: str, stats: psycopg.Connection[Any]) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.stats = stats
+        with contextlib.suppress(psycopg.Error):  # not a superuser: execution time only
+            self.conn.execute("SET pg_stat_statements.track_planning = on")
+        row = self.conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
+        assert row is not None
+        self.dboid = int(row[0])
+
+    def server(self) -> tuple[float, int, int]:
+        """(ms, calls, blocks read) so far over this database's pg_stat_statements entries."""
+        row = self.stats.execute(
+            "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), coalesce(sum(calls), 0),"
+            " coalesce(sum(shared_blks_read), 0) FROM pg_stat_statements(false) WHERE dbid = %s",
+            (self.dboid,)).fetchone()
+        assert row is not None
+        return float(row[0]), int(row[1]), int(row[2])
+
+    def block(self, shape: Shape, params: list[tuple[Any, ...]]) -> Sample:
+        before = self.server()
+        elapsed = run_shape(self.conn, shape, params)
+        after = self.server()
+        # None if anything else ran in the database meanwhile (or an entry was evicted)
+        if after[1] - before[1] != len(params):
+            return Sample(len(params), elapsed, None, None)
+        return Sample(len(params), elapsed, (after[0] - before[0]) / 1000, after[2] - before[2])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def sample_params(shape: Shape, k: int, round_no: int, rep: int, calls: int) -> list[tuple[Any, ...]]:
+    """The parameters of one sample: the same in every configuration, so only the indexes differ."""
+    rng = random.Random(1_000_003 * round_no + 1009 * rep + k)
+    return [shape.params(rng) for _ in range(calls)]
+
+
+REPEAT_UNDER_S = 2.5  # shapes whose slowest block takes less are sampled ``reps`` times per round
+
+
+def block_order(names: list[str], j: int) -> list[str]:
+    """The ``j``-th order of the configurations' blocks: rotated, and reversed every other cycle, so
+    that over ``2 x len(names)`` samples each configuration runs first, last and between as often."""
+    shift = j % len(names)
+    order = names[shift:] + names[:shift]
+    return order[::-1] if (j // len(names)) % 2 else order
+
+
+def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: int, reps: int, target_s: float,
+            max_calls: int) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, int]]:
+    """Paired samples per (configuration, shape): the configurations interleaved block by block.
 
     Each configuration lives in its own database, a file-level copy (CREATE DATABASE ... TEMPLATE)
-    of the same data and statistics, differing only by the added indexes.  Per round and shape the
-    three configurations run back to back with identical parameters, in an order rotated from
-    round to round (ABC, BCA, CAB, ...), so that a burst of load from the neighbours on this shared
-    2-core machine hits all of them alike; one unrecorded warm-up round fills the caches.
-    Writes repeat with the same parameters (an UPDATE of the same row, an INSERT of one more
-    event), alike in every configuration.
+    of the same data and statistics, differing only by the added indexes.  A warm-up round (not
+    recorded) runs every shape at its weight in every configuration and fixes the calls per
+    sample: at least the weight, and enough for ``target_s`` of work in the slowest
+    configuration (capped at ``max_calls``), so that a 0.1 ms statement is timed over a thousand
+    calls rather than forty.  Then, per round and per shape, the configurations run one block
+    each with identical parameters, back to back, in an order that changes from sample to sample
+    (:func:`block_order`); shapes whose slowest block takes under ``REPEAT_UNDER_S`` repeat that
+    ``reps`` times per round (where the configurations are close, precision matters most).
+    A burst of load from the neighbours on this shared machine thus hits all configurations
+    of a sample alike, and the per-sample ratio cancels it.  Writes run in every configuration
+    alike (the same rows updated, the same events inserted).
     """
     names = list(dsns)
-    out: dict[str, dict[str, list[float]]] = {n: {s.name: [] for s in items} for n in names}
-    conns = {n: psycopg.connect(dsn, autocommit=True) for n, dsn in dsns.items()}
+    stats = psycopg.connect(stats_dsn, autocommit=True)
+    probes = {n: Probe(dsn, stats) for n, dsn in dsns.items()}
+    out: dict[str, dict[str, list[Sample]]] = {n: {s.name: [] for s in items} for n in names}
+    calls: dict[str, int] = {}
     repeat: dict[str, int] = {}
     try:
-        for round_no in range(rounds + 1):
-            params = params_for(items, 1000 + round_no)
+        for k, shape in enumerate(items):  # warm-up
+            params = sample_params(shape, k, 0, 0, shape.weight)
+            slowest = max(probes[n].block(shape, params).client_s for n in names) / shape.weight
+            calls[shape.name] = min(max_calls, max(shape.weight, math.ceil(target_s / max(slowest, 1e-6))))
+            repeat[shape.name] = reps if calls[shape.name] * slowest < REPEAT_UNDER_S else 1
+        for round_no in range(1, rounds + 1):
             for k, shape in enumerate(items):
-                # Cheap shapes (under 50 ms in every configuration in the warm-up) repeat the
-                # block up to 10 times per round: more paired samples where noise weighs most.
-                for rep in range(repeat.get(shape.name, 1)):
-                    shift = (round_no + k + rep) % len(names)
-                    slowest = 0.0
-                    for name in names[shift:] + names[:shift]:
-                        elapsed = run_shape(conns[name], shape, params[shape.name])
-                        slowest = max(slowest, elapsed)
-                        if round_no > 0:
-                            out[name][shape.name].append(elapsed)
-                    if round_no == 0:
-                        repeat[shape.name] = max(1, min(10, int(0.05 / max(slowest, 1e-6))))
+                for rep in range(repeat[shape.name]):
+                    params = sample_params(shape, k, round_no, rep, calls[shape.name])
+                    for name in block_order(names, round_no * repeat[shape.name] + rep + k):
+                        out[name][shape.name].append(probes[name].block(shape, params))
     finally:
-        for conn in conns.values():
-            conn.close()
-    return out
+        for probe in probes.values():
+            probe.close()
+        stats.close()
+    return out, calls
+
+
+@dataclass
+class Ratio:
+    """Median of paired per-sample ratios, with a bootstrap 95 % interval and the middle 50 %."""
+
+    median: float
+    low: float  # 2.5th percentile of the bootstrapped median
+    high: float  # 97.5th percentile
+    q1: float
+    q3: float
+    n: int
+
+    def text(self) -> str:
+        return f"{self.median:5.2f} [{self.low:4.2f}-{self.high:4.2f}]"
+
+
+def paired(a: list[float], b: list[float], seed: int = 5, resamples: int = 2000) -> Ratio:
+    """a[i] / b[i] summarized: the median, a percentile-bootstrap interval for it, the quartiles."""
+    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return Ratio(statistics.median(ratios), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1],
+                 q1, q3, len(ratios))
+
+
+BOUND = 1.10
+
+
+def verdict(ratios: list[Ratio]) -> str:
+    """'ok' when every interval is under the bound, 'OVER' when one is entirely above it, else '?'."""
+    if any(r.low > BOUND for r in ratios):
+        return "OVER"
+    if all(r.high <= BOUND for r in ratios):
+        return "ok"
+    return "?"
 
 
 def plans(dsn: str, items: list[Shape], seed: int = 7) -> dict[str, str]:
@@ -225,6 +347,39 @@ def _signature(plan: dict[str, Any]) -> str:
     here = plan["Node Type"] + (f"[{plan['Index Name']}]" if "Index Name" in plan else "")
     children = ",".join(_signature(child) for child in plan.get("Plans", ()))
     return f"{here}({children})" if children else here
+
+
+def prewarm(admin: str, dbs: list[str]) -> None:
+    """Load every copy into shared_buffers when they all fit, else say that they do not.
+
+    The three copies share one buffer pool.  When it cannot hold them, a configuration's
+    statements find fewer of their pages cached for reasons foreign to their own plans: the
+    no-index copy's sequential scans keep its tables' usage counts up, the other copies' index
+    scans and index maintenance take buffers.  A primary-key read measured up to 1.6x slower
+    in the advisor's copy than in the no-index copy, with an identical plan, from blocks read
+    alone (2026-11-24, shared_buffers 256 MB for 1.2 GB of copies).  In a single database,
+    new indexes do take cache from the rest; that is not the per-statement effect measured here.
+    The blocks read per call are printed either way.
+    """
+    with psycopg.connect(admin, autocommit=True) as conn:
+        row = conn.execute("SELECT sum(pg_database_size(datname)), current_setting('shared_buffers'),"
+                           " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
+                           " FROM pg_database WHERE datname = ANY(%s)", (dbs,)).fetchone()
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'").fetchone()
+    assert row is not None
+    total, setting, pool = int(row[0]), row[1], int(row[2])
+    fits = total < 0.9 * pool
+    print(f"buffer pool: shared_buffers {setting}, the three copies {total / 2**20:.0f} MB:"
+          + (" prewarmed (pg_prewarm)" if fits and available else " do not fit, not prewarmed" if not fits
+             else " pg_prewarm not available, not prewarmed"))
+    if not (fits and available):
+        return
+    for db in dbs:
+        with psycopg.connect(with_dbname(admin, db), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            conn.execute("SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                         " WHERE c.relkind IN ('r', 'i', 't', 'm') AND n.nspname NOT IN ('pg_catalog',"
+                         " 'information_schema') AND c.relpersistence = 'p'")
 
 
 def index_sizes(conn: psycopg.Connection[Any], names: list[str]) -> int:
@@ -413,6 +568,20 @@ def tpch(admin: str, scale: float) -> None:
 # -- driver ------------------------------------------------------------------------------------
 
 
+@dataclass
+class MeasureOpts:
+    rounds: int
+    reps: int
+    target_s: float
+    max_calls: int
+
+
+def uptime(when: str) -> None:
+    """The load average, which RESULTS.md states: the machine is shared with other jobs."""
+    with open("/proc/loadavg") as f:
+        print(f"load average {when}: {' '.join(f.read().split()[:3])}")
+
+
 def create_db(admin: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -434,6 +603,10 @@ def main() -> int:
     parser.add_argument("--dsn", default="")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5, help="recorded interleaved rounds (after one warm-up)")
+    parser.add_argument("--reps", type=int, default=4, help="samples per round of shapes under 2.5 s per block")
+    parser.add_argument("--sample-ms", type=float, default=250.0,
+                        help="minimum work per sample in the slowest configuration (more calls for cheap shapes)")
+    parser.add_argument("--max-calls", type=int, default=5000, help="cap on the calls per sample")
     parser.add_argument("--tpch-scale", type=float, default=1.0, help="TPC-H-style scale (1: 6M lineitem rows)")
     parser.add_argument("--only", choices=("oltp", "tpch"), default=None)
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
@@ -441,13 +614,14 @@ def main() -> int:
     admin = resolve_dsn(args.dsn)
     status = 0
     if args.only != "tpch":
-        status = oltp(admin, args.scale, args.rounds, args.keep)
+        opts = MeasureOpts(args.rounds, args.reps, args.sample_ms / 1000, args.max_calls)
+        status = oltp(admin, args.scale, opts, args.keep)
     if args.only != "oltp":
         tpch(admin, args.tpch_scale)
     return status
 
 
-def oltp(admin: str, scale: float, rounds: int, keep: bool) -> int:
+def oltp(admin: str, scale: float, measure_opts: MeasureOpts, keep: bool) -> int:
     c, p, o, i, e = (int(x * scale) for x in (200_000, 20_000, 1_200_000, 2_000_000, 300_000))
     create_db(admin, DB)
     dsn = with_dbname(admin, DB)
@@ -459,13 +633,33 @@ def oltp(admin: str, scale: float, rounds: int, keep: bool) -> int:
           f" (generated in {time.perf_counter() - started:.1f} s)")
     items = shapes(c, p, o)
     try:
-        return run(admin, dsn, items, rounds)
+        return run(admin, dsn, items, measure_opts)
     finally:
         if not keep:
-            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv"])
+            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv", DB + "_free", DB + "_stats"])
 
 
-def run(admin: str, dsn: str, items: list[Shape], rounds: int) -> int:
+def describe(label: str, result: dict[str, Any], statements: int) -> None:
+    print(f"{label}: {statements} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
+          f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
+          f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}")
+    for item in result["indexes"]:
+        print(f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
+              f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
+    for item in result["skipped"]:
+        print(f"  skipped {item['queryid']}: {item['reason']}")
+    for item in result.get("refused_write_bound", []):
+        print(f"  refused by the write bound: {item['definition']} ({item['statement'].upper()}"
+              f" {item['modelled_ratio']:.2f}x per call, modelled: {item['reason']})")
+    for item in result.get("unverified", []):
+        print(f"  unverified: {item['definition']} ({item['reason']})")
+
+
+LABELS = {"hand": "the hand-made set", "adv": "the advisor's set",
+          "free": "the advisor's set without the write bound (--no-write-bound)"}
+
+
+def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> int:
     from asymm.db import connect
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -473,69 +667,112 @@ def run(admin: str, dsn: str, items: list[Shape], rounds: int) -> int:
     feed(dsn, items)  # what pg_stat_statements records: the advisor's input
     with connect(dsn) as conn:
         statements = read_workload(conn)
+        row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'orders'"
+                           ).fetchone()
+        print(f"orders updates observed by the advisor: {row[0] if row else '?'}, of which HOT"
+              f" {row[1] if row else '?'}")
         result = advise(conn, Settings())
-        print(f"advisor: {len(statements)} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
-              f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
-              f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}")
-        for item in result["indexes"]:
-            print(f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
-                  f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
-        for item in result["skipped"]:
-            print(f"  skipped {item['queryid']}: {item['reason']}")
-        for item in result.get("unverified", []):
-            print(f"  unverified: {item['definition']} ({item['reason']})")
-
-    # Three identical copies (data, visibility, statistics); then each gets its indexes.
-    configs = {"none": DB, "hand": DB + "_hand", "adv": DB + "_adv"}
-    started = time.perf_counter()
-    create_db(admin, configs["hand"], template=DB)
-    create_db(admin, configs["adv"], template=DB)
+        describe("advisor", result, len(statements))
+        free = advise(conn, Settings(max_write_regression=None))
     sets = {"none": [], "hand": HAND, "adv": [item["definition"] for item in result["indexes"]]}
+    free_set = [item["definition"] for item in free["indexes"]]
+    if sorted(free_set) != sorted(sets["adv"]):
+        describe("advisor without the write bound", free, len(statements))
+        sets["free"] = free_set
+    else:
+        print("advisor without the write bound: the same set")
+
+    # Identical copies (data, visibility, statistics); then each gets its indexes.
+    configs = {name: DB if name == "none" else f"{DB}_{name}" for name in sets}
+    started = time.perf_counter()
     sizes: dict[str, int] = {}
-    for name, statements_ in sets.items():
+    for name, definitions in sets.items():
+        if name != "none":
+            create_db(admin, configs[name], template=DB)
         with psycopg.connect(with_dbname(admin, configs[name]), autocommit=True) as conn:
-            names = with_indexes(conn, statements_)
-            sizes[name] = index_sizes(conn, names)
+            sizes[name] = index_sizes(conn, with_indexes(conn, definitions))
     print(f"copies and indexes built in {time.perf_counter() - started:.1f} s")
     dsns = {name: with_dbname(admin, db) for name, db in configs.items()}
     shape_plans = {name: plans(d, items) for name, d in dsns.items()}
+    prewarm(admin, list(configs.values()))
+    stats_dsn = with_dbname(admin, DB + "_stats")
+    create_db(admin, DB + "_stats")
+    with psycopg.connect(stats_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    uptime("before the replay")
     started = time.perf_counter()
-    times = interleaved(dsns, items, rounds)
-    print(f"interleaved replay: 1 warm-up + {rounds} rounds x 3 configurations"
-          f" in {time.perf_counter() - started:.0f} s")
+    samples, calls = measure(dsns, stats_dsn, items, measure_opts.rounds, measure_opts.reps, measure_opts.target_s,
+                             measure_opts.max_calls)
+    elapsed = time.perf_counter() - started
+    print(f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
+          f" ({measure_opts.reps} samples per round for shapes under {REPEAT_UNDER_S} s per block;"
+          f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
+          f" in {elapsed:.0f} s")
+    uptime("after the replay")
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
+    def per_call(name: str, shape: Shape, server: bool = False) -> list[float]:
+        if server:
+            return [(s.server_s or 0.0) / s.calls for s in samples[name][shape.name]]
+        return [s.client_s / s.calls for s in samples[name][shape.name]]
+
+    def has_server(shape: Shape) -> bool:
+        return all(s.server_s is not None for name in configs for s in samples[name][shape.name])
+
+    totals = {name: sum(shape.weight * statistics.median(per_call(name, shape)) for shape in items)
+              for name in configs}
+    goals: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for name in configs:
+        if name == "none":
+            continue
+        print()
+        print(f"{LABELS[name]} ('{name}') against no indexes, per call: medians over paired samples; {name}/none ="
+              " median of the per-sample ratios [bootstrap 95 % interval]; client = wall time at the client,"
+              " server = pg_stat_statements execution + planning time; verdict client/server: ok when the interval is"
+              " <= 1.10, OVER when it is entirely above, ? otherwise")
+        print(f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {name + ' ms':>8}"
+              f" {'client ratio':>17} {'server ratio':>17} {'server us/call':>17}  {'plan':9} {'verdict':9}  note")
+        found: dict[str, dict[str, list[str]]] = {side: {"ok": [], "OVER": [], "?": []}
+                                                  for side in ("client", "server")}
+        for k, shape in enumerate(items):
+            med = {c: statistics.median(per_call(c, shape)) for c in ("none", name)}
+            client = paired(per_call(name, shape), per_call("none", shape), seed=k)
+            server = paired(per_call(name, shape, True), per_call("none", shape, True), seed=k) \
+                if has_server(shape) else None
+            us = (f"{statistics.median(per_call('none', shape, True)) * 1e6:7.1f} ->"
+                  f"{statistics.median(per_call(name, shape, True)) * 1e6:8.1f}") if server else "-"
+            marks = {"client": verdict([client]), "server": verdict([server]) if server else "?"}
+            for side, mark in marks.items():
+                found[side][mark].append(shape.name)
+            same = shape_plans[name][shape.name] == shape_plans["none"][shape.name]
+            print(f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
+                  f" {med[name] * 1000:8.3f} {client.text():>17} {server.text() if server else '-':>17} {us:>17}"
+                  f"  {'identical' if same else 'changed':9} {marks['client'] + '/' + marks['server']:9}  {shape.note}")
+        print(f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
+              f" {totals[name] * 1000:8.1f} {totals[name] / totals['none']:17.3f}")
+        goals[name] = found
 
     print()
-    print(f"{'shape':44} {'calls':>5} {'none ms':>8} {'hand ms':>8} {'adv ms':>8} {'adv/none':>8}"
-          f" {'(min-max)':>11} {'hand/none':>9}  plan (adv vs none)  note")
-    worst_changed, worst_same = 0.0, 0.0
-    totals = {name: 0.0 for name in configs}
-    for shape in items:
-        med = {name: median(times[name][shape.name]) for name in configs}
-        for name in configs:
-            totals[name] += med[name]
-        paired = [a / b for a, b in zip(times["adv"][shape.name], times["none"][shape.name], strict=True)]
-        ratio = median(paired)
-        hand_ratio = median([h / b for h, b in zip(times["hand"][shape.name], times["none"][shape.name],
-                                                   strict=True)])
-        same = shape_plans["adv"][shape.name] == shape_plans["none"][shape.name]
-        if same:
-            worst_same = max(worst_same, ratio)
-        else:
-            worst_changed = max(worst_changed, ratio)
-        plan = "identical" if same else "changed"
-        print(f"{shape.name:44} {shape.weight:5} {med['none'] * 1000:8.1f} {med['hand'] * 1000:8.1f}"
-              f" {med['adv'] * 1000:8.1f} {ratio:8.2f} {min(paired):5.2f}-{max(paired):<5.2f} {hand_ratio:9.2f}"
-              f"  {plan:18}  {shape.note}")
-    print(f"{'TOTAL (sum of medians)':44} {'':5} {totals['none'] * 1000:8.1f} {totals['hand'] * 1000:8.1f}"
-          f" {totals['adv'] * 1000:8.1f} {totals['adv'] / totals['none']:8.2f}")
-    print()
+    def reads(c: str, shape: Shape) -> float:
+        return sum(x.reads or 0 for x in samples[c][shape.name]) / sum(x.calls for x in samples[c][shape.name])
+
+    print("blocks read from outside shared_buffers per call (" + " -> ".join(configs) + "), shapes with any: "
+          + ("; ".join(f"{shape.name} " + " -> ".join(f"{reads(c, shape):.3f}" for c in configs)
+                       for shape in items if any(reads(c, shape) for c in configs)) or "none"))
     print(f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
-          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)")
-    print(f"advisor time / hand time: {totals['adv'] / totals['hand']:.2f} (goal <= 1.25)")
-    print(f"worst median adv/none: plan changed {worst_changed:.2f}, plan identical {worst_same:.2f} (goal <= 1.10)")
+          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)"
+          + (f", advisor without the write bound {len(free['indexes'])} ({sizes['free'] / 2**20:.1f} MB real)"
+             if "free" in sizes else ""))
+    for name in configs:
+        if name in ("none", "hand"):
+            continue
+        print(f"{name} time / hand time: {totals[name] / totals['hand']:.2f} (goal <= 1.25)")
+    for name, found in goals.items():
+        for side in ("client", "server"):
+            over, unclear = found[side]["OVER"], found[side]["?"]
+            goal = "holds" if not over and not unclear else "does not hold" if over else "not shown"
+            print(f"{name}: no shape more than 10 % slower than with no indexes, by {side} time: {goal}"
+                  f" ({len(found[side]['ok'])} of {len(items)} within; over: {', '.join(over) or 'none'};"
+                  f" undecided: {', '.join(unclear) or 'none'})")
 
     with connect(dsn) as conn:
         many = distinct_statements(1000)

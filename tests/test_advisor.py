@@ -21,6 +21,7 @@ from asymm.advisor.workload import Statement
 from asymm.cli import main
 from asymm.db import connect
 from asymm.errors import AsymmError
+from tests.waiting import wait_for
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;
@@ -53,8 +54,8 @@ def aconn(shop: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def stmt(query: str, calls: int = 100, queryid: int = 0) -> Statement:
-    return Statement(queryid or abs(hash(query)) % 2**62, query, calls, calls * 1.0, calls)
+def stmt(query: str, calls: int = 100, queryid: int = 0, mean_ms: float = 1.0, rows_per_call: int = 1) -> Statement:
+    return Statement(queryid or abs(hash(query)) % 2**62, query, calls, calls * mean_ms, calls * rows_per_call)
 
 
 # -- rewrite ------------------------------------------------------------------------------------
@@ -491,10 +492,12 @@ def test_an_index_that_ends_hot_updates_on_a_well_indexed_table_is_refused(aconn
     aconn.execute("UPDATE orders SET status = 's' || id % 500")
     for column in ("customer_id", "created_at", "amount"):
         aconn.execute(f"CREATE INDEX ON orders ({column})")
-    aconn.execute("ANALYZE orders")
+    aconn.execute("VACUUM ANALYZE orders")
+    # that bulk update was not HOT (full pages); the updates below are assumed HOT when none is observed
+    aconn.execute("SELECT pg_stat_reset_single_table_counters('orders'::regclass)")
     heavy = stmt("select id, amount from orders where status = $1", 5000)
-    pay = stmt("update orders set status = $1 where id = $2", 100)
-    touch = stmt("update orders set note = $1 where id = $2", 100)
+    pay = stmt("update orders set status = $1 where id = $2", 100, mean_ms=0.03)
+    touch = stmt("update orders set note = $1 where id = $2", 100, mean_ms=0.03)
     chosen = [i["columns"] for i in advise(aconn, Settings(), [heavy, touch])["indexes"]]
     assert any(cols[0] == "status" for cols in chosen), chosen
     chosen = [i["columns"] for i in advise(aconn, Settings(), [heavy, pay])["indexes"]]
@@ -518,3 +521,58 @@ def test_near_ties_go_to_the_smaller_index(aconn: psycopg.Connection[Any]) -> No
     assert loose["workload_cost_after"] <= 2 * strict["workload_cost_after"]
     # with the default margin (15 %) this difference is no tie
     assert [i["columns"] for i in advise(aconn, Settings(), [join])["indexes"]] == [["customer_id", "id"]]
+
+
+# -- the write bound: INSERTs and non-HOT UPDATEs (selection.WriteModel) ---------------------------
+
+
+def test_a_table_written_one_row_at_a_time_gets_no_index_that_slows_its_insert_past_the_bound(
+        aconn: psycopg.Connection[Any]) -> None:
+    """Each index adds an entry to every inserted row (0.012 ms modelled, measured by bench/write_cost.py).
+    A 0.02 ms single-row INSERT (+ 0.15 ms per statement outside the executor) takes one more
+    index at 1.07x, not a second one (1.14x), however much the reads would gain; a slower INSERT
+    (0.2 ms) takes both, and so does the same workload with the bound turned off."""
+    by_customer = stmt("select id from orders where customer_id = $1", 2000)
+    by_time = stmt("select id from orders where created_at >= $1 and created_at < $2", 1000)
+    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+                  5000, mean_ms=0.02)
+    result = advise(aconn, Settings(), [by_customer, by_time, insert])
+    assert len(result["indexes"]) == 1, result["indexes"]
+    (refused,) = result["refused_write_bound"]
+    assert refused["statement"] == "insert" and refused["queryid"] == insert.queryid
+    assert refused["modelled_ratio"] == pytest.approx((0.15 + 0.02 + 2 * 0.012) / (0.15 + 0.02), abs=1e-3)
+    assert refused["definition"] not in [i["definition"] for i in result["indexes"]]
+
+    unbounded = advise(aconn, Settings(max_write_regression=None), [by_customer, by_time, insert])
+    assert sorted(i["columns"][0] for i in unbounded["indexes"]) == ["created_at", "customer_id"]
+    assert unbounded["refused_write_bound"] == []
+    slow_insert = stmt(insert.query, 5000, queryid=insert.queryid, mean_ms=0.2)
+    assert len(advise(aconn, Settings(), [by_customer, by_time, slow_insert])["indexes"]) == 2
+    # ten rows per call: ten entries per call for each index, already 1.55x with the first one
+    bulk = stmt(insert.query, 5000, queryid=insert.queryid, mean_ms=0.07, rows_per_call=10)
+    assert advise(aconn, Settings(), [by_customer, by_time, bulk])["indexes"] == []
+
+
+def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg.Connection[Any]) -> None:
+    """An UPDATE that sets an unindexed column stays HOT only when its page has room.  On a freshly
+    loaded table (full pages) it is not: pg_stat_user_tables shows it, and then every new index costs
+    an entry per update, like an INSERT.  Observed HOT, the same workload takes both indexes."""
+    by_customer = stmt("select id from orders where customer_id = $1", 2000)
+    by_time = stmt("select id from orders where created_at >= $1 and created_at < $2", 1000)
+    touch = stmt("update orders set note = $1 where id = $2", 5000, mean_ms=0.03)
+    assert len(advise(aconn, Settings(), [by_customer, by_time, touch])["indexes"]) == 2  # none observed: HOT
+
+    aconn.execute("UPDATE orders SET note = 'n' WHERE id <= 5000")  # full pages: none of these is HOT
+    aconn.execute("SELECT pg_stat_force_next_flush()")  # flushed when this session is next idle
+
+    def counters() -> tuple[int, int] | None:
+        row = aconn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                            " WHERE relid = 'orders'::regclass").fetchone()
+        return (int(row[0]), int(row[1])) if row and row[0] == 5000 else None
+
+    observed = wait_for(counters, timeout=10)
+    assert observed is not None and observed[1] < 500, observed
+    result = advise(aconn, Settings(), [by_customer, by_time, touch])
+    assert len(result["indexes"]) == 1, result["indexes"]
+    (refused,) = result["refused_write_bound"]
+    assert refused["statement"] == "update" and refused["reason"] == "one more entry per non-HOT update"

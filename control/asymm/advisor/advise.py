@@ -34,7 +34,10 @@ class Settings:
     max_indexes: int | None = 10
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
-    statement_overhead: float = 6.0  # planner cost units per write statement (see selection)
+    # no write statement more than this much costlier per call (None: no bound); see selection
+    max_write_regression: float | None = 0.10
+    statement_overhead_ms: float = 0.15
+    index_entry_ms: float = 0.012
     near_tie: float = 0.15  # net gains this close (x the residual cost) tie, broken by gain per byte
     limit: int = 2000
 
@@ -42,7 +45,9 @@ class Settings:
         budget = int(self.budget_mb * 1024 * 1024) if self.budget_mb is not None else None
         return Options(budget_bytes=budget, max_indexes=self.max_indexes,
                        min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row,
-                       statement_overhead=self.statement_overhead, near_tie=self.near_tie)
+                       max_write_regression=self.max_write_regression,
+                       statement_overhead_ms=self.statement_overhead_ms, index_entry_ms=self.index_entry_ms,
+                       near_tie=self.near_tie)
 
 
 def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
@@ -86,6 +91,7 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
             workload.weights.append(float(stmt.calls))
             workload.queryids.append(stmt.queryid)
             workload.rows.append(stmt.rows)
+            workload.mean_ms.append(stmt.mean_exec_time)
             per_statement.append(cand_mod.for_statement(rw.analysis, stmt.queryid))
         tables: dict[int, Table] = {}
         for prepared in workload.prepared:
@@ -134,6 +140,7 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
             "candidates": len(candidates),
             "candidates_covered_by_existing_indexes": redundant,
             "candidates_rejected_by_hypopg": rejected,
+            "refused_write_bound": summary.get("refused_write_bound", []),
             "unverified": unverified,
             "whatif_calls": whatif.calls,
             "whatif_cache_hits": whatif.cache_hits,

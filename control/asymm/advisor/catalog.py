@@ -29,6 +29,8 @@ class Table:
     columns: dict[str, Column] = field(default_factory=dict)
     reltuples: float = 0.0
     writes: int = 0  # n_tup_ins + non-HOT n_tup_upd + n_tup_del since the statistics reset
+    updates: int = 0  # n_tup_upd since the statistics reset
+    hot_updates: int = 0  # n_tup_hot_upd: how many of those touched no index
     indexes: list[ExistingIndex] = field(default_factory=list)
 
 
@@ -60,7 +62,8 @@ class Catalog:
         ident = f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
         row = self.conn.execute(
             "SELECT c.oid::int8, n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname), c.reltuples,"
-            "       coalesce(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del, 0)"
+            "       coalesce(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del, 0),"
+            "       coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_hot_upd, 0)"
             "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             "  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
             " WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'm', 'p')",
@@ -69,7 +72,8 @@ class Catalog:
         table: Table | None = None
         if row is not None:
             table = Table(oid=int(row[0]), schema=str(row[1]), name=str(row[2]), qualified=str(row[3]),
-                          reltuples=float(row[4]), writes=int(row[5]))
+                          reltuples=float(row[4]), writes=int(row[5]), updates=int(row[6]),
+                          hot_updates=int(row[7]))
             for attname, typ, cat in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"

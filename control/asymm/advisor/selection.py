@@ -17,17 +17,39 @@ bound for its next one), and only on the statements that can use it, which keeps
 what-if calls close to linear in the number of statements.  A final pass removes indexes made
 redundant by later, wider ones, and measures each kept index's own contribution.
 
-HOT updates (see :class:`WriteModel`).  An UPDATE that sets no indexed column is HOT: the new row
-version stays on its page and no index is touched.  An index whose keys, expressions (or partial
-predicate) read a SET column ends that: every such update must then insert an entry into *every*
-index of the table.  A candidate that breaks HOT for an UPDATE of the workload is charged, on top
-of its own entry, rows updated × ``write_cost_per_row`` × (existing + already chosen indexes on
-the table); and the UPDATE's modelled cost per call (``statement_overhead`` + its plan cost + rows
-per call × the row's write cost) may not grow by more than ``max_regression``, the bound reads
-have.  Both are in planner cost units; ``write_cost_per_row`` (0.5) and ``statement_overhead`` (6)
-were calibrated on ``bench/advisor.py`` (an INSERT with one more index measured 1.07x, a primary-key
-UPDATE that lost HOT with 5 index entries 1.19x; the model gives 1.07x and 1.17x).  INSERTs and
-DELETEs are charged in the net benefit only.
+The write bound (see :class:`WriteModel`).  No write statement of the workload may become more
+than ``max_write_regression`` (10 %, the bound reads have) costlier per call, and each index pays
+the maintenance it causes in its net benefit.  Per call, a write costs what it costs now (its mean
+execution time in pg_stat_statements, which includes the existing indexes' maintenance; scaled by
+the plan's estimated cost when a candidate changes how it finds its rows), plus
+``statement_overhead_ms`` outside the executor (round trip, protocol, commit: the same with any
+index), plus ``index_entry_ms`` for every index entry per written row the added indexes bring:
+
+- INSERT: one entry per row in every added index.
+- UPDATE: an update that sets no indexed column can be HOT (the new row version stays on its page
+  and no index is touched); an index whose keys, expressions (or partial predicate) read a SET
+  column ends that, and every such update must then insert an entry into *every* index of the
+  table.  How many updates are HOT today is observed (pg_stat_user_tables: ``n_tup_hot_upd /
+  n_tup_upd``; a freshly loaded table with full pages has almost none); with no updates observed
+  they are assumed HOT.  Non-HOT updates pay an entry in every added index.
+- DELETE: none.  A DELETE marks the heap tuple and touches no index; the dead entries are removed
+  by VACUUM, which the net-benefit penalty accounts for.
+
+The constants were measured with ``bench/write_cost.py`` (2026-11-24, 2-core x86_64, PostgreSQL
+15 sandbox, everything cached, load average ~2): an index entry costs 10.5 us (INSERT) to 14 us
+(non-HOT UPDATE) of server time per row, and the client (psycopg over local TCP) sees 9 to 14 us;
+outside the executor a single-row statement costs 0.167 ms.  ``index_entry_ms`` = 0.012 and
+``statement_overhead_ms`` = 0.15 (a little under what was measured, which makes the bound
+stricter; a client across a network has more).  With them the model gives 1.07x for an INSERT
+into a table with a primary key that gets one more index, where ``bench/advisor.py`` measured
+1.04x to 1.11x of the client's latency, and 1.21x / 1.28x for a primary-key UPDATE with 3 / 4 more
+entries per row (measured 1.20x to 1.29x).  By the server's execution time alone such an INSERT
+is 1.5x: no index on a table written one row at a time keeps *that* within 10 %.
+
+In the net benefit, rows written by the workload x ``write_cost_per_row`` (planner cost units) are
+charged per index; a candidate that ends HOT for an UPDATE is also charged rows updated x
+``write_cost_per_row`` x (existing + already chosen indexes on the table) x the fraction of its
+updates that are HOT today.
 
 Storage on near-ties: when another candidate leaves no statement that either serves more than
 ``near_tie`` (15 %) costlier than the best one does, the one with the most gain per byte
@@ -40,6 +62,7 @@ from __future__ import annotations
 import heapq
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from asymm.advisor.candidates import Candidate
 from asymm.advisor.catalog import Table, columns_in
@@ -55,7 +78,10 @@ class Options:
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
     max_regression: float = 0.10
-    statement_overhead: float = 6.0
+    # the write bound (module docstring); None turns it off
+    max_write_regression: float | None = 0.10
+    statement_overhead_ms: float = 0.15
+    index_entry_ms: float = 0.012
     near_tie: float = 0.15
 
 
@@ -68,6 +94,7 @@ class Workload:
     queryids: list[int]
     rows: list[int] = field(default_factory=list)
     base: list[float] = field(default_factory=list)
+    mean_ms: list[float] = field(default_factory=list)  # mean execution time per call (pg_stat_statements)
 
     def writes(self) -> dict[int, float]:
         """Rows written per table oid by the workload's DML statements."""
@@ -80,29 +107,34 @@ class Workload:
 
 
 @dataclass
-class _Update:
+class _Write:
     index: int  # position in the workload
+    kind: str  # insert | update
     table_oid: int
-    set_columns: frozenset[str]
-    rows: float  # rows updated in the window
+    set_columns: frozenset[str]  # UPDATE only
+    rows: float  # rows written in the window
     rows_per_call: float
+    mean_ms: float  # mean execution time per call today
 
 
 class WriteModel:
-    """What a set of indexes costs the workload's UPDATE statements (HOT or not); see the module docstring."""
+    """What a set of indexes costs the workload's INSERT and UPDATE statements; see the module docstring."""
 
     def __init__(self, workload: Workload, tables: dict[int, Table], options: Options) -> None:
         self.options = options
         self.tables = tables
-        self.updates: list[_Update] = []
+        self.writes: list[_Write] = []
         for i, prepared in enumerate(workload.prepared):
             analysis = prepared.rewritten.analysis
-            if analysis.kind != "update" or analysis.write_table is None or not analysis.set_columns:
+            if analysis.write_table is None or analysis.kind not in ("insert", "update"):
+                continue
+            if analysis.kind == "update" and not analysis.set_columns:
                 continue
             rows = float(workload.rows[i]) if i < len(workload.rows) else 0.0
             calls = max(workload.weights[i], 1.0)
-            self.updates.append(_Update(i, analysis.write_table.oid, frozenset(analysis.set_columns),
-                                        rows, rows / calls))
+            mean = workload.mean_ms[i] if i < len(workload.mean_ms) else 0.0
+            self.writes.append(_Write(i, analysis.kind, analysis.write_table.oid, frozenset(analysis.set_columns),
+                                      rows, rows / calls, mean))
         self._columns: dict[Candidate, frozenset[str]] = {}
 
     def columns(self, cand: Candidate) -> frozenset[str]:
@@ -117,36 +149,52 @@ class WriteModel:
         indexes = table.indexes if table else []
         return len(indexes), [ix.columns for ix in indexes]
 
-    def hot(self, update: _Update, config: list[Candidate]) -> bool:
-        _, existing = self._existing(update.table_oid)
-        if any(cols & update.set_columns for cols in existing):
+    def observed_hot(self, oid: int) -> float:
+        """The fraction of the table's updates that are HOT today (1.0 when none was observed)."""
+        table = self.tables.get(oid)
+        if table is None or table.updates <= 0:
+            return 1.0
+        return min(1.0, max(0.0, table.hot_updates / table.updates))
+
+    def hot(self, write: _Write, config: list[Candidate]) -> bool:
+        """Whether the UPDATE can still be HOT: no index, existing or in ``config``, reads a SET column."""
+        _, existing = self._existing(write.table_oid)
+        if any(cols & write.set_columns for cols in existing):
             return False
-        return not any(c.table_oid == update.table_oid and self.columns(c) & update.set_columns for c in config)
+        return not any(c.table_oid == write.table_oid and self.columns(c) & write.set_columns for c in config)
 
-    def row_cost(self, update: _Update, config: list[Candidate]) -> float:
-        """Write cost of one updated row: the heap tuple, plus every index entry when not HOT."""
-        if self.hot(update, config):
-            return self.options.write_cost_per_row
-        n_existing, _ = self._existing(update.table_oid)
-        on_table = sum(1 for c in config if c.table_oid == update.table_oid)
-        return self.options.write_cost_per_row * (1 + n_existing + on_table)
+    def hot_fraction(self, write: _Write, config: list[Candidate]) -> float:
+        """The fraction of the UPDATE's rows that touch no index under ``config``."""
+        return self.observed_hot(write.table_oid) if self.hot(write, config) else 0.0
 
-    def affected(self, cand: Candidate) -> list[_Update]:
-        return [u for u in self.updates if u.table_oid == cand.table_oid]
+    def entries(self, write: _Write, config: list[Candidate]) -> float:
+        """Index entries per written row under ``config``, beyond those the existing indexes take today."""
+        n_existing, _ = self._existing(write.table_oid)
+        on_table = sum(1 for c in config if c.table_oid == write.table_oid)
+        if write.kind == "insert":
+            return float(on_table)
+        now = 1.0 - self.hot_fraction(write, [])
+        then = 1.0 - self.hot_fraction(write, config)
+        return then * (n_existing + on_table) - now * n_existing
+
+    def affected(self, cand: Candidate) -> list[_Write]:
+        return [w for w in self.writes if w.table_oid == cand.table_oid]
 
     def hot_penalty(self, cand: Candidate, others: list[Candidate]) -> float:
         """Extra cost of the updates ``cand`` turns non-HOT (its own entry is in the base penalty)."""
         total = 0.0
-        for update in self.affected(cand):
-            if self.hot(update, others) and not self.hot(update, [*others, cand]):
-                n_existing, _ = self._existing(update.table_oid)
-                on_table = sum(1 for c in others if c.table_oid == update.table_oid)
-                total += update.rows * self.options.write_cost_per_row * (n_existing + on_table)
+        for write in self.affected(cand):
+            if write.kind == "update" and self.hot(write, others) and not self.hot(write, [*others, cand]):
+                n_existing, _ = self._existing(write.table_oid)
+                on_table = sum(1 for c in others if c.table_oid == write.table_oid)
+                total += (write.rows * self.options.write_cost_per_row * (n_existing + on_table)
+                          * self.observed_hot(write.table_oid))
         return total
 
-    def per_call(self, update: _Update, plan_cost: float, config: list[Candidate]) -> float:
-        """Modelled cost of one call of the UPDATE under ``config``."""
-        return self.options.statement_overhead + plan_cost + update.rows_per_call * self.row_cost(update, config)
+    def per_call_ms(self, write: _Write, plan_ratio: float, config: list[Candidate]) -> float:
+        """Modelled time of one call under ``config``; ``plan_ratio``: its plan's cost relative to today's."""
+        return (self.options.statement_overhead_ms + write.mean_ms * plan_ratio
+                + write.rows_per_call * self.options.index_entry_ms * self.entries(write, config))
 
 
 @dataclass
@@ -162,8 +210,9 @@ class Chosen:
 
 
 def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table],
-           options: Options) -> tuple[list[Chosen], dict[str, float]]:
-    """Pick indexes; returns them with their final contributions, and summary figures."""
+           options: Options) -> tuple[list[Chosen], dict[str, Any]]:
+    """Pick indexes; returns them with their final contributions, and summary figures (with the
+    candidates the write bound refused, under ``refused_write_bound``)."""
     n = len(workload.prepared)
     empty: frozenset[Candidate] = frozenset()
     workload.base = [whatif.cost(p, empty).cost for p in workload.prepared]
@@ -179,6 +228,7 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
     written = workload.writes()
     model = WriteModel(workload, tables, options)
     chosen: list[Candidate] = []
+    refused: list[dict[str, Any]] = []
 
     def penalty(cand: Candidate, others: list[Candidate] | None = None) -> float:
         """Maintenance of ``cand`` itself, plus the HOT updates it ends given ``others`` (default: chosen)."""
@@ -187,20 +237,28 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         return own + model.hot_penalty(cand, chosen if others is None else others)
 
     def write_regression(cand: Candidate) -> bool:
-        """Whether adding ``cand`` makes an UPDATE's modelled cost exceed the bound (see module docstring)."""
-        for update in model.affected(cand):
-            i = update.index
+        """Whether adding ``cand`` makes a write statement's modelled cost per call exceed the bound."""
+        bound = options.max_write_regression
+        if bound is None:
+            return False
+        for write in model.affected(cand):
+            i = write.index
             before_cfg, after_cfg = list(chosen), [*chosen, cand]
-            if model.row_cost(update, after_cfg) <= model.row_cost(update, before_cfg):
+            if model.entries(write, after_cfg) <= model.entries(write, before_cfg):
                 continue
-            plan_before = whatif.cost(workload.prepared[i], config(i)).cost
-            plan_after = whatif.cost(workload.prepared[i], config(i, extra=cand)).cost
-            base = model.per_call(update, workload.base[i], [])
-            after = model.per_call(update, plan_after, after_cfg)
-            if after > base * (1 + options.max_regression) and after > model.per_call(update, plan_before, before_cfg):
-                log.info("advisor: %s refused: it would make an UPDATE %.2fx costlier (%s)",
-                         cand.definition(), after / base, "ends HOT updates" if model.hot(update, before_cfg)
-                         else "one more index entry per row")
+            base_cost = max(workload.base[i], 1e-9)
+            plan_before = whatif.cost(workload.prepared[i], config(i)).cost / base_cost
+            plan_after = whatif.cost(workload.prepared[i], config(i, extra=cand)).cost / base_cost
+            base = model.per_call_ms(write, 1.0, [])
+            after = model.per_call_ms(write, plan_after, after_cfg)
+            if after > base * (1 + bound) and after > model.per_call_ms(write, plan_before, before_cfg):
+                ends_hot = model.hot(write, before_cfg) and not model.hot(write, after_cfg)
+                why = ("one more index entry per row" if write.kind == "insert" else
+                       "ends HOT updates" if ends_hot else "one more entry per non-HOT update")
+                log.info("advisor: %s refused: it would make %s %.2fx costlier per call (%s)",
+                         cand.definition(), write.kind.upper(), after / base, why)
+                refused.append({"definition": cand.definition(), "queryid": workload.queryids[i],
+                                "statement": write.kind, "modelled_ratio": round(after / base, 3), "reason": why})
                 return True
         return False
 
@@ -354,7 +412,10 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         result.append(Chosen(cand, gross - pen, gross, pen, whatif.size(cand) or 0, sorted(set(users[cand])),
                              *before_after[cand]))
     result.sort(key=lambda c: -c.benefit)
+    by_definition = {str(item["definition"]): item for item in refused}
     summary = {"workload_cost_before": total, "workload_cost_after": final_cost,
+               "refused_write_bound": [item for key, item in sorted(by_definition.items())
+                                       if key not in {c.candidate.definition() for c in result}],
                "storage_bytes": float(sum(c.size_bytes for c in result))}
     return result, summary
 

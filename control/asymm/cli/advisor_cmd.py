@@ -29,6 +29,9 @@ def render_advice(result: dict[str, Any]) -> str:
     lines.append(f"* {result['size_note']}")
     lines.append(f"{result['planned']} of {result['statements']} statements planned, "
                  f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s")
+    for item in result.get("refused_write_bound", []):
+        lines.append(f"refused (write bound): {item['definition']} -- would make {item['statement'].upper()}"
+                     f" {item['queryid']} {item['modelled_ratio']:.2f}x costlier per call ({item['reason']})")
     for item in result.get("unverified", []):
         lines.append(f"unverified (not chosen): {item['definition']} -- {item['calls']} calls; {item['reason']}")
     if result["skipped"]:
@@ -59,8 +62,14 @@ def _size(size: int) -> str:
               help="Stop when the next index saves less than this fraction of the workload cost.")
 @click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Consider at most this many statements (heaviest total time first).")
+@click.option("--max-write-regression", type=click.FloatRange(min=0), default=None,
+              help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call"
+                   " (default 0.10).")
+@click.option("--no-write-bound", is_flag=True,
+              help="No per-call bound on writes (maintenance is still charged in the benefit).")
 def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | None, max_indexes: int | None,
-                   min_gain: float | None, limit: int) -> None:
+                   min_gain: float | None, limit: int, max_write_regression: float | None,
+                   no_write_bound: bool) -> None:
     """Suggest indexes for the workload in pg_stat_statements (validated with HypoPG)."""
     from asymm.advisor.advise import advise, settings_from_db, store
 
@@ -73,6 +82,10 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
         if min_gain is not None:
             settings.min_gain_fraction = min_gain
         settings.limit = limit
+        if max_write_regression is not None:
+            settings.max_write_regression = max_write_regression
+        if no_write_bound:
+            settings.max_write_regression = None
         result = advise(conn, settings)
         store(conn, result)
         if do_apply:
