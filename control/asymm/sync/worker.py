@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("asymm.sync")
 
 ROTATE_EVERY_S = 2.0
-LINGER_S = 0.004  # pause between busy passes (batches more per pass; well inside the 10 ms lag budget)
+import os  # noqa: E402  (experiment)
+
+CADENCE_S = float(os.environ.get("ASYMM_SYNC_CADENCE_MS", "8")) / 1000  # while busy, passes start this far apart
 RETRYABLE = (psycopg.Error, redis.RedisError, OSError, AsymmError)
 
 
@@ -99,7 +101,7 @@ class SyncWorker(threading.Thread):
                     self.stop.wait(self.period)
                     continue
                 engine.check_epochs()
-            now = time.monotonic()
+            now = started = time.monotonic()
             if now - last_check >= self.period:
                 engine.check_epochs()
                 last_check = now
@@ -114,9 +116,9 @@ class SyncWorker(threading.Thread):
                     engine.set_listening(False)
                     listening = False
                 # Under a steady write stream, let a few milliseconds of changes gather: each pass
-                # costs several round trips whatever its size, and on a small machine that CPU is
+                # costs two round trips whatever its size, and on a small machine that CPU is
                 # taken from the writers.  A first change after a quiet spell is still taken at once.
-                self.stop.wait(LINGER_S)
+                self.stop.wait(max(0.0, CADENCE_S - (time.monotonic() - started)))
                 continue
             if not listening:
                 # Raise the flag, then look once more before sleeping: a transaction that read the
