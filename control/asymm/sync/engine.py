@@ -19,7 +19,6 @@ from asymm.sync.tables import TABLES_FINGERPRINT, Protector, TrackedTable, load_
 
 log = logging.getLogger("asymm.sync")
 
-FETCH_CHUNK = 5000  # keys per re-read statement
 WRITE_CHUNK = 500  # keys per Lua call (keeps each script call short: Redis is single-threaded)
 LOCK_KEY = (0x6173796D, 6)  # pg advisory lock: one sync consumer per database
 FLUSH_EVERY_S = 0.1  # store the position at least this often while busy (and whenever idle)
@@ -124,20 +123,21 @@ class SyncEngine:
         """
         result = BatchResult()
         batch = self._read_batch()
-        if batch is None:
+        if batch is None or batch.horizon <= self.position:
+            if self._unflushed.rows:  # idle: store what the last batches applied
+                self.flush()
             return result
         horizon, new_position, tables = batch.horizon, batch.new_position, batch.tables
-        if horizon <= self.position:
-            return result
         result.rows = batch.rows
         docs = batch.docs
+        versions: dict[int, int] = {}  # tables whose rows were not read in the batch's snapshot
         for rel, wanted in batch.missing.items():
             table = tables.get(rel)
             if table is None or table.state == "pending":
                 continue  # untracked, or a backfill (in a later snapshot) will cover it
-            # Read in a later snapshot than the horizon's: it shows every change below the horizon
-            # too, so writing it with the horizon as version keeps the invariant of the versions.
-            docs[rel] = self._fetch(table, sorted(wanted))
+            # The batch statement has no branch for this table yet (see _batch_query): read its
+            # rows now, in a later snapshot, and write them with that snapshot's xmin as version.
+            versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
             self._hot[rel] = 0.0  # (the time is set below)
             self._query = None  # re-read this table's rows in the batch statement from now on
         for name in batch.dropped:
@@ -155,7 +155,7 @@ class SyncEngine:
             if rel in batch.truncated:
                 self.scripts.reset(table.name, table.epoch, horizon)
                 result.truncated += 1
-            if not self._write(table, horizon, items, result):
+            if not self._write(table, versions.get(rel, horizon), items, result):
                 result.resync.append(table.name)
         if result.resync:
             self._mark_resync(result.resync)
@@ -165,11 +165,16 @@ class SyncEngine:
             del self.lag_samples[:-1000]
             self._unflushed_lag_ms = result.lag_ms
         self.position = new_position
-        self._unflushed.batches += 1
-        self._unflushed.rows += result.rows
-        self._unflushed.applied += result.applied
-        self._unflushed.truncated += result.truncated
-        if result.rows == 0 or batch.beats or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
+        if result.rows:
+            self._unflushed.batches += 1
+            self._unflushed.rows += result.rows
+            self._unflushed.applied += result.applied
+            self._unflushed.truncated += result.truncated
+        # Stored when the stream pauses (an empty batch), with each heartbeat (so the lag in
+        # sync_state stays fresh), and at least every FLUSH_EVERY_S.  A batch without rows only moves
+        # the position across a range that holds no outbox rows: nothing to store for it.
+        if self._unflushed.rows and (result.rows == 0 or batch.beats
+                                     or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S):
             self.flush()
         return result
 
@@ -177,8 +182,10 @@ class SyncEngine:
         """Store the position (and the counters) of the batches applied since the last flush.
 
         Not after every batch: under a steady write stream that UPDATE (a write transaction) would
-        be a second PostgreSQL statement per batch.  Only the position moves less often: a restart
-        re-applies at most ``FLUSH_EVERY_S`` of changes, which delivery (at-least-once) allows.
+        be a second PostgreSQL statement per batch.  The stored position only trails the applied
+        one: a restart re-applies at most ``FLUSH_EVERY_S`` of changes, which at-least-once
+        delivery with idempotent writes allows.  ``greatest``: never move it back (two engines on
+        one database, e.g. a test's next to a daemon that holds the lock, each store their own).
         """
         pending = self._unflushed
         if self.position == self._stored_position and pending.batches == 0 and self._unflushed_lag_ms is None:
@@ -296,13 +303,12 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel <> ALL ({h
         self._tables = None
         self._query = None
 
-    def _fetch(self, table: TrackedTable, keys: list[str]) -> list[tuple[str, str | None]]:
-        query = table.fetch_sql(self.protector.mode)
-        out: list[tuple[str, str | None]] = []
-        for start in range(0, len(keys), FETCH_CHUNK):
-            for key, doc in self.conn.execute(query, (keys[start:start + FETCH_CHUNK],)):
-                out.append((key, self.protector.protect(table, doc)))
-        return out
+    def _fetch(self, table: TrackedTable, keys: list[str]) -> tuple[int, list[tuple[str, str | None]]]:
+        """The snapshot's xmin and the current rows of ``keys``, in one statement (one snapshot)."""
+        rows = self.conn.execute(table.fetch_sql(self.protector.mode), (keys,)).fetchall()
+        if not rows:
+            return 0, []
+        return int(rows[0][0]), [(key, self.protector.protect(table, doc)) for _, key, doc in rows]
 
     def _write(self, table: TrackedTable, version: int, items: list[tuple[str, str | None]],
                result: BatchResult) -> bool:

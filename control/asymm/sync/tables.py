@@ -62,8 +62,10 @@ class TrackedTable:
         return sql.SQL(" AND ").join(parts)
 
     def fetch_sql(self, mode: str) -> sql.Composed:
-        """Current rows for a text[] of keys; a NULL doc means the row no longer exists."""
-        return sql.SQL("SELECT k.key, {doc} FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
+        """Current rows for a text[] of keys (a NULL doc: the row no longer exists), each with the
+        xmin of the statement's snapshot (their version)."""
+        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key, {doc}"
+                       " FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
             doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:

@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("asymm.sync")
 
 ROTATE_EVERY_S = 2.0
-import os  # noqa: E402  (experiment)
-
-CADENCE_S = float(os.environ.get("ASYMM_SYNC_CADENCE_MS", "8")) / 1000  # while busy, passes start this far apart
+CADENCE_S = 0.010  # while busy, passes start this far apart (see _loop)
 RETRYABLE = (psycopg.Error, redis.RedisError, OSError, AsymmError)
 
 
@@ -115,9 +113,12 @@ class SyncWorker(threading.Thread):
                 if listening:  # draining: writers need not NOTIFY on every commit
                     engine.set_listening(False)
                     listening = False
-                # Under a steady write stream, let a few milliseconds of changes gather: each pass
-                # costs two round trips whatever its size, and on a small machine that CPU is
-                # taken from the writers.  A first change after a quiet spell is still taken at once.
+                # Under a steady write stream, let changes gather: a pass costs about 1.3 ms of CPU
+                # (daemon, its backend and Redis) whatever its size, plus ~40 us a key, and on a
+                # small machine that CPU is taken from the writers.  So busy passes start CADENCE_S
+                # apart: 10 ms keeps the lag p50 near 8.5 ms at 1,000 tx/s (target 10 ms); 4 ms
+                # cost ~1.5x the CPU a key at 2,000 tx/s, 16 ms 0.7x but 13 ms p50 (bench/RESULTS.md).
+                # A first change after a quiet spell is still taken at once (NOTIFY wakes us).
                 self.stop.wait(max(0.0, CADENCE_S - (time.monotonic() - started)))
                 continue
             if not listening:
