@@ -189,6 +189,7 @@ def main() -> None:
     conn.execute("SELECT asymm.track('pgbench_accounts')")
     client = redis.Redis.from_url(args.redis_url)
     client.flushdb()
+    client.config_set("notify-keyspace-events", "")  # bench/sync.py's lag part turns them on: not here
     redis_pid = int(client.info("server")["process_id"])
     client.close()
     postmaster = int(Path(conn.execute("SHOW data_directory").fetchone()[0], "postmaster.pid")  # type: ignore[index]

@@ -224,7 +224,7 @@ class SyncEngine:
             fingerprint = None
             for kind, a, b, c, key, doc in rows:
                 if kind == "k":
-                    batch.docs[a].append((key, self.protector.protect(tables[a], doc)))
+                    batch.docs[a].append((key, doc))  # (protected below, where the mode needs it)
                 elif kind == "m":
                     batch.missing[a].add(key)
                 elif kind == "p":
@@ -236,6 +236,9 @@ class SyncEngine:
                 elif kind == "H":
                     batch.beats.append(float(key))
             if fingerprint == self._fingerprint:
+                for rel, items in batch.docs.items():
+                    if self.protector.needed(tables[rel]):
+                        batch.docs[rel] = [(key, self.protector.protect(tables[rel], doc)) for key, doc in items]
                 return batch
             self.invalidate_tables()
         return None  # the tables keep changing under us: try again on the next pass
@@ -360,7 +363,7 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel <> ALL ({h
         transaction at or above that xmin and is in the outbox, so it is applied later with a
         higher version: the copy converges whatever runs concurrently.
         """
-        if not any(t.state in ("pending", "running") for t in self.tables().values()):
+        if not self.backfill_pending():
             return 0  # (a table queued since is seen by the next batch statement's fingerprint check)
         tables = [t for t in load_tables(self.conn).values() if t.state in ("pending", "running")]
         if not tables:
@@ -398,6 +401,10 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel <> ALL ({h
             self.invalidate_tables()
         return max(len(rows), 1)
 
+    def backfill_pending(self) -> bool:
+        """Whether a backfill waits or runs, as far as the cached tables know (no statement)."""
+        return any(t.state in ("pending", "running") for t in self.tables().values())
+
     # -- outbox space ----------------------------------------------------------------------------
 
     def rotate(self, slot: int | None = None) -> bool:
@@ -434,7 +441,7 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel <> ALL ({h
         self.check_epochs()
         while time.monotonic() < deadline:
             busy = self.backfill_step() > 0
-            busy = self.sync_once().rows > 0 or busy
+            busy = self.sync_once().rows > 0 or self.backfill_pending() or busy
             if not busy:
                 self.flush()
                 if self.pending_below_horizon() == 0:

@@ -148,8 +148,12 @@ class Protector:
             raise AsymmError(f"sync.sensitive_mode is 'hmac' but {HMAC_ENV} is not set")
         self.key = secret.encode() if secret else b""
 
+    def needed(self, table: TrackedTable) -> bool:
+        """Whether :meth:`protect` changes the table's rows (hmac mode and sensitive columns)."""
+        return bool(table.sensitive) and self.mode == "hmac"
+
     def protect(self, table: TrackedTable, doc: str | None) -> str | None:
-        if doc is None or not table.sensitive or self.mode == "drop":
+        if doc is None or not self.needed(table):
             return doc  # drop mode removes the columns in SQL already
         data = json.loads(doc)
         for col in table.sensitive:

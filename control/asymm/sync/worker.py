@@ -104,7 +104,8 @@ class SyncWorker(threading.Thread):
                 engine.check_epochs()
                 last_check = now
             busy = engine.backfill_step() > 0
-            busy = engine.sync_once().rows > 0 or busy
+            # (a batch may find the tracked tables changed: a backfill queued since makes it busy)
+            busy = engine.sync_once().rows > 0 or engine.backfill_pending() or busy
             if now - last_rotate >= ROTATE_EVERY_S:
                 engine.rotate()
                 last_rotate = now
