@@ -131,7 +131,8 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
               seconds: int) -> dict[str, float]:
     """pgbench --rate drives the writes (a Python writer could not reach 1,000 tx/s here); each
     UPDATE stores clock_timestamp() in the row, and a keyspace-notification listener timestamps the
-    value's arrival in Redis (same host, same clock).  A value overwritten before the worker got to
+    value's arrival in Redis (same host, same clock; all notifications at hand are timestamped before
+    any value is read back).  A value overwritten before the worker got to
     it never reaches Redis, so it has no sample."""
     conn.execute("DROP TABLE IF EXISTS lagtest")
     conn.execute("CREATE TABLE lagtest (id int PRIMARY KEY, ts float8 NOT NULL)")
@@ -150,17 +151,21 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
         reader = redis.Redis.from_url(redis_url)
         seen: set[float] = set()
         while not stop.is_set():
+            # Timestamp every notification already here before reading any value: a batch's keys
+            # arrive together, and an HGET round trip per key would add to the later ones' lag.
+            arrived: list[tuple[float, str]] = []
             msg = pubsub.get_message(timeout=0.1)
-            if not msg or msg["type"] != "pmessage":
-                continue
-            now = time.time()
-            key = msg["channel"].decode().split("__:", 1)[1]
-            data = reader.hget(key, "d")
-            if data:
-                ts = float(json.loads(data)["ts"])
-                if ts > 0 and ts not in seen:
-                    seen.add(ts)
-                    lags.append(max(0.0, now - ts) * 1000)
+            while msg:
+                if msg["type"] == "pmessage":
+                    arrived.append((time.time(), msg["channel"].decode().split("__:", 1)[1]))
+                msg = pubsub.get_message(timeout=0)
+            for now, key in arrived:
+                data = reader.hget(key, "d")
+                if data:
+                    ts = float(json.loads(data)["ts"])
+                    if ts > 0 and ts not in seen:
+                        seen.add(ts)
+                        lags.append(max(0.0, now - ts) * 1000)
         pubsub.close()
 
     script = Path(f"/tmp/asymm-bench-lag-{os.getpid()}.sql")

@@ -12,15 +12,19 @@ only makes the worker re-read current rows, so it cannot put a wrong value in Re
 change; TRUNCATE (which clears keys) goes through a SECURITY DEFINER trigger function.
 
 Consumption without skipping.  Outbox rows are not consumed in id order (a transaction holding
-a low id may commit after higher ones).  The worker opens a REPEATABLE READ snapshot and takes
-``H = pg_snapshot_xmin(pg_current_snapshot())``: every transaction with xid < H has ended, so the
-outbox rows with xid < H are final.  It consumes ``position <= xid < H`` and then stores
-``position = H`` in ``asymm.sync_state`` (in PostgreSQL, after Redis has acknowledged).  A crash in
-between re-applies the batch: delivery is at-least-once and writes are idempotent.  The cost: a
+a low id may commit after higher ones).  Each batch is ONE statement, so one snapshot: it takes
+``H = pg_snapshot_xmin(pg_current_snapshot())`` (every transaction with xid < H has ended, so the
+outbox rows with xid < H are final), reads the rows with ``position <= xid < H`` and re-reads the
+current rows of their keys.  After Redis has acknowledged the writes the worker moves its
+position to ``H`` and stores it in ``asymm.sync_state`` at least every 0.1 s (not after every
+batch: that UPDATE would double the statements per batch).  A crash re-applies what was applied
+since the last store: delivery is at-least-once and writes are idempotent.  The cost: a
 transaction that stays open holds the horizon back, delaying (never losing) later changes.
 
 Values and versions.  The worker re-reads the current rows in the same snapshot and writes them
-with version ``H``.  Invariant: a value stored with version ``v`` reflects every transaction with
+with version ``H``.  (Keys of a table the batch statement has no branch for yet are re-read by a
+second statement, in a later snapshot: it shows every change below ``H`` too, so version ``H``
+still tells the truth about the value.)  Invariant: a value stored with version ``v`` reflects every transaction with
 xid < v.  Any change by a transaction with xid >= v is in the outbox and will be applied later
 with a version above its xid, hence above ``v``.  So the Lua compare-and-set (write if
 stored <= new) can only reject a value when the stored one already includes it, and each key

@@ -12,7 +12,10 @@ Layout for table ``s.t`` (``T`` = ``asymm:{s.t}``):
   version is accepted: set by TRUNCATE and backfills) and ``gen`` (bumped on every change; the
   query cache keys include it);
 * ``T#keys``   set of the row keys written, so a TRUNCATE or a resync can clear exactly the
-  table's keys without SCAN (which would have to visit every Cluster node).
+  table's keys without SCAN (which would have to visit every Cluster node).  Every key holding a
+  live row is a member: the scripts add a key when they make it live (a new key, or one that was
+  a tombstone) and remove members only together with their keys, so overwriting a live row needs
+  no SADD.
 
 Versions are xid8 values (snapshot xmins, see :mod:`asymm.sync`); Lua compares them as doubles,
 exact below 2**53, i.e. for the first ~2 million transaction-id epochs.
@@ -37,16 +40,18 @@ local v = tonumber(ARGV[2])
 if meta[2] and v < tonumber(meta[2]) then return -2 end
 local applied = 0
 for i = 3, #KEYS do
-  local cur = redis.call('HGET', KEYS[i], 'v')
-  if (not cur) or tonumber(cur) <= v then
+  local k = KEYS[i]
+  local cur = redis.call('HMGET', k, 'v', 't')
+  if (not cur[1]) or tonumber(cur[1]) <= v then
     local doc = ARGV[i + 1]
-    redis.call('DEL', KEYS[i])
     if doc == '' then
-      redis.call('HSET', KEYS[i], 'v', ARGV[2], 't', '1')
-      redis.call('EXPIRE', KEYS[i], ARGV[3])
+      redis.call('DEL', k)
+      redis.call('HSET', k, 'v', ARGV[2], 't', '1')
+      redis.call('EXPIRE', k, ARGV[3])
     else
-      redis.call('HSET', KEYS[i], 'v', ARGV[2], 'd', doc)
-      redis.call('SADD', KEYS[2], KEYS[i])
+      if cur[2] then redis.call('DEL', k) end  -- a tombstone: drop its 't' and its expiry
+      redis.call('HSET', k, 'v', ARGV[2], 'd', doc)  -- over a live row: v and d replaced in place
+      if (not cur[1]) or cur[2] then redis.call('SADD', KEYS[2], k) end  -- a live row is a member already
     end
     applied = applied + 1
   end
@@ -138,12 +143,28 @@ def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:
     return client
 
 
+def pack_command(args: list[Any]) -> bytes:
+    """One command in RESP, the wire format: ``*<n>`` then ``$<len>`` CRLF bytes CRLF per argument.
+
+    Why not redis-py's packer: it makes about ten Python calls per argument (type checks, encoder
+    lookups), measured as the largest single cost of the sync worker (two arguments per synced
+    key, the key name and the row); this is one encode and one format per argument.
+    """
+    data = [arg.encode() if isinstance(arg, str) else arg if isinstance(arg, bytes) else str(arg).encode()
+            for arg in args]
+    return b"*%d\r\n" % len(data) + b"".join([b"$%d\r\n%b\r\n" % (len(d), d) for d in data])
+
+
 class Scripts:
-    """The three scripts, registered on one client (EVALSHA with a fallback to EVAL)."""
+    """The scripts, registered on one client (EVALSHA, loading the script again if Redis lost it)."""
 
     def __init__(self, client: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = check_prefix(prefix)
+        # A plain client sends the (large) batch writes itself, see _evalsha; a Cluster client
+        # routes each call to the node of its hash tag, so it keeps redis-py's path.
+        self._raw = isinstance(client, redis.Redis)
+        self._conn: Any = None  # the connection _evalsha keeps; the client's close() disconnects it
         self._write = client.register_script(_WRITE)
         self._fill = client.register_script(_FILL)
         self._reset = client.register_script(_RESET)
@@ -151,10 +172,35 @@ class Scripts:
 
     def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]]) -> int:
         """CAS-write rows (``None`` doc = tombstone); -1 if the table's epoch is not ``epoch``."""
-        keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
-        keys += [row_key(name, k, self.prefix) for k, _ in items]
-        args: list[object] = [epoch, version, ttl_s] + [doc if doc is not None else "" for _, doc in items]
-        return int(self._write(keys=keys, args=args))
+        tag = table_tag(name, self.prefix)
+        if self._raw:
+            row_prefix = tag + ":"  # = row_key(name, k, prefix), without a call per key
+            args: list[Any] = ["EVALSHA", self._write.sha, len(items) + 2, tag, tag + "#keys"]
+            args += [row_prefix + k for k, _ in items]
+            args += [epoch, version, ttl_s]
+            args += [doc if doc is not None else "" for _, doc in items]
+            return int(self._evalsha(self._write, args))
+        keys = [tag, tag + "#keys"] + [row_key(name, k, self.prefix) for k, _ in items]
+        return int(self._write(keys=keys, args=[epoch, version, ttl_s] + [doc or "" for _, doc in items]))
+
+    def _evalsha(self, script: Any, args: list[Any]) -> Any:
+        """``args`` (``EVALSHA``, the script's sha, ...) packed by :func:`pack_command`, sent on a
+        connection taken from the client's pool once and kept (the pool's bookkeeping per call
+        costs as much as packing a small batch); a broken one reconnects on the next call."""
+        if self._conn is None:
+            self._conn = self.client.connection_pool.get_connection()
+        conn = self._conn
+        try:
+            try:
+                conn.send_packed_command([pack_command(args)])
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted or SCRIPT FLUSH: load it again
+                script.sha = args[1] = self.client.script_load(script.script)
+                conn.send_packed_command([pack_command(args)])
+                return conn.read_response()
+        except BaseException:
+            conn.disconnect()  # a reply may still be in flight: start afresh next time
+            raise
 
     def fill(self, name: str, version: int, doc: str | None, key: str, ttl_s: int) -> bool:
         keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix), row_key(name, key, self.prefix)]

@@ -51,7 +51,7 @@ class TrackedTable:
             return sql.SQL("(to_jsonb(t) - {}::text[])::text").format(sql.Literal(self.sensitive))
         return sql.SQL("to_jsonb(t)::text")
 
-    def _match(self, source: sql.Composable) -> sql.Composable:
+    def match(self, source: sql.Composable) -> sql.Composable:
         """``t.pk = <source text key>`` with each part cast to the column type (index-friendly)."""
         if len(self.key_columns) == 1:
             return sql.SQL("t.{} = ({})::{}").format(
@@ -62,15 +62,17 @@ class TrackedTable:
         return sql.SQL(" AND ").join(parts)
 
     def fetch_sql(self, mode: str) -> sql.Composed:
-        """Current rows for a text[] of keys; a NULL doc means the row no longer exists."""
-        return sql.SQL("SELECT k.key, {doc} FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
-            doc=self.doc_expr(mode), tbl=self.ident, match=self._match(sql.SQL("k.key")))
+        """Current rows for a text[] of keys (a NULL doc: the row no longer exists), each with the
+        xmin of the statement's snapshot (their version)."""
+        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key, {doc}"
+                       " FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
+            doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
         """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
         return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
                        " (SELECT {doc} FROM {tbl} t WHERE {match})").format(
-            doc=self.doc_expr(mode), tbl=self.ident, match=self._match(sql.SQL("%(key)s::text")))
+            doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("%(key)s::text")))
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
@@ -87,15 +89,35 @@ class TrackedTable:
             key=self.key_expr(), doc=self.doc_expr(mode), cols=cols, tbl=self.ident, where=where)
 
 
+# What the sync worker caches about the tracked tables, as one value: the worker compares it with
+# the one it loaded the tables with, in the same statement (so the same snapshot) as each batch.
+# Everything but the backfill cursor and counters: the table (regclass as text, so a rename or a
+# schema rename changes it: the SQL names tables), state, epoch, key.  It reads sync_tables only:
+# a join with pg_class and pg_namespace would add six relations to lock on every batch.
+TABLES_FINGERPRINT = """(SELECT md5(coalesce(string_agg(concat_ws(' ', t.rel::oid, quote_literal(t.rel::regclass::text),
+        t.backfill_state, quote_nullable(t.epoch), quote_literal(t.key_columns), quote_literal(t.key_types),
+        quote_literal(t.sensitive)), ',' ORDER BY t.rel::oid), '')) FROM asymm.sync_tables t)"""
+
+
+_TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,
+       t.backfill_state, t.backfill_cursor, t.epoch
+  FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace"""
+
+
+def _table(r: Any) -> TrackedTable:
+    return TrackedTable(oid=int(r[0]), name=f"{r[1]}.{r[2]}", schema=r[1], table=r[2], key_columns=list(r[3]),
+                        key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8])
+
+
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TrackedTable]:
-    rows = conn.execute(
-        "SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,"
-        "       t.backfill_state, t.backfill_cursor, t.epoch"
-        "  FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel"
-        "  JOIN pg_namespace n ON n.oid = c.relnamespace").fetchall()
-    return {int(r[0]): TrackedTable(oid=int(r[0]), name=f"{r[1]}.{r[2]}", schema=r[1], table=r[2],
-                                    key_columns=list(r[3]), key_types=list(r[4]), sensitive=list(r[5]),
-                                    state=r[6], cursor=r[7], epoch=r[8]) for r in rows}
+    return {int(r[0]): _table(r) for r in conn.execute(_TABLES)}
+
+
+def load_tables_fingerprint(conn: psycopg.Connection[Any]) -> tuple[dict[int, TrackedTable], str]:
+    """The tracked tables and their fingerprint (:data:`TABLES_FINGERPRINT`), in one statement (one snapshot)."""
+    rows = conn.execute(f"SELECT t.*, f.fp FROM (SELECT {TABLES_FINGERPRINT} AS fp) f"  # noqa: S608 (constants)
+                        f" LEFT JOIN ({_TABLES}) t ON true").fetchall()
+    return {int(r[0]): _table(r) for r in rows if r[0] is not None}, str(rows[0][-1])
 
 
 def find_table(conn: psycopg.Connection[Any], table: str) -> TrackedTable:
@@ -126,8 +148,12 @@ class Protector:
             raise AsymmError(f"sync.sensitive_mode is 'hmac' but {HMAC_ENV} is not set")
         self.key = secret.encode() if secret else b""
 
+    def needed(self, table: TrackedTable) -> bool:
+        """Whether :meth:`protect` changes the table's rows (hmac mode and sensitive columns)."""
+        return bool(table.sensitive) and self.mode == "hmac"
+
     def protect(self, table: TrackedTable, doc: str | None) -> str | None:
-        if doc is None or not table.sensitive or self.mode == "drop":
+        if doc is None or not self.needed(table):
             return doc  # drop mode removes the columns in SQL already
         data = json.loads(doc)
         for col in table.sensitive:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("asymm.sync")
 
 ROTATE_EVERY_S = 2.0
-LINGER_S = 0.004  # pause between busy passes (batches more per pass; well inside the 10 ms lag budget)
+CADENCE_S = 0.010  # while busy, passes start this far apart (see _loop)
 RETRYABLE = (psycopg.Error, redis.RedisError, OSError, AsymmError)
 
 
@@ -99,12 +99,13 @@ class SyncWorker(threading.Thread):
                     self.stop.wait(self.period)
                     continue
                 engine.check_epochs()
-            now = time.monotonic()
+            now = started = time.monotonic()
             if now - last_check >= self.period:
                 engine.check_epochs()
                 last_check = now
             busy = engine.backfill_step() > 0
-            busy = engine.sync_once().rows > 0 or busy
+            # (a batch may find the tracked tables changed: a backfill queued since makes it busy)
+            busy = engine.sync_once().rows > 0 or engine.backfill_pending() or busy
             if now - last_rotate >= ROTATE_EVERY_S:
                 engine.rotate()
                 last_rotate = now
@@ -113,10 +114,13 @@ class SyncWorker(threading.Thread):
                 if listening:  # draining: writers need not NOTIFY on every commit
                     engine.set_listening(False)
                     listening = False
-                # Under a steady write stream, let a few milliseconds of changes gather: each pass
-                # costs several round trips whatever its size, and on a small machine that CPU is
-                # taken from the writers.  A first change after a quiet spell is still taken at once.
-                self.stop.wait(LINGER_S)
+                # Under a steady write stream, let changes gather: a pass costs about 1.3 ms of CPU
+                # (daemon, its backend and Redis) whatever its size, plus ~40 us a key, and on a
+                # small machine that CPU is taken from the writers.  So busy passes start CADENCE_S
+                # apart: 10 ms keeps the lag p50 near 8.5 ms at 1,000 tx/s (target 10 ms); 4 ms
+                # cost ~1.5x the CPU a key at 2,000 tx/s, 16 ms 0.7x but 13 ms p50 (bench/RESULTS.md).
+                # A first change after a quiet spell is still taken at once (NOTIFY wakes us).
+                self.stop.wait(max(0.0, CADENCE_S - (time.monotonic() - started)))
                 continue
             if not listening:
                 # Raise the flag, then look once more before sleeping: a transaction that read the
