@@ -30,6 +30,28 @@ SELECT asymm.track('asymm.sync_state');
 SELECT asymm.track(NULL);
 SELECT asymm.sync_backfill('sync_nokey');
 
+-- the capture function runs only as the statement-level AFTER trigger asymm.track() creates
+SELECT asymm._sync_capture();
+CREATE TRIGGER bad_row AFTER INSERT ON sync_nokey FOR EACH ROW EXECUTE FUNCTION asymm._sync_capture('x');
+INSERT INTO sync_nokey VALUES (1);
+DROP TRIGGER bad_row ON sync_nokey;
+CREATE TRIGGER bad_before BEFORE INSERT ON sync_nokey FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture('x');
+INSERT INTO sync_nokey VALUES (1);
+DROP TRIGGER bad_before ON sync_nokey;
+CREATE TRIGGER bad_notable AFTER INSERT ON sync_nokey FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture('x');
+INSERT INTO sync_nokey VALUES (1);
+DROP TRIGGER bad_notable ON sync_nokey;
+CREATE TRIGGER bad_truncate AFTER TRUNCATE ON sync_nokey FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture('x');
+TRUNCATE sync_nokey;
+DROP TRIGGER bad_truncate ON sync_nokey;
+CREATE TRIGGER bad_noargs AFTER INSERT ON sync_nokey REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture();
+INSERT INTO sync_nokey VALUES (1);
+DROP TRIGGER bad_noargs ON sync_nokey;
+ALTER TABLE sync_pairs RENAME COLUMN b TO b2;  -- a key column renamed after track()
+INSERT INTO sync_pairs VALUES (2, 'y');
+ALTER TABLE sync_pairs RENAME COLUMN b2 TO b;
+SELECT count(*) AS outbox_rows_from_misuse FROM asymm.sync_outbox WHERE rel = 'sync_nokey'::regclass;
+
 SELECT asymm.untrack('sync_items'), asymm.untrack('sync_items');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'sync_items'::regclass;
 SELECT (asymm.sync_status() -> 'tables') -> 0 ->> 'table' AS still_tracked;
