@@ -161,7 +161,7 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
         conn.execute(f"CREATE TABLE {name} (k {sqltype} PRIMARY KEY, v int)")
         conn.execute(f"CREATE TEMP TABLE src_{name} (k {sqltype})")
         conn.execute(f"INSERT INTO src_{name} {values}")
-        tables.append((name, f"INSERT INTO {name} SELECT k, 0 FROM src_{name}"))
+        tables.append((name, f"INSERT INTO {name} SELECT k, 0 FROM src_{name}"))  # noqa: S608 (test constants)
     conn.execute("CREATE TABLE combo (i int, b bigint, t text, u uuid, n numeric, ts timestamptz, f boolean,"
                   " v int, PRIMARY KEY (i, b, t, u, n, ts, f))")
     tables.append(("combo", "INSERT INTO combo VALUES"

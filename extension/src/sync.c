@@ -45,16 +45,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "datatype/timestamp.h"
+#include "catalog/index.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -64,10 +67,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
@@ -108,22 +113,77 @@ typedef struct KeyBuilder
 {
 	int			nkeys;
 	AttrNumber	attnums[INDEX_MAX_KEYS];
-	TextCast	single;			/* nkeys == 1: the column's cast to text */
+	TextCast   *single;			/* nkeys == 1: the column's cast to text (cached) */
 	FmgrInfo	build_array;	/* nkeys > 1: jsonb_build_array(VARIADIC "any") ... */
 	FunctionCallInfo build_call;
-	TextCast	jsonb_text;		/* ... then ::text */
+	TextCast   *jsonb_text;		/* ... then ::text (cached) */
 	MemoryContext rowcxt;		/* per-row garbage of cast functions and jsonb */
 } KeyBuilder;
 
 /* The transaction (and innermost subtransaction) that has sent its NOTIFY, if any. */
 static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
 static SubTransactionId notified_subid = InvalidSubTransactionId;
-static bool callback_registered = false;
+
+/*
+ * Backend-local caches, so that a single-row statement does no catalog lookup of its own:
+ * - the OIDs of schema asymm, the two outbox slots and the wake flag (dropped, renamed or
+ *   re-created objects send invalidations, which clear it);
+ * - how a key type becomes text (a cast or type change clears it).  Invalidations can arrive
+ *   in the middle of a capture (any lock taken processes them), so they only mark the cache
+ *   stale; it is emptied at the start of the next capture, when no one uses its entries.
+ */
+typedef struct SyncRels
+{
+	bool		valid;
+	Oid			nsp;
+	Oid			outbox[2];
+	Oid			wake;
+} SyncRels;
+
+static SyncRels sync_rels;
+
+#define CAST_CACHE_SIZE 16
+
+typedef struct CastCacheEntry
+{
+	Oid			typid;
+	Oid			collation;
+	TextCast	cast;
+} CastCacheEntry;
+
+static CastCacheEntry cast_cache[CAST_CACHE_SIZE];
+static int	cast_cache_used = 0;
+static bool cast_cache_stale = false;
+static MemoryContext cast_cache_cxt = NULL;
+static bool callbacks_registered = false;
+static int	capture_depth = 0;		/* > 0 inside a capture (a key's cast may write a tracked table) */
+
+static void
+sync_rels_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == sync_rels.outbox[0] || relid == sync_rels.outbox[1]
+		|| relid == sync_rels.wake)
+		sync_rels.valid = false;
+}
+
+static void
+sync_rels_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	sync_rels.valid = false;
+}
+
+static void
+cast_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	cast_cache_stale = true;
+}
 
 static void
 notified_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg)
 {
+	if (notified_lxid != MyProc->lxid)
+		return;
 	if (notified_subid != mySubid)
 		return;
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
@@ -151,12 +211,12 @@ text_cast_init(TextCast *cast, Oid typid, Oid collation)
 		case COERCION_PATH_FUNC:
 			cast->kind = TEXT_FUNC;
 			cast->nargs = get_func_nargs(funcid);
-			fmgr_info(funcid, &cast->flinfo);
+			fmgr_info_cxt(funcid, &cast->flinfo, CurrentMemoryContext);
 			break;
 		case COERCION_PATH_COERCEVIAIO:
 			cast->kind = TEXT_IO;
 			getTypeOutputInfo(typid, &outfunc, &varlena);
-			fmgr_info(outfunc, &cast->flinfo);
+			fmgr_info_cxt(outfunc, &cast->flinfo, CurrentMemoryContext);
 			break;
 		default:
 			ereport(ERROR,
@@ -195,6 +255,33 @@ text_cast(TextCast *cast, Datum value)
 			return result;
 	}
 	pg_unreachable();
+}
+
+/* The cast of typid to text, from the backend's cache (filled on first use). */
+static TextCast *
+text_cast_cached(Oid typid, Oid collation)
+{
+	MemoryContext old;
+	CastCacheEntry *entry;
+	int			i;
+
+	for (i = 0; i < cast_cache_used; i++)
+		if (cast_cache[i].typid == typid && cast_cache[i].collation == collation)
+			return &cast_cache[i].cast;
+	if (cast_cache_used == CAST_CACHE_SIZE)
+	{
+		/* rare (many key types in one session): start over */
+		cast_cache_used = 0;
+		MemoryContextReset(cast_cache_cxt);
+	}
+	entry = &cast_cache[cast_cache_used];
+	old = MemoryContextSwitchTo(cast_cache_cxt);	/* fmgr_info_cxt: fn_extra lives as long */
+	text_cast_init(&entry->cast, typid, collation);
+	MemoryContextSwitchTo(old);
+	entry->typid = typid;
+	entry->collation = collation;
+	cast_cache_used++;
+	return &entry->cast;
 }
 
 /* Resolve the key columns named by the trigger's arguments (asymm.track() sets them). */
@@ -240,7 +327,7 @@ key_builder_init(KeyBuilder *kb, Relation rel, Trigger *trigger)
 	kb->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "asymm capture row", ALLOCSET_SMALL_SIZES);
 	if (kb->nkeys == 1)
 	{
-		text_cast_init(&kb->single, attrs[0]->atttypid, attrs[0]->attcollation);
+		kb->single = text_cast_cached(attrs[0]->atttypid, attrs[0]->attcollation);
 		return;
 	}
 
@@ -260,7 +347,7 @@ key_builder_init(KeyBuilder *kb, Relation rel, Trigger *trigger)
 		fmgr_info_set_expr((Node *) call, &kb->build_array);
 		kb->build_call = palloc0(SizeForFunctionCallInfo(kb->nkeys));
 		InitFunctionCallInfoData(*kb->build_call, &kb->build_array, kb->nkeys, InvalidOid, NULL, NULL);
-		text_cast_init(&kb->jsonb_text, JSONBOID, InvalidOid);
+		kb->jsonb_text = text_cast_cached(JSONBOID, InvalidOid);
 	}
 }
 
@@ -279,10 +366,10 @@ key_of_row(KeyBuilder *kb, TupleTableSlot *slot)
 		value = slot_getattr(slot, kb->attnums[0], &isnull);
 		if (isnull)				/* a primary key column: cannot happen */
 			elog(ERROR, "asymm sync: NULL key in a transition table");
-		if (kb->single.kind != TEXT_FUNC)
-			return text_cast(&kb->single, value);	/* always a fresh copy */
+		if (kb->single->kind != TEXT_FUNC)
+			return text_cast(kb->single, value);	/* always a fresh copy */
 		MemoryContextSwitchTo(kb->rowcxt);
-		value = text_cast(&kb->single, value);
+		value = text_cast(kb->single, value);
 	}
 	else
 	{
@@ -293,7 +380,7 @@ key_of_row(KeyBuilder *kb, TupleTableSlot *slot)
 		MemoryContextSwitchTo(kb->rowcxt);
 		call->isnull = false;
 		value = FunctionCallInvoke(call);
-		value = text_cast(&kb->jsonb_text, value);
+		value = text_cast(kb->jsonb_text, value);
 	}
 	MemoryContextSwitchTo(caller);
 	result = PointerGetDatum(PG_DETOAST_DATUM_COPY(value));
@@ -340,21 +427,49 @@ append_keys(KeyBuilder *kb, Tuplestorestate *store, TupleTableSlot *slot, Datum 
 	ExecClearTuple(slot);
 }
 
-static Relation
-open_sync_table(Oid nsp, const char *name, LOCKMODE mode, bool missing_ok)
+/* Look the extension's tables up (when the cache is empty or was invalidated). */
+static void
+sync_rels_lookup(void)
 {
-	Oid			relid = get_relname_relid(name, nsp);
+	static const char *const outbox_names[2] = {"sync_outbox_0", "sync_outbox_1"};
+	int			i;
 
-	if (!OidIsValid(relid))
+	if (sync_rels.valid)
+		return;
+	sync_rels.nsp = get_namespace_oid(SYNC_SCHEMA, false);
+	for (i = 0; i < 2; i++)
 	{
-		if (missing_ok)
-			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("asymm sync: table %s.%s is missing", SYNC_SCHEMA, name),
-				 errhint("The asymm extension is damaged: ALTER EXTENSION asymm UPDATE, or reinstall it.")));
+		sync_rels.outbox[i] = get_relname_relid(outbox_names[i], sync_rels.nsp);
+		if (!OidIsValid(sync_rels.outbox[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("asymm sync: table %s.%s is missing", SYNC_SCHEMA, outbox_names[i]),
+					 errhint("The asymm extension is damaged: reinstall it.")));
 	}
-	return table_open(relid, mode);
+	sync_rels.wake = get_relname_relid("sync_wake", sync_rels.nsp);
+	/* no wake flag (never, short of damage): look again next time, and notify meanwhile */
+	sync_rels.valid = OidIsValid(sync_rels.wake);
+}
+
+/*
+ * Open one of the extension's tables by its cached OID.  Taking the lock processes pending
+ * invalidations: if they concern it (renamed, re-created), look it up again.
+ */
+static Relation
+open_sync_rel(Oid *relid, LOCKMODE mode)
+{
+	for (;;)
+	{
+		Relation	rel;
+
+		sync_rels_lookup();
+		if (!OidIsValid(*relid))
+			return NULL;
+		rel = table_open(*relid, mode);
+		if (sync_rels.valid || sync_rels.wake == InvalidOid)
+			return rel;
+		table_close(rel, NoLock);
+	}
 }
 
 /* The outbox slot written by transactions that start now: asymm.sync_slot(), i.e.
@@ -369,98 +484,255 @@ current_slot(void)
 	return (int16) ((sec / 10) % 2);
 }
 
-/* One row into the slot's partition: heap insert and index entries, as INSERT would do. */
 static void
-insert_outbox_row(Oid nsp, Oid relid, char op, ArrayType *keys)
+damaged_outbox(Relation outbox)
 {
-	int16		slotno = current_slot();
-	Relation	outbox = open_sync_table(nsp, slotno == 0 ? "sync_outbox_0" : "sync_outbox_1",
-										 RowExclusiveLock, false);
-	TupleDesc	desc = RelationGetDescr(outbox);
-	static const Oid expected[OUTBOX_NATTS] = {INT2OID, XID8OID, OIDOID, CHAROID, TEXTARRAYOID};
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
-	int			i;
-
-	if (outbox->rd_rel->relkind != RELKIND_RELATION || desc->natts != OUTBOX_NATTS)
-		goto damaged;
-	for (i = 0; i < OUTBOX_NATTS; i++)
-		if (TupleDescAttr(desc, i)->attisdropped || TupleDescAttr(desc, i)->atttypid != expected[i])
-			goto damaged;
-
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, outbox, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-	ExecClearTuple(slot);
-	slot->tts_values[OUTBOX_SLOT] = Int16GetDatum(slotno);
-	slot->tts_values[OUTBOX_XID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	slot->tts_values[OUTBOX_REL] = ObjectIdGetDatum(relid);
-	slot->tts_values[OUTBOX_OP] = CharGetDatum(op);
-	slot->tts_values[OUTBOX_KEYS] = PointerGetDatum(keys);
-	memset(slot->tts_isnull, 0, sizeof(bool) * OUTBOX_NATTS);
-	ExecStoreVirtualTuple(slot);
-
-	/* Constraints a DBA may have added to the outbox still hold (its own are NOT NULLs). */
-	if (desc->constr)
-		ExecConstraints(rri, slot, estate);
-	simple_table_tuple_insert(outbox, slot);
-	if (rri->ri_NumIndices > 0)
-		list_free(ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL));
-
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	table_close(outbox, NoLock);	/* the lock is kept until the end of the transaction */
-	return;
-
-damaged:
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 			 errmsg("asymm sync: %s is not an outbox slot as asymm created it", RelationGetRelationName(outbox)),
 			 errhint("The asymm extension is damaged: reinstall it.")));
 }
 
+/*
+ * The general way: what INSERT does for a table (constraints, every kind of index), minus
+ * planning, permission checks and row security.  Used when a DBA added a CHECK constraint or an
+ * unusual index to an outbox slot.
+ */
+static void
+insert_outbox_row_executor(Relation outbox, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(outbox);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	TupleTableSlot *slot;
+
+	/* a range table as logical replication's apply worker builds one (constraint errors need it) */
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(outbox);
+	rte->relkind = outbox->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	estate->es_output_cid = GetCurrentCommandId(true);
+	InitResultRelInfo(rri, outbox, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	if (desc->constr)
+		ExecConstraints(rri, slot, estate);
+	simple_table_tuple_insert(outbox, slot);
+	if (rri->ri_NumIndices > 0)
+		list_free(ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL));
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+}
+
+/*
+ * One row into the slot's partition.  The outbox as asymm creates it (a heap, NOT NULL columns,
+ * one plain btree on xid) takes the short way: heap_insert() and index_insert(), as catalogs are
+ * written (CatalogTupleInsert), with no executor state at all.
+ */
+static void
+insert_outbox_row(Oid relid, char op, ArrayType *keys)
+{
+	static const Oid expected[OUTBOX_NATTS] = {INT2OID, XID8OID, OIDOID, CHAROID, TEXTARRAYOID};
+	int16		slotno = current_slot();
+	Relation	outbox = open_sync_rel(&sync_rels.outbox[slotno], RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(outbox);
+	Datum		values[OUTBOX_NATTS];
+	bool		nulls[OUTBOX_NATTS] = {false, false, false, false, false};
+	List	   *index_oids;
+	int			nindexes;
+	Relation   *indexes;
+	IndexInfo **infos;
+	bool		simple;
+	HeapTuple	tuple;
+	ListCell   *lc;
+	int			i;
+
+	if (outbox->rd_rel->relkind != RELKIND_RELATION || desc->natts != OUTBOX_NATTS)
+		damaged_outbox(outbox);
+	for (i = 0; i < OUTBOX_NATTS; i++)
+		if (TupleDescAttr(desc, i)->attisdropped || TupleDescAttr(desc, i)->atttypid != expected[i])
+			damaged_outbox(outbox);
+
+	values[OUTBOX_SLOT] = Int16GetDatum(slotno);
+	values[OUTBOX_XID] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	values[OUTBOX_REL] = ObjectIdGetDatum(relid);
+	values[OUTBOX_OP] = CharGetDatum(op);
+	values[OUTBOX_KEYS] = PointerGetDatum(keys);
+
+	simple = outbox->rd_rel->relam == HEAP_TABLE_AM_OID
+		&& (desc->constr == NULL || desc->constr->num_check == 0);
+	index_oids = RelationGetIndexList(outbox);
+	nindexes = list_length(index_oids);
+	indexes = palloc(sizeof(Relation) * (nindexes + 1));
+	infos = palloc(sizeof(IndexInfo *) * (nindexes + 1));
+	i = 0;
+	foreach(lc, index_oids)
+	{
+		indexes[i] = index_open(lfirst_oid(lc), RowExclusiveLock);
+		infos[i] = BuildIndexInfo(indexes[i]);
+		if (infos[i]->ii_Expressions != NIL || infos[i]->ii_Predicate != NIL
+			|| infos[i]->ii_ExclusionOps != NULL || infos[i]->ii_Unique)
+			simple = false;
+		i++;
+	}
+
+	if (!simple)
+	{
+		for (i = 0; i < nindexes; i++)
+			index_close(indexes[i], RowExclusiveLock);
+		insert_outbox_row_executor(outbox, values, nulls);
+	}
+	else
+	{
+		tuple = heap_form_tuple(desc, values, nulls);
+		simple_heap_insert(outbox, tuple);
+		for (i = 0; i < nindexes; i++)
+		{
+			Datum		ivalues[INDEX_MAX_KEYS];
+			bool		inulls[INDEX_MAX_KEYS];
+			int			k;
+
+			if (infos[i]->ii_ReadyForInserts)
+			{
+				for (k = 0; k < infos[i]->ii_NumIndexAttrs; k++)
+				{
+					AttrNumber	attnum = infos[i]->ii_IndexAttrNumbers[k];
+
+					ivalues[k] = values[attnum - 1];	/* plain columns only (checked above) */
+					inulls[k] = nulls[attnum - 1];
+				}
+				index_insert(indexes[i], ivalues, inulls, &tuple->t_self, outbox, UNIQUE_CHECK_NO,
+							 false, infos[i]);
+			}
+			index_close(indexes[i], RowExclusiveLock);
+		}
+	}
+	table_close(outbox, NoLock);	/* the lock is kept until the end of the transaction */
+}
+
+/* asymm.sync_wake.listening as last committed: no row (after a crash) counts as true. */
+static bool
+worker_listens(void)
+{
+	Relation	wake = open_sync_rel(&sync_rels.wake, AccessShareLock);
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	bool		listening = true;
+	bool		found;
+	Oid			pkey;
+
+	if (wake == NULL)
+		return true;
+	if (RelationGetDescr(wake)->natts < 2 || TupleDescAttr(RelationGetDescr(wake), 1)->atttypid != BOOLOID)
+	{
+		table_close(wake, AccessShareLock);
+		return true;
+	}
+	/* The latest committed flag, even in a REPEATABLE READ transaction. */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(wake, NULL);
+	pkey = RelationGetPrimaryKeyIndex(wake);
+	if (OidIsValid(pkey))
+	{
+		/* through its primary key: unlike a sequential scan, no lseek() for the table's size */
+		Relation	index = index_open(pkey, AccessShareLock);
+		IndexScanDesc scan = index_beginscan(wake, index, snapshot, 0, 0);
+
+		index_rescan(scan, NULL, 0, NULL, 0);
+		found = index_getnext_slot(scan, ForwardScanDirection, slot);
+		index_endscan(scan);
+		index_close(index, AccessShareLock);
+	}
+	else
+	{
+		TableScanDesc scan = table_beginscan(wake, snapshot, 0, NULL);
+
+		found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+		table_endscan(scan);
+	}
+	if (found)
+	{
+		bool		isnull;
+		Datum		flag = slot_getattr(slot, 2, &isnull);
+
+		listening = isnull || DatumGetBool(flag);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	table_close(wake, AccessShareLock);
+	return listening;
+}
+
 /* NOTIFY asymm_sync once per transaction, only while the worker waits for it. */
 static void
-wake_worker(Oid nsp)
+wake_worker(void)
 {
-	Relation	wake;
-	bool		listening = true;	/* no row (after a crash): notify */
-
-	if (notified_lxid == MyProc->lxid)
+	if (notified_lxid == MyProc->lxid || !worker_listens())
 		return;
-	wake = open_sync_table(nsp, "sync_wake", AccessShareLock, true);
-	if (wake != NULL)
-	{
-		/* The latest committed flag, even in a REPEATABLE READ transaction. */
-		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
-		TableScanDesc scan = table_beginscan(wake, snapshot, 0, NULL);
-		HeapTuple	tuple = heap_getnext(scan, ForwardScanDirection);
-
-		if (tuple != NULL && RelationGetDescr(wake)->natts >= 2)
-		{
-			bool		isnull;
-			Datum		flag = heap_getattr(tuple, 2, RelationGetDescr(wake), &isnull);
-
-			listening = isnull || DatumGetBool(flag);
-		}
-		table_endscan(scan);
-		UnregisterSnapshot(snapshot);
-		table_close(wake, AccessShareLock);
-	}
-	if (!listening)
-		return;
-	if (!callback_registered)
-	{
-		RegisterSubXactCallback(notified_subxact_callback, NULL);
-		callback_registered = true;
-	}
 	Async_Notify(SYNC_CHANNEL, "");
 	notified_lxid = MyProc->lxid;
 	notified_subid = GetCurrentSubTransactionId();
+}
+
+/* The statement's keys as a text[]: the new rows', then (UPDATE) the old rows' that differ. */
+static ArrayType *
+collect_keys(Relation rel, Trigger *trigger, Tuplestorestate *first, Tuplestorestate *second, int64 rows)
+{
+	KeyBuilder	kb;
+	TupleTableSlot *slot;
+	Datum	   *keys = palloc(sizeof(Datum) * rows);
+	int			n = 0;
+
+	key_builder_init(&kb, rel, trigger);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	append_keys(&kb, first, slot, keys, &n, 0);
+	if (second != NULL)
+		append_keys(&kb, second, slot, keys, &n, n);
+	ExecDropSingleTupleTableSlot(slot);
+	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* collect_keys(), counted in capture_depth (which keeps the cast cache in place meanwhile). */
+static ArrayType *
+collect_keys_nested(Relation rel, Trigger *trigger, Tuplestorestate *first, Tuplestorestate *second,
+					int64 rows)
+{
+	ArrayType  *keys;
+
+	capture_depth++;
+	PG_TRY();
+	{
+		keys = collect_keys(rel, trigger, first, second, rows);
+	}
+	PG_FINALLY();
+	{
+		capture_depth--;
+	}
+	PG_END_TRY();
+	return keys;
+}
+
+/* First call in this backend: callbacks that keep the caches and the notify flag right. */
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	cast_cache_cxt = AllocSetContextCreate(TopMemoryContext, "asymm capture casts", ALLOCSET_SMALL_SIZES);
+	CacheRegisterRelcacheCallback(sync_rels_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, sync_rels_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(CASTSOURCETARGET, cast_cache_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, cast_cache_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, cast_cache_syscache_callback, (Datum) 0);
+	RegisterSubXactCallback(notified_subxact_callback, NULL);
+	callbacks_registered = true;
 }
 
 Datum
@@ -474,11 +746,6 @@ asymm_sync_capture(PG_FUNCTION_ARGS)
 	Relation	rel;
 	MemoryContext cxt;
 	MemoryContext caller;
-	KeyBuilder	kb;
-	TupleTableSlot *slot;
-	Datum	   *keys;
-	int			n = 0;
-	Oid			nsp;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -527,22 +794,21 @@ asymm_sync_capture(PG_FUNCTION_ARGS)
 				 errmsg("asymm sync: too many rows changed by one statement (%lld)", (long long) rows),
 				 errhint("Split the statement.")));
 
+	register_callbacks();
+	if (cast_cache_stale && capture_depth == 0)
+	{
+		cast_cache_used = 0;
+		MemoryContextReset(cast_cache_cxt);
+		cast_cache_stale = false;
+	}
+
 	rel = trigdata->tg_relation;
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "asymm capture", ALLOCSET_DEFAULT_SIZES);
 	caller = MemoryContextSwitchTo(cxt);
 
-	key_builder_init(&kb, rel, trigdata->tg_trigger);
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-	keys = palloc(sizeof(Datum) * rows);
-	append_keys(&kb, first, slot, keys, &n, 0);
-	if (second != NULL)
-		append_keys(&kb, second, slot, keys, &n, n);
-	ExecDropSingleTupleTableSlot(slot);
-
-	nsp = get_namespace_oid(SYNC_SCHEMA, false);
-	insert_outbox_row(nsp, RelationGetRelid(rel), op,
-					  construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-	wake_worker(nsp);
+	insert_outbox_row(RelationGetRelid(rel), op,
+					  collect_keys_nested(rel, trigdata->tg_trigger, first, second, rows));
+	wake_worker();
 
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(cxt);
