@@ -64,6 +64,34 @@ def test_capture_writes_thin_rows_and_notifies_once_per_transaction(db: str, con
     assert rows == [("D", 1, True), ("I", 1000, True), ("U", 2, True)]
 
 
+def test_a_notify_rolled_back_with_a_savepoint_is_sent_again(db: str, conn: Conn) -> None:
+    """Capture remembers that its transaction notified, to skip the wake flag afterwards; a
+    savepoint rolled back takes the notification with it, so the next change notifies again."""
+    make_items(db, rows=3)
+    with psycopg.connect(db, autocommit=True) as listener:
+        listener.execute("LISTEN asymm_sync")
+        for release in (False, True):
+            with conn.transaction():
+                with pytest.raises(psycopg.errors.DivisionByZero), conn.transaction():
+                    conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")  # notifies
+                    conn.execute("SELECT 1 / 0")  # the savepoint rolls back: no notification left
+                if release:
+                    with conn.transaction():  # a savepoint released: its notification stays
+                        conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+                conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 3")
+            assert len(list(listener.notifies(timeout=0.5))) == 1, release
+        with conn.transaction():
+            conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")
+            conn.execute("SAVEPOINT s")
+            conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+            conn.execute("ROLLBACK TO SAVEPOINT s")  # the notification came from before it: kept
+        assert len(list(listener.notifies(timeout=0.5))) == 1
+        conn.execute("BEGIN")
+        conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")
+        conn.execute("ROLLBACK")  # nothing committed: no notification
+        assert list(listener.notifies(timeout=0.3)) == []
+
+
 def test_capture_skips_notify_while_the_worker_drains(db: str, conn: Conn) -> None:
     make_items(db, rows=3)
     with psycopg.connect(db, autocommit=True) as listener:
