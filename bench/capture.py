@@ -14,7 +14,8 @@ ALTER TABLE ... ENABLE/DISABLE TRIGGER between runs:
   flag down (``asymm.sync_wake.listening = false``: what writers see while the worker drains, so no
   NOTIFY) and, for the two captures, up (every transaction NOTIFYs, as when the worker sleeps).
   Interleaved rounds, the order of the variants rotating each round; the outbox is truncated
-  before every run.  Ratios are per round (variant TPS / no-capture TPS of the same round).
+  and the pgbench tables vacuumed before every run.  Ratios are per round (variant TPS /
+  no-capture TPS of the same round).
 * backend CPU time per transaction: the postmaster's cumulative CPU of its exited children
   (``/proc/<postmaster>/stat`` cutime + cstime) before and after each pgbench run, divided by the
   transactions pgbench processed.  Less sensitive to other load on the machine than TPS (CPU
@@ -153,6 +154,7 @@ def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], pm: int, clients: int
             use_triggers(conn, "pgbench_accounts", which)
             conn.execute("UPDATE asymm.sync_wake SET listening = %s", (listening,))
             conn.execute("TRUNCATE asymm.sync_outbox")
+            conn.execute("VACUUM pgbench_accounts, pgbench_branches, pgbench_tellers")  # same start for each run
             tps, cpu = run_pgbench(dsn, clients, seconds, pm)
             result[name]["tps"].append(tps)
             result[name]["cpu"].append(cpu)
