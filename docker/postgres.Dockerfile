@@ -5,12 +5,13 @@ FROM postgres:15-bookworm
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      postgresql-plpython3-15 postgresql-15-hypopg postgresql-server-dev-15 gcc libc6-dev make python3 \
+      postgresql-plpython3-15 postgresql-15-hypopg postgresql-server-dev-15 make python3 gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 
 COPY extension /src/asymm/extension
 COPY sql /src/asymm/sql
 COPY tests/regress /src/asymm/tests/regress
+# The extension has a C part (extension/src): compiled here, then the build tools go.
 RUN make -C /src/asymm/extension install \
  && apt-get purge -y postgresql-server-dev-15 gcc libc6-dev && apt-get autoremove -y
 

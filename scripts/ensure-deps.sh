@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   postgresql-15 postgresql-client-15 postgresql-plpython3-15 postgresql-15-hypopg
-  postgresql-server-dev-15 gcc libc6-dev redis-server make  # gcc: the extension has C parts
+  postgresql-server-dev-15 gcc libc6-dev redis-server make  # the extension has a C part
   chromium chromium-driver  # the dashboard's headless-browser test
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)

@@ -4,7 +4,8 @@
 -- Design, in short (control/asymm/sync/__init__.py has the full argument):
 -- * capture: per tracked table, statement-level AFTER triggers with transition tables write ONE
 --   outbox row per statement (table, op, xid, keys text[]), so a 200k-row INSERT ... SELECT adds
---   one row holding an array of keys instead of 200k rows;
+--   one row holding an array of keys instead of 200k rows; one C function (asymm._sync_capture,
+--   extension/src/sync.c) serves every tracked table;
 -- * the outbox row carries pg_current_xact_id(); the daemon only consumes rows whose xid is below
 --   the xmin of its snapshot (every such transaction has finished, so no row below it can still
 --   appear), which is what makes an out-of-commit-order transaction safe;
@@ -51,6 +52,18 @@ COMMENT ON TABLE asymm.sync_outbox_0 IS 'Outbox slot 0 (written during even 10-s
 CREATE TABLE asymm.sync_outbox_1 PARTITION OF asymm.sync_outbox FOR VALUES IN (1);
 COMMENT ON TABLE asymm.sync_outbox_1 IS 'Outbox slot 1 (written during odd 10-second periods, truncated once consumed)';
 CREATE INDEX sync_outbox_xid ON asymm.sync_outbox (xid);
+-- A bulk statement's keys make one large array: lz4 compresses it several times faster than the
+-- default pglz, which was about half of the capture's cost in a 200k-row INSERT ... SELECT (perf).
+-- A server built without lz4 keeps pglz.
+DO $$
+BEGIN
+    ALTER TABLE asymm.sync_outbox ALTER COLUMN keys SET COMPRESSION lz4;  -- (not passed on to partitions)
+    ALTER TABLE asymm.sync_outbox_0 ALTER COLUMN keys SET COMPRESSION lz4;
+    ALTER TABLE asymm.sync_outbox_1 ALTER COLUMN keys SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'asymm: this server has no lz4; the sync outbox compresses with pglz';
+END
+$$;
 
 -- The consumer position and health: one row.
 CREATE TABLE asymm.sync_state (
@@ -70,7 +83,8 @@ CREATE TABLE asymm.sync_state (
 COMMENT ON TABLE asymm.sync_state IS 'Sync consumer position (every outbox row with xid below it is applied to Redis) and health counters';
 INSERT INTO asymm.sync_state (position) VALUES (pg_snapshot_xmin(pg_current_snapshot()));
 
--- The slot writers use now: alternates every 10 s.  Inlined into the capture statement.
+-- The slot writers use now: alternates every 10 s.  The capture function computes the same
+-- (extension/src/sync.c, current_slot()).
 CREATE FUNCTION asymm.sync_slot() RETURNS smallint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -92,31 +106,20 @@ END
 $$;
 COMMENT ON FUNCTION asymm.sync_notify() IS 'Wake the sync worker: one payload-free NOTIFY asymm_sync per transaction';
 
--- Writers add rows to the outbox with their own rights (the generated capture functions are
--- SECURITY INVOKER, see asymm.track()); row security narrows what a non-owner may insert to what
--- capture writes: rows of its own transaction, for INSERT/UPDATE/DELETE.  The extension owner
--- (heartbeats, TRUNCATE, dropped tables, all through SECURITY DEFINER functions) bypasses it.
-ALTER TABLE asymm.sync_outbox_0 ENABLE ROW LEVEL SECURITY;
-ALTER TABLE asymm.sync_outbox_1 ENABLE ROW LEVEL SECURITY;
-CREATE POLICY capture ON asymm.sync_outbox_0 FOR INSERT TO PUBLIC
-    WITH CHECK (slot = 0 AND op IN ('I', 'U', 'D') AND xid = pg_catalog.pg_current_xact_id());
-COMMENT ON POLICY capture ON asymm.sync_outbox_0 IS 'Writers of tracked tables may only add I/U/D rows of their own transaction';
-CREATE POLICY capture ON asymm.sync_outbox_1 FOR INSERT TO PUBLIC
-    WITH CHECK (slot = 1 AND op IN ('I', 'U', 'D') AND xid = pg_catalog.pg_current_xact_id());
-COMMENT ON POLICY capture ON asymm.sync_outbox_1 IS 'Writers of tracked tables may only add I/U/D rows of their own transaction';
-
 -- Whether the sync worker waits for a NOTIFY (true) or is draining the outbox anyway (false).
 -- Unlogged: a flag flipped on every idle/busy transition needs no WAL; after a crash it is empty,
--- which capture treats as "notify".
+-- which capture treats as "notify".  Capture reads it in every writing statement, walking the
+-- row's chain of versions: fillfactor 10 makes readers prune the page once it holds ~20 of them,
+-- instead of ~200 with the default.
 CREATE UNLOGGED TABLE asymm.sync_wake (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     listening boolean NOT NULL
-);
+) WITH (fillfactor = 10);
 COMMENT ON TABLE asymm.sync_wake IS 'Set by the sync worker: capture NOTIFYs only while it waits (listening), not while it drains';
 INSERT INTO asymm.sync_wake (listening) VALUES (true);
 
--- TRUNCATE capture: rare, so a plain SECURITY DEFINER function (op 'T' is the one capture row
--- writers cannot add themselves: the worker clears the table's keys on it).
+-- TRUNCATE capture: rare, so a plain SECURITY DEFINER function (op 'T' makes the worker clear the
+-- table's keys; the INSERT/UPDATE/DELETE capture below never writes it).
 CREATE FUNCTION asymm._sync_truncated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -130,29 +133,26 @@ END
 $$;
 COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tables: queues a T outbox row (the worker clears the table''s Redis keys)';
 
--- Capture functions are found through the triggers that use them, not by name: after a
--- pg_dump/pg_restore a function is still named after the OID its table had in the source database.
-CREATE FUNCTION asymm._sync_drop_orphan_captures(keep regprocedure) RETURNS integer
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    f regprocedure;
-    n integer := 0;
-BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.pronamespace = 'asymm'::regnamespace AND p.proname LIKE '\_sync\_capture\_%'
-                AND p.prorettype = 'trigger'::regtype AND p.oid IS DISTINCT FROM keep::oid
-                AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)
-                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                                   AND d.objid = p.oid AND d.deptype = 'e') LOOP
-        EXECUTE format('DROP FUNCTION %s', f);
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION asymm._sync_drop_orphan_captures(regprocedure) IS 'Drop generated capture functions no trigger uses any more (untrack, re-track, dropped tables)';
+-- The capture of INSERT/UPDATE/DELETE, for every tracked table: a C trigger function
+-- (extension/src/sync.c has the full argument).  In short:
+-- * statement-level AFTER triggers with transition tables: one outbox row per statement, whose
+--   keys are exactly what the worker computes when it re-reads rows (pk::text, or
+--   jsonb_build_array(pk...)::text for a composite key); the key columns are the triggers'
+--   arguments, set by asymm.track() from the primary key it records in asymm.sync_tables;
+-- * the row goes straight into the current slot's partition (heap insert + its index), with no
+--   SQL statement to plan or start, and NOTIFY asymm_sync is sent at most once per transaction,
+--   only while the worker waits (asymm.sync_wake);
+-- * it writes the outbox itself, without SQL, so writers of a tracked table need no right on
+--   schema asymm: nothing is granted to PUBLIC.  It refuses to run except as an AFTER ... FOR EACH
+--   STATEMENT trigger with its transition tables, and only ever writes I/U/D rows for its own
+--   table (TG_RELID) and its own transaction: what it records is what the statement changed.
+--   Creating a trigger with it needs EXECUTE on it (revoked from PUBLIC).
+-- * an extension member, so pg_dump/pg_restore recreate the triggers (with their arguments)
+--   against the restored extension, and DROP EXTENSION refuses while tables are tracked.
+CREATE FUNCTION asymm._sync_capture() RETURNS trigger
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'asymm_sync_capture';
+COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
 
 CREATE FUNCTION asymm.track(rel regclass, sensitive text[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -162,10 +162,7 @@ DECLARE
     cols text[];
     types text[];
     kind "char";
-    keyexpr_new text;
-    keyexpr_old text;
-    joincond text;
-    fn text := format('asymm._sync_capture_%s', rel::oid);
+    args text;
     bad text;
     trig name;
 BEGIN
@@ -202,91 +199,21 @@ BEGIN
         RAISE EXCEPTION 'sensitive: primary key columns cannot be sensitive (%)', array_to_string(cols, ', ')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'The key is part of the Redis key name; leave it out.';
     END IF;
-    IF array_length(cols, 1) = 1 THEN
-        keyexpr_new := format('n.%I::pg_catalog.text', cols[1]);
-        keyexpr_old := format('o.%I::pg_catalog.text', cols[1]);
-    ELSE
-        SELECT format('pg_catalog.jsonb_build_array(%s)::pg_catalog.text', string_agg(format('n.%I', c), ', ')),
-               format('pg_catalog.jsonb_build_array(%s)::pg_catalog.text', string_agg(format('o.%I', c), ', '))
-          INTO keyexpr_new, keyexpr_old FROM unnest(cols) c;
-    END IF;
-
-    -- One generated function per table: its statements are static SQL (planned once per session),
-    -- which is what keeps bulk statements cheap (a single generic function would have to reach the
-    -- key columns through to_jsonb(row) or EXECUTE: measured 1.7x slower on a 200k-row INSERT).
-    -- The body names no OID (TG_RELID), so pg_dump/pg_restore carries it over unchanged; the
-    -- function is not an extension member (pg_dump must dump it with the triggers that use it), so a
-    -- plain DROP EXTENSION refuses while tables are tracked: see asymm.untrack().
-    --
-    -- It runs on every INSERT/UPDATE/DELETE statement, so it is as lean as PL/pgSQL gets:
-    -- * SECURITY INVOKER and no SET clause: a SET search_path (mandatory for SECURITY DEFINER) makes
-    --   every call save and restore the GUC, measured ~30 us of a ~250 us pgbench transaction.
-    --   Every name is schema-qualified instead; what an unqualified operator resolves to under the
-    --   caller's own search_path runs with the caller's own rights only.  Writers need INSERT on the
-    --   outbox slots, granted to PUBLIC below and narrowed by row security (asymm.sync_outbox_0/1):
-    --   a row a non-owner inserts must carry its own transaction's xid and op I, U or D.  A forged
-    --   row can thus only name keys of some table; the worker re-reads those keys' current rows, so
-    --   the worst it causes is extra work, never a wrong or lost value (TRUNCATE, table drops and
-    --   heartbeats, which the worker does trust, come from SECURITY DEFINER functions only).
-    -- * statement-level triggers with transition tables: one outbox row per statement;
-    -- * inserts straight into the slot's partition (no tuple routing);
-    -- * NOTIFY only when the worker says it is waiting (asymm.sync_wake.listening): while it drains,
-    --   a write storm would otherwise signal it on every commit for nothing (NOTIFY takes a global
-    --   lock at commit).  PostgreSQL folds identical notifications of one transaction into one, so
-    --   a multi-statement transaction still notifies once.  Correctness does not depend on it: the
-    --   worker also polls every pulse.
-    EXECUTE format($f$
-CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
-LANGUAGE plpgsql SECURITY INVOKER
-AS $body$
-DECLARE
-    k pg_catalog.text[];
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        SELECT pg_catalog.array_agg(u.k) INTO k
-          FROM (SELECT %3$s AS k FROM new_rows n UNION ALL SELECT %4$s FROM old_rows o) u;
-    ELSIF TG_OP = 'INSERT' THEN
-        SELECT pg_catalog.array_agg(%3$s) INTO k FROM new_rows n;
-    ELSE
-        SELECT pg_catalog.array_agg(%4$s) INTO k FROM old_rows o;
-    END IF;
-    IF k IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF (pg_catalog.date_part('epoch', pg_catalog.now())::bigint / 10) %% 2 = 0 THEN  -- = asymm.sync_slot()
-        INSERT INTO asymm.sync_outbox_0 (slot, xid, rel, op, keys)
-        VALUES (0, pg_catalog.pg_current_xact_id(), TG_RELID, pg_catalog.left(TG_OP, 1)::"char", k);
-    ELSE
-        INSERT INTO asymm.sync_outbox_1 (slot, xid, rel, op, keys)
-        VALUES (1, pg_catalog.pg_current_xact_id(), TG_RELID, pg_catalog.left(TG_OP, 1)::"char", k);
-    END IF;
-    IF (SELECT w.listening FROM asymm.sync_wake w) IS NOT FALSE THEN  -- no row (crash-reset unlogged table): notify
-        PERFORM pg_catalog.pg_notify('asymm_sync', '');
-    END IF;
-    RETURN NULL;
-END
-$body$ $f$, fn, rel::oid, keyexpr_new, keyexpr_old);
-    EXECUTE format('COMMENT ON FUNCTION %s() IS %L', fn,
-                   format('asymm sync capture for %s (generated by asymm.track)', rel));
-
+    -- The capture function learns the key columns from the triggers' arguments, the same list
+    -- as asymm.sync_tables.key_columns: capture and worker agree on the key even if the primary
+    -- key is later changed (re-tracking picks the new one up).
+    SELECT string_agg(quote_literal(c), ', ' ORDER BY o) INTO args FROM unnest(cols) WITH ORDINALITY AS u(c, o);
     FOR trig IN SELECT tgname FROM pg_trigger WHERE tgrelid = rel AND tgname LIKE 'asymm\_sync\_%' LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trig, rel);
     END LOOP;
-    PERFORM asymm._sync_drop_orphan_captures(to_regprocedure(fn || '()'));
     EXECUTE format('CREATE TRIGGER asymm_sync_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s()', rel, fn);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER asymm_sync_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows'
-                   ' NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()', rel, fn);
+                   ' NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER asymm_sync_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s()', rel, fn);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture(%s)', rel, args);
     EXECUTE format('CREATE TRIGGER asymm_sync_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT'
                    ' EXECUTE FUNCTION asymm._sync_truncated()', rel);
-    -- The capture function runs with the writer's rights (see above): writers may add I/U/D rows
-    -- of their own transaction to the outbox and read the worker's wake flag.  Granted here rather
-    -- than at install time because 99_privileges.sql revokes everything from PUBLIC at its end.
-    GRANT USAGE ON SCHEMA asymm TO PUBLIC;
-    GRANT INSERT ON asymm.sync_outbox_0, asymm.sync_outbox_1 TO PUBLIC;
-    GRANT SELECT ON asymm.sync_wake TO PUBLIC;
 
     -- (Re)tracking starts a fresh backfill: the daemon reads the table in snapshots taken after
     -- this transaction commits, and every change not visible to them is in the outbox.
@@ -313,12 +240,11 @@ BEGIN
     FOR trig IN SELECT tgname FROM pg_trigger WHERE tgrelid = rel AND tgname LIKE 'asymm\_sync\_%' LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trig, rel);
     END LOOP;
-    PERFORM asymm._sync_drop_orphan_captures(NULL);
     DELETE FROM asymm.sync_tables t WHERE t.rel = untrack.rel;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION asymm.untrack(regclass) IS 'Stop mirroring a table: removes its capture triggers and function (its Redis keys are left to expire or be cleared by the operator)';
+COMMENT ON FUNCTION asymm.untrack(regclass) IS 'Stop mirroring a table: removes its capture triggers (its Redis keys are left to expire or be cleared by the operator)';
 
 CREATE FUNCTION asymm.sync_backfill(rel regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -369,7 +295,7 @@ $$;
 COMMENT ON FUNCTION asymm.sync_status() IS 'Redis sync health: position, backlog, lag, last error, tracked tables (read-only)';
 
 -- A tracked table that is dropped (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): forget its
--- configuration, drop its now unused capture function, and queue an 'X' outbox row carrying the
+-- configuration (its triggers went with it) and queue an 'X' outbox row carrying the
 -- table's name, so the sync worker clears its keys in Redis (the catalog no longer knows the name
 -- by then).  Never fails the user's DDL: an error becomes a WARNING.
 CREATE FUNCTION asymm._sync_sql_drop() RETURNS event_trigger
@@ -389,7 +315,6 @@ BEGIN
         INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
         SELECT asymm.sync_slot(), pg_current_xact_id(), g.rel, 'X', ARRAY[g.name] FROM gone g;
         IF FOUND THEN
-            PERFORM asymm._sync_drop_orphan_captures(NULL);
             PERFORM asymm.sync_notify();
         END IF;
     EXCEPTION WHEN others THEN

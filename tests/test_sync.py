@@ -11,10 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from psycopg import sql
 
 from asymm.cache import Cache, read_tables
 from asymm.sandbox import Sandbox
 from asymm.sync import SyncEngine
+from asymm.sync.tables import load_tables
 from tests.sync_helpers import ASYMM, Storm, full_compare, make_items
 
 Conn = psycopg.Connection[Any]
@@ -58,8 +60,36 @@ def test_capture_writes_thin_rows_and_notifies_once_per_transaction(db: str, con
     assert [(n.channel, n.payload) for n in notes] == [("asymm_sync", "")]
     rows = conn.execute("SELECT op::text, cardinality(keys), xid = min(xid) OVER () FROM asymm.sync_outbox"
                         " ORDER BY op").fetchall()
-    # one row per statement, one xid; UPDATE lists old and new keys (UNION ALL: the worker dedups)
-    assert rows == [("D", 1, True), ("I", 1000, True), ("U", 4, True)]
+    # one row per statement, one xid; UPDATE lists new keys, and old keys that differ from them
+    assert rows == [("D", 1, True), ("I", 1000, True), ("U", 2, True)]
+
+
+def test_a_notify_rolled_back_with_a_savepoint_is_sent_again(db: str, conn: Conn) -> None:
+    """Capture remembers that its transaction notified, to skip the wake flag afterwards; a
+    savepoint rolled back takes the notification with it, so the next change notifies again."""
+    make_items(db, rows=3)
+    with psycopg.connect(db, autocommit=True) as listener:
+        listener.execute("LISTEN asymm_sync")
+        for release in (False, True):
+            with conn.transaction():
+                with pytest.raises(psycopg.errors.DivisionByZero), conn.transaction():
+                    conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")  # notifies
+                    conn.execute("SELECT 1 / 0")  # the savepoint rolls back: no notification left
+                if release:
+                    with conn.transaction():  # a savepoint released: its notification stays
+                        conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+                conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 3")
+            assert len(list(listener.notifies(timeout=0.5))) == 1, release
+        with conn.transaction():
+            conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")
+            conn.execute("SAVEPOINT s")
+            conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+            conn.execute("ROLLBACK TO SAVEPOINT s")  # the notification came from before it: kept
+        assert len(list(listener.notifies(timeout=0.5))) == 1
+        conn.execute("BEGIN")
+        conn.execute("UPDATE items SET qty = qty + 1 WHERE id = 1")
+        conn.execute("ROLLBACK")  # nothing committed: no notification
+        assert list(listener.notifies(timeout=0.3)) == []
 
 
 def test_capture_skips_notify_while_the_worker_drains(db: str, conn: Conn) -> None:
@@ -77,40 +107,136 @@ def test_capture_skips_notify_while_the_worker_drains(db: str, conn: Conn) -> No
 
 def test_plain_writer_captures_with_own_rights_and_cannot_forge(db: str, conn: Conn, engine: SyncEngine,
                                                                 r: redis.Redis, redis_url: str) -> None:
-    """The capture function is SECURITY INVOKER: a writer with nothing but table rights must be able
-    to write, and row security keeps it from adding outbox rows capture would not write."""
+    """The C capture function writes the outbox itself: a writer with nothing but rights on the
+    table captures its changes, and has no way to add, change or read outbox rows, nor to point the
+    capture function at a table of its own."""
     make_items(db, rows=3)
     role = f"asymm_writer_{conn.info.dbname}"[:60]
     conn.execute(f"CREATE ROLE {role} LOGIN")
     try:
         conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {role}")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
         engine.run_until_idle()
         with psycopg.connect(db, user=role, autocommit=True) as writer:
             writer.execute("INSERT INTO items VALUES (10, 'new', 1, 'x')")
             writer.execute("UPDATE items SET qty = 42 WHERE id = 1")
             writer.execute("DELETE FROM items WHERE id = 2")
+            writer.execute("CREATE TABLE mine (id int PRIMARY KEY)")
             ins0 = "INSERT INTO asymm.sync_outbox_0 VALUES (%s, pg_current_xact_id(), 'items'::regclass, %s, %s)"
-            ins1 = "INSERT INTO asymm.sync_outbox_1 VALUES (%s, pg_current_xact_id(), 'items'::regclass, %s, %s)"
             forged: list[tuple[str, Any]] = [
-                (ins0, (0, "T", None)), (ins1, (1, "H", ["1"])), (ins1, (0, "U", ["1"])),  # op, slot
-                ("INSERT INTO asymm.sync_outbox_0 VALUES (0, '1', 'items'::regclass, 'U', '{1}')", None),  # xid
+                (ins0, (0, "U", ["1", "999"])), (ins0, (0, "D", ["3"])), (ins0, (0, "T", None)),
+                ("INSERT INTO asymm.sync_outbox VALUES (1, pg_current_xact_id(), 'items'::regclass, 'D', '{3}')",
+                 None),
                 ("DELETE FROM asymm.sync_outbox_0", None), ("SELECT * FROM asymm.sync_outbox_1", None),
-                ("UPDATE asymm.sync_wake SET listening = false", None)]
+                ("UPDATE asymm.sync_wake SET listening = false", None),
+                ("CREATE TRIGGER t AFTER DELETE ON mine REFERENCING OLD TABLE AS o FOR EACH STATEMENT"
+                 " EXECUTE FUNCTION asymm._sync_capture('id')", None),
+                ("SELECT asymm._sync_capture()", None)]
             for query, params in forged:
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     writer.execute(query, params)
-            # what capture itself writes is allowed, and harmless: the worker re-reads the rows
-            writer.execute(ins0, (0, "U", ["1", "999"]))
-            writer.execute(ins1, (1, "D", ["3"]))
+        rows = conn.execute("SELECT op::text, keys FROM asymm.sync_outbox WHERE rel = 'items'::regclass"
+                            " ORDER BY op").fetchall()
+        assert rows == [("D", ["2"]), ("I", ["10"]), ("U", ["1"])]  # the writer's changes, nothing else
         engine.run_until_idle()
         assert json.loads(doc(r, "public.items", "1")[b"d"])["qty"] == 42
         assert json.loads(doc(r, "public.items", "10")[b"d"])["name"] == "new"
         assert b"d" not in doc(r, "public.items", "2")
-        assert json.loads(doc(r, "public.items", "3")[b"d"])["qty"] == 3  # the forged D changed nothing
+        assert json.loads(doc(r, "public.items", "3")[b"d"])["qty"] == 3
         assert full_compare(db, redis_url).total == 0
     finally:
         conn.execute(f"DROP OWNED BY {role}")
         conn.execute(f"DROP ROLE {role}")
+
+
+# Key columns of every kind the capture must turn into text exactly as the worker's key expression
+# does (pk::text, jsonb_build_array(pk...)::text): values chosen where a type's text form is not its
+# obvious one (boolean::text is 'true', not 't'; char(n)::text drops trailing blanks; numeric keeps
+# its scale; timestamptz follows the session's TimeZone; jsonb escapes quotes and non-ASCII).
+KEY_CASES: list[tuple[str, str]] = [
+    ("int", "VALUES (1), (-2147483648), (2147483647), (0)"),
+    ("bigint", "VALUES (9223372036854775807), (-1), (42)"),
+    ("smallint", "VALUES (-32768), (7)"),
+    ("text", "VALUES ('plain'), ('with \"quotes\" and \\ backslash'), ('ünïcødé ✓'), (' padded '), ('')"),
+    ("varchar(20)", "VALUES ('v1'), ('v 2 ')"),
+    ("char(6)", "VALUES ('ab'), ('abcdef'), ('a b')"),
+    ("uuid", "VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), ('00000000-0000-0000-0000-000000000000')"),
+    ("numeric", "VALUES (1.50), (-0.000), (1e20), ('NaN'), (123456789.123456789)"),
+    ("numeric(10,3)", "VALUES (1.5), (2)"),
+    ("double precision", "VALUES (0.1), (1e300), ('-Infinity'), (3)"),
+    ("timestamptz", "VALUES ('2026-11-24 12:34:56.789+00'), ('1999-12-31 23:59:59-05'), ('infinity')"),
+    ("timestamp", "VALUES ('2026-11-24 12:34:56.000001')"),
+    ("date", "VALUES ('2026-02-28'), ('-infinity')"),
+    ("boolean", "VALUES (true), (false)"),
+    ("interval", "VALUES ('1 day 02:03:04'), ('-1 month')"),
+    ("bytea", "VALUES ('\\x00ff'), ('abc')"),
+    ("inet", "VALUES ('10.0.0.1'), ('10.0.0.0/8'), ('::1')"),
+    ("mood", "VALUES ('sad'), ('happy')"),
+    ("posint", "VALUES (1), (99)"),
+]
+
+
+def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> None:
+    """What capture writes for a key is byte for byte what the worker computes from the row
+    (TrackedTable.key_expr), for INSERT, UPDATE (old and new keys) and DELETE, one-column and
+    composite keys; and the worker finds every captured key's row again (TrackedTable.fetch_sql)."""
+    conn.execute("SET TimeZone = 'America/St_Johns'")  # a half-hour offset, not the server's default
+    conn.execute("CREATE TYPE mood AS ENUM ('sad', 'happy')")
+    conn.execute("CREATE DOMAIN posint AS int CHECK (VALUE > 0)")
+    tables = []
+    for i, (sqltype, values) in enumerate(KEY_CASES):
+        name = f"k{i}"
+        conn.execute(f"CREATE TABLE {name} (k {sqltype} PRIMARY KEY, v int)")
+        conn.execute(f"CREATE TEMP TABLE src_{name} (k {sqltype})")
+        conn.execute(f"INSERT INTO src_{name} {values}")
+        tables.append((name, f"INSERT INTO {name} SELECT k, 0 FROM src_{name}"))  # noqa: S608 (test constants)
+    conn.execute("CREATE TABLE combo (i int, b bigint, t text, u uuid, n numeric, ts timestamptz, f boolean,"
+                  " v int, PRIMARY KEY (i, b, t, u, n, ts, f))")
+    tables.append(("combo", "INSERT INTO combo VALUES"
+                            " (1, 2, 'a \"quoted\" ü', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1.50,"
+                            "  '2026-11-24 12:00:00.5+00', true, 0),"
+                            " (-1, 9223372036854775807, '', '00000000-0000-0000-0000-000000000000', 'NaN',"
+                            "  'infinity', false, 0)"))
+    for name, _ in tables:
+        conn.execute("SELECT asymm.track(%s)", (name,))
+    loaded = {t.table: t for t in load_tables(conn).values()}
+
+    def worker_keys(name: str) -> list[str]:
+        key = loaded[name].key_expr()
+        query = sql.SQL("SELECT {} FROM {} t").format(key, sql.Identifier(name))
+        return sorted(k for (k,) in conn.execute(query))
+
+    for name, insert in tables:
+        table = loaded[name]
+        checks: list[tuple[str, list[str]]] = []
+        conn.execute(insert)
+        checks.append(("I", worker_keys(name)))
+        before = worker_keys(name)
+        first = sql.SQL("(SELECT {} FROM {} t ORDER BY 1 LIMIT 1)").format(table.key_expr(), sql.Identifier(name))
+        if name == "combo":  # a key change: old and new keys
+            conn.execute("UPDATE combo SET i = i + 100, v = 1 WHERE f")
+        else:
+            conn.execute(sql.SQL("UPDATE {} t SET v = 1 WHERE {} = {}").format(
+                sql.Identifier(name), table.key_expr(), first))
+        after = worker_keys(name)
+        changed = sorted(set(before) ^ set(after)) or sorted(
+            k for (k,) in conn.execute(sql.SQL("SELECT {} FROM {} t WHERE v = 1").format(
+                table.key_expr(), sql.Identifier(name))))
+        checks.append(("U", changed))
+        gone = worker_keys(name)
+        conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
+        checks.append(("D", gone))
+        for op, expected in checks:
+            rows = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = %s",
+                                (name, op)).fetchall()
+            assert len(rows) == 1, (name, op, rows)
+            assert sorted(rows[0][0]) == expected, (name, op)
+        # the worker finds the rows of captured keys again (re-insert, then look every key up)
+        conn.execute(insert)
+        keys = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = 'I'"
+                            " ORDER BY xid DESC LIMIT 1", (name,)).fetchone()[0]  # type: ignore[index]
+        docs = conn.execute(table.fetch_sql("drop"), (keys,)).fetchall()
+        assert len(docs) == len(keys) and all(d is not None for _, d in docs), name
 
 
 def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,
@@ -336,6 +462,6 @@ def test_untrack_removes_capture(db: str, conn: Conn) -> None:
     assert conn.execute("SELECT asymm.untrack('items')").fetchone() == (False,)
     conn.execute("INSERT INTO items VALUES (5, 'x', 1)")
     assert conn.execute("SELECT count(*) FROM asymm.sync_outbox").fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_sync\\_capture\\_%'").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass").fetchone() == (0,)
 
 

@@ -37,8 +37,6 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-PG_MODULE_MAGIC;
-
 PG_FUNCTION_INFO_V1(asymm_pgss_changes);
 
 /* The key of a pg_stat_statements entry. */
