@@ -236,7 +236,7 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
         keys = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = 'I'"
                             " ORDER BY xid DESC LIMIT 1", (name,)).fetchone()[0]  # type: ignore[index]
         docs = conn.execute(table.fetch_sql("drop"), (keys,)).fetchall()
-        assert len(docs) == len(keys) and all(d is not None for _, d in docs), name
+        assert len(docs) == len(keys) and all(d is not None for _, _, d in docs), name  # (xmin, key, doc)
 
 
 def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,
