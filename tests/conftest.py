@@ -19,6 +19,7 @@ from psycopg import sql
 from asymm import sandbox as sandbox_mod
 from asymm.db import with_dbname
 from tests.daemon_process import start_daemon  # noqa: F401  (a fixture for every test module)
+from tests.sync_helpers import engine, r, redis_url  # noqa: F401  (fixtures of the sync tests)
 
 _counter = itertools.count()
 

@@ -7,12 +7,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import redis
 
+from asymm.sandbox import Sandbox
+from asymm.sync import SyncEngine
 from asymm.sync.redis_io import connect_redis
 from asymm.sync.tables import Protector
 from asymm.sync.verify import Mismatches, compare
@@ -125,3 +129,27 @@ def full_compare(dsn: str, redis_url: str) -> Mismatches:
             return compare(conn, client, Protector(str(mode), "test-key"))
     finally:
         client.close()
+
+
+# Fixtures of the sync test modules (registered for every module in conftest.py).
+
+@pytest.fixture
+def redis_url(sandbox: Sandbox) -> str:
+    client = redis.Redis.from_url(sandbox.redis_url)
+    client.flushdb()  # tests share the sandbox's Redis; table names repeat between test databases
+    client.close()
+    return sandbox.redis_url
+
+
+@pytest.fixture
+def engine(db: str, redis_url: str) -> Iterator[SyncEngine]:
+    eng = SyncEngine(db, redis_url)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()

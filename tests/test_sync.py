@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -14,7 +13,6 @@ import redis
 from psycopg import sql
 
 from asymm.cache import Cache, read_tables
-from asymm.sandbox import Sandbox
 from asymm.sync import SyncEngine
 from asymm.sync.tables import load_tables
 from tests.sync_helpers import ASYMM, Storm, full_compare, make_items
@@ -22,26 +20,6 @@ from tests.sync_helpers import ASYMM, Storm, full_compare, make_items
 Conn = psycopg.Connection[Any]
 
 
-@pytest.fixture
-def redis_url(sandbox: Sandbox) -> str:
-    client = redis.Redis.from_url(sandbox.redis_url)
-    client.flushdb()  # tests share the sandbox's Redis; table names repeat between test databases
-    client.close()
-    return sandbox.redis_url
-
-
-@pytest.fixture
-def engine(db: str, redis_url: str) -> Iterator[SyncEngine]:
-    eng = SyncEngine(db, redis_url)
-    yield eng
-    eng.close()
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def doc(client: redis.Redis, table: str, key: str) -> dict[bytes, bytes]:

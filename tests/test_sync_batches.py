@@ -6,14 +6,11 @@ Lua that overwrites live rows in place).  Each test ends with a full PostgreSQL-
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 import redis
 
-from asymm.sandbox import Sandbox
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import pack_command
 from tests.sync_helpers import full_compare, make_items
@@ -21,26 +18,6 @@ from tests.sync_helpers import full_compare, make_items
 Conn = psycopg.Connection[Any]
 
 
-@pytest.fixture
-def redis_url(sandbox: Sandbox) -> str:
-    client = redis.Redis.from_url(sandbox.redis_url)
-    client.flushdb()  # tests share the sandbox's Redis; table names repeat between test databases
-    client.close()
-    return sandbox.redis_url
-
-
-@pytest.fixture
-def engine(db: str, redis_url: str) -> Iterator[SyncEngine]:
-    eng = SyncEngine(db, redis_url)
-    yield eng
-    eng.close()
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def doc(client: redis.Redis, table: str, key: str) -> dict[str, Any] | None:
