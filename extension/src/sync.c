@@ -15,18 +15,26 @@
  * relabelling, or the type's output function), and jsonb_build_array itself through the fmgr.
  *
  * Why C: the capture runs inside every writing statement.  The PL/pgSQL version (one generated
- * function per table) spent most of its time in executor start-up for its two SQL statements
- * (array_agg over the transition table, INSERT into the outbox) and in reading the wake flag; here
- * the transition tuplestores are read directly, the row goes into the slot's partition with
- * table_tuple_insert() plus index maintenance, and the flag is one heap tuple.
+ * function per table) spent most of its time starting its SQL statements (array_agg over the
+ * transition table, INSERT into the outbox, SELECT of the wake flag): about 17 % of a pgbench -N
+ * backend's CPU, against about 5 % here (perf, bench/RESULTS.md).  What is left is mostly the
+ * outbox row itself:
+ *   - the transition tuplestores are read directly, each key cast as cached per backend;
+ *   - the row goes into the current slot's partition by heap_insert() and index_insert(), as
+ *     catalogs are written; a prepared SPI INSERT (with a plan kept for the backend's life) cost
+ *     about twice as much.  Should a DBA add a CHECK constraint or an unusual index to a slot,
+ *     the executor's way (ExecConstraints, ExecInsertIndexTuples) is taken instead;
+ *   - the OIDs of the outbox slots and of the wake flag are cached per backend (invalidations
+ *     clear them), and the flag is read through its primary key (a sequential scan costs an
+ *     lseek() for the table's size).
  *
  * Security.  The function writes the outbox directly (no SQL, so no permission check and no row
  * security), so writers need no right at all on schema asymm: a role allowed to write a tracked
  * table captures its changes with nothing else granted.  What it can make the function write is
  * bounded by construction, whoever fires it:
  *   - it refuses to run except as an AFTER ... FOR EACH STATEMENT trigger for INSERT, UPDATE or
- *     DELETE with the matching transition tables (calling a trigger function directly is already
- *     refused by PostgreSQL), so the keys are those of rows the statement really changed;
+ *     DELETE with the matching transition tables (a direct call is refused too), so the keys are
+ *     those of rows the statement really changed;
  *   - rel is always TG_RELID, op always the trigger's own event, xid always the caller's own
  *     top-level transaction: nothing comes from the trigger arguments but the names of the
  *     columns to read, and a wrong name only makes the statement fail;
@@ -51,13 +59,13 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
 #include "datatype/timestamp.h"
-#include "catalog/index.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -270,9 +278,15 @@ text_cast_cached(Oid typid, Oid collation)
 			return &cast_cache[i].cast;
 	if (cast_cache_used == CAST_CACHE_SIZE)
 	{
-		/* rare (many key types in one session): start over */
-		cast_cache_used = 0;
-		MemoryContextReset(cast_cache_cxt);
+		/*
+		 * Rare (many key types in one session): this capture's cast lives in its own memory,
+		 * and the cache starts over at the next one (entries may be in use right now).
+		 */
+		TextCast   *cast = palloc(sizeof(TextCast));
+
+		text_cast_init(cast, typid, collation);
+		cast_cache_stale = true;
+		return cast;
 	}
 	entry = &cast_cache[cast_cache_used];
 	old = MemoryContextSwitchTo(cast_cache_cxt);	/* fmgr_info_cxt: fn_extra lives as long */

@@ -2,14 +2,13 @@
 
 How it stays exact:
 
-Capture.  ``asymm.track()`` installs statement-level triggers with transition tables; each
-statement adds ONE outbox row: table, op, ``pg_current_xact_id()`` and the affected keys as a
-``text[]``.  The transaction NOTIFYs ``asymm_sync`` at most once (no payload), and only while the
-worker waits for it (``asymm.sync_wake``).  The generated capture functions are SECURITY INVOKER
-(no per-call ``SET search_path``): writers insert into the outbox with their own rights, and row
-security lets a non-owner add only I/U/D rows of its own transaction.  A forged row of that kind
-only makes the worker re-read current rows, so it cannot put a wrong value in Redis nor hide a
-change; TRUNCATE (which clears keys) goes through a SECURITY DEFINER trigger function.
+Capture.  ``asymm.track()`` installs statement-level triggers with transition tables that call one
+C function, ``asymm._sync_capture`` (extension/src/sync.c); each statement adds ONE outbox row:
+table, op, ``pg_current_xact_id()`` and the affected keys as a ``text[]``.  The transaction NOTIFYs
+``asymm_sync`` at most once (no payload), and only while the worker waits for it
+(``asymm.sync_wake``).  The function writes the outbox itself, so writers need no rights on schema
+asymm, and it only ever records the changes of the statement that fired it (its own table, its own
+transaction); TRUNCATE (which clears keys) goes through a SECURITY DEFINER trigger function.
 
 Consumption without skipping.  Outbox rows are not consumed in id order (a transaction holding
 a low id may commit after higher ones).  Each batch is ONE statement, so one snapshot: it takes
