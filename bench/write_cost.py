@@ -5,7 +5,15 @@ Usage: ``.venv/bin/python bench/write_cost.py [--dsn DSN]`` against a throwaway 
 sandbox up``); it creates (and at the end drops) database ``asymm_bench_write_cost``.
 
 Five copies of one table (200,000 rows, all in shared_buffers), with 0 to 4 extra btree indexes
-on random-valued integer columns besides the primary key and ``(v)``.  Three statements run in
+on random-valued integer columns besides the primary key and ``(v)``.  With ``--methods
+btree,brin``, four more copies with 1 to 4 extra BRIN indexes (default ``pages_per_range``) on
+columns that grow with the physical order, as an append-only timestamp does (inserts bring the
+next values): what a BRIN costs a written row is not a btree entry.  A row whose value its block
+range's summary already covers costs a revmap lookup and no write; one beyond it widens the
+summary in place; one on pages past the last summarized range costs nothing until VACUUM
+summarizes them.  ``--fillfactor 100`` makes the pages full, as in a freshly loaded table: a
+non-HOT update then moves the row version to another page (in ``bench/advisor.py``'s ``orders``
+it does).  Three statements run in
 every copy, interleaved block by block (the copies' order cycles from block to block):
 ``INSERT`` of one row, an UPDATE by primary key that sets ``v`` (never HOT: ``v`` is indexed
 everywhere) and one that sets ``note`` (HOT when the page has room; the extra indexes are only
@@ -40,20 +48,33 @@ STATEMENTS = {
 }
 
 
-def setup(conn: psycopg.Connection[Any]) -> None:
+def copies_for(methods: list[str]) -> list[tuple[str, str, int]]:
+    """(table, method, extra indexes): one copy with none, then 1..4 extra per method."""
+    out = [("t0", methods[0], 0)]
+    for method in methods:
+        prefix = "t" if method == "btree" else method[0]
+        out += [(f"{prefix}{k}", method, k) for k in range(1, len(EXTRA) + 1)]
+    return out
+
+
+def setup(conn: psycopg.Connection[Any], copies: list[tuple[str, str, int]], fillfactor: int) -> None:
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-    for k in range(len(EXTRA) + 1):
-        t = sql.Identifier(f"t{k}")
-        # fillfactor 70: room on every page, so that the HOT update stays HOT
+    for name, method, k in copies:
+        t = sql.Identifier(name)
+        # fillfactor 70 (default): room on every page, so that the HOT update stays HOT
         conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int NOT NULL, a int, b int, c int, d int,"
-                             " note text) WITH (fillfactor = 70)").format(t))
-        conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 7919 %% 1000003, g * 31 %% 1000003, g * 131 %% 1000003,"
-                             " g * 517 %% 1000003, g * 1031 %% 1000003, 'x' FROM generate_series(1, %s) g")
-                     .format(t), (ROWS,))
+                             " note text) WITH (fillfactor = {})").format(t, sql.Literal(fillfactor)))
+        if method == "brin":  # a..d grow with the physical order (an append-only timestamp)
+            conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 7919 %% 1000003, g, 2 * g, 3 * g, 4 * g, 'x'"
+                                 " FROM generate_series(1, %s) g").format(t), (ROWS,))
+        else:
+            conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 7919 %% 1000003, g * 31 %% 1000003,"
+                                 " g * 131 %% 1000003, g * 517 %% 1000003, g * 1031 %% 1000003, 'x'"
+                                 " FROM generate_series(1, %s) g").format(t), (ROWS,))
         conn.execute(sql.SQL("CREATE INDEX ON {} (v)").format(t))
         for col in EXTRA[:k]:
-            conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(t, sql.Identifier(col)))
+            conn.execute(sql.SQL("CREATE INDEX ON {} USING {} ({})").format(t, sql.SQL(method), sql.Identifier(col)))
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(t))
     conn.execute("SELECT sum(pg_prewarm(c.oid)) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
                  " AND c.relkind IN ('r', 'i')")
@@ -72,7 +93,13 @@ def main() -> int:
     parser.add_argument("--dsn", default="")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--calls", type=int, default=1000, help="calls per block")
+    parser.add_argument("--methods", default="btree", help="comma-separated: btree, brin (extra index methods)")
+    parser.add_argument("--fillfactor", type=int, default=70, help="of every copy (100: full pages)")
     args = parser.parse_args()
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods or set(methods) - {"btree", "brin"}:
+        parser.error("--methods: btree and/or brin")
+    copies = copies_for(methods)
     admin = resolve_dsn(args.dsn)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
@@ -82,8 +109,9 @@ def main() -> int:
         with open("/proc/loadavg") as f:
             print(f"load average before: {' '.join(f.read().split()[:3])}")
         with psycopg.connect(dsn, autocommit=True) as conn:
-            setup(conn)
-        run(dsn, args.samples, args.calls)
+            setup(conn, copies, args.fillfactor)
+        print(f"fillfactor {args.fillfactor}; extra index methods: {', '.join(methods)}")
+        run(dsn, copies, args.samples, args.calls)
         with open("/proc/loadavg") as f:
             print(f"load average after: {' '.join(f.read().split()[:3])}")
     finally:
@@ -92,8 +120,8 @@ def main() -> int:
     return 0
 
 
-def run(dsn: str, samples: int, calls: int) -> None:
-    copies = list(range(len(EXTRA) + 1))
+def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: int) -> None:
+    copies = list(range(len(copy_list)))
     # server times are read on a second connection; the statement filter leaves its own reads out
     with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as stats:
         conn.execute("SET pg_stat_statements.track_planning = off")
@@ -107,9 +135,14 @@ def run(dsn: str, samples: int, calls: int) -> None:
                 if sample % 2:
                     order.reverse()
                 for k in order:
-                    query = text.format(t=f"t{k}")
+                    name, method, _ = copy_list[k]
+                    query = text.format(t=name)
                     params: list[tuple[Any, ...]]
-                    if label == "insert":
+                    if label == "insert" and method == "brin":  # the next values of a..d
+                        params = [(next_id[k] + j, rng.randint(1, 1_000_000),
+                                   *((m + 1) * (next_id[k] + j) for m in range(4))) for j in range(calls)]
+                        next_id[k] += calls
+                    elif label == "insert":
                         params = [(next_id[k] + j, *(rng.randint(1, 1_000_000) for _ in range(5)))
                                   for j in range(calls)]
                         next_id[k] += calls
@@ -127,12 +160,19 @@ def run(dsn: str, samples: int, calls: int) -> None:
                         out[label][k].append((elapsed * 1000 / calls, (after[0] - before[0]) / calls))
     print(f"{samples} samples x {calls} calls per statement and copy; ms per call, median"
           f" (extra indexes besides the primary key and (v))")
-    print(f"{'statement':18} {'':6}" + "".join(f" {k:>7}" for k in copies) + "   fit a + b x k: a, b (b / a)")
-    for label in STATEMENTS:
-        for side, pos in (("client", 0), ("server", 1)):
-            meds = [statistics.median(x[pos] for x in out[label][k]) for k in copies]
-            b, a = _fit(copies, meds)
-            print(f"{label:18} {side:6}" + "".join(f" {m:7.4f}" for m in meds) + f"   {a:.4f}, {b:.4f} ({b / a:.3f})")
+    methods = list(dict.fromkeys(method for _, method, _ in copy_list))
+    for method in methods:
+        # the copy with no extra index, then this method's copies with 1..4
+        group = [0] + [k for k in copies if copy_list[k][1] == method and copy_list[k][2] > 0]
+        extras = [copy_list[k][2] for k in group]
+        print(f"{method + ' ' + 'statement':24} {'':6}" + "".join(f" {e:>7}" for e in extras)
+              + "   fit a + b x k: a, b (b / a)")
+        for label in STATEMENTS:
+            for side, pos in (("client", 0), ("server", 1)):
+                meds = [statistics.median(x[pos] for x in out[label][k]) for k in group]
+                b, a = _fit(extras, meds)
+                print(f"{label:24} {side:6}" + "".join(f" {m:7.4f}" for m in meds)
+                      + f"   {a:.4f}, {b:.4f} ({b / a:.3f})")
     overhead = [statistics.median(x[0] - x[1] for x in out[label][0]) for label in STATEMENTS]
     print("client - server per call with no extra index (outside the executor): "
           + ", ".join(f"{label} {o:.4f}" for label, o in zip(STATEMENTS, overhead, strict=True)) + " ms")

@@ -11,6 +11,7 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, description
     ('advisor.max_indexes', '10', 'integer', 'At most this many indexes per advisor run'),
     ('advisor.min_gain_fraction', '0.01', 'number', 'The advisor stops when the best next index saves less than this fraction of the workload cost'),
     ('advisor.write_cost_per_row', '0.5', 'number', 'Maintenance penalty per written row (insert, non-HOT update, delete) and index, in planner cost units'),
+    ('advisor.max_write_regression', '0.10', 'number', 'Refuse an index that makes an INSERT or UPDATE of the workload more than this fraction costlier per call (modelled); a negative value turns the bound off'),
     ('advisor.lock_timeout', '5 s', 'interval', 'lock_timeout for CREATE/DROP INDEX CONCURRENTLY when applying or rolling back'),
     ('advisor.verify_min_calls', '20', 'integer', 'asymm verify judges an index only after this many calls of its queries since it was applied'),
     ('advisor.verify_min_improvement', '0.05', 'number', 'An index pays off when the mean latency of its queries fell by at least this fraction');

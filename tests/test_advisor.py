@@ -190,6 +190,47 @@ def test_no_candidate_duplicates_or_prefixes_an_existing_index(aconn: psycopg.Co
     assert all(i["columns"][0] != "status" for i in result["indexes"])
 
 
+def test_a_range_on_a_column_in_heap_order_gets_a_brin_candidate(aconn: psycopg.Connection[Any]) -> None:
+    """orders.created_at grows with the insertion order (pg_stats.correlation 1.0): a BRIN serves a
+    range on it.  The same timestamps in a shuffled copy, and orders.amount (a sawtooth), are not in
+    heap order: a BRIN's block ranges would each span nearly every value, so no BRIN candidate."""
+    aconn.execute("CREATE TABLE shuffled AS SELECT * FROM orders ORDER BY md5(id::text)")
+    aconn.execute("ANALYZE shuffled")
+    catalog = Catalog(aconn)
+    orders, shuffled = catalog.table(None, "orders"), catalog.table(None, "shuffled")
+    assert orders is not None and shuffled is not None
+    assert orders.columns["created_at"].correlation == pytest.approx(1.0)
+    assert abs(shuffled.columns["created_at"].correlation or 0.0) < 0.1
+    assert abs(orders.columns["amount"].correlation or 0.0) < cand_mod.BRIN_MIN_CORRELATION
+
+    ranged = keys_for(aconn, "select * from orders where created_at >= $1 and created_at < $2")
+    assert {("created_at", "brin"), ("created_at",)} <= ranged
+    # equality on it too; the multi-column key stays a btree (a BRIN is no prefix of it)
+    both = keys_for(aconn, "select count(*) from orders where status = $1 and created_at > $2")
+    assert {("created_at", "brin"), ("status", "created_at")} <= both
+    assert ("status", "brin") not in both
+    assert not [k for k in keys_for(aconn, "select * from shuffled where created_at >= $1 and created_at < $2")
+                if k[-1] == "brin"]
+    assert not [k for k in keys_for(aconn, "select * from orders where amount between $1 and $2") if k[-1] == "brin"]
+    assert not [k for k in keys_for(aconn, "select * from orders where created_at::date = $1") if k[-1] == "brin"]
+
+
+def test_brin_and_btree_do_not_cover_each_other(aconn: psycopg.Connection[Any]) -> None:
+    aconn.execute("CREATE INDEX orders_created_btree ON orders (created_at, status)")
+    aconn.execute("CREATE INDEX orders_brin ON orders USING brin (customer_id, created_at)")
+    table = Catalog(aconn).table(None, "orders")
+    assert table is not None
+    make = lambda method, *keys: cand_mod.Candidate(table.oid, table.qualified, keys, method)  # noqa: E731
+    assert cand_mod.covered_by_existing(make("btree", "created_at"), table) == "orders_created_btree"
+    assert cand_mod.covered_by_existing(make("brin", "created_at"), table) == "orders_brin"  # no key order
+    assert cand_mod.covered_by_existing(make("brin", "status"), table) is None
+    assert cand_mod.covered_by_existing(make("btree", "customer_id"), table) is None
+    aconn.execute("DROP INDEX orders_brin")
+    table = Catalog(aconn).table(None, "orders")
+    assert table is not None
+    assert cand_mod.covered_by_existing(make("brin", "created_at"), table) is None
+
+
 def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
     result = advise(aconn, Settings(), [
         stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000),
@@ -533,24 +574,25 @@ def test_a_table_written_one_row_at_a_time_gets_no_index_that_slows_its_insert_p
     index at 1.07x, not a second one (1.14x), however much the reads would gain; a slower INSERT
     (0.2 ms) takes both, and so does the same workload with the bound turned off."""
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
-    by_time = stmt("select id from orders where created_at >= $1 and created_at < $2", 1000)
+    # amount is not in heap order (no BRIN candidate, see the BRIN test below): two btrees compete
+    by_amount = stmt("select id from orders where amount = $1", 1000)
     insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
                   5000, mean_ms=0.02)
-    result = advise(aconn, Settings(), [by_customer, by_time, insert])
+    result = advise(aconn, Settings(), [by_customer, by_amount, insert])
     assert len(result["indexes"]) == 1, result["indexes"]
     (refused,) = result["refused_write_bound"]
     assert refused["statement"] == "insert" and refused["queryid"] == insert.queryid
     assert refused["modelled_ratio"] == pytest.approx((0.15 + 0.02 + 2 * 0.012) / (0.15 + 0.02), abs=1e-3)
     assert refused["definition"] not in [i["definition"] for i in result["indexes"]]
 
-    unbounded = advise(aconn, Settings(max_write_regression=None), [by_customer, by_time, insert])
-    assert sorted(i["columns"][0] for i in unbounded["indexes"]) == ["created_at", "customer_id"]
+    unbounded = advise(aconn, Settings(max_write_regression=None), [by_customer, by_amount, insert])
+    assert sorted(i["columns"][0] for i in unbounded["indexes"]) == ["amount", "customer_id"]
     assert unbounded["refused_write_bound"] == []
     slow_insert = stmt(insert.query, 5000, queryid=insert.queryid, mean_ms=0.2)
-    assert len(advise(aconn, Settings(), [by_customer, by_time, slow_insert])["indexes"]) == 2
+    assert len(advise(aconn, Settings(), [by_customer, by_amount, slow_insert])["indexes"]) == 2
     # ten rows per call: ten entries per call for each index, already 1.55x with the first one
     bulk = stmt(insert.query, 5000, queryid=insert.queryid, mean_ms=0.07, rows_per_call=10)
-    assert advise(aconn, Settings(), [by_customer, by_time, bulk])["indexes"] == []
+    assert advise(aconn, Settings(), [by_customer, by_amount, bulk])["indexes"] == []
 
 
 def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg.Connection[Any]) -> None:
@@ -558,9 +600,9 @@ def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg
     loaded table (full pages) it is not: pg_stat_user_tables shows it, and then every new index costs
     an entry per update, like an INSERT.  Observed HOT, the same workload takes both indexes."""
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
-    by_time = stmt("select id from orders where created_at >= $1 and created_at < $2", 1000)
+    by_amount = stmt("select id from orders where amount = $1", 1000)
     touch = stmt("update orders set note = $1 where id = $2", 5000, mean_ms=0.03)
-    assert len(advise(aconn, Settings(), [by_customer, by_time, touch])["indexes"]) == 2  # none observed: HOT
+    assert len(advise(aconn, Settings(), [by_customer, by_amount, touch])["indexes"]) == 2  # none observed: HOT
 
     aconn.execute("UPDATE orders SET note = 'n' WHERE id <= 5000")  # full pages: none of these is HOT
     aconn.execute("SELECT pg_stat_force_next_flush()")  # flushed when this session is next idle
@@ -572,7 +614,86 @@ def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg
 
     observed = wait_for(counters, timeout=10)
     assert observed is not None and observed[1] < 500, observed
-    result = advise(aconn, Settings(), [by_customer, by_time, touch])
+    result = advise(aconn, Settings(), [by_customer, by_amount, touch])
     assert len(result["indexes"]) == 1, result["indexes"]
     (refused,) = result["refused_write_bound"]
     assert refused["statement"] == "update" and refused["reason"] == "one more entry per non-HOT update"
+
+
+def test_a_brin_costs_a_written_row_a_quarter_of_a_btree_entry(aconn: psycopg.Connection[Any]) -> None:
+    """bench/write_cost.py: a BRIN on an append-order column costs an INSERT or non-HOT UPDATE
+    0.21-0.23 of a btree entry (no entry to add while the row's value is inside its block range's
+    summary).  A table written one row at a time that takes one btree (1.07x modelled) can still
+    take a BRIN (+ 0.003 ms: 1.09x), where a second btree would be 1.14x."""
+    by_customer = stmt("select id from orders where customer_id = $1", 2000)
+    by_time = stmt("select count(*) from orders where created_at >= $1 and created_at < $2", 1000)
+    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+                  5000, mean_ms=0.02)
+    result = advise(aconn, Settings(), [by_customer, by_time, insert])
+    chosen = sorted((i["method"], i["columns"]) for i in result["indexes"])
+    assert chosen == [("brin", ["created_at"]), ("btree", ["customer_id"])], result
+    brin = next(i for i in result["indexes"] if i["method"] == "brin")
+    assert brin["definition"].endswith("USING brin (created_at)")
+    btree = next(i for i in result["indexes"] if i["method"] == "btree")
+    # its maintenance penalty is the measured fraction of a btree's (5000 rows x 0.5 x 0.25)
+    assert brin["maintenance_penalty"] == pytest.approx(btree["maintenance_penalty"] * 0.25)
+    # the btree on created_at (which the reads would prefer) is the second btree: refused at 1.14x
+    (refused,) = result["refused_write_bound"]
+    assert refused["definition"].endswith("USING btree (created_at)")
+    assert refused["modelled_ratio"] == pytest.approx((0.15 + 0.02 + 2 * 0.012) / (0.15 + 0.02), abs=1e-3)
+
+    # charged as a btree entry, the BRIN would be refused like a second btree
+    as_btree = advise(aconn, Settings(brin_entry_ms=0.012), [by_customer, by_time, insert])
+    assert [(i["method"], i["columns"]) for i in as_btree["indexes"]] == [("btree", ["customer_id"])]
+    assert brin["definition"] in [r["definition"] for r in as_btree["refused_write_bound"]]
+    aconn.execute(brin["definition"])  # runnable as is
+
+
+def test_the_write_bound_setting_is_read_and_changes_the_outcome(aconn: psycopg.Connection[Any], shop: str) -> None:
+    """advisor.max_write_regression: 0.10 takes one index for a table written one row at a time, 0.5
+    takes both, a negative value turns the bound off; the CLI flags override the setting."""
+    from asymm.advisor.advise import settings_from_db
+
+    by_customer = stmt("select id from orders where customer_id = $1", 2000)
+    by_amount = stmt("select id from orders where amount = $1", 1000)  # no BRIN: amount is not in heap order
+    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+                  5000, mean_ms=0.02)
+    workload = [by_customer, by_amount, insert]
+    assert settings_from_db(aconn).max_write_regression == pytest.approx(0.10)
+    assert len(advise(aconn, settings_from_db(aconn), workload)["indexes"]) == 1
+
+    aconn.execute("SELECT asymm.set_setting('advisor.max_write_regression', '0.5')")
+    assert settings_from_db(aconn).max_write_regression == pytest.approx(0.5)
+    assert len(advise(aconn, settings_from_db(aconn), workload)["indexes"]) == 2
+
+    aconn.execute("SELECT asymm.set_setting('advisor.max_write_regression', '-1')")
+    assert settings_from_db(aconn).max_write_regression is None
+    off = advise(aconn, settings_from_db(aconn), workload)
+    assert len(off["indexes"]) == 2 and off["refused_write_bound"] == []
+
+    # the CLI on the real pg_stat_statements: the flags override the setting.  Setting 0 (no write
+    # may get costlier at all) refuses every index on orders whatever the INSERT's measured time.
+    aconn.execute("SELECT asymm.set_setting('advisor.max_write_regression', '0')")
+    with psycopg.connect(shop, autocommit=True) as conn:  # asymm.db.connect() is not tracked
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for k in range(200):
+            conn.execute("select id from orders where customer_id = %s", (k,))
+        for k in range(100):
+            conn.execute("select id from orders where amount = %s", (k,))
+        for k in range(300):
+            conn.execute("insert into orders (id, customer_id, status, amount, created_at)"
+                         " values (%s, 1, 'new', 1, now())", (100_000 + k,))
+
+    def cli(*flags: str) -> dict[str, Any]:
+        out = CliRunner().invoke(main, ["advise", "--dsn", shop, "--json", *flags])
+        assert out.exit_code == 0, out.output
+        return dict(json.loads(out.output))
+
+    def on_orders(result: dict[str, Any]) -> list[list[str]]:
+        return sorted(i["columns"] for i in result["indexes"] if i["table"] == "public.orders")
+
+    by_setting = cli()
+    assert on_orders(by_setting) == [], by_setting["indexes"]
+    assert by_setting["refused_write_bound"]
+    assert on_orders(cli("--max-write-regression", "5")) == [["amount"], ["customer_id"]]
+    assert on_orders(cli("--no-write-bound")) == [["amount"], ["customer_id"]]

@@ -8,6 +8,7 @@ caller's prepared statements and hypothetical indexes survive) or open its own.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Settings:
     max_write_regression: float | None = 0.10
     statement_overhead_ms: float = 0.15
     index_entry_ms: float = 0.012
+    brin_entry_ms: float = Options.brin_entry_ms
     near_tie: float = 0.15  # net gains this close (x the residual cost) tie, broken by gain per byte
     limit: int = 2000
 
@@ -47,6 +49,7 @@ class Settings:
                        min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row,
                        max_write_regression=self.max_write_regression,
                        statement_overhead_ms=self.statement_overhead_ms, index_entry_ms=self.index_entry_ms,
+                       brin_entry_ms=self.brin_entry_ms,
                        near_tie=self.near_tie)
 
 
@@ -65,7 +68,17 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
         settings.min_gain_fraction = float(str(values["advisor.min_gain_fraction"]))
     if "advisor.write_cost_per_row" in values:
         settings.write_cost_per_row = float(str(values["advisor.write_cost_per_row"]))
+    if "advisor.max_write_regression" in values:
+        settings.max_write_regression = write_bound(float(str(values["advisor.max_write_regression"])))
     return settings
+
+
+def write_bound(value: float) -> float | None:
+    """The setting's value as the write bound: a negative one (or NaN, infinity) turns it off.
+
+    Why a number and not 'off': the setting is typed ``number`` like its neighbours, so that
+    asymm.set_setting() rejects a typo instead of the advisor running with no bound by accident."""
+    return value if 0.0 <= value < math.inf else None
 
 
 def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
@@ -158,7 +171,7 @@ def _unverified(conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workloa
                 candidates: list[cand_mod.Candidate]) -> list[dict[str, Any]]:
     """GIN candidates HypoPG could not simulate: reported for a DBA to judge, never chosen.
 
-    HypoPG 1.3 simulates only btree-like access methods, so a ``jsonb @>`` or array-containment
+    HypoPG 1.3 simulates btree-like access methods and BRIN, not GIN, so a ``jsonb @>`` or array-containment
     index cannot be priced; silence would hide the one index such statements need.  Each entry
     gives the statement that would create it, the statements asking for it with their calls and
     current estimated cost, and why it is unverified.  It is not in ``indexes``, not stored as a

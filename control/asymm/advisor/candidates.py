@@ -3,9 +3,13 @@
 Per statement and table: each equality, range, join and LIKE key alone; the equality keys first
 followed by one range key or by the ``ORDER BY`` keys (with their direction, when there is a
 ``LIMIT`` or no filter); ``GROUP BY`` keys; join key + equality keys (inner side of a nested
-loop); expression keys such as ``lower(email)``; GIN for ``jsonb @>`` and array operators.
+loop); expression keys such as ``lower(email)``; GIN for ``jsonb @>`` and array operators; BRIN
+for an equality or range key on a column whose values follow the heap order (see
+:data:`BRIN_MIN_CORRELATION`).
 A candidate that equals an existing valid index, or is a prefix of one (same method), is dropped:
-the existing index already serves it.
+the existing index already serves it.  Methods do not cover each other: a BRIN is no prefix of a
+btree nor a btree of a BRIN (each is priced on its own); a BRIN on several columns covers a BRIN
+on any of them, since it has no key order.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from asymm.advisor.analysis import Analysis, Pred
 from asymm.advisor.catalog import Table, quote_ident
 
 MAX_KEYS = 4
+
+# A BRIN candidate needs |pg_stats.correlation| >= this.  A BRIN (minmax) keeps each block range's
+# smallest and largest value; a range predicate reads the ranges whose [min, max] overlap it.  The
+# planner (brincostestimate) prices that as the minimal number of ranges divided by |correlation|:
+# at 0.9 it expects at most 1.11x the minimal ranges, and below it the estimate loses fast to a
+# btree anyway.  Append-order columns (a creation timestamp, a serial id) have 0.99 and more.
+# Correlation is an average: a few rows far out of order widen every range they land in while
+# barely lowering it, so a high threshold is a precondition, not proof; the what-if cost decides.
+BRIN_MIN_CORRELATION = 0.9
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,9 @@ def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
         joins = _unique(p.expr for p in preds if p.kind == "join")
         for key in eq + rng + joins:
             add(table, [key])
+        for key in eq + rng:
+            if brin_suits(table, key):
+                add(table, [key], "brin")
         if len(eq) > 1:
             add(table, eq)
         for r in rng:
@@ -136,6 +152,14 @@ def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
     return list(out.values())
 
 
+def brin_suits(table: Table, key: str) -> bool:
+    """Whether ``key`` is a plain column with a default BRIN operator class whose values follow the
+    heap order (``|correlation| >= BRIN_MIN_CORRELATION``, from ANALYZE)."""
+    column = table.columns.get(key.strip('"')) if "(" not in key else None
+    return (column is not None and column.brin and column.correlation is not None
+            and abs(column.correlation) >= BRIN_MIN_CORRELATION)
+
+
 def _unique(items: object) -> list[str]:
     seen: list[str] = []
     for item in items:  # type: ignore[attr-defined]
@@ -163,6 +187,9 @@ def covered_by_existing(cand: Candidate, table: Table) -> str | None:
         if cand.method == "btree":
             flipped = [_flip(k) for k in want]
             if have[:len(want)] == want or have[:len(want)] == flipped:
+                return index.name
+        elif cand.method == "brin":
+            if set(want) <= set(have):
                 return index.name
         elif have == want:
             return index.name

@@ -18,6 +18,10 @@ class Column:
     name: str
     type: str  # format_type() text, usable in a cast
     category: str  # pg_type.typcategory: N numeric, S string, D datetime, A array, U user (jsonb) ...
+    # pg_stats.correlation: how closely the heap order follows the column's order (-1..1; None when
+    # not analyzed).  Near +-1 a BRIN index on it is selective (see candidates.BRIN_MIN_CORRELATION).
+    correlation: float | None = None
+    brin: bool = False  # the type has a default BRIN operator class
 
 
 @dataclass
@@ -74,13 +78,18 @@ class Catalog:
             table = Table(oid=int(row[0]), schema=str(row[1]), name=str(row[2]), qualified=str(row[3]),
                           reltuples=float(row[4]), writes=int(row[5]), updates=int(row[6]),
                           hot_updates=int(row[7]))
-            for attname, typ, cat in self.conn.execute(
-                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory"
+            for attname, typ, cat, corr, brin in self.conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
+                "       (SELECT s.correlation FROM pg_stats s WHERE s.schemaname = %s AND s.tablename = %s"
+                "           AND s.attname = a.attname ORDER BY s.inherited LIMIT 1),"
+                "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
+                "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid)"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                (table.oid,),
+                (table.schema, table.name, table.oid),
             ):
-                table.columns[str(attname)] = Column(str(attname), str(typ), str(cat))
+                table.columns[str(attname)] = Column(str(attname), str(typ), str(cat),
+                                                     None if corr is None else float(corr), bool(brin))
             for name_, method, keys, valid, partial, indexdef in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
                 "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"

@@ -63,8 +63,8 @@ def _size(size: int) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Consider at most this many statements (heaviest total time first).")
 @click.option("--max-write-regression", type=click.FloatRange(min=0), default=None,
-              help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call"
-                   " (default 0.10).")
+              help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call;"
+                   " default: setting advisor.max_write_regression (0.10; negative: no bound).")
 @click.option("--no-write-bound", is_flag=True,
               help="No per-call bound on writes (maintenance is still charged in the benefit).")
 def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | None, max_indexes: int | None,

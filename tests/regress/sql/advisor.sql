@@ -5,6 +5,10 @@ RESET client_min_messages;
 
 SELECT name, value, value_type FROM asymm.settings WHERE name LIKE 'advisor.%' ORDER BY name;
 SELECT asymm.set_setting('advisor.budget_mb', 'lots');
+-- the write bound is a number like its neighbours: 'off' is refused, a negative value turns it off
+SELECT asymm.set_setting('advisor.max_write_regression', 'off');
+SELECT asymm.set_setting('advisor.max_write_regression', '-1');
+SELECT asymm.reset_setting('advisor.max_write_regression');
 
 INSERT INTO asymm.index_suggestions (run_id, table_name, columns, index_name, definition, estimated_benefit, size_bytes, queryids)
 VALUES ('00000000-0000-0000-0000-000000000001', 'public.t', '{a}', 'asymm_t_a', 'CREATE INDEX asymm_t_a ON public.t USING btree (a)', 10, 8192, '{1,2}')
