@@ -11,7 +11,8 @@ columns that grow with the physical order, as an append-only timestamp does (ins
 next values): what a BRIN costs a written row is not a btree entry.  A row whose value its block
 range's summary already covers costs a revmap lookup and no write; one beyond it widens the
 summary in place; one on pages past the last summarized range costs nothing until VACUUM
-summarizes them.  ``--fillfactor 100`` makes the pages full, as in a freshly loaded table: a
+summarizes them (``--brin-summarize`` summarizes before every block, so that every inserted row
+widens a summary: the worst case).  ``--fillfactor 100`` makes the pages full, as in a freshly loaded table: a
 non-HOT update then moves the row version to another page (in ``bench/advisor.py``'s ``orders``
 it does).  Three statements run in
 every copy, interleaved block by block (the copies' order cycles from block to block):
@@ -95,6 +96,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000, help="calls per block")
     parser.add_argument("--methods", default="btree", help="comma-separated: btree, brin (extra index methods)")
     parser.add_argument("--fillfactor", type=int, default=70, help="of every copy (100: full pages)")
+    parser.add_argument("--brin-summarize", action="store_true",
+                        help="summarize new BRIN ranges before every block: each row then lands in a"
+                             " summarized range, and an inserted one widens its summary (the worst case)")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"btree", "brin"}:
@@ -110,8 +114,9 @@ def main() -> int:
             print(f"load average before: {' '.join(f.read().split()[:3])}")
         with psycopg.connect(dsn, autocommit=True) as conn:
             setup(conn, copies, args.fillfactor)
-        print(f"fillfactor {args.fillfactor}; extra index methods: {', '.join(methods)}")
-        run(dsn, copies, args.samples, args.calls)
+        print(f"fillfactor {args.fillfactor}; extra index methods: {', '.join(methods)}"
+              + ("; new BRIN ranges summarized before every block" if args.brin_summarize else ""))
+        run(dsn, copies, args.samples, args.calls, args.brin_summarize)
         with open("/proc/loadavg") as f:
             print(f"load average after: {' '.join(f.read().split()[:3])}")
     finally:
@@ -120,7 +125,7 @@ def main() -> int:
     return 0
 
 
-def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: int) -> None:
+def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: int, summarize: bool = False) -> None:
     copies = list(range(len(copy_list)))
     # server times are read on a second connection; the statement filter leaves its own reads out
     with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as stats:
@@ -150,6 +155,11 @@ def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: in
                         params = [(f"n{j % 7}", i) for j, i in enumerate(ids)]
                     else:
                         params = [(i,) for i in ids]
+                    if summarize and method == "brin":  # the rows to come land in a summarized range
+                        stats.execute(sql.SQL("SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i"
+                                              " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am"
+                                              " ON am.oid = c.relam WHERE am.amname = 'brin'"
+                                              " AND i.indrelid = {}::regclass").format(sql.Literal(name)))
                     before = server(stats)
                     started = time.perf_counter()
                     for p in params:

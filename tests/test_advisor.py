@@ -620,11 +620,11 @@ def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg
     assert refused["statement"] == "update" and refused["reason"] == "one more entry per non-HOT update"
 
 
-def test_a_brin_costs_a_written_row_a_quarter_of_a_btree_entry(aconn: psycopg.Connection[Any]) -> None:
+def test_a_brin_costs_a_written_row_a_third_of_a_btree_entry(aconn: psycopg.Connection[Any]) -> None:
     """bench/write_cost.py: a BRIN on an append-order column costs an INSERT or non-HOT UPDATE
-    0.21-0.23 of a btree entry (no entry to add while the row's value is inside its block range's
-    summary).  A table written one row at a time that takes one btree (1.07x modelled) can still
-    take a BRIN (+ 0.003 ms: 1.09x), where a second btree would be 1.14x."""
+    0.14-0.27 of a btree entry (nothing to add while the row's value is inside its block range's
+    summary), charged 0.3.  A table written one row at a time that takes one btree (1.07x
+    modelled) can still take a BRIN (+ 0.0036 ms: 1.09x), where a second btree would be 1.14x."""
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
     by_time = stmt("select count(*) from orders where created_at >= $1 and created_at < $2", 1000)
     insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
@@ -635,8 +635,8 @@ def test_a_brin_costs_a_written_row_a_quarter_of_a_btree_entry(aconn: psycopg.Co
     brin = next(i for i in result["indexes"] if i["method"] == "brin")
     assert brin["definition"].endswith("USING brin (created_at)")
     btree = next(i for i in result["indexes"] if i["method"] == "btree")
-    # its maintenance penalty is the measured fraction of a btree's (5000 rows x 0.5 x 0.25)
-    assert brin["maintenance_penalty"] == pytest.approx(btree["maintenance_penalty"] * 0.25)
+    # its maintenance penalty is the charged fraction of a btree's (5000 rows x 0.5 x 0.3)
+    assert brin["maintenance_penalty"] == pytest.approx(btree["maintenance_penalty"] * 0.3)
     # the btree on created_at (which the reads would prefer) is the second btree: refused at 1.14x
     (refused,) = result["refused_write_bound"]
     assert refused["definition"].endswith("USING btree (created_at)")

@@ -46,17 +46,18 @@ into a table with a primary key that gets one more index, where ``bench/advisor.
 entries per row (measured 1.20x to 1.29x).  By the server's execution time alone such an INSERT
 is 1.5x: no index on a table written one row at a time keeps *that* within 10 %.
 
-A BRIN is charged ``brin_entry_ms`` (0.003 ms), not a btree entry, per written row.  It keeps one
-summary (min, max) per block range, and a written row costs a revmap lookup and, only when its
+A BRIN is charged ``brin_entry_ms`` (0.0036 ms), not a btree entry, per written row.  It keeps
+one summary (min, max) per block range, and a written row costs a revmap lookup and, only when its
 value lies outside its range's summary, an in-place update of that summary; rows on pages past the
 last summarized range cost nothing until VACUUM summarizes them.  ``bench/write_cost.py --methods
 btree,brin`` (2026-11-24, same machine; BRIN on columns that grow with the heap order, as an
 append-only timestamp does; server time per row and index, btree / BRIN): fillfactor 70, INSERT
 4.2 / 0.9 us, non-HOT UPDATE 5.8 / 1.3 us; fillfactor 100 (full pages: the new row version moves
-to another page) 3.6 / 0.6 and 5.0 / 0.9 us.  So 0.17-0.23 of a btree entry, charged as 0.25 x
-``index_entry_ms`` (rounded up).  On PostgreSQL 15 a BRIN on a SET column still ends HOT, as a
-btree does (16 lets summarizing indexes keep it), and is modelled so.  The net-benefit penalty
-weighs it the same way (0.25 x ``write_cost_per_row`` per row).
+to another page) 3.6 / 0.6 and 5.0 / 0.9 us; with ``--brin-summarize`` (every inserted row lands
+in a summarized range and widens it: the worst case) 4.4 / 1.2 and 5.9 / 0.8 us.  So 0.14-0.27
+of a btree entry, charged as 0.3 x ``index_entry_ms``.  On PostgreSQL 15 a BRIN on a SET column
+still ends HOT, as a btree does (16 lets summarizing indexes keep it), and is modelled so.  The
+net-benefit penalty weighs it the same way (0.3 x ``write_cost_per_row`` per row).
 
 In the net benefit, rows written by the workload x ``write_cost_per_row`` (planner cost units) are
 charged per index; a candidate that ends HOT for an UPDATE is also charged rows updated x
@@ -94,7 +95,7 @@ class Options:
     max_write_regression: float | None = 0.10
     statement_overhead_ms: float = 0.15
     index_entry_ms: float = 0.012
-    brin_entry_ms: float = 0.003  # a BRIN (measured 0.17-0.23 of a btree entry), see the module docstring
+    brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), module docstring
     near_tie: float = 0.15
 
 
