@@ -697,3 +697,25 @@ def test_the_write_bound_setting_is_read_and_changes_the_outcome(aconn: psycopg.
     assert by_setting["refused_write_bound"]
     assert on_orders(cli("--max-write-regression", "5")) == [["amount"], ["customer_id"]]
     assert on_orders(cli("--no-write-bound")) == [["amount"], ["customer_id"]]
+
+
+def test_a_brin_on_a_column_an_update_sets_ends_hot_like_a_btree(aconn: psycopg.Connection[Any]) -> None:
+    """PostgreSQL 15 keeps an UPDATE HOT only when no index reads a SET column, BRIN included (16
+    exempts summarizing indexes).  On a table with four indexes, a BRIN on created_at makes an
+    UPDATE that sets created_at pay an entry in every index (1.29x modelled): refused, as the
+    btree is.  With the UPDATE setting note instead (stays HOT) an index on created_at is taken
+    (the btree: it reads better, and HOT updates do not pay for it)."""
+    for column in ("customer_id", "status", "amount"):
+        aconn.execute(f"CREATE INDEX ON orders ({column})")
+    aconn.execute("ANALYZE orders")
+    by_time = stmt("select count(*) from orders where created_at >= $1 and created_at < $2", 1000)
+    moves = stmt("update orders set created_at = $1 where id = $2", 100, mean_ms=0.03)
+    touch = stmt("update orders set note = $1 where id = $2", 100, mean_ms=0.03)
+    kept = advise(aconn, Settings(), [by_time, touch])
+    assert [i["columns"] for i in kept["indexes"]] == [["created_at"]], kept["indexes"]
+    refused = advise(aconn, Settings(), [by_time, moves])
+    assert refused["indexes"] == [], refused["indexes"]
+    brin = next(r for r in refused["refused_write_bound"] if "USING brin (created_at)" in r["definition"])
+    assert brin["reason"] == "ends HOT updates"
+    # every index of the table (primary key + 3) and the BRIN itself, per updated row
+    assert brin["modelled_ratio"] == pytest.approx((0.15 + 0.03 + (4 + 0.3) * 0.012) / (0.15 + 0.03), abs=1e-3)
