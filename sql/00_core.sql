@@ -142,38 +142,7 @@ return "%d.%d.%d" % sys.version_info[:3]
 $$;
 COMMENT ON FUNCTION asymm.plpython_version() IS 'Version of the Python interpreter that PL/Python runs in this server (proves PL/Python works)';
 
-CREATE FUNCTION asymm.status() RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    preload text := current_setting('shared_preload_libraries', true);
-    stale interval := asymm.setting('daemon.stale_after')::interval;
-    daemons jsonb;
-BEGIN
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'daemon_id', d.daemon_id, 'host', d.host, 'pid', d.pid, 'version', d.version,
-               'started_at', d.started_at, 'last_seen', d.last_seen,
-               'ticks', d.ticks, 'skipped_ticks', d.skipped_ticks, 'overruns', d.overruns)
-               ORDER BY d.started_at), '[]'::jsonb)
-      INTO daemons
-      FROM asymm.daemons d
-     WHERE d.stopped_at IS NULL AND d.last_seen > now() - stale;
-    RETURN jsonb_build_object(
-        'version', asymm.version(),
-        'server_version', current_setting('server_version'),
-        'plpython', asymm.plpython_version(),
-        'pg_stat_statements_loaded',
-            coalesce(preload ~ '(^|[\s,])"?pg_stat_statements"?($|[\s,])', false),
-        'hypopg_available',
-            EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'),
-        'hypopg_installed',
-            EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'),
-        'settings_changed', (SELECT count(*) FROM asymm.setting_values),
-        'daemons', daemons);
-END
-$$;
-COMMENT ON FUNCTION asymm.status() IS 'What asymm sees: versions, required libraries, optional extensions and live daemons (read-only)';
+-- asymm.status() is in 01_status.sql (redefined in 0.2.0).
 
 -- Granting a reader role: every function that cannot write (STABLE or IMMUTABLE, enforced by the
 -- server) plus SELECT on the views.  Privileged functions stay revoked from PUBLIC.

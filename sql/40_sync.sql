@@ -33,8 +33,10 @@ CREATE TABLE asymm.sync_tables (
     backfill_cursor text,
     epoch           text,
     backfilled_at   timestamptz,
-    rows_backfilled bigint NOT NULL DEFAULT 0
+    rows_backfilled bigint NOT NULL DEFAULT 0,
+    redis_name      text
 );
+COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'schema.table as in its Redis keys (asymm:{schema.table}:<key>); when a rename makes it differ from the table''s name, the keys under the old name are cleared and the table is copied again';
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
 
@@ -154,6 +156,38 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'asymm_sync_capture';
 COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
 
+-- A tracked table whose name no longer matches its Redis keys (ALTER TABLE ... RENAME / SET SCHEMA,
+-- ALTER SCHEMA ... RENAME): queue an 'X' row carrying the old name, so the sync worker clears the
+-- keys under it (a reader of the old name must not get rows that no longer change), and copy the
+-- table again under its new name.  The worker skips the clearing when the old name belongs to a
+-- tracked table again by then (renamed back, or another table took it): that table's own backfill
+-- resets those keys.
+CREATE FUNCTION asymm._sync_forget_old_names() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moved integer;
+BEGIN
+    WITH renamed AS (
+        UPDATE asymm.sync_tables t
+           SET redis_name = n.nspname || '.' || c.relname, backfill_state = 'pending', backfill_cursor = NULL
+          FROM asymm.sync_tables o, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE o.rel = t.rel AND c.oid = t.rel AND t.redis_name IS DISTINCT FROM n.nspname || '.' || c.relname
+        RETURNING t.rel::oid AS rel, o.redis_name AS old_name),
+    queued AS (
+        INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
+        SELECT asymm.sync_slot(), pg_current_xact_id(), r.rel, 'X', ARRAY[r.old_name]
+          FROM renamed r WHERE r.old_name IS NOT NULL)
+    SELECT count(*) INTO moved FROM renamed;
+    IF moved > 0 THEN
+        PERFORM asymm.sync_notify();
+    END IF;
+    RETURN moved;
+END
+$$;
+COMMENT ON FUNCTION asymm._sync_forget_old_names() IS 'Tracked tables renamed since their keys were written: queue the clearing of the keys under the old name and a new backfill (count of tables)';
+
 CREATE FUNCTION asymm.track(rel regclass, sensitive text[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -217,11 +251,13 @@ BEGIN
 
     -- (Re)tracking starts a fresh backfill: the daemon reads the table in snapshots taken after
     -- this transaction commits, and every change not visible to them is in the outbox.
-    INSERT INTO asymm.sync_tables AS t (rel, key_columns, key_types, sensitive)
-    VALUES (rel, cols, types, sensitive)
+    INSERT INTO asymm.sync_tables AS t (rel, key_columns, key_types, sensitive, redis_name)
+    SELECT rel, cols, types, sensitive, n.nspname || '.' || c.relname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
     ON CONFLICT ON CONSTRAINT sync_tables_pkey DO UPDATE
        SET key_columns = excluded.key_columns, key_types = excluded.key_types, sensitive = excluded.sensitive,
            tracked_at = now(), backfill_state = 'pending', backfill_cursor = NULL;
+    PERFORM asymm._sync_forget_old_names();  -- (re-tracking a table renamed while the event trigger was off)
     PERFORM asymm.sync_notify();
 END
 $$;
@@ -328,3 +364,27 @@ COMMENT ON FUNCTION asymm._sync_sql_drop() IS 'Event trigger function: a dropped
 CREATE EVENT TRIGGER asymm_sync_sql_drop ON sql_drop
     EXECUTE FUNCTION asymm._sync_sql_drop();
 COMMENT ON EVENT TRIGGER asymm_sync_sql_drop IS 'asymm: a dropped tracked table stops being mirrored and its Redis keys are cleared';
+
+-- Renames (see asymm._sync_forget_old_names).  On PostgreSQL 15 an event trigger function cannot be
+-- PL/Python; this one is PL/pgSQL and, like the drop one, never fails the user's DDL.
+CREATE FUNCTION asymm._sync_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    BEGIN
+        IF to_regclass('asymm.sync_tables') IS NOT NULL THEN
+            PERFORM asymm._sync_forget_old_names();
+        END IF;
+    EXCEPTION WHEN others THEN
+        RAISE WARNING 'asymm: could not follow the rename of a tracked table after %: %', tg_tag, sqlerrm
+              USING HINT = 'Run SELECT asymm.track(''<table>'') again: keys under the old name stay in Redis until then.';
+    END;
+END
+$$;
+COMMENT ON FUNCTION asymm._sync_ddl_end() IS 'Event trigger function: a renamed tracked table has the keys under its old name cleared and is copied again under the new one (never fails the DDL)';
+
+CREATE EVENT TRIGGER asymm_sync_ddl_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    EXECUTE FUNCTION asymm._sync_ddl_end();
+COMMENT ON EVENT TRIGGER asymm_sync_ddl_end IS 'asymm: a tracked table renamed (or moved to another schema, or whose schema is renamed) is mirrored under its new name';

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.leader import LEADER_LOCK_KEY
 from asymm.sandbox import Sandbox
 from tests.daemon_process import Running
@@ -112,10 +113,29 @@ def lock_holders(dsn: str) -> int:
     return int(row[0])  # type: ignore[call-overload]
 
 
+def leader_pid_in_status(dsn: str) -> int | None:
+    """The OS pid of the daemon ``asymm.status()`` names as leader (None: none or not registered),
+    checked against its per-daemon flags: exactly the named one is marked leader."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT asymm.status()").fetchone()
+    assert row is not None
+    status: dict = row[0]  # type: ignore[assignment]
+    leader = status["leader"]
+    if leader is None or leader["daemon_id"] is None:
+        return None
+    flagged = [d for d in status["daemons"] if d["leader"]]
+    assert [d["daemon_id"] for d in flagged] == [leader["daemon_id"]]
+    return int(flagged[0]["pid"])
+
+
 def test_exactly_one_leader_and_failover_after_sigkill(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
     daemons = [start_daemon(db) for _ in range(3)]
     assert wait_for(lambda: len(leaders(daemons)) == 1)
     assert lock_holders(db) == 1
+    # asymm.status() names the same leader (once its heartbeat has recorded its lock session)
+    assert wait_for(lambda: leader_pid_in_status(db) == leaders(daemons)[0].proc.pid)
+    text = render_status(fetch_status(db))
+    assert text.count("(leader)") == 1 and text.count("(standby)") == 2, text
     time.sleep(1.0)  # a few heartbeats: the leader-only task ran on the leader only
     assert len(leaders(daemons)) == 1
     for d in daemons:
@@ -129,6 +149,7 @@ def test_exactly_one_leader_and_failover_after_sigkill(db: str, start_daemon) ->
     took = time.monotonic() - killed
     assert new and len(new) == 1 and new[0] is not old
     assert lock_holders(db) == 1
+    assert wait_for(lambda: leader_pid_in_status(db) == new[0].proc.pid)
     pulses = took / PERIOD
     print(f"\ntakeover after SIGKILL: {took * 1000:.0f} ms = {pulses:.2f} pulses (includes ~10-30 ms polling)")
     # Typically about one pulse (see bench/daemon.py); the bound here is generous because the

@@ -31,10 +31,18 @@ def render_status(status: dict[str, Any]) -> str:
     daemons = status.get("daemons", [])
     if daemons:
         for daemon in daemons:
-            lines.append(f"daemon {daemon['host']}:{daemon['pid']} up since {daemon['started_at']}, "
+            role = "leader" if daemon.get("leader") else "standby"
+            lines.append(f"daemon {daemon['host']}:{daemon['pid']} ({role}) up since {daemon['started_at']}, "
                          f"{daemon['ticks']} ticks, {daemon['skipped_ticks']} skipped, {daemon['overruns']} overruns")
     else:
         lines.append("daemon: none running")
+    leader = status.get("leader")
+    if leader is None:
+        if daemons:
+            lines.append("leader: none (no daemon holds the leader lock: scheduled work is not running)")
+    elif leader.get("daemon_id") is None:
+        lines.append(f"leader: the leader lock is held by backend {leader['backend_pid']}, "
+                     "which is not a registered daemon")
     return "\n".join(lines)
 
 

@@ -93,6 +93,11 @@ class LeaderElection:
     def connected(self) -> bool:
         return self.conn is not None and not self.conn.closed and not self.conn.broken
 
+    def backend_pid(self) -> int | None:
+        """The lock session's server process: what pg_locks names as the holder of the lock, so
+        that ``asymm.status()`` can tell which registered daemon leads."""
+        return self.conn.info.backend_pid if self.connected and self.conn is not None else None
+
     def poll(self) -> bool:
         """Once per pulse: keep (leader) or try to take (standby) the lock.  Never raises."""
         if not self.connected:

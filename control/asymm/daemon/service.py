@@ -318,9 +318,10 @@ class Daemon:
     def _heartbeat(self, _tick: Tick) -> None:
         assert self.conn is not None
         self.conn.execute(
-            "UPDATE asymm.daemons SET last_seen = now(), ticks = %s, skipped_ticks = %s, overruns = %s"
-            " WHERE daemon_id = %s",
-            (self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns, self.daemon_id),
+            "UPDATE asymm.daemons SET last_seen = now(), ticks = %s, skipped_ticks = %s, overruns = %s,"
+            " lock_backend_pid = %s WHERE daemon_id = %s",
+            (self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns,
+             self.leader.backend_pid(), self.daemon_id),
         )
 
     def _redis_ping(self, _tick: Tick) -> None:

@@ -140,8 +140,12 @@ class SyncEngine:
             versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
             self._hot[rel] = 0.0  # (the time is set below)
             self._query = None  # re-read this table's rows in the batch statement from now on
+        current_names = {table.name for table in tables.values()}
         for name in batch.dropped:
-            self.scripts.drop(name)
+            # A dropped or renamed table's keys go, unless a tracked table holds that name again
+            # (renamed back, re-created): its backfill resets them, and clearing now could empty it.
+            if name not in current_names:
+                self.scripts.drop(name)
         for rel in batch.truncated:
             docs.setdefault(rel, [])  # visit the table even without keys
         now = time.monotonic()
@@ -231,7 +235,7 @@ class SyncEngine:
                     batch.horizon, batch.new_position, batch.rows, fingerprint = a, b, c, key
                 elif kind == "T":
                     batch.truncated.add(a)
-                elif kind == "X":  # the table was dropped (asymm._sync_sql_drop): its name is the key
+                elif kind == "X":  # dropped or renamed (asymm._sync_sql_drop, _sync_forget_old_names): old name
                     batch.dropped.append(key)
                 elif kind == "H":
                     batch.beats.append(float(key))

@@ -24,6 +24,14 @@ SELECT s ->> 'version' = asymm.version() AS version_ok,
        jsonb_typeof(s -> 'daemons') AS daemons
   FROM asymm.status() AS s;
 
+-- the leader is whoever holds the leader lock: none, then this session (not a registered daemon)
+SELECT asymm.status() -> 'leader' AS no_leader;
+SELECT pg_advisory_lock(7022089754892846162);
+SELECT (s -> 'leader' ->> 'backend_pid')::int = pg_backend_pid() AS holder_is_me,
+       s -> 'leader' -> 'daemon_id' AS daemon_id
+  FROM asymm.status() AS s;
+SELECT pg_advisory_unlock(7022089754892846162);
+
 -- nothing is executable by PUBLIC
 SELECT count(*) AS public_functions
   FROM pg_proc p
