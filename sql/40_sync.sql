@@ -119,6 +119,15 @@ CREATE UNLOGGED TABLE asymm.sync_wake (
 ) WITH (fillfactor = 10);
 COMMENT ON TABLE asymm.sync_wake IS 'Set by the sync worker: capture NOTIFYs only while it waits (listening), not while it drains';
 INSERT INTO asymm.sync_wake (listening) VALUES (true);
+-- Capture caches the flag per backend (reading it was a sixth of the capture's cost): every
+-- committed change of it sends a relcache invalidation of the table, which empties those caches
+-- (extension/src/sync.c, wake_cached).  TRUNCATE invalidates by itself.
+CREATE FUNCTION asymm._sync_wake_changed() RETURNS trigger
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'asymm_sync_wake_changed';
+COMMENT ON FUNCTION asymm._sync_wake_changed() IS 'Statement trigger of asymm.sync_wake: makes every backend re-read the wake flag once the change commits';
+CREATE TRIGGER sync_wake_changed AFTER INSERT OR UPDATE OR DELETE ON asymm.sync_wake
+    FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_wake_changed();
 
 -- TRUNCATE capture: rare, so a plain SECURITY DEFINER function (op 'T' makes the worker clear the
 -- table's keys; the INSERT/UPDATE/DELETE capture below never writes it).

@@ -83,6 +83,48 @@ def test_capture_skips_notify_while_the_worker_drains(db: str, conn: Conn) -> No
     assert conn.execute("SELECT count(*) FROM asymm.sync_outbox WHERE op = 'U'").fetchone() == (2,)
 
 
+def test_cached_wake_flag_follows_every_change(db: str, conn: Conn) -> None:
+    """Capture caches the wake flag per backend; a change committed by another session (the
+    worker), one made in the writer's own transaction, and one rolled back must each be seen by
+    the writer's next statement, although its session has read the flag before."""
+    make_items(db, rows=3)
+    with psycopg.connect(db, autocommit=True) as listener, psycopg.connect(db, autocommit=True) as worker:
+        listener.execute("LISTEN asymm_sync")
+
+        def notified(statement: str) -> bool:
+            conn.execute(statement)
+            return len(list(listener.notifies(timeout=0.3))) == 1
+
+        worker.execute("UPDATE asymm.sync_wake SET listening = false")
+        assert not notified("UPDATE items SET qty = 1 WHERE id = 1")  # reads (and caches) false
+        assert not notified("UPDATE items SET qty = 2 WHERE id = 1")  # from the cache
+        worker.execute("UPDATE asymm.sync_wake SET listening = true")  # committed elsewhere
+        assert notified("UPDATE items SET qty = 3 WHERE id = 1")
+        worker.execute("INSERT INTO asymm.sync_wake (listening) VALUES (false)"
+                       " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening")  # the worker's way
+        assert not notified("UPDATE items SET qty = 4 WHERE id = 1")
+        worker.execute("DELETE FROM asymm.sync_wake")  # no row: notify
+        assert notified("UPDATE items SET qty = 5 WHERE id = 1")
+        worker.execute("INSERT INTO asymm.sync_wake (listening) VALUES (false)")
+        assert not notified("UPDATE items SET qty = 6 WHERE id = 1")
+        worker.execute("TRUNCATE asymm.sync_wake")
+        assert notified("UPDATE items SET qty = 7 WHERE id = 1")
+        worker.execute("INSERT INTO asymm.sync_wake (listening) VALUES (false)")
+        # the writer's own change, seen within its transaction, then forgotten with its rollback
+        conn.execute("BEGIN")
+        conn.execute("UPDATE items SET qty = 8 WHERE id = 1")  # false, from a fresh read
+        conn.execute("UPDATE asymm.sync_wake SET listening = true")
+        conn.execute("UPDATE items SET qty = 9 WHERE id = 2")  # reads its own true: will notify
+        conn.execute("ROLLBACK")
+        assert list(listener.notifies(timeout=0.3)) == []  # rolled back: nothing sent
+        assert not notified("UPDATE items SET qty = 10 WHERE id = 1")  # false again, not the rolled-back true
+        with conn.transaction():
+            conn.execute("UPDATE asymm.sync_wake SET listening = true")
+            conn.execute("UPDATE items SET qty = 11 WHERE id = 1")
+        assert len(list(listener.notifies(timeout=0.3))) == 1
+    assert conn.execute("SELECT count(*) FROM asymm.sync_outbox WHERE op = 'U'").fetchone() == (9,)
+
+
 def test_plain_writer_captures_with_own_rights_and_cannot_forge(db: str, conn: Conn, engine: SyncEngine,
                                                                 r: redis.Redis, redis_url: str) -> None:
     """The C capture function writes the outbox itself: a writer with nothing but rights on the
