@@ -23,6 +23,11 @@ ALTER TABLE ... ENABLE/DISABLE TRIGGER between runs:
   the tables involved so that no worker's CPU lands in the window.
 * a 200,000-row INSERT ... SELECT into an untracked table, one with the C capture and one with the
   PL/pgSQL capture (interleaved, medians).
+
+``--lib NAME=PATH`` adds a variant "C NAME": the capture function of another build of the library
+(e.g. main's ``extension/asymm.so`` copied aside), on its own triggers, to compare two versions of
+the C capture in one run; the copy is loaded by its absolute path, so it is also immune to other
+checkouts installing theirs meanwhile.  ``--variants`` keeps only the named variants.
 """
 
 from __future__ import annotations
@@ -101,6 +106,20 @@ def add_legacy_triggers(conn: psycopg.Connection[Any], table: str, key: str) -> 
                          " NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(tbl, fn))
     conn.execute(sql.SQL("CREATE TRIGGER legacy_sync_del AFTER DELETE ON {} REFERENCING OLD TABLE AS old_rows"
                          " FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(tbl, fn))
+
+
+def add_lib_triggers(conn: psycopg.Connection[Any], table: str, key: str, name: str, path: str) -> None:
+    """Capture triggers named ``<name>_sync_*`` running asymm_sync_capture from the library at path."""
+    tbl, fn = sql.Identifier(table), sql.Identifier(f"capture_{name}")
+    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE C AS {}, 'asymm_sync_capture'")
+                 .format(fn, sql.Literal(path)))
+    for op, event, refs in (("ins", "INSERT", "NEW TABLE AS new_rows"),
+                            ("upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                            ("del", "DELETE", "OLD TABLE AS old_rows")):
+        conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(f"{name}_sync_{op}"), tbl))
+        conn.execute(sql.SQL("CREATE TRIGGER {} AFTER {} ON {} REFERENCING {} FOR EACH STATEMENT"
+                             " EXECUTE FUNCTION {}({})").format(
+            sql.Identifier(f"{name}_sync_{op}"), sql.SQL(event), tbl, sql.SQL(refs), fn, sql.Literal(key)))
 
 
 def use_triggers(conn: psycopg.Connection[Any], table: str, which: str | None) -> None:
@@ -235,7 +254,17 @@ def main() -> None:
                              " make install: the extension scripts are shared by every checkout)")
     parser.add_argument("--reuse", action="store_true", help="use the database --setup-only created")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
+    parser.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
+                        help="also measure the C capture of the library at PATH (variant 'C NAME')")
+    parser.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")
     args = parser.parse_args()
+    libs = dict(spec.split("=", 1) for spec in args.lib)
+    for name in libs:
+        VARIANTS[f"C {name}"] = (name, False)
+    if args.variants:
+        keep = set(args.variants.split(","))
+        for name in [n for n in VARIANTS if n not in keep]:
+            del VARIANTS[name]
     skip = set(filter(None, args.skip.split(",")))
     dsn = make_conninfo(**{**conninfo_to_dict(args.dsn), "dbname": BENCH_DB})
     if not args.reuse:
@@ -247,6 +276,8 @@ def main() -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             pm = postmaster_pid(conn)
+            for name, path in libs.items():
+                add_lib_triggers(conn, "pgbench_accounts", "aid", name, path)
             if "bulk" not in skip:
                 times = bench_bulk(conn, args.rows, reps=5)
                 plain = statistics.median(times["untracked"])

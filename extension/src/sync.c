@@ -655,7 +655,9 @@ insert_outbox_row(Oid relid, char op, ArrayType *keys)
 				index_insert(indexes[i], ivalues, inulls, &tuple->t_self, outbox, UNIQUE_CHECK_NO,
 							 false, infos[i]);
 			}
-			index_close(indexes[i], RowExclusiveLock);
+			/* kept locked until the end of the transaction, as the executor does (and as the
+			 * slot itself is): the next statement's capture then need not lock it again */
+			index_close(indexes[i], NoLock);
 		}
 	}
 	table_close(outbox, NoLock);	/* the lock is kept until the end of the transaction */
