@@ -110,9 +110,9 @@ COMMENT ON FUNCTION asymm.sync_notify() IS 'Wake the sync worker: one payload-fr
 
 -- Whether the sync worker waits for a NOTIFY (true) or is draining the outbox anyway (false).
 -- Unlogged: a flag flipped on every idle/busy transition needs no WAL; after a crash it is empty,
--- which capture treats as "notify".  Capture reads it in every writing statement, walking the
--- row's chain of versions: fillfactor 10 makes readers prune the page once it holds ~20 of them,
--- instead of ~200 with the default.
+-- which capture treats as "notify".  Capture caches it per backend and reads it again after each
+-- change (trigger below), walking the row's chain of versions: fillfactor 10 makes readers prune
+-- the page once it holds ~20 of them, instead of ~200 with the default.
 CREATE UNLOGGED TABLE asymm.sync_wake (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     listening boolean NOT NULL
