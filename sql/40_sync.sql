@@ -119,9 +119,9 @@ CREATE UNLOGGED TABLE asymm.sync_wake (
 ) WITH (fillfactor = 10);
 COMMENT ON TABLE asymm.sync_wake IS 'Set by the sync worker: capture NOTIFYs only while it waits (listening), not while it drains';
 INSERT INTO asymm.sync_wake (listening) VALUES (true);
--- Capture caches the flag per backend (reading it was a sixth of the capture's cost): every
--- committed change of it sends a relcache invalidation of the table, which empties those caches
--- (extension/src/sync.c, wake_cached).  TRUNCATE invalidates by itself.
+-- Capture caches the flag per backend (reading it was a third of the capture function's time):
+-- every committed change of it sends a relcache invalidation of the table, which empties those
+-- caches (extension/src/sync.c, wake_cached).  TRUNCATE invalidates by itself.
 CREATE FUNCTION asymm._sync_wake_changed() RETURNS trigger
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'asymm_sync_wake_changed';
