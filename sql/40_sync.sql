@@ -19,7 +19,9 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, description
     ('sync.backfill_chunk', '5000', 'integer', 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
     ('sync.key_prefix', 'asymm', 'text',
      'Prefix of every Redis key the sync writes: <prefix>:{schema.table}:<key>; give each database syncing into a shared Redis its own (e.g. asymm:<dbname>); no braces'),
-    ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)');
+    ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)'),
+    ('sync.busy_interval', '10 ms', 'interval',
+     'While changes keep coming, sync passes start this far apart (at most one pulse): shorter lowers the commit-to-Redis lag, longer spends less CPU per synced key (a pass has a fixed cost)');
 
 -- Tracked tables.  A config table (pg_dump keeps it); regclass dumps as a name, so it survives a
 -- dump/restore even though OIDs change.

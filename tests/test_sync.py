@@ -485,3 +485,37 @@ def test_untrack_removes_capture(db: str, conn: Conn) -> None:
     assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass").fetchone() == (0,)
 
 
+
+
+def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, redis_url: str) -> None:
+    """sync.busy_interval: under a steady stream of commits, passes start that far apart, so each
+    one carries several commits (fewer passes, less CPU per key) instead of one."""
+    import threading
+    import time
+
+    from asymm.sync.worker import SyncWorker
+    from tests.sync_helpers import settled, wait_for
+
+    make_items(db, rows=10)
+    conn.execute("SELECT asymm.set_setting('sync.busy_interval', '150 ms')")
+    stop = threading.Event()
+    worker = SyncWorker(db, redis_url, stop, period=0.2037)
+    worker.start()
+    try:
+        assert wait_for(lambda: settled(db))
+        assert worker.engine is not None and worker.engine.busy_interval_s == pytest.approx(0.15)
+        before = conn.execute("SELECT batches FROM asymm.sync_state").fetchone()[0]  # type: ignore[index]
+        commits, started = 60, time.monotonic()
+        for i in range(commits):  # one commit every ~20 ms for ~1.2 s
+            conn.execute("UPDATE items SET qty = %s WHERE id = %s", (i, 1 + i % 10))
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        assert wait_for(lambda: settled(db))
+        time.sleep(0.3)  # the worker stores its counters when the stream pauses
+        batches = conn.execute("SELECT batches FROM asymm.sync_state").fetchone()[0] - before  # type: ignore[index]
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    # at most one pass per 150 ms of the stream, plus the first one a NOTIFY triggers and the last
+    assert 1 <= batches <= elapsed / 0.15 + 3, (batches, elapsed)
+    assert full_compare(db, redis_url).total == 0

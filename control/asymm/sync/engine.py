@@ -79,6 +79,8 @@ class SyncEngine:
         self.backfill_chunk = int(self._setting("sync.backfill_chunk"))
         self.tombstone_ttl_s = int(self._scalar(
             "SELECT extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval)"))
+        self.busy_interval_s = max(0.0, float(self._scalar(
+            "SELECT extract(epoch FROM asymm.setting('sync.busy_interval')::interval)")))
         self.lag_samples: list[float] = []
         # The position of the last batch applied to Redis; stored in PostgreSQL by flush().
         self.position = self._stored_position = int(self._scalar("SELECT position::text::bigint FROM asymm.sync_state"))

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("asymm.sync")
 
 ROTATE_EVERY_S = 2.0
-CADENCE_S = 0.010  # while busy, passes start this far apart (see _loop)
 RETRYABLE = (psycopg.Error, redis.RedisError, OSError, AsymmError)
 
 
@@ -116,11 +115,13 @@ class SyncWorker(threading.Thread):
                     listening = False
                 # Under a steady write stream, let changes gather: a pass costs about 1.3 ms of CPU
                 # (daemon, its backend and Redis) whatever its size, plus ~40 us a key, and on a
-                # small machine that CPU is taken from the writers.  So busy passes start CADENCE_S
-                # apart: 10 ms keeps the lag p50 near 8.5 ms at 1,000 tx/s (target 10 ms); 4 ms
-                # cost ~1.5x the CPU a key at 2,000 tx/s, 16 ms 0.7x but 13 ms p50 (bench/RESULTS.md).
-                # A first change after a quiet spell is still taken at once (NOTIFY wakes us).
-                self.stop.wait(max(0.0, CADENCE_S - (time.monotonic() - started)))
+                # small machine that CPU is taken from the writers.  So busy passes start
+                # sync.busy_interval apart (default 10 ms: lag p50 near 6-8.5 ms at 1,000 tx/s, target
+                # 10 ms; 4 ms cost ~1.5x the CPU a key at 2,000 tx/s, 16 ms 0.7x but 13 ms p50,
+                # bench/RESULTS.md), never more than a pulse.  A first change after a quiet spell is
+                # still taken at once (NOTIFY wakes us).
+                cadence = min(engine.busy_interval_s, self.period)
+                self.stop.wait(max(0.0, cadence - (time.monotonic() - started)))
                 continue
             if not listening:
                 # Raise the flag, then look once more before sleeping: a transaction that read the
