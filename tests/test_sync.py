@@ -486,7 +486,6 @@ def test_untrack_removes_capture(db: str, conn: Conn) -> None:
 
 
 
-
 def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, redis_url: str) -> None:
     """sync.busy_interval: under a steady stream of commits, passes start that far apart, so each
     one carries several commits (fewer passes, less CPU per key) instead of one."""
