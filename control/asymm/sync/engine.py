@@ -142,12 +142,13 @@ class SyncEngine:
             versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
             self._hot[rel] = 0.0  # (the time is set below)
             self._query = None  # re-read this table's rows in the batch statement from now on
-        current_names = {table.name for table in tables.values()}
-        for name in batch.dropped:
-            # A dropped or renamed table's keys go, unless a tracked table holds that name again
-            # (renamed back, re-created): its backfill resets them, and clearing now could empty it.
-            if name not in current_names:
-                self.scripts.drop(name)
+        if batch.dropped:
+            current_names = {table.name for table in tables.values()}
+            for name in batch.dropped:
+                # A dropped or renamed table's keys go, unless a tracked table holds that name again
+                # (renamed back, re-created): its backfill resets them, and clearing now could empty it.
+                if name not in current_names:
+                    self.scripts.drop(name)
         for rel in batch.truncated:
             docs.setdefault(rel, [])  # visit the table even without keys
         now = time.monotonic()
