@@ -281,6 +281,37 @@ def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn
     assert full_compare(db, redis_url).total == 0
 
 
+def test_columns_named_like_the_sync_aliases_do_not_replace_the_row(db: str, conn: Conn, engine: SyncEngine,
+                                                                    r: redis.Redis, redis_url: str) -> None:
+    """The sync's SQL calls the table ``t`` and the keys ``k.key``: a column named ``t`` must not
+    stand in for the whole row (a bare ``to_jsonb(t)`` there is that column), with or without
+    sensitive columns (the drop mode builds the row differently), in batches, backfill and fills."""
+    conn.execute("CREATE TABLE clash (k int PRIMARY KEY, t text, key text, secret text)")
+    conn.execute("CREATE TABLE clash_plain (t int PRIMARY KEY, key text)")
+    conn.execute("INSERT INTO clash VALUES (1, 'a', 'b', 's')")
+    conn.execute("INSERT INTO clash_plain VALUES (1, 'b')")
+    conn.execute("SELECT asymm.track('clash', sensitive => '{secret}')")
+    conn.execute("SELECT asymm.track('clash_plain')")
+    engine.run_until_idle()  # backfill
+    assert json.loads(doc(r, "public.clash", "1")[b"d"]) == {"k": 1, "t": "a", "key": "b"}
+    assert json.loads(doc(r, "public.clash_plain", "1")[b"d"]) == {"t": 1, "key": "b"}
+    conn.execute("UPDATE clash SET t = 'c'")
+    conn.execute("INSERT INTO clash_plain VALUES (2, 'd')")
+    engine.run_until_idle()  # the batch statement: the tables are hot once they changed
+    conn.execute("UPDATE clash SET key = 'e'")
+    engine.run_until_idle()
+    assert json.loads(doc(r, "public.clash", "1")[b"d"]) == {"k": 1, "t": "c", "key": "e"}
+    assert json.loads(doc(r, "public.clash_plain", "2")[b"d"]) == {"t": 2, "key": "d"}
+    r.delete("asymm:{public.clash_plain}:2")
+    cache = Cache(db, redis_url)
+    try:
+        assert cache.get("clash_plain", 2) == {"t": 2, "key": "d"}  # a miss: read from PostgreSQL and filled
+        assert json.loads(doc(r, "public.clash_plain", "2")[b"d"]) == {"t": 2, "key": "d"}
+    finally:
+        cache.close()
+    assert full_compare(db, redis_url).total == 0
+
+
 def test_a_long_transaction_with_a_low_xid_is_not_skipped(db: str, conn: Conn, engine: SyncEngine,
                                                           r: redis.Redis, redis_url: str) -> None:
     make_items(db, rows=5)

@@ -289,7 +289,7 @@ b AS MATERIALIZED (
     UNION ALL
     SELECT x.xid, x.rel, x.op, x.keys FROM asymm.sync_outbox x, c WHERE x.xid = c.cut),
 k AS MATERIALIZED (
-    SELECT DISTINCT b.rel, u.key FROM b, unnest(b.keys) AS u(key) WHERE b.op IN ('I', 'U', 'D'))
+    SELECT DISTINCT b.rel, unnest(b.keys) AS key FROM b WHERE b.op IN ('I', 'U', 'D'))
 SELECT 'p'::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
        coalesce(c.cut::text::bigint + 1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
        (SELECT count(*) FROM b), {fingerprint}, NULL::text
