@@ -549,3 +549,19 @@ def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, red
     # at most one pass per 150 ms of the stream, plus the first one a NOTIFY triggers and the last
     assert 1 <= batches <= elapsed / 0.15 + 3, (batches, elapsed)
     assert full_compare(db, redis_url).total == 0
+
+
+def test_busy_passes_spread_out_only_under_a_heavy_stream() -> None:
+    """busy_cadence: sync.busy_interval as long as a pass gathers up to STRETCH_KEYS keys per
+    interval; above that, proportional to the stream (fewer passes, each with more keys), capped at
+    STRETCH_MAX intervals and at a pulse."""
+    from asymm.sync.worker import STRETCH_KEYS, STRETCH_MAX, busy_cadence
+
+    interval, pulse = 0.010, 0.2037
+    assert busy_cadence(interval, 0, 5.0, pulse) == interval  # the first pass after a quiet spell
+    assert busy_cadence(interval, 10, 0.010, pulse) == interval  # 1,000 keys/s
+    assert busy_cadence(interval, STRETCH_KEYS, 0.010, pulse) == interval  # the threshold itself
+    assert busy_cadence(interval, 200, 0.020, pulse) == pytest.approx(0.020)  # 10,000 keys/s: twice
+    assert busy_cadence(interval, 800, 0.020, pulse) == pytest.approx(STRETCH_MAX * interval)  # 40,000/s
+    assert busy_cadence(0.1, 10_000, 0.1, pulse) == pulse  # never more than a pulse
+    assert busy_cadence(interval, 100, 0.0, pulse) == interval  # no time measured: no rate

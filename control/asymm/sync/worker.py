@@ -38,6 +38,25 @@ log = logging.getLogger("asymm.sync")
 
 ROTATE_EVERY_S = 2.0
 RETRYABLE = (psycopg.Error, redis.RedisError, OSError, AsymmError)
+STRETCH_KEYS = 50  # a stream that fills busy passes with more keys than this spaces them further apart
+STRETCH_MAX = 4.0  # ... up to this many times sync.busy_interval
+
+
+def busy_cadence(interval_s: float, keys: int, since_last_s: float, period_s: float) -> float:
+    """How far apart busy passes start, given the last pass's keys and the time since the one before.
+
+    A pass costs about 620 us of CPU whatever its size, beside ~15 us a key (daemon, its backend and
+    Redis together, bench/RESULTS.md).  At ``sync.busy_interval`` that fixed part grows with the
+    number of passes, not with the writes; under a stream of more than ``STRETCH_KEYS`` keys per
+    interval, the passes are spaced in proportion to the stream (up to ``STRETCH_MAX`` times the
+    interval, never more than a pulse), so at high write rates more keys share each pass's fixed
+    cost and the extra lag stays a few tens of milliseconds.  Below that rate (e.g. 1,000
+    single-row commits/s at the default 10 ms) nothing changes.  The rate, not the last pass's
+    size, drives it: a longer wait gathers more keys, and the size alone would feed on itself.
+    """
+    rate = keys / since_last_s if since_last_s > 0 else 0.0
+    stretch = min(STRETCH_MAX, max(1.0, rate * interval_s / STRETCH_KEYS))
+    return min(interval_s * stretch, period_s)
 
 
 class SyncWorker(threading.Thread):
@@ -89,7 +108,7 @@ class SyncWorker(threading.Thread):
     def _loop(self) -> None:
         assert self.engine is not None and self.listener is not None
         engine = self.engine
-        last_rotate = last_check = 0.0
+        last_rotate = last_check = last_pass = 0.0
         listening = False  # our view of asymm.sync_wake; set on the first idle pass
         while not self.stop.is_set():
             if not self.is_leader:
@@ -104,7 +123,8 @@ class SyncWorker(threading.Thread):
                 last_check = now
             busy = engine.backfill_step() > 0
             # (a batch may find the tracked tables changed: a backfill queued since makes it busy)
-            busy = engine.sync_once().rows > 0 or engine.backfill_pending() or busy
+            batch = engine.sync_once()
+            busy = batch.rows > 0 or engine.backfill_pending() or busy
             if now - last_rotate >= ROTATE_EVERY_S:
                 engine.rotate()
                 last_rotate = now
@@ -113,16 +133,18 @@ class SyncWorker(threading.Thread):
                 if listening:  # draining: writers need not NOTIFY on every commit
                     engine.set_listening(False)
                     listening = False
-                # Under a steady write stream, let changes gather: a pass costs about 1.3 ms of CPU
-                # (daemon, its backend and Redis) whatever its size, plus ~40 us a key, and on a
-                # small machine that CPU is taken from the writers.  So busy passes start
+                # Under a steady write stream, let changes gather: a pass has a fixed cost, and on
+                # a small machine that CPU is taken from the writers.  So busy passes start
                 # sync.busy_interval apart (default 10 ms: lag p50 near 6-8.5 ms at 1,000 tx/s, target
                 # 10 ms; 4 ms cost ~1.5x the CPU a key at 2,000 tx/s, 16 ms 0.7x but 13 ms p50,
-                # bench/RESULTS.md), never more than a pulse.  A first change after a quiet spell is
-                # still taken at once (NOTIFY wakes us).
-                cadence = min(engine.busy_interval_s, self.period)
+                # bench/RESULTS.md), further apart under a heavy stream (busy_cadence), never more
+                # than a pulse.  A first change after a quiet spell is still taken at once (NOTIFY
+                # wakes us).
+                cadence = busy_cadence(engine.busy_interval_s, batch.keys, started - last_pass, self.period)
+                last_pass = started
                 self.stop.wait(max(0.0, cadence - (time.monotonic() - started)))
                 continue
+            last_pass = started
             if not listening:
                 # Raise the flag, then look once more before sleeping: a transaction that read the
                 # flag down and committed since our last pass is visible to that pass.  (One that
