@@ -243,10 +243,13 @@ def main() -> None:
                      "per-round ratios " + " ".join(f"{r * 100:.0f}" for r in pgb["ratios"])
                      + f" %, median {statistics.median(pgb['ratios']) * 100:.1f} %"))
     load_after = os.getloadavg()
+    durability = conn.execute("SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings"
+                              " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')").fetchone()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'result':<28}  ratio / target")
     for name, value, note in rows:
         print(f"{name.ljust(width)}  {value:<28}  {note}")
+    print(f"server durability: {durability[0] if durability else '?'}")
     print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
           f" after: {' '.join(f'{x:.2f}' for x in load_after)}")
 
