@@ -210,7 +210,7 @@ def test_rows_of_a_table_analyzed_empty_then_loaded_are_read_by_key(db: str, con
     """A table analyzed while empty and then bulk-loaded looks empty to the planner until the next
     ANALYZE.  A plan cached from then read the whole table once per key (a bulk load of 20,000 rows
     took 44 s to sync instead of 0.3 s), so the engine never caches a plan of a statement on a
-    tracked table (rows by key, backfill chunks): each is planned for the table as it is.  The
+    tracked table: each is planned for the table as it is.  The
     statement timeout makes a regression fail in seconds instead of minutes; it is not a benchmark."""
     conn.execute("CREATE TABLE loaded (id int PRIMARY KEY, v text)")
     conn.execute("SELECT asymm.track('loaded')")
