@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from asymm.db import connect
 from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, table_tag
@@ -21,37 +22,10 @@ log = logging.getLogger("asymm.sync")
 WRITE_CHUNK = 500  # keys per Lua call (keeps each script call short: Redis is single-threaded)
 LOCK_KEY = (0x6173796D, 6)  # pg advisory lock: one sync consumer per database
 FLUSH_EVERY_S = 0.1  # store the position at least this often while busy (and whenever idle)
-
-
-# The batch statement: one statement, so one snapshot, and one round trip.  It returns the horizon
-# (the xmin of the statement's snapshot), the outbox rows in [position, horizon) up to limit (cut at
-# a transaction boundary: all rows of the last xid are taken), and the distinct keys they name.
-# Rows come back as (kind, a, b, c, key):
-# * p: a = horizon, b = new position, c = outbox rows in the batch, key = tables fingerprint;
-# * k: a = table oid, key: a row to read again (SyncEngine._fetch);
-# * T/X/H: a = table oid, key = the outbox row's key (dropped table's name, heartbeat time) for
-#   truncations, drops and heartbeats.
-# It reads asymm's own tables only, so its cached plan never depends on a tracked table's statistics.
-BATCH_SQL = f"""
-WITH o AS MATERIALIZED (
-    SELECT x.xid, x.rel, x.op, x.keys FROM asymm.sync_outbox x
-     WHERE x.xid >= %(pos)s::text::xid8 AND x.xid < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY x.xid LIMIT %(limit)s),
-c AS MATERIALIZED (SELECT CASE WHEN count(*) = %(limit)s THEN max(o.xid) END AS cut FROM o),
-b AS MATERIALIZED (
-    SELECT o.xid, o.rel, o.op, o.keys FROM o, c WHERE c.cut IS NULL OR o.xid < c.cut
-    UNION ALL
-    SELECT x.xid, x.rel, x.op, x.keys FROM asymm.sync_outbox x, c WHERE x.xid = c.cut)
-SELECT 'p'::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
-       coalesce(c.cut::text::bigint + 1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
-       (SELECT count(*) FROM b), {TABLES_FINGERPRINT}
-  FROM c
-UNION ALL
-SELECT b.op::text, b.rel::bigint, NULL, NULL, u.key
-  FROM b, unnest(coalesce(b.keys, '{{NULL}}'::text[])) AS u(key) WHERE b.op NOT IN ('I', 'U', 'D')
-UNION ALL
-SELECT DISTINCT 'k', b.rel::bigint, NULL::bigint, NULL::bigint, unnest(b.keys) FROM b WHERE b.op IN ('I', 'U', 'D')
-"""  # noqa: S608 (constants only)
+HOT_IDLE_S = 60.0  # a table without changes for this long loses its branch in the batch statement
+# A table's branch in the batch statement runs only while the planner knows it to hold at least this
+# many rows (pg_class.reltuples), see _batch_query.
+PLANNED_MIN_ROWS = 1000
 
 
 @dataclass
@@ -78,7 +52,8 @@ class _Batch:
     def __init__(self, tables: dict[int, TrackedTable]) -> None:
         self.tables = tables
         self.horizon = self.new_position = self.rows = 0
-        self.keys: dict[int, set[str]] = defaultdict(set)
+        self.docs: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+        self.missing: dict[int, set[str]] = defaultdict(set)
         self.truncated: set[int] = set()
         self.dropped: list[str] = []
         self.beats: list[float] = []
@@ -91,22 +66,14 @@ class SyncEngine:
                  hmac_key: str | None = None) -> None:
         self.conn: psycopg.Connection[Any] = connect(dsn)
         # Everything this connection reads, it reads through an index (outbox by xid, rows by key,
-        # backfill chunks in key order).  Only the batch statement is prepared (it reads asymm's own
-        # tables); PostgreSQL re-plans it whenever an outbox slot is TRUNCATEd: planned against an
-        # empty slot, a sequential scan looks cheapest and then stays in the cached plan while the
-        # slot fills up (measured: the batch statement reading ~20,000 outbox rows per pass).  No
-        # JIT: the penalty that enable_seqscan = off puts on the plans that have no index path (the
-        # one-row sync_state) would make them cross jit_above_cost, and compiling costs ~100 ms a
-        # statement.
+        # backfill chunks in key order).  Its statements are prepared, and PostgreSQL re-plans them
+        # whenever an outbox slot is TRUNCATEd: planned against an empty slot, a sequential scan
+        # looks cheapest and then stays in the cached plan while the slot fills up (measured: the
+        # batch statement reading ~20,000 outbox rows per pass).  No JIT: the penalty that
+        # enable_seqscan = off puts on the plans that have no index path (the one-row sync_state)
+        # would make them cross jit_above_cost, and compiling costs ~100 ms a statement.
         self.conn.execute("SET enable_seqscan = off")
         self.conn.execute("SET jit = off")
-        # The statements on tracked tables are planned on every execution, never cached.  The join
-        # of keys to rows, planned while a table looked empty (analyzed empty, then bulk-loaded),
-        # became a nested loop reading the whole table once per key, and a cached plan keeps it
-        # until the next ANALYZE (measured: 20,000 keys took 44 s instead of 0.3 s).  (A backfill
-        # chunk and a one-key lookup keep their index condition in a generic plan, checked; they
-        # are cheap to plan all the same.)
-        self.conn.prepare_threshold = None
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
         self.scripts = Scripts(self.redis, str(self._setting("sync.key_prefix")))
         mode = str(self._setting("sync.sensitive_mode"))
@@ -125,7 +92,9 @@ class SyncEngine:
         self._flushed_at = time.monotonic()
         self._tables: dict[int, TrackedTable] | None = None
         self._fingerprint = ""
+        self._query: bytes | None = None
         self._cursor: psycopg.Cursor[Any] = self.conn.cursor()  # the batch statement's, reused
+        self._hot: dict[int, float] = {}  # tables re-read by the batch statement -> last change seen
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a broken connection: the next consumer re-applies
@@ -152,11 +121,10 @@ class SyncEngine:
 
         Every transaction with an xid below ``pg_snapshot_xmin`` of our snapshot has ended, so the
         set of outbox rows below it is final: consuming ``[position, horizon)`` can never skip a row
-        that a slower transaction commits later.  The rows of the keys it names are then read again,
-        one statement per table (:meth:`_fetch`), in a later snapshot whose xmin is their version: the
-        values reflect every transaction below it, so every one below the horizon too.  The new
-        position is kept in memory and stored in PostgreSQL by :meth:`flush`, always after Redis
-        acknowledged the writes it covers.
+        that a slower transaction commits later.  The rows are re-read in the same snapshot (one
+        statement, see :meth:`_batch_query`) and written with version = horizon (the values reflect
+        every transaction below it).  The new position is kept in memory and stored in PostgreSQL by
+        :meth:`flush`, always after Redis acknowledged the writes it covers.
         """
         result = BatchResult()
         batch = self._read_batch()
@@ -166,20 +134,19 @@ class SyncEngine:
             return result
         horizon, new_position, tables = batch.horizon, batch.new_position, batch.tables
         result.rows = batch.rows
-        docs: dict[int, list[tuple[str, str | None]]] = {}
-        versions: dict[int, int] = {}
-        for rel, wanted in batch.keys.items():
+        docs = batch.docs
+        versions: dict[int, int] = {}  # tables whose rows were not read in the batch's snapshot
+        for rel, wanted in batch.missing.items():
             table = tables.get(rel)
             if table is None or table.state == "pending":
                 continue  # untracked, or a backfill (in a later snapshot) will cover it
-            try:
-                versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
-            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn,
-                    psycopg.errors.UndefinedFunction):
-                # Dropped or renamed since the batch statement (whose fingerprint still matched):
-                # nothing of this batch is applied yet; take it again with the tables reloaded.
-                self.invalidate_tables()
-                return result
+            # The batch statement has no branch for this table yet, or its branch is held back
+            # (see _batch_query): read its rows now, in a later snapshot, and write them with that
+            # snapshot's xmin as version.
+            versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
+            if rel not in self._hot:
+                self._hot[rel] = 0.0  # (the time is set below)
+                self._query = None  # a branch for this table in the batch statement from now on
         if batch.dropped:
             current_names = {table.name for table in tables.values()}
             for name in batch.dropped:
@@ -189,10 +156,13 @@ class SyncEngine:
                     self.scripts.drop(name)
         for rel in batch.truncated:
             docs.setdefault(rel, [])  # visit the table even without keys
+        now = time.monotonic()
         for rel, items in docs.items():
             table = tables.get(rel)
             if table is None or table.state == "pending":
                 continue
+            if rel in self._hot:
+                self._hot[rel] = now
             assert table.epoch is not None
             if rel in batch.truncated:
                 self.scripts.reset(table.name, table.epoch, horizon)
@@ -245,20 +215,30 @@ class SyncEngine:
         self._flushed_at = time.monotonic()
 
     def _read_batch(self) -> _Batch | None:
-        """The batch statement (:data:`BATCH_SQL`), sorted by kind.
+        """One statement: horizon, outbox rows, current rows of their keys, tables fingerprint.
 
         If the tracked tables changed since we loaded them (the fingerprint differs), the answer
-        is thrown away and read again with the tables reloaded.
+        is thrown away and the statement rebuilt; likewise if it names a table that is gone.
         """
-        for _ in range(2):
+        for attempt in range(2):
             tables = self.tables()
-            rows = self._cursor.execute(BATCH_SQL, {"pos": self.position, "limit": self.batch_rows},
-                                        prepare=True).fetchall()
+            if self._query is None:
+                self._query = self._batch_query(tables).as_bytes(self.conn)  # composed once, not per pass
+            try:
+                rows = self._cursor.execute(self._query, {"pos": self.position, "limit": self.batch_rows},
+                                            prepare=True).fetchall()
+            except (psycopg.errors.ProgrammingError, psycopg.errors.NotSupportedError):
+                if attempt:
+                    raise
+                self.invalidate_tables()  # e.g. a tracked table was dropped or renamed since
+                continue
             batch = _Batch(tables)
             fingerprint = None
-            for kind, a, b, c, key in rows:
+            for kind, a, b, c, key, doc in rows:
                 if kind == "k":
-                    batch.keys[a].add(key)
+                    batch.docs[a].append((key, doc))  # (protected below, where the mode needs it)
+                elif kind == "m":
+                    batch.missing[a].add(key)
                 elif kind == "p":
                     batch.horizon, batch.new_position, batch.rows, fingerprint = a, b, c, key
                 elif kind == "T":
@@ -268,23 +248,94 @@ class SyncEngine:
                 elif kind == "H":
                     batch.beats.append(float(key))
             if fingerprint == self._fingerprint:
+                for rel, items in batch.docs.items():
+                    if self.protector.needed(tables[rel]):
+                        batch.docs[rel] = [(key, self.protector.protect(tables[rel], doc)) for key, doc in items]
                 return batch
             self.invalidate_tables()
         return None  # the tables keep changing under us: try again on the next pass
+
+    def _batch_query(self, tables: dict[int, TrackedTable]) -> sql.Composed:
+        """The batch statement for the current tables (rebuilt when they, or the hot set, change).
+
+        One statement, so one snapshot, and one round trip instead of eight: the horizon (the xmin
+        of the statement's snapshot), the outbox rows in ``[position, horizon)`` up to ``limit``
+        (cut at a transaction boundary: all rows of the last xid are taken), and the current row of
+        each distinct key.  Rows come back as ``(kind, a, b, c, key, doc)``:
+
+        * ``p``: a = horizon, b = new position, c = outbox rows in the batch, key = tables fingerprint;
+        * ``k``: a = table oid, key, doc (NULL: the row is gone);
+        * ``m``: a = table oid, key of a table this statement does not re-read (not "hot" yet:
+          tables changed recently get a branch of their own, the others are fetched separately);
+        * ``T``/``X``/``H``: a = table oid, key = the outbox row's key (dropped table's name,
+          heartbeat time) for truncations, drops and heartbeats.
+
+        A hot table's branch runs only while ``pg_class`` says it holds at least
+        ``PLANNED_MIN_ROWS`` rows; otherwise its keys come back as ``m``.  The statement is
+        prepared, and its plan for a table that looked empty when it was made (analyzed empty, or
+        with a handful of rows, then bulk-loaded: inserts do not re-plan) scans the whole table once
+        per key: 20,000 keys took 44 s instead of 0.3 s, and a 200,000-row load stalled the sync for
+        over ten minutes.  Any change of those statistics re-plans the statement, so once they say
+        "large" its plan probes the key index; until then the separate, unprepared read does.
+        """
+        now = time.monotonic()
+        for rel, seen in list(self._hot.items()):
+            if now - seen > HOT_IDLE_S or rel not in tables or tables[rel].state == "pending":
+                del self._hot[rel]
+        hot = sorted(self._hot)
+        mode = self.protector.mode
+        # A join, not a correlated subquery per key (measured ~3.5 us a key cheaper); it stays a
+        # nested loop over the primary key index (enable_seqscan is off on this connection).
+        branches = [sql.SQL("SELECT 'k', k.rel::bigint, NULL, NULL, k.key, {doc} FROM k LEFT JOIN {tbl} t ON {match}"
+                            " WHERE k.rel = {oid}::oid AND EXISTS (SELECT FROM h WHERE h.oid = {oid}::oid)")
+                    .format(doc=tables[rel].doc_expr(mode), tbl=tables[rel].ident,
+                            match=tables[rel].match(sql.SQL("k.key")), oid=sql.Literal(rel))
+                    for rel in hot]
+        return sql.SQL("""
+WITH h AS MATERIALIZED (
+    SELECT c.oid FROM pg_class c WHERE c.oid = ANY ({hot}::oid[]) AND c.reltuples >= {min_rows}),
+o AS MATERIALIZED (
+    SELECT x.xid, x.rel, x.op, x.keys FROM asymm.sync_outbox x
+     WHERE x.xid >= %(pos)s::text::xid8 AND x.xid < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY x.xid LIMIT %(limit)s),
+c AS MATERIALIZED (SELECT CASE WHEN count(*) = %(limit)s THEN max(o.xid) END AS cut FROM o),
+b AS MATERIALIZED (
+    SELECT o.xid, o.rel, o.op, o.keys FROM o, c WHERE c.cut IS NULL OR o.xid < c.cut
+    UNION ALL
+    SELECT x.xid, x.rel, x.op, x.keys FROM asymm.sync_outbox x, c WHERE x.xid = c.cut),
+k AS MATERIALIZED (
+    SELECT DISTINCT b.rel, unnest(b.keys) AS key FROM b WHERE b.op IN ('I', 'U', 'D'))
+SELECT 'p'::text, pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+       coalesce(c.cut::text::bigint + 1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint),
+       (SELECT count(*) FROM b), {fingerprint}, NULL::text
+  FROM c
+UNION ALL
+SELECT b.op::text, b.rel::bigint, NULL, NULL, u.key, NULL
+  FROM b, unnest(coalesce(b.keys, '{{NULL}}'::text[])) AS u(key) WHERE b.op NOT IN ('I', 'U', 'D')
+UNION ALL
+SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SELECT h.oid FROM h)
+{branches}""").format(fingerprint=sql.SQL(TABLES_FINGERPRINT), hot=sql.Literal(hot),
+                      min_rows=sql.Literal(PLANNED_MIN_ROWS),
+                      branches=sql.SQL("").join(sql.SQL("UNION ALL\n") + b + sql.SQL("\n") for b in branches))
 
     def tables(self) -> dict[int, TrackedTable]:
         """The tracked tables, cached; the batch statement checks that they did not change."""
         if self._tables is None:
             self._tables, self._fingerprint = load_tables_fingerprint(self.conn)
+            self._query = None
         return self._tables
 
     def invalidate_tables(self) -> None:
         self._tables = None
+        self._query = None
 
     def _fetch(self, table: TrackedTable, keys: list[str]) -> tuple[int, list[tuple[str, str | None]]]:
-        """The snapshot's xmin and the current rows of ``keys``, in one statement (one snapshot);
-        planned for the table as it is now (never a cached plan, see ``__init__``)."""
-        rows = self.conn.execute(table.fetch_sql(self.protector.mode), (keys,)).fetchall()
+        """The snapshot's xmin and the current rows of ``keys``, in one statement (one snapshot).
+
+        Planned each time, never prepared: it serves the tables the batch statement does not read,
+        e.g. those that look empty to the planner (see :meth:`_batch_query`).
+        """
+        rows = self.conn.execute(table.fetch_sql(self.protector.mode), (keys,), prepare=False).fetchall()
         if not rows:
             return 0, []
         return int(rows[0][0]), [(key, self.protector.protect(table, doc)) for _, key, doc in rows]
