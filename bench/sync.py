@@ -139,6 +139,7 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
     conn.execute("INSERT INTO lagtest SELECT g, 0 FROM generate_series(0, 9999) g")
     conn.execute("SELECT asymm.track('lagtest')")
     client = redis.Redis.from_url(redis_url)
+    previous_events = client.config_get("notify-keyspace-events").get("notify-keyspace-events", "")
     client.config_set("notify-keyspace-events", "Kh")
     daemon = start_daemon(dsn, redis_url)
     lags: list[float] = []
@@ -188,6 +189,8 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
     finally:
         script.unlink(missing_ok=True)
         stop_daemon(daemon)
+        # Back off: a keyspace event per write would cost Redis CPU in the parts measured after this one.
+        client.config_set("notify-keyspace-events", previous_events)
         client.close()
     lags.sort()
     return {"tx_per_s": float(match.group(1)), "samples": len(lags),
