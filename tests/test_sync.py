@@ -565,3 +565,31 @@ def test_busy_passes_spread_out_only_under_a_heavy_stream() -> None:
     assert busy_cadence(interval, 800, 0.020, pulse) == pytest.approx(STRETCH_MAX * interval)  # 40,000/s
     assert busy_cadence(0.1, 10_000, 0.1, pulse) == pulse  # never more than a pulse
     assert busy_cadence(interval, 100, 0.0, pulse) == interval  # no time measured: no rate
+
+
+def test_a_partitioned_table_is_tracked_through_its_parent(db: str, conn: Conn, engine: SyncEngine,
+                                                           r: redis.Redis, redis_url: str) -> None:
+    """asymm.track() accepts a partitioned table: its statement triggers see the rows of every
+    partition (an UPDATE that moves a row to another partition included), and the keys are its own."""
+    conn.execute("CREATE TABLE events (id int, region text, v int, PRIMARY KEY (id, region))"
+                 " PARTITION BY LIST (region)")
+    conn.execute("CREATE TABLE events_eu PARTITION OF events FOR VALUES IN ('eu')")
+    conn.execute("CREATE TABLE events_us PARTITION OF events FOR VALUES IN ('us')")
+    conn.execute("INSERT INTO events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g"
+                 " FROM generate_series(1, 2000) g")
+    conn.execute("SELECT asymm.track('events')")
+    engine.run_until_idle()  # backfill
+    assert json.loads(doc(r, "public.events", '[2, "eu"]')[b"d"]) == {"id": 2, "region": "eu", "v": 2}
+    for _ in range(2):  # read separately, then (analyzed: 2,000 rows) by the batch statement itself
+        conn.execute("UPDATE events SET v = v + 1 WHERE id <= 10")
+        conn.execute("UPDATE events SET region = 'us' WHERE id = 4")  # moves to the other partition
+        conn.execute("DELETE FROM events WHERE id = 6")
+        conn.execute("INSERT INTO events VALUES (5000, 'eu', 0)")
+        engine.run_until_idle()
+        conn.execute("DELETE FROM events WHERE id = 5000")
+        conn.execute("UPDATE events SET region = 'eu' WHERE id = 4")
+        conn.execute("ANALYZE events")
+    engine.run_until_idle()
+    assert b"t" in doc(r, "public.events", '[6, "eu"]')
+    assert json.loads(doc(r, "public.events", '[4, "eu"]')[b"d"])["v"] == 6
+    assert full_compare(db, redis_url).total == 0
