@@ -262,13 +262,14 @@ BEGIN
 
     -- (Re)tracking starts a fresh backfill: the daemon reads the table in snapshots taken after
     -- this transaction commits, and every change not visible to them is in the outbox.
-    INSERT INTO asymm.sync_tables AS t (rel, key_columns, key_types, sensitive, redis_name)
-    SELECT rel, cols, types, sensitive, n.nspname || '.' || c.relname
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
+    INSERT INTO asymm.sync_tables AS t (rel, key_columns, key_types, sensitive)
+    VALUES (rel, cols, types, sensitive)
     ON CONFLICT ON CONSTRAINT sync_tables_pkey DO UPDATE
        SET key_columns = excluded.key_columns, key_types = excluded.key_types, sensitive = excluded.sensitive,
            tracked_at = now(), backfill_state = 'pending', backfill_cursor = NULL;
-    PERFORM asymm._sync_forget_old_names();  -- (re-tracking a table renamed while the event trigger was off)
+    -- Records the table's Redis name (a new row has none yet), and clears the keys under an old one
+    -- (re-tracking a table renamed while the event trigger was off).
+    PERFORM asymm._sync_forget_old_names();
     PERFORM asymm.sync_notify();
 END
 $$;
