@@ -114,8 +114,10 @@ DECLARE
     created integer := 0;
     part text;
 BEGIN
-    IF horizon < now() THEN
-        RAISE EXCEPTION 'ahead must not be negative (got %)', ahead
+    IF horizon < now() OR horizon > now() + interval '7 days' THEN
+        -- (beyond a week: one partition per hour, thousands of CREATE TABLE that never end)
+        RAISE EXCEPTION 'ahead must be between 0 and 7 days (got %)',
+                        coalesce(ahead::text, asymm.setting('telemetry.partitions_ahead') || ' from telemetry.partitions_ahead')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass an interval such as ''2 hours''.';
     END IF;
     lower_bound := date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';

@@ -325,7 +325,7 @@ DECLARE
 BEGIN
     SELECT b.schemas INTO scope FROM asymm.drift_baselines b WHERE b.name = drift_accept.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no baseline named "%"', drift_accept.name
+        RAISE EXCEPTION 'no baseline named %', asymm._shown(drift_accept.name)
               USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM asymm.drift_baselines lists them.';
     END IF;
     RETURN asymm.baseline(drift_accept.name, scope);
@@ -341,6 +341,8 @@ LANGUAGE plpython3u STABLE
 AS $py$
 import json
 
+if base is None or cur is None:
+    return None  # as a STRICT function would: nothing to compare
 B = json.loads(base)
 C = json.loads(cur)
 qi = plpy.quote_ident
@@ -846,7 +848,7 @@ DECLARE
 BEGIN
     SELECT * INTO b FROM asymm.drift_baselines WHERE name = baseline_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no baseline named "%"', baseline_name
+        RAISE EXCEPTION 'no baseline named %', asymm._shown(baseline_name)
               USING ERRCODE = 'undefined_object',
                     HINT = 'Capture one with SELECT asymm.baseline(name); SELECT name FROM asymm.drift_baselines lists them.';
     END IF;
