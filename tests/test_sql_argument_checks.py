@@ -160,3 +160,11 @@ def test_ensure_telemetry_partitions_refuses_a_far_horizon(conn: psycopg.Connect
 def test_ensure_telemetry_partitions_accepts_a_week(conn: psycopg.Connection[Any]) -> None:
     row = conn.execute("SELECT asymm.ensure_telemetry_partitions('7 days')").fetchone()
     assert row is not None and row[0] >= 0
+
+
+# --- asymm._pgss_changes() (C): the schema name it was given was printed inside the message.
+
+def test_pgss_changes_keeps_an_odd_schema_name_out_of_the_message(conn: psycopg.Connection[Any]) -> None:
+    exc = _error(conn, "SELECT * FROM asymm._pgss_changes(%s, 0, false, NULL, NULL)", ("two\nlines" + "x" * 10_000,))
+    message = _assert_clean(exc, "42883")
+    assert "pg_stat_statements" in message and "two" not in message
