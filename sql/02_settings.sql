@@ -53,7 +53,7 @@ SELECT d.name,
            WHEN 'interval' THEN format('an interval from %s to %s', d.min_value, d.max_value)
            ELSE CASE WHEN d.allowed_values IS NOT NULL
                      THEN 'one of ' || array_to_string(d.allowed_values, ', ') ELSE 'text' END
-       END || coalesce(format(' matching %s', d.pattern), '') AS allowed
+       END || coalesce(' matching ' || d.pattern, '') AS allowed
   FROM asymm.setting_defaults d
   LEFT JOIN asymm.setting_values v USING (name);
 COMMENT ON VIEW asymm.settings IS 'Effective asymm settings: the default unless changed with asymm.set_setting(); allowed says which values set_setting() takes';
@@ -79,8 +79,10 @@ BEGIN
               AND (d.allowed_values IS NULL OR value = ANY (d.allowed_values))
               AND CASE d.value_type
                       WHEN 'integer' THEN value::bigint BETWEEN d.min_value::bigint AND d.max_value::bigint
-                      -- NaN sorts above every number in PostgreSQL: refused explicitly all the same
-                      WHEN 'number' THEN value::double precision <> 'NaN'::double precision
+                      -- Decimal notation only: float8 input also takes hexadecimal ('0x10'), NaN and
+                      -- Infinity, which the daemon's float() does not all read, and no setting means
+                      WHEN 'number' THEN value ~ '^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$'
+                           AND value::double precision <> 'NaN'::double precision
                            AND value::double precision BETWEEN d.min_value::double precision
                                                            AND d.max_value::double precision
                       WHEN 'interval' THEN value::interval BETWEEN d.min_value::interval AND d.max_value::interval
@@ -105,17 +107,23 @@ AS $$
 DECLARE
     allowed text;
 BEGIN
-    IF new_value IS NULL AND EXISTS (SELECT 1 FROM asymm.setting_defaults WHERE name = setting_name) THEN
+    PERFORM FROM asymm.setting_defaults WHERE name = setting_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown asymm setting "%"', setting_name
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'SELECT name FROM asymm.settings lists the settings.';
+    END IF;
+    IF new_value IS NULL THEN
         RAISE EXCEPTION 'setting "%" cannot be NULL', setting_name
               USING ERRCODE = 'null_value_not_allowed',
                     HINT = 'Use asymm.reset_setting() to return to the default.';
     END IF;
-    allowed := asymm.setting_check(setting_name, new_value);  -- errors on an unknown name
+    allowed := asymm.setting_check(setting_name, new_value);
     IF allowed IS NOT NULL THEN
-        -- The value is quoted, shortened: the message stays one readable line.
-        RAISE EXCEPTION 'invalid value % for setting "%"',
-                        quote_literal(CASE WHEN length(new_value) > 80 THEN left(new_value, 80) || '...'
-                                           ELSE new_value END), setting_name
+        -- A long value is shortened: the message stays readable.
+        RAISE EXCEPTION 'invalid value "%" for setting "%"',
+                        CASE WHEN length(new_value) > 80 THEN left(new_value, 80) || '...' ELSE new_value END,
+                        setting_name
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = format('%s takes %s.', setting_name, allowed);
     END IF;
@@ -150,8 +158,7 @@ BEGIN
     IF stored THEN
         allowed := asymm.setting_check(setting_name, result);
         IF allowed IS NOT NULL THEN
-            RAISE EXCEPTION 'stored value % of setting "%" is not allowed',
-                            quote_literal(left(result, 80)), setting_name
+            RAISE EXCEPTION 'stored value "%" of setting "%" is not allowed', left(result, 80), setting_name
                   USING ERRCODE = 'invalid_parameter_value',
                         HINT = format('%s takes %s: fix it with asymm.set_setting(%L, ...) or asymm.reset_setting(%L).',
                                       setting_name, allowed, setting_name, setting_name);

@@ -315,14 +315,14 @@ BEGIN
         RAISE EXCEPTION 'schema "%" is named twice', bad
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Name each schema once.';
     END IF;
-    SELECT string_agg(format('%I', s), ', ' ORDER BY s) INTO bad
+    SELECT string_agg(format('"%s"', s), ', ' ORDER BY s) INTO bad
       FROM unnest(schemas) s WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'schema % does not exist', bad
               USING ERRCODE = 'invalid_schema_name',
                     HINT = 'Schema names are case-sensitive; SELECT nspname FROM pg_namespace lists them.';
     END IF;
-    SELECT string_agg(format('%I', n.nspname), ', ' ORDER BY n.nspname) INTO bad
+    SELECT string_agg(format('"%s"', n.nspname), ', ' ORDER BY n.nspname) INTO bad
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas)
        AND (n.nspname ~ '^pg_' OR n.nspname IN ('information_schema', 'asymm')

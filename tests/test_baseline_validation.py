@@ -88,6 +88,6 @@ def test_cli_baseline_of_a_missing_schema_fails_in_one_line_and_drift_still_repo
     assert out.returncode == 1 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert "no_such_schema does not exist" in lines[0] and "hint:" in lines[0]
+    assert 'schema "no_such_schema" does not exist' in lines[0] and "hint:" in lines[0]
     assert "CONTEXT" not in out.stderr and "PL/pgSQL" not in out.stderr and "Traceback" not in out.stderr
     assert run("drift", "b", "--dsn", db).returncode == 3

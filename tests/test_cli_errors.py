@@ -83,7 +83,7 @@ def test_a_plpgsql_error_is_one_line_without_context(db: str) -> None:
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("Error: PostgreSQL: schema no_such_schema does not exist (hint: ")
+    assert lines[0].startswith('Error: PostgreSQL: schema "no_such_schema" does not exist (hint: ')
     assert "CONTEXT" not in out.stderr and "SQL statement" not in out.stderr and "line " not in out.stderr
 
 

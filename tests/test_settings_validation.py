@@ -168,7 +168,7 @@ def within_rule_safely(conn: Conn, rule: dict[str, Any], value: str) -> bool:
     """:func:`within_rule`, with "cannot even be parsed" meaning outside."""
     try:
         return within_rule(conn, rule, value)
-    except (ValueError, psycopg.errors.DataException):
+    except (ValueError, psycopg.DataError):
         return False
 
 

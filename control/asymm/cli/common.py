@@ -119,7 +119,7 @@ def check_interval(conn: psycopg.Connection[Any], value: str, option: str) -> No
     its syntax is PostgreSQL's, not Python's)."""
     try:
         row = conn.execute("SELECT %s::text::interval >= interval '0'", (value,)).fetchone()
-    except psycopg.errors.DataException as exc:
+    except psycopg.DataError as exc:
         raise click.BadParameter(f"{value!r} is not a PostgreSQL interval ({pg_error_line(exc)})",
                                  param_hint=f"'{option}'") from None
     if not (row and row[0]):
