@@ -17,8 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from asymm.daemon.http import host_allowed, split_host
+from asymm.daemon.http import STATIC_DIR, host_allowed, split_host
 from asymm.redact import mask_dsn, mask_text, mask_url
+from tests.browser import Browser, chromium_path
 from tests.daemon_process import Running, free_port
 from tests.waiting import wait_for
 
@@ -240,3 +241,26 @@ def test_a_daemon_built_in_code_does_not_bind_remote_without_the_setting(db: str
                           env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     assert "HTTP server not started" in proc.stderr and "loopback" in proc.stderr
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (make deps installs it)")
+def test_the_dashboard_page_sends_the_token_from_its_url_fragment(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    """With a token the page loads from /#token=..., keeps it in sessionStorage, drops it from the
+    address bar and sends it as a Bearer header; without it the page shows why it gets no data."""
+    assert (STATIC_DIR / "vendor" / "three.module.js").is_file(), "run `make dashboard` (npm) first"
+    daemon: Running = start_daemon(db, env={"ASYMM_HTTP_TOKEN": TOKEN})
+    browser = Browser()
+    try:
+        browser.goto(f"http://127.0.0.1:{daemon.port}/#token={TOKEN}")
+        browser.wait_for("window.__asymm && window.__asymm.polls >= 2", 60)
+        assert browser.evaluate("location.hash") == ""
+        assert browser.evaluate("sessionStorage.getItem('asymm-token')") == TOKEN
+        assert browser.evaluate("JSON.stringify(window.__asymm.errors)") == "[]"
+        assert browser.console_errors == [], browser.console_errors
+        browser.evaluate("sessionStorage.clear()")
+        browser.goto(f"http://localhost:{daemon.port}/")  # another origin: a fresh sessionStorage
+        browser.wait_for("window.__asymm && window.__asymm.errors.length > 0", 30)
+        assert "401" in browser.evaluate("window.__asymm.errors[0]")
+        assert "token" in browser.evaluate("document.getElementById('db').textContent")
+    finally:
+        browser.close()
