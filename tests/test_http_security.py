@@ -8,7 +8,9 @@ when the daemon binds 0.0.0.0.
 from __future__ import annotations
 
 import http.client
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import psycopg
 import pytest
 
 from asymm.daemon.http import STATIC_DIR, host_allowed, split_host
-from asymm.redact import mask_dsn, mask_text, mask_url
+from asymm.redact import RedactingFilter, mask_dsn, mask_text, mask_url
 from tests.browser import Browser, chromium_path
 from tests.daemon_process import Running, free_port
 from tests.waiting import wait_for
@@ -76,6 +78,25 @@ def test_mask_dsn_redis_and_free_text() -> None:
     assert mask_url("redis://:s3cret@r:6379/0", keep_path=True) == "redis://:***@r:6379/0"
     text = mask_text("webhook https://h.example/T/B/X: refused; dsn password=pw1 token " + TOKEN, [TOKEN])
     assert text == "webhook https://h.example/***: refused; dsn password=*** token ***"
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(lambda: [TOKEN]))
+    logger = logging.getLogger("asymm.test.redact")
+    logger.addHandler(handler)
+    try:
+        logger.error("cannot reach %s with %s", "redis://:redispw123@r:6379/0", TOKEN)
+        try:
+            raise OSError("refused: https://hooks.example/T0SECRETPATH")
+        except OSError:
+            logger.exception("delivery failed")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "redis://:***@r:6379/***" in out and "https://hooks.example/***" in out, out
+    assert "redispw123" not in out and TOKEN not in out and "T0SECRETPATH" not in out, out
 
 
 @pytest.mark.parametrize("host, ok", [

@@ -16,6 +16,7 @@ new place that prints configuration cannot forget a case.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -93,6 +94,12 @@ class RedactingFilter(logging.Filter):
         self._secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # a malformed record is logging's to report, never a crash of the caller
+        with contextlib.suppress(Exception):
+            self._mask(record)
+        return True
+
+    def _mask(self, record: logging.LogRecord) -> None:
         secrets = list(self._secrets())
         message = record.getMessage()
         masked = mask_text(message, secrets)
@@ -102,4 +109,3 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = mask_text(record.exc_text, secrets)
-        return True

@@ -70,10 +70,10 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
         loaded = config_mod.load(config_file, flags=given)
     except config_mod.ConfigError as exc:
         raise ConfigFailure(str(exc)) from None
-    if not config_mod.is_loopback(loaded.config.http_host) and loaded.config.http_port:
-        click.echo(f"warning: the HTTP server listens on {loaded.config.http_host or 'all addresses'}, "
-                   "reachable from other hosts; /api and /metrics need the bearer token", err=True)
     if check_config:
+        if not config_mod.is_loopback(loaded.config.http_host) and loaded.config.http_port:
+            click.echo(f"warning: the HTTP server listens on {loaded.config.http_host or 'all addresses'}, "
+                       "reachable from other hosts; /api and /metrics need the bearer token", err=True)
         if as_json:
             click.echo(json.dumps({"config": config_mod.public_view(loaded.config), "sources": loaded.sources,
                                    "file": str(loaded.file) if loaded.file else None}, indent=2, sort_keys=True))

@@ -294,11 +294,6 @@ def _validate_http(config: DaemonConfig, need: Callable[[bool, str], None]) -> N
          "http.allow_remote needs a bearer token (http.token_file or ASYMM_HTTP_TOKEN)")
 
 
-def masked_dsn(dsn: str) -> str:
-    """The DSN with any password replaced, for logs, --check-config and the API."""
-    return mask_dsn(dsn)
-
-
 def public_view(config: DaemonConfig) -> dict[str, Any]:
     """The configuration as JSON-able values with every secret masked (see :mod:`asymm.redact`)."""
     data = dataclasses.asdict(config)

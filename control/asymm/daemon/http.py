@@ -126,8 +126,8 @@ def split_host(value: str) -> tuple[str, int | None] | None:
     elif value.count(":") > 1:
         return None  # an IPv6 address must be bracketed
     else:
-        host, _, rest = value.partition(":")
-        rest = ":" + rest if _ else ""
+        host, colon, rest = value.partition(":")
+        rest = colon + rest
     if not host or host == "[]" or not all(c.isalnum() or c in ".-_:[]" for c in host):
         return None
     if not rest:
