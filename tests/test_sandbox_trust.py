@@ -198,8 +198,9 @@ def test_postgres_over_tcp_needs_the_generated_password(sandbox: sandbox_mod.San
         psycopg.connect(**params, passfile="/nonexistent")  # type: ignore[arg-type]
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(**params, password="guess", passfile="/nonexistent")  # type: ignore[arg-type]
-    with psycopg.connect(sandbox.dsn()) as conn:  # the DSN names the 0600 password file
+    with psycopg.connect(sandbox.tcp_dsn()) as conn:  # the DSN names the 0600 password file
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+        assert conn.info.host == "127.0.0.1"
     assert "password" not in sandbox.dsn()
     info = sandbox.pass_file.stat()
     assert info.st_uid == os.geteuid() and info.st_mode & 0o777 == 0o600

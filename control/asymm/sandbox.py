@@ -17,9 +17,10 @@ connect to any port on 127.0.0.1.  So:
   one it sits in, ``pg_bindir`` must be the real PostgreSQL bindir (``pg_config --bindir`` or
   Debian's ``/usr/lib/postgresql/15/bin``, owned by root or the caller, not writable by others),
   the server user must not be root, and ``down()`` removes only the verified directory itself.
-* The servers do not trust every local user: PostgreSQL asks for a generated password on TCP
-  (scram-sha-256; clients find it in the 0600 ``pgpass`` file named by the DSN's ``passfile``
-  and ``PGPASSFILE``) and trusts only its unix socket, which lives in a 0700 directory; Redis
+* The servers do not trust every local user: PostgreSQL trusts only its unix socket, which lives
+  in a 0700 directory (the DSN and ``PGHOST`` use it, so tests may connect as any role they make),
+  and asks for a generated password on TCP (scram-sha-256; clients find it in the 0600 ``pgpass``
+  file named by the DSN's ``passfile`` and by ``PGPASSFILE``; ``tcp_dsn()``); Redis
   has ``requirepass`` with a generated password (in ``ASYMM_REDIS_URL``), read from a 0600
   config file rather than the command line, which every local user can read in ``/proc``.
 
@@ -128,6 +129,13 @@ class Sandbox:
         return Path(self.root) / PASS_FILE
 
     def dsn(self, dbname: str = "postgres") -> str:
+        """Through the unix socket in the 0700 ``run`` directory, which trusts every role: tests connect as
+        roles they just made, without passwords.  ``passfile`` is there for whoever swaps in a TCP host."""
+        return conninfo.make_conninfo("", host=str(self.socket_dir), port=str(self.pg_port), user=SUPERUSER,
+                                      dbname=dbname, passfile=str(self.pass_file))
+
+    def tcp_dsn(self, dbname: str = "postgres") -> str:
+        """Over TCP on 127.0.0.1, where the superuser needs the generated password (from ``passfile``)."""
         return conninfo.make_conninfo("", host="127.0.0.1", port=str(self.pg_port), user=SUPERUSER,
                                       dbname=dbname, passfile=str(self.pass_file))
 
@@ -138,12 +146,13 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         """Variables that point libpq, asymm and the tests at this sandbox (the Redis URL holds its password)."""
         return {
-            "PGHOST": "127.0.0.1",
+            "PGHOST": str(self.socket_dir),
             "PGPORT": str(self.pg_port),
             "PGUSER": SUPERUSER,
             "PGDATABASE": "postgres",
             "PGPASSFILE": str(self.pass_file),
             "ASYMM_DSN": self.dsn(),
+            "ASYMM_TCP_DSN": self.tcp_dsn(),
             "ASYMM_REDIS_URL": self.redis_url,
             "ASYMM_SANDBOX_DIR": self.root,
         }
@@ -246,6 +255,8 @@ def up(root: Path | None = None) -> Sandbox:
             down(root)
         elif any(root.iterdir()):
             raise SandboxError(f"{root} exists and is not an asymm sandbox; choose another --dir")
+    if len(str(root / "run" / ".s.PGSQL.65535.lock")) > 107:
+        raise SandboxError(f"{root} is too long a path for PostgreSQL's unix socket in it; choose a shorter --dir")
     bindir = _pg_bindir()
     os_user = _server_user()
     _check_reachable(root.parent, os_user)
