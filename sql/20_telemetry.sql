@@ -104,8 +104,10 @@ CREATE TABLE asymm.query_stats_minute_default PARTITION OF asymm.query_stats_min
 COMMENT ON TABLE asymm.query_stats_minute_default IS 'Catches per-minute rows outside every daily partition (should stay empty)';
 
 -- Creates the hourly raw partitions and daily minute partitions covering [now, now + ahead].
+-- SECURITY DEFINER: a daemon role (asymm.grant_daemon) needs no CREATE on schema asymm; it can only
+-- ever create these partitions, at most a month ahead.
 CREATE FUNCTION asymm.ensure_telemetry_partitions(ahead interval DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -114,8 +116,8 @@ DECLARE
     created integer := 0;
     part text;
 BEGIN
-    IF horizon < now() THEN
-        RAISE EXCEPTION 'ahead must not be negative (got %)', ahead
+    IF horizon IS NULL OR horizon < now() OR horizon > now() + interval '31 days' THEN
+        RAISE EXCEPTION 'ahead must be between 0 and 31 days (got %)', coalesce(ahead::text, 'NULL')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass an interval such as ''2 hours''.';
     END IF;
     lower_bound := date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
@@ -297,8 +299,10 @@ COMMENT ON FUNCTION asymm.snapshot() IS 'Append the deltas of every pg_stat_stat
 -- Rolls closed minutes of raw deltas into asymm.query_stats_minute (at most a batch per call),
 -- then drops whole partitions older than the retention windows.  Never drops raw data that is not
 -- rolled up yet.
+-- SECURITY DEFINER for the same reason as ensure_telemetry_partitions: it drops only asymm's own
+-- history partitions.
 CREATE FUNCTION asymm.telemetry_retention(max_minutes integer DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

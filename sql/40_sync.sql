@@ -270,6 +270,7 @@ BEGIN
     -- Records the table's Redis name (a new row has none yet), and clears the keys under an old one
     -- (re-tracking a table renamed while the event trigger was off).
     PERFORM asymm._sync_forget_old_names();
+    PERFORM asymm._grant_tracked_to_daemons(rel);
     PERFORM asymm.sync_notify();
 END
 $$;

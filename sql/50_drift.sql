@@ -651,7 +651,11 @@ def create_relation_only(o):
         return out
     if o["kind"] == "view":
         if p["relkind"] == "m":
-            return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
+            # WITH NO DATA, filled by REFRESH once its owner is back: CREATE ... WITH DATA would run
+            # the view's query (its functions) with the rights of whoever applies the plan, a
+            # superuser; REFRESH runs it as the view's owner, in a security-restricted operation.
+            return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')} WITH NO DATA"),
+                    stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",))]
         return [stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
     if o["kind"] == "sequence":
         out = [stmt(31, f"CREATE SEQUENCE {o['qname']} AS {p['type']} INCREMENT BY {p['increment']}"

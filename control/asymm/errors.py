@@ -17,6 +17,10 @@ class SandboxError(AsymmError):
     """The throwaway PostgreSQL/Redis sandbox could not be started, found or stopped."""
 
 
+class UnsafeDirectoryError(SandboxError):
+    """A state directory (or file in it) that someone else could have made or changed: refused, never used."""
+
+
 def _flat(text: str) -> str:
     return " ".join(text.split())
 
