@@ -102,3 +102,9 @@ def test_pg_error_line_keeps_primary_and_hint_only() -> None:
         "invalid value '-1' for setting \"sync.batch_rows\" (hint: sync.batch_rows takes an integer from 1 to 100000.)")
     assert pg_error_line(ValueError("connection refused\n\tIs the server running?")) == (
         "connection refused; Is the server running?")
+
+
+def test_a_group_without_a_command_still_shows_its_help() -> None:
+    out = run("sync")
+    assert out.returncode == 2
+    assert "Usage: asymm sync" in out.stderr + out.stdout and "backfill" in out.stderr + out.stdout

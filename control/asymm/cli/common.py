@@ -44,6 +44,10 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"Error: {one_line(self.format_message())}{where}", file=file or sys.stderr)
 
 
+# A group run without a command raises this to show its help (exit 2): kept as click shows it.
+NoArgsIsHelpError: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", OneLineUsageError)
+
+
 def _one_line_usage(exc: click.UsageError) -> OneLineUsageError:
     return OneLineUsageError(exc.format_message(), exc.ctx)
 
@@ -55,7 +59,7 @@ class AsymmGroup(click.Group):
                      **extra: Any) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except OneLineUsageError:
+        except (OneLineUsageError, NoArgsIsHelpError):
             raise
         except click.UsageError as exc:
             raise _one_line_usage(exc) from None
@@ -63,7 +67,7 @@ class AsymmGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except OneLineUsageError:
+        except (OneLineUsageError, NoArgsIsHelpError):
             raise
         except click.UsageError as exc:
             raise _one_line_usage(exc) from None
