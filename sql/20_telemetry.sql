@@ -10,17 +10,17 @@
 -- Partitions are created ahead of time by asymm.snapshot() (cheap check every call) and by
 -- asymm.telemetry_retention(); old ones are dropped whole, never deleted row by row.
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('telemetry.raw_retention', '24 hours', 'interval', 'How long raw per-snapshot deltas (asymm.query_stats) are kept before their hourly partitions are dropped'),
-    ('telemetry.rollup_retention', '30 days', 'interval', 'How long per-minute rollups (asymm.query_stats_minute) are kept before their daily partitions are dropped'),
-    ('telemetry.partitions_ahead', '2 hours', 'interval', 'History partitions are created this far ahead of the current time'),
-    ('telemetry.rollup_batch_minutes', '5', 'integer', 'At most this many minutes of raw deltas are rolled up per asymm.telemetry_retention() call (bounds its run time)'),
-    ('telemetry.slow_threshold_ms', '100', 'number', 'Default threshold (ms) above which a sample''s mean latency counts its calls as slow'),
-    ('telemetry.spike_factor', '3', 'number', 'smoothness(): a sample is a latency spike when its mean exceeds this many times the query''s median sample mean'),
-    ('telemetry.spike_min_ms', '1', 'number', 'smoothness(): samples with a mean below this many ms are never spikes (micro-second noise)'),
-    ('telemetry.exclude_roles', '', 'text', 'Comma-separated role names whose statements are not recorded (e.g. the role the daemon uses)'),
-    ('telemetry.all_databases', 'false', 'boolean', 'Record statements of every database in the cluster, not only the current one'),
-    ('telemetry.state_max_rows', '1000000', 'integer', 'state_report() skips tables estimated larger than this (it reads every row)');
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('telemetry.raw_retention', '24 hours', 'interval', '1 hour', '366 days', NULL, NULL, 'How long raw per-snapshot deltas (asymm.query_stats) are kept before their hourly partitions are dropped'),
+    ('telemetry.rollup_retention', '30 days', 'interval', '1 day', '3660 days', NULL, NULL, 'How long per-minute rollups (asymm.query_stats_minute) are kept before their daily partitions are dropped'),
+    ('telemetry.partitions_ahead', '2 hours', 'interval', '1 hour', '7 days', NULL, NULL, 'History partitions are created this far ahead of the current time'),
+    ('telemetry.rollup_batch_minutes', '5', 'integer', '1', '1440', NULL, NULL, 'At most this many minutes of raw deltas are rolled up per asymm.telemetry_retention() call (bounds its run time)'),
+    ('telemetry.slow_threshold_ms', '100', 'number', '0', '86400000', NULL, NULL, 'Default threshold (ms) above which a sample''s mean latency counts its calls as slow'),
+    ('telemetry.spike_factor', '3', 'number', '1', '1000', NULL, NULL, 'smoothness(): a sample is a latency spike when its mean exceeds this many times the query''s median sample mean'),
+    ('telemetry.spike_min_ms', '1', 'number', '0', '86400000', NULL, NULL, 'smoothness(): samples with a mean below this many ms are never spikes (micro-second noise)'),
+    ('telemetry.exclude_roles', '', 'text', NULL, NULL, NULL, '^([^,[:cntrl:]]{1,64}(,[^,[:cntrl:]]{1,64})*)?$', 'Comma-separated role names whose statements are not recorded (e.g. the role the daemon uses)'),
+    ('telemetry.all_databases', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Record statements of every database in the cluster, not only the current one'),
+    ('telemetry.state_max_rows', '1000000', 'integer', '0', '1000000000000', NULL, NULL, 'state_report() skips tables estimated larger than this (it reads every row)');
 
 -- Query texts, once per (dbid, userid, queryid).  "own" marks asymm's own statements (text that
 -- calls into schema asymm): they are left out of what asymm reports.

@@ -58,8 +58,9 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
     settings = Settings()
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
         return settings
+    # asymm.setting(), not the view's value: it refuses a stored value that breaks the setting's rule
     values = dict(conn.execute(
-        "SELECT name, value FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
+        "SELECT name, asymm.setting(name) FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
     if "advisor.budget_mb" in values:
         settings.budget_mb = float(str(values["advisor.budget_mb"]))
     if "advisor.max_indexes" in values:

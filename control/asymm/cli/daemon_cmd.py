@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from asymm.cli.common import number, whole
 from asymm.daemon import config as config_mod
 from asymm.daemon.service import Daemon
 from asymm.redact import RedactingFilter
@@ -46,11 +47,12 @@ def _render(loaded: config_mod.LoadedConfig) -> str:
 @click.option("--dsn", default=None, help="libpq connection string or URI (also ASYMM_DSN; empty uses PG* variables).")
 @click.option("--redis-url", default=None,
               help="Redis to keep in sync, e.g. redis://127.0.0.1:6379/0 (ASYMM_REDIS_URL).")
-@click.option("--period", type=float, default=None, help="Pulse period in seconds [default: 0.2037, i.e. 4.909 Hz].")
-@click.option("--ticks", "max_ticks", type=click.IntRange(min=1), default=None,
+@click.option("--period", type=number(0.001, 3600), default=None,
+              help="Pulse period in seconds [default: 0.2037, i.e. 4.909 Hz].")
+@click.option("--ticks", "max_ticks", type=whole(1, 2**62), default=None,
               help="Stop after this many ticks (default: run until SIGTERM/SIGINT).")
 @click.option("--http-host", default=None, help="Address of the metrics/health/API server [default: 127.0.0.1].")
-@click.option("--http-port", type=int, default=None,
+@click.option("--http-port", type=whole(0, 65535), default=None,
               help=f"Port of the metrics/health/API server; 0 disables it [default: {config_mod.DEFAULT_HTTP_PORT}].")
 @click.option("--http-allowed-hosts", default=None,
               help="Comma-separated Host names the HTTP server answers (host or host:port) "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -124,7 +125,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if kind in ("float",):
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # TOML and float() take nan/inf; no duration is either
+                raise ValueError
+            return number
         if kind in ("int", "int | None"):
             if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
                 if kind == "int | None":
@@ -229,15 +233,17 @@ def validate(config: DaemonConfig) -> None:
 
     need(0.001 <= config.period <= 3600, f"period must be between 0.001 and 3600 seconds, not {config.period}")
     need(config.max_ticks is None or config.max_ticks >= 1, "max_ticks must be at least 1")
-    need(config.heartbeat_every_s > 0, "heartbeat_every_s must be positive")
+    need(0 < config.heartbeat_every_s <= 86400, "heartbeat_every_s must be positive and at most 86400 (a day)")
     need(0 < config.budget_fraction <= 1, "budget_fraction must be in (0, 1]")
     need(0 <= config.http_port <= 65535, "http_port must be between 0 (disabled) and 65535")
-    need(config.leader_session_timeout_s >= 0, "leader_session_timeout_s must be >= 0 (0 disables it)")
+    need(0 <= config.leader_session_timeout_s <= 86400,
+         "leader_session_timeout_s must be between 0 (disabled) and 86400 (a day)")
     need(1 <= config.leader_keepalive_s <= 3600, "leader_keepalive_s must be between 1 and 3600")
-    need(0 < config.reconnect_base_s <= config.reconnect_max_s, "need 0 < reconnect_base_s <= reconnect_max_s")
-    need(config.task_backoff_max_s > 0, "task_backoff_max_s must be positive")
-    need(config.notify_retries >= 0 and config.notify_timeout_s > 0 and config.notify_queue >= 1,
-         "notify_retries >= 0, notify_timeout_s > 0 and notify_queue >= 1 are required")
+    need(0 < config.reconnect_base_s <= config.reconnect_max_s <= 3600,
+         "need 0 < reconnect_base_s <= reconnect_max_s <= 3600")
+    need(0 < config.task_backoff_max_s <= 86400, "task_backoff_max_s must be positive and at most 86400 (a day)")
+    need(0 <= config.notify_retries <= 100 and 0 < config.notify_timeout_s <= 3600 and config.notify_queue >= 1,
+         "0 <= notify_retries <= 100, 0 < notify_timeout_s <= 3600 and notify_queue >= 1 are required")
     need(config.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}")
     for url in config.notify_urls:
         need(url.startswith(("http://", "https://")),
