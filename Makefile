@@ -6,7 +6,10 @@ PYTHON ?= python3
 PG_CONFIG ?= $(shell command -v pg_config 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_config)
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_DIR ?= $(or $(TMPDIR),/tmp)/asymm-demo
+# The demo's sandbox directory is per user (asymm refuses one another user made): $XDG_RUNTIME_DIR when
+# not root (root's is 0700, which the unprivileged server user cannot enter), else /tmp/asymm-demo-UID.
+DEMO_UID := $(shell id -u)
+DEMO_DIR ?= $(if $(and $(XDG_RUNTIME_DIR),$(filter-out 0,$(DEMO_UID))),$(XDG_RUNTIME_DIR)/asymm-demo,$(or $(TMPDIR),/tmp)/asymm-demo-$(DEMO_UID))
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 

@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -169,7 +170,10 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
                         lags.append(max(0.0, now - ts) * 1000)
         pubsub.close()
 
-    script = Path(f"/tmp/asymm-bench-lag-{os.getpid()}.sql")
+    # mkstemp, not a name derived from the pid: another local user could have planted that path.
+    fd, script_name = tempfile.mkstemp(prefix="asymm-bench-lag-", suffix=".sql")
+    os.close(fd)
+    script = Path(script_name)
     script.write_text("\\set id random(0, 9999)\n"
                       "UPDATE lagtest SET ts = extract(epoch FROM clock_timestamp()) WHERE id = :id;\n")
     try:

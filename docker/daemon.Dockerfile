@@ -17,8 +17,9 @@ COPY --from=dashboard /src/control/asymm/daemon/static/vendor /src/control/asymm
 RUN pip install --no-cache-dir /src/control && useradd --system --uid 10001 asymm
 USER asymm
 # The dashboard and /metrics listen on all interfaces inside the container; publish the port
-# only where you want it (compose maps it to 127.0.0.1).
-ENV ASYMM_HTTP_HOST=0.0.0.0 ASYMM_HTTP_PORT=9849
+# only where you want it (compose maps it to 127.0.0.1).  A non-loopback bind needs
+# ASYMM_HTTP_ALLOW_REMOTE and a bearer token: give ASYMM_HTTP_TOKEN (or ASYMM_HTTP_TOKEN_FILE).
+ENV ASYMM_HTTP_HOST=0.0.0.0 ASYMM_HTTP_PORT=9849 ASYMM_HTTP_ALLOW_REMOTE=true
 EXPOSE 9849
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9849/healthz', timeout=2)"
 ENTRYPOINT ["asymm", "daemon"]

@@ -13,23 +13,3 @@ SELECT CASE WHEN value IS NULL THEN 'NULL'
                          ELSE quote END END
 $$;
 COMMENT ON FUNCTION asymm._shown(text, text) IS 'A value for an error message: quoted (the quote doubled inside), control characters as ?, at most 60 characters; NULL as NULL; internal';
-
--- 0.1.0's asymm.setting() echoed the whole name it was given.
-CREATE OR REPLACE FUNCTION asymm.setting(setting_name text) RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result text;
-BEGIN
-    SELECT coalesce(v.value, d.default_value) INTO result
-      FROM asymm.setting_defaults d LEFT JOIN asymm.setting_values v USING (name)
-     WHERE d.name = setting_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown asymm setting %', asymm._shown(setting_name)
-              USING ERRCODE = 'undefined_object',
-                    HINT = 'SELECT name FROM asymm.settings lists the settings.';
-    END IF;
-    RETURN result;
-END
-$$;

@@ -82,12 +82,12 @@ CREATE TABLE asymm.annotation_conflicts (
 );
 COMMENT ON TABLE asymm.annotation_conflicts IS 'Conflicts found by asymm.harmonize(): which annotation won, which lost, and on which fields';
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('annotations.tiny_table_rows', '1000', 'integer', 'Tables with fewer rows than this may be scanned sequentially: such a plan makes a κ claim not evaluable, not incoherent'),
-    ('annotations.infer_min_calls', '2', 'integer', 'asymm.infer() annotates queries called at least this often'),
-    ('annotations.infer_max_queries', '50', 'integer', 'asymm.infer() annotates at most this many of the most frequent queries per run'),
-    ('annotations.propagation_decay', '0.9', 'number', 'Confidence of a propagated annotation = confidence of its origin times this factor'),
-    ('annotations.inferred_confidence', '0.3', 'number', 'Confidence one observation gives an inferred annotation (repeated observations are amplified)');
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('annotations.tiny_table_rows', '1000', 'integer', '0', '2147483647', NULL, NULL, 'Tables with fewer rows than this may be scanned sequentially: such a plan makes a κ claim not evaluable, not incoherent'),
+    ('annotations.infer_min_calls', '2', 'integer', '1', '2147483647', NULL, NULL, 'asymm.infer() annotates queries called at least this often'),
+    ('annotations.infer_max_queries', '50', 'integer', '1', '100000', NULL, NULL, 'asymm.infer() annotates at most this many of the most frequent queries per run'),
+    ('annotations.propagation_decay', '0.9', 'number', '0', '1', NULL, NULL, 'Confidence of a propagated annotation = confidence of its origin times this factor'),
+    ('annotations.inferred_confidence', '0.3', 'number', '0', '1', NULL, NULL, 'Confidence one observation gives an inferred annotation (repeated observations are amplified)');
 
 -- ---------------------------------------------------------------------------------------------
 -- Vocabulary.  One place lists the accepted values; the validation trigger and the errors use it.

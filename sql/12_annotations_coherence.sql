@@ -2,9 +2,10 @@
 -- Annotations: generic plans, plan-shape cost classes, asymm.infer() and asymm.coherence()
 -- (the Semantic Sonar).
 
--- Statements recorded by pg_stat_statements in this database, wherever that extension lives.
+-- Statements recorded by pg_stat_statements in this database, wherever that extension lives,
+-- with the role that ran each (a statement is only ever planned as that role).
 CREATE FUNCTION asymm._pgss_queries()
-RETURNS TABLE (queryid bigint, query text, calls bigint)
+RETURNS TABLE (queryid bigint, query text, calls bigint, userid oid)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -17,12 +18,36 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE format(
-        'SELECT s.queryid, s.query, s.calls FROM %I.pg_stat_statements(true) s
+        'SELECT s.queryid, s.query, s.calls, s.userid FROM %I.pg_stat_statements(true) s
           WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.toplevel',
         home);
 END
 $$;
-COMMENT ON FUNCTION asymm._pgss_queries() IS 'Top-level statements pg_stat_statements recorded in this database (empty when it is absent); internal';
+COMMENT ON FUNCTION asymm._pgss_queries() IS 'Top-level statements pg_stat_statements recorded in this database, with the role that ran each (empty when it is absent); internal';
+
+-- ---------------------------------------------------------------------------------------------
+-- Planning text asymm did not write (SPEC section 9): only ever as the role that wrote it, in a
+-- security-restricted operation, never executed (extension/src/planas.c explains how and why).
+
+CREATE FUNCTION asymm._explain_as(author oid, query text, param_types text[] DEFAULT NULL,
+                                  param_values text[] DEFAULT NULL, verbose boolean DEFAULT false,
+                                  search_path text DEFAULT NULL)
+RETURNS json
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'asymm_explain_as';
+COMMENT ON FUNCTION asymm._explain_as(oid, text, text[], text[], boolean, text) IS 'EXPLAIN (FORMAT JSON) of one statement planned as role author in a security-restricted operation, never executed: generic plan without param_values, custom plan with them; search_path NULL = the author''s configured one; returns {param_types, plan}; internal';
+
+CREATE FUNCTION asymm._param_types_as(author oid, query text, param_types text[] DEFAULT NULL,
+                                      search_path text DEFAULT NULL)
+RETURNS json
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'asymm_param_types_as';
+COMMENT ON FUNCTION asymm._param_types_as(oid, text, text[], text) IS 'The types a statement gives its $n (as PREPARE would infer them), analysed as role author in a security-restricted operation, not planned: {param_types, plan: null}; internal';
+
+CREATE FUNCTION asymm._plan_as_refusal(author oid) RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'asymm_plan_as_refusal';
+COMMENT ON FUNCTION asymm._plan_as_refusal(oid) IS 'Why a statement of role author may not be planned as that role by the current caller (the role no longer exists, or the caller cannot assume it), or NULL when it may; internal';
 
 -- Whether a text is one plannable statement: it is executed only as PREPARE + EXPLAIN EXECUTE,
 -- which never runs it, but it must not smuggle a second statement in.
@@ -35,46 +60,84 @@ SELECT n ~ '^(select|with|insert|update|delete|values|table) ' AND position(';' 
 $$;
 COMMENT ON FUNCTION asymm._plannable(text) IS 'Whether a query text is a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES statement that may be planned; internal';
 
--- The generic plan of a query (PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN)): PREPARE it, then
--- EXPLAIN EXECUTE with NULL for every $n under plan_cache_mode = force_generic_plan.  EXPLAIN
--- without ANALYZE never executes the statement.  The query's names are looked up with the
--- caller's search_path, as when it ran.
-CREATE FUNCTION asymm.generic_plan(query text) RETURNS jsonb
+-- The generic plan of a query (PostgreSQL 15 has no EXPLAIN (GENERIC_PLAN)): planned without
+-- values for its $n, as PREPARE + EXPLAIN EXECUTE under plan_cache_mode = force_generic_plan
+-- would, but as role author (see asymm._explain_as) and never executed.  Names are looked up with
+-- the search_path given, else with the one a new session of the author would have.
+CREATE FUNCTION asymm._generic_plan(query text, author oid, search_path text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET plan_cache_mode = force_generic_plan
+SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    stmt text := 'asymm_generic_plan_' || pg_catalog.pg_backend_pid();
-    nparams integer;
-    plan jsonb;
 BEGIN
     IF query IS NULL OR NOT asymm._plannable(query) THEN
         RAISE EXCEPTION 'invalid query for a generic plan: it must be one SELECT, INSERT, UPDATE, DELETE, WITH or VALUES statement'
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the text of one statement, with constants or $n parameters.';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = stmt) THEN
-        EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
+    IF author IS NULL THEN
+        RAISE EXCEPTION 'invalid author for a generic plan: NULL'
+              USING ERRCODE = 'null_value_not_allowed', HINT = 'Give the role that wrote the statement; it is planned only as that role.';
     END IF;
-    BEGIN
-        EXECUTE pg_catalog.format('PREPARE %I AS %s', stmt, query);
-        SELECT pg_catalog.cardinality(parameter_types) INTO nparams
-          FROM pg_catalog.pg_prepared_statements WHERE name = stmt;
-        EXECUTE pg_catalog.format('EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE %I%s', stmt,
-                   CASE WHEN nparams > 0
-                        THEN '(' || pg_catalog.array_to_string(pg_catalog.array_fill('NULL'::text, ARRAY[nparams]), ',') || ')'
-                        ELSE '' END)
-          INTO plan;
-        EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
-    EXCEPTION WHEN others THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = stmt) THEN
-            EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
-        END IF;
-        RAISE;
-    END;
-    RETURN plan -> 0 -> 'Plan';
+    RETURN asymm._explain_as(author, query, NULL, NULL, true, _generic_plan.search_path)::jsonb -> 'plan' -> 0 -> 'Plan';
 END
 $$;
-COMMENT ON FUNCTION asymm.generic_plan(text) IS 'Generic plan (EXPLAIN JSON) of a query with $n parameters: PREPARE + EXPLAIN EXECUTE under plan_cache_mode = force_generic_plan; never executes it';
+COMMENT ON FUNCTION asymm._generic_plan(text, oid, text) IS 'Generic plan (EXPLAIN JSON) of a query planned as role author; internal (asymm.generic_plan)';
+
+CREATE FUNCTION asymm.generic_plan(query text, author regrole) RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT asymm._generic_plan(query, author, NULL) $$;
+COMMENT ON FUNCTION asymm.generic_plan(text, regrole) IS 'Generic plan (EXPLAIN JSON) of a query with $n parameters, planned as role author (the caller must be allowed to SET ROLE to it) with that role''s configured search_path, in a security-restricted operation; never executes it';
+
+-- The caller's own text, planned as the caller with the caller's search_path.  Deliberately not
+-- pinned to a search_path, which is what it passes on; every name in it is schema-qualified.
+CREATE FUNCTION asymm.generic_plan(query text) RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$ SELECT asymm._generic_plan(query, pg_catalog.to_regrole(pg_catalog.quote_ident(current_user)),
+                                 pg_catalog.current_setting('search_path')) $$;
+COMMENT ON FUNCTION asymm.generic_plan(text) IS 'Generic plan (EXPLAIN JSON) of a query with $n parameters, planned as the caller with the caller''s search_path (a security-restricted operation: what it runs cannot change role); never executes it';
+
+-- The role a query annotation's text is planned as (SPEC section 9).  A text pg_stat_statements
+-- recorded in this database (asymm annotate --queryid, asymm.infer()) belongs to the role that
+-- ran it (when several did, the most frequent one the writer may assume); any other text to the
+-- role that wrote the annotation.  Kept by pg_dump with the annotation, as a role name.
+ALTER TABLE asymm.annotation_entries ADD COLUMN author name;
+COMMENT ON COLUMN asymm.annotation_entries.author IS 'Query annotations: the role their text is planned as (the role pg_stat_statements saw run it, else the role that annotated)';
+
+CREATE FUNCTION asymm._annotation_author() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.target_type <> 'query' THEN
+        NEW.author := NULL;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.author IS NOT DISTINCT FROM OLD.author THEN
+        IF NEW.query_text IS NOT DISTINCT FROM OLD.query_text THEN
+            RETURN NEW;
+        END IF;
+        NEW.author := NULL;  -- a new text: a new author
+    END IF;
+    IF NEW.author IS NULL THEN
+        SELECT coalesce(r.rolname, s.userid::text) INTO NEW.author
+          FROM asymm._pgss_queries() s LEFT JOIN pg_roles r ON r.oid = s.userid
+         WHERE s.query = NEW.query_text
+         ORDER BY coalesce(pg_has_role(s.userid, 'MEMBER'), false) DESC, s.calls DESC
+         LIMIT 1;
+        NEW.author := coalesce(NEW.author, current_user);
+    ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = NEW.author) AND NOT pg_has_role(NEW.author, 'MEMBER') THEN
+        RAISE EXCEPTION 'invalid annotation field author: % may not make % the author of a query annotation', current_user, NEW.author
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'A query annotation''s text is planned as its author: name only a role you are a member of.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION asymm._annotation_author() IS 'Trigger: records the role a query annotation''s text is planned as, and refuses an author the writer is not a member of; internal';
+
+CREATE TRIGGER annotation_entries_author
+BEFORE INSERT OR UPDATE ON asymm.annotation_entries
+FOR EACH ROW EXECUTE FUNCTION asymm._annotation_author();
 
 -- Cost class of a plan from its shape (PL/Python): index or primary-key lookup -> O(log n), full
 -- scan -> O(n), sort of a scan -> O(n log n), nested loop over two scans -> O(n^2), no scan at all
@@ -192,9 +255,12 @@ CREATE FUNCTION asymm.coherence_verdicts()
 RETURNS TABLE (annotation_id uuid, target text, target_type text, source text, cost text, lineage text[],
                verdict text, reason text)
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a record;
+    author regrole;
+    refusal text;
     stats record;
     shape jsonb;
     planned text;
@@ -205,16 +271,27 @@ DECLARE
     bad boolean;
     judged boolean;
 BEGIN
-    FOR a IN SELECT v.*, l.classid, l.objid, l.objsubid
+    FOR a IN SELECT v.*, l.classid, l.objid, l.objsubid, e.author
                FROM asymm.annotations v
+               JOIN asymm.annotation_entries e ON e.id = v.id
                LEFT JOIN LATERAL asymm._locate(v.id, v.target_type, v.target_names, v.target_args) l ON true
               ORDER BY v.target, v.source, v.id
     LOOP
         annotation_id := a.id; target := a.target; target_type := a.target_type; source := a.source;
         cost := a.cost; lineage := a.lineage;
         IF a.target_type = 'query' THEN
+            -- planned only as its author (asymm._annotation_author); otherwise not judged at all
+            author := to_regrole(quote_ident(a.author));
+            refusal := CASE WHEN a.author IS NULL THEN 'no role is recorded to plan it as'
+                            WHEN author IS NULL THEN format('role %s no longer exists', quote_ident(a.author))
+                            ELSE asymm._plan_as_refusal(author) END;
+            IF refusal IS NOT NULL THEN
+                verdict := 'not evaluable';
+                reason := 'skipped: ' || refusal;
+                RETURN NEXT; CONTINUE;
+            END IF;
             BEGIN
-                shape := asymm.plan_cost_class(asymm.generic_plan(a.query_text));
+                shape := asymm.plan_cost_class(asymm._generic_plan(a.query_text, author, NULL));
             EXCEPTION WHEN others THEN
                 verdict := 'incoherent';
                 reason := 'the query cannot be planned: ' || sqlerrm;
@@ -322,8 +399,9 @@ COMMENT ON FUNCTION asymm.coherence() IS 'Semantic Sonar: coherence score in per
 -- is never given an inferred one.
 
 CREATE FUNCTION asymm.infer()
-RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision)
+RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision, skipped text)
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
@@ -332,6 +410,7 @@ DECLARE
     shape jsonb;
     new_id uuid;
     word text;
+    refusal text;
 BEGIN
     FOR t IN
         SELECT c.oid, s.n_tup_ins, s.n_tup_upd, s.n_tup_del,
@@ -356,25 +435,36 @@ BEGIN
                        ELSE 'Balance' END,
                   CASE WHEN t.keyed THEN 'O(log n)' ELSE 'O(n)' END,
                   coalesce(asymm._observed_lineage(t.oid), '{}'), 'inferred', conf);
-        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence, NULL::text FROM asymm.annotations v WHERE v.id = new_id;
     END LOOP;
+    -- Each statement is planned as one role that ran it (SPEC section 9): of the pg_stat_statements
+    -- entries with the same fingerprint, the most frequent one whose role the caller may assume.
     FOR q IN
-        SELECT x.fp, min(x.query) AS query, sum(x.calls) AS calls
-          FROM (SELECT asymm.query_fingerprint(s.query) AS fp, s.query, s.calls
-                  FROM asymm._pgss_queries() s
-                 WHERE s.calls >= asymm.setting('annotations.infer_min_calls')::bigint
-                   AND s.query !~* '\masymm\.' AND asymm._plannable(s.query)) x
+        SELECT x.fp, x.query, x.userid, x.calls
+          FROM (SELECT DISTINCT ON (y.fp) y.fp, y.query, y.userid, sum(y.calls) OVER (PARTITION BY y.fp) AS calls
+                  FROM (SELECT asymm.query_fingerprint(s.query) AS fp, s.query, s.calls, s.userid
+                          FROM asymm._pgss_queries() s
+                         WHERE s.calls >= asymm.setting('annotations.infer_min_calls')::bigint
+                           AND s.query !~* '\masymm\.' AND asymm._plannable(s.query)) y
+                 ORDER BY y.fp, coalesce(pg_has_role(y.userid, 'MEMBER'), false) DESC, y.calls DESC, y.query) x
          WHERE NOT EXISTS (SELECT 1 FROM asymm.annotation_entries e
                             WHERE e.target_type = 'query' AND e.target_names = ARRAY[x.fp] AND e.source <> 'inferred')
-         GROUP BY x.fp
-         ORDER BY sum(x.calls) DESC, x.fp
+         ORDER BY x.calls DESC, x.fp
          LIMIT asymm.setting('annotations.infer_max_queries')::integer
     LOOP
-        BEGIN
-            shape := asymm.plan_cost_class(asymm.generic_plan(q.query));
-        EXCEPTION WHEN others THEN
-            CONTINUE;  -- not plannable here (its tables are gone, another role's objects): no claim
-        END;
+        refusal := asymm._plan_as_refusal(q.userid);
+        IF refusal IS NULL THEN
+            BEGIN
+                shape := asymm.plan_cost_class(asymm._generic_plan(q.query, q.userid, NULL));
+            EXCEPTION WHEN others THEN
+                refusal := 'cannot be planned: ' || sqlerrm;  -- its tables are gone, another role's objects: no claim
+            END;
+        END IF;
+        IF refusal IS NOT NULL THEN
+            RETURN QUERY SELECT 'query ' || q.fp, 'query'::text, NULL::text, '{}'::text[], NULL::double precision,
+                                'skipped: ' || refusal;
+            CONTINUE;
+        END IF;
         word := CASE split_part(asymm.normalize_query(q.query), ' ', 1)
                     WHEN 'insert' THEN 'create' WHEN 'update' THEN 'update' WHEN 'delete' THEN 'delete'
                     ELSE 'query' END;
@@ -382,8 +472,8 @@ BEGIN
                   CASE WHEN shape ->> 'cost' IN ('O(1)', 'O(log n)') THEN 'Stabilization'
                        WHEN shape ->> 'cost' = 'O(n)' THEN 'Balance' ELSE 'Optimization' END,
                   shape ->> 'cost', ARRAY[word], 'inferred', conf);
-        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence FROM asymm.annotations v WHERE v.id = new_id;
+        RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence, NULL::text FROM asymm.annotations v WHERE v.id = new_id;
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION asymm.infer() IS 'Give unannotated tables and frequent queries inferred annotations (κ from the generic plan shape or keys, λ from observed operations); never touches user or propagated annotations';
+COMMENT ON FUNCTION asymm.infer() IS 'Give unannotated tables and frequent queries inferred annotations (κ from the generic plan shape, planned as the role that ran the query, or keys; λ from observed operations); never touches user or propagated annotations; a query that cannot be planned as its role comes back with skipped = the reason and no annotation';

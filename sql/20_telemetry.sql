@@ -10,17 +10,17 @@
 -- Partitions are created ahead of time by asymm.snapshot() (cheap check every call) and by
 -- asymm.telemetry_retention(); old ones are dropped whole, never deleted row by row.
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('telemetry.raw_retention', '24 hours', 'interval', 'How long raw per-snapshot deltas (asymm.query_stats) are kept before their hourly partitions are dropped'),
-    ('telemetry.rollup_retention', '30 days', 'interval', 'How long per-minute rollups (asymm.query_stats_minute) are kept before their daily partitions are dropped'),
-    ('telemetry.partitions_ahead', '2 hours', 'interval', 'History partitions are created this far ahead of the current time'),
-    ('telemetry.rollup_batch_minutes', '5', 'integer', 'At most this many minutes of raw deltas are rolled up per asymm.telemetry_retention() call (bounds its run time)'),
-    ('telemetry.slow_threshold_ms', '100', 'number', 'Default threshold (ms) above which a sample''s mean latency counts its calls as slow'),
-    ('telemetry.spike_factor', '3', 'number', 'smoothness(): a sample is a latency spike when its mean exceeds this many times the query''s median sample mean'),
-    ('telemetry.spike_min_ms', '1', 'number', 'smoothness(): samples with a mean below this many ms are never spikes (micro-second noise)'),
-    ('telemetry.exclude_roles', '', 'text', 'Comma-separated role names whose statements are not recorded (e.g. the role the daemon uses)'),
-    ('telemetry.all_databases', 'false', 'boolean', 'Record statements of every database in the cluster, not only the current one'),
-    ('telemetry.state_max_rows', '1000000', 'integer', 'state_report() skips tables estimated larger than this (it reads every row)');
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('telemetry.raw_retention', '24 hours', 'interval', '1 hour', '366 days', NULL, NULL, 'How long raw per-snapshot deltas (asymm.query_stats) are kept before their hourly partitions are dropped'),
+    ('telemetry.rollup_retention', '30 days', 'interval', '1 day', '3660 days', NULL, NULL, 'How long per-minute rollups (asymm.query_stats_minute) are kept before their daily partitions are dropped'),
+    ('telemetry.partitions_ahead', '2 hours', 'interval', '1 hour', '7 days', NULL, NULL, 'History partitions are created this far ahead of the current time'),
+    ('telemetry.rollup_batch_minutes', '5', 'integer', '1', '1440', NULL, NULL, 'At most this many minutes of raw deltas are rolled up per asymm.telemetry_retention() call (bounds its run time)'),
+    ('telemetry.slow_threshold_ms', '100', 'number', '0', '86400000', NULL, NULL, 'Default threshold (ms) above which a sample''s mean latency counts its calls as slow'),
+    ('telemetry.spike_factor', '3', 'number', '1', '1000', NULL, NULL, 'smoothness(): a sample is a latency spike when its mean exceeds this many times the query''s median sample mean'),
+    ('telemetry.spike_min_ms', '1', 'number', '0', '86400000', NULL, NULL, 'smoothness(): samples with a mean below this many ms are never spikes (micro-second noise)'),
+    ('telemetry.exclude_roles', '', 'text', NULL, NULL, NULL, '^([^,[:cntrl:]]{1,64}(,[^,[:cntrl:]]{1,64})*)?$', 'Comma-separated role names whose statements are not recorded (e.g. the role the daemon uses)'),
+    ('telemetry.all_databases', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Record statements of every database in the cluster, not only the current one'),
+    ('telemetry.state_max_rows', '1000000', 'integer', '0', '1000000000000', NULL, NULL, 'state_report() skips tables estimated larger than this (it reads every row)');
 
 -- Query texts, once per (dbid, userid, queryid).  "own" marks asymm's own statements (text that
 -- calls into schema asymm): they are left out of what asymm reports.
@@ -104,8 +104,10 @@ CREATE TABLE asymm.query_stats_minute_default PARTITION OF asymm.query_stats_min
 COMMENT ON TABLE asymm.query_stats_minute_default IS 'Catches per-minute rows outside every daily partition (should stay empty)';
 
 -- Creates the hourly raw partitions and daily minute partitions covering [now, now + ahead].
+-- SECURITY DEFINER: a daemon role (asymm.grant_daemon) needs no CREATE on schema asymm; it can only
+-- ever create these partitions, at most a month ahead.
 CREATE FUNCTION asymm.ensure_telemetry_partitions(ahead interval DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -114,10 +116,8 @@ DECLARE
     created integer := 0;
     part text;
 BEGIN
-    IF horizon < now() OR horizon > now() + interval '7 days' THEN
-        -- (beyond a week: one partition per hour, thousands of CREATE TABLE that never end)
-        RAISE EXCEPTION 'ahead must be between 0 and 7 days (got %)',
-                        coalesce(ahead::text, asymm.setting('telemetry.partitions_ahead') || ' from telemetry.partitions_ahead')
+    IF horizon IS NULL OR horizon < now() OR horizon > now() + interval '31 days' THEN
+        RAISE EXCEPTION 'ahead must be between 0 and 31 days (got %)', coalesce(ahead::text, 'NULL')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass an interval such as ''2 hours''.';
     END IF;
     lower_bound := date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
@@ -299,8 +299,10 @@ COMMENT ON FUNCTION asymm.snapshot() IS 'Append the deltas of every pg_stat_stat
 -- Rolls closed minutes of raw deltas into asymm.query_stats_minute (at most a batch per call),
 -- then drops whole partitions older than the retention windows.  Never drops raw data that is not
 -- rolled up yet.
+-- SECURITY DEFINER for the same reason as ensure_telemetry_partitions: it drops only asymm's own
+-- history partitions.
 CREATE FUNCTION asymm.telemetry_retention(max_minutes integer DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -3,18 +3,18 @@
 -- The advisor itself runs in the control plane (control/asymm/advisor/); the database keeps its
 -- results so that SQL users, the dashboard and a later `asymm verify` can read them.
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('advisor.enabled', 'false', 'boolean', 'Whether the daemon runs the index advisor on a schedule (suggest only unless advisor.auto_apply)'),
-    ('advisor.every', '1 hour', 'interval', 'How often the daemon runs the index advisor when advisor.enabled'),
-    ('advisor.auto_apply', 'false', 'boolean', 'Whether the scheduled advisor also creates its indexes (CREATE INDEX CONCURRENTLY)'),
-    ('advisor.budget_mb', '1024', 'integer', 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s (pessimistic) estimate'),
-    ('advisor.max_indexes', '10', 'integer', 'At most this many indexes per advisor run'),
-    ('advisor.min_gain_fraction', '0.01', 'number', 'The advisor stops when the best next index saves less than this fraction of the workload cost'),
-    ('advisor.write_cost_per_row', '0.5', 'number', 'Maintenance penalty per written row (insert, non-HOT update, delete) and index, in planner cost units'),
-    ('advisor.max_write_regression', '0.10', 'number', 'Refuse an index that makes an INSERT or UPDATE of the workload more than this fraction costlier per call (modelled); a negative value turns the bound off'),
-    ('advisor.lock_timeout', '5 s', 'interval', 'lock_timeout for CREATE/DROP INDEX CONCURRENTLY when applying or rolling back'),
-    ('advisor.verify_min_calls', '20', 'integer', 'asymm verify judges an index only after this many calls of its queries since it was applied'),
-    ('advisor.verify_min_improvement', '0.05', 'number', 'An index pays off when the mean latency of its queries fell by at least this fraction');
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('advisor.enabled', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Whether the daemon runs the index advisor on a schedule (suggest only unless advisor.auto_apply)'),
+    ('advisor.every', '1 hour', 'interval', '1 min', '30 days', NULL, NULL, 'How often the daemon runs the index advisor when advisor.enabled'),
+    ('advisor.auto_apply', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Whether the scheduled advisor also creates its indexes (CREATE INDEX CONCURRENTLY)'),
+    ('advisor.budget_mb', '1024', 'integer', '1', '16777216', NULL, NULL, 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s (pessimistic) estimate'),
+    ('advisor.max_indexes', '10', 'integer', '1', '1000', NULL, NULL, 'At most this many indexes per advisor run'),
+    ('advisor.min_gain_fraction', '0.01', 'number', '0', '1', NULL, NULL, 'The advisor stops when the best next index saves less than this fraction of the workload cost'),
+    ('advisor.write_cost_per_row', '0.5', 'number', '0', '1000000', NULL, NULL, 'Maintenance penalty per written row (insert, non-HOT update, delete) and index, in planner cost units'),
+    ('advisor.max_write_regression', '0.10', 'number', '-1', '1000', NULL, NULL, 'Refuse an index that makes an INSERT or UPDATE of the workload more than this fraction costlier per call (modelled); a negative value turns the bound off'),
+    ('advisor.lock_timeout', '5 s', 'interval', '1 ms', '1 hour', NULL, '^[0-9]{1,9}(\.[0-9]{1,6})? ?(us|ms|s|min|h|d)$', 'lock_timeout for CREATE/DROP INDEX CONCURRENTLY when applying or rolling back'),
+    ('advisor.verify_min_calls', '20', 'integer', '1', '1000000000', NULL, NULL, 'asymm verify judges an index only after this many calls of its queries since it was applied'),
+    ('advisor.verify_min_improvement', '0.05', 'number', '0', '1', NULL, NULL, 'An index pays off when the mean latency of its queries fell by at least this fraction');
 
 CREATE TABLE asymm.index_suggestions (
     suggestion_id     bigserial PRIMARY KEY,

@@ -12,15 +12,15 @@
 -- * the outbox is LIST-partitioned into two slots that alternate with time; a slot whose rows are
 --   all consumed is TRUNCATEd (no dead tuples, no vacuum debt) instead of DELETEd.
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('sync.sensitive_mode', 'drop', 'text',
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('sync.sensitive_mode', 'drop', 'text', NULL, NULL, '{drop,hmac}', NULL,
      'What happens to columns named sensitive in asymm.track(): drop (never sent) or hmac (keyed HMAC-SHA256, key from ASYMM_SYNC_HMAC_KEY)'),
-    ('sync.batch_rows', '2000', 'integer', 'Outbox rows the sync worker reads per batch'),
-    ('sync.backfill_chunk', '5000', 'integer', 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
-    ('sync.key_prefix', 'asymm', 'text',
+    ('sync.batch_rows', '2000', 'integer', '1', '100000', NULL, NULL, 'Outbox rows the sync worker reads per batch'),
+    ('sync.backfill_chunk', '5000', 'integer', '1', '1000000', NULL, NULL, 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
+    ('sync.key_prefix', 'asymm', 'text', NULL, NULL, NULL, '^[A-Za-z0-9_.:/@-]{1,64}$',
      'Prefix of every Redis key the sync writes: <prefix>:{schema.table}:<key>; give each database syncing into a shared Redis its own (e.g. asymm:<dbname>); no braces'),
-    ('sync.tombstone_ttl', '1 day', 'interval', 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)'),
-    ('sync.busy_interval', '10 ms', 'interval',
+    ('sync.tombstone_ttl', '1 day', 'interval', '1 s', '30 days', NULL, NULL, 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)'),
+    ('sync.busy_interval', '10 ms', 'interval', '0', '10 s', NULL, NULL,
      'While changes keep coming, sync passes start this far apart (at most one pulse): shorter lowers the commit-to-Redis lag, longer spends less CPU per synced key (a pass has a fixed cost)');
 
 -- Tracked tables.  A config table (pg_dump keeps it); regclass dumps as a name, so it survives a
@@ -270,6 +270,7 @@ BEGIN
     -- Records the table's Redis name (a new row has none yet), and clears the keys under an old one
     -- (re-tracking a table renamed while the event trigger was off).
     PERFORM asymm._sync_forget_old_names();
+    PERFORM asymm._grant_tracked_to_daemons(rel);
     PERFORM asymm.sync_notify();
 END
 $$;

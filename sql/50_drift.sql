@@ -7,10 +7,10 @@
 -- drift itself is always computed by a full catalog diff: asymm.drift() compares a stored
 -- snapshot with a fresh one and only borrows who/when from the DDL log when it has a matching row.
 
-INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
-    ('drift.lock_timeout', '2s', 'interval', 'lock_timeout set before every statement of a drift migration plan'),
-    ('drift.reconcile_every', '10 s', 'interval', 'How often the daemon compares every baseline with the catalog'),
-    ('drift.restore_indexes', 'false', 'boolean', 'Opt-in: the daemon re-creates a dropped baseline index with CREATE INDEX CONCURRENTLY');
+INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, max_value, allowed_values, pattern, description) VALUES
+    ('drift.lock_timeout', '2s', 'interval', '1 ms', '1 hour', NULL, '^[0-9]{1,9}(\.[0-9]{1,6})? ?(us|ms|s|min|h|d)$', 'lock_timeout set before every statement of a drift migration plan'),
+    ('drift.reconcile_every', '10 s', 'interval', '10 ms', '1 day', NULL, NULL, 'How often the daemon compares every baseline with the catalog'),
+    ('drift.restore_indexes', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Opt-in: the daemon re-creates a dropped baseline index with CREATE INDEX CONCURRENTLY');
 
 -- ---------------------------------------------------------------------------------------------
 -- The DDL log
@@ -288,6 +288,55 @@ CREATE TABLE asymm.drift_findings (
 COMMENT ON TABLE asymm.drift_findings IS 'Drift recorded by asymm.drift_reconcile() (the daemon), with when it was first and last seen';
 
 
+-- A baseline of nothing would report "no drift" forever: refuse every schema list that cannot be
+-- what the caller meant (empty, NULL or duplicate names, a schema that does not exist, a system or
+-- extension schema, which the snapshot leaves out), before the old baseline is replaced.
+CREATE FUNCTION asymm._drift_check_schemas(schemas text[]) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    IF schemas IS NULL THEN
+        RETURN;  -- every user schema
+    END IF;
+    IF cardinality(schemas) = 0 OR array_ndims(schemas) <> 1 THEN
+        RAISE EXCEPTION 'a baseline needs at least one schema'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Name the schemas in a one-dimensional array, or pass NULL for every user schema.';
+    END IF;
+    IF array_position(schemas, NULL) IS NOT NULL OR '' = ANY (schemas) THEN
+        RAISE EXCEPTION 'a baseline schema name cannot be NULL or empty'
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'Name existing schemas (case-sensitive).';
+    END IF;
+    SELECT s INTO bad FROM unnest(schemas) s GROUP BY s HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'schema "%" is named twice', bad
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'Name each schema once.';
+    END IF;
+    SELECT string_agg(format('"%s"', s), ', ' ORDER BY s) INTO bad
+      FROM unnest(schemas) s WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'schema % does not exist', bad
+              USING ERRCODE = 'invalid_schema_name',
+                    HINT = 'Schema names are case-sensitive; SELECT nspname FROM pg_namespace lists them.';
+    END IF;
+    SELECT string_agg(format('"%s"', n.nspname), ', ' ORDER BY n.nspname) INTO bad
+      FROM pg_namespace n
+     WHERE n.nspname = ANY (schemas)
+       AND (n.nspname ~ '^pg_' OR n.nspname IN ('information_schema', 'asymm')
+            OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
+                          AND d.objid = n.oid AND d.deptype = 'e'));
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'schema % cannot be baselined: it belongs to the system or to an extension', bad
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'A baseline covers the schemas of the application; extensions have their own versions.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION asymm._drift_check_schemas(text[]) IS 'Refuse a baseline schema list that would capture nothing meaningful (empty, duplicate, missing, system or extension schemas)';
+
 CREATE FUNCTION asymm.baseline(name text, schemas text[] DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -301,6 +350,7 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'A baseline name is 1 to 63 letters, digits, "_", ".", ":" or "-".';
     END IF;
+    PERFORM asymm._drift_check_schemas(schemas);
     snap := asymm._drift_snapshot(schemas);
     INSERT INTO asymm.drift_baselines AS b (name, schemas, database_oid, snapshot, last_ddl_id)
     VALUES (baseline_name, schemas,
@@ -327,6 +377,18 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no baseline named %', asymm._shown(drift_accept.name)
               USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM asymm.drift_baselines lists them.';
+    END IF;
+    -- Accepting a dropped schema means the baseline stops covering it; a baseline none of whose
+    -- schemas remains would capture nothing (asymm.baseline() refuses it).
+    IF scope IS NOT NULL THEN
+        SELECT array_agg(s ORDER BY o) INTO scope
+          FROM unnest(scope) WITH ORDINALITY AS u (s, o)
+         WHERE EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = u.s);
+        IF scope IS NULL THEN
+            RAISE EXCEPTION 'none of the schemas of baseline "%" exists any more', drift_accept.name
+                  USING ERRCODE = 'invalid_schema_name',
+                        HINT = 'Capture it again with asymm.baseline(name, schemas), or delete it from asymm.drift_baselines.';
+        END IF;
     END IF;
     RETURN asymm.baseline(drift_accept.name, scope);
 END
@@ -591,7 +653,11 @@ def create_relation_only(o):
         return out
     if o["kind"] == "view":
         if p["relkind"] == "m":
-            return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
+            # WITH NO DATA, filled by REFRESH once its owner is back: CREATE ... WITH DATA would run
+            # the view's query (its functions) with the rights of whoever applies the plan, a
+            # superuser; REFRESH runs it as the view's owner, in a security-restricted operation.
+            return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')} WITH NO DATA"),
+                    stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",))]
         return [stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
     if o["kind"] == "sequence":
         out = [stmt(31, f"CREATE SEQUENCE {o['qname']} AS {p['type']} INCREMENT BY {p['increment']}"

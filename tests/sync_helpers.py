@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -96,7 +97,10 @@ class Storm:
 
 
 def start_daemon(dsn: str, redis_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--redis-url", redis_url, "--period", "0.05"],
+    """The daemon, given the Redis URL in its environment: the URL holds the sandbox's Redis password,
+    and a command line is readable by every local user."""
+    return subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--period", "0.05"],
+                            env={**os.environ, "ASYMM_REDIS_URL": redis_url},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

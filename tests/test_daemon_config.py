@@ -86,3 +86,28 @@ def test_check_config_prints_the_effective_config_and_exit_codes(tmp_path: Path)
     missing = subprocess.run([ASYMM, "daemon", "--config", str(tmp_path / "nope.toml"), "--check-config"],
                              capture_output=True, text=True, timeout=30, env=env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_http_security_settings(tmp_path: Path) -> None:
+    c = config_mod.load(None, env={}).config
+    assert c.http_allowed_hosts == ["localhost", "127.0.0.1", "[::1]"]
+    assert c.http_allow_remote is False and c.http_token is None
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef-token\n")
+    path = tmp_path / "asymm.toml"
+    path.write_text(f'[http]\nhost = "0.0.0.0"\nallow_remote = true\ntoken_file = "{token}"\n'
+                    'allowed_hosts = ["asymm.internal:9849"]\n')
+    c = config_mod.load(path, env={"ASYMM_HTTP_ALLOWED_HOSTS": "a.example, b.example:80"}).config
+    assert c.http_allow_remote is True and c.http_token == "0123456789abcdef-token"
+    assert c.http_allowed_hosts == ["a.example", "b.example:80"]
+    assert config_mod.load(None, env={"ASYMM_HTTP_ALLOW_REMOTE": "off"}).config.http_allow_remote is False
+    with pytest.raises(config_mod.ConfigError, match="http_allow_remote"):
+        config_mod.load(None, env={"ASYMM_HTTP_ALLOW_REMOTE": "maybe"})
+    with pytest.raises(config_mod.ConfigError, match="allow_remote"):
+        config_mod.load(None, env={"ASYMM_HTTP_HOST": "192.0.2.1"})
+    with pytest.raises(config_mod.ConfigError, match="cannot read"):
+        config_mod.load(None, env={"ASYMM_HTTP_TOKEN_FILE": str(tmp_path / "none")})
+    with pytest.raises(config_mod.ConfigError, match="not a host name"):
+        config_mod.load(None, env={"ASYMM_HTTP_ALLOWED_HOSTS": "evil/.example"})
+    # a disabled HTTP server may name any address
+    assert config_mod.load(None, env={"ASYMM_HTTP_HOST": "0.0.0.0", "ASYMM_HTTP_PORT": "0"}).config.http_port == 0

@@ -166,7 +166,7 @@ def test_settings_are_typed_and_errors_carry_a_hint(conn: psycopg.Connection[tup
     assert conn.execute("SELECT changed FROM asymm.settings WHERE name = 'daemon.stale_after'").fetchone() == (True,)
     with pytest.raises(psycopg.errors.InvalidParameterValue) as bad_value:
         conn.execute("SELECT asymm.set_setting('daemon.stale_after', 'soon')")
-    assert bad_value.value.diag.message_hint == "The setting takes a value of type interval."
+    assert bad_value.value.diag.message_hint == "daemon.stale_after takes an interval from 1 s to 1 day."
     with pytest.raises(psycopg.errors.UndefinedObject) as unknown:
         conn.execute("SELECT asymm.setting('no.such')")
     assert "asymm.settings" in (unknown.value.diag.message_hint or "")

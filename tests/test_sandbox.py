@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ def test_postgres_runs_unprivileged_even_for_root(sandbox: sandbox_mod.Sandbox) 
     pid = int((sandbox.data_dir / "postmaster.pid").read_text().split()[0])
     if os.geteuid() == 0:
         assert _owner_uid(pid) != 0
+        if not os.environ.get("ASYMM_SANDBOX_USER"):  # a dedicated account, not the one everybody shares
+            assert sandbox.os_user == sandbox_mod.DEFAULT_SERVER_USER
+            assert _owner_uid(pid) == pwd.getpwnam(sandbox_mod.DEFAULT_SERVER_USER).pw_uid
     else:
         assert _owner_uid(pid) == os.geteuid()
 

@@ -204,7 +204,10 @@ def test_two_databases_share_one_redis_with_their_own_key_prefix(make_db: Callab
         for dsn in dbs:
             assert full_compare(dsn, redis_url).total == 0
         with psycopg.connect(dbs[0], autocommit=True) as conn:
-            conn.execute("SELECT asymm.set_setting('sync.key_prefix', 'bad{tag}')")
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"sync\.key_prefix"):
+                conn.execute("SELECT asymm.set_setting('sync.key_prefix', 'bad{tag}')")
+            # stored behind set_setting()'s back (or before its rules existed): the engine refuses it
+            conn.execute("UPDATE asymm.setting_values SET value = 'bad{tag}' WHERE name = 'sync.key_prefix'")
         with pytest.raises(Exception, match=r"sync\.key_prefix"):
             SyncEngine(dbs[0], redis_url)
     finally:

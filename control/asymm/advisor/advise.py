@@ -58,8 +58,9 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
     settings = Settings()
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
         return settings
+    # asymm.setting(), not the view's value: it refuses a stored value that breaks the setting's rule
     values = dict(conn.execute(
-        "SELECT name, value FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
+        "SELECT name, asymm.setting(name) FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
     if "advisor.budget_mb" in values:
         settings.budget_mb = float(str(values["advisor.budget_mb"]))
     if "advisor.max_indexes" in values:
@@ -83,7 +84,11 @@ def write_bound(value: float) -> float | None:
 
 def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
            statements: list[Statement] | None = None) -> dict[str, Any]:
-    """Run the advisor on ``conn`` (autocommit); ``statements`` overrides pg_stat_statements."""
+    """Run the advisor on ``conn`` (autocommit); ``statements`` overrides pg_stat_statements.
+
+    Each statement is planned as its ``userid`` (the current role for those without one); those
+    whose role is gone or may not be assumed are listed in ``skipped`` with the reason.
+    """
     started = time.monotonic()
     settings = settings or settings_from_db(conn)
     catalog = Catalog(conn)
@@ -94,9 +99,13 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
         workload = Workload([], [], [])
         per_statement: list[list[cand_mod.Candidate]] = []
         for stmt in statements:
+            refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
+            if refused is not None:  # before anything else: its tables may have gone with the role
+                skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": refused})
+                continue
             try:
                 rw = rewrite(stmt.query, catalog)
-                prepared = whatif.prepare(rw)
+                prepared = whatif.prepare(rw, author=stmt.userid)
             except (Unplannable, PlanError) as exc:
                 skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": str(exc)})
                 continue

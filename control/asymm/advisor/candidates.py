@@ -60,8 +60,10 @@ class Candidate:
             text = key
             expression = "(" in key.removesuffix(" DESC")
             if expression:
+                # f(col) with f from analysis.EXPRESSION_FUNCTIONS, all in pg_catalog: qualified, so
+                # that an overload someone planted in the applier's search_path is never what runs
                 body, desc = (key[:-5], " DESC") if key.endswith(" DESC") else (key, "")
-                text = f"({body}){desc}"
+                text = f"(pg_catalog.{body}){desc}"
             if self.opclass:
                 text = f"{text} {self.opclass}"
             keys.append(text)

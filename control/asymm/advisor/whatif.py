@@ -1,16 +1,22 @@
 """What-if planning: the cost of a statement under a set of hypothetical (HypoPG) indexes.
 
-Each statement is PREPAREd once under a name of our own and EXPLAINed with
-``EXPLAIN (FORMAT JSON) EXECUTE``.  The plan is generic (``plan_cache_mode = force_generic_plan``)
-unless every parameter has a representative value taken from ``pg_stats`` (the histogram median for
-equality, a bound 10 % in from the end for ``<``/``>``, neighbouring bounds for ``BETWEEN``, 10
-for ``LIMIT``): a generic plan assumes a third of the rows for a range and a tenth for ``LIMIT $n``,
-which hides exactly the indexes that matter, so then a custom plan with those values is used.
+Every plan is made by ``asymm._explain_as`` (extension/src/planas.c): the statement is planned as
+the role that ran it (``pg_stat_statements.userid``; the current role for statements the caller
+gives), in a security-restricted operation, and never executed.  Planning runs code (the planner
+folds IMMUTABLE functions), so planning another role's text with our rights would hand that role
+our rights (SPEC section 9).  A statement whose role no longer exists or may not be assumed by us
+is not planned at all: :class:`PlanError` carries the reason it is skipped with.
+
+The plan is generic (no parameter values) unless every parameter has a representative value taken
+from ``pg_stats`` (the histogram median for equality, a bound 10 % in from the end for ``<``/``>``,
+neighbouring bounds for ``BETWEEN``, 10 for ``LIMIT``): a generic plan assumes a third of the rows
+for a range and a tenth for ``LIMIT $n``, which hides exactly the indexes that matter, so then a
+custom plan with those values is used.  Each EXPLAIN parses and plans the text afresh, so a plan
+always sees the current hypothetical indexes.
 
 Hygiene, because this may run inside somebody else's session: the session is hidden from
-pg_stat_statements while we work and the previous setting restored; we DEALLOCATE only the
-statements we prepared and drop only the hypothetical indexes we created (never
-``DEALLOCATE ALL`` or ``hypopg_reset()``); ``plan_cache_mode`` is restored.  Plans are cached per
+pg_stat_statements while we work and the previous setting restored; nothing is PREPAREd, and we
+drop only the hypothetical indexes we created (never ``hypopg_reset()``).  Plans are cached per
 (statement, hypothetical indexes on the statement's tables), and :attr:`WhatIf.calls` counts the
 EXPLAINs actually sent.
 """
@@ -20,14 +26,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from asymm.advisor.candidates import Candidate
-from asymm.advisor.catalog import Catalog, quote_literal
+from asymm.advisor.catalog import Catalog
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
 from asymm.errors import AsymmError
 
@@ -35,14 +40,17 @@ log = logging.getLogger("asymm.advisor")
 HYPO_NAME = re.compile(r"^<(\d+)>")
 LIMIT_VALUE = "10"
 FRAGILE_FACTOR = 2.0
-# Values for parameters that are not compared with a column (EXTRACT's field, arithmetic, a value
-# in the target list): they only have to be non-NULL (NULL would fold a whole condition away).
+# Values (in each type's input syntax) for parameters that are not compared with a column
+# (EXTRACT's field, arithmetic, a value in the target list): they only have to be non-NULL (NULL
+# would fold a whole condition away).
 NEUTRAL = {
     "integer": "1", "bigint": "1", "smallint": "1", "numeric": "1", "real": "1", "double precision": "1",
-    "text": "'epoch'", "character varying": "'x'", "date": "current_date", "boolean": "true",
-    "timestamp without time zone": "localtimestamp", "timestamp with time zone": "now()",
-    "interval": "'1 hour'",
+    "text": "epoch", "character varying": "x", "date": "today", "boolean": "true",
+    "timestamp without time zone": "now", "timestamp with time zone": "now",
+    "interval": "1 hour",
 }
+EXPLAIN_AS = "SELECT asymm._explain_as(%s, %s, %s::text[], %s::text[])"
+PARAM_TYPES_AS = "SELECT asymm._param_types_as(%s, %s, %s::text[])"
 RANGE_SIDE = {">": "lo", ">=": "lo", "<": "hi", "<=": "hi"}
 
 
@@ -51,10 +59,11 @@ class Prepared:
     name: str
     rewritten: Rewritten
     param_types: list[str]
-    values: list[str]  # SQL literals (NULLs for a generic plan)
+    values: list[str | None]  # in each type's input syntax (unused for a generic plan)
     mode: str  # generic | custom
     tables: frozenset[int] = field(default_factory=frozenset)
     proxy: Prepared | None = None  # f(col) replaced by col, to price expression indexes (see cost())
+    author: int = 0  # the role it is planned as (pg_stat_statements.userid)
 
 
 @dataclass
@@ -67,6 +76,13 @@ def hypopg_installed(conn: psycopg.Connection[Any]) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'").fetchone() is not None
 
 
+def planner_installed(conn: psycopg.Connection[Any]) -> bool:
+    """Whether asymm._explain_as exists: without it no statement can be planned as its own role."""
+    row = conn.execute("SELECT to_regprocedure('asymm._explain_as(oid, text, text[], text[], boolean, text)')"
+                       " IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 class WhatIf:
     """A what-if session on one connection; use as a context manager so it cleans up after itself."""
 
@@ -76,25 +92,28 @@ class WhatIf:
             hint = ("CREATE EXTENSION hypopg" if available
                     else "install postgresql-15-hypopg, then CREATE EXTENSION hypopg")
             raise AsymmError(f"the index advisor needs HypoPG, which is not installed in this database ({hint})")
+        if not planner_installed(conn):
+            raise AsymmError("the index advisor needs the asymm extension, which plans each statement as the role that "
+                             "ran it (CREATE EXTENSION asymm CASCADE)")
         self.conn = conn
         self.catalog = catalog
-        self.prefix = f"asymm_whatif_{uuid.uuid4().hex[:10]}_"
+        self.prefix = "whatif_"
         self.calls = 0
         self.cache_hits = 0
         self._count = 0
-        self._prepared: list[str] = []
         self._hypo: dict[Candidate, int] = {}
         self._failed: dict[Candidate, str] = {}
         self._sizes: dict[Candidate, int] = {}
         self._cache: dict[tuple[str, frozenset[Candidate]], PlanResult] = {}
-        self._mode: str | None = None
-        self._explained: set[str] = set()
+        self._refusals: dict[int, str | None] = {}
         self._saved: dict[str, str] = {}
+        row = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
+        self.me = int(str(row[0])) if row else 0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def __enter__(self) -> WhatIf:
-        for setting in ("plan_cache_mode", "pg_stat_statements.track"):
+        for setting in ("pg_stat_statements.track",):
             row = self.conn.execute("SELECT current_setting(%s, true)", (setting,)).fetchone()
             if row and row[0] is not None:
                 self._saved[setting] = str(row[0])
@@ -110,9 +129,6 @@ class WhatIf:
     def close(self) -> None:
         if self.conn.closed:
             return
-        for name in self._prepared:
-            self.conn.execute(f"DEALLOCATE {name}")
-        self._prepared.clear()
         for oid in list(self._hypo.values()):
             self.conn.execute("SELECT hypopg_drop_index(%s)", (oid,))
         self._hypo.clear()
@@ -121,15 +137,29 @@ class WhatIf:
 
     # -- statements -------------------------------------------------------------------------------
 
-    def prepare(self, rw: Rewritten, proxy: bool = True) -> Prepared:
-        """PREPARE the statement (retrying parameter types the server could not infer)."""
+    def refusal(self, author: int) -> str | None:
+        """Why statements of role ``author`` may not be planned as that role by us (None: they may)."""
+        if author not in self._refusals:
+            row = self.conn.execute("SELECT asymm._plan_as_refusal(%s)", (author,)).fetchone()
+            self._refusals[author] = str(row[0]) if row and row[0] is not None else None
+        return self._refusals[author]
+
+    def prepare(self, rw: Rewritten, proxy: bool = True, author: int | None = None) -> Prepared:
+        """Learn the statement's parameter types as ``author`` (retrying types the server could not infer).
+
+        ``author`` is the role that ran it; None for a text the caller gives (planned as the
+        current role).  Raises :class:`PlanError` with the reason to skip it.
+        """
+        role = self.me if author is None else author
+        refused = self.refusal(role)
+        if refused is not None:
+            raise PlanError(refused)
         self._count += 1
         name = f"{self.prefix}{self._count}"
         attempt, types = 0, list(rw.param_types)
         while True:
-            type_list = f"({', '.join(types)})" if types else ""
             try:
-                self.conn.execute(f"PREPARE {name}{type_list} AS {rw.text}")
+                row = self.conn.execute(PARAM_TYPES_AS, (role, rw.text, types)).fetchone()
                 break
             except psycopg.Error as exc:
                 attempt += 1
@@ -139,36 +169,35 @@ class WhatIf:
                     retry = fallback_types(rw, attempt)
                 if retry is None:
                     message = (exc.diag.message_primary or str(exc)).strip()
-                    raise PlanError(f"cannot PREPARE: {message}") from None
+                    raise PlanError(f"cannot plan: {message}") from None
                 types = retry
-        self._prepared.append(name)
-        row = self.conn.execute(
-            "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = %s", (name,)).fetchone()
-        actual = [str(t) for t in row[0]] if row and row[0] is not None else types
+        assert row is not None
+        doc = row[0] if not isinstance(row[0], str) else json.loads(row[0])
+        actual = [str(t) for t in doc["param_types"]]
         values = self._representative(rw, actual)
         tables = frozenset(t.oid for t in rw.analysis.tables) | (
             frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset())
         prepared: Prepared | None = None
         if values is not None:
-            prepared = Prepared(name, rw, actual, values, "custom", tables)
+            prepared = Prepared(name, rw, actual, values, "custom", tables, author=role)
             try:
                 self._explain(prepared)
             except PlanError:
                 prepared = None  # a representative value the statement rejects: use the generic plan
         if prepared is None:
-            prepared = Prepared(name, rw, actual, [f"NULL::{t}" for t in actual], "generic", tables)
+            prepared = Prepared(name, rw, actual, [], "generic", tables, author=role)
             self._explain(prepared)  # raises PlanError when even the generic plan fails
         if proxy and any("(" in p.expr for p in rw.analysis.preds):
             proxy_text = expression_proxy(rw.tree)
             if proxy_text is not None:
                 try:
-                    prepared.proxy = self.prepare(rewrite(proxy_text, self.catalog), proxy=False)
+                    prepared.proxy = self.prepare(rewrite(proxy_text, self.catalog), proxy=False, author=role)
                 except (PlanError, Unplannable):
                     prepared.proxy = None
         return prepared
 
-    def _representative(self, rw: Rewritten, types: list[str]) -> list[str] | None:
-        values: list[str] = []
+    def _representative(self, rw: Rewritten, types: list[str]) -> list[str | None] | None:
+        values: list[str | None] = []
         sides: dict[tuple[int, str], set[str]] = {}
         for known in rw.analysis.params.values():
             if known.table is not None and known.column is not None and known.op in RANGE_SIDE:
@@ -179,12 +208,12 @@ class WhatIf:
                 neutral = NEUTRAL.get(type_name)
                 if neutral is None:
                     return None
-                values.append(f"{neutral}::{type_name}")
+                values.append(neutral)
                 continue
             if ctx.op == "expr":
                 return None  # part of a computed bound: only the generic plan is honest
             if ctx.op == "limit":
-                values.append(f"{LIMIT_VALUE}::{type_name}")
+                values.append(LIMIT_VALUE)
                 continue
             if ctx.table is None or ctx.column is None:
                 return None
@@ -193,7 +222,7 @@ class WhatIf:
             value = pick_value(ctx.op, mcv, hist, two_sided)
             if value is None:
                 return None
-            values.append(f"{quote_literal(value)}::{type_name}")
+            values.append(value)
         return values
 
     # -- costs ------------------------------------------------------------------------------------
@@ -270,27 +299,16 @@ class WhatIf:
         return self._failed.get(cand)
 
     def _explain(self, prepared: Prepared) -> PlanResult:
-        mode = "force_custom_plan" if prepared.mode == "custom" else "force_generic_plan"
-        if self._mode != mode:
-            self.conn.execute(f"SET plan_cache_mode = {mode}")
-            self._mode = mode
-        if prepared.mode == "generic" and prepared.name in self._explained:
-            # A generic plan is cached in the prepared statement and creating or dropping a
-            # hypothetical index does not invalidate it: re-PREPARE (our own name only) so the
-            # planner sees the current hypothetical indexes.
-            types = f"({', '.join(prepared.param_types)})" if prepared.param_types else ""
-            self.conn.execute(f"DEALLOCATE {prepared.name}")
-            self.conn.execute(f"PREPARE {prepared.name}{types} AS {prepared.rewritten.text}")
-        self._explained.add(prepared.name)
-        args = f"({', '.join(prepared.values)})" if prepared.values else ""
+        values = prepared.values if prepared.mode == "custom" else None
         self.calls += 1
         try:
-            row = self.conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {prepared.name}{args}").fetchone()
+            row = self.conn.execute(EXPLAIN_AS, (prepared.author, prepared.rewritten.text, prepared.param_types,
+                                                 values)).fetchone()
         except psycopg.Error as exc:
             raise PlanError(f"cannot EXPLAIN: {(exc.diag.message_primary or str(exc)).strip()}") from None
         assert row is not None
         doc = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-        plan = doc[0]["Plan"]
+        plan = doc["plan"][0]["Plan"]
         by_oid = {oid: cand for cand, oid in self._hypo.items()}
         used = frozenset(by_oid[int(m.group(1))] for name in _index_names(plan)
                          if (m := HYPO_NAME.match(name)) and int(m.group(1)) in by_oid)

@@ -4,6 +4,12 @@ Read from ``pg_stat_statements`` (top-level statements of this database only), w
 calls; total execution time orders them so that with ``limit`` the heaviest come first.  asymm's
 own sessions are hidden from pg_stat_statements (:func:`asymm.db.connect`), and statements that
 touch only catalogs or asymm's own schema are left out here as well.
+
+Each statement carries the role it is planned as (SPEC section 9: never with more rights than the
+role that wrote it).  pg_stat_statements keeps one entry per role, so the same text run by two
+roles is two entries: they are one statement here (their calls add up, the workload is what it is)
+planned as one of those roles, the one with the most calls among the roles the caller may assume
+(so a superuser's or a member's run plans as many statements as it can).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class Statement:
     calls: int
     total_exec_time: float  # ms
     rows: int
+    # the role that ran it (pg_stat_statements.userid); None: a text the caller gives, planned as the caller
+    userid: int | None = None
 
     @property
     def mean_exec_time(self) -> float:
@@ -45,7 +53,9 @@ def read_workload(conn: psycopg.Connection[Any], *, limit: int = 2000, min_calls
     """Statements of the current database, heaviest (total time) first."""
     pg_stat_statements_ready(conn)
     rows = conn.execute(
-        "SELECT s.queryid, s.query, sum(s.calls)::int8, sum(s.total_exec_time), sum(s.rows)::int8"
+        "SELECT s.queryid, s.query, sum(s.calls)::int8, sum(s.total_exec_time), sum(s.rows)::int8,"
+        "       (array_agg(s.userid ORDER BY coalesce(pg_has_role(s.userid, 'MEMBER'), false) DESC,"
+        "                  s.calls DESC, s.userid))[1]"
         "  FROM pg_stat_statements s"
         " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
         "   AND s.toplevel AND s.queryid IS NOT NULL"
@@ -55,9 +65,9 @@ def read_workload(conn: psycopg.Connection[Any], *, limit: int = 2000, min_calls
         (min_calls, limit * 2),
     ).fetchall()
     out: list[Statement] = []
-    for queryid, query, calls, total, nrows in rows:
+    for queryid, query, calls, total, nrows, userid in rows:
         text = str(query)
         if UTILITY.match(text) or SYSTEM_TEXT.search(text):
             continue
-        out.append(Statement(int(queryid), text, int(calls), float(total), int(nrows or 0)))
+        out.append(Statement(int(queryid), text, int(calls), float(total), int(nrows or 0), int(userid)))
     return out[:limit]

@@ -68,7 +68,12 @@ def coherence(conn: Conn) -> dict[str, Any]:
 
 
 def infer(conn: Conn) -> list[dict[str, Any]]:
-    """``asymm.infer()``: the inferred annotations written or reinforced by this run."""
+    """``asymm.infer()``: the inferred annotations written or reinforced by this run.
+
+    A frequent query that could not be planned as the role that ran it (the role is gone, this
+    role may not assume it, or the plan failed) comes back as a row with ``skipped`` = the reason
+    and no annotation written.
+    """
     require_extension(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT * FROM asymm.infer()")

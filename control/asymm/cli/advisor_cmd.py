@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from asymm.cli.common import dsn_option, emit, json_option, table
+from asymm.cli.common import dsn_option, emit, json_option, number, table, whole
 from asymm.db import connect
 
 
@@ -54,15 +54,15 @@ def _size(size: int) -> str:
 @dsn_option
 @json_option
 @click.option("--apply", "do_apply", is_flag=True, help="Create the suggested indexes (CONCURRENTLY, one at a time).")
-@click.option("--budget-mb", type=click.FloatRange(min=0), default=None,
+@click.option("--budget-mb", type=number(0, 16_777_216), default=None,
               help="Storage budget in MB (HypoPG's pessimistic estimate); default: setting advisor.budget_mb.")
-@click.option("--max-indexes", type=click.IntRange(min=0), default=None,
+@click.option("--max-indexes", type=whole(0, 1000), default=None,
               help="At most this many indexes; default: setting advisor.max_indexes.")
-@click.option("--min-gain", type=click.FloatRange(min=0, max=1), default=None,
+@click.option("--min-gain", type=number(0, 1), default=None,
               help="Stop when the next index saves less than this fraction of the workload cost.")
-@click.option("--limit", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--limit", type=whole(1, 100_000), default=2000, show_default=True,
               help="Consider at most this many statements (heaviest total time first).")
-@click.option("--max-write-regression", type=click.FloatRange(min=0), default=None,
+@click.option("--max-write-regression", type=number(0, 1000), default=None,
               help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call;"
                    " default: setting advisor.max_write_regression (0.10; negative: no bound).")
 @click.option("--no-write-bound", is_flag=True,

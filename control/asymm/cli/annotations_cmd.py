@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from asymm.annotations import api
-from asymm.cli.common import dsn_option, emit, json_option, table
+from asymm.cli.common import BIGINT, dsn_option, emit, json_option, table
 from asymm.db import connect
 
 REGIMES = ["Exploration", "Optimization", "Stabilization", "Balance"]
@@ -35,7 +35,7 @@ def _render_rows(rows: list[dict[str, Any]]) -> str:
 @click.option("--lineage", default="", help="λ: comma-separated lowercase operation words, e.g. create,query.")
 @click.option("--column", help="Annotate this column of TARGET.")
 @click.option("--query", "query", help="Annotate this query (SQL text) instead of TARGET.")
-@click.option("--queryid", type=int, help="Annotate the pg_stat_statements query with this queryid.")
+@click.option("--queryid", type=BIGINT, help="Annotate the pg_stat_statements query with this queryid.")
 @dsn_option
 @json_option
 def annotate_command(target: str | None, symbol: str, scope: str, regime: str, cost: str, lineage: str,

@@ -3,6 +3,12 @@
 Configuration comes from defaults, then the TOML file (``--config`` or ``ASYMM_CONFIG``), then
 ``ASYMM_*`` variables, then these flags (see :mod:`asymm.daemon.config`).  Flags default to
 "not given" so that only the ones typed override the layers below.
+
+Secrets never reach the terminal: ``--check-config`` prints :func:`config.public_view` (webhook
+URLs, DSN and Redis passwords and the token masked), configuration errors never echo a secret,
+and the running daemon's log handlers mask every line (:class:`asymm.redact.RedactingFilter`).
+There is no ``--http-token`` flag on purpose (a command line is visible to every local user):
+use ``--http-token-file``, ``http.token_file`` or ``ASYMM_HTTP_TOKEN``.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from typing import Any
 
 import click
 
+from asymm.cli.common import number, whole
 from asymm.daemon import config as config_mod
 from asymm.daemon.service import Daemon
+from asymm.redact import RedactingFilter
 
 
 class ConfigFailure(click.ClickException):
@@ -39,12 +47,20 @@ def _render(loaded: config_mod.LoadedConfig) -> str:
 @click.option("--dsn", default=None, help="libpq connection string or URI (also ASYMM_DSN; empty uses PG* variables).")
 @click.option("--redis-url", default=None,
               help="Redis to keep in sync, e.g. redis://127.0.0.1:6379/0 (ASYMM_REDIS_URL).")
-@click.option("--period", type=float, default=None, help="Pulse period in seconds [default: 0.2037, i.e. 4.909 Hz].")
-@click.option("--ticks", "max_ticks", type=click.IntRange(min=1), default=None,
+@click.option("--period", type=number(0.001, 3600), default=None,
+              help="Pulse period in seconds [default: 0.2037, i.e. 4.909 Hz].")
+@click.option("--ticks", "max_ticks", type=whole(1, 2**62), default=None,
               help="Stop after this many ticks (default: run until SIGTERM/SIGINT).")
 @click.option("--http-host", default=None, help="Address of the metrics/health/API server [default: 127.0.0.1].")
-@click.option("--http-port", type=int, default=None,
+@click.option("--http-port", type=whole(0, 65535), default=None,
               help=f"Port of the metrics/health/API server; 0 disables it [default: {config_mod.DEFAULT_HTTP_PORT}].")
+@click.option("--http-allowed-hosts", default=None,
+              help="Comma-separated Host names the HTTP server answers (host or host:port) "
+                   "[default: localhost,127.0.0.1,[::1]].")
+@click.option("--http-allow-remote", is_flag=True, default=None,
+              help="Allow a non-loopback --http-host (needs a token: --http-token-file or ASYMM_HTTP_TOKEN).")
+@click.option("--http-token-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding the bearer token required by /api and /metrics.")
 @click.option("--log-level", type=click.Choice(config_mod.LOG_LEVELS), default=None, help="[default: info]")
 @click.option("--check-config", is_flag=True, help="Print the effective configuration and its sources, then exit "
               "(0 valid, 2 invalid).")
@@ -57,6 +73,9 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
     except config_mod.ConfigError as exc:
         raise ConfigFailure(str(exc)) from None
     if check_config:
+        if not config_mod.is_loopback(loaded.config.http_host) and loaded.config.http_port:
+            click.echo(f"warning: the HTTP server listens on {loaded.config.http_host or 'all addresses'}, "
+                       "reachable from other hosts; /api and /metrics need the bearer token", err=True)
         if as_json:
             click.echo(json.dumps({"config": config_mod.public_view(loaded.config), "sources": loaded.sources,
                                    "file": str(loaded.file) if loaded.file else None}, indent=2, sort_keys=True))
@@ -65,5 +84,8 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
         return
     logging.getLogger("asymm").setLevel(loaded.config.log_level.upper())
     daemon = Daemon(dataclasses.replace(loaded.config), loaded=loaded, flags=given)
+    redacting = RedactingFilter(lambda: config_mod.secrets(daemon.config))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redacting)
     daemon.install_signal_handlers()
     daemon.run()

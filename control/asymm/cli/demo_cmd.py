@@ -15,7 +15,7 @@ import click
 
 from asymm import graph as graph_mod
 from asymm.cache import Cache
-from asymm.cli.common import dsn_option, table
+from asymm.cli.common import dsn_option, number, table
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
@@ -71,7 +71,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
               help="Redis for the cache step (the sandbox's); empty skips it.")
 @click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Data size: 1 is 20k customers, 100k orders, about 250k order lines.")
-@click.option("--seconds", type=click.FloatRange(1, 3600), default=10, show_default=True,
+@click.option("--seconds", type=number(1, 3600), default=10, show_default=True,
               help="How long the workload runs.")
 @click.option("--http-port", type=click.IntRange(0, 65535), default=0,
               help="Dashboard port (0: a free one).")

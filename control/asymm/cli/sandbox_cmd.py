@@ -13,7 +13,8 @@ from asymm.cli.common import emit, json_option
 
 dir_option = click.option(
     "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Sandbox directory [default: $ASYMM_SANDBOX_DIR or /tmp/asymm-sandbox].",
+    help="Sandbox directory, created 0700 and refused if another user could have made or changed it "
+         "[default: $ASYMM_SANDBOX_DIR or /tmp/asymm-sandbox-UID].",
 )
 
 

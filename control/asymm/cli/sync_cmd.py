@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from asymm.cli.common import dsn_option, emit, json_option, table
+from asymm.cli.common import dsn_option, emit, json_option, number, table
 from asymm.db import connect
 from asymm.errors import AsymmError
 
@@ -58,7 +58,7 @@ def status_command(dsn: str, as_json: bool) -> None:
 @json_option
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the daemon has copied the table.")
-@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait.")
+@click.option("--timeout", type=number(0, 86_400), default=600.0, show_default=True, help="Seconds to wait.")
 def backfill_command(table_name: str, dsn: str, as_json: bool, wait: bool, timeout: float) -> None:
     """Re-copy TABLE into Redis (done by the running daemon, consistent with concurrent writes)."""
     with connect(dsn) as conn:

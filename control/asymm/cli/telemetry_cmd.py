@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from asymm import telemetry
-from asymm.cli.common import dsn_option, emit, json_option, table
+from asymm.cli.common import check_interval, dsn_option, emit, json_option, number, table, whole
 from asymm.db import connect
 
 
@@ -57,12 +57,13 @@ def render_duplicates(data: dict[str, Any]) -> str:
 @dsn_option
 @json_option
 @click.option("--since", default="15 minutes", show_default=True, help="Window, as a PostgreSQL interval.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many queries.")
-@click.option("--slow-ms", type=click.FloatRange(min=0), default=100.0, show_default=True,
+@click.option("--limit", type=whole(1, 100_000), default=20, show_default=True, help="At most this many queries.")
+@click.option("--slow-ms", type=number(0, 86_400_000), default=100.0, show_default=True,
               help="Threshold of a slow call, in milliseconds.")
 def top_command(dsn: str, as_json: bool, since: str, limit: int, slow_ms: float) -> None:
     """Per-query latency and throughput, slow queries and smoothness over a window."""
     with connect(dsn) as conn:
+        check_interval(conn, since, "--since")
         emit(telemetry.top(conn, since=since, limit=limit, slow_ms=slow_ms), as_json, render_top)
 
 

@@ -18,6 +18,9 @@ The file is flat TOML with optional sections; a key ``k`` in section ``[s]`` nam
     [http]
     host = "127.0.0.1"
     port = 9849         # 0 disables the HTTP server
+    allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]   # accepted Host headers (port optional)
+    allow_remote = false  # must be true to bind a non-loopback address (then a token is required)
+    token_file = "/etc/asymm/http-token"  # or token = "..." (ASYMM_HTTP_TOKEN): Bearer token for the API
     [notify]
     urls = ["https://hooks.example/asymm"]
 
@@ -28,22 +31,26 @@ The environment uses the field name: ``ASYMM_PERIOD``, ``ASYMM_HTTP_PORT``,
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psycopg import conninfo
-
 from asymm.daemon.pulse import DEFAULT_PERIOD_S
 from asymm.errors import AsymmError
+from asymm.redact import MASK, mask_dsn, mask_text, mask_url
 
 DEFAULT_HTTP_PORT = 9849
 REGIME_FIELDS = ("regime_exploration", "regime_optimization", "regime_stabilization")
 SECTIONS = ("regime", "http", "leader", "notify", "reconnect", "task")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+MIN_TOKEN_LENGTH = 16
+SECRET_FIELDS = ("http_token",)  # never echoed, not even in an error message
 
 
 class ConfigError(AsymmError):
@@ -65,6 +72,10 @@ class DaemonConfig:
     regime_stabilization: float = 0.50
     http_host: str = "127.0.0.1"
     http_port: int = DEFAULT_HTTP_PORT  # 0 disables the HTTP server
+    http_allowed_hosts: list[str] = field(default_factory=lambda: list(LOOPBACK_HOSTS))  # Host header names
+    http_allow_remote: bool = False  # required to bind a non-loopback address
+    http_token: str | None = None  # Bearer token for /api and /metrics (required when remote)
+    http_token_file: str | None = None  # file holding the token (read at load; wins over http_token)
     leader_session_timeout_s: float = 5.0  # idle_session_timeout of the lock session; 0 disables
     leader_keepalive_s: int = 2  # TCP keepalive idle/interval on the lock session (both ends)
     reconnect_base_s: float = 0.2
@@ -86,7 +97,7 @@ class DaemonConfig:
 
 
 # Changing these needs a restart (they are bound at start); everything else is applied on SIGHUP.
-RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "max_ticks")
+RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "http_allow_remote", "max_ticks")
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(DaemonConfig)}
 
@@ -98,14 +109,26 @@ class LoadedConfig:
     file: Path | None
 
 
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Turn a TOML/env/flag value into the field's type, or say clearly what is wrong."""
     kind = FIELDS[name].type
     try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOLS:
+                return _BOOLS[value.strip().lower()]
+            raise ValueError
         if kind in ("float",):
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # TOML and float() take nan/inf; no duration is either
+                raise ValueError
+            return number
         if kind in ("int", "int | None"):
             if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
                 if kind == "int | None":
@@ -127,7 +150,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 return list(value)
             raise ValueError
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} ({origin}): {value!r} is not a valid {kind}") from None
+        shown = "the given value" if name in SECRET_FIELDS else mask_text(repr(value))
+        raise ConfigError(f"{name} ({origin}): {shown} is not a valid {kind}") from None
     raise AssertionError(f"no coercion for {kind}")
 
 
@@ -196,6 +220,7 @@ def load(
         values[name] = _coerce(name, value, "flag")
         sources[name] = "flag"
     config = DaemonConfig(**values)
+    _read_token_file(config)
     validate(config)
     return LoadedConfig(config=config, sources=sources, file=path)
 
@@ -208,18 +233,22 @@ def validate(config: DaemonConfig) -> None:
 
     need(0.001 <= config.period <= 3600, f"period must be between 0.001 and 3600 seconds, not {config.period}")
     need(config.max_ticks is None or config.max_ticks >= 1, "max_ticks must be at least 1")
-    need(config.heartbeat_every_s > 0, "heartbeat_every_s must be positive")
+    need(0 < config.heartbeat_every_s <= 86400, "heartbeat_every_s must be positive and at most 86400 (a day)")
     need(0 < config.budget_fraction <= 1, "budget_fraction must be in (0, 1]")
     need(0 <= config.http_port <= 65535, "http_port must be between 0 (disabled) and 65535")
-    need(config.leader_session_timeout_s >= 0, "leader_session_timeout_s must be >= 0 (0 disables it)")
+    need(0 <= config.leader_session_timeout_s <= 86400,
+         "leader_session_timeout_s must be between 0 (disabled) and 86400 (a day)")
     need(1 <= config.leader_keepalive_s <= 3600, "leader_keepalive_s must be between 1 and 3600")
-    need(0 < config.reconnect_base_s <= config.reconnect_max_s, "need 0 < reconnect_base_s <= reconnect_max_s")
-    need(config.task_backoff_max_s > 0, "task_backoff_max_s must be positive")
-    need(config.notify_retries >= 0 and config.notify_timeout_s > 0 and config.notify_queue >= 1,
-         "notify_retries >= 0, notify_timeout_s > 0 and notify_queue >= 1 are required")
+    need(0 < config.reconnect_base_s <= config.reconnect_max_s <= 3600,
+         "need 0 < reconnect_base_s <= reconnect_max_s <= 3600")
+    need(0 < config.task_backoff_max_s <= 86400, "task_backoff_max_s must be positive and at most 86400 (a day)")
+    need(0 <= config.notify_retries <= 100 and 0 < config.notify_timeout_s <= 3600 and config.notify_queue >= 1,
+         "0 <= notify_retries <= 100, 0 < notify_timeout_s <= 3600 and notify_queue >= 1 are required")
     need(config.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}")
     for url in config.notify_urls:
-        need(url.startswith(("http://", "https://")), f"notify URL {url!r} must start with http:// or https://")
+        need(url.startswith(("http://", "https://")),
+             f"notify URL {mask_url(url)!r} must start with http:// or https://")
+    _validate_http(config, need)
     shares = [getattr(config, name) for name in REGIME_FIELDS]
     need(all(s >= 0 for s in shares), "regime shares must not be negative")
     total = sum(shares)
@@ -231,22 +260,57 @@ def validate(config: DaemonConfig) -> None:
              f"regime shares must add up to 1 (or 100 %), not {total:g}: exploration, optimization, stabilization")
 
 
-def masked_dsn(dsn: str) -> str:
-    """The DSN with any password replaced, for logs, --check-config and the API."""
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1); False for wildcards and names."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
     try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparseable>"
-    if "password" in params:
-        params["password"] = "********"
-    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_token_file(config: DaemonConfig) -> None:
+    """Read ``http_token_file`` into ``http_token`` (why a file: a token in the environment or on a
+    command line is visible to other processes of the same user and ends up in unit files)."""
+    if not config.http_token_file:
+        return
+    try:
+        config.http_token = Path(config.http_token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"http_token_file {config.http_token_file}: cannot read: {exc.strerror}") from None
+
+
+def _validate_http(config: DaemonConfig, need: Callable[[bool, str], None]) -> None:
+    for name in config.http_allowed_hosts:
+        need(bool(name) and all(c.isalnum() or c in ".-_:[]" for c in name),
+             f"http_allowed_hosts: {name!r} is not a host name (host, host:port, [v6] or [v6]:port)")
+    if config.http_token is not None:
+        need(len(config.http_token) >= MIN_TOKEN_LENGTH and config.http_token.isprintable()
+             and " " not in config.http_token,
+             f"http_token must be at least {MIN_TOKEN_LENGTH} printable characters without spaces")
+    if config.http_port == 0 or is_loopback(config.http_host):
+        return
+    need(config.http_allow_remote,
+         f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: set "
+         "http.allow_remote = true (and http.token_file) to serve other hosts")
+    need(bool(config.http_token),
+         f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: "
+         "http.allow_remote needs a bearer token (http.token_file or ASYMM_HTTP_TOKEN)")
 
 
 def public_view(config: DaemonConfig) -> dict[str, Any]:
-    """The configuration as JSON-able values with secrets masked."""
+    """The configuration as JSON-able values with every secret masked (see :mod:`asymm.redact`)."""
     data = dataclasses.asdict(config)
-    data["dsn"] = masked_dsn(config.dsn)
-    if config.redis_url and "@" in config.redis_url:
-        scheme, _, rest = config.redis_url.partition("://")
-        data["redis_url"] = f"{scheme}://********@{rest.rpartition('@')[2]}"
+    data["dsn"] = mask_dsn(config.dsn)
+    if config.redis_url:
+        data["redis_url"] = mask_url(config.redis_url, keep_path=True)
+    data["notify_urls"] = [mask_url(url) for url in config.notify_urls]
+    data["http_token"] = MASK if config.http_token else None
     return data
+
+
+def secrets(config: DaemonConfig) -> list[str]:
+    """The literal secrets of a configuration, for :func:`asymm.redact.mask_text` on free text."""
+    return [config.http_token] if config.http_token else []

@@ -13,14 +13,35 @@ default (metrics and reports describe the database: not something to expose by a
   :func:`register_api`; a handler gets the daemon and the query parameters and returns JSON-able
   data.  Handlers run on the HTTP thread: they must not use ``daemon.conn`` (it belongs to the
   pulse thread) but open their own short connection (``asymm.db.connect(daemon.config.dsn)``).
+
+Security (threat: a web page in the operator's browser, and other hosts on the network):
+
+* Every request, whatever its path, must carry a ``Host`` header naming an allowed host
+  (``http_allowed_hosts``: loopback names by default, each with or without the port; plus the bound
+  address when it is a specific IP), else 403.  This defeats DNS rebinding: a page on
+  ``evil.example`` that rebinds its name to 127.0.0.1 still sends ``Host: evil.example``.
+* A request with an ``Origin`` that is not an allowed host is refused (403), and so are
+  ``/api`` and ``/metrics`` requests a browser marks ``Sec-Fetch-Site: cross-site``/``same-site``.
+  No CORS headers are ever sent.  Only GET and HEAD exist (405 for the others).
+* With a bearer token configured (``http_token``/``http_token_file``; mandatory when bound to a
+  non-loopback address), ``/api...`` and ``/metrics`` need ``Authorization: Bearer <token>``
+  (constant-time compare), else 401.  ``/healthz``, ``/readyz`` (probes: one word of state) and
+  the page shell (``/``, ``/static/...``: code, no data) stay open; the page reads the token from
+  its URL fragment (``/#token=...``) into ``sessionStorage``.
+* Every answer carries ``X-Content-Type-Options: nosniff``, a Content-Security-Policy that allows
+  only this server's own scripts and connections, ``frame-ancestors 'none'``/``X-Frame-Options:
+  DENY``, ``Cross-Origin-Resource-Policy: same-origin`` and ``Referrer-Policy: no-referrer``.
+* Error messages are masked (:func:`asymm.redact.mask_text`): no URL or DSN secret in an answer.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
 import mimetypes
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,13 +50,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from asymm.daemon import config as config_mod
 from asymm.daemon import metrics
+from asymm.redact import mask_text
 
 if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.daemon.http")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
+}
+OPEN_PATHS = ("/healthz", "/readyz")  # no token needed: liveness/readiness probes
 
 ApiHandler = Callable[["Daemon", dict[str, list[str]]], Any]
 API_ENDPOINTS: dict[str, ApiHandler] = {}
@@ -73,22 +107,137 @@ def _json_safe(value: Any) -> Any:
 
 @register_api("status")
 def api_status(daemon: Daemon, _params: dict[str, list[str]]) -> dict[str, Any]:
-    return daemon.status()
+    status = daemon.status()
+    secrets = config_mod.secrets(daemon.config)
+    for task in status.get("tasks", []):
+        if task.get("last_error"):
+            task["last_error"] = mask_text(str(task["last_error"]), secrets)
+    return status
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` (``[v6]`` allowed) as (lower-case host, port or None); None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, sep, rest = value.partition("]")
+        if not sep:
+            return None
+        host += "]"
+    elif value.count(":") > 1:
+        return None  # an IPv6 address must be bracketed
+    else:
+        host, colon, rest = value.partition(":")
+        rest = colon + rest
+    if not host or host == "[]" or not all(c.isalnum() or c in ".-_:[]" for c in host):
+        return None
+    if not rest:
+        return host, None
+    if not rest.startswith(":") or not rest[1:].isdigit() or not 0 < int(rest[1:]) < 65536:
+        return None
+    return host, int(rest[1:])
+
+
+def host_allowed(value: str | None, allowed: list[str], bound: tuple[str, int]) -> bool:
+    """Whether a ``Host`` (or an Origin's host) names this server: an entry of ``allowed`` (with its
+    own port, or without one: then no port or the bound port), or the bound address if specific."""
+    if not value:
+        return False
+    given = split_host(value)
+    if given is None:
+        return False
+    host, port = given
+    bound_host, bound_port = bound
+    entries = [split_host(a) for a in allowed]
+    if bound_host not in ("", "0.0.0.0", "::"):
+        entries.append(split_host(f"[{bound_host}]" if ":" in bound_host else bound_host))
+    for entry in entries:
+        if entry is None or entry[0] != host:
+            continue
+        if entry[1] is None and port in (None, bound_port):
+            return True
+        if entry[1] is not None and entry[1] == port:
+            return True
+    return False
+
+
+def origin_host(origin: str) -> str | None:
+    """The ``host[:port]`` of an ``Origin`` header (None for ``null`` or anything not http(s))."""
+    scheme, sep, rest = origin.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or "/" in rest:
+        return None
+    return rest
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "asymm"
     daemon: Daemon  # set on the subclass made per server
+    bound: tuple[str, int] = ("127.0.0.1", 0)  # the listening address, likewise
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
-    def _send(self, status: int, body: str | bytes, content_type: str) -> None:
+    def end_headers(self) -> None:
+        """Every answer, errors included (``send_error``), carries the defensive headers."""
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def _text(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, body + "\n", "text/plain; charset=utf-8", headers)
+
+    def _refused(self, path: str) -> bool:
+        """Answer 403/401 (and return True) unless this request may see ``path``.
+
+        Order: Host (every path), Origin (every path), then for data paths (/api, /metrics) the
+        browser's Sec-Fetch-Site and the bearer token.
+        """
+        config = self.daemon.config
+        bound = self.bound
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or not host_allowed(hosts[0], config.http_allowed_hosts, bound):
+            log.info("http: refused a request for %s with Host %r (not in http_allowed_hosts)",
+                     path, hosts[0] if hosts else None)
+            self._text(403, "forbidden: Host header not allowed (see http.allowed_hosts)")
+            return True
+        origin = self.headers.get("Origin")
+        if origin is not None and not host_allowed(origin_host(origin), config.http_allowed_hosts, bound):
+            log.info("http: refused a cross-origin request for %s from Origin %r", path, origin)
+            self._text(403, "forbidden: cross-origin request")
+            return True
+        if path in OPEN_PATHS or not (path == "/metrics" or path == "/api" or path.startswith("/api/")):
+            return False
+        if self.headers.get("Sec-Fetch-Site", "same-origin").lower() not in ("same-origin", "none"):
+            self._text(403, "forbidden: cross-site request")
+            return True
+        token = config.http_token
+        if not token and config_mod.is_loopback(bound[0]):
+            return False  # loopback without a token: open, like before
+        given = self.headers.get("Authorization", "")
+        scheme, _, credential = given.partition(" ")
+        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
+                credential.strip().encode(), token.encode()):
+            self._text(401, "unauthorized: send Authorization: Bearer <http token>"
+                       + ("" if token else " (none is configured, so the API is closed)"),
+                       {"WWW-Authenticate": 'Bearer realm="asymm"'})
+            return True
+        return False
+
+    def _method_not_allowed(self) -> None:
+        path = urlsplit(self.path).path
+        if not self._refused(path):
+            self._text(405, "method not allowed: this server only answers GET and HEAD", {"Allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _send(self, status: int, body: str | bytes, content_type: str,
+              headers: dict[str, str] | None = None) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -116,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
+        if self._refused(path):
+            return
         try:
             if path == "/metrics":
                 self._send(200, metrics.render(self.daemon), metrics.CONTENT_TYPE)
@@ -139,17 +290,24 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(404, {"error": f"no such endpoint: {path}"})
         except ApiError as exc:
-            self._json(exc.status, {"error": str(exc)})
+            self._json(exc.status, {"error": mask_text(str(exc), config_mod.secrets(self.daemon.config))})
         except Exception as exc:  # one endpoint's bug must not take the server down
             log.exception("http: %s failed", path)
-            self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
+            message = f"{type(exc).__name__}: {exc}"
+            self._json(500, {"error": mask_text(message, config_mod.secrets(self.daemon.config))})
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class HttpServer:
     def __init__(self, daemon: Daemon, host: str, port: int) -> None:
-        handler = type("AsymmHandler", (_Handler,), {"daemon": daemon})
-        self.server = ThreadingHTTPServer((host, port), handler)
+        handler: type[_Handler] = type("AsymmHandler", (_Handler,), {"daemon": daemon})
+        server_class = _Server6 if ":" in host else ThreadingHTTPServer
+        self.server = server_class((host.strip("[]"), port), handler)
         self.server.daemon_threads = True
+        handler.bound = self.address
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
                                        name="asymm-http", daemon=True)
 

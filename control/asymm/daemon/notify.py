@@ -7,6 +7,9 @@ queue; a background thread POSTs it to each URL, retrying with exponential backo
 network errors and 5xx/429 answers.  When the queue is full the event is dropped and counted
 (an alerting backlog that grows without bound would eventually take the daemon down with it).
 
+A webhook URL usually is its own secret (a token in the path or query string), so it is only ever
+logged masked (:func:`asymm.redact.mask_url`), and so are failure reasons that quote it.
+
 Body::
 
     {"event": "drift", "source": "asymm", "daemon_id": "...", "host": "...", "time": "ISO-8601",
@@ -30,6 +33,7 @@ from typing import Any
 
 from asymm import __version__
 from asymm.daemon.backoff import jittered_delay
+from asymm.redact import mask_text, mask_url
 
 log = logging.getLogger("asymm.daemon.notify")
 
@@ -133,13 +137,18 @@ class WebhookNotifier:
             except (urllib.error.URLError, OSError) as exc:
                 retryable = True
                 reason = str(getattr(exc, "reason", exc))
+            except ValueError as exc:  # http.client.InvalidURL & co: the message quotes URL parts
+                retryable = False
+                reason = f"invalid URL ({type(exc).__name__})"
+            shown, reason = mask_url(url), mask_text(reason.replace(url, mask_url(url)))
             if not retryable or attempt > self.retries:
                 self.stats.failed += 1
-                log.error("webhook %s: giving up on a %s event after %d attempt(s): %s", url, event, attempt, reason)
+                log.error("webhook %s: giving up on a %s event after %d attempt(s): %s",
+                          shown, event, attempt, reason)
                 return False
             self.stats.retries += 1
             delay = jittered_delay(attempt, self.backoff_base_s, self.backoff_cap_s)
-            log.warning("webhook %s: %s; retry %d in %.2f s", url, reason, attempt, delay)
+            log.warning("webhook %s: %s; retry %d in %.2f s", shown, reason, attempt, delay)
             if self._sleep(delay):
                 self.stats.failed += 1
                 return False

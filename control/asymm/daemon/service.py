@@ -165,6 +165,11 @@ class Daemon:
     def _start_http(self) -> None:
         if not self.config.http_port:
             return
+        if not config_mod.is_loopback(self.config.http_host) and not self.config.http_allow_remote:
+            # load() refuses this; a DaemonConfig built in code skips it, so refuse here as well
+            log.error("HTTP server not started: %r is not a loopback address and http_allow_remote is not set",
+                      self.config.http_host)
+            return
         try:
             self.http = HttpServer(self, self.config.http_host, self.config.http_port)
         except OSError as exc:
@@ -173,6 +178,10 @@ class Daemon:
             return
         self.http.start()
         log.info("HTTP on http://%s:%d/ (metrics, healthz, readyz, api)", *self.http.address)
+        if not config_mod.is_loopback(self.config.http_host):
+            # validate() refused this unless http_allow_remote is set and a token is configured
+            log.warning("HTTP server on %s:%d is reachable from other hosts (http_allow_remote): /api and "
+                        "/metrics need the bearer token; put TLS in front of it", *self.http.address)
 
     # -- connections ----------------------------------------------------------------------------
 

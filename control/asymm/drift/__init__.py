@@ -145,13 +145,21 @@ def _pg_tool(name: str) -> str:
 
 
 def source_dsn(conn: Conn) -> str:
-    """A DSN for the connection's own database (libpq tools cannot reuse a psycopg connection)."""
+    """A DSN for the connection's own database (libpq tools cannot reuse a psycopg connection).
+
+    It holds no password: a command line is readable by every local user; see :func:`tool_env`.
+    """
     info = conn.info
     params = {"host": info.host, "port": str(info.port), "user": info.user, "dbname": info.dbname}
-    password = info.password
-    if password:
-        params["password"] = password
     return psycopg.conninfo.make_conninfo("", **params)
+
+
+def tool_env(conn: Conn) -> dict[str, str]:
+    """The environment for libpq tools run on ``conn``'s behalf: its password, if any, in PGPASSWORD."""
+    env = dict(os.environ)
+    if conn.info.password:
+        env["PGPASSWORD"] = conn.info.password
+    return env
 
 
 def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
@@ -172,13 +180,14 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
     src = source_dsn(conn)
     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     try:
+        env = tool_env(conn)
         dump = subprocess.run([_pg_tool("pg_dump"), "--schema-only", "--no-comments", "-d", src],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=env)
         if dump.returncode != 0:
             raise AsymmError(f"pg_dump failed: {one_line(dump.stderr)}")
         target = with_dbname(src, scratch)
         restore = subprocess.run([_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
-                                 input=dump.stdout, capture_output=True, text=True)
+                                 input=dump.stdout, capture_output=True, text=True, env=env)
         if restore.returncode != 0:
             raise AsymmError(f"restoring the schema into {scratch} failed: {one_line(restore.stderr)}")
         with connect(target) as scratch_conn:

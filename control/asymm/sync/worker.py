@@ -27,8 +27,8 @@ import redis
 
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
-from asymm.db import connect, one_line
-from asymm.errors import AsymmError
+from asymm.db import connect
+from asymm.errors import AsymmError, pg_error_line
 from asymm.sync.engine import SyncEngine
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class SyncWorker(threading.Thread):
                 backoff = 0.1
                 self._loop()
             except RETRYABLE as exc:
-                self.last_error = f"{type(exc).__name__}: {one_line(str(exc))}"
+                self.last_error = f"{type(exc).__name__}: {pg_error_line(exc)}"  # no PL/pgSQL CONTEXT
                 log.warning("sync: %s; retrying in %.1f s", self.last_error, backoff)
                 self._record_error(self.last_error)
                 self._close()

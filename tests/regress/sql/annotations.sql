@@ -88,6 +88,8 @@ SELECT asymm.generic_plan('SELECT 1; DROP TABLE orders');
 SELECT count(*) AS leftover_prepared FROM pg_prepared_statements;
 
 -- Semantic Sonar: a tiny table scanned sequentially is "not evaluable", not incoherent
+-- (a query annotation is planned as its author, with the search_path a new session of that role gets)
+DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE %I SET search_path = shop, public', current_user, current_database()); END $$;
 SELECT asymm.annotate_query('SELECT * FROM tiny WHERE v = $1', 'tinyQuery', 'local', 'Balance', 'O(log n)', '{query}') IS NOT NULL;
 SELECT asymm.annotate_query('SELECT * FROM orders WHERE customer_id = $1', 'scanQuery', 'local', 'Balance', 'O(log n)', '{query}') IS NOT NULL;
 SELECT target, cost, verdict, reason FROM asymm.coherence_verdicts() WHERE target_type = 'query' ORDER BY reason;
@@ -96,6 +98,7 @@ SELECT (c ->> 'total')::int AS total,
        (c ->> 'coherent')::int + (c ->> 'incoherent')::int + (c ->> 'not_evaluable')::int = (c ->> 'total')::int AS counts_add_up,
        (c ->> 'score')::numeric BETWEEN 0 AND 100 AS score_in_range, c ->> 'goal' AS goal
   FROM asymm.coherence() AS c;
+DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET search_path', current_user, current_database()); END $$;
 
 -- lifecycle: renames and moves are followed, drops remove
 ALTER TABLE customers RENAME TO clients;

@@ -15,6 +15,14 @@ SELECT asymm.set_setting('daemon.stale_after', NULL);
 SELECT asymm.set_setting('no.such.setting', '1');
 SELECT asymm.setting('no.such.setting');
 SELECT asymm.reset_setting('daemon.stale_after');
+-- every setting has a rule: out of range, not an allowed value, not matching its pattern
+SELECT asymm.set_setting('sync.batch_rows', '-1');
+SELECT asymm.set_setting('daemon.pulse_period', '-1 s');
+SELECT asymm.set_setting('advisor.budget_mb', '-5');
+SELECT asymm.set_setting('sync.sensitive_mode', 'encrypt');
+SELECT asymm.set_setting('sync.key_prefix', 'a{b}c');
+SELECT asymm.set_setting('telemetry.spike_factor', 'NaN');
+SELECT name, allowed FROM asymm.settings WHERE name LIKE 'daemon.%' OR name = 'sync.sensitive_mode' ORDER BY name;
 SELECT count(*) AS overrides FROM asymm.setting_values;
 
 -- status reports what asymm depends on

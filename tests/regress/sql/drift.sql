@@ -32,6 +32,12 @@ SELECT step, statement, transactional, hazards FROM asymm.drift_plan('regress');
 -- bad input
 SELECT asymm.baseline('no spaces allowed');
 SELECT * FROM asymm.drift_plan('missing');
+-- a baseline of nothing is refused, and the old one kept (its drift is still reported)
+SELECT asymm.baseline('regress', ARRAY['no_such_schema']);
+SELECT asymm.baseline('regress', '{}');
+SELECT asymm.baseline('regress', ARRAY['shop', 'shop']);
+SELECT asymm.baseline('regress', ARRAY['pg_catalog']);
+SELECT count(*) AS drift_still_reported FROM asymm.drift('regress');
 
 -- accepting moves the baseline
 SELECT asymm.drift_accept('regress') > 0 AS accepted;

@@ -1,6 +1,7 @@
 // asymm dashboard: polls the daemon's JSON API and draws the panels (hand-drawn canvas charts) and
 // the semantic data graph in 3D (Three.js, served from /static/vendor, built from npm).
-import * as THREE from "three";
+// Imported by path, not through an inline import map: the page's CSP allows only script-src 'self'.
+import * as THREE from "/static/vendor/three.module.js";
 
 const POLL_MS = 2000;
 const WINDOW_MIN = Math.max(1, Math.min(1440, parseInt(new URLSearchParams(location.search).get("minutes") || "15", 10) || 15));
@@ -409,8 +410,21 @@ $("legend").innerHTML = Object.entries({ table: "#4c9be8", view: "#a77ee8", inde
 // ---------------------------------------------------------------------------------------------
 // Polling
 
+// When the daemon has an HTTP token, open the page as /#token=...: the fragment never leaves the
+// browser; the token is kept in sessionStorage (this tab only), removed from the address bar, and
+// sent as "Authorization: Bearer" with each API call.
+const TOKEN = (() => {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    sessionStorage.setItem("asymm-token", fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("asymm-token");
+})();
+
 async function getJSON(url) {
-  const r = await fetch(url, { cache: "no-store" });
+  const r = await fetch(url, { cache: "no-store", headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} });
+  if (r.status === 401) $("db").textContent = "this daemon needs its HTTP token: open the page as /#token=<token>";
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
   return r.json();
 }

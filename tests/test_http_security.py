@@ -1,0 +1,287 @@
+"""The daemon's HTTP server against an untrusted web page and the network (issue 15, defect 4).
+
+A real ``asymm daemon`` (``tests/daemon_process.py``) asked over real HTTP with ``http.client``,
+so that Host, Origin and Authorization can be forged; only ever connecting to 127.0.0.1, even
+when the daemon binds 0.0.0.0.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from asymm.daemon.http import STATIC_DIR, host_allowed, split_host
+from asymm.redact import RedactingFilter, mask_dsn, mask_text, mask_url
+from tests.browser import Browser, chromium_path
+from tests.daemon_process import Running, free_port
+from tests.waiting import wait_for
+
+ASYMM = str(Path(sys.executable).with_name("asymm"))
+TOKEN = "t0ken-for-the-http-test-0123456789"
+
+# A webhook URL with a secret in each place services put one: userinfo, path, query string.
+HOOK_SECRETS = ("hunter2pw", "T0SECRETPATH", "qwertyquerysecret")
+
+
+def secret_hook_url(port: int) -> str:
+    return f"http://hookuser:hunter2pw@127.0.0.1:{port}/services/T0SECRETPATH/B0?token=qwertyquerysecret"
+
+
+def request(port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET",
+            host: str | None = "default") -> tuple[int, dict[str, str], str]:
+    """One request to 127.0.0.1:port; ``host`` forges the Host header (None sends none at all)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=host != "default", skip_accept_encoding=True)
+        if host not in ("default", None):
+            conn.putheader("Host", str(host))
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
+
+
+def check_config(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ASYMM, "daemon", *args, "--check-config"], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, masked", [
+    ("https://hooks.example/services/T0/B0/XXXX", "https://hooks.example/***"),
+    ("https://user:pw@hooks.example:8443/x?k=v#f", "https://user:***@hooks.example:8443/***?***#***"),
+    ("https://TOKEN@hooks.example/", "https://***@hooks.example/"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("not a url", "***"),
+])
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_dsn_redis_and_free_text() -> None:
+    assert mask_dsn("host=h password=s3cret dbname=d") == "host=h password=*** dbname=d"
+    assert mask_dsn("host=h password='s 3cret' dbname=d") == "host=h password=*** dbname=d"
+    assert mask_dsn("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert mask_url("redis://:s3cret@r:6379/0", keep_path=True) == "redis://:***@r:6379/0"
+    text = mask_text("webhook https://h.example/T/B/X: refused; dsn password=pw1 token " + TOKEN, [TOKEN])
+    assert text == "webhook https://h.example/***: refused; dsn password=*** token ***"
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(lambda: [TOKEN]))
+    logger = logging.getLogger("asymm.test.redact")
+    logger.addHandler(handler)
+    try:
+        logger.error("cannot reach %s with %s", "redis://:redispw123@r:6379/0", TOKEN)
+        try:
+            raise OSError("refused: https://hooks.example/T0SECRETPATH")
+        except OSError:
+            logger.exception("delivery failed")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "redis://:***@r:6379/***" in out and "https://hooks.example/***" in out, out
+    assert "redispw123" not in out and TOKEN not in out and "T0SECRETPATH" not in out, out
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("localhost", True), ("localhost:9849", True), ("LOCALHOST:9849", True), ("127.0.0.1:9849", True),
+    ("[::1]:9849", True), ("[::1]", True), ("localhost:9850", False), ("evil.example", False),
+    ("evil.example:9849", False), ("localhost.evil.example:9849", False), ("127.0.0.1.nip.io", False),
+    ("localhost.", False), ("", False), ("localhost:9849:1", False), ("::1", False), ("user@localhost", False),
+])
+def test_host_allowed_defaults(host: str, ok: bool) -> None:
+    assert host_allowed(host, ["localhost", "127.0.0.1", "[::1]"], ("0.0.0.0", 9849)) is ok
+
+
+def test_host_allowed_entries_with_ports_and_the_bound_address() -> None:
+    assert host_allowed("dash.example:443", ["dash.example:443"], ("0.0.0.0", 9849))
+    assert not host_allowed("dash.example:9849", ["dash.example:443"], ("0.0.0.0", 9849))
+    assert host_allowed("10.1.2.3:9849", [], ("10.1.2.3", 9849))  # the specific bound address
+    assert not host_allowed("0.0.0.0:9849", [], ("0.0.0.0", 9849))
+    assert split_host("[::1]:80") == ("[::1]", 80) and split_host("a:b") is None
+
+
+# -- a live daemon --------------------------------------------------------------------------------
+
+DATA_PATHS = ("/api/graph", "/api/dashboard", "/api/status", "/api", "/metrics")
+
+
+def test_a_forged_host_is_refused_on_every_path(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Running = start_daemon(db)
+    port = daemon.port
+    for path in (*DATA_PATHS, "/", "/static/app.js", "/healthz", "/readyz", "/nope"):
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.nip.io:{port}", f"localhost:{port + 1}",
+                     None):
+            status, headers, body = request(port, path, host=host)
+            assert status == 403, (path, host, status, body)
+            assert len(body) < 100 and "nodes" not in body and "asymm_" not in body, body
+            assert headers["x-content-type-options"] == "nosniff"
+    for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        status, _headers, body = request(port, "/api/status", host=host)
+        assert status == 200 and json.loads(body)["daemon_id"], (host, body)
+
+
+def test_defensive_headers_no_cors_no_cross_origin_and_only_get(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Running = start_daemon(db)
+    port = daemon.port
+    status, headers, body = request(port, "/")
+    assert status == 200 and "<html" in body
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    for path in DATA_PATHS:
+        for origin in ("http://evil.example", f"http://evil.example:{port}", "null", f"http://localhost:{port + 1}"):
+            status, headers, _body = request(port, path, {"Origin": origin})
+            assert status == 403, (path, origin)
+            assert not any(name.startswith("access-control-") for name in headers)
+        status, _headers, _body = request(port, path, {"Sec-Fetch-Site": "cross-site"})
+        assert status == 403, path
+        status, headers, _body = request(port, path, {"Origin": f"http://127.0.0.1:{port}",
+                                                      "Sec-Fetch-Site": "same-origin"})
+        assert status == 200 and not any(name.startswith("access-control-") for name in headers), path
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        status, headers, _body = request(port, "/api/status", {"Origin": f"http://localhost:{port}",
+                                                               "Access-Control-Request-Method": "GET"},
+                                         method=method)
+        assert status == 405 and headers["allow"] == "GET, HEAD", method
+        assert not any(name.startswith("access-control-") for name in headers)
+    assert request(port, "/api/status", method="TRACE")[0] == 501
+    assert request(port, "/api/status", method="HEAD")[0] == 200
+
+
+def test_allowed_hosts_setting(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Running = start_daemon(db, env={"ASYMM_HTTP_ALLOWED_HOSTS": "asymm.internal, dash.example:8443"})
+    port = daemon.port
+    assert request(port, "/api/status", host=f"asymm.internal:{port}")[0] == 200
+    assert request(port, "/api/status", host="dash.example:8443")[0] == 200
+    assert request(port, "/api/status", host="dash.example")[0] == 403
+    assert request(port, "/api/status", host=f"localhost:{port}")[0] == 403  # the list replaces the defaults
+    assert request(port, "/api/status", host=f"127.0.0.1:{port}")[0] == 200  # the bound address itself
+
+
+def test_webhook_secrets_are_masked_in_status_and_logs(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT asymm.set_setting('drift.reconcile_every', '0.2 s')")
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, note text)")
+        conn.execute("SELECT asymm.baseline('prod')")
+    hook_port = free_port()
+    hook = secret_hook_url(hook_port)  # nothing listens there: every delivery fails
+    daemon: Running = start_daemon(db, "--period", "0.05",
+                                   env={"ASYMM_NOTIFY_URLS": hook, "ASYMM_NOTIFY_RETRIES": "1"})
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE accounts DROP COLUMN note")  # drift: a notification to deliver
+    assert wait_for(lambda: daemon.status()["notifications"]["failed"] >= 1, timeout=30), daemon.status()
+    code, body = daemon.get("/api/status")
+    assert code == 200
+    assert not any(secret in body for secret in HOOK_SECRETS), body
+    assert json.loads(body)["config"]["notify_urls"] == [f"http://hookuser:***@127.0.0.1:{hook_port}/***?***"]
+    err = daemon.stop()
+    assert "webhook http://hookuser:***@127.0.0.1:" in err and "giving up" in err, err
+    assert not any(secret in err for secret in HOOK_SECRETS), err
+
+
+def test_check_config_masks_every_secret(tmp_path: Path) -> None:
+    path = tmp_path / "asymm.toml"
+    path.write_text(f'redis_url = "redis://:redispw123@127.0.0.1:6379/0"\n[notify]\nurls = ["{secret_hook_url(9)}"]\n')
+    env = {"ASYMM_DSN": "host=h password=dsnpw123 dbname=d", "ASYMM_HTTP_TOKEN": TOKEN}
+    secrets = (*HOOK_SECRETS, "redispw123", "dsnpw123", TOKEN)
+    as_json = check_config("--config", str(path), "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert not any(secret in as_json.stdout for secret in secrets), as_json.stdout
+    config = json.loads(as_json.stdout)["config"]
+    assert config["notify_urls"] == ["http://hookuser:***@127.0.0.1:9/***?***"]
+    assert config["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert config["dsn"] == "host=h password=*** dbname=d" and config["http_token"] == "***"
+    text = check_config("--config", str(path), env=env)
+    assert text.returncode == 0 and "http://hookuser:***@127.0.0.1:9/***" in text.stdout, text.stdout
+    assert not any(secret in text.stdout + text.stderr for secret in secrets), text.stdout
+    # errors do not quote secrets either
+    bad_url = check_config(env={"ASYMM_NOTIFY_URLS": "ftp://u:hunter2pw@h/T0SECRETPATH"})
+    assert bad_url.returncode == 2 and "notify URL" in bad_url.stderr
+    assert not any(secret in bad_url.stderr for secret in HOOK_SECRETS), bad_url.stderr
+    bad_token = check_config(env={"ASYMM_HTTP_TOKEN": "shortpw"})
+    assert bad_token.returncode == 2 and "http_token" in bad_token.stderr and "shortpw" not in bad_token.stderr
+
+
+def test_a_non_loopback_bind_needs_allow_remote_and_a_token(db: str, start_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    refused = check_config("--http-host", "0.0.0.0")
+    assert refused.returncode == 2 and "allow_remote" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    no_token = check_config("--http-host", "0.0.0.0", "--http-allow-remote")
+    assert no_token.returncode == 2 and "token" in no_token.stderr and "Traceback" not in no_token.stderr
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    remote = ("--http-host", "0.0.0.0", "--http-allow-remote", "--http-token-file", str(token_file))
+    ok = check_config(*remote)
+    assert ok.returncode == 0 and "warning" in ok.stderr and TOKEN not in ok.stdout + ok.stderr, ok.stderr
+    daemon: Running = start_daemon(db, *remote)
+    port = daemon.port
+    for path in ("/api/status", "/api/graph", "/metrics"):
+        assert request(port, path)[0] == 401, path
+        assert request(port, path, {"Authorization": "Bearer wrong-token-0123456789abcdef"})[0] == 401, path
+        assert request(port, path, {"Authorization": TOKEN})[0] == 401, path  # no scheme
+        status, _headers, body = request(port, path, {"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, (path, body)
+    assert request(port, "/healthz")[0] == 200 and request(port, "/")[0] == 200  # probes and the page shell
+    assert request(port, "/api/status", {"Authorization": f"Bearer {TOKEN}"}, host="evil.example")[0] == 403
+    err = daemon.stop()
+    assert "reachable from other hosts" in err and TOKEN not in err, err
+
+
+def test_a_token_on_loopback_is_optional_but_enforced_when_set(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Running = start_daemon(db, env={"ASYMM_HTTP_TOKEN": TOKEN})
+    assert request(daemon.port, "/api/status")[0] == 401
+    status, _headers, body = request(daemon.port, "/api/status", {"Authorization": f"bearer {TOKEN}"})
+    assert status == 200 and TOKEN not in body
+
+
+def test_a_daemon_built_in_code_does_not_bind_remote_without_the_setting(db: str) -> None:
+    """Daemon(DaemonConfig(...)) skips config.load(); the HTTP start still refuses a remote bind."""
+    port = free_port()
+    script = ("import logging, sys; logging.basicConfig();"
+              "from asymm.daemon.service import Daemon, DaemonConfig;"
+              f"Daemon(DaemonConfig(dsn=sys.argv[1], http_host='0.0.0.0', http_port={port}, max_ticks=5)).run()")
+    proc = subprocess.run([sys.executable, "-c", script, db], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert "HTTP server not started" in proc.stderr and "loopback" in proc.stderr
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (make deps installs it)")
+def test_the_dashboard_page_sends_the_token_from_its_url_fragment(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    """With a token the page loads from /#token=..., keeps it in sessionStorage, drops it from the
+    address bar and sends it as a Bearer header; without it the page shows why it gets no data."""
+    assert (STATIC_DIR / "vendor" / "three.module.js").is_file(), "run `make dashboard` (npm) first"
+    daemon: Running = start_daemon(db, env={"ASYMM_HTTP_TOKEN": TOKEN})
+    browser = Browser()
+    try:
+        browser.goto(f"http://127.0.0.1:{daemon.port}/#token={TOKEN}")
+        browser.wait_for("window.__asymm && window.__asymm.polls >= 2", 60)
+        assert browser.evaluate("location.hash") == ""
+        assert browser.evaluate("sessionStorage.getItem('asymm-token')") == TOKEN
+        assert browser.evaluate("JSON.stringify(window.__asymm.errors)") == "[]"
+        assert browser.console_errors == [], browser.console_errors
+        browser.evaluate("sessionStorage.clear()")
+        browser.goto(f"http://localhost:{daemon.port}/")  # another origin: a fresh sessionStorage
+        browser.wait_for("window.__asymm && window.__asymm.errors.length > 0", 30)
+        assert "401" in browser.evaluate("window.__asymm.errors[0]")
+        assert "token" in browser.evaluate("document.getElementById('db').textContent")
+    finally:
+        browser.close()
