@@ -116,6 +116,7 @@ def test_drift_compare_of_a_null_snapshot_is_null(conn: psycopg.Connection[Any])
 @pytest.mark.parametrize("call", [
     "SELECT asymm.setting(%s)",
     "SELECT asymm.reset_setting(%s)",
+    "SELECT asymm.setting_check(%s, 'x')",
     "SELECT asymm.drift_accept(%s)",
     "SELECT * FROM asymm.drift_plan(%s)",
     "SELECT asymm.drift_sql(%s)",
