@@ -68,7 +68,7 @@ DECLARE
 BEGIN
     SELECT * INTO d FROM asymm.setting_defaults s WHERE s.name = setting_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown asymm setting "%"', setting_name
+        RAISE EXCEPTION 'unknown asymm setting %', asymm._shown(setting_name)
               USING ERRCODE = 'undefined_object',
                     HINT = 'SELECT name FROM asymm.settings lists the settings.';
     END IF;
@@ -151,7 +151,7 @@ BEGIN
       FROM asymm.setting_defaults d LEFT JOIN asymm.setting_values v USING (name)
      WHERE d.name = setting_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown asymm setting "%"', setting_name
+        RAISE EXCEPTION 'unknown asymm setting %', asymm._shown(setting_name)
               USING ERRCODE = 'undefined_object',
                     HINT = 'SELECT name FROM asymm.settings lists the settings.';
     END IF;

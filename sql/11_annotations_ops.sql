@@ -14,6 +14,15 @@ DECLARE
     addr record;
     result uuid;
 BEGIN
+    -- pg_identify_object_as_address() fails with an internal error on a class it does not know,
+    -- and names system columns (objsubid < 0): only relations, columns and functions are targets.
+    IF classid IS NULL OR classid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass)
+       OR objsubid IS NULL OR objsubid < 0 OR (classid = 'pg_proc'::regclass AND objsubid <> 0) THEN
+        RAISE EXCEPTION 'invalid annotation target (classid %, objid %, objsubid %)',
+                        coalesce(classid::text, 'NULL'), coalesce(objid::text, 'NULL'), coalesce(objsubid::text, 'NULL')
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'A target is a relation or one of its columns (pg_class, objsubid >= 0) or a function (pg_proc, objsubid 0).';
+    END IF;
     SELECT * INTO addr FROM pg_identify_object_as_address(classid, objid, objsubid);
     IF addr.object_names IS NULL THEN
         RAISE EXCEPTION 'annotation target does not exist'
@@ -63,7 +72,7 @@ BEGIN
     SELECT attnum INTO att FROM pg_attribute
      WHERE attrelid = target AND attname = column_name AND attnum > 0 AND NOT attisdropped;
     IF att IS NULL THEN
-        RAISE EXCEPTION 'invalid annotation field column: % has no column %', target, coalesce(quote_literal(column_name), 'NULL')
+        RAISE EXCEPTION 'invalid annotation field column: % has no column %', target, asymm._shown(column_name, '''')
               USING ERRCODE = 'undefined_column',
                     HINT = 'Accepted values for column: ' || coalesce((SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
                               FROM pg_attribute WHERE attrelid = target AND attnum > 0 AND NOT attisdropped), '(none)') || '.';
@@ -144,18 +153,20 @@ BEGIN
         target_type := 'query'; target_names := ARRAY[substr(target, 7)]; target_args := '{}';
         RETURN;
     END IF;
-    objid := to_regclass(target);
-    classid := 'pg_class'::regclass;
-    IF objid IS NULL AND target LIKE '%(%' THEN
-        objid := to_regprocedure(target); classid := 'pg_proc'::regclass;
-    ELSIF objid IS NULL THEN
-        BEGIN
+    -- (to_reg*() raise on what is not a name at all, "a.b.c.d" or text with a newline, and on an
+    -- ambiguous function name: none of them names one target)
+    BEGIN
+        objid := to_regclass(target);
+        classid := 'pg_class'::regclass;
+        IF objid IS NULL AND target LIKE '%(%' THEN
+            objid := to_regprocedure(target); classid := 'pg_proc'::regclass;
+        ELSIF objid IS NULL THEN
             objid := to_regproc(target); classid := 'pg_proc'::regclass;
-        EXCEPTION WHEN others THEN objid := NULL;
-        END;
-    END IF;
+        END IF;
+    EXCEPTION WHEN others THEN objid := NULL;
+    END;
     IF objid IS NULL THEN
-        RAISE EXCEPTION 'invalid annotation field target: % does not exist', coalesce(quote_literal(target), 'NULL')
+        RAISE EXCEPTION 'invalid annotation field target: % does not exist', asymm._shown(target, '''')
               USING ERRCODE = 'undefined_object',
                     HINT = 'Accepted targets: a table, view, materialized view, foreign table or index name, a function signature f(argtypes), or ''query <fingerprint>''.';
     END IF;
@@ -321,6 +332,13 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF classid IS NULL OR classid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass)
+       OR objsubid IS NULL OR objsubid < 0 OR (classid = 'pg_proc'::regclass AND objsubid <> 0) THEN
+        RAISE EXCEPTION 'invalid annotation field target: (classid %, objid %, objsubid %) is not a relation, column or function',
+                        coalesce(classid::text, 'NULL'), coalesce(objid::text, 'NULL'), coalesce(objsubid::text, 'NULL')
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Name an existing table, view, column, index, function or query.';
+    END IF;
     SELECT a.type, a.object_names, a.object_args INTO target_type, target_names, target_args
       FROM pg_identify_object_as_address(classid, objid, objsubid) a;
     IF target_names IS NULL THEN
@@ -342,7 +360,7 @@ BEGIN
     SELECT attnum INTO att FROM pg_attribute
      WHERE attrelid = target AND attname = column_name AND attnum > 0 AND NOT attisdropped;
     IF att IS NULL THEN
-        RAISE EXCEPTION 'invalid annotation field column: % has no column %', target, coalesce(quote_literal(column_name), 'NULL')
+        RAISE EXCEPTION 'invalid annotation field column: % has no column %', target, asymm._shown(column_name, '''')
               USING ERRCODE = 'undefined_column', HINT = 'Name an existing column of the relation.';
     END IF;
     SELECT * INTO target_type, target_names, target_args FROM asymm._address_of('pg_class'::regclass, target, att);

@@ -141,11 +141,15 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_author();
 
 -- Cost class of a plan from its shape (PL/Python): index or primary-key lookup -> O(log n), full
 -- scan -> O(n), sort of a scan -> O(n log n), nested loop over two scans -> O(n^2), no scan at all
--- -> O(1); the worst node wins.  Also lists the relations that are scanned in full.
-CREATE FUNCTION asymm.plan_cost_class(plan jsonb) RETURNS jsonb
+-- -> O(1); the worst node wins.  Also lists the relations that are scanned in full.  What is not
+-- a plan gives {"problem": ...}: an error raised from PL/Python reads as a Python exception, so
+-- asymm.plan_cost_class() (below) raises it.
+CREATE FUNCTION asymm._plan_cost_class(plan jsonb) RETURNS jsonb
 LANGUAGE plpython3u IMMUTABLE STRICT
 AS $$
 import json
+class BadPlan(Exception):
+    pass
 ORDER = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
 LOG, N, NLOGN, N2 = 1, 2, 3, 4
 full_scans = []
@@ -157,8 +161,13 @@ def rel(node):
     schema = node.get("Schema")
     return "%s.%s" % (schema, name) if schema else name
 def walk(node):
+    if not isinstance(node, dict):
+        raise BadPlan("a plan node is a JSON object, not %s" % type(node).__name__)
     kind = node.get("Node Type", "")
-    children = [walk(child) for child in node.get("Plans", [])]
+    plans = node.get("Plans", [])
+    if not isinstance(kind, str) or not isinstance(plans, list):
+        raise BadPlan("\"Node Type\" must be a string and \"Plans\" an array")
+    children = [walk(child) for child in plans]
     worst = max(children, default=0)
     if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
         if node.get("Index Cond"):
@@ -187,8 +196,30 @@ def walk(node):
             reasons.append("nested loop of index lookups over a scan")
             return max(NLOGN, outer)
     return worst
-top = walk(json.loads(plan))
+try:
+    top = walk(json.loads(plan))
+except BadPlan as exc:
+    return json.dumps({"problem": str(exc)})
+except RecursionError:
+    return json.dumps({"problem": "the plan is nested too deeply"})
 return json.dumps({"cost": ORDER[top], "full_scans": sorted(set(full_scans)), "reasons": reasons})
+$$;
+COMMENT ON FUNCTION asymm._plan_cost_class(jsonb) IS 'asymm.plan_cost_class() in PL/Python: the cost class, or {problem} when the argument is not a plan; internal';
+
+CREATE FUNCTION asymm.plan_cost_class(plan jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    shape jsonb := asymm._plan_cost_class(plan);
+BEGIN
+    IF shape ? 'problem' THEN
+        RAISE EXCEPTION 'invalid plan: %', shape ->> 'problem'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Pass the "Plan" object of EXPLAIN (FORMAT JSON), as asymm.generic_plan() returns it.';
+    END IF;
+    RETURN shape;
+END
 $$;
 COMMENT ON FUNCTION asymm.plan_cost_class(jsonb) IS 'κ of a plan from its shape: lookup O(log n), full scan O(n), sort of a scan O(n log n), nested loop over scans O(n^2) (PL/Python); returns {cost, full_scans, reasons}';
 

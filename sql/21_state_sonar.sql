@@ -32,7 +32,7 @@ BEGIN
     ELSE
         SELECT array_agg(c) INTO missing FROM unnest(columns) AS c WHERE c IS NULL OR NOT c = ANY (available);
         IF missing IS NOT NULL THEN
-            RAISE EXCEPTION 'columns: % not in table %', array_to_string(missing, ', ', 'NULL'), rel
+            RAISE EXCEPTION 'columns: % not in table %', asymm._shown(array_to_string(missing, ', ', 'NULL'), ''), rel
                   USING ERRCODE = 'undefined_column',
                         HINT = format('Columns of %s: %s (NULL means all non-key columns).', rel, array_to_string(available, ', '));
         END IF;

@@ -233,11 +233,11 @@ BEGIN
               USING ERRCODE = 'invalid_table_definition', HINT = 'Add a PRIMARY KEY: Redis keys are built from it.';
     END IF;
     sensitive := coalesce(sensitive, '{}');
-    SELECT s INTO bad FROM unnest(sensitive) s
-     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = s
+    SELECT s INTO bad FROM unnest(sensitive) s  -- (a NULL element is a column that does not exist)
+     WHERE s IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = s
                                                      AND a.attnum > 0 AND NOT a.attisdropped);
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'sensitive: column "%" does not exist in %', bad, rel
+    IF FOUND THEN
+        RAISE EXCEPTION 'sensitive: column % does not exist in %', asymm._shown(bad), rel
               USING ERRCODE = 'undefined_column', HINT = 'Name existing columns of the table.';
     END IF;
     IF sensitive && cols THEN

@@ -375,7 +375,7 @@ DECLARE
 BEGIN
     SELECT b.schemas INTO scope FROM asymm.drift_baselines b WHERE b.name = drift_accept.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no baseline named "%"', drift_accept.name
+        RAISE EXCEPTION 'no baseline named %', asymm._shown(drift_accept.name)
               USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM asymm.drift_baselines lists them.';
     END IF;
     -- Accepting a dropped schema means the baseline stops covering it; a baseline none of whose
@@ -403,6 +403,8 @@ LANGUAGE plpython3u STABLE
 AS $py$
 import json
 
+if base is None or cur is None:
+    return None  # as a STRICT function would: nothing to compare
 B = json.loads(base)
 C = json.loads(cur)
 qi = plpy.quote_ident
@@ -912,7 +914,7 @@ DECLARE
 BEGIN
     SELECT * INTO b FROM asymm.drift_baselines WHERE name = baseline_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no baseline named "%"', baseline_name
+        RAISE EXCEPTION 'no baseline named %', asymm._shown(baseline_name)
               USING ERRCODE = 'undefined_object',
                     HINT = 'Capture one with SELECT asymm.baseline(name); SELECT name FROM asymm.drift_baselines lists them.';
     END IF;

@@ -162,8 +162,9 @@ pgss_function(const char *schema)
 						1, argtypes, true);
 	if (!OidIsValid(fn) || getExtensionOfObject(ProcedureRelationId, fn) != ext)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
-						errmsg("function %s.pg_stat_statements(boolean) of extension pg_stat_statements not found",
-							   quote_identifier(schema)),
+						/* the name in the detail: the message stays one line whatever it holds */
+						errmsg("function pg_stat_statements(boolean) of extension pg_stat_statements not found in the given schema"),
+						errdetail("Schema: %s.", quote_identifier(schema)),
 						errhint("Pass the schema pg_stat_statements is installed in.")));
 	acl = pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE);
 	if (acl != ACLCHECK_OK)
