@@ -109,7 +109,7 @@ DECLARE
 BEGIN
     PERFORM FROM asymm.setting_defaults WHERE name = setting_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown asymm setting "%"', setting_name
+        RAISE EXCEPTION 'unknown asymm setting %', asymm._shown(setting_name)
               USING ERRCODE = 'undefined_object',
                     HINT = 'SELECT name FROM asymm.settings lists the settings.';
     END IF;
@@ -120,10 +120,7 @@ BEGIN
     END IF;
     allowed := asymm.setting_check(setting_name, new_value);
     IF allowed IS NOT NULL THEN
-        -- A long value is shortened: the message stays readable.
-        RAISE EXCEPTION 'invalid value "%" for setting "%"',
-                        CASE WHEN length(new_value) > 80 THEN left(new_value, 80) || '...' ELSE new_value END,
-                        setting_name
+        RAISE EXCEPTION 'invalid value % for setting "%"', asymm._shown(new_value), setting_name
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = format('%s takes %s.', setting_name, allowed);
     END IF;

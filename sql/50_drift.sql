@@ -312,10 +312,10 @@ BEGIN
     END IF;
     SELECT s INTO bad FROM unnest(schemas) s GROUP BY s HAVING count(*) > 1 LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'schema "%" is named twice', bad
+        RAISE EXCEPTION 'schema % is named twice', asymm._shown(bad)
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Name each schema once.';
     END IF;
-    SELECT string_agg(format('"%s"', s), ', ' ORDER BY s) INTO bad
+    SELECT string_agg(asymm._shown(s), ', ' ORDER BY s) INTO bad
       FROM unnest(schemas) s WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'schema % does not exist', bad
@@ -346,7 +346,7 @@ DECLARE
     baseline_name text := name;
 BEGIN
     IF baseline_name IS NULL OR baseline_name !~ '^[A-Za-z0-9_.:-]{1,63}$' THEN
-        RAISE EXCEPTION 'invalid baseline name "%"', baseline_name
+        RAISE EXCEPTION 'invalid baseline name %', asymm._shown(baseline_name)
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'A baseline name is 1 to 63 letters, digits, "_", ".", ":" or "-".';
     END IF;
