@@ -130,12 +130,39 @@ END
 $$;
 COMMENT ON FUNCTION asymm.annotate(bigint, text, text, text, text, text[]) IS 'Annotate a normalized query by its pg_stat_statements queryid (stored under the fingerprint of its text); returns the annotation id';
 
+-- A name given as text (a relation, or a function name or signature) is looked up the way the
+-- caller's session would look it up: with the session's own search_path, the value it started with
+-- (its reset value: role, database or connection settings).  A function pinned to pg_catalog cannot
+-- see a SET made by its caller, and must not run its own SQL under a path someone else controls, so
+-- only the lookups themselves (schema-qualified calls, nothing else to resolve) run under that path.
+CREATE FUNCTION asymm._session_lookup(target text, OUT classid oid, OUT objid oid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path',
+                                  (SELECT s.reset_val FROM pg_catalog.pg_settings s
+                                    WHERE s.name OPERATOR(pg_catalog.=) 'search_path'), true);
+    objid := pg_catalog.to_regclass(target);
+    classid := 1259;  -- pg_catalog.pg_class
+    IF objid IS NULL AND pg_catalog.strpos(target, '(') OPERATOR(pg_catalog.>) 0 THEN
+        objid := pg_catalog.to_regprocedure(target); classid := 1255;  -- pg_catalog.pg_proc
+    ELSIF objid IS NULL THEN
+        BEGIN
+            objid := pg_catalog.to_regproc(target); classid := 1255;
+        EXCEPTION WHEN others THEN objid := NULL;  -- an ambiguous function name
+        END;
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+END
+$$;
+COMMENT ON FUNCTION asymm._session_lookup(text) IS 'Look up a relation or function name given as text with the session''s own search_path (its reset value); NULL objid when there is none; internal';
+
 -- The target of a text argument: a relation name, a function signature, or "query <fingerprint>".
--- Deliberately not pinned to a search_path (nor are the text overloads that call it): a name is
--- looked up the way the caller would look it up.  Only pg_catalog functions are called unqualified.
 CREATE FUNCTION asymm._parse_target(target text, OUT target_type text, OUT target_names text[], OUT target_args text[],
                                     OUT classid oid, OUT objid oid, OUT objsubid integer)
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     addr record;
@@ -144,20 +171,11 @@ BEGIN
         target_type := 'query'; target_names := ARRAY[substr(target, 7)]; target_args := '{}';
         RETURN;
     END IF;
-    objid := to_regclass(target);
-    classid := 'pg_class'::regclass;
-    IF objid IS NULL AND target LIKE '%(%' THEN
-        objid := to_regprocedure(target); classid := 'pg_proc'::regclass;
-    ELSIF objid IS NULL THEN
-        BEGIN
-            objid := to_regproc(target); classid := 'pg_proc'::regclass;
-        EXCEPTION WHEN others THEN objid := NULL;
-        END;
-    END IF;
+    SELECT l.classid, l.objid INTO classid, objid FROM asymm._session_lookup(target) l;
     IF objid IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field target: % does not exist', coalesce(quote_literal(target), 'NULL')
               USING ERRCODE = 'undefined_object',
-                    HINT = 'Accepted targets: a table, view, materialized view, foreign table or index name, a function signature f(argtypes), or ''query <fingerprint>''.';
+                    HINT = 'Accepted targets: a table, view, materialized view, foreign table or index name (looked up with the session''s default search_path), a function signature f(argtypes), or ''query <fingerprint>''.';
     END IF;
     objsubid := 0;
     SELECT * INTO addr FROM pg_identify_object_as_address(classid, objid, 0);
@@ -169,6 +187,7 @@ COMMENT ON FUNCTION asymm._parse_target(text) IS 'Resolve a target given as text
 CREATE FUNCTION asymm.annotate(target text, symbol text, scope text, regime text, cost text, lineage text[])
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
@@ -393,7 +412,9 @@ AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args
 COMMENT ON FUNCTION asymm.resolve(bigint) IS '⊣: the effective annotation of a query given by queryid (looked up by fingerprint; NULL if none)';
 
 CREATE FUNCTION asymm.resolve(target text) RETURNS asymm.annotation_tuple
-LANGUAGE sql STABLE AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args)
         FROM asymm._parse_target(target) a $$;
 COMMENT ON FUNCTION asymm.resolve(text) IS '⊣: the effective annotation of a target named by text (relation, f(argtypes), or ''query <fingerprint>'')';
 
@@ -422,7 +443,9 @@ AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_ar
 COMMENT ON FUNCTION asymm.harmonize(bigint) IS '⊗: resolve conflicting annotations of a query given by queryid, logging each conflict';
 
 CREATE FUNCTION asymm.harmonize(target text) RETURNS asymm.annotation_tuple
-LANGUAGE sql VOLATILE AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_args)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_args)
         FROM asymm._parse_target(target) a $$;
 COMMENT ON FUNCTION asymm.harmonize(text) IS '⊗: resolve conflicting annotations of a target named by text, logging each conflict';
 
@@ -483,7 +506,11 @@ $$;
 COMMENT ON FUNCTION asymm.propagate(regclass) IS '▷: copy the effective annotation of a relation to its columns, reading views and FK-referencing tables as source=propagated (never over a user annotation); returns how many targets received it';
 
 CREATE FUNCTION asymm.propagate(target text) RETURNS integer
-LANGUAGE sql VOLATILE AS $$ SELECT asymm.propagate(target::regclass) $$;
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT asymm.propagate(CASE WHEN t.classid = 'pg_class'::regclass THEN t.objid::regclass
+                                   ELSE target::regclass END)  -- not a relation: the cast names the error
+        FROM asymm._parse_target(target) t $$;
 COMMENT ON FUNCTION asymm.propagate(text) IS '▷: propagate the effective annotation of a relation named by text';
 
 -- ---------------------------------------------------------------------------------------------

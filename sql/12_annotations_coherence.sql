@@ -81,6 +81,7 @@ COMMENT ON FUNCTION asymm.generic_plan(text) IS 'Generic plan (EXPLAIN JSON) of 
 -- -> O(1); the worst node wins.  Also lists the relations that are scanned in full.
 CREATE FUNCTION asymm.plan_cost_class(plan jsonb) RETURNS jsonb
 LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
 AS $$
 import json
 ORDER = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
@@ -161,6 +162,7 @@ CREATE FUNCTION asymm.coherence_verdicts()
 RETURNS TABLE (annotation_id uuid, target text, target_type text, source text, cost text, lineage text[],
                verdict text, reason text)
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a record;
@@ -257,6 +259,7 @@ COMMENT ON FUNCTION asymm.coherence_verdicts() IS 'Semantic Sonar: one verdict (
 
 CREATE FUNCTION asymm.coherence() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     verdicts jsonb;
@@ -293,6 +296,7 @@ COMMENT ON FUNCTION asymm.coherence() IS 'Semantic Sonar: coherence score in per
 CREATE FUNCTION asymm.infer()
 RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision)
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;

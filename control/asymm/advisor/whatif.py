@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from asymm.advisor.candidates import Candidate
 from asymm.advisor.catalog import Catalog, quote_literal
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
+from asymm.db import extension_schema, session_search_path
 from asymm.errors import AsymmError
 
 log = logging.getLogger("asymm.advisor")
@@ -78,6 +80,8 @@ class WhatIf:
             raise AsymmError(f"the index advisor needs HypoPG, which is not installed in this database ({hint})")
         self.conn = conn
         self.catalog = catalog
+        # HypoPG's functions, by schema: asymm's session resolves nothing outside pg_catalog.
+        self._hypopg = sql.Identifier(extension_schema(conn, "hypopg") or "public")
         self.prefix = f"asymm_whatif_{uuid.uuid4().hex[:10]}_"
         self.calls = 0
         self.cache_hits = 0
@@ -114,7 +118,7 @@ class WhatIf:
             self.conn.execute(f"DEALLOCATE {name}")
         self._prepared.clear()
         for oid in list(self._hypo.values()):
-            self.conn.execute("SELECT hypopg_drop_index(%s)", (oid,))
+            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg), (oid,))
         self._hypo.clear()
         for setting, value in self._saved.items():
             self.conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
@@ -129,7 +133,8 @@ class WhatIf:
         while True:
             type_list = f"({', '.join(types)})" if types else ""
             try:
-                self.conn.execute(f"PREPARE {name}{type_list} AS {rw.text}")
+                with session_search_path(self.conn):  # the statement's names, as its author wrote them
+                    self.conn.execute(f"PREPARE {name}{type_list} AS {rw.text}")
                 break
             except psycopg.Error as exc:
                 attempt += 1
@@ -214,7 +219,8 @@ class WhatIf:
         for cand in relevant:
             self.create(cand)
         for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
-            self.conn.execute("SELECT hypopg_drop_index(%s)", (self._hypo.pop(cand),))
+            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg),
+                              (self._hypo.pop(cand),))
         relevant = frozenset(c for c in relevant if c in self._hypo)
         result = self._explain(prepared)
         self._cache[(prepared.name, relevant)] = result
@@ -247,7 +253,7 @@ class WhatIf:
         if cand in self._failed:
             return None
         try:
-            row = self.conn.execute("SELECT indexrelid FROM hypopg_create_index(%s)",
+            row = self.conn.execute(sql.SQL("SELECT indexrelid FROM {}.hypopg_create_index(%s)").format(self._hypopg),
                                     (cand.hypothetical_sql(),)).fetchone()
         except psycopg.Error as exc:
             self._failed[cand] = (exc.diag.message_primary or str(exc)).strip()
@@ -256,7 +262,8 @@ class WhatIf:
         oid = int(str(row[0]))
         self._hypo[cand] = oid
         if cand not in self._sizes:
-            size = self.conn.execute("SELECT hypopg_relation_size(%s)", (oid,)).fetchone()
+            size = self.conn.execute(sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg),
+                                     (oid,)).fetchone()
             self._sizes[cand] = int(str(size[0])) if size else 0
         return oid
 
@@ -280,12 +287,15 @@ class WhatIf:
             # planner sees the current hypothetical indexes.
             types = f"({', '.join(prepared.param_types)})" if prepared.param_types else ""
             self.conn.execute(f"DEALLOCATE {prepared.name}")
-            self.conn.execute(f"PREPARE {prepared.name}{types} AS {prepared.rewritten.text}")
+            with session_search_path(self.conn):
+                self.conn.execute(f"PREPARE {prepared.name}{types} AS {prepared.rewritten.text}")
         self._explained.add(prepared.name)
         args = f"({', '.join(prepared.values)})" if prepared.values else ""
         self.calls += 1
         try:
-            row = self.conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {prepared.name}{args}").fetchone()
+            # A prepared statement is re-analysed with the search_path current at EXECUTE.
+            with session_search_path(self.conn):
+                row = self.conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {prepared.name}{args}").fetchone()
         except psycopg.Error as exc:
             raise PlanError(f"cannot EXPLAIN: {(exc.diag.message_primary or str(exc)).strip()}") from None
         assert row is not None

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from asymm.annotations.fingerprint import check_single_statement
-from asymm.db import require_extension
+from asymm.db import lookup_relation, require_extension
 from asymm.errors import AsymmError
 
 Conn = psycopg.Connection[Any]
@@ -36,8 +36,12 @@ def annotate(conn: Conn, *, target: str | None, symbol: str, scope: str, regime:
     elif queryid is not None:
         row = conn.execute("SELECT asymm.annotate(%s::bigint, %s, %s, %s, %s, %s)", (queryid, *fields)).fetchone()
     elif column is not None:
+        assert target is not None
+        rel = lookup_relation(conn, target)
+        if rel is None:
+            raise AsymmError(f"invalid annotation field target: relation {target!r} does not exist")
         row = conn.execute("SELECT asymm.annotate(%s::regclass, %s, %s, %s, %s, %s, %s)",
-                           (target, column, *fields)).fetchone()
+                           (rel, column, *fields)).fetchone()
     else:
         row = conn.execute("SELECT asymm.annotate(%s::text, %s, %s, %s, %s, %s)", (target, *fields)).fetchone()
     assert row is not None
