@@ -119,7 +119,7 @@ AS $$
 DECLARE
     text_of text;
 BEGIN
-    SELECT s.query INTO text_of FROM public.pg_stat_statements(true) s WHERE s.queryid = annotate.queryid LIMIT 1;
+    SELECT s.query INTO text_of FROM asymm._pgss_queries() s WHERE s.queryid = annotate.queryid LIMIT 1;
     IF text_of IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field queryid: % is not in pg_stat_statements', coalesce(queryid::text, 'NULL')
               USING ERRCODE = 'undefined_object',
@@ -377,7 +377,7 @@ AS $$
 DECLARE
     text_of text;
 BEGIN
-    SELECT s.query INTO text_of FROM public.pg_stat_statements(true) s WHERE s.queryid = _query_address.queryid LIMIT 1;
+    SELECT s.query INTO text_of FROM asymm._pgss_queries() s WHERE s.queryid = _query_address.queryid LIMIT 1;
     IF text_of IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field queryid: % is not in pg_stat_statements', coalesce(queryid::text, 'NULL')
               USING ERRCODE = 'undefined_object', HINT = 'Accepted values for queryid: SELECT queryid FROM pg_stat_statements.';

@@ -171,3 +171,27 @@ def test_settings_are_typed_and_errors_carry_a_hint(conn: psycopg.Connection[tup
         conn.execute("SELECT asymm.setting('no.such')")
     assert "asymm.settings" in (unknown.value.diag.message_hint or "")
     assert conn.execute("SELECT asymm.reset_setting('daemon.stale_after')").fetchone() == ("10 s",)
+
+
+# Being rewritten to plan as the statement's author (issue 15, defect 1), by another change: its
+# header is that change's.  Remove from here once it pins its search_path too.
+PINNING_PENDING = {"asymm.generic_plan(text)"}
+
+
+def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Every function the extension owns (SQL, PL/pgSQL, PL/Python, C) runs with pg_catalog, pg_temp.
+
+    Otherwise an unqualified call in its body (``jsonb_build_object``, ``lower``, ``=``) could be
+    answered by an overload an untrusted role planted in ``public``, run as the caller.
+    """
+    rows = conn.execute("""
+        SELECT p.oid::regprocedure::text, l.lanname, coalesce(p.proconfig, '{}')
+          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+          JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'asymm'
+    """).fetchall()
+    languages = {str(r[1]) for r in rows}
+    assert {"sql", "plpgsql", "plpython3u", "c"} <= languages
+    unpinned = sorted(str(name) for name, _lang, config in rows
+                      if "search_path=pg_catalog, pg_temp" not in list(config))  # type: ignore[call-overload]
+    assert [u for u in unpinned if u not in PINNING_PENDING] == []
