@@ -158,7 +158,11 @@ COMMENT ON FUNCTION asymm._observed_lineage(oid) IS 'Operations pg_stat_user_tab
 -- ---------------------------------------------------------------------------------------------
 -- Semantic Sonar.
 
-CREATE FUNCTION asymm.coherence_verdicts()
+-- coherence_verdicts(), coherence() and infer() plan statement texts, which name tables the way
+-- their sessions did: the public functions are thin SQL wrappers, not pinned and immune (every name
+-- in them is schema-qualified), that pass the caller's search_path to these pinned ones, which
+-- plan under it and under it only (asymm.generic_plan).
+CREATE FUNCTION asymm._coherence_verdicts(caller_path text)
 RETURNS TABLE (annotation_id uuid, target text, target_type text, source text, cost text, lineage text[],
                verdict text, reason text)
 LANGUAGE plpgsql VOLATILE
@@ -185,7 +189,9 @@ BEGIN
         cost := a.cost; lineage := a.lineage;
         IF a.target_type = 'query' THEN
             BEGIN
+                PERFORM pg_catalog.set_config('search_path', caller_path, true);
                 shape := asymm.plan_cost_class(asymm.generic_plan(a.query_text));
+                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             EXCEPTION WHEN others THEN
                 verdict := 'incoherent';
                 reason := 'the query cannot be planned: ' || sqlerrm;
@@ -255,9 +261,16 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION asymm._coherence_verdicts(text) IS 'asymm.coherence_verdicts() with the caller''s search_path for planning; internal';
+
+CREATE FUNCTION asymm.coherence_verdicts()
+RETURNS TABLE (annotation_id uuid, target text, target_type text, source text, cost text, lineage text[],
+               verdict text, reason text)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM asymm._coherence_verdicts(pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.coherence_verdicts() IS 'Semantic Sonar: one verdict (coherent, incoherent, not evaluable) with its reason per annotation; queries are checked against their generic plan';
 
-CREATE FUNCTION asymm.coherence() RETURNS jsonb
+CREATE FUNCTION asymm._coherence(caller_path text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -270,7 +283,7 @@ BEGIN
            count(*) FILTER (WHERE v.verdict = 'coherent'),
            count(*) FILTER (WHERE v.verdict = 'incoherent')
       INTO verdicts, good, poor
-      FROM asymm.coherence_verdicts() v;
+      FROM asymm._coherence_verdicts(caller_path) v;
     RETURN jsonb_build_object(
         'score', CASE WHEN good + poor > 0 THEN round(100.0 * good / (good + poor), 1) END,
         'coherent', good, 'incoherent', poor,
@@ -280,6 +293,11 @@ BEGIN
         'verdicts', verdicts);
 END
 $$;
+COMMENT ON FUNCTION asymm._coherence(text) IS 'asymm.coherence() with the caller''s search_path for planning; internal';
+
+CREATE FUNCTION asymm.coherence() RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$ SELECT asymm._coherence(pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.coherence() IS 'Semantic Sonar: coherence score in percent (coherent / evaluable annotations; NULL when none is evaluable; the goal is > 85) with every verdict';
 
 -- ---------------------------------------------------------------------------------------------
@@ -293,7 +311,7 @@ COMMENT ON FUNCTION asymm.coherence() IS 'Semantic Sonar: coherence score in per
 -- Each run adds evidence and amplifies confidence; a target with a user or propagated annotation
 -- is never given an inferred one.
 
-CREATE FUNCTION asymm.infer()
+CREATE FUNCTION asymm._infer(caller_path text)
 RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -344,7 +362,9 @@ BEGIN
          LIMIT asymm.setting('annotations.infer_max_queries')::integer
     LOOP
         BEGIN
+            PERFORM pg_catalog.set_config('search_path', caller_path, true);
             shape := asymm.plan_cost_class(asymm.generic_plan(q.query));
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         EXCEPTION WHEN others THEN
             CONTINUE;  -- not plannable here (its tables are gone, another role's objects): no claim
         END;
@@ -359,4 +379,10 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION asymm._infer(text) IS 'asymm.infer() with the caller''s search_path for planning; internal';
+
+CREATE FUNCTION asymm.infer()
+RETURNS TABLE (target text, target_type text, cost text, lineage text[], confidence double precision)
+LANGUAGE sql VOLATILE
+AS $$ SELECT * FROM asymm._infer(pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.infer() IS 'Give unannotated tables and frequent queries inferred annotations (κ from the generic plan shape or keys, λ from observed operations); never touches user or propagated annotations';

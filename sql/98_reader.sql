@@ -30,7 +30,7 @@ DECLARE
         '_locate', '_target_label', '_tuple', '_ranked', '_resolve_address', '_address_of',
         '_column_address', '_query_address', '_parse_target', '_session_lookup',
         -- Semantic Sonar (verdicts only; infer() writes annotations)
-        'coherence', 'coherence_verdicts', 'generic_plan', 'plan_cost_class', '_pgss_queries',
+        'coherence', 'coherence_verdicts', '_coherence', '_coherence_verdicts', 'generic_plan', 'plan_cost_class', '_pgss_queries',
         '_plannable', '_relation_rows', '_observed_lineage',
         -- telemetry and state reports
         'query_history', 'query_report', 'slow_queries', 'smoothness', '_pg_stat_statements_schema',
