@@ -44,7 +44,7 @@ LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    stmt text := 'asymm_generic_plan_' || pg_catalog.pg_backend_pid();
+    stmt text := pg_catalog.concat('asymm_generic_plan_', pg_catalog.pg_backend_pid());
     nparams integer;
     plan jsonb;
 BEGIN
