@@ -65,7 +65,7 @@ def connect(
     observed: bool = False,
     application_name: str = APPLICATION_NAME,
     connect_timeout: int = 10,
-    pin: bool = True,
+    pin: bool | None = None,
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection; ``observed=False`` keeps its statements out of pg_stat_statements.
 
@@ -73,6 +73,7 @@ def connect(
     the connection still works and its statements are recognised by ``application_name`` instead.
     ``pin=False`` leaves the session's search_path alone: only for connections that run somebody
     else's statements (see the module docstring), whose own asymm SQL must then be fully qualified.
+    By default an ``observed`` connection, which stands for the application, is not pinned.
     """
     target = resolve_dsn(dsn)
     try:
@@ -87,7 +88,7 @@ def connect(
         conn = psycopg.connect(conninfo.make_conninfo("", **params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise AsymmError(f"cannot connect to PostgreSQL: {one_line(str(exc))}") from None
-    if pin:
+    if pin if pin is not None else not observed:
         pin_search_path(conn)
     if not observed:
         hide_from_pg_stat_statements(conn)
