@@ -123,6 +123,7 @@ COMMENT ON FUNCTION asymm._annotation_rank(text, text) IS 'Position of a scope, 
 
 CREATE FUNCTION asymm._annotation_problem(entry jsonb) RETURNS text[]
 LANGUAGE plpython3u IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 import json, math, re
 def shown(value):
@@ -384,6 +385,7 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_cache_fill();
 
 CREATE FUNCTION asymm.normalize_query(query text) RETURNS text
 LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
 AS $$
 import re
 TOKEN = re.compile(r"""

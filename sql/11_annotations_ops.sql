@@ -128,7 +128,7 @@ AS $$
 DECLARE
     text_of text;
 BEGIN
-    SELECT s.query INTO text_of FROM public.pg_stat_statements(true) s WHERE s.queryid = annotate.queryid LIMIT 1;
+    SELECT s.query INTO text_of FROM asymm._pgss_queries() s WHERE s.queryid = annotate.queryid LIMIT 1;
     IF text_of IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field queryid: % is not in pg_stat_statements', coalesce(queryid::text, 'NULL')
               USING ERRCODE = 'undefined_object',
@@ -139,12 +139,40 @@ END
 $$;
 COMMENT ON FUNCTION asymm.annotate(bigint, text, text, text, text, text[]) IS 'Annotate a normalized query by its pg_stat_statements queryid (stored under the fingerprint of its text); returns the annotation id';
 
+-- A name given as text (a relation, or a function name or signature) is looked up the way the
+-- caller would look it up: with the caller's search_path.  A function pinned to pg_catalog cannot
+-- see its caller's path, so the public text overloads are thin SQL wrappers, not pinned, whose
+-- bodies name nothing unqualified (nothing in them can be shadowed) and pass
+-- pg_catalog.current_setting('search_path') down; only the lookups themselves (schema-qualified
+-- calls, nothing else to resolve) run under that path.
+CREATE FUNCTION asymm._session_lookup(target text, caller_path text, OUT classid oid, OUT objid oid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+    -- (to_reg*() raise on what is not a name at all, "a.b.c.d" or text with a newline, and on an
+    -- ambiguous function name: none of them names one target)
+    BEGIN
+        objid := pg_catalog.to_regclass(target);
+        classid := 1259;  -- pg_catalog.pg_class
+        IF objid IS NULL AND pg_catalog.strpos(target, '(') OPERATOR(pg_catalog.>) 0 THEN
+            objid := pg_catalog.to_regprocedure(target); classid := 1255;  -- pg_catalog.pg_proc
+        ELSIF objid IS NULL THEN
+            objid := pg_catalog.to_regproc(target); classid := 1255;
+        END IF;
+    EXCEPTION WHEN others THEN objid := NULL;
+    END;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+END
+$$;
+COMMENT ON FUNCTION asymm._session_lookup(text, text) IS 'Look up a relation or function name given as text with the caller''s search_path; NULL objid when there is none; internal';
+
 -- The target of a text argument: a relation name, a function signature, or "query <fingerprint>".
--- Deliberately not pinned to a search_path (nor are the text overloads that call it): a name is
--- looked up the way the caller would look it up.  Only pg_catalog functions are called unqualified.
-CREATE FUNCTION asymm._parse_target(target text, OUT target_type text, OUT target_names text[], OUT target_args text[],
+CREATE FUNCTION asymm._parse_target(target text, caller_path text, OUT target_type text, OUT target_names text[], OUT target_args text[],
                                     OUT classid oid, OUT objid oid, OUT objsubid integer)
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     addr record;
@@ -153,18 +181,7 @@ BEGIN
         target_type := 'query'; target_names := ARRAY[substr(target, 7)]; target_args := '{}';
         RETURN;
     END IF;
-    -- (to_reg*() raise on what is not a name at all, "a.b.c.d" or text with a newline, and on an
-    -- ambiguous function name: none of them names one target)
-    BEGIN
-        objid := to_regclass(target);
-        classid := 'pg_class'::regclass;
-        IF objid IS NULL AND target LIKE '%(%' THEN
-            objid := to_regprocedure(target); classid := 'pg_proc'::regclass;
-        ELSIF objid IS NULL THEN
-            objid := to_regproc(target); classid := 'pg_proc'::regclass;
-        END IF;
-    EXCEPTION WHEN others THEN objid := NULL;
-    END;
+    SELECT l.classid, l.objid INTO classid, objid FROM asymm._session_lookup(target, caller_path) l;
     IF objid IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field target: % does not exist', asymm._shown(target, '''')
               USING ERRCODE = 'undefined_object',
@@ -175,16 +192,18 @@ BEGIN
     target_type := addr.type; target_names := addr.object_names; target_args := addr.object_args;
 END
 $$;
-COMMENT ON FUNCTION asymm._parse_target(text) IS 'Resolve a target given as text (relation, function signature or ''query <fingerprint>'') to its address; internal';
+COMMENT ON FUNCTION asymm._parse_target(text, text) IS 'Resolve a target given as text (relation, function signature or ''query <fingerprint>'') to its address; internal';
 
-CREATE FUNCTION asymm.annotate(target text, symbol text, scope text, regime text, cost text, lineage text[])
+CREATE FUNCTION asymm._annotate_text(target text, symbol text, scope text, regime text, cost text, lineage text[],
+                                     caller_path text)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
 BEGIN
-    SELECT * INTO t FROM asymm._parse_target(target);
+    SELECT * INTO t FROM asymm._parse_target(target, caller_path);
     IF t.target_type = 'query' THEN
         RAISE EXCEPTION 'invalid annotation field target: annotate a query by its text or queryid'
               USING ERRCODE = 'invalid_parameter_value', HINT = 'Use asymm.annotate_query(query text, ...) or asymm.annotate(queryid bigint, ...).';
@@ -192,6 +211,14 @@ BEGIN
     RETURN asymm._annotate_object(t.classid, t.objid, t.objsubid, symbol, scope, regime, cost, lineage);
 END
 $$;
+COMMENT ON FUNCTION asymm._annotate_text(text, text, text, text, text, text[], text) IS 'asymm.annotate() of a target named by text, looked up with the caller''s search_path; internal';
+
+-- Not pinned, and immune: every name in it is schema-qualified (see asymm._session_lookup).
+CREATE FUNCTION asymm.annotate(target text, symbol text, scope text, regime text, cost text, lineage text[])
+RETURNS uuid
+LANGUAGE sql VOLATILE
+AS $$ SELECT asymm._annotate_text(target, symbol, scope, regime, cost, lineage,
+                                  pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.annotate(text, text, text, text, text, text[]) IS 'Annotate a target named by text (a relation, or a function signature f(argtypes)) with σ ρ γ κ λ; returns the annotation id';
 
 -- ---------------------------------------------------------------------------------------------
@@ -376,7 +403,7 @@ AS $$
 DECLARE
     text_of text;
 BEGIN
-    SELECT s.query INTO text_of FROM public.pg_stat_statements(true) s WHERE s.queryid = _query_address.queryid LIMIT 1;
+    SELECT s.query INTO text_of FROM asymm._pgss_queries() s WHERE s.queryid = _query_address.queryid LIMIT 1;
     IF text_of IS NULL THEN
         RAISE EXCEPTION 'invalid annotation field queryid: % is not in pg_stat_statements', coalesce(queryid::text, 'NULL')
               USING ERRCODE = 'undefined_object', HINT = 'Accepted values for queryid: SELECT queryid FROM pg_stat_statements.';
@@ -410,9 +437,11 @@ AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args
         FROM asymm._query_address(queryid) a $$;
 COMMENT ON FUNCTION asymm.resolve(bigint) IS '⊣: the effective annotation of a query given by queryid (looked up by fingerprint; NULL if none)';
 
+-- Not pinned, and immune: every name in it is schema-qualified (see asymm._session_lookup).
 CREATE FUNCTION asymm.resolve(target text) RETURNS asymm.annotation_tuple
-LANGUAGE sql STABLE AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args)
-        FROM asymm._parse_target(target) a $$;
+LANGUAGE sql STABLE
+AS $$ SELECT asymm._resolve_address(a.target_type, a.target_names, a.target_args)
+        FROM asymm._parse_target(target, pg_catalog.current_setting('search_path')) a $$;
 COMMENT ON FUNCTION asymm.resolve(text) IS '⊣: the effective annotation of a target named by text (relation, f(argtypes), or ''query <fingerprint>'')';
 
 CREATE FUNCTION asymm.harmonize(target regclass) RETURNS asymm.annotation_tuple
@@ -439,9 +468,11 @@ AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_ar
         FROM asymm._query_address(queryid) a $$;
 COMMENT ON FUNCTION asymm.harmonize(bigint) IS '⊗: resolve conflicting annotations of a query given by queryid, logging each conflict';
 
+-- Not pinned, and immune: every name in it is schema-qualified (see asymm._session_lookup).
 CREATE FUNCTION asymm.harmonize(target text) RETURNS asymm.annotation_tuple
-LANGUAGE sql VOLATILE AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_args)
-        FROM asymm._parse_target(target) a $$;
+LANGUAGE sql VOLATILE
+AS $$ SELECT asymm._harmonize_address(a.target_type, a.target_names, a.target_args)
+        FROM asymm._parse_target(target, pg_catalog.current_setting('search_path')) a $$;
 COMMENT ON FUNCTION asymm.harmonize(text) IS '⊗: resolve conflicting annotations of a target named by text, logging each conflict';
 
 -- ---------------------------------------------------------------------------------------------
@@ -500,8 +531,18 @@ END
 $$;
 COMMENT ON FUNCTION asymm.propagate(regclass) IS '▷: copy the effective annotation of a relation to its columns, reading views and FK-referencing tables as source=propagated (never over a user annotation); returns how many targets received it';
 
+CREATE FUNCTION asymm._propagate_text(target text, caller_path text) RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT asymm.propagate(CASE WHEN t.classid = 'pg_class'::regclass THEN t.objid::regclass
+                                   ELSE target::regclass END)  -- not a relation: the cast names the error
+        FROM asymm._parse_target(target, caller_path) t $$;
+COMMENT ON FUNCTION asymm._propagate_text(text, text) IS 'asymm.propagate() of a relation named by text, looked up with the caller''s search_path; internal';
+
+-- Not pinned, and immune: every name in it is schema-qualified (see asymm._session_lookup).
 CREATE FUNCTION asymm.propagate(target text) RETURNS integer
-LANGUAGE sql VOLATILE AS $$ SELECT asymm.propagate(target::regclass) $$;
+LANGUAGE sql VOLATILE
+AS $$ SELECT asymm._propagate_text(target, pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.propagate(text) IS '▷: propagate the effective annotation of a relation named by text';
 
 -- ---------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ COMMENT ON FUNCTION asymm._param_types_as(oid, text, text[], text) IS 'The types
 
 CREATE FUNCTION asymm._plan_as_refusal(author oid) RETURNS text
 LANGUAGE C STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'asymm_plan_as_refusal';
 COMMENT ON FUNCTION asymm._plan_as_refusal(oid) IS 'Why a statement of role author may not be planned as that role by the current caller (the role no longer exists, or the caller cannot assume it), or NULL when it may; internal';
 
@@ -146,6 +147,7 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_author();
 -- asymm.plan_cost_class() (below) raises it.
 CREATE FUNCTION asymm._plan_cost_class(plan jsonb) RETURNS jsonb
 LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
 AS $$
 import json
 class BadPlan(Exception):
@@ -365,6 +367,7 @@ COMMENT ON FUNCTION asymm.coherence_verdicts() IS 'Semantic Sonar: one verdict (
 
 CREATE FUNCTION asymm.coherence() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     verdicts jsonb;

@@ -177,6 +177,7 @@ RETURNS TABLE (dbid oid, userid oid, queryid bigint, toplevel boolean, status "c
                calls bigint, total_ms double precision, rows bigint, shared_blks_hit bigint, shared_blks_read bigint,
                l_calls bigint, l_total_ms double precision, l_rows bigint, l_hit bigint, l_read bigint)
 LANGUAGE C VOLATILE ROWS 500
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'asymm_pgss_changes';
 COMMENT ON FUNCTION asymm._pgss_changes(name, bigint, boolean, oid, oid[]) IS 'Internal (asymm.snapshot): pg_stat_statements entries that changed since generation: n new, m moved, r restarted, g gone';
 

@@ -126,6 +126,7 @@ INSERT INTO asymm.sync_wake (listening) VALUES (true);
 -- caches (extension/src/sync.c, wake_cached).  TRUNCATE invalidates by itself.
 CREATE FUNCTION asymm._sync_wake_changed() RETURNS trigger
 LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'asymm_sync_wake_changed';
 COMMENT ON FUNCTION asymm._sync_wake_changed() IS 'Statement trigger of asymm.sync_wake: makes every backend re-read the wake flag once the change commits';
 CREATE TRIGGER sync_wake_changed AFTER INSERT OR UPDATE OR DELETE ON asymm.sync_wake
@@ -164,6 +165,7 @@ COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tabl
 --   against the restored extension, and DROP EXTENSION refuses while tables are tracked.
 CREATE FUNCTION asymm._sync_capture() RETURNS trigger
 LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'asymm_sync_capture';
 COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
 

@@ -400,6 +400,7 @@ COMMENT ON FUNCTION asymm.drift_accept(text) IS 'Accept the current schema as th
 CREATE FUNCTION asymm._drift_compare(base jsonb, cur jsonb, same_db boolean, lock_timeout text DEFAULT '2s')
 RETURNS jsonb
 LANGUAGE plpython3u STABLE
+SET search_path = pg_catalog, pg_temp
 AS $py$
 import json
 

@@ -50,7 +50,7 @@ def shop(make_db: Callable[..., str]) -> str:
 
 @pytest.fixture
 def aconn(shop: str) -> Iterator[psycopg.Connection[Any]]:
-    with connect(shop) as conn:
+    with connect(shop, pin=False) as conn:  # also runs the test's own statements (unqualified names)
         yield conn
 
 
@@ -323,7 +323,7 @@ def test_callers_prepared_statements_and_hypothetical_indexes_survive(shop: str)
 
 def test_advisor_does_not_pollute_pg_stat_statements(shop: str) -> None:
     with psycopg.connect(shop, autocommit=True) as conn:  # an observed session of the caller
-        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT public.pg_stat_statements_reset()")
         advise(conn, Settings(), [stmt("select * from orders where customer_id = $1", 100)])
         assert conn.execute("SHOW pg_stat_statements.track").fetchone() == ("top",)
         leaked = conn.execute(
@@ -333,7 +333,7 @@ def test_advisor_does_not_pollute_pg_stat_statements(shop: str) -> None:
 
 
 def test_missing_hypopg_is_a_clear_error(make_db: Callable[..., str]) -> None:
-    with connect(make_db()) as conn:
+    with connect(make_db(), pin=False) as conn:
         conn.execute("CREATE TABLE t (id int)")
         with pytest.raises(AsymmError, match="needs HypoPG"), WhatIf(conn, Catalog(conn)):
             pass
@@ -352,7 +352,7 @@ def run_workload(dsn: str, rounds: int = 30) -> None:
 
 def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
     with psycopg.connect(shop, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT public.pg_stat_statements_reset()")
     run_workload(shop)
     runner = CliRunner()
     out = runner.invoke(main, ["advise", "--dsn", shop, "--json"])
@@ -424,7 +424,7 @@ def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Conn
     assert row is not None
     # before: 100 calls at 1 ms; pg_stat_statements now says the same query still costs 1 ms a call
     with psycopg.connect(shop, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT public.pg_stat_statements_reset()")
         for i in range(30):
             conn.execute("SELECT count(*) FROM orders WHERE amount = %s", (i,))
         queryid, calls, total = conn.execute(
@@ -448,7 +448,7 @@ def test_daemon_runs_the_advisor_when_enabled(shop: str) -> None:
     from pathlib import Path
 
     with psycopg.connect(shop, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT public.pg_stat_statements_reset()")
     run_workload(shop)
     with psycopg.connect(shop, autocommit=True) as conn:
         conn.execute("SELECT asymm.set_setting('advisor.enabled', 'true')")
@@ -675,7 +675,7 @@ def test_the_write_bound_setting_is_read_and_changes_the_outcome(aconn: psycopg.
     # may get costlier at all) refuses every index on orders whatever the INSERT's measured time.
     aconn.execute("SELECT asymm.set_setting('advisor.max_write_regression', '0')")
     with psycopg.connect(shop, autocommit=True) as conn:  # asymm.db.connect() is not tracked
-        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT public.pg_stat_statements_reset()")
         for k in range(200):
             conn.execute("select id from orders where customer_id = %s", (k,))
         for k in range(100):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -171,3 +172,47 @@ def test_settings_are_typed_and_errors_carry_a_hint(conn: psycopg.Connection[tup
         conn.execute("SELECT asymm.setting('no.such')")
     assert "asymm.settings" in (unknown.value.diag.message_hint or "")
     assert conn.execute("SELECT asymm.reset_setting('daemon.stale_after')").fetchone() == ("10 s",)
+
+
+
+def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Every function the extension owns (SQL, PL/pgSQL, PL/Python, C) runs with pg_catalog, pg_temp.
+
+    Otherwise an unqualified call in its body (``jsonb_build_object``, ``lower``, ``=``) could be
+    answered by an overload an untrusted role planted in ``public``, run as the caller.
+    """
+    rows = conn.execute("""
+        SELECT p.oid::regprocedure::text, l.lanname, coalesce(p.proconfig, '{}')
+          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+          JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'asymm'
+    """).fetchall()
+    languages = {str(r[1]) for r in rows}
+    assert {"sql", "plpgsql", "plpython3u", "c"} <= languages
+    unpinned = sorted(str(name) for name, _lang, config in rows
+                      if "search_path=pg_catalog, pg_temp" not in list(config))  # type: ignore[call-overload]
+    assert [u for u in unpinned if u not in CALLER_PATH_WRAPPERS] == []
+
+
+# Entry points that must see their caller's search_path (a relation named by text; the caller's
+# own text planned with its names): thin SQL wrappers, deliberately not pinned, that hand
+# pg_catalog.current_setting('search_path') to a pinned worker.  Immune instead of pinned: nothing
+# in their bodies is resolved through the search_path.  (coherence() and infer() plan other roles'
+# texts with those roles' own configured search_path, so they are pinned.)
+CALLER_PATH_WRAPPERS = {
+    "asymm.annotate(text,text,text,text,text,text[])", "asymm.resolve(text)", "asymm.harmonize(text)",
+    "asymm.propagate(text)", "asymm.generic_plan(text)",
+}
+
+
+def test_unpinned_wrappers_name_nothing_unqualified(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute("SELECT p.oid::regprocedure::text, l.lanname, p.prosrc, p.proconfig FROM pg_proc p"
+                        " JOIN pg_language l ON l.oid = p.prolang"
+                        " WHERE p.oid::regprocedure::text = ANY (%s)", (sorted(CALLER_PATH_WRAPPERS),)).fetchall()
+    assert {str(r[0]) for r in rows} == CALLER_PATH_WRAPPERS
+    for name, language, source, config in rows:
+        assert language == "sql" and config is None, name
+        body = re.sub(r"'[^']*'", "''", str(source))
+        calls = re.findall(r"([\w.]+)\s*\(", body)
+        assert calls and all(c.startswith(("asymm.", "pg_catalog.")) for c in calls), (name, calls)
+        assert not re.search(r"[-+*/<>=~!@#%^&|`?]", body.replace("*", "")), (name, body)

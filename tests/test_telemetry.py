@@ -75,7 +75,7 @@ def test_full_reset_gives_no_negative_or_doubled_delta(ctl: Conn, app: Conn) -> 
     telemetry.snapshot(ctl)
     run_probe(app, 5)
     telemetry.snapshot(ctl)
-    ctl.execute("SELECT pg_stat_statements_reset()")
+    ctl.execute("SELECT public.pg_stat_statements_reset()")
     run_probe(app, 2)
     result = telemetry.snapshot(ctl)
     assert result["reset"] is True
@@ -91,7 +91,8 @@ def test_evicted_entry_recreated_between_snapshots_restarts_from_zero(ctl: Conn,
     run_probe(app, 5)
     telemetry.snapshot(ctl)
     qid = probe_queryid(ctl)
-    remove = "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), %s)"
+    remove = ("SELECT public.pg_stat_statements_reset(0,"
+              " (SELECT oid FROM pg_database WHERE datname = current_database()), %s)")
     # removed and re-created with fewer calls before the next snapshot: counters went down
     ctl.execute(remove, (qid,))
     run_probe(app, 2)

@@ -85,10 +85,12 @@ def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]
 class Cache:
     def __init__(self, dsn: str, redis_url: str | None = None, *, redis_client: RedisClient | None = None,
                  hmac_key: str | None = None) -> None:
-        self.conn = connect(dsn, observed=True)
+        # The application's own connection and search_path (its queries run here as it wrote
+        # them); asymm's statements on it are schema-qualified throughout.
+        self.conn = connect(dsn, observed=True, pin=False)
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
         mode_row = self.conn.execute("SELECT asymm.setting('sync.sensitive_mode'),"
-                                     " extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval),"
+                                     " pg_catalog.date_part('epoch', asymm.setting('sync.tombstone_ttl')::interval),"
                                      " asymm.setting('sync.key_prefix')").fetchone()
         assert mode_row is not None
         self.scripts = Scripts(self.redis, str(mode_row[2]))
@@ -142,8 +144,11 @@ class Cache:
         if name not in self._relations:
             qualified = ".".join(f'"{p}"' for p in name if p is not None)
             row = self.conn.execute(
-                "SELECT n.nspname || '.' || c.relname FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.rel = to_regclass(%s)", (qualified,)).fetchone()
+                "SELECT pg_catalog.concat(n.nspname, '.', c.relname) FROM asymm.sync_tables t"
+                "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid"
+                "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                " WHERE t.rel::oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)::oid",
+                (qualified,)).fetchone()
             self._relations[name] = None if row is None else str(row[0])
         return self._relations[name]
 

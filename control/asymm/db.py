@@ -3,11 +3,24 @@
 Every connection asymm opens identifies itself (``application_name``) so that DBAs can see it in
 ``pg_stat_activity``, and by default asks ``pg_stat_statements`` not to record it: the daemon and
 the advisor must not pollute the workload they observe.
+
+Every connection asymm opens for its own SQL also pins ``search_path = pg_catalog, pg_temp``
+(:func:`pin_search_path`): asymm's statement texts call ``lower()``, ``=`` or ``jsonb_build_object``
+unqualified, and with the session's usual path (``"$user", public``) an untrusted role that can create
+objects in ``public`` could plant an overload with a better type match (``public.lower(name)``, an
+operator ``public.=(name, text)``) and have it run as whoever runs asymm, a superuser included.  So
+asymm's texts name everything outside ``pg_catalog`` with its schema (``asymm.*``, the schema
+``pg_stat_statements`` or HypoPG was installed in, user objects through ``sql.Identifier``), and a
+name a person typed (``asymm duplicates orders``) is looked up with the session's own default path
+(:func:`lookup_relation`), never used as SQL text.  Connections that run an application's own
+statements (``asymm.cache``, the demo's workload) keep the application's path: ``pin=False``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -52,11 +65,15 @@ def connect(
     observed: bool = False,
     application_name: str = APPLICATION_NAME,
     connect_timeout: int = 10,
+    pin: bool | None = None,
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection; ``observed=False`` keeps its statements out of pg_stat_statements.
 
     Hiding needs the right to set ``pg_stat_statements.track`` (a superuser setting); without it
     the connection still works and its statements are recognised by ``application_name`` instead.
+    ``pin=False`` leaves the session's search_path alone: only for connections that run somebody
+    else's statements (see the module docstring), whose own asymm SQL must then be fully qualified.
+    By default an ``observed`` connection, which stands for the application, is not pinned.
     """
     target = resolve_dsn(dsn)
     try:
@@ -71,6 +88,8 @@ def connect(
         conn = psycopg.connect(conninfo.make_conninfo("", **params), autocommit=autocommit)
     except psycopg.OperationalError as exc:
         raise AsymmError(f"cannot connect to PostgreSQL: {one_line(str(exc))}") from None
+    if pin if pin is not None else not observed:
+        pin_search_path(conn)
     if not observed:
         hide_from_pg_stat_statements(conn)
     return conn
@@ -80,15 +99,74 @@ def hide_from_pg_stat_statements(conn: psycopg.Connection[tuple[object, ...]]) -
     """Stop pg_stat_statements from tracking this session; False if not permitted."""
     try:
         with conn.transaction():
-            conn.execute("SELECT set_config('pg_stat_statements.track', 'none', false)")
+            conn.execute("SELECT pg_catalog.set_config('pg_stat_statements.track', 'none', false)")
     except psycopg.Error:
         return False
     return True
 
 
+PINNED_SEARCH_PATH = "pg_catalog, pg_temp"
+
+
+def pin_search_path(conn: psycopg.Connection[Any]) -> None:
+    """Make this session resolve unqualified names in pg_catalog only (see the module docstring).
+
+    A session-level SET (not the ``options`` startup parameter), so that the session's default,
+    its ``reset_val``, stays what the role, database and DSN configured: :func:`lookup_relation`
+    and the text overloads of ``asymm.annotate()`` look names up with it.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (PINNED_SEARCH_PATH,))
+
+
+@contextmanager
+def session_search_path(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Run the body with the session's own default search_path, then restore the one it had.
+
+    Only for statements whose every name is schema-qualified except the ones that must be resolved
+    the way the user would (a name they typed, or a statement text they wrote).
+    """
+    row = conn.execute("SELECT pg_catalog.current_setting('search_path'),"  # evaluated left to right
+                       "       pg_catalog.set_config('search_path', s.reset_val, false)"
+                       "  FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'search_path'"
+                       ).fetchone()
+    previous = str(row[0]) if row else PINNED_SEARCH_PATH
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR and not conn.closed:
+            conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (previous,))
+
+
+def lookup_relation(conn: psycopg.Connection[Any], name: str) -> str | None:
+    """The schema-qualified, quoted name of the relation a user typed, or None when there is none.
+
+    Looked up like ``name::regclass`` in the user's own session (their default search_path); the
+    result is safe to pass where asymm's pinned session expects a ``regclass``.
+    """
+    with session_search_path(conn):
+        row = conn.execute("SELECT pg_catalog.to_regclass(%s)::pg_catalog.oid", (name,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    found = conn.execute(
+        "SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
+        "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+        " WHERE c.oid OPERATOR(pg_catalog.=) %s", (row[0],)).fetchone()
+    return str(found[0]) if found else None
+
+
+def extension_schema(conn: psycopg.Connection[Any], extname: str) -> str | None:
+    """The schema an extension (pg_stat_statements, hypopg) is installed in, or None."""
+    row = conn.execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
+                       "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+                       " WHERE e.extname OPERATOR(pg_catalog.=) %s", (extname,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def require_extension(conn: psycopg.Connection[Any]) -> None:
     """A clear error instead of 'schema "asymm" does not exist' when the extension is missing."""
-    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
+    if conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'asymm'"
+                    ).fetchone() is None:
         raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 

@@ -213,10 +213,23 @@ def _unverified(conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workloa
     return out
 
 
+def may_write(conn: psycopg.Connection[Any], table: str, privilege: str) -> bool:
+    """Whether this role may ``privilege`` (INSERT, UPDATE) the asymm table: a reader role may not."""
+    row = conn.execute("SELECT pg_catalog.has_table_privilege(%s, %s)", (f"asymm.{table}", privilege)).fetchone()
+    return bool(row and row[0])
+
+
 def store(conn: psycopg.Connection[Any], result: dict[str, Any]) -> list[int]:
-    """Record the suggestions in asymm.index_suggestions; returns their ids (in result order)."""
+    """Record the suggestions in asymm.index_suggestions; returns their ids (in result order).
+
+    A role that may not (a reader, see asymm.grant_reader) still gets its advice: nothing is
+    stored and ``result["stored"]`` is False, so that the caller can say so.
+    """
     ids: list[int] = []
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
+        return ids
+    result["stored"] = may_write(conn, "index_suggestions", "INSERT")
+    if not result["stored"]:
         return ids
     for item in result["indexes"]:
         row = conn.execute(

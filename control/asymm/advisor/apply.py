@@ -17,7 +17,9 @@ import logging
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from asymm.db import extension_schema
 from asymm.errors import AsymmError
 
 log = logging.getLogger("asymm.advisor")
@@ -56,10 +58,11 @@ class IndexLock:
 
 def statement_counters(conn: psycopg.Connection[Any], queryids: list[int]) -> dict[int, tuple[int, float]]:
     """Current (calls, total_exec_time ms) per queryid in this database."""
+    home = extension_schema(conn, "pg_stat_statements") or "public"
     rows = conn.execute(
-        "SELECT queryid, sum(calls)::int8, sum(total_exec_time) FROM pg_stat_statements"
-        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        "   AND toplevel AND queryid = ANY(%s) GROUP BY queryid",
+        sql.SQL("SELECT queryid, sum(calls)::int8, sum(total_exec_time) FROM {}.pg_stat_statements"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                "   AND toplevel AND queryid = ANY(%s) GROUP BY queryid").format(sql.Identifier(home)),
         (queryids,),
     ).fetchall()
     return {int(str(q)): (int(str(c)), float(str(t))) for q, c, t in rows}

@@ -12,6 +12,8 @@ from typing import Any
 
 import psycopg
 
+from asymm.db import lookup_relation
+
 
 @dataclass
 class Column:
@@ -63,7 +65,9 @@ class Catalog:
         key = (schema, name)
         if key in self._by_name:
             return self._by_name[key]
-        ident = f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
+        ident: str | None = f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
+        if schema is None:  # an unqualified name in a statement: the author's search_path finds it
+            ident = lookup_relation(self.conn, quote_ident(name))
         row = self.conn.execute(
             "SELECT c.oid::int8, n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname), c.reltuples,"
             "       coalesce(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del, 0),"

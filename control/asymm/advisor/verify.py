@@ -75,6 +75,12 @@ def history_means(conn: psycopg.Connection[Any], queryids: list[int],
 def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, Any]:
     if not extension_installed(conn):
         raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
+    from asymm.advisor.advise import may_write
+
+    recorded = may_write(conn, "index_suggestions", "UPDATE")
+    if rollback and not recorded:
+        raise AsymmError("permission denied to roll back indexes: this role may not update asymm.index_suggestions"
+                         " (a reader role; run asymm verify without --rollback)")
     min_calls = _setting(conn, "advisor.verify_min_calls", 20)
     min_improvement = _setting(conn, "advisor.verify_min_improvement", 0.05)
     applied = conn.execute(
@@ -133,12 +139,14 @@ def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, A
                     conn.execute("RESET lock_timeout")
             item["action"] = "dropped"
         detail = {k: item[k] for k in ("mean_before_ms", "mean_after_ms", "calls_since", "queries")}
+        out.append(item)
+        if not recorded:
+            continue  # a reader sees the verdicts; they are recorded by a role that may
         conn.execute(
             "UPDATE asymm.index_suggestions SET verified_at = now(), verdict = %s, verdict_detail = %s::jsonb,"
             " status = CASE WHEN %s THEN 'rolled_back' ELSE status END WHERE suggestion_id = %s",
             (verdict, _json(detail), item["action"] == "dropped", suggestion_id))
-        out.append(item)
-    return {"indexes": out, "rollback": rollback}
+    return {"indexes": out, "rollback": rollback, "recorded": recorded}
 
 
 def _json(value: Any) -> str:

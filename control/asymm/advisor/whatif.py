@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from asymm.advisor.candidates import Candidate
 from asymm.advisor.catalog import Catalog
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
+from asymm.db import extension_schema
 from asymm.errors import AsymmError
 
 log = logging.getLogger("asymm.advisor")
@@ -97,6 +99,8 @@ class WhatIf:
                              "ran it (CREATE EXTENSION asymm CASCADE)")
         self.conn = conn
         self.catalog = catalog
+        # HypoPG's functions, by schema: asymm's session resolves nothing outside pg_catalog.
+        self._hypopg = sql.Identifier(extension_schema(conn, "hypopg") or "public")
         self.prefix = "whatif_"
         self.calls = 0
         self.cache_hits = 0
@@ -130,7 +134,7 @@ class WhatIf:
         if self.conn.closed:
             return
         for oid in list(self._hypo.values()):
-            self.conn.execute("SELECT hypopg_drop_index(%s)", (oid,))
+            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg), (oid,))
         self._hypo.clear()
         for setting, value in self._saved.items():
             self.conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
@@ -243,7 +247,8 @@ class WhatIf:
         for cand in relevant:
             self.create(cand)
         for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
-            self.conn.execute("SELECT hypopg_drop_index(%s)", (self._hypo.pop(cand),))
+            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg),
+                              (self._hypo.pop(cand),))
         relevant = frozenset(c for c in relevant if c in self._hypo)
         result = self._explain(prepared)
         self._cache[(prepared.name, relevant)] = result
@@ -276,7 +281,7 @@ class WhatIf:
         if cand in self._failed:
             return None
         try:
-            row = self.conn.execute("SELECT indexrelid FROM hypopg_create_index(%s)",
+            row = self.conn.execute(sql.SQL("SELECT indexrelid FROM {}.hypopg_create_index(%s)").format(self._hypopg),
                                     (cand.hypothetical_sql(),)).fetchone()
         except psycopg.Error as exc:
             self._failed[cand] = (exc.diag.message_primary or str(exc)).strip()
@@ -285,7 +290,8 @@ class WhatIf:
         oid = int(str(row[0]))
         self._hypo[cand] = oid
         if cand not in self._sizes:
-            size = self.conn.execute("SELECT hypopg_relation_size(%s)", (oid,)).fetchone()
+            size = self.conn.execute(sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg),
+                                     (oid,)).fetchone()
             self._sizes[cand] = int(str(size[0])) if size else 0
         return oid
 

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from asymm.annotations.fingerprint import check_single_statement
-from asymm.db import require_extension
+from asymm.db import lookup_relation, require_extension, session_search_path
 from asymm.errors import AsymmError
 
 Conn = psycopg.Connection[Any]
@@ -36,10 +36,15 @@ def annotate(conn: Conn, *, target: str | None, symbol: str, scope: str, regime:
     elif queryid is not None:
         row = conn.execute("SELECT asymm.annotate(%s::bigint, %s, %s, %s, %s, %s)", (queryid, *fields)).fetchone()
     elif column is not None:
+        assert target is not None
+        rel = lookup_relation(conn, target)
+        if rel is None:
+            raise AsymmError(f"invalid annotation field target: relation {target!r} does not exist")
         row = conn.execute("SELECT asymm.annotate(%s::regclass, %s, %s, %s, %s, %s, %s)",
-                           (target, column, *fields)).fetchone()
+                           (rel, column, *fields)).fetchone()
     else:
-        row = conn.execute("SELECT asymm.annotate(%s::text, %s, %s, %s, %s, %s)", (target, *fields)).fetchone()
+        with session_search_path(conn):  # the target is named the way the user's session names it
+            row = conn.execute("SELECT asymm.annotate(%s::text, %s, %s, %s, %s, %s)", (target, *fields)).fetchone()
     assert row is not None
     found = list_annotations(conn, annotation_id=str(row[0]))
     return found[0]
@@ -61,7 +66,8 @@ def list_annotations(conn: Conn, annotation_id: str | None = None) -> list[dict[
 def coherence(conn: Conn) -> dict[str, Any]:
     """``asymm.coherence()``: the score and every per-annotation verdict."""
     require_extension(conn)
-    row = conn.execute("SELECT asymm.coherence()").fetchone()
+    with session_search_path(conn):  # statements are planned with the names their sessions used
+        row = conn.execute("SELECT asymm.coherence()").fetchone()
     assert row is not None
     result: dict[str, Any] = row[0]
     return result
@@ -76,5 +82,6 @@ def infer(conn: Conn) -> list[dict[str, Any]]:
     """
     require_extension(conn)
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT * FROM asymm.infer()")
+        with session_search_path(conn):
+            cur.execute("SELECT * FROM asymm.infer()")
         return list(cur.fetchall())

@@ -8,6 +8,7 @@ import click
 
 from asymm.cli.common import dsn_option, emit, json_option, number, table, whole
 from asymm.db import connect
+from asymm.errors import AsymmError
 
 
 def render_advice(result: dict[str, Any]) -> str:
@@ -74,6 +75,12 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
     from asymm.advisor.advise import advise, settings_from_db, store
 
     with connect(dsn) as conn:
+        if do_apply:
+            from asymm.advisor.advise import may_write
+
+            if not may_write(conn, "index_suggestions", "UPDATE"):
+                raise AsymmError("permission denied to apply indexes: this role may not update"
+                                 " asymm.index_suggestions (a reader role; run asymm advise without --apply)")
         settings = settings_from_db(conn)
         if budget_mb is not None:
             settings.budget_mb = budget_mb
@@ -88,6 +95,9 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
             settings.max_write_regression = None
         result = advise(conn, settings)
         store(conn, result)
+        if result.get("stored") is False:
+            click.echo("note: this role may not write asymm.index_suggestions: the advice is shown, not stored",
+                       err=True)
         if do_apply:
             from asymm.advisor.apply import apply_result
 
@@ -121,4 +131,7 @@ def verify_command(dsn: str, as_json: bool, rollback: bool) -> None:
 
     with connect(dsn) as conn:
         result = verify(conn, rollback=rollback)
+    if not result.get("recorded", True):
+        click.echo("note: this role may not write asymm.index_suggestions: the verdicts are shown, not recorded",
+                   err=True)
     emit(result, as_json, render_verify)

@@ -45,7 +45,7 @@ class Progress:
 
 def top_statements(dsn: str, limit: int = 8) -> list[dict[str, Any]]:
     """The heaviest statements of the demo workload, as pg_stat_statements saw them."""
-    with connect(dsn) as conn:
+    with connect(dsn, pin=False) as conn:  # the demo database: pg_stat_statements is in public
         rows = conn.execute(
             "SELECT s.calls, round(s.mean_exec_time::numeric, 3) AS mean_ms,"
             "       round(s.total_exec_time::numeric, 1) AS total_ms,"
@@ -87,7 +87,7 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         note(", ".join(f"{name} {count:,}" for name, count in sizes.items()))
     with progress.step("installing the asymm extension, capturing schema baseline 'demo'") as note:
         setup.install_extension(demo_dsn)
-        with connect(demo_dsn) as conn:
+        with connect(demo_dsn, pin=False) as conn:  # the shop's own names (public)
             conn.execute("SELECT pg_stat_statements_reset()")
             if redis_url:  # before the baseline: its capture triggers are part of the intended schema
                 conn.execute("SELECT asymm.track('customers')")
@@ -137,7 +137,7 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         with progress.step("Redis cache: a tracked table synced by the daemon, read through asymm.cache") as note:
             note(_cache_step(demo_dsn, redis_url, daemon) if redis_url else "skipped: no Redis URL (--redis-url)")
         with progress.step("schema drift: ALTER TABLE against baseline 'demo'") as note:
-            with connect(demo_dsn) as conn:
+            with connect(demo_dsn, pin=False) as conn:  # the shop's own DDL
                 conn.execute("ALTER TABLE orders ADD COLUMN gift_note text")
                 drift_rows = conn.execute("SELECT kind, object_type, identity, severity FROM asymm.drift('demo')"
                                           " ORDER BY identity").fetchall()
@@ -216,7 +216,7 @@ def indexes_table(advice: dict[str, Any], verdicts: dict[str, Any]) -> str:
 
 
 def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
-    with connect(dsn) as conn:
+    with connect(dsn, pin=False) as conn:  # the shop's own statement
         conn.execute("UPDATE customers SET full_name = 'Ada Lovelace' WHERE customer_id = 1")
 
     def synced() -> bool:

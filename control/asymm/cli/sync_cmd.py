@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from asymm.cli.common import dsn_option, emit, json_option, number, table
-from asymm.db import connect
+from asymm.db import connect, lookup_relation
 from asymm.errors import AsymmError
 
 
@@ -62,7 +62,10 @@ def status_command(dsn: str, as_json: bool) -> None:
 def backfill_command(table_name: str, dsn: str, as_json: bool, wait: bool, timeout: float) -> None:
     """Re-copy TABLE into Redis (done by the running daemon, consistent with concurrent writes)."""
     with connect(dsn) as conn:
-        conn.execute("SELECT asymm.sync_backfill(%s::text::regclass)", (table_name,))
+        rel = lookup_relation(conn, table_name)
+        if rel is None:
+            raise AsymmError(f"table {table_name!r} does not exist")
+        conn.execute("SELECT asymm.sync_backfill(%s::text::regclass)", (rel,))
         state = "pending"
         deadline = time.monotonic() + timeout
         while wait and state != "done":
@@ -71,11 +74,11 @@ def backfill_command(table_name: str, dsn: str, as_json: bool, wait: bool, timeo
                                  " with --redis-url?)")
             time.sleep(0.2)
             row = conn.execute("SELECT backfill_state, rows_backfilled FROM asymm.sync_tables"
-                               " WHERE rel = %s::text::regclass", (table_name,)).fetchone()
+                               " WHERE rel = %s::text::regclass", (rel,)).fetchone()
             assert row is not None
             state = str(row[0])
         row = conn.execute("SELECT backfill_state, rows_backfilled FROM asymm.sync_tables"
-                           " WHERE rel = %s::text::regclass", (table_name,)).fetchone()
+                           " WHERE rel = %s::text::regclass", (rel,)).fetchone()
     assert row is not None
     result = {"table": table_name, "backfill": row[0], "rows_backfilled": row[1] if row[0] == "done" else None}
     emit(result, as_json, lambda r: f"{r['table']}: backfill {r['backfill']}"

@@ -30,7 +30,7 @@ import psycopg
 from asymm import graph as graph_mod
 from asymm.daemon.http import ApiError, register_api
 from asymm.daemon.scheduler import Task
-from asymm.db import connect
+from asymm.db import connect, session_search_path
 
 if TYPE_CHECKING:
     from asymm.daemon.service import Daemon
@@ -99,7 +99,8 @@ def smoothness(conn: Conn, minutes: int) -> dict[str, Any]:
 
 
 def coherence(conn: Conn) -> dict[str, Any]:
-    row = conn.execute("SELECT asymm.coherence()").fetchone()
+    with session_search_path(conn):  # statements are planned with the names their sessions used
+        row = conn.execute("SELECT asymm.coherence()").fetchone()
     data = dict(row[0]) if row and row[0] else {}
     data["verdicts"] = data.get("verdicts", [])[:10]
     return data

@@ -25,7 +25,8 @@ def load_schema(dsn: str, scale: int = 1) -> dict[str, int]:
     """Create the shop schema and fill it; returns row counts per table."""
     customers, products, orders = 20_000 * scale, 2_000 * scale, 100_000 * scale
     ddl = files("asymm.demo").joinpath("schema.sql").read_text()
-    with connect(dsn, autocommit=False) as conn:
+    # The demo shop is the application: its DDL and data use its own search_path (public).
+    with connect(dsn, autocommit=False, pin=False) as conn:
         conn.execute(ddl)  # packaged, trusted DDL
         conn.execute(
             "INSERT INTO customers (email, full_name, country, created_at)"
@@ -52,7 +53,7 @@ def load_schema(dsn: str, scale: int = 1) -> dict[str, int]:
         conn.execute(
             "UPDATE orders o SET total_cents = t.total_cents FROM order_totals t WHERE t.order_id = o.order_id")
         conn.commit()
-    with connect(dsn) as conn:
+    with connect(dsn, pin=False) as conn:
         conn.execute("VACUUM ANALYZE")
         counts: dict[str, int] = {}
         for table in ("customers", "products", "orders", "order_items"):
@@ -63,7 +64,7 @@ def load_schema(dsn: str, scale: int = 1) -> dict[str, int]:
 
 
 def install_extension(dsn: str) -> None:
-    with connect(dsn) as conn:
+    with connect(dsn, pin=False) as conn:  # CASCADE installs into the creation schema (public)
         conn.execute("CREATE EXTENSION IF NOT EXISTS asymm CASCADE")
         with contextlib.suppress(psycopg.Error):  # optional: the advisor reports its absence
             conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")

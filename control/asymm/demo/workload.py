@@ -67,7 +67,7 @@ def run(dsn: str, sizes: dict[str, int], seconds: float, clients: int = 2, seed:
     def client(number: int) -> None:
         rng = random.Random(seed + number)
         done = errors = 0
-        with connect(dsn, observed=True, application_name="asymm-demo-workload") as conn:
+        with connect(dsn, observed=True, application_name="asymm-demo-workload", pin=False) as conn:
             while time.monotonic() < deadline:
                 _name, statement = rng.choice(STATEMENTS)
                 try:

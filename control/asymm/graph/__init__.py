@@ -32,6 +32,7 @@ import psycopg
 from pglast import ast
 from pglast.visitors import Visitor
 
+from asymm.db import session_search_path
 from asymm.errors import AsymmError
 
 EXCLUDED_SCHEMAS = ("pg_catalog", "information_schema", "asymm", "pg_toast")
@@ -334,7 +335,9 @@ def _queries(conn: psycopg.Connection[Any], graph: Graph, limit: int) -> None:
         for queryid, query, calls in rows:
             previous = statements.get(int(queryid))
             statements[int(queryid)] = (query, int(calls) + (previous[1] if previous else 0))
-    search_path = [r[0] for r in conn.execute("SELECT unnest(current_schemas(false))").fetchall()]
+    with session_search_path(conn):  # statements name tables the way their sessions would
+        search_path = [r[0] for r in conn.execute(
+            "SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))").fetchall()]
     by_name: dict[tuple[str, str], str] = {}
     for node in graph.nodes.values():
         if node.kind in ("table", "view", "matview"):

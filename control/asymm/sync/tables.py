@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from asymm.db import lookup_relation
 from asymm.errors import AsymmError
 
 HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
@@ -55,15 +56,20 @@ class TrackedTable:
         pgbench_accounts.  Only the drop mode needs jsonb, for its ``-`` operator.
         """
         if self.sensitive and mode == "drop":
-            return sql.SQL("(to_jsonb(t.*) - {}::text[])::text").format(sql.Literal(self.sensitive))
-        return sql.SQL("row_to_json(t.*)::text")
+            return sql.SQL("(pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) {}::text[])::text").format(
+                sql.Literal(self.sensitive))
+        return sql.SQL("pg_catalog.row_to_json(t.*)::text")
 
     def match(self, source: sql.Composable) -> sql.Composable:
-        """``t.pk = <source text key>`` with each part cast to the column type (index-friendly)."""
+        """``t.pk = <source text key>`` with each part cast to the column type (index-friendly).
+
+        Operators qualified: :mod:`asymm.cache` runs this on the application's connection, whose
+        search_path may reach a schema an untrusted role can create operators in.
+        """
         if len(self.key_columns) == 1:
-            return sql.SQL("t.{} = ({})::{}").format(
+            return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}").format(
                 sql.Identifier(self.key_columns[0]), source, sql.SQL(self.key_types[0]))
-        parts = [sql.SQL("t.{} = (({})::jsonb->>{})::{}").format(
+        parts = [sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
                      sql.Identifier(c), source, sql.Literal(i), sql.SQL(ty))
                  for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
         return sql.SQL(" AND ").join(parts)
@@ -77,7 +83,7 @@ class TrackedTable:
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
         """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
-        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
+        return sql.SQL("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"
                        " (SELECT {doc} FROM {tbl} t WHERE {match})").format(
             doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("%(key)s::text")))
 
@@ -108,7 +114,8 @@ TABLES_FINGERPRINT = """(SELECT md5(coalesce(string_agg(concat_ws(' ', t.rel::oi
 
 _TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,
        t.backfill_state, t.backfill_cursor, t.epoch
-  FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace"""
+  FROM asymm.sync_tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""
 
 
 def _table(r: Any) -> TrackedTable:
@@ -129,7 +136,8 @@ def load_tables_fingerprint(conn: psycopg.Connection[Any]) -> tuple[dict[int, Tr
 
 def find_table(conn: psycopg.Connection[Any], table: str) -> TrackedTable:
     """The tracked table named ``table`` (any form ``regclass`` accepts)."""
-    row = conn.execute("SELECT to_regclass(%s)::oid::bigint", (table,)).fetchone()
+    rel = lookup_relation(conn, table)
+    row = conn.execute("SELECT pg_catalog.to_regclass(%s)::oid::bigint", (rel,)).fetchone()
     if row is None or row[0] is None:
         raise AsymmError(f"table {table!r} does not exist")
     tracked = load_tables(conn).get(int(row[0]))

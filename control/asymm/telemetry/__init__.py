@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
-from asymm.db import require_extension
+from asymm.db import lookup_relation, require_extension
 from asymm.errors import AsymmError
 
 if TYPE_CHECKING:
@@ -81,13 +81,13 @@ def health(conn: Conn) -> dict[str, Any]:
 def duplicates(conn: Conn, table: str, columns: list[str] | None = None) -> dict[str, Any]:
     """Duplicate-row groups of one table, by SHA-256 of the chosen columns' values."""
     require_extension(conn)
-    rel = conn.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()
-    if rel is None or rel[0] is None:
+    rel = lookup_relation(conn, table)
+    if rel is None:
         raise AsymmError(f"no such table: {table}")
     groups = _rows(conn, "SELECT row_hash, copies, ctids::text[] AS ctids, row_values"
-                         " FROM asymm.find_duplicates(%s::regclass, %s)", (rel[0], columns))
+                         " FROM asymm.find_duplicates(%s::regclass, %s)", (rel, columns))
     extra = sum(int(g["copies"]) - 1 for g in groups)
-    return {"table": rel[0], "columns": columns, "groups": groups, "duplicate_rows": extra}
+    return {"table": rel, "columns": columns, "groups": groups, "duplicate_rows": extra}
 
 
 def daemon_tasks(daemon: Daemon) -> list[Task]:
