@@ -150,7 +150,13 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_catalog.set_config('search_path', caller_path, true);
+    BEGIN
+        PERFORM pg_catalog.set_config('search_path', caller_path, true);
+    EXCEPTION WHEN invalid_parameter_value OR null_value_not_allowed THEN
+        RAISE EXCEPTION 'invalid search_path %', asymm._shown(caller_path)
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Pass the caller''s pg_catalog.current_setting(''search_path'').';
+    END;
     -- (to_reg*() raise on what is not a name at all, "a.b.c.d" or text with a newline, and on an
     -- ambiguous function name: none of them names one target)
     BEGIN

@@ -34,6 +34,7 @@ CREATE FUNCTION asymm._explain_as(author oid, query text, param_types text[] DEF
                                   search_path text DEFAULT NULL)
 RETURNS json
 LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp  -- the statement's own path is set inside, from its author
 AS 'MODULE_PATHNAME', 'asymm_explain_as';
 COMMENT ON FUNCTION asymm._explain_as(oid, text, text[], text[], boolean, text) IS 'EXPLAIN (FORMAT JSON) of one statement planned as role author in a security-restricted operation, never executed: generic plan without param_values, custom plan with them; search_path NULL = the author''s configured one; returns {param_types, plan}; internal';
 
@@ -41,6 +42,7 @@ CREATE FUNCTION asymm._param_types_as(author oid, query text, param_types text[]
                                       search_path text DEFAULT NULL)
 RETURNS json
 LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp  -- the statement's own path is set inside, from its author
 AS 'MODULE_PATHNAME', 'asymm_param_types_as';
 COMMENT ON FUNCTION asymm._param_types_as(oid, text, text[], text) IS 'The types a statement gives its $n (as PREPARE would infer them), analysed as role author in a security-restricted operation, not planned: {param_types, plan: null}; internal';
 
