@@ -47,18 +47,32 @@ END
 $$;
 COMMENT ON FUNCTION asymm._row_state_columns(regclass, text[]) IS 'Internal: the columns that make up a row''s state (given, checked, or all non-primary-key columns)';
 
+-- Reading a user table runs its owner's code only where PostgreSQL puts it on purpose (index
+-- expressions as the owner); never with the caller's rights: row_security = off makes a table whose
+-- row-level security applies to the caller an error before any policy runs, and the values are
+-- shown through their types' output functions (format('%s')), never through a cast to text or json,
+-- which any type owner can define.
 CREATE FUNCTION asymm.find_duplicates(rel regclass, columns text[] DEFAULT NULL)
 RETURNS TABLE (row_hash text, copies bigint, ctids tid[], row_values jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
     chosen text[] := asymm._row_state_columns(rel, columns);
     row_expr text;
     json_expr text;
 BEGIN
-    SELECT string_agg(format('%I', c), ', '), string_agg(format('%L, %I', c, c), ', ')
-      INTO row_expr, json_expr FROM unnest(chosen) AS c;
+    PERFORM asymm._refuse_row_security(rel);
+    -- A built-in type becomes JSON as usual; a type some role created (its oid is past the built-in
+    -- range) through its output function, since its owner may have defined a cast to json.
+    SELECT string_agg(format('%I', c), ', ' ORDER BY n),
+           string_agg(CASE WHEN a.atttypid < 16384 THEN format('%L, %I', c, c)
+                           ELSE format('%L, CASE WHEN %I IS NULL THEN NULL ELSE format(''%%s'', %I) END', c, c, c) END,
+                      ', ' ORDER BY n)
+      INTO row_expr, json_expr
+      FROM unnest(chosen) WITH ORDINALITY AS u(c, n)
+      JOIN pg_attribute a ON a.attrelid = rel AND a.attname = u.c;
     RETURN QUERY EXECUTE format(
         'SELECT encode(sha256(convert_to(ROW(%1$s)::text, ''UTF8'')), ''hex''), count(*), '
         '       array_agg(ctid ORDER BY ctid), (array_agg(jsonb_build_object(%2$s) ORDER BY ctid))[1] '
@@ -78,12 +92,28 @@ CREATE TABLE asymm.state_history (
 );
 COMMENT ON TABLE asymm.state_history IS 'Per table, the row count and number of distinct row states at each asymm.record_state() call';
 
+-- A table whose row-level security applies to the caller: its policies are its owner's code.
+CREATE FUNCTION asymm._refuse_row_security(rel regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF row_security_active(rel) THEN
+        RAISE EXCEPTION 'table % has row-level security that applies to %: asymm does not run its policies with your rights', rel, current_user
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'Run it as the table''s owner or as a role with BYPASSRLS.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION asymm._refuse_row_security(regclass) IS 'Error when the table''s row-level security applies to the current role (its policies would run with that role''s rights); internal';
+
 CREATE FUNCTION asymm.state_report(tables regclass[] DEFAULT NULL)
 RETURNS TABLE (relation text, row_count bigint, distinct_states bigint, duplicate_rows bigint,
                duplicate_fraction double precision, previous_distinct_states bigint,
                previous_measured_at timestamptz, distinct_growth bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
     max_rows bigint := asymm.setting('telemetry.state_max_rows')::bigint;
@@ -98,10 +128,11 @@ BEGIN
          WHERE (tables IS NULL AND c.relkind IN ('r', 'p') AND NOT c.relispartition
                 AND ns.nspname NOT IN ('pg_catalog', 'information_schema', 'asymm')
                 AND ns.nspname !~ '^pg_(toast|temp)' AND c.reltuples <= max_rows
-                AND has_table_privilege(c.oid, 'SELECT'))
+                AND has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid))
             OR c.oid = ANY (tables)
          ORDER BY ns.nspname, c.relname
     LOOP
+        PERFORM asymm._refuse_row_security(t.rel);
         SELECT string_agg(format('%I', col), ', ') INTO row_expr
           FROM unnest(asymm._row_state_columns(t.rel)) AS col;
         EXECUTE format('SELECT count(*), count(DISTINCT sha256(convert_to(ROW(%s)::text, ''UTF8''))) FROM %s',

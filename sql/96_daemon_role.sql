@@ -3,7 +3,7 @@
 --
 -- The daemon writes asymm's own tables (telemetry history, the sync outbox and positions, drift
 -- findings, suggestions), calls asymm's functions, reads every statement of pg_stat_statements and
--- re-reads the rows of tracked tables.  asymm.grant_daemon(role) gives a role exactly that and
+-- re-reads the rows of tracked tables (all of them: BYPASSRLS).  asymm.grant_daemon(role) gives a role exactly that and
 -- remembers it, so that asymm.track() of a later table lets the daemon read it too.  What such a
 -- role cannot do, by design: plan a statement of a role it is not a member of (the advisor skips it,
 -- see asymm._explain_as), create indexes on tables it does not own (`advise --apply`), hide its own
@@ -63,6 +63,10 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA asymm TO %I', grantee_name);
     -- Every statement's text, not only the daemon's own ("<insufficient privilege>" otherwise).
     EXECUTE pg_catalog.format('GRANT pg_read_all_stats TO %I', grantee_name);
+    -- A mirror holds every row; and a row-level security policy is its table owner's code, which
+    -- would run with the daemon's rights (asymm's connections set row_security = off, so without
+    -- BYPASSRLS such a table fails to sync instead).
+    EXECUTE pg_catalog.format('ALTER ROLE %I BYPASSRLS', grantee_name);
     FOR rel IN SELECT t.rel FROM asymm.sync_tables t LOOP
         EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', rel, grantee_name);
     END LOOP;
@@ -84,6 +88,7 @@ BEGIN
         EXECUTE pg_catalog.format('REVOKE SELECT ON %s FROM %I', rel, grantee_name);
     END LOOP;
     EXECUTE pg_catalog.format('REVOKE pg_read_all_stats FROM %I', grantee_name);
+    EXECUTE pg_catalog.format('ALTER ROLE %I NOBYPASSRLS', grantee_name);
     EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA asymm FROM %I', grantee_name);
     EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA asymm FROM %I', grantee_name);
     EXECUTE pg_catalog.format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA asymm FROM %I', grantee_name);

@@ -36,7 +36,7 @@ DECLARE
         '_plannable', '_relation_rows', '_observed_lineage',
         -- telemetry and state reports
         'query_history', 'query_report', 'slow_queries', 'smoothness', '_pg_stat_statements_schema',
-        'find_duplicates', 'state_report', 'index_health', '_row_state_columns',
+        'find_duplicates', 'state_report', 'index_health', '_row_state_columns', '_refuse_row_security',
         -- sync and drift reports
         'sync_status', 'drift', 'drift_plan', 'drift_sql', '_drift_items', '_drift_compare',
         '_drift_snapshot', '_drift_acl'];

@@ -90,6 +90,7 @@ def connect(
         raise AsymmError(f"cannot connect to PostgreSQL: {one_line(str(exc))}") from None
     if pin if pin is not None else not observed:
         pin_search_path(conn)
+        refuse_row_security(conn)
     if not observed:
         hide_from_pg_stat_statements(conn)
     return conn
@@ -106,6 +107,19 @@ def hide_from_pg_stat_statements(conn: psycopg.Connection[tuple[object, ...]]) -
 
 
 PINNED_SEARCH_PATH = "pg_catalog, pg_temp"
+
+
+def refuse_row_security(conn: psycopg.Connection[Any]) -> None:
+    """Make a read of a table whose row-level security applies to this role fail instead.
+
+    A policy's USING expression is the table owner's code, and it runs as the reading role: with
+    asymm's rights (the daemon reads every tracked table and writes asymm's state).  With
+    ``row_security = off`` PostgreSQL refuses such a query before evaluating any policy; a role
+    that should read those rows needs BYPASSRLS (``asymm.grant_daemon()`` gives it), as a mirror
+    of the whole table must anyway.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_catalog.set_config('row_security', 'off', false)")
 
 
 def pin_search_path(conn: psycopg.Connection[Any]) -> None:
