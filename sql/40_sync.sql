@@ -242,6 +242,7 @@ BEGIN
         RAISE EXCEPTION 'sensitive: column % does not exist in %', asymm._shown(bad), rel
               USING ERRCODE = 'undefined_column', HINT = 'Name existing columns of the table.';
     END IF;
+    PERFORM asymm._sync_refuse_untrusted_types(rel);
     IF sensitive && cols THEN
         RAISE EXCEPTION 'sensitive: primary key columns cannot be sensitive (%)', array_to_string(cols, ', ')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'The key is part of the Redis key name; leave it out.';
@@ -381,7 +382,7 @@ CREATE EVENT TRIGGER asymm_sync_sql_drop ON sql_drop
 COMMENT ON EVENT TRIGGER asymm_sync_sql_drop IS 'asymm: a dropped tracked table stops being mirrored and its Redis keys are cleared';
 
 -- Renames (see asymm._sync_forget_old_names).  On PostgreSQL 15 an event trigger function cannot be
--- PL/Python; this one is PL/pgSQL and, like the drop one, never fails the user's DDL.
+-- PL/Python; this one is PL/pgSQL and, like the drop one, never fails the user's DDL for a rename.
 CREATE FUNCTION asymm._sync_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -395,9 +396,17 @@ BEGIN
         RAISE WARNING 'asymm: could not follow the rename of a tracked table after %: %', tg_tag, sqlerrm
               USING HINT = 'Run SELECT asymm.track(''<table>'') again: keys under the old name stay in Redis until then.';
     END;
+    -- The one DDL this trigger refuses: a tracked table given a column of a type a non-superuser
+    -- owns (ALTER TABLE ... ADD COLUMN / ALTER COLUMN ... TYPE), whose casts would run as the daemon.
+    IF tg_tag = 'ALTER TABLE' AND to_regclass('asymm.sync_tables') IS NOT NULL THEN
+        PERFORM asymm._sync_refuse_untrusted_types(t.rel)
+           FROM asymm.sync_tables t
+          WHERE t.rel::oid IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+                                WHERE c.classid = 'pg_class'::regclass);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION asymm._sync_ddl_end() IS 'Event trigger function: a renamed tracked table has the keys under its old name cleared and is copied again under the new one (never fails the DDL)';
+COMMENT ON FUNCTION asymm._sync_ddl_end() IS 'Event trigger function: a renamed tracked table has the keys under its old name cleared and is copied again under the new one; refuses only a column of a non-superuser''s type on a tracked table';
 
 CREATE EVENT TRIGGER asymm_sync_ddl_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
