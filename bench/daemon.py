@@ -6,7 +6,8 @@ Goals (SPEC section 7 / issue 7): idle CPU at most 3 % of one core, tick latenes
 Run against a sandbox (``scripts/with-sandbox.sh .venv/bin/python bench/daemon.py``): it creates a
 scratch database with the extension, starts ``asymm daemon`` (with Redis when ASYMM_REDIS_URL is
 set) and reads the process's CPU time from ``/proc/<pid>/stat`` (utime + stime) over the window;
-the lateness quantiles come from the daemon's own ``/api/status``.  The PostgreSQL backends
+the lateness quantiles come from the daemon's own ``/api/status`` (with the bearer token the
+benchmark gives each daemon through ``ASYMM_HTTP_TOKEN``).  The PostgreSQL backends
 serving the daemon are measured the same way and reported separately.
 """
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +35,7 @@ from asymm.db import resolve_dsn, with_dbname
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 PERIOD = 0.2037
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+TOKEN = secrets.token_urlsafe(32)  # the API needs a bearer token, also on loopback
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,7 +50,9 @@ def free_port() -> int:
 
 
 def status(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=2) as response:
         doc: dict[str, Any] = json.loads(response.read())
         return doc
 
@@ -56,7 +61,7 @@ def start(dsn: str, port: int, redis_url: str | None) -> subprocess.Popen[bytes]
     args = [ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), "--log-level", "warning"]
     if redis_url:
         args += ["--redis-url", redis_url]
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, env={**os.environ, "ASYMM_HTTP_TOKEN": TOKEN})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:

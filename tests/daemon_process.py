@@ -1,6 +1,9 @@
 """A real ``asymm daemon`` process for tests: started on a free HTTP port, asked over HTTP, stopped.
 
-``start_daemon`` is registered as a fixture in ``conftest.py``.
+``start_daemon`` is registered as a fixture in ``conftest.py``.  The API needs a bearer token, so
+the daemon gets :data:`TOKEN` through ``ASYMM_HTTP_TOKEN`` and :meth:`Running.get` sends it; a test
+that wants the daemon's own generated token passes ``env={"ASYMM_HTTP_TOKEN": ""}`` (an empty value
+is no token) and reads it with :meth:`Running.token_from_file`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 from tests.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
+TOKEN = "daemon-process-test-token-0123456789"
 
 
 def free_port() -> int:
@@ -30,16 +34,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-
-
 class Running:
-    def __init__(self, proc: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, token: str | None) -> None:
         self.proc = proc
         self.port = port
+        self.token = token  # sent as the bearer token by get(); None sends none
 
     def get(self, path: str) -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -49,6 +54,11 @@ class Running:
         assert code == 200, body
         doc: dict[str, Any] = json.loads(body)
         return doc
+
+    def token_from_file(self, directory: Path) -> str:
+        """The token the daemon generated and wrote to ``directory`` (its ``http-token-PORT``); get() uses it."""
+        self.token = (directory / f"http-token-{self.port}").read_text().strip()
+        return self.token
 
     def stop(self) -> str:
         if self.proc.poll() is None:
@@ -67,10 +77,10 @@ def start_daemon() -> Iterator[Callable[..., Running]]:
 
     def start(dsn: str, *args: str, env: dict[str, str] | None = None) -> Running:
         port = free_port()
+        full_env = {**os.environ, "ASYMM_HTTP_TOKEN": TOKEN, **(env or {})}
         proc = subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **(env or {})})
-        running = Running(proc, port)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+        running = Running(proc, port, full_env["ASYMM_HTTP_TOKEN"] or None)
         started.append(running)
         assert wait_for(lambda: running.get("/healthz")[0] == 200 or proc.poll() is not None), "no HTTP"
         assert proc.poll() is None, proc.communicate()[1]

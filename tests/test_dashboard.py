@@ -25,6 +25,7 @@ from asymm.sandbox import Sandbox
 from tests.browser import Browser, chromium_path
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+TOKEN = "dashboard-test-token-0123456789abcdef"  # the API needs one, also on loopback
 
 SCHEMA = """
 CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance bigint NOT NULL);
@@ -71,8 +72,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=20) as resp:
+def _get(url: str, token: str | None = TOKEN) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=20) as resp:
         return json.load(resp)
 
 
@@ -87,7 +89,7 @@ def live(db: str, sandbox: Sandbox) -> Iterator[tuple[str, str]]:
     advisor = advisor_round(db)
     assert [i["applied"] for i in advisor["advise"]["indexes"]] == ["yes"], advisor["advise"]
     port = _free_port()
-    daemon = Daemon(DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1))
+    daemon = Daemon(DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1, http_token=TOKEN))
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     stop = threading.Event()
@@ -155,6 +157,9 @@ def test_dashboard_api(live: tuple[str, str]) -> None:
     queries = [n for n in graph["nodes"] if n["kind"] == "query"]
     assert queries and all(isinstance(q["queryid"], str) for q in queries)
     assert any(q["recent_calls"] > 0 for q in queries)
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        _get(base + "/api/dashboard?minutes=5", token=None)
+    assert anonymous.value.code == 401
     with pytest.raises(urllib.error.HTTPError) as bad:
         _get(base + "/api/dashboard?minutes=0")
     assert bad.value.code == 400
@@ -169,7 +174,7 @@ def test_dashboard_in_headless_chromium(live: tuple[str, str]) -> None:
     base, _db = live
     browser = Browser()
     try:
-        browser.goto(base + "/?minutes=1")
+        browser.goto(base + f"/?minutes=1#token={TOKEN}")
         browser.wait_for("window.__asymm && window.__asymm.polls >= 2 && window.__asymm.graph.nodes.length > 0", 60)
         browser.wait_for("(window.__asymm.charts['chart-throughput'] || 0) >= 2", 30)
         browser.pump(1.5)  # a few animation frames of the graph

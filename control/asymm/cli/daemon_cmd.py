@@ -8,7 +8,9 @@ Secrets never reach the terminal: ``--check-config`` prints :func:`config.public
 URLs, DSN and Redis passwords and the token masked), configuration errors never echo a secret,
 and the running daemon's log handlers mask every line (:class:`asymm.redact.RedactingFilter`).
 There is no ``--http-token`` flag on purpose (a command line is visible to every local user):
-use ``--http-token-file``, ``http.token_file`` or ``ASYMM_HTTP_TOKEN``.
+use ``--http-token-file``, ``http.token_file`` or ``ASYMM_HTTP_TOKEN``; with none of them the
+daemon generates a token and writes it to a private file (:mod:`asymm.daemon.token`), and a token
+directory that is not safely ours is a usage error too (exit 2, one line, before any connection).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def _render(loaded: config_mod.LoadedConfig) -> str:
 @click.option("--http-allow-remote", is_flag=True, default=None,
               help="Allow a non-loopback --http-host (needs a token: --http-token-file or ASYMM_HTTP_TOKEN).")
 @click.option("--http-token-file", type=click.Path(dir_okay=False), default=None,
-              help="File holding the bearer token required by /api and /metrics.")
+              help="File holding the bearer token required by /api (and by /metrics off loopback) "
+                   "[default: a generated one, written to $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR/asymm].")
 @click.option("--log-level", type=click.Choice(config_mod.LOG_LEVELS), default=None, help="[default: info]")
 @click.option("--check-config", is_flag=True, help="Print the effective configuration and its sources, then exit "
               "(0 valid, 2 invalid).")
@@ -76,6 +79,9 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
         if not config_mod.is_loopback(loaded.config.http_host) and loaded.config.http_port:
             click.echo(f"warning: the HTTP server listens on {loaded.config.http_host or 'all addresses'}, "
                        "reachable from other hosts; /api and /metrics need the bearer token", err=True)
+        if loaded.config.http_auth == "none" and loaded.config.http_port:
+            click.echo("warning: http.auth = none: /api is open to every local user (statement texts of every "
+                       "role, the DDL log, table names)", err=True)
         if as_json:
             click.echo(json.dumps({"config": config_mod.public_view(loaded.config), "sources": loaded.sources,
                                    "file": str(loaded.file) if loaded.file else None}, indent=2, sort_keys=True))
@@ -88,4 +94,7 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
     for handler in logging.getLogger().handlers:
         handler.addFilter(redacting)
     daemon.install_signal_handlers()
-    daemon.run()
+    try:
+        daemon.run()
+    except config_mod.ConfigError as exc:  # the token directory was refused: nothing written or connected
+        raise ConfigFailure(str(exc)) from None

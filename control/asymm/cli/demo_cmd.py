@@ -18,6 +18,7 @@ from asymm.cache import Cache
 from asymm.cli.common import dsn_option, number, table
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.daemon.token import generate as generate_token
 from asymm.db import connect
 from asymm.demo import indexes, setup, workload
 from asymm.errors import AsymmError
@@ -96,12 +97,13 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
              + "; asymm.baseline('demo')")
     with progress.step("starting the asymm daemon with the dashboard") as note:
         port = http_port or _free_port()
-        daemon = Daemon(DaemonConfig(dsn=demo_dsn, redis_url=redis_url or None, http_port=port))
+        token = generate_token()  # the API needs one (every local user reaches 127.0.0.1): in the URL's fragment
+        daemon = Daemon(DaemonConfig(dsn=demo_dsn, redis_url=redis_url or None, http_port=port, http_token=token))
         thread = threading.Thread(target=daemon.run, name="asymm-demo-daemon", daemon=True)
         thread.start()
         if not _wait(lambda: daemon.http is not None and daemon.ready, 20):
             raise AsymmError("the daemon did not start its HTTP server within 20 s (see the log above)")
-        url = f"http://127.0.0.1:{daemon.http.address[1] if daemon.http else port}/"
+        url = f"http://127.0.0.1:{daemon.http.address[1] if daemon.http else port}/#token={token}"
         note(url)
     try:
         with progress.step(f"running the shop workload for {seconds:g} s (the daemon samples it)") as note:

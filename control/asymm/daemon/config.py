@@ -21,6 +21,8 @@ The file is flat TOML with optional sections; a key ``k`` in section ``[s]`` nam
     allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]   # accepted Host headers (port optional)
     allow_remote = false  # must be true to bind a non-loopback address (then a token is required)
     token_file = "/etc/asymm/http-token"  # or token = "..." (ASYMM_HTTP_TOKEN): Bearer token for the API
+    # auth = "token"      # default: /api needs the token; none given -> one is generated at start
+    # token_dir = "..."   # where a generated token goes (default $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/asymm)
     [notify]
     urls = ["https://hooks.example/asymm"]
 
@@ -48,6 +50,7 @@ DEFAULT_HTTP_PORT = 9849
 REGIME_FIELDS = ("regime_exploration", "regime_optimization", "regime_stabilization")
 SECTIONS = ("regime", "http", "leader", "notify", "reconnect", "task")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+HTTP_AUTH_MODES = ("token", "none")  # none: /api open on loopback, for people who accept the risk
 LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 MIN_TOKEN_LENGTH = 16
 SECRET_FIELDS = ("http_token",)  # never echoed, not even in an error message
@@ -74,8 +77,10 @@ class DaemonConfig:
     http_port: int = DEFAULT_HTTP_PORT  # 0 disables the HTTP server
     http_allowed_hosts: list[str] = field(default_factory=lambda: list(LOOPBACK_HOSTS))  # Host header names
     http_allow_remote: bool = False  # required to bind a non-loopback address
-    http_token: str | None = None  # Bearer token for /api and /metrics (required when remote)
+    http_token: str | None = None  # Bearer token for /api (and /metrics when remote); required when remote
     http_token_file: str | None = None  # file holding the token (read at load; wins over http_token)
+    http_auth: str = "token"  # "token": /api needs the bearer token (generated if none); "none": open on loopback
+    http_token_dir: str | None = None  # private directory for a generated token (see asymm.daemon.token)
     leader_session_timeout_s: float = 5.0  # idle_session_timeout of the lock session; 0 disables
     leader_keepalive_s: int = 2  # TCP keepalive idle/interval on the lock session (both ends)
     reconnect_base_s: float = 0.2
@@ -97,7 +102,8 @@ class DaemonConfig:
 
 
 # Changing these needs a restart (they are bound at start); everything else is applied on SIGHUP.
-RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "http_allow_remote", "max_ticks")
+RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "http_allow_remote", "http_auth", "http_token_dir",
+                "max_ticks")
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(DaemonConfig)}
 
@@ -286,6 +292,9 @@ def _validate_http(config: DaemonConfig, need: Callable[[bool, str], None]) -> N
     for name in config.http_allowed_hosts:
         need(bool(name) and all(c.isalnum() or c in ".-_:[]" for c in name),
              f"http_allowed_hosts: {name!r} is not a host name (host, host:port, [v6] or [v6]:port)")
+    need(config.http_auth in HTTP_AUTH_MODES, f"http_auth must be one of {', '.join(HTTP_AUTH_MODES)}")
+    need(config.http_auth == "token" or not config.http_token,
+         "http_auth = none and a bearer token (http.token_file, ASYMM_HTTP_TOKEN) contradict each other: drop one")
     if config.http_token is not None:
         need(len(config.http_token) >= MIN_TOKEN_LENGTH and config.http_token.isprintable()
              and " " not in config.http_token,

@@ -23,11 +23,18 @@ Security (threat: a web page in the operator's browser, and other hosts on the n
 * A request with an ``Origin`` that is not an allowed host is refused (403), and so are
   ``/api`` and ``/metrics`` requests a browser marks ``Sec-Fetch-Site: cross-site``/``same-site``.
   No CORS headers are ever sent.  Only GET and HEAD exist (405 for the others).
-* With a bearer token configured (``http_token``/``http_token_file``; mandatory when bound to a
-  non-loopback address), ``/api...`` and ``/metrics`` need ``Authorization: Bearer <token>``
-  (constant-time compare), else 401.  ``/healthz``, ``/readyz`` (probes: one word of state) and
-  the page shell (``/``, ``/static/...``: code, no data) stay open; the page reads the token from
-  its URL fragment (``/#token=...``) into ``sessionStorage``.
+* ``/api...`` needs ``Authorization: Bearer <token>`` (constant-time compare), else 401, on
+  loopback too: every local OS user can connect to 127.0.0.1, and the API serves statement texts
+  of every role, the DDL log and table names (more than PostgreSQL would show that user).  The
+  token is ``http_token``/``http_token_file``, or, when none is configured, one the daemon
+  generates at start and writes to a private file (:mod:`asymm.daemon.token`).  ``http_auth =
+  "none"`` opens the API on a loopback bind, for people who accept that (the daemon warns).
+* ``/metrics`` carries only counters, gauges and timings with fixed labels (task and regime
+  names from the code, the version): no statement text, table name or error string.  So it stays
+  open on a loopback bind for Prometheus, and needs the token on any other bind (Prometheus:
+  ``authorization.credentials_file``).  ``/healthz``, ``/readyz`` (probes: one word of state) and
+  the page shell (``/``, ``/static/...``: code, no data) are always open; the page reads the
+  token from its URL fragment (``/#token=...``) into ``sessionStorage``.
 * Every answer carries ``X-Content-Type-Options: nosniff``, a Content-Security-Policy that allows
   only this server's own scripts and connections, ``frame-ancestors 'none'``/``X-Frame-Options:
   DENY``, ``Cross-Origin-Resource-Policy: same-origin`` and ``Referrer-Policy: no-referrer``.
@@ -209,15 +216,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Sec-Fetch-Site", "same-origin").lower() not in ("same-origin", "none"):
             self._text(403, "forbidden: cross-site request")
             return True
+        loopback = config_mod.is_loopback(bound[0])
+        if loopback and (path == "/metrics" or config.http_auth == "none"):
+            return False  # /metrics: counters only (see the module docstring); none: the operator's choice
         token = config.http_token
-        if not token and config_mod.is_loopback(bound[0]):
-            return False  # loopback without a token: open, like before
         given = self.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")
         if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
                 credential.strip().encode(), token.encode()):
             self._text(401, "unauthorized: send Authorization: Bearer <http token>"
-                       + ("" if token else " (none is configured, so the API is closed)"),
+                       + ("" if token else " (no token is available, so the API is closed)"),
                        {"WWW-Authenticate": 'Bearer realm="asymm"'})
             return True
         return False

@@ -19,9 +19,11 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -31,6 +33,7 @@ import redis
 from asymm import __version__
 from asymm.daemon import config as config_mod
 from asymm.daemon import sdnotify
+from asymm.daemon import token as token_mod
 from asymm.daemon.backoff import Backoff
 from asymm.daemon.config import DaemonConfig
 from asymm.daemon.http import HttpServer
@@ -78,6 +81,9 @@ class Daemon:
                                         timeout_s=config.notify_timeout_s, max_queue=config.notify_queue,
                                         daemon_id=str(self.daemon_id))
         self.http: HttpServer | None = None
+        self.generated_token: str | None = None  # made at start when the API needs one and none is configured
+        self.token_dir: Path | None = None  # where the generated token is written (None: kept in memory)
+        self.token_file: Path | None = None  # the file written, once the HTTP server is bound
         heartbeat_ticks = self._ticks(config.heartbeat_every_s)
         self.heartbeat_task = Task("heartbeat", self._heartbeat, every=heartbeat_ticks, leader_only=False)
         self.scheduler.add(self.heartbeat_task)
@@ -115,6 +121,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, request_reload)
 
     def run(self) -> None:
+        self._prepare_token()  # first: a refused token directory is a usage error, before any connection
         self.sd.status("connecting to PostgreSQL")
         self.conn = connect(self.config.dsn)
         self.postgres_up = True
@@ -157,10 +164,31 @@ class Daemon:
                 self.redis.close()
             if self.http is not None:
                 self.http.stop()
+            if self.token_file is not None and self.generated_token is not None:
+                token_mod.remove(self.token_file, self.generated_token)
             self.notifier.stop()
             self.sd.close()
         log.info("asymm daemon stopped after %d ticks (%d skipped, %d overruns)",
                  self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns)
+
+    def _serves_http(self) -> bool:
+        """Whether :meth:`_start_http` will try to bind (a port, and loopback unless allowed remote)."""
+        return bool(self.config.http_port) and (config_mod.is_loopback(self.config.http_host)
+                                                or self.config.http_allow_remote)
+
+    def _prepare_token(self) -> None:
+        """Generate the API token if the API needs one and none is configured, and check (or make)
+        the private directory it will be written to; :class:`ConfigError` if that is not safely ours.
+
+        Why here and not in ``config.load``: a daemon built in code (the demo, tests) skips load(),
+        and ``--check-config`` must not create directories.  See :mod:`asymm.daemon.token`."""
+        if not self._serves_http() or self.config.http_auth != "token" or self.config.http_token:
+            return
+        self.token_dir = token_mod.directory(self.config, os.environ)
+        if self.token_dir is not None:
+            token_mod.check(self.token_dir, self.config.http_port)
+        self.generated_token = token_mod.generate()
+        self.config.http_token = self.generated_token
 
     def _start_http(self) -> None:
         if not self.config.http_port:
@@ -177,11 +205,46 @@ class Daemon:
             log.error("HTTP server on %s:%d not started: %s", self.config.http_host, self.config.http_port, exc)
             return
         self.http.start()
-        log.info("HTTP on http://%s:%d/ (metrics, healthz, readyz, api)", *self.http.address)
+        log.info("HTTP on %s (metrics, healthz, readyz, api)", self._base_url())
+        self._announce_access()
         if not config_mod.is_loopback(self.config.http_host):
             # validate() refused this unless http_allow_remote is set and a token is configured
             log.warning("HTTP server on %s:%d is reachable from other hosts (http_allow_remote): /api and "
                         "/metrics need the bearer token; put TLS in front of it", *self.http.address)
+
+    def _base_url(self) -> str:
+        assert self.http is not None
+        host, port = self.http.address
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard: loopback
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def _announce_access(self) -> None:
+        """Say once how to reach the API.  The token itself never goes to the log (a journal has
+        other readers, and the log filter would mask it anyway): the log names the token file;
+        only an interactive stderr (a person at a terminal) gets the dashboard URL with the token."""
+        if self.config.http_auth == "none":
+            log.warning("http.auth = none: /api is open to every local user (statement texts of every role, "
+                        "the DDL log, table names); set a token unless you accept that")
+            return
+        if self.generated_token is None:
+            log.info("/api needs the configured bearer token (dashboard: %s with the URL fragment '#token' "
+                     "set to it)", self._base_url())
+            return
+        if self.token_dir is not None:
+            try:
+                self.token_file = token_mod.write(self.token_dir, self.config.http_port, self.generated_token)
+            except (config_mod.ConfigError, OSError) as exc:
+                log.error("could not write the generated HTTP token (%s): /api answers 401 to everyone", exc)
+            else:
+                log.info("/api needs the bearer token in %s (dashboard: %s with the URL fragment '#token' "
+                         "set to it)", self.token_file, self._base_url())
+        else:
+            log.warning("no private directory for the generated HTTP token (set http.token_dir or "
+                        "XDG_RUNTIME_DIR, or give a token: http.token_file, ASYMM_HTTP_TOKEN): it is kept in "
+                        "memory only, /api answers 401 to everyone")
+        if sys.stderr.isatty():
+            sys.stderr.write(f"asymm dashboard: {self._base_url()}#token={self.generated_token}\n")
+            sys.stderr.flush()
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -232,6 +295,8 @@ class Daemon:
             if getattr(new, name) != getattr(self.config, name):
                 log.warning("%s changed in the configuration; it takes effect at the next restart", name)
                 setattr(new, name, getattr(self.config, name))
+        if new.http_token is None and self.generated_token is not None:
+            new.http_token = self.generated_token  # no token configured: the generated one stays valid
         if new.period != self.config.period:
             self.pulse.change_period(new.period)
         self.scheduler.set_split(new.regime_split)

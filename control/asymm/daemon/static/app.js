@@ -410,7 +410,8 @@ $("legend").innerHTML = Object.entries({ table: "#4c9be8", view: "#a77ee8", inde
 // ---------------------------------------------------------------------------------------------
 // Polling
 
-// When the daemon has an HTTP token, open the page as /#token=...: the fragment never leaves the
+// The API needs the daemon's HTTP token (the configured one, or the one it generated at start and
+// wrote to the file its log names), so open the page as /#token=...: the fragment never leaves the
 // browser; the token is kept in sessionStorage (this tab only), removed from the address bar, and
 // sent as "Authorization: Bearer" with each API call.
 const TOKEN = (() => {
@@ -424,7 +425,7 @@ const TOKEN = (() => {
 
 async function getJSON(url) {
   const r = await fetch(url, { cache: "no-store", headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} });
-  if (r.status === 401) $("db").textContent = "this daemon needs its HTTP token: open the page as /#token=<token>";
+  if (r.status === 401) $("db").textContent = "this daemon needs its HTTP token: open the page as /#token=<token> (the daemon's log names the token file)";
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
   return r.json();
 }

@@ -1,0 +1,183 @@
+"""The HTTP API's bearer token when none is configured: generated at start, kept where only we read it.
+
+Why a token even on 127.0.0.1: ``/api/graph`` and ``/api/dashboard`` serve ``pg_stat_statements``
+texts of every role (PostgreSQL 15 keeps the literals of utility statements), the DDL log and table
+names, and every local OS user can connect to any loopback port (SPEC section 9).  PostgreSQL would
+show such a user nothing; the daemon must not show more.
+
+So with ``http.auth = "token"`` (the default) and no token configured (``http.token_file``,
+``http.token``/``ASYMM_HTTP_TOKEN``), the daemon makes one (``secrets.token_urlsafe``, 256 bits)
+and writes it to ``DIR/http-token-PORT``, mode 0600, where DIR is, first found:
+
+1. ``http.token_dir`` (``ASYMM_HTTP_TOKEN_DIR``);
+2. ``$RUNTIME_DIRECTORY`` (systemd's ``RuntimeDirectory=asymm``: ``/run/asymm``);
+3. ``$XDG_RUNTIME_DIR/asymm`` (a login session's ``/run/user/UID``, itself 0700).
+
+Never a fixed ``/tmp`` path: another user could create it first.  DIR is treated like the
+sandbox's state directory (:mod:`asymm.sandbox`): created 0700 if missing, and refused when it is
+a symlink, belongs to someone else or is group/world-writable, or when a parent could be renamed
+by someone else; an existing token file must be a regular file of ours.  A refusal is a
+:class:`~asymm.daemon.config.ConfigError` (one line, exit 2) raised before anything is written or
+connected.  With none of the three available the token stays in memory: the API then answers
+401 to everyone (fail closed) and the daemon says how to fix it.
+
+The file is written only once the HTTP server is bound (a second daemon that cannot bind the
+port must not replace the first one's token), as a new file renamed into place, and removed at
+a clean stop if it still holds our token.  The file name carries the port so that several
+daemons of one user (tests, a leader and its standbys) do not overwrite each other's token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from asymm.daemon.config import ConfigError, DaemonConfig
+
+TOKEN_BYTES = 32
+
+
+def generate() -> str:
+    """A fresh token: 43 URL-safe characters (safe in a URL fragment and an HTTP header)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def directory(config: DaemonConfig, env: Mapping[str, str]) -> Path | None:
+    """Where a generated token goes (see the module docstring), or None if nowhere is suitable."""
+    if config.http_token_dir:
+        return _absolute(Path(config.http_token_dir))
+    runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        return _absolute(Path(runtime))
+    xdg = env.get("XDG_RUNTIME_DIR", "")
+    if xdg:
+        return _absolute(Path(xdg) / "asymm")
+    return None
+
+
+def file_name(port: int) -> str:
+    return f"http-token-{port}"
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute, the parents' symlinks resolved but never the last component's (it is lstat'ed)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.resolve() / path.name
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _refuse(path: Path, why: str) -> ConfigError:
+    return ConfigError(f"refusing {path} for the HTTP token: {why}; remove it or set http.token_dir "
+                       "(or give a token: http.token_file, ASYMM_HTTP_TOKEN)")
+
+
+def _check_owned(path: Path, info: os.stat_result, *, directory: bool) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, "it is a symlink")
+    if directory and not stat.S_ISDIR(info.st_mode):
+        raise _refuse(path, "it is not a directory")
+    if not directory and not stat.S_ISREG(info.st_mode):
+        raise _refuse(path, "it is not a regular file")
+    if info.st_uid != os.geteuid():
+        raise _refuse(path, f"it belongs to {_user(info.st_uid)}, not to you ({_user(os.geteuid())})")
+    if info.st_mode & 0o022:
+        raise _refuse(path, f"it is group- or world-writable (mode {stat.S_IMODE(info.st_mode):04o})")
+
+
+def _check_parents(path: Path) -> None:
+    """Nobody but root and us can rename entries in any parent (sticky /tmp is fine)."""
+    for parent in path.parents:
+        try:
+            info = os.stat(parent)
+        except FileNotFoundError:
+            raise _refuse(path, f"its parent {parent} does not exist") from None
+        if info.st_uid not in (0, os.geteuid()):
+            raise _refuse(path, f"its parent {parent} belongs to {_user(info.st_uid)}, who could replace it")
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise _refuse(path, f"its parent {parent} is writable by others and not sticky")
+
+
+def _open_directory(path: Path) -> int:
+    """A descriptor of ``path``, checked ours and made 0700; created (0700) if missing."""
+    _check_parents(path)
+    try:
+        _check_owned(path, os.lstat(path), directory=True)
+    except FileNotFoundError:
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as exc:
+            raise _refuse(path, f"cannot create it ({exc.strerror})") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise _refuse(path, f"cannot open it without following links ({exc.strerror})") from None
+    try:
+        _check_owned(path, os.fstat(fd), directory=True)
+        os.fchmod(fd, 0o700)  # systemd's RuntimeDirectory is 0755 unless RuntimeDirectoryMode says otherwise
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_entry(fd: int, path: Path, name: str) -> None:
+    """An existing token file must be a regular file of ours (it is then replaced, not written through)."""
+    try:
+        info = os.lstat(name, dir_fd=fd)
+    except FileNotFoundError:
+        return
+    _check_owned(path / name, info, directory=False)
+
+
+def check(path: Path, port: int) -> None:
+    """Before anything is written or connected: ``path`` is (now) a 0700 directory of ours and holds
+    no foreign token file; :class:`ConfigError` otherwise."""
+    fd = _open_directory(path)
+    try:
+        _check_entry(fd, path, file_name(port))
+    finally:
+        os.close(fd)
+
+
+def write(path: Path, port: int, token: str) -> Path:
+    """Write ``token`` to ``path/http-token-PORT`` (0600) through a new file renamed into place."""
+    fd = _open_directory(path)
+    name = file_name(port)
+    temporary = f".{name}.{os.getpid()}.tmp"
+    try:
+        _check_entry(fd, path, name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=fd)
+        out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        try:
+            os.fchmod(out, 0o600)
+            os.write(out, (token + "\n").encode())
+        finally:
+            os.close(out)
+        os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+    return path / name
+
+
+def remove(file: Path, token: str) -> None:
+    """Remove ``file`` if it still holds ``token`` (another daemon may have taken the port since)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            held = os.read(fd, 4096).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
+        if held == token:
+            os.unlink(file)
