@@ -4,6 +4,8 @@ The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.
 holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
 The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
 for a composite one: the same expression the capture trigger uses, so outbox keys and re-read keys match.
+Both are injective within a table (a JSON array quotes and escapes its parts, so no separator inside
+a part can fake a boundary); the Redis key puts the key text after the table's tag unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg import sql
 
 from asymm.db import lookup_relation
 from asymm.errors import AsymmError
+from asymm.sync.redis_io import redis_name
 
 HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
 
@@ -27,7 +30,7 @@ HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
 @dataclass
 class TrackedTable:
     oid: int
-    name: str  # schema.table, unquoted: the Redis hash tag
+    name: str  # redis_io.redis_name(schema, table): the text of the table's Redis hash tag
     schema: str
     table: str
     key_columns: list[str]
@@ -119,7 +122,7 @@ _TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.k
 
 
 def _table(r: Any) -> TrackedTable:
-    return TrackedTable(oid=int(r[0]), name=f"{r[1]}.{r[2]}", schema=r[1], table=r[2], key_columns=list(r[3]),
+    return TrackedTable(oid=int(r[0]), name=redis_name(r[1], r[2]), schema=r[1], table=r[2], key_columns=list(r[3]),
                         key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8])
 
 
