@@ -236,3 +236,31 @@ def test_two_tracked_tables_never_share_a_redis_key(db: str, redis_url: str) -> 
         assert client.hget("asymm:{public.kv%7D:abc}:def", "d") is not None  # the attacker's row, under its own tag
     finally:
         client.close()
+
+
+def test_keys_under_an_old_unencoded_name_are_cleared_after_an_upgrade(db: str, conn: Conn, engine: SyncEngine,
+                                                                       r: redis.Redis, redis_url: str) -> None:
+    """A table tracked by a build that spliced names in unencoded (its ``redis_name`` is
+    ``schema.table``, its keys under that text): the next ALTER TABLE clears the old keys and copies
+    the table under its encoded name; an ordinary name keeps its keys."""
+    conn.execute('CREATE TABLE public."old}:x" (k int PRIMARY KEY, v text)')
+    conn.execute("CREATE TABLE public.plain (k int PRIMARY KEY, v text)")
+    conn.execute('INSERT INTO public."old}:x" VALUES (1, \'odd\')')
+    conn.execute("INSERT INTO public.plain VALUES (1, 'plain')")
+    conn.execute('SELECT asymm.track(\'public."old}:x"\')')
+    conn.execute("SELECT asymm.track('public.plain')")
+    engine.run_until_idle()
+    conn.execute("UPDATE asymm.sync_tables SET redis_name = CASE WHEN rel = 'public.plain'::regclass"
+                 " THEN 'public.plain' ELSE 'public.old}:x' END")  # names spliced in, as before
+    legacy = "asymm:{public.old}:x}"  # the old meta key, key set and row
+    r.hset(legacy, mapping={"epoch": "e", "gen": 1})
+    r.hset(legacy + ":1", mapping={"v": 1, "d": "{}"})
+    r.sadd(legacy + "#keys", legacy + ":1")
+    conn.execute("CREATE TABLE unrelated (i int)")
+    conn.execute("ALTER TABLE unrelated ADD COLUMN j int")
+    engine.run_until_idle()
+    assert not r.exists(legacy, legacy + ":1", legacy + "#keys")
+    assert _row(r, "public", "old}:x", "1") == {"k": 1, "v": "odd"}
+    assert _row(r, "public", "plain", "1") == {"k": 1, "v": "plain"}
+    assert conn.execute("SELECT count(*) FROM asymm.sync_tables WHERE redis_name LIKE '[%'").fetchone() == (2,)
+    assert full_compare(db, redis_url).total == 0
