@@ -18,7 +18,7 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, 
     ('sync.batch_rows', '2000', 'integer', '1', '100000', NULL, NULL, 'Outbox rows the sync worker reads per batch'),
     ('sync.backfill_chunk', '5000', 'integer', '1', '1000000', NULL, NULL, 'Rows per backfill chunk (each chunk is read in its own snapshot)'),
     ('sync.key_prefix', 'asymm', 'text', NULL, NULL, NULL, '^[A-Za-z0-9_.:/@-]{1,64}$',
-     'Prefix of every Redis key the sync writes: <prefix>:{schema.table}:<key>; give each database syncing into a shared Redis its own (e.g. asymm:<dbname>); no braces'),
+     'Prefix of every Redis key the sync writes: <prefix>:{schema.table}:<key> (%, { and } in names percent-encoded, and . in the schema); give each database syncing into a shared Redis its own (e.g. asymm:<dbname>); no braces'),
     ('sync.tombstone_ttl', '1 day', 'interval', '1 s', '30 days', NULL, NULL, 'How long a delete tombstone stays in Redis (must outlive any in-flight read-through fill)'),
     ('sync.busy_interval', '10 ms', 'interval', '0', '10 s', NULL, NULL,
      'While changes keep coming, sync passes start this far apart (at most one pulse): shorter lowers the commit-to-Redis lag, longer spends less CPU per synced key (a pass has a fixed cost)');
@@ -38,7 +38,7 @@ CREATE TABLE asymm.sync_tables (
     rows_backfilled bigint NOT NULL DEFAULT 0,
     redis_name      text
 );
-COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'schema.table as in its Redis keys (asymm:{schema.table}:<key>); when a rename makes it differ from the table''s name, the keys under the old name are cleared and the table is copied again';
+COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'The schema and table names its Redis keys were written under, as a JSON array (jsonb_build_array(schema, table)::text; the daemon encodes them into the key, see the README); when a rename makes it differ from the table''s names, the keys under the old name are cleared and the table is copied again';
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
 
@@ -170,7 +170,8 @@ AS 'MODULE_PATHNAME', 'asymm_sync_capture';
 COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
 
 -- A tracked table whose name no longer matches its Redis keys (ALTER TABLE ... RENAME / SET SCHEMA,
--- ALTER SCHEMA ... RENAME): queue an 'X' row carrying the old name, so the sync worker clears the
+-- ALTER SCHEMA ... RENAME): queue an 'X' row carrying the old names (a JSON array [schema, table]:
+-- a 'schema.table' text would be ambiguous, "a.b".c against a."b.c"), so the sync worker clears the
 -- keys under it (a reader of the old name must not get rows that no longer change), and copy the
 -- table again under its new name.  The worker skips the clearing when the old name belongs to a
 -- tracked table again by then (renamed back, or another table took it): that table's own backfill
@@ -184,9 +185,11 @@ DECLARE
 BEGIN
     WITH renamed AS (
         UPDATE asymm.sync_tables t
-           SET redis_name = n.nspname || '.' || c.relname, backfill_state = 'pending', backfill_cursor = NULL
+           SET redis_name = jsonb_build_array(n.nspname, c.relname)::text, backfill_state = 'pending',
+               backfill_cursor = NULL
           FROM asymm.sync_tables o, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE o.rel = t.rel AND c.oid = t.rel AND t.redis_name IS DISTINCT FROM n.nspname || '.' || c.relname
+         WHERE o.rel = t.rel AND c.oid = t.rel
+           AND t.redis_name IS DISTINCT FROM jsonb_build_array(n.nspname, c.relname)::text
         RETURNING t.rel::oid AS rel, o.redis_name AS old_name),
     queued AS (
         INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
@@ -348,8 +351,8 @@ COMMENT ON FUNCTION asymm.sync_status() IS 'Redis sync health: position, backlog
 
 -- A tracked table that is dropped (DROP TABLE, DROP SCHEMA ... CASCADE, DROP OWNED): forget its
 -- configuration (its triggers went with it) and queue an 'X' outbox row carrying the
--- table's name, so the sync worker clears its keys in Redis (the catalog no longer knows the name
--- by then).  Never fails the user's DDL: an error becomes a WARNING.
+-- table's schema and name (a JSON array, as in asymm._sync_forget_old_names), so the sync worker
+-- clears its keys in Redis (the catalog no longer knows the name by then).  Never fails the user's DDL: an error becomes a WARNING.
 CREATE FUNCTION asymm._sync_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -363,7 +366,7 @@ BEGIN
             DELETE FROM asymm.sync_tables t
              USING pg_event_trigger_dropped_objects() d
              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = t.rel::oid
-            RETURNING t.rel::oid AS rel, d.schema_name || '.' || d.object_name AS name)
+            RETURNING t.rel::oid AS rel, jsonb_build_array(d.schema_name, d.object_name)::text AS name)
         INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
         SELECT asymm.sync_slot(), pg_current_xact_id(), g.rel, 'X', ARRAY[g.name] FROM gone g;
         IF FOUND THEN

@@ -102,7 +102,7 @@ def test_renaming_a_tracked_table_moves_its_keys_to_the_new_name(db: str, conn: 
             blocker.rollback()
         engine.run_until_idle()
         assert keys("s3.tmp") == 0 and keys("s3.goods") == 32
-        assert conn.execute("SELECT redis_name FROM asymm.sync_tables").fetchall() == [("s3.goods",)]
+        assert conn.execute("SELECT redis_name FROM asymm.sync_tables").fetchall() == [('["s3", "goods"]',)]
     finally:
         engine.close()
         client.close()

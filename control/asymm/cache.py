@@ -29,7 +29,7 @@ from pglast.visitors import Visitor
 
 from asymm.db import connect
 from asymm.errors import AsymmError
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, row_key, table_tag
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, query_key, redis_name, row_key, table_tag
 from asymm.sync.tables import Protector, TrackedTable, find_table
 
 _PLACEHOLDER = re.compile(r"%%|%\([^)]+\)s|%s")
@@ -114,10 +114,14 @@ class Cache:
 
     @staticmethod
     def key_text(table: TrackedTable, key: Any) -> str:
-        """The key as the capture trigger spells it (``pk::text`` or a jsonb array's text)."""
+        """The key as the capture trigger spells it (``pk::text`` or a jsonb array's text).
+
+        ``ensure_ascii=False``: jsonb writes non-ASCII characters as they are; ``\\u`` escapes would
+        name another Redis key than the sync writes, and a fill there would never be updated.
+        """
         if len(table.key_columns) == 1:
             return str(key[0] if isinstance(key, (list, tuple)) else key)
-        return json.dumps(list(key))
+        return json.dumps(list(key), ensure_ascii=False)
 
     def get(self, table: str, key: Any) -> dict[str, Any] | None:
         """The row (as a dict, sensitive columns dropped or HMACed), or None if it does not exist."""
@@ -140,16 +144,17 @@ class Cache:
     # -- query results ---------------------------------------------------------------------------
 
     def _resolve(self, name: tuple[str | None, str]) -> str | None:
-        """schema.table of a tracked table, None for anything else (views, untracked tables)."""
+        """The Redis name (:func:`redis_name`) of a tracked table, None for anything else (views,
+        untracked tables)."""
         if name not in self._relations:
-            qualified = ".".join(f'"{p}"' for p in name if p is not None)
+            qualified = ".".join('"' + p.replace('"', '""') + '"' for p in name if p is not None)
             row = self.conn.execute(
-                "SELECT pg_catalog.concat(n.nspname, '.', c.relname) FROM asymm.sync_tables t"
+                "SELECT n.nspname, c.relname FROM asymm.sync_tables t"
                 "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid"
                 "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                 " WHERE t.rel::oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)::oid",
                 (qualified,)).fetchone()
-            self._relations[name] = None if row is None else str(row[0])
+            self._relations[name] = None if row is None else redis_name(str(row[0]), str(row[1]))
         return self._relations[name]
 
     def query(self, statement: str, params: Any = None, ttl: float = 60.0) -> list[dict[str, Any]]:
@@ -169,7 +174,7 @@ class Cache:
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
         material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens]], default=str)
-        key = self.prefix + ":q:" + hashlib.sha256(material.encode()).hexdigest()
+        key = query_key(self.prefix, hashlib.sha256(material.encode()).hexdigest())
         cached = self.redis.get(key)
         if cached is not None:
             self.stats.query_hits += 1

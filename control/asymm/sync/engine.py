@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from asymm.db import connect
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, table_tag
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name, table_tag
 from asymm.sync.tables import TABLES_FINGERPRINT, Protector, TrackedTable, load_tables, load_tables_fingerprint
 
 log = logging.getLogger("asymm.sync")
@@ -157,6 +157,7 @@ class SyncEngine:
         for rel in batch.truncated:
             docs.setdefault(rel, [])  # visit the table even without keys
         now = time.monotonic()
+        lost: list[TrackedTable] = []
         for rel, items in docs.items():
             table = tables.get(rel)
             if table is None or table.state == "pending":
@@ -168,9 +169,10 @@ class SyncEngine:
                 self.scripts.reset(table.name, table.epoch, horizon)
                 result.truncated += 1
             if not self._write(table, versions.get(rel, horizon), items, result):
-                result.resync.append(table.name)
-        if result.resync:
-            self._mark_resync(result.resync)
+                lost.append(table)
+        if lost:
+            self._mark_resync(lost)
+            result.resync = [table.name for table in lost]
         if batch.beats:
             result.lag_ms = (time.time() - max(batch.beats)) * 1000
             self.lag_samples.append(result.lag_ms)
@@ -244,7 +246,7 @@ class SyncEngine:
                 elif kind == "T":
                     batch.truncated.add(a)
                 elif kind == "X":  # dropped or renamed (asymm._sync_sql_drop, _sync_forget_old_names): old name
-                    batch.dropped.append(key)
+                    batch.dropped.append(dropped_name(key))
                 elif kind == "H":
                     batch.beats.append(float(key))
             if fingerprint == self._fingerprint:
@@ -353,12 +355,14 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             result.applied += max(applied, 0)
         return True
 
-    def _mark_resync(self, names: list[str]) -> None:
-        log.warning("Redis lost the keys of %s: re-syncing", ", ".join(names))
+    def _mark_resync(self, tables: list[TrackedTable]) -> None:
+        """Queue a backfill of ``tables``, by oid: their Redis names are no SQL names (a table named
+        ``a}b`` or ``Orders`` is not spelled that way as a regclass)."""
+        log.warning("Redis lost the keys of %s: re-syncing", ", ".join(t.name for t in tables))
         self.conn.execute(
             "UPDATE asymm.sync_tables SET backfill_state = 'pending', backfill_cursor = NULL"
-            " WHERE rel = ANY(%s::text[]::regclass[])", (names,))
-        self.conn.execute("UPDATE asymm.sync_state SET resyncs = resyncs + %s", (len(names),))
+            " WHERE rel::oid = ANY(%s::oid[])", ([t.oid for t in tables],))
+        self.conn.execute("UPDATE asymm.sync_state SET resyncs = resyncs + %s", (len(tables),))
         self.invalidate_tables()
 
     # -- Redis lost its data? --------------------------------------------------------------------
@@ -373,11 +377,11 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         for table in tables:
             pipe.hget(table_tag(table.name, self.scripts.prefix), "epoch")
         seen = pipe.execute()
-        lost = [t.name for t, epoch in zip(tables, seen, strict=True)
+        lost = [t for t, epoch in zip(tables, seen, strict=True)
                 if (epoch.decode() if isinstance(epoch, bytes) else epoch) != t.epoch]
         if lost:
             self._mark_resync(lost)
-        return lost
+        return [t.name for t in lost]
 
     # -- backfill --------------------------------------------------------------------------------
 
@@ -415,7 +419,7 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         items = [(key, self.protector.protect(table, doc)) for key, doc, _ in rows]
         result = BatchResult()
         if not self._write(table, version, items, result):
-            self._mark_resync([table.name])
+            self._mark_resync([table])
             return 1
         done = len(rows) < self.backfill_chunk
         conn.execute(

@@ -5,7 +5,13 @@ be one atomic step or an old value could slip in between.  Every script touches 
 table, and all of a table's keys share the hash tag ``{schema.table}``, so each script runs in a
 single slot and works unchanged on Redis Cluster.
 
-Layout for table ``s.t`` (``T`` = ``asymm:{s.t}``):
+Key names (:func:`redis_name`, :func:`table_tag`, :func:`row_key`, :func:`keyset_key`, decoded by
+:func:`parse_key`): table ``s.t`` is ``T`` = ``<prefix>:{<s>.<t>}``, with ``%``, ``{``, ``}`` percent-encoded in
+both names and ``.`` in the schema, so the tag (the text between the first ``{`` and the first ``}``,
+what Redis Cluster hashes) names exactly one table and every key after it is told apart by its
+first character (none, ``#`` or ``:``).  No two tables, and no row and bookkeeping key, share a name.
+
+Layout for table ``s.t``:
 
 * ``T:<key>``  hash ``v`` (version) and ``d`` (the row as JSON), or ``v`` and ``t=1`` for a tombstone;
 * ``T``        hash ``epoch`` (which backfill the keys belong to), ``floor`` (no write below this
@@ -23,6 +29,8 @@ exact below 2**53, i.e. for the first ~2 million transaction-id epochs.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -108,8 +116,52 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+_SCHEMA_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", ".": "%2E"})
+_TABLE_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+_UNESCAPE = re.compile("%(25|7B|7D|2E)")
+_UNESCAPED = {"25": "%", "7B": "{", "7D": "}", "2E": "."}
+
+
+def redis_name(schema: str, table: str) -> str:
+    """The text inside a table's hash tag: ``schema.table``, percent-encoded so it is unambiguous.
+
+    ``%``, ``{`` and ``}`` are encoded in both parts (no ``}`` is left to end the tag early, and the
+    encoding of ``%`` keeps it reversible), ``.`` in the schema (so the first ``.`` separates the
+    two).  Ordinary names (``public.orders``) are unchanged.  Computed once per table, never per key.
+    """
+    return schema.translate(_SCHEMA_ESCAPES) + "." + table.translate(_TABLE_ESCAPES)
+
+
+def parse_redis_name(name: str) -> tuple[str, str]:
+    """(schema, table) of a :func:`redis_name`: its inverse, so distinct tables never share a name."""
+    schema, dot, table = name.partition(".")
+    if not dot or "{" in name or "}" in name:
+        raise ValueError(f"not a Redis table name: {name!r}")
+    return _unescape(schema), _unescape(table)
+
+
+def _unescape(text: str) -> str:
+    return _UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], text)
+
+
+def dropped_name(outbox_key: str) -> str:
+    """The :func:`redis_name` named by an ``X`` outbox row (a dropped or renamed table).
+
+    SQL writes the old name as ``jsonb_build_array(schema, table)::text`` and leaves the encoding
+    to this module (one encoder).  A row queued by an older version holds ``schema.table`` as it
+    was spliced into its keys then: that text is the old tag, and clearing it is what is wanted.
+    """
+    if outbox_key.startswith("["):
+        try:
+            schema, table = json.loads(outbox_key)
+        except ValueError:
+            return outbox_key
+        return redis_name(str(schema), str(table))
+    return outbox_key
+
+
 def table_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``<prefix>:{schema.table}``: the prefix (and meta key) shared by all of a table's keys.
+    """``<prefix>:{<name>}`` for a :func:`redis_name`: the table's meta key, and the start of all its keys.
 
     The default prefix gives SPEC's ``asymm:{schema.table}:<key>``; two databases syncing into one
     Redis set ``sync.key_prefix`` apart (e.g. ``asymm:<dbname>``), or their tables would collide.
@@ -118,11 +170,39 @@ def table_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def row_key(name: str, key: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """A row's key: the tag, ``:``, the key text as is (after the tag, nothing in it is ambiguous)."""
     return table_tag(name, prefix) + ":" + key
 
 
 def keyset_key(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The set of a table's live row keys: ``#`` after the tag, where no row key (``:``) can be."""
     return table_tag(name, prefix) + "#keys"
+
+
+def query_key(prefix: str, digest: str) -> str:
+    """A cached query result (:meth:`asymm.cache.Cache.query`): no brace, so no table's key."""
+    return prefix + ":q:" + digest
+
+
+def parse_key(key: str) -> tuple[str, str, str, str, str | None]:
+    """(prefix, schema, table, kind, row key) of a table's key; kind ``meta``, ``keys`` or ``row``.
+
+    The inverse of the functions above (ValueError for anything else, e.g. a :func:`query_key`):
+    the prefix holds no brace, the tag no ``}``, and the kinds differ in the first character after
+    the tag, so each key decodes one way only.
+    """
+    opening = key.find(":{")
+    closing = key.find("}", opening)
+    if opening < 1 or "{" in key[:opening] or closing < 0:
+        raise ValueError(f"not a table's Redis key: {key!r}")
+    prefix, (schema, table), rest = key[:opening], parse_redis_name(key[opening + 2:closing]), key[closing + 1:]
+    if rest == "":
+        return prefix, schema, table, "meta", None
+    if rest == "#keys":
+        return prefix, schema, table, "keys", None
+    if rest.startswith(":"):
+        return prefix, schema, table, "row", rest[1:]
+    raise ValueError(f"not a table's Redis key: {key!r}")
 
 
 def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:

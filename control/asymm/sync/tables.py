@@ -4,6 +4,8 @@ The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.
 holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
 The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
 for a composite one: the same expression the capture trigger uses, so outbox keys and re-read keys match.
+Both are injective within a table (a JSON array quotes and escapes its parts, so no separator inside
+a part can fake a boundary); the Redis key puts the key text after the table's tag unchanged.
 """
 
 from __future__ import annotations
@@ -20,14 +22,36 @@ from psycopg import sql
 
 from asymm.db import lookup_relation
 from asymm.errors import AsymmError
+from asymm.sync.redis_io import redis_name
 
 HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
+
+
+def _type(format_type: str) -> sql.SQL:
+    """A key column's type as ``format_type`` spells it (quoted where needed), ``%`` doubled."""
+    return sql.SQL(format_type.replace("%", "%%"))
+
+
+def _param_safe(part: sql.Composable) -> sql.SQL:
+    """``part`` (a quoted name or a literal) as SQL text with every ``%`` doubled.
+
+    psycopg reads each ``%`` of a statement run with parameters as a placeholder, inside quoted
+    identifiers and literals too (``sql.Identifier`` does not double it): a table, column, type or
+    sensitive column named with a ``%`` would make every statement the sync runs on it fail.  Every
+    statement built here is run with parameters (pass ``()`` when there are none).  Built once per
+    table and statement, never per key.
+    """
+    return sql.SQL(part.as_string().replace("%", "%%"))
+
+
+def _ident(*names: str) -> sql.SQL:
+    return _param_safe(sql.Identifier(*names))
 
 
 @dataclass
 class TrackedTable:
     oid: int
-    name: str  # schema.table, unquoted: the Redis hash tag
+    name: str  # redis_io.redis_name(schema, table): the text of the table's Redis hash tag
     schema: str
     table: str
     key_columns: list[str]
@@ -38,11 +62,12 @@ class TrackedTable:
     epoch: str | None
 
     @property
-    def ident(self) -> sql.Identifier:
-        return sql.Identifier(self.schema, self.table)
+    def ident(self) -> sql.Composable:
+        """The table's quoted name, for statements run with parameters (see :func:`_param_safe`)."""
+        return _ident(self.schema, self.table)
 
     def key_expr(self, alias: str = "t") -> sql.Composable:
-        cols = [sql.Identifier(alias, c) for c in self.key_columns]
+        cols = [_ident(alias, c) for c in self.key_columns]
         if len(cols) == 1:
             return sql.SQL("{}::text").format(cols[0])
         return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
@@ -57,7 +82,7 @@ class TrackedTable:
         """
         if self.sensitive and mode == "drop":
             return sql.SQL("(pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) {}::text[])::text").format(
-                sql.Literal(self.sensitive))
+                _param_safe(sql.Literal(self.sensitive)))
         return sql.SQL("pg_catalog.row_to_json(t.*)::text")
 
     def match(self, source: sql.Composable) -> sql.Composable:
@@ -68,9 +93,9 @@ class TrackedTable:
         """
         if len(self.key_columns) == 1:
             return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}").format(
-                sql.Identifier(self.key_columns[0]), source, sql.SQL(self.key_types[0]))
+                _ident(self.key_columns[0]), source, _type(self.key_types[0]))
         parts = [sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
-                     sql.Identifier(c), source, sql.Literal(i), sql.SQL(ty))
+                     _ident(c), source, sql.Literal(i), _type(ty))
                  for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
         return sql.SQL(" AND ").join(parts)
 
@@ -89,11 +114,11 @@ class TrackedTable:
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
-        cols = sql.SQL(", ").join(sql.Identifier("t", c) for c in self.key_columns)
+        cols = sql.SQL(", ").join(_ident("t", c) for c in self.key_columns)
         where: sql.Composable = sql.SQL("")
         if after:
             bounds = sql.SQL(", ").join(
-                sql.SQL("(%(cursor)s::jsonb->>{})::{}").format(sql.Literal(i), sql.SQL(ty))
+                sql.SQL("(%(cursor)s::jsonb->>{})::{}").format(sql.Literal(i), _type(ty))
                 for i, ty in enumerate(self.key_types))
             where = sql.SQL("WHERE ({}) > ({})").format(cols, bounds) if len(self.key_columns) > 1 else \
                 sql.SQL("WHERE {} > {}").format(cols, bounds)
@@ -119,7 +144,7 @@ _TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.k
 
 
 def _table(r: Any) -> TrackedTable:
-    return TrackedTable(oid=int(r[0]), name=f"{r[1]}.{r[2]}", schema=r[1], table=r[2], key_columns=list(r[3]),
+    return TrackedTable(oid=int(r[0]), name=redis_name(r[1], r[2]), schema=r[1], table=r[2], key_columns=list(r[3]),
                         key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8])
 
 

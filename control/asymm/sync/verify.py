@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from asymm.sync.redis_io import RedisClient, keyset_key, row_key
+from asymm.sync.redis_io import RedisClient, keyset_key, parse_key, row_key
 from asymm.sync.tables import Protector, load_tables
 
 
@@ -38,12 +38,19 @@ def compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Prote
     for table in load_tables(conn).values():
         query = sql.SQL("SELECT {key}, {doc} FROM {tbl} t").format(
             key=table.key_expr(), doc=table.doc_expr(protector.mode), tbl=table.ident)
-        expected = {k: json.loads(protector.protect(table, d) or "null") for k, d in conn.execute(query)}
+        # (no parameters, but the names are written for statements that have some: see tables._param_safe)
+        expected = {k: json.loads(protector.protect(table, d) or "null") for k, d in conn.execute(query, ())}
         out.rows_compared += len(expected)
         stored_keys = client.smembers(keyset_key(table.name, key_prefix))
         members = {m.decode() if isinstance(m, bytes) else m for m in stored_keys}
-        prefix = len(row_key(table.name, "", key_prefix))
-        candidates = sorted(set(expected) | {m[prefix:] for m in members})
+        stored = set()
+        for member in members:
+            parsed = _parsed(member)
+            if parsed[:4] == (key_prefix, table.schema, table.table, "row"):
+                stored.add(str(parsed[4]))
+            else:  # another table's key (or no row key at all) in this table's key set
+                out.extra.append(f"{table.name}: {member}")
+        candidates = sorted(set(expected) | stored)
         pipe = client.pipeline(transaction=False)
         for key in candidates:
             pipe.hgetall(row_key(table.name, key, key_prefix))
@@ -58,3 +65,10 @@ def compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Prote
             elif json.loads(stored[b"d"]) != expected[key]:
                 out.different.append(name)
     return out
+
+
+def _parsed(key: str) -> tuple[str, str, str, str, str | None]:
+    try:
+        return parse_key(key)
+    except ValueError:
+        return ("", "", "", "", None)
