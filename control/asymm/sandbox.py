@@ -55,7 +55,6 @@ import secrets
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -64,6 +63,7 @@ from pathlib import Path
 
 from psycopg import conninfo
 
+from asymm import private_paths
 from asymm.errors import SandboxError, UnsafeDirectoryError
 
 STATE_FILE = "sandbox.json"
@@ -308,16 +308,7 @@ def _teardown(box: Sandbox) -> None:
 # -- the state directory: ours, or refused --------------------------------------------------------
 
 def _absolute(root: Path | None) -> Path:
-    """Absolute, with the parents' symlinks resolved but never the last component's (it is lstat'ed)."""
-    path = Path(os.path.abspath(root or default_dir()))
-    return path.parent.resolve() / path.name
-
-
-def _user_name(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
+    return private_paths.absolute(root or default_dir())
 
 
 def _refuse(path: Path, why: str) -> UnsafeDirectoryError:
@@ -325,37 +316,12 @@ def _refuse(path: Path, why: str) -> UnsafeDirectoryError:
 
 
 def _check_owned(path: Path, info: os.stat_result, *, directory: bool) -> None:
-    """``info`` (from lstat/fstat) describes something the caller owns and nobody else can write."""
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "it is a symlink")
-    if directory and not stat.S_ISDIR(info.st_mode):
-        raise _refuse(path, "it is not a directory")
-    if not directory and not stat.S_ISREG(info.st_mode):
-        raise _refuse(path, "it is not a regular file")
-    if info.st_uid != os.geteuid():
-        raise _refuse(path, f"it belongs to {_user_name(info.st_uid)}, not to you ({_user_name(os.geteuid())})")
-    if info.st_mode & 0o022:
-        raise _refuse(path, f"it is group- or world-writable (mode {stat.S_IMODE(info.st_mode):04o})")
-
-
-def _check_parents(root: Path) -> None:
-    """Nobody but root and the caller can rename entries in any parent (sticky /tmp is fine)."""
-    for parent in root.parents:
-        try:
-            info = os.stat(parent)
-        except FileNotFoundError:
-            continue
-        if info.st_uid not in (0, os.geteuid()):
-            raise UnsafeDirectoryError(f"refusing {root}: its parent {parent} belongs to {_user_name(info.st_uid)},"
-                                       " who could replace it; choose another --dir")
-        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-            raise UnsafeDirectoryError(f"refusing {root}: its parent {parent} is writable by others and not sticky;"
-                                       " choose another --dir")
+    private_paths.check_owned(path, info, directory=directory, refuse=_refuse)
 
 
 def _check_root(root: Path) -> bool:
     """True if ``root`` exists and is safely ours, False if it does not exist; refused otherwise."""
-    _check_parents(root)
+    private_paths.check_parents(root, refuse=_refuse, missing_ok=True)
     try:
         info = os.lstat(root)
     except FileNotFoundError:

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from asymm import private_paths
 from asymm.daemon.config import ConfigError, DaemonConfig
 
 TOKEN_BYTES = 32
@@ -50,31 +49,18 @@ def generate() -> str:
 def directory(config: DaemonConfig, env: Mapping[str, str]) -> Path | None:
     """Where a generated token goes (see the module docstring), or None if nowhere is suitable."""
     if config.http_token_dir:
-        return _absolute(Path(config.http_token_dir))
+        return private_paths.absolute(Path(config.http_token_dir))
     runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime:
-        return _absolute(Path(runtime))
+        return private_paths.absolute(Path(runtime))
     xdg = env.get("XDG_RUNTIME_DIR", "")
     if xdg:
-        return _absolute(Path(xdg) / "asymm")
+        return private_paths.absolute(Path(xdg) / "asymm")
     return None
 
 
 def file_name(port: int) -> str:
     return f"http-token-{port}"
-
-
-def _absolute(path: Path) -> Path:
-    """Absolute, the parents' symlinks resolved but never the last component's (it is lstat'ed)."""
-    path = Path(os.path.abspath(path))
-    return path.parent.resolve() / path.name
-
-
-def _user(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 def _refuse(path: Path, why: str) -> ConfigError:
@@ -83,34 +69,12 @@ def _refuse(path: Path, why: str) -> ConfigError:
 
 
 def _check_owned(path: Path, info: os.stat_result, *, directory: bool) -> None:
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "it is a symlink")
-    if directory and not stat.S_ISDIR(info.st_mode):
-        raise _refuse(path, "it is not a directory")
-    if not directory and not stat.S_ISREG(info.st_mode):
-        raise _refuse(path, "it is not a regular file")
-    if info.st_uid != os.geteuid():
-        raise _refuse(path, f"it belongs to {_user(info.st_uid)}, not to you ({_user(os.geteuid())})")
-    if info.st_mode & 0o022:
-        raise _refuse(path, f"it is group- or world-writable (mode {stat.S_IMODE(info.st_mode):04o})")
-
-
-def _check_parents(path: Path) -> None:
-    """Nobody but root and us can rename entries in any parent (sticky /tmp is fine)."""
-    for parent in path.parents:
-        try:
-            info = os.stat(parent)
-        except FileNotFoundError:
-            raise _refuse(path, f"its parent {parent} does not exist") from None
-        if info.st_uid not in (0, os.geteuid()):
-            raise _refuse(path, f"its parent {parent} belongs to {_user(info.st_uid)}, who could replace it")
-        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-            raise _refuse(path, f"its parent {parent} is writable by others and not sticky")
+    private_paths.check_owned(path, info, directory=directory, refuse=_refuse)
 
 
 def _open_directory(path: Path) -> int:
     """A descriptor of ``path``, checked ours and made 0700; created (0700) if missing."""
-    _check_parents(path)
+    private_paths.check_parents(path, refuse=_refuse, missing_ok=False)
     try:
         _check_owned(path, os.lstat(path), directory=True)
     except FileNotFoundError:
