@@ -271,6 +271,7 @@ def up(root: Path | None = None) -> Sandbox:
         _initdb(box, server)
         box.start_postgres()
         box.start_redis()
+        _wait_until_running(box)
         _write_private(root / STATE_FILE, json.dumps(asdict(box), indent=2) + "\n")
     except BaseException:
         _teardown(box)
@@ -580,6 +581,15 @@ def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_until_running(box: Sandbox) -> None:
+    """Ports open is not enough: a server writes its pid file a moment later, and running() reads it."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not box.running():
+        if time.monotonic() > deadline:
+            raise SandboxError("the sandbox's servers did not come up (no pid file of theirs)")
+        time.sleep(0.05)
 
 
 def _wait_for_port(port: int, what: str) -> None:
