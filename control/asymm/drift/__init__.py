@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,40 +172,56 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
     even rolled back, would take its ACCESS EXCLUSIVE locks and rewrite its real tables.  The scratch
     copy holds the schema without data, so it proves the statements are valid and dependency-ordered
     and that they lead back to the baseline; it cannot prove that existing rows satisfy a constraint.
+
+    The copy is built and the plan applied with the caller's rights (a superuser), yet some DDL
+    evaluates expressions other roles wrote (an ADD COLUMN default, a partition key, a CHECK being
+    validated: see "runs code of role" in the plan's hazards).  So in the scratch copy every
+    function of a role that is not a superuser keeps a stub body while anything runs
+    (:class:`_Stubs`); the real bodies are put back only for the final comparison, which runs none.
     """
     row = conn.execute("SELECT snapshot, schemas FROM asymm.drift_baselines WHERE name = %s", (name,)).fetchone()
     if row is None:
         raise AsymmError(f'no baseline named "{name}"')
+    if conn.info.parameter_status("is_superuser") != "on":
+        raise AsymmError("validating a drift plan needs a superuser (it builds a scratch copy of the schema);"
+                         " --no-validate prints the plan unvalidated")
     snapshot, schemas = row
     scratch = f"asymm_scratch_{os.getpid()}_{next(_scratch_counter)}"
     src = source_dsn(conn)
     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     try:
-        env = tool_env(conn)
-        dump = subprocess.run([_pg_tool("pg_dump"), "--schema-only", "--no-comments", "-d", src],
-                              capture_output=True, text=True, env=env)
-        if dump.returncode != 0:
-            raise AsymmError(f"pg_dump failed: {one_line(dump.stderr)}")
         target = with_dbname(src, scratch)
-        restore = subprocess.run([_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
-                                 input=dump.stdout, capture_output=True, text=True, env=env)
-        if restore.returncode != 0:
-            raise AsymmError(f"restoring the schema into {scratch} failed: {one_line(restore.stderr)}")
-        with connect(target) as scratch_conn:
-            timeout = lock_timeout(scratch_conn)
-            for s in steps:
-                try:
-                    scratch_conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout)))
-                    scratch_conn.execute(s.statement.encode())  # plan text from asymm.drift_plan
-                except psycopg.Error as exc:
-                    return Validation(False, scratch, error=one_line(str(exc)), failed_step=s.step)
-            left = scratch_conn.execute(
-                "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)",
-                (Jsonb(snapshot), schemas)).fetchone()
-            assert left is not None
-            found: list[dict[str, Any]] = left[0]  # type: ignore[assignment]
-            remaining = [{k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
-                         for item in found]
+        with tempfile.TemporaryDirectory(prefix="asymm-scratch-") as tmp:
+            dump = os.path.join(tmp, "schema.dump")
+            _run_tool(["pg_dump", "--schema-only", "--no-comments", "--format=custom",
+                       # asymm's own tables (the daemon's telemetry partitions) come with the
+                       # extension: dumped again they would clash with what CREATE EXTENSION makes.
+                       "--exclude-table=asymm.*", "--file", dump, "-d", src], conn, "pg_dump")
+            toc = _run_tool(["pg_restore", "--list", dump], conn, "pg_restore --list").splitlines()
+            # TABLE ATTACH validates a partition key (the key's functions run): after the stubs.
+            first, attach = os.path.join(tmp, "first.list"), os.path.join(tmp, "attach.list")
+            with open(first, "w") as f:
+                f.write("\n".join(line for line in toc if " TABLE ATTACH " not in line) + "\n")
+            with open(attach, "w") as f:
+                f.write("\n".join(line for line in toc if " TABLE ATTACH " in line) + "\n")
+            restore = ["pg_restore", "--exit-on-error", "--no-comments", "-d", target]
+            _run_tool([*restore, "--section=pre-data", "--use-list", first, dump], conn, "restoring the schema")
+            with connect(target) as scratch_conn:
+                stubs = _Stubs(scratch_conn)
+                stubs.stub()
+                _run_tool([*restore, "--use-list", attach, dump], conn, "restoring the schema")
+                _run_tool([*restore, "--section=post-data", dump], conn, "restoring the schema")
+                failure = _apply_stubbed(scratch_conn, stubs, steps)
+                stubs.restore()
+                if failure is not None:
+                    return Validation(False, scratch, error=failure[1], failed_step=failure[0])
+                left = scratch_conn.execute(
+                    "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)",
+                    (Jsonb(snapshot), schemas)).fetchone()
+                assert left is not None
+                found: list[dict[str, Any]] = left[0]  # type: ignore[assignment]
+                remaining = [{k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
+                             for item in found]
         return Validation(not remaining, scratch, remaining=remaining,
                           error=None if not remaining else f"{len(remaining)} difference(s) remain after the plan")
     finally:
@@ -212,6 +229,81 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
         except psycopg.Error as exc:
             log.warning("could not drop scratch database %s: %s", scratch, exc)
+
+
+def _run_tool(argv: list[str], conn: Conn, what: str) -> str:
+    """Run a libpq tool with ``conn``'s password; its stdout, or AsymmError with its first line."""
+    done = subprocess.run([_pg_tool(argv[0]), *argv[1:]], capture_output=True, text=True, env=tool_env(conn))
+    if done.returncode != 0:
+        raise AsymmError(f"{what} failed: {one_line(done.stderr)}")
+    return done.stdout
+
+
+def _apply_stubbed(scratch_conn: Conn, stubs: _Stubs, steps: list[PlanStep]) -> tuple[int, str] | None:
+    """Apply the plan; ``(step, error)`` of the first statement that fails, else None.
+
+    A statement may (re)create a function with its real body: stubbed again before the next one."""
+    timeout = lock_timeout(scratch_conn)
+    for s in steps:
+        try:
+            scratch_conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout)))
+            scratch_conn.execute(s.statement.encode())  # plan text from asymm.drift_plan
+        except psycopg.Error as exc:
+            return s.step, one_line(str(exc))
+        stubs.stub()
+    return None
+
+
+class _Stubs:
+    """Stub bodies for the functions of non-superuser roles in a scratch database.
+
+    A stub is PL/pgSQL that returns NULL (or nothing) and runs no statement, so DDL that
+    evaluates a default, a check or a key calls no code of another role; the signature,
+    volatility, strictness and owner stay, so the DDL behaves as with the real function.  The
+    real language, body and SET clauses are kept here and written back by :meth:`restore`.  This
+    edits ``pg_proc`` directly, which only a superuser may, in a database that is dropped after.
+    """
+
+    STUB_RETURN = "BEGIN RETURN; END"
+    STUB_NULL = "BEGIN RETURN NULL; END"
+    _UNTRUSTED = """
+        SELECT p.oid::int8, p.prolang::int8, p.prosrc, p.proconfig
+          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+         WHERE p.prokind IN ('f', 'p') AND NOT r.rolsuper
+           AND NOT (p.prolang = %(plpgsql)s AND p.prosrc IN (%(ret)s, %(null)s) AND p.proconfig IS NULL)"""
+    _STUB = """
+        UPDATE pg_catalog.pg_proc p
+           SET prolang = %(plpgsql)s, proconfig = NULL,
+               prosrc = CASE WHEN p.prokind = 'p' OR p.proretset
+                                  OR p.prorettype IN ('pg_catalog.void'::pg_catalog.regtype,
+                                                      'pg_catalog.event_trigger'::pg_catalog.regtype)
+                                  OR p.proargmodes && ARRAY['o', 'b', 't']::"char"[]
+                             THEN %(ret)s ELSE %(null)s END
+         WHERE p.oid = ANY (%(oids)s::pg_catalog.oid[])"""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.real: dict[int, tuple[int, str, list[str] | None]] = {}
+        row = conn.execute("SELECT oid::int8 FROM pg_catalog.pg_language WHERE lanname = 'plpgsql'").fetchone()
+        if row is None:
+            raise AsymmError("the scratch copy has no PL/pgSQL, which validating a plan needs")
+        self.params: dict[str, Any] = {"plpgsql": row[0], "ret": self.STUB_RETURN, "null": self.STUB_NULL}
+
+    def stub(self) -> None:
+        """Keep the real definition of every function not yet stubbed, and stub it."""
+        rows = self.conn.execute(self._UNTRUSTED, self.params).fetchall()
+        for oid, lang, src, config in rows:
+            self.real[int(str(oid))] = (int(str(lang)), str(src), config)  # type: ignore[assignment]
+        if rows:
+            self.conn.execute(self._STUB, dict(self.params, oids=[r[0] for r in rows]))
+
+    def restore(self) -> None:
+        """Put the real definitions back where a stub still stands (the plan may have dropped some)."""
+        for oid, (lang, src, config) in self.real.items():
+            self.conn.execute(
+                "UPDATE pg_catalog.pg_proc SET prolang = %s, prosrc = %s, proconfig = %s"
+                " WHERE oid = %s AND prolang = %s AND prosrc IN (%s, %s) AND proconfig IS NULL",
+                (lang, src, config, oid, self.params["plpgsql"], self.STUB_RETURN, self.STUB_NULL))
 
 
 # ---- daemon --------------------------------------------------------------------------------------
