@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -174,10 +173,11 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
     and that they lead back to the baseline; it cannot prove that existing rows satisfy a constraint.
 
     The copy is built and the plan applied with the caller's rights (a superuser), yet some DDL
-    evaluates expressions other roles wrote (an ADD COLUMN default, a partition key, a CHECK being
-    validated: see "runs code of role" in the plan's hazards).  So in the scratch copy every
-    function of a role that is not a superuser keeps a stub body while anything runs
-    (:class:`_Stubs`); the real bodies are put back only for the final comparison, which runs none.
+    evaluates expressions other roles wrote, even on empty tables (an ADD COLUMN default, a
+    partition key, a CHECK being validated: see "runs code of role" in the plan's hazards).  So the
+    scratch copy gets a guard first (:data:`SCRATCH_GUARD`) that gives every function of a role that
+    is not a superuser a stub body the moment it is created or changed; the real bodies are put back
+    only for the final comparison, which runs none of them.
     """
     row = conn.execute("SELECT snapshot, schemas FROM asymm.drift_baselines WHERE name = %s", (name,)).fetchone()
     if row is None:
@@ -190,38 +190,35 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
     src = source_dsn(conn)
     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     try:
+        env = tool_env(conn)
+        # asymm's own tables (the daemon's telemetry partitions) come with CREATE EXTENSION: dumped
+        # as well, they would clash with the indexes the extension's partitioned tables give them.
+        dump = subprocess.run([_pg_tool("pg_dump"), "--schema-only", "--no-comments", "--exclude-table=asymm.*",
+                               "-d", src], capture_output=True, text=True, env=env)
+        if dump.returncode != 0:
+            raise AsymmError(f"pg_dump failed: {one_line(dump.stderr)}")
         target = with_dbname(src, scratch)
-        with tempfile.TemporaryDirectory(prefix="asymm-scratch-") as tmp:
-            dump = os.path.join(tmp, "schema.dump")
-            _run_tool(["pg_dump", "--schema-only", "--no-comments", "--format=custom",
-                       # asymm's own tables (the daemon's telemetry partitions) come with the
-                       # extension: dumped again they would clash with what CREATE EXTENSION makes.
-                       "--exclude-table=asymm.*", "--file", dump, "-d", src], conn, "pg_dump")
-            toc = _run_tool(["pg_restore", "--list", dump], conn, "pg_restore --list").splitlines()
-            # TABLE ATTACH validates a partition key (the key's functions run): after the stubs.
-            first, attach = os.path.join(tmp, "first.list"), os.path.join(tmp, "attach.list")
-            with open(first, "w") as f:
-                f.write("\n".join(line for line in toc if " TABLE ATTACH " not in line) + "\n")
-            with open(attach, "w") as f:
-                f.write("\n".join(line for line in toc if " TABLE ATTACH " in line) + "\n")
-            restore = ["pg_restore", "--exit-on-error", "--no-comments", "-d", target]
-            _run_tool([*restore, "--section=pre-data", "--use-list", first, dump], conn, "restoring the schema")
-            with connect(target) as scratch_conn:
-                stubs = _Stubs(scratch_conn)
-                stubs.stub()
-                _run_tool([*restore, "--use-list", attach, dump], conn, "restoring the schema")
-                _run_tool([*restore, "--section=post-data", dump], conn, "restoring the schema")
-                failure = _apply_stubbed(scratch_conn, stubs, steps)
-                stubs.restore()
-                if failure is not None:
-                    return Validation(False, scratch, error=failure[1], failed_step=failure[0])
-                left = scratch_conn.execute(
-                    "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)",
-                    (Jsonb(snapshot), schemas)).fetchone()
-                assert left is not None
-                found: list[dict[str, Any]] = left[0]  # type: ignore[assignment]
-                remaining = [{k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
-                             for item in found]
+        with connect(target) as scratch_conn:
+            scratch_conn.execute(SCRATCH_GUARD)
+            restore = subprocess.run([_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
+                                     input=dump.stdout, capture_output=True, text=True, env=env)
+            if restore.returncode != 0:
+                raise AsymmError(f"restoring the schema into {scratch} failed: {one_line(restore.stderr)}")
+            timeout = lock_timeout(scratch_conn)
+            for s in steps:
+                try:
+                    scratch_conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout)))
+                    scratch_conn.execute(s.statement.encode())  # plan text from asymm.drift_plan
+                except psycopg.Error as exc:
+                    return Validation(False, scratch, error=one_line(str(exc)), failed_step=s.step)
+            scratch_conn.execute(SCRATCH_UNGUARD)
+            left = scratch_conn.execute(
+                "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)",
+                (Jsonb(snapshot), schemas)).fetchone()
+            assert left is not None
+            found: list[dict[str, Any]] = left[0]  # type: ignore[assignment]
+            remaining = [{k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
+                         for item in found]
         return Validation(not remaining, scratch, remaining=remaining,
                           error=None if not remaining else f"{len(remaining)} difference(s) remain after the plan")
     finally:
@@ -231,79 +228,50 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
             log.warning("could not drop scratch database %s: %s", scratch, exc)
 
 
-def _run_tool(argv: list[str], conn: Conn, what: str) -> str:
-    """Run a libpq tool with ``conn``'s password; its stdout, or AsymmError with its first line."""
-    done = subprocess.run([_pg_tool(argv[0]), *argv[1:]], capture_output=True, text=True, env=tool_env(conn))
-    if done.returncode != 0:
-        raise AsymmError(f"{what} failed: {one_line(done.stderr)}")
-    return done.stdout
+SCRATCH_GUARD = b"""
+CREATE SCHEMA asymm_scratch_guard;
+CREATE TABLE asymm_scratch_guard.real (oid oid PRIMARY KEY, prolang oid NOT NULL, prosrc text, proconfig text[]);
+CREATE FUNCTION asymm_scratch_guard.stub() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $guard$
+DECLARE
+    plpgsql oid := (SELECT l.oid FROM pg_language l WHERE l.lanname = 'plpgsql');
+BEGIN
+    -- A function a non-superuser owns, just created, replaced or given to that role (the dump's
+    -- ALTER FUNCTION ... OWNER TO): keep its real definition, unless it is a stub already.
+    INSERT INTO asymm_scratch_guard.real AS r
+    SELECT DISTINCT p.oid, p.prolang, p.prosrc, p.proconfig
+      FROM pg_event_trigger_ddl_commands() c
+      JOIN pg_proc p ON p.oid = c.objid
+      JOIN pg_roles o ON o.oid = p.proowner
+     WHERE c.classid = 'pg_proc'::regclass AND p.prokind IN ('f', 'p') AND NOT o.rolsuper
+       AND NOT (p.prolang = plpgsql AND p.prosrc IN ('BEGIN RETURN; END', 'BEGIN RETURN NULL; END'))
+    ON CONFLICT (oid) DO UPDATE
+       SET prolang = excluded.prolang, prosrc = excluded.prosrc, proconfig = excluded.proconfig;
+    -- ... and stub it: PL/pgSQL that runs nothing; signature, volatility and owner unchanged.
+    UPDATE pg_proc p
+       SET prolang = plpgsql, proconfig = NULL,
+           prosrc = CASE WHEN p.prokind = 'p' OR p.proretset
+                              OR p.prorettype IN ('void'::regtype, 'event_trigger'::regtype)
+                              OR p.proargmodes && ARRAY['o', 'b', 't']::"char"[]
+                         THEN 'BEGIN RETURN; END' ELSE 'BEGIN RETURN NULL; END' END
+      FROM asymm_scratch_guard.real r
+     WHERE p.oid = r.oid
+       AND NOT (p.prolang = plpgsql AND p.prosrc IN ('BEGIN RETURN; END', 'BEGIN RETURN NULL; END'));
+END
+$guard$;
+CREATE EVENT TRIGGER asymm_scratch_guard ON ddl_command_end EXECUTE FUNCTION asymm_scratch_guard.stub();
+"""
+"""Run in a fresh scratch database before anything else: from then on, no function body of a role
+that is not a superuser exists there while DDL runs (direct ``pg_proc`` edits: superuser only, in a
+database that is dropped afterwards)."""
 
-
-def _apply_stubbed(scratch_conn: Conn, stubs: _Stubs, steps: list[PlanStep]) -> tuple[int, str] | None:
-    """Apply the plan; ``(step, error)`` of the first statement that fails, else None.
-
-    A statement may (re)create a function with its real body: stubbed again before the next one."""
-    timeout = lock_timeout(scratch_conn)
-    for s in steps:
-        try:
-            scratch_conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(timeout)))
-            scratch_conn.execute(s.statement.encode())  # plan text from asymm.drift_plan
-        except psycopg.Error as exc:
-            return s.step, one_line(str(exc))
-        stubs.stub()
-    return None
-
-
-class _Stubs:
-    """Stub bodies for the functions of non-superuser roles in a scratch database.
-
-    A stub is PL/pgSQL that returns NULL (or nothing) and runs no statement, so DDL that
-    evaluates a default, a check or a key calls no code of another role; the signature,
-    volatility, strictness and owner stay, so the DDL behaves as with the real function.  The
-    real language, body and SET clauses are kept here and written back by :meth:`restore`.  This
-    edits ``pg_proc`` directly, which only a superuser may, in a database that is dropped after.
-    """
-
-    STUB_RETURN = "BEGIN RETURN; END"
-    STUB_NULL = "BEGIN RETURN NULL; END"
-    _UNTRUSTED = """
-        SELECT p.oid::int8, p.prolang::int8, p.prosrc, p.proconfig
-          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
-         WHERE p.prokind IN ('f', 'p') AND NOT r.rolsuper
-           AND NOT (p.prolang = %(plpgsql)s AND p.prosrc IN (%(ret)s, %(null)s) AND p.proconfig IS NULL)"""
-    _STUB = """
-        UPDATE pg_catalog.pg_proc p
-           SET prolang = %(plpgsql)s, proconfig = NULL,
-               prosrc = CASE WHEN p.prokind = 'p' OR p.proretset
-                                  OR p.prorettype IN ('pg_catalog.void'::pg_catalog.regtype,
-                                                      'pg_catalog.event_trigger'::pg_catalog.regtype)
-                                  OR p.proargmodes && ARRAY['o', 'b', 't']::"char"[]
-                             THEN %(ret)s ELSE %(null)s END
-         WHERE p.oid = ANY (%(oids)s::pg_catalog.oid[])"""
-
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-        self.real: dict[int, tuple[int, str, list[str] | None]] = {}
-        row = conn.execute("SELECT oid::int8 FROM pg_catalog.pg_language WHERE lanname = 'plpgsql'").fetchone()
-        if row is None:
-            raise AsymmError("the scratch copy has no PL/pgSQL, which validating a plan needs")
-        self.params: dict[str, Any] = {"plpgsql": row[0], "ret": self.STUB_RETURN, "null": self.STUB_NULL}
-
-    def stub(self) -> None:
-        """Keep the real definition of every function not yet stubbed, and stub it."""
-        rows = self.conn.execute(self._UNTRUSTED, self.params).fetchall()
-        for oid, lang, src, config in rows:
-            self.real[int(str(oid))] = (int(str(lang)), str(src), config)  # type: ignore[assignment]
-        if rows:
-            self.conn.execute(self._STUB, dict(self.params, oids=[r[0] for r in rows]))
-
-    def restore(self) -> None:
-        """Put the real definitions back where a stub still stands (the plan may have dropped some)."""
-        for oid, (lang, src, config) in self.real.items():
-            self.conn.execute(
-                "UPDATE pg_catalog.pg_proc SET prolang = %s, prosrc = %s, proconfig = %s"
-                " WHERE oid = %s AND prolang = %s AND prosrc IN (%s, %s) AND proconfig IS NULL",
-                (lang, src, config, oid, self.params["plpgsql"], self.STUB_RETURN, self.STUB_NULL))
+SCRATCH_UNGUARD = b"""
+DROP EVENT TRIGGER asymm_scratch_guard;
+UPDATE pg_catalog.pg_proc p SET prolang = r.prolang, prosrc = r.prosrc, proconfig = r.proconfig
+  FROM asymm_scratch_guard.real r WHERE p.oid = r.oid;
+DROP SCHEMA asymm_scratch_guard CASCADE;
+"""
+"""Put the real bodies back (for the comparison only) and remove the guard."""
 
 
 # ---- daemon --------------------------------------------------------------------------------------
