@@ -636,8 +636,10 @@ def runs_code(*found_lists):
 
 
 def table_check_code(table_q):
-    """Code of the CHECK constraints of a table: an ALTER TYPE re-validates those on the column."""
-    return [x for k in C if k["kind"] == "constraint" and k["props"].get("type") == "c"
+    """Code of the CHECK constraints of a table (in the baseline or now): an ALTER TYPE re-validates
+    those on the column; SET NOT NULL and ATTACH PARTITION constant-fold all of them, to see whether
+    they already prove the new constraint."""
+    return [x for k in B + C if k["kind"] == "constraint" and k["props"].get("type") == "c"
             and k["props"].get("_table") == table_q for x in expr_code(k["props"].get("def"))]
 
 
@@ -703,7 +705,8 @@ def not_null_route(table, col_q, col_name, phase=43):
     return [
         stmt(phase, f"ALTER TABLE {table} ADD CONSTRAINT {cname} CHECK ({col_q} IS NOT NULL) NOT VALID", online=True),
         stmt(phase, f"ALTER TABLE {table} VALIDATE CONSTRAINT {cname}", online=True),
-        stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True),
+        stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True,
+             hazards=runs_code(table_check_code(table))),
         stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
     ]
 
@@ -789,7 +792,7 @@ def create_relation_only(o):
             hazards = runs_code(partition_key_code(p["partition_of"]))
         else:
             cols = sorted(children(o["key"], "column"), key=lambda c: c["props"]["_attnum"])
-            # CREATE TABLE evaluates neither defaults nor CHECKs, but a default must not name a
+            # CREATE TABLE evaluates no default or CHECK, but a default must not name a
             # function before the plan re-creates it (phase 50): those are set afterwards.
             later = [c for c in cols if expr_code(c["props"].get("default"))]
             inline = [k for k in children(o["key"], "constraint")
@@ -799,7 +802,10 @@ def create_relation_only(o):
                           + [f"CONSTRAINT {k['qname']} {k['props']['def']}" for k in inline]) + ")"
             if p.get("partition_key"):
                 sql += " PARTITION BY " + p["partition_key"]
-            hazards = []
+            # ... but it plans a generated expression and a partition key (checking that they are
+            # immutable), which constant-folds their calls.
+            hazards = runs_code(expr_code(p.get("partition_key")),
+                                *[expr_code(c["props"].get("generated")) for c in cols])
         phase = 32 if not p.get("partition_of") else 33
         out = [stmt(phase, sql, hazards=hazards)] + [set_default(o["qname"], c) for c in later]
         for k in children(o["key"], "constraint"):
@@ -1056,7 +1062,8 @@ for o in B:
                     plan.append(stmt(33, f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
                                          f"ATTACH PARTITION {t} {bp['partition_bound']}",
                                      hazards=["scans the partition"] + runs_code(partition_key_code(
-                                         old if prop == 'partition_of' else bp['partition_of']))))
+                                         old if prop == 'partition_of' else bp['partition_of']),
+                                         table_check_code(t))))
             elif prop == "persistence":
                 plan = [stmt(41, f"ALTER TABLE {t} SET {'UNLOGGED' if old == 'u' else 'LOGGED'}",
                              hazards=("table rewrite", "long exclusive lock"))]

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import conninfo, sql
 
 from asymm.cli import main
@@ -248,3 +250,99 @@ def test_asymms_own_telemetry_partitions_do_not_break_the_scratch_copy(db: str) 
     result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
     assert result.exit_code == 3, result.output
     assert "-- validated on a scratch copy of the schema: ok" in result.output
+
+
+# ---- property: random baseline -> current DDL over one table -------------------------------------
+# A table of the untrusted role with columns whose defaults, generated expressions, domain and CHECK
+# call its planted IMMUTABLE function (which makes the role superuser when a superuser runs it);
+# hypothesis picks which exist in the baseline and what happens to each before the plan is made.
+PROPERTY_SETUP = ESCALATE_IF_SUPER + """
+CREATE FUNCTION public.one() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN PERFORM public.helper(); RETURN 1; END $f$;
+CREATE DOMAIN public.small AS integer CHECK (VALUE < public.one() + 100);
+CREATE TABLE public.pt (id integer PRIMARY KEY);
+"""
+FEATURES: dict[str, tuple[str, dict[str, str]]] = {
+    # feature: (baseline DDL, {change: DDL after the baseline})
+    "d": ("ALTER TABLE public.pt ADD COLUMN d integer DEFAULT public.one()",
+          {"drop": "ALTER TABLE public.pt DROP COLUMN d",
+           "set default": "ALTER TABLE public.pt ALTER COLUMN d SET DEFAULT 7",
+           "drop default": "ALTER TABLE public.pt ALTER COLUMN d DROP DEFAULT"}),
+    "n": ("ALTER TABLE public.pt ADD COLUMN n integer NOT NULL DEFAULT public.one()",
+          {"drop": "ALTER TABLE public.pt DROP COLUMN n",
+           "drop not null": "ALTER TABLE public.pt ALTER COLUMN n DROP NOT NULL",
+           "drop default": "ALTER TABLE public.pt ALTER COLUMN n DROP DEFAULT"}),
+    "g": ("ALTER TABLE public.pt ADD COLUMN g integer GENERATED ALWAYS AS (id + public.one()) STORED",
+          {"drop": "ALTER TABLE public.pt DROP COLUMN g",
+           "drop expression": "ALTER TABLE public.pt ALTER COLUMN g DROP EXPRESSION"}),
+    "s": ("ALTER TABLE public.pt ADD COLUMN s public.small",
+          {"drop": "ALTER TABLE public.pt DROP COLUMN s",
+           "retype": "ALTER TABLE public.pt ALTER COLUMN s TYPE integer"}),
+    "v": ("ALTER TABLE public.pt ADD COLUMN v integer DEFAULT 0",
+          {"drop": "ALTER TABLE public.pt DROP COLUMN v",
+           "retype": "ALTER TABLE public.pt ALTER COLUMN v TYPE bigint",
+           "planted default": "ALTER TABLE public.pt ALTER COLUMN v SET DEFAULT public.one()"}),
+    "ck": ("ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100)",
+           {"drop": "ALTER TABLE public.pt DROP CONSTRAINT ck",
+            "not valid": "ALTER TABLE public.pt DROP CONSTRAINT ck;"
+                         " ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100) NOT VALID"}),
+}
+EXTRAS = {
+    "added column": "ALTER TABLE public.pt ADD COLUMN extra integer DEFAULT public.one()",
+    "new body": "CREATE OR REPLACE FUNCTION public.one() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$"
+                " BEGIN PERFORM public.helper(); PERFORM public.helper(); RETURN 1; END $f$",
+    "added table": "CREATE TABLE public.other (x integer DEFAULT public.one() CHECK (x < public.one() + 9))",
+}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[bool, list[str], list[str]]:
+    present = draw(st.lists(st.sampled_from(sorted(FEATURES)), min_size=1, unique=True))
+    rows = draw(st.booleans())
+    baseline = [FEATURES[f][0] for f in present]
+    after = [FEATURES[f][1][change] for f in present
+             if (change := draw(st.sampled_from(["keep", *sorted(FEATURES[f][1])]))) != "keep"]
+    extras = [EXTRAS[e] for e in draw(st.lists(st.sampled_from(sorted(EXTRAS)), unique=True))]
+    if draw(st.integers(0, 4)) == 0:  # the whole table dropped: the plan re-creates it
+        return rows, baseline, ["DROP TABLE public.pt"] + [e for e in extras if "public.pt" not in e]
+    return rows, baseline, draw(st.permutations(after + extras))
+
+
+def test_no_plan_runs_planted_code_as_the_checker_or_the_applier(db: str, mallory: str) -> None:
+    """Property: whatever the baseline and the changes, `asymm drift --sql` (its scratch check) and
+    the plan applied by a superuser (each flagged statement as the role it names) never run the
+    planted function as a superuser, and the plan brings the schema back to the baseline."""
+    owner = conninfo.conninfo_to_dict(mallory)["user"]
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None, print_blob=True,
+              suppress_health_check=list(HealthCheck))
+    @given(scenario=scenarios())
+    def check(scenario: tuple[bool, list[str], list[str]]) -> None:
+        rows, baseline, after = scenario
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(owner)))  # replays
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(owner)))
+            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
+        with psycopg.connect(mallory, autocommit=True) as conn:
+            conn.execute(PROPERTY_SETUP)
+            for statement in baseline:
+                conn.execute(statement)
+            if rows:
+                conn.execute("INSERT INTO public.pt (id) VALUES (1), (2)")
+        baseline_then(db, mallory, "SELECT 1", ";\n".join(after) or "SELECT 1")
+
+        result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
+        assert result.exit_code == (3 if after else 0), result.output
+        if after:
+            assert "-- validated on a scratch copy of the schema: ok" in result.output, result.output
+        assert not is_superuser(db, mallory), "the scratch check ran the planted code as superuser"
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            plan = conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b') ORDER BY step").fetchall()
+            apply_as_flagged(conn, "b")
+            assert not is_superuser(db, mallory), f"applying the plan ran the planted code as superuser: {plan}"
+            assert conn.execute("SELECT count(*) FROM public.ran_as WHERE was_super").fetchone() == (0,)
+            left = conn.execute("SELECT kind, identity, property FROM asymm.drift('b')").fetchall()
+            assert left == [], left
+
+    check()
