@@ -536,9 +536,127 @@ def add(kind, obj_b, obj_c, prop, old, new, severity, hazards, plan, detail=""):
     })
 
 
-# ---- statements that (re)create baseline objects ---------------------------------------------
+# ---- code that a statement runs ----------------------------------------------------------------
+# Some ALTER TABLE forms evaluate an expression a role wrote, with the rights of whoever runs the
+# statement (ADD COLUMN's default, once, for the "missing value"; a generated column; a domain's
+# checks; VALIDATE of a CHECK; ALTER TYPE ... USING; the partition constraint of ATTACH), even on
+# an empty table (constant-folding IMMUTABLE calls).  CREATE INDEX and REFRESH run as the table's
+# owner and are not listed.  Under the pinned search_path, pg_get_expr() qualifies every function,
+# operator and type outside pg_catalog, so a qualified name is another role's code: the plan
+# avoids such evaluations where it can and flags the rest with a "runs code of role X" hazard.
+import re
 
-def column_sql(col):
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_CALL = re.compile(r'(?<![A-Za-z0-9_$."])(' + _IDENT + r')\.(' + _IDENT + r')\s*\(')
+_OPERATOR = re.compile(r'OPERATOR\((' + _IDENT + r')\.([^)\s]+)\)')
+_CAST = re.compile(r'::(' + _IDENT + r')\.(' + _IDENT + r')')
+_owner_plans = {}
+
+
+def unquote(ident):
+    return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
+
+
+def catalog_owners(what, schema, name):
+    """Owners the catalog knows of a function, operator or type called schema.name."""
+    queries = {
+        "function": "SELECT DISTINCT pg_get_userbyid(p.proowner) AS o FROM pg_proc p"
+                    " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+        "operator": "SELECT DISTINCT pg_get_userbyid(p.oprowner) AS o FROM pg_operator p"
+                    " JOIN pg_namespace n ON n.oid = p.oprnamespace WHERE n.nspname = $1 AND p.oprname = $2",
+        "type": "SELECT DISTINCT pg_get_userbyid(t.typowner) AS o FROM pg_type t"
+                " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
+    }
+    if what not in _owner_plans:
+        _owner_plans[what] = plpy.prepare(queries[what], ["text", "text"])
+    return [r["o"] for r in plpy.execute(_owner_plans[what], [schema, name])]
+
+
+def owners_of(what, schema_q, name_q):
+    schema, name = unquote(schema_q), unquote(name_q)
+    if what == "function":
+        known = sorted({f["props"]["owner"] for f in B
+                        if f["kind"] == "function" and f["schema"] == schema and f["name"] == name})
+        if known:
+            return known
+    return sorted(set(catalog_owners(what, schema, name))) or [None]
+
+
+def expr_code(expr):
+    """[(owner, label)] of the other roles' code an expression calls: qualified functions,
+    operators and casts outside pg_catalog (a cast may run a cast function or a domain's checks)."""
+    if not expr:
+        return []
+    text = _STRING.sub("''", expr)
+    found = []
+    for m in _CALL.finditer(text):
+        if unquote(m.group(1)) != "pg_catalog":
+            found += [(o, f"{m.group(1)}.{m.group(2)}()") for o in owners_of("function", m.group(1), m.group(2))]
+    for m in _OPERATOR.finditer(text):
+        if unquote(m.group(1)) != "pg_catalog":
+            found += [(o, f"OPERATOR({m.group(1)}.{m.group(2)})")
+                      for o in owners_of("operator", m.group(1), m.group(2))]
+    for m in _CAST.finditer(text):
+        if unquote(m.group(1)) != "pg_catalog":
+            found += [(o, f"cast to {m.group(1)}.{m.group(2)}") for o in owners_of("type", m.group(1), m.group(2))]
+    return found
+
+
+_domain_plan = []
+
+
+def type_code(type_text):
+    """A domain with CHECK constraints runs them on every value it takes, the first time even
+    without a row (loading a domain constant-folds its checks)."""
+    if not type_text or "." not in type_text:
+        return []
+    if not _domain_plan:
+        _domain_plan.append(plpy.prepare(
+            "SELECT pg_get_userbyid(t.typowner) AS o FROM pg_type t WHERE t.oid = to_regtype($1)"
+            "   AND t.typtype = 'd' AND EXISTS (SELECT 1 FROM pg_constraint k"
+            "                                    WHERE k.contypid = t.oid AND k.contype = 'c')", ["text"]))
+    try:
+        rows = plpy.execute(_domain_plan[0], [type_text])
+    except plpy.SPIError:
+        return []
+    return [(r["o"], f"checks of domain {type_text}") for r in rows]
+
+
+def runs_code(*found_lists):
+    """One "runs code of role X: ..." hazard per role, in a stable order."""
+    by_owner = {}
+    for found in found_lists:
+        for owner, label in found:
+            labels = by_owner.setdefault(owner, [])
+            if label not in labels:
+                labels.append(label)
+    return [("runs code of role " + qi(owner) if owner else "runs code of an unknown role") + ": "
+            + ", ".join(labels) for owner, labels in sorted(by_owner.items(), key=lambda kv: kv[0] or "")]
+
+
+def table_check_code(table_q):
+    """Code of the CHECK constraints of a table (in the baseline or now): an ALTER TYPE re-validates
+    those on the column; SET NOT NULL and ATTACH PARTITION constant-fold all of them, to see whether
+    they already prove the new constraint."""
+    return [x for k in B + C if k["kind"] == "constraint" and k["props"].get("type") == "c"
+            and k["props"].get("_table") == table_q for x in expr_code(k["props"].get("def"))]
+
+
+def partition_key_code(parent_q):
+    """A partition key runs its expressions over the rows of a partition being attached."""
+    for t in B + C:
+        if t["kind"] == "table" and t["qname"] == parent_q and t["props"].get("partition_key"):
+            return expr_code(t["props"]["partition_key"])
+    return []
+
+
+# ---- statements that (re)create baseline objects ---------------------------------------------
+# Phases: functions are (re)created at 50, before everything that calls them: column defaults
+# with code (SET DEFAULT, 52), columns whose generated expression or default must be evaluated
+# (52, their NOT NULL at 53), constraints (60-63), indexes (61), views (70), triggers (71).
+
+def column_sql(col, with_default=True):
     p = col["props"]
     s = col["qname"] + " " + p["type"]
     if p.get("collation"):
@@ -547,11 +665,39 @@ def column_sql(col):
         s += " GENERATED ALWAYS AS (" + p["generated"] + ") STORED"
     if p.get("identity"):
         s += " GENERATED " + ("ALWAYS" if p["identity"] == "a" else "BY DEFAULT") + " AS IDENTITY"
-    if p.get("default") is not None:
+    if p.get("default") is not None and with_default:
         s += " DEFAULT " + p["default"]
     if p.get("notnull"):
         s += " NOT NULL"
     return s
+
+
+def set_default(table, col):
+    """ALTER COLUMN ... SET DEFAULT stores the expression and evaluates nothing."""
+    return stmt(52, f"ALTER TABLE {table} ALTER COLUMN {col['qname']} SET DEFAULT {col['props']['default']}")
+
+
+def add_column(table, col):
+    """Re-add a dropped column without evaluating its owner's code where that can be avoided.
+
+    ADD COLUMN ... DEFAULT evaluates a non-volatile default once, at ALTER time, even on an empty
+    table: a default that calls another role's code is added afterwards with SET DEFAULT, unless
+    the column is NOT NULL (existing rows need its value: flagged, to be run as that role)."""
+    p = col["props"]
+    code = expr_code(p.get("default"))
+    evaluates = bool(p.get("generated")) and bool(expr_code(p["generated"]))
+    split = bool(code) and not p.get("notnull")
+    plain = dict(col, props=dict(p, notnull=False))
+    hazards = ["data loss: the old values cannot be restored"] + runs_code(
+        [] if split else code, expr_code(p.get("generated")), type_code(p.get("type")))
+    phase = 52 if (code and not split) or evaluates else 40
+    plan = [stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}",
+                 hazards=hazards)]
+    if split:
+        plan.append(set_default(table, col))
+    if p.get("notnull") and not p.get("identity"):
+        plan += not_null_route(table, col["qname"], col["name"], phase=43 if phase == 40 else 53)
+    return plan
 
 
 def not_null_route(table, col_q, col_name, phase=43):
@@ -559,7 +705,8 @@ def not_null_route(table, col_q, col_name, phase=43):
     return [
         stmt(phase, f"ALTER TABLE {table} ADD CONSTRAINT {cname} CHECK ({col_q} IS NOT NULL) NOT VALID", online=True),
         stmt(phase, f"ALTER TABLE {table} VALIDATE CONSTRAINT {cname}", online=True),
-        stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True),
+        stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True,
+             hazards=runs_code(table_check_code(table))),
         stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
     ]
 
@@ -574,10 +721,14 @@ def create_constraint(k, fresh_table=False):
                 stmt(60, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} "
                          f"{'PRIMARY KEY' if p['type'] == 'p' else 'UNIQUE'} USING INDEX {idx_name}", online=True)]
     phase = 63 if p["type"] == "f" else (60 if p["type"] in ("p", "u", "x") else 62)
-    if p["type"] in ("c", "f") and not fresh_table and not (p["type"] == "f" and p.get("_partitioned")):
+    # A CHECK is added NOT VALID (which evaluates nothing) and then validated, even on a table the
+    # plan just created: validating prepares the expression, which constant-folds its calls.
+    # (A validated CHECK of a new plain table goes inline into its CREATE TABLE instead.)
+    if p["type"] == "c" or (p["type"] == "f" and not fresh_table and not p.get("_partitioned")):
         out = [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']} NOT VALID", online=True)]
         if p.get("validated"):
-            out.append(stmt(phase, f"ALTER TABLE {t} VALIDATE CONSTRAINT {k['qname']}", online=True))
+            out.append(stmt(phase, f"ALTER TABLE {t} VALIDATE CONSTRAINT {k['qname']}", online=True,
+                            hazards=runs_code(expr_code(p["def"])) if p["type"] == "c" else ()))
         return out
     return [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
                  hazards=() if fresh_table else ("long exclusive lock",))]
@@ -635,18 +786,31 @@ def create_relation(o):
 def create_relation_only(o):
     p = o["props"]
     if o["kind"] == "table":
+        inline, later = [], []
         if p.get("partition_of"):
             sql = f"CREATE TABLE {o['qname']} PARTITION OF {p['partition_of']} {p['partition_bound']}"
+            hazards = runs_code(partition_key_code(p["partition_of"]))
         else:
             cols = sorted(children(o["key"], "column"), key=lambda c: c["props"]["_attnum"])
+            # CREATE TABLE evaluates no default or CHECK, but a default must not name a
+            # function before the plan re-creates it (phase 50): those are set afterwards.
+            later = [c for c in cols if expr_code(c["props"].get("default"))]
+            inline = [k for k in children(o["key"], "constraint")
+                      if k["props"]["type"] == "c" and k["props"].get("validated")]
             sql = f"CREATE {'UNLOGGED ' if p.get('persistence') == 'u' else ''}TABLE {o['qname']} (" + \
-                ", ".join(column_sql(c) for c in cols) + ")"
+                ", ".join([column_sql(c, with_default=c not in later) for c in cols]
+                          + [f"CONSTRAINT {k['qname']} {k['props']['def']}" for k in inline]) + ")"
             if p.get("partition_key"):
                 sql += " PARTITION BY " + p["partition_key"]
+            # ... but it plans a generated expression and a partition key (checking that they are
+            # immutable), which constant-folds their calls.
+            hazards = runs_code(expr_code(p.get("partition_key")),
+                                *[expr_code(c["props"].get("generated")) for c in cols])
         phase = 32 if not p.get("partition_of") else 33
-        out = [stmt(phase, sql)]
+        out = [stmt(phase, sql, hazards=hazards)] + [set_default(o["qname"], c) for c in later]
         for k in children(o["key"], "constraint"):
-            out += create_constraint(k, fresh_table=True)
+            if k not in inline:
+                out += create_constraint(k, fresh_table=True)
         for i in children(o["key"], "index"):
             out += create_index(i, fresh_table=True)
         for t in children(o["key"], "trigger"):
@@ -704,12 +868,7 @@ for o in B:
         continue  # folded into the CREATE TABLE of its table
     p = o["props"]
     if o["kind"] == "column":
-        t = base_by_key[o["parent"]]["qname"]
-        plain = dict(o, props=dict(p, notnull=False))
-        plan = [stmt(40, f"ALTER TABLE {t} ADD COLUMN {column_sql(plain)}",
-                     hazards=("data loss: the old values cannot be restored",))]
-        if p.get("notnull") and not p.get("identity"):
-            plan += not_null_route(t, o["qname"], o["name"])
+        plan = add_column(base_by_key[o["parent"]]["qname"], o)
         add("removed", o, None, None, p, None, "destructive", ["data loss"], plan)
     elif o["kind"] == "constraint":
         add("removed", o, None, None, p["def"], None, "functional", ["constraint dropped"], create_constraint(o))
@@ -799,11 +958,15 @@ for o in B:
             col = o["qname"]
             if prop == "type":
                 hazards = ["table rewrite", "long exclusive lock"]
+                # The cast may be another role's (cast function, domain checks), and the rewrite
+                # re-validates the table's CHECKs on the column.
                 plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
-                             hazards=("table rewrite", "long exclusive lock", "possible data loss"))]
+                             hazards=["table rewrite", "long exclusive lock", "possible data loss"]
+                             + runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t)))]
             elif prop == "default":
-                plan = [stmt(42, f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {old}" if old is not None
-                             else f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")]
+                # SET DEFAULT evaluates nothing; after phase 50, so that its functions exist.
+                plan = [stmt(52, f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {old}") if old is not None
+                        else stmt(42, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")]
             elif prop == "notnull":
                 if old:
                     plan = not_null_route(t, col, o["name"])
@@ -823,19 +986,22 @@ for o in B:
                 if new and not old:
                     plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION")]
                 else:
+                    code = runs_code(expr_code(old), expr_code(bp.get("default")), type_code(bp.get("type")))
                     plan = [stmt(44, f"ALTER TABLE {t} DROP COLUMN {col}", hazards=("data loss",)),
-                            stmt(44, f"ALTER TABLE {t} ADD COLUMN {column_sql(o)}",
-                                 hazards=("table rewrite", "long exclusive lock"))]
+                            stmt(52 if code else 44, f"ALTER TABLE {t} ADD COLUMN {column_sql(o)}",
+                                 hazards=["table rewrite", "long exclusive lock"] + code)]
                     hazards = ["table rewrite"]
             elif prop == "collation":
                 plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {bp['type']}"
                                  + (f" COLLATE {old}" if old else ' COLLATE "default"'),
-                             hazards=("long exclusive lock",))]
+                             hazards=["long exclusive lock"] + runs_code(type_code(bp["type"]),
+                                                                         table_check_code(t)))]
         elif kind == "constraint":
             t = bp["_table"]
             if prop == "validated" and old and not new:
                 k, hazards = "invalid", ["constraint not validated"]
-                plan = [stmt(62, f"ALTER TABLE {t} VALIDATE CONSTRAINT {o['qname']}", online=True)]
+                plan = [stmt(62, f"ALTER TABLE {t} VALIDATE CONSTRAINT {o['qname']}", online=True,
+                             hazards=runs_code(expr_code(bp["def"])) if bp.get("type") == "c" else ())]
             elif prop == "validated":
                 severity = "cosmetic"
             else:
@@ -869,7 +1035,13 @@ for o in B:
             # CREATE OR REPLACE VIEW cannot drop or retype columns: drop and re-create instead.
             plan = [stmt(11, f"DROP {kw(c)} {o['qname']}", hazards=("breaks dependents",))] + create_relation(o)
         elif kind == "function":
-            if prop in ("result", "prokind"):
+            # One statement for all the changes of a function: the first changed property carries it.
+            changed = [p2 for p2 in sorted(set(bp) | set(cp)) if not p2.startswith("_")
+                       and p2 not in ("owner", "acl") and bp.get(p2) != cp.get(p2)
+                       and not (p2 in TRANSLATED and bp.get(p2) == translate(cp.get(p2)))]
+            if prop != changed[0]:
+                plan = []
+            elif {"result", "prokind"} & set(changed):
                 plan = [stmt(15, f"DROP {kw(c)} {o['qname']}")] + create_relation(o)
             else:
                 plan = [stmt(50, bp["_ddl"])]
@@ -889,7 +1061,9 @@ for o in B:
                 if old:
                     plan.append(stmt(33, f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
                                          f"ATTACH PARTITION {t} {bp['partition_bound']}",
-                                     hazards=("scans the partition",)))
+                                     hazards=["scans the partition"] + runs_code(partition_key_code(
+                                         old if prop == 'partition_of' else bp['partition_of']),
+                                         table_check_code(t))))
             elif prop == "persistence":
                 plan = [stmt(41, f"ALTER TABLE {t} SET {'UNLOGGED' if old == 'u' else 'LOGGED'}",
                              hazards=("table rewrite", "long exclusive lock"))]
