@@ -1116,7 +1116,11 @@ AS $$
 SELECT b.name, i ->> 'kind', i ->> 'object_type', i ->> 'identity', i ->> 'baseline_identity',
        i ->> 'property', i -> 'old', i -> 'new', i ->> 'severity',
        ARRAY(SELECT jsonb_array_elements_text(i -> 'hazards')),
-       l.role_name, l.logged_at, l.command_tag, l.statement, l.txid,
+       l.role_name, l.logged_at, l.command_tag,
+       -- the statement text only to a login role that may read asymm.ddl_log itself: a DDL's text can
+       -- hold a password (ALTER ROLE ... PASSWORD sent in the same query string), and a reader may not
+       CASE WHEN pg_catalog.has_table_privilege(session_user, 'asymm.ddl_log', 'SELECT') THEN l.statement END,
+       l.txid,
        CASE WHEN l.id IS NULL THEN 'reconciliation' ELSE 'event' END,
        i -> 'plan'
   FROM asymm.drift_baselines b

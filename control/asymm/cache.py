@@ -68,8 +68,13 @@ class _Tables(Visitor):
         self.functions = True
 
 
-def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
-    """(normalised SQL, tables read, cacheable) for one SELECT statement."""
+def statement_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], set[tuple[str | None, str]], bool]:
+    """(normalised SQL, tables read, names a CTE of the statement shadows, cacheable) for one SELECT.
+
+    A name in the third set is unqualified and some CTE of the statement bears it, yet it may name
+    the real table in another scope (pglast does not say which): :meth:`Cache.query` counts it
+    as read unless no relation of that name exists.
+    """
     # psycopg placeholders are not SQL: parse with $1 in their place (tables do not depend on them)
     stmts = pglast.parse_sql(_PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "$1", statement))
     if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
@@ -77,9 +82,16 @@ def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]
     select = stmts[0].stmt
     visitor = _Tables()
     visitor(select)
-    names = {(schema, name) for schema, name in visitor.names if not (schema is None and name in visitor.ctes)}
+    shadowed: set[tuple[str | None, str]] = {(schema, name) for schema, name in visitor.names
+                                             if schema is None and name in visitor.ctes}
     cacheable = not visitor.functions and not select.lockingClause
-    return RawStream()(stmts[0]), names, cacheable
+    return RawStream()(stmts[0]), visitor.names - shadowed, shadowed, cacheable
+
+
+def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
+    """(normalised SQL, tables read, cacheable) for one SELECT statement; CTE names left out."""
+    normalised, names, _shadowed, cacheable = statement_tables(statement)
+    return normalised, names, cacheable
 
 
 class Cache:
@@ -100,6 +112,7 @@ class Cache:
         self.stats = CacheStats()
         self._tables: dict[str, TrackedTable] = {}
         self._relations: dict[tuple[str | None, str], str | None] = {}
+        self._row_secured: set[str] = set()  # Redis names of tracked tables with row-level security
 
     def close(self) -> None:
         self.conn.close()
@@ -136,7 +149,10 @@ class Cache:
         row = self.conn.execute(info.fetch_one_sql(self.protector.mode), {"key": text}).fetchone()
         assert row is not None
         version, doc = int(str(row[0])), self.protector.protect(info, None if row[1] is None else str(row[1]))
-        if time.monotonic() - started < MAX_FILL_AGE_S and \
+        # A row this role's row-level security hides reads as missing: no tombstone for everyone.
+        hidden = self.conn.execute("SELECT pg_catalog.row_security_active(%s::oid::regclass)",
+                                   (info.oid,)).fetchone()
+        if not (hidden and hidden[0]) and time.monotonic() - started < MAX_FILL_AGE_S and \
                 self.scripts.fill(info.name, version, doc, text, self.tombstone_ttl_s):
             self.stats.fills += 1
         return None if doc is None else dict(json.loads(doc))
@@ -147,21 +163,34 @@ class Cache:
         """The Redis name (:func:`redis_name`) of a tracked table, None for anything else (views,
         untracked tables)."""
         if name not in self._relations:
-            qualified = ".".join('"' + p.replace('"', '""') + '"' for p in name if p is not None)
             row = self.conn.execute(
-                "SELECT n.nspname, c.relname FROM asymm.sync_tables t"
+                "SELECT n.nspname, c.relname, c.relrowsecurity FROM asymm.sync_tables t"
                 "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid"
                 "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                 " WHERE t.rel::oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)::oid",
-                (qualified,)).fetchone()
+                (_quoted(name),)).fetchone()
             self._relations[name] = None if row is None else redis_name(str(row[0]), str(row[1]))
+            if row is not None and row[2]:
+                self._row_secured.add(str(self._relations[name]))
         return self._relations[name]
 
+    def _relation_exists(self, name: tuple[str | None, str]) -> bool:
+        row = self.conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (_quoted(name),)).fetchone()
+        return bool(row and row[0])
+
     def query(self, statement: str, params: Any = None, ttl: float = 60.0) -> list[dict[str, Any]]:
-        """Rows of a SELECT as dicts, cached until a tracked table it reads changes (or ``ttl`` s)."""
-        normalised, names, cacheable = read_tables(statement)
+        """Rows of a SELECT as dicts, cached until a tracked table it reads changes (or ``ttl`` s).
+
+        A result is shared only by sessions that would compute it alike: the key holds the role
+        (its grants decide which columns it may read) and the search_path (which decides what the
+        statement's unqualified functions and operators are).  A table with row-level security is
+        never cached from: its policies may depend on settings beyond the role.
+        """
+        normalised, names, shadowed, cacheable = statement_tables(statement)
+        names |= {n for n in shadowed if self._relation_exists(n)}
         tables = [self._resolve(n) for n in sorted(names, key=lambda n: (n[0] or "", n[1]))]
-        if not cacheable or any(t is None for t in tables):
+        # Reads no table: nothing would invalidate it (and it may be SELECT set_config(...)).
+        if not cacheable or not tables or any(t is None or t in self._row_secured for t in tables):
             self.stats.query_uncacheable += 1
             return self._run(statement, params)
         # Generations are read BEFORE the query runs: a change applied after this point bumps a
@@ -173,7 +202,10 @@ class Cache:
         if any(epoch is None for epoch, _ in gens):
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
-        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens]], default=str)
+        identity = self.conn.execute("SELECT current_user::text, pg_catalog.current_setting('search_path')"
+                                     ).fetchone()
+        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens], identity],
+                              default=str)
         key = query_key(self.prefix, hashlib.sha256(material.encode()).hexdigest())
         cached = self.redis.get(key)
         if cached is not None:
@@ -190,6 +222,10 @@ class Cache:
             return []
         cols = [c.name for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _quoted(name: tuple[str | None, str]) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in name if p is not None)
 
 
 def _s(value: Any) -> str | None:
