@@ -113,6 +113,7 @@ class Cache:
         self._tables: dict[str, TrackedTable] = {}
         self._relations: dict[tuple[str | None, str], str | None] = {}
         self._row_secured: set[str] = set()  # Redis names of tracked tables with row-level security
+        self._session: list[str] | None = None  # see _identity()
 
     def close(self) -> None:
         self.conn.close()
@@ -202,9 +203,7 @@ class Cache:
         if any(epoch is None for epoch, _ in gens):
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
-        identity = self.conn.execute("SELECT current_user::text, pg_catalog.current_setting('search_path')"
-                                     ).fetchone()
-        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens], identity],
+        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens], self._identity()],
                               default=str)
         key = query_key(self.prefix, hashlib.sha256(material.encode()).hexdigest())
         cached = self.redis.get(key)
@@ -216,7 +215,17 @@ class Cache:
         self.redis.set(key, encoded, px=max(1, int(ttl * 1000)))
         return list(json.loads(encoded))  # the same types a hit returns
 
+    def _identity(self) -> list[str]:
+        """Role and search_path of the application's session, read again after each of its statements
+        (one may have changed them: SET ROLE inside a function, set_config), not on every hit."""
+        if self._session is None:
+            row = self.conn.execute("SELECT current_user::text, pg_catalog.current_setting('search_path')").fetchone()
+            assert row is not None
+            self._session = [str(row[0]), str(row[1])]
+        return self._session
+
     def _run(self, statement: str, params: Any) -> list[dict[str, Any]]:
+        self._session = None
         cur = self.conn.execute(statement, params)
         if cur.description is None:
             return []
