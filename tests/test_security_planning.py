@@ -7,7 +7,10 @@ PREPARE that could hijack a client's prepared statement), records in a table of 
 as, and makes mallory a superuser when it runs as one.  Mallory runs ``SELECT ... WHERE v =
 public.f_*()`` a few times, so the statements are in pg_stat_statements under mallory's userid.
 Then a superuser runs everything in asymm that plans such texts: mallory must still not be a
-superuser, and every recorded run must show mallory as current_user.
+superuser, and every recorded run must show asymm_planner, the role without rights that asymm
+plans as, as current_user (never the caller, and not even the author: the code a statement reaches
+belongs to its owners, not to whoever ran the statement; see also
+test_a_superusers_statement_over_a_roles_view_runs_none_of_its_code_as_the_superuser).
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ def attack(make_db: Callable[..., str], admin_dsn: str) -> Iterator[Attack]:
             mallory.execute("INSERT INTO public.mt SELECT g, g % 100 FROM generate_series(1, 5000) g")
             mallory.execute("ANALYZE public.mt")
             mallory.execute("CREATE TABLE public.ran_as (escape text, who text, session_who text)")
+            mallory.execute("GRANT INSERT ON public.ran_as TO PUBLIC")  # so the planner role's runs are recorded
             for escape, statement in ESCAPES.items():
                 step = statement.format(super=sql.Identifier(superuser).as_string(mallory),
                                         super_literal=sql.Literal(superuser).as_string(mallory))
@@ -120,6 +124,9 @@ def is_superuser(dsn: str, role: str) -> bool:
         return bool(row and row[0])
 
 
+PLANNER = "asymm_planner"
+
+
 def recorded_runs(attack: Attack) -> list[tuple[str, str, str]]:
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
         return [(str(e), str(w), str(s)) for e, w, s in conn.execute("SELECT * FROM public.ran_as")]
@@ -130,7 +137,7 @@ def assert_ran_only_as_mallory(attack: Attack, *, expect_runs: bool = True) -> N
     runs = recorded_runs(attack)
     if expect_runs:
         assert {e for e, _, _ in runs} == set(ESCAPES), runs  # every statement was planned ...
-    assert {w for _, w, _ in runs} <= {attack.role}, runs  # ... and only ever as mallory
+    assert {w for _, w, _ in runs} <= {PLANNER}, runs  # ... and only ever as the role without rights
 
 
 def mallory_statements(doc: dict[str, Any], attack: Attack) -> list[dict[str, Any]]:
@@ -290,7 +297,7 @@ def test_planning_restores_the_callers_role_and_settings_and_never_executes(atta
         after = conn.execute("SELECT current_user, session_user, current_setting('search_path'),"
                              " current_setting('work_mem')").fetchone()
         assert after == before
-        # planning the INSERT ran f_plain (as mallory) but never the INSERT itself
+        # planning the INSERT ran f_plain (as asymm_planner) but never the INSERT itself
         assert [r[0] for r in conn.execute("SELECT escape FROM public.ran_as")] == ["plain"]
         assert conn.execute("SELECT to_regclass('public.made')").fetchone() == (None,)
         assert conn.execute("SELECT asymm._plan_as_refusal(%s)", (mallory,)).fetchone() == (None,)
@@ -312,3 +319,41 @@ def test_the_authors_configured_search_path_resolves_its_names(attack: Attack) -
         assert plan["Schema"] == "hidden"
         with pytest.raises(psycopg.errors.UndefinedTable):  # the caller's own text, with the caller's path
             conn.execute("SELECT asymm.generic_plan('SELECT * FROM only_here')")
+
+
+def test_a_superusers_statement_over_a_roles_view_runs_none_of_its_code_as_the_superuser(db: str) -> None:
+    """Red-team finding: the text is the superuser's own, the view (changed after annotating) is the role's.
+
+    Planned as its author, the superuser, the view's folded IMMUTABLE function ran the role's code
+    with the superuser's rights.  asymm plans as asymm_planner, which has no rights at all.
+    """
+    role = f"mal_{secrets.token_hex(4)}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        conn.execute("CREATE TABLE public.report_src (one int)")
+        conn.execute("CREATE VIEW public.report AS SELECT one FROM public.report_src")
+        conn.execute("RESET ROLE")
+        # the superuser annotates its own, harmless-looking statement
+        conn.execute("SELECT asymm.annotate_query('SELECT one FROM public.report', 'dataEntity', 'global',"
+                     " 'Stabilization', 'O(1)', '{query}')")
+        # later, the role swaps its view for one whose definition folds its function
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL(
+            "CREATE FUNCTION public.escalate() RETURNS int LANGUAGE plpgsql VOLATILE AS $$ BEGIN"
+            " IF current_user <> {r} THEN EXECUTE format('ALTER ROLE %I SUPERUSER', {r}); END IF;"
+            " RETURN 1; END $$").format(r=sql.Literal(role)))
+        conn.execute("CREATE FUNCTION public.fold(int) RETURNS int LANGUAGE plpgsql IMMUTABLE"
+                     " AS $$ BEGIN RETURN public.escalate() + $1 - 1; END $$")
+        conn.execute("CREATE OR REPLACE VIEW public.report AS"
+                     " SELECT one FROM public.report_src WHERE public.fold(1) = 1")
+        conn.execute("RESET ROLE")
+
+        conn.execute("SELECT * FROM asymm.coherence_verdicts()").fetchall()
+
+        escalated = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert escalated == (False,), "coherence() ran an untrusted role's view code as the superuser"

@@ -4,8 +4,10 @@
  * Why: the advisor, asymm.infer() and asymm.coherence() plan statement texts taken from
  * pg_stat_statements, and planning runs code: the planner constant-folds IMMUTABLE functions, and
  * one a role defined can call anything.  Planned in the caller's session with the caller's rights,
- * that code would run as the caller, often a superuser.  Here it runs as the statement's own role,
- * in a security-restricted operation, which is PostgreSQL's own answer to the same problem
+ * that code would run as the caller, often a superuser.  Here the statement is parsed and analysed
+ * as its author (names resolve with the author's rights and search_path) and rewritten and planned
+ * as asymm_planner, a role with no rights (see planner_role()), both in a security-restricted
+ * operation, which is PostgreSQL's own answer to the same problem
  * (VACUUM, ANALYZE, CREATE INDEX and REFRESH MATERIALIZED VIEW run the table owner's code that
  * way): SetUserIdAndSecContext(author, SECURITY_LOCAL_USERID_CHANGE |
  * SECURITY_RESTRICTED_OPERATION) plus a GUC nest level that is rolled back afterwards.  Inside it
@@ -41,8 +43,10 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
+#include "commands/explain.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -55,6 +59,7 @@
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "tcop/dest.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -65,6 +70,8 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/catcache.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(asymm_explain_as);
 PG_FUNCTION_INFO_V1(asymm_param_types_as);
@@ -349,6 +356,30 @@ capture_nothing(DestReceiver *self)
 {
 }
 
+/* The role explain_planned_as() plans as, while explain_query() runs for plan_as(). */
+static Oid	planning_as = InvalidOid;
+
+/*
+ * ExplainOneQuery_hook while asymm explains: pg_plan_query as planning_as (the planner constant-folds
+ * whatever functions the query and the views and defaults the rewriter expanded reach), then the
+ * EXPLAIN output as the author, as ExplainOneQuery would do it.  On an error plan_as() restores the
+ * caller's identity.
+ */
+static void
+explain_planned_as(Query *query, int cursorOptions, IntoClause *into, ExplainState *es,
+				   const char *queryString, ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	Oid			author_id;
+	int			sec_context;
+	PlannedStmt *planned;
+
+	GetUserIdAndSecContext(&author_id, &sec_context);
+	SetUserIdAndSecContext(planning_as, sec_context);
+	planned = pg_plan_query(query, queryString, cursorOptions, params);
+	SetUserIdAndSecContext(author_id, sec_context);
+	ExplainOnePlan(planned, into, es, queryString, params, queryEnv, NULL, NULL);
+}
+
 /* EXPLAIN (FORMAT JSON) of the analysed statement, through ProcessUtility (so that HypoPG sees an EXPLAIN). */
 static void
 explain_query(Query *query, const char *text, ParamListInfo params, bool verbose, StringInfo out)
@@ -400,7 +431,7 @@ statement_error_callback(void *arg)
  * restricted operation.  Returns {"param_types": [...], "plan": <EXPLAIN (FORMAT JSON)> or null}.
  */
 static char *
-explain_as_author(const char *text, RawStmt *raw, ArrayType *types, ArrayType *values, bool verbose, bool explain)
+explain_as_author(const char *text, RawStmt *raw, ArrayType *types, ArrayType *values, bool verbose, Oid planner)
 {
 	int			count;
 	Oid		   *oids = given_types(types, &count);
@@ -420,8 +451,29 @@ explain_as_author(const char *text, RawStmt *raw, ArrayType *types, ArrayType *v
 					 errhint("Give the parameter's type.")));
 
 	initStringInfo(&plan);
-	if (explain)
-		explain_query(query, text, plan_params(oids, count, values), verbose, &plan);
+	if (OidIsValid(planner))
+	{
+		/*
+		 * Names were resolved as the author (its schemas, its search_path); the planning, which
+		 * folds the functions of the views and defaults the rewriter expanded, runs as the role
+		 * without rights (explain_planned_as), and EXPLAIN's executor start-up, which checks the
+		 * statement's privileges, as the author again.
+		 */
+		ExplainOneQuery_hook_type previous = ExplainOneQuery_hook;
+
+		planning_as = planner;
+		ExplainOneQuery_hook = explain_planned_as;
+		PG_TRY();
+		{
+			explain_query(query, text, plan_params(oids, count, values), verbose, &plan);
+		}
+		PG_FINALLY();
+		{
+			ExplainOneQuery_hook = previous;
+			planning_as = InvalidOid;
+		}
+		PG_END_TRY();
+	}
 
 	initStringInfo(&result);
 	appendStringInfoString(&result, "{\"param_types\": [");
@@ -433,6 +485,44 @@ explain_as_author(const char *text, RawStmt *raw, ArrayType *types, ArrayType *v
 	}
 	appendStringInfo(&result, "], \"plan\": %s}", plan.len > 0 ? plan.data : "null");
 	return result.data;
+}
+
+/*
+ * The identity the planner runs as: asymm_planner, a role with no rights at all (the extension
+ * script creates it).  Not the author: a statement's text is the author's, but the views,
+ * functions, operators and defaults it reaches belong to whoever owns them, and their owners may
+ * change them after the author ran it; planned as a superuser author, a role's view over an
+ * IMMUTABLE function would run that role's code as the superuser.  Planning needs no privilege
+ * (the executor checks them), so nothing is lost but the folding of functions PUBLIC may not
+ * execute.  Refused if the role was given anything: superuser, BYPASSRLS or any membership.
+ */
+static Oid
+planner_role(void)
+{
+	Oid			planner = get_role_oid("asymm_planner", true);
+	HeapTuple	tuple;
+	bool		privileged;
+	CatCList   *memberships;
+
+	if (!OidIsValid(planner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"asymm_planner\" does not exist"),
+				 errhint("ALTER EXTENSION asymm UPDATE, or reinstall the extension: it creates the role statements are planned as.")));
+	tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(planner));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for role %u", planner);
+	privileged = ((Form_pg_authid) GETSTRUCT(tuple))->rolsuper || ((Form_pg_authid) GETSTRUCT(tuple))->rolbypassrls;
+	ReleaseSysCache(tuple);
+	memberships = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(planner));
+	privileged = privileged || memberships->n_members > 0;
+	ReleaseSysCacheList(memberships);
+	if (privileged)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"asymm_planner\" has been given rights: asymm plans nothing as it"),
+				 errhint("It must stay NOSUPERUSER NOBYPASSRLS and a member of no role.")));
+	return planner;
 }
 
 /*
@@ -450,6 +540,7 @@ plan_as(Oid author, char *query_text, ArrayType *types, ArrayType *values, bool 
 	int			save_sec_context;
 	int			save_nestlevel;
 	char	   *result;
+	Oid			planner;
 
 	(void) assumable_author(author);
 	context.callback = statement_error_callback;
@@ -459,13 +550,14 @@ plan_as(Oid author, char *query_text, ArrayType *types, ArrayType *values, bool 
 	raw = single_statement(query_text);
 	path = given_path != NULL ? given_path : author_search_path(author);
 
+	planner = planner_role();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(author, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		result = explain_as_author(query_text, raw, types, values, verbose, explain);
+		result = explain_as_author(query_text, raw, types, values, verbose, explain ? planner : InvalidOid);
 	}
 	PG_CATCH();
 	{
