@@ -652,7 +652,10 @@ BEGIN
                            AND (d.objsubid = 0 OR c.objsubid = d.objsubid))
                 OR (d.objsubid = 0 AND e.target_type = d.object_type
                     AND e.target_names = d.address_names AND e.target_args = d.address_args)
-                OR (d.objsubid = 0 AND e.target_type LIKE '% column'
+                -- a dropped table's columns: the table's kind and name (a function may have the same
+                -- {schema, name} address)
+                OR (d.objsubid = 0 AND d.classid = 'pg_class'::regclass
+                    AND e.target_type = d.object_type || ' column'
                     AND e.target_names[1:2] = d.address_names AND cardinality(d.address_names) = 2)
                 OR (d.objsubid <> 0 AND e.target_type = d.object_type
                     AND e.target_names = d.address_names));
