@@ -51,8 +51,10 @@ DECLARE
     app text := current_setting('application_name', true);
     rel oid;
 BEGIN
-    -- asymm's own scripts (CREATE/ALTER/DROP EXTENSION asymm) are not user DDL.
-    IF query ~* '^\s*(create|alter|drop)\s+extension\s+(if\s+(not\s+)?exists\s+)?"?asymm"?(\s|;|$)' THEN
+    -- asymm's own scripts (CREATE/ALTER/DROP EXTENSION asymm) are not user DDL; only when that is
+    -- all the query string holds: "CREATE EXTENSION IF NOT EXISTS asymm; DROP TABLE t" would
+    -- otherwise hide the DROP (a no-op CREATE EXTENSION needs no privilege).
+    IF query ~* '^\s*(create|alter|drop)\s+extension\s+(if\s+(not\s+)?exists\s+)?"?asymm"?(\s[^;]*)?;?\s*$' THEN
         RETURN;
     END IF;
     IF TG_EVENT = 'ddl_command_end' THEN
