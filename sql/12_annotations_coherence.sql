@@ -152,18 +152,24 @@ LANGUAGE plpython3u IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 import json
+import re
 class BadPlan(Exception):
     pass
 ORDER = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
 LOG, N, NLOGN, N2 = 1, 2, 3, 4
 full_scans = []
 reasons = []
+def ident(part):
+    # as quote_ident would: a dotted or quoted name must not read as another one (or none) later
+    if re.match(r"^[a-z_][a-z0-9_$]*$", part):
+        return part
+    return '"' + part.replace('"', '""') + '"'
 def rel(node):
     name = node.get("Relation Name")
     if name is None:
         return node.get("Alias", "?")
     schema = node.get("Schema")
-    return "%s.%s" % (schema, name) if schema else name
+    return "%s.%s" % (ident(schema), ident(name)) if schema else ident(name)
 def walk(node):
     if not isinstance(node, dict):
         raise BadPlan("a plan node is a JSON object, not %s" % type(node).__name__)
