@@ -11,10 +11,11 @@ import uuid
 
 import psycopg
 import redis
-from psycopg import conninfo, sql
+from psycopg import sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
+from tests.roles import role_dsn
 
 
 def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(db: str, engine: SyncEngine, redis_url: str,
@@ -26,9 +27,7 @@ def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(db: str, engine: SyncEng
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
                                                                             sql.Literal(password)))
             conn.execute(sql.SQL("SELECT asymm.grant_reader({})").format(sql.Literal(name)))
-            params = conninfo.conninfo_to_dict(db)
-            params.update(user=name, password=password)
-            dsns[who] = (name, conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None}))
+            dsns[who] = (name, role_dsn(db, name, password))
         conn.execute("CREATE TABLE public.orders (id int PRIMARY KEY, tenant name, total int)")
         conn.execute(sql.SQL("INSERT INTO public.orders VALUES (1, {}, 10)").format(sql.Literal(dsns["alice"][0])))
         conn.execute("ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY")

@@ -17,12 +17,7 @@ from psycopg import conninfo, sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
-
-
-def role_dsn(dsn: str, role: str, password: str, **extra: str) -> str:
-    params = conninfo.conninfo_to_dict(dsn)
-    params.update(user=role, password=password, **extra)
-    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+from tests.roles import role_dsn
 
 
 @pytest.fixture

@@ -13,15 +13,10 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import sql
 
+from tests.roles import role_dsn
 from tests.sync_helpers import full_compare, settled, start_daemon, stop_daemon, wait_for
-
-
-def role_dsn(dsn: str, role: str, password: str) -> str:
-    params = conninfo.conninfo_to_dict(dsn)
-    params.update(user=role, password=password)
-    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from psycopg import conninfo, sql
 
 from asymm.cli import main
+from tests.roles import role_dsn
 
 PLANTED = """
 CREATE TABLE public.ran_as (who name, was_super boolean);
@@ -49,9 +50,7 @@ def mallory(db: str) -> Iterator[str]:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(name)))
-    params = conninfo.conninfo_to_dict(db)
-    params.update(user=name, password=password)
-    yield conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+    yield role_dsn(db, name, password)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-from psycopg import conninfo, sql
+from psycopg import sql
+
+from tests.roles import role_dsn
 
 
 def test_reader_does_not_get_ddl_text_through_drift(db: str) -> None:
@@ -23,9 +25,7 @@ def test_reader_does_not_get_ddl_text_through_drift(db: str) -> None:
         conn.execute("SELECT asymm.baseline('b', ARRAY['public'])")
         # one migration string (simple query protocol): a table and a role's password
         conn.execute(f"CREATE TABLE public.t2 (id int); ALTER ROLE {name} PASSWORD '{secret}'")  # type: ignore[arg-type]
-    params = conninfo.conninfo_to_dict(db)
-    params.update(user=name, password=secret)
-    reader = conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+    reader = role_dsn(db, name, secret)
     with psycopg.connect(reader) as conn:
         rows = conn.execute("SELECT identity, statement FROM asymm.drift('b')").fetchall()
     assert rows, "drift should report public.t2"

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import sql
 
+from tests.roles import role_dsn
 from tests.sync_helpers import ASYMM, full_compare, settled, stop_daemon, wait_for
 
 STEAL = """
@@ -33,12 +34,6 @@ BEGIN
 EXCEPTION WHEN others THEN RETURN true;
 END $f$;
 """
-
-
-def role_dsn(dsn: str, role: str, password: str) -> str:
-    params = conninfo.conninfo_to_dict(dsn)
-    params.update(user=role, password=password)
-    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
 
 
 @pytest.fixture

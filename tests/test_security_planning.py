@@ -26,12 +26,13 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
-from psycopg import conninfo, sql
+from psycopg import sql
 
 from asymm.advisor.advise import Settings, advise
 from asymm.advisor.daemon_task import ScheduledAdvisor
 from asymm.advisor.workload import read_workload
 from asymm.cli import main
+from tests.roles import role_dsn
 
 # The ways out the planned code tries before checking whether it is a superuser.
 ESCAPES = {
@@ -50,12 +51,6 @@ class Attack:
     dsn: str  # superuser, the attacked database
     role: str
     role_dsn: str
-
-
-def role_dsn(dsn: str, role: str, password: str) -> str:
-    params = conninfo.conninfo_to_dict(dsn)
-    params.update(user=role, password=password)
-    return conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
 
 
 def make_role(admin: psycopg.Connection[Any], prefix: str, *, login: bool = True) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg import conninfo, sql
+from psycopg import sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
@@ -36,6 +36,7 @@ from asymm.sync.redis_io import (
     table_tag,
 )
 from asymm.sync.tables import TrackedTable
+from tests.roles import role_dsn
 from tests.sync_helpers import ASYMM, full_compare, stop_daemon, wait_for
 
 Conn = psycopg.Connection[Any]
@@ -203,9 +204,7 @@ def test_two_tracked_tables_never_share_a_redis_key(db: str, redis_url: str) -> 
         conn.execute("CREATE TABLE public.kv (k text PRIMARY KEY, v text)")
         conn.execute("INSERT INTO public.kv VALUES ('abc}:def', 'victim'), ('abc}', 'victim too')")
         conn.execute("SELECT asymm.track('public.kv')")
-    params = conninfo.conninfo_to_dict(db)
-    params.update(user=m_name, password=m_pw)
-    mallory = conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+    mallory = role_dsn(db, m_name, m_pw)
     with psycopg.connect(mallory, autocommit=True) as conn:
         conn.execute('CREATE TABLE public."kv}:abc" (k text PRIMARY KEY, v text)')
         conn.execute('INSERT INTO public."kv}:abc" VALUES (\'def\', \'attacker\')')

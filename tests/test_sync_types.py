@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import conninfo, sql
+from psycopg import sql
+
+from tests.roles import role_dsn
 
 PLANTED = """
 CREATE TABLE public.ran_as (who name);
@@ -36,9 +38,7 @@ def mallory(db: str) -> Iterator[str]:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(name)))
-    params = conninfo.conninfo_to_dict(db)
-    params.update(user=name, password=password)
-    dsn = conninfo.make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+    dsn = role_dsn(db, name, password)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(PLANTED)
     yield dsn
