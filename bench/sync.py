@@ -7,7 +7,8 @@ runs CREATE EXTENSION IF NOT EXISTS asymm CASCADE itself):
 Measures, in one run:
 * pgbench simple-update (-N) TPS with pgbench_accounts tracked vs untracked (capture triggers
   enabled vs disabled, interleaved rounds alternating which goes first, the daemon running in both
-  variants; medians, per-round ratios and the load average are printed);
+  variants; medians, per-round ratios and the load average are printed), and the sync's CPU
+  per synced change (daemon, its backends and redis-server, less the same in the untracked rounds);
 * a 200,000-row INSERT ... SELECT into a tracked vs an untracked table (daemon stopped: capture cost only);
 * commit-to-Redis lag p50/p99 at 1,000 single-row transactions/s (pgbench --rate; Redis keyspace
   notifications timestamp the arrival of each write);
@@ -32,6 +33,7 @@ from typing import Any
 
 import psycopg
 import redis
+from sync_cpu import proc_cpu  # (bench/ is the script's directory, on sys.path)
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
@@ -74,26 +76,52 @@ def pgbench_tps(dsn: str, seconds: int, clients: int) -> float:
     return float(match.group(1))
 
 
+def sync_cpu_s(conn: psycopg.Connection[Any], daemon_pid: int, redis_pid: int) -> dict[int, float]:
+    """CPU seconds so far of the daemon, its PostgreSQL backends and redis-server, by pid."""
+    pids = [int(p) for (p,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'asymm'")]
+    return {pid: proc_cpu(pid) for pid in [daemon_pid, redis_pid, *pids]}
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def keys_applied(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT keys_applied FROM asymm.sync_state").fetchone()
+    return int(row[0]) if row else 0
+
+
 def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], rounds: int, seconds: int,
-                  clients: int) -> dict[str, Any]:
+                  clients: int, daemon_pid: int, redis_pid: int) -> dict[str, Any]:
     """Interleaved rounds: this 2-core machine is shared, so load drifts by 2x within minutes; only
     rounds run back to back (alternating which variant goes first) give a usable ratio.  The daemon
-    runs in both variants; with the triggers disabled it simply has nothing to do."""
+    runs in both variants; with the triggers disabled it simply has nothing to do.
+
+    The sync's CPU per synced change: CPU of the daemon, its backends and redis-server during a
+    tracked round (pgbench, then until every change is in Redis) less the same processes' CPU during
+    the untracked round beside it (the daemon's other tasks), over the keys the sync applied."""
     subprocess.run([pgbench_bin(), "-i", "-q", "-s", "5", dsn], capture_output=True, check=True)
     conn.execute("SELECT asymm.track('pgbench_accounts')")
     wait_settled(conn)
     tracked: list[float] = []
     untracked: list[float] = []
+    cpu: dict[str, list[float]] = {"tracked": [], "untracked": []}
+    keys: list[int] = []
     for i in range(rounds):
         for variant in (("untracked", "tracked") if i % 2 == 0 else ("tracked", "untracked")):
             action = "ENABLE" if variant == "tracked" else "DISABLE"
             conn.execute(f"ALTER TABLE pgbench_accounts {action} TRIGGER USER")
+            before, keys_before = sync_cpu_s(conn, daemon_pid, redis_pid), keys_applied(conn)
             (tracked if variant == "tracked" else untracked).append(pgbench_tps(dsn, seconds, clients))
             wait_settled(conn)
+            cpu[variant].append(cpu_between(before, sync_cpu_s(conn, daemon_pid, redis_pid)))
+            if variant == "tracked":
+                keys.append(keys_applied(conn) - keys_before)
     conn.execute("ALTER TABLE pgbench_accounts ENABLE TRIGGER USER")
     ratios = [t / u for t, u in zip(tracked, untracked, strict=True)]
+    per_key_us = [(t - u) / k * 1e6 for t, u, k in zip(cpu["tracked"], cpu["untracked"], keys, strict=True) if k]
     return {"untracked_tps": statistics.median(untracked), "tracked_tps": statistics.median(tracked),
-            "untracked": untracked, "tracked": tracked, "ratios": ratios}
+            "untracked": untracked, "tracked": tracked, "ratios": ratios, "cpu_per_key_us": per_key_us}
 
 
 def bench_bulk(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rows: int, reps: int) -> dict[str, float]:
@@ -240,7 +268,8 @@ def main() -> None:
     if "pgbench" not in skip:
         daemon = start_daemon(args.dsn, args.redis_url)
         try:
-            pgb = bench_pgbench(args.dsn, conn, args.rounds, args.seconds, args.clients)
+            redis_pid = int(redis.Redis.from_url(args.redis_url).info("server")["process_id"])
+            pgb = bench_pgbench(args.dsn, conn, args.rounds, args.seconds, args.clients, daemon.pid, redis_pid)
         finally:
             stop_daemon(daemon)
         rows.append((f"pgbench -N TPS untracked / tracked (median, {args.rounds} x {args.seconds} s interleaved)",
@@ -250,6 +279,10 @@ def main() -> None:
                      f"{spread(pgb['untracked'])} / {spread(pgb['tracked'])}",
                      "per-round ratios " + " ".join(f"{r * 100:.0f}" for r in pgb["ratios"])
                      + f" %, median {statistics.median(pgb['ratios']) * 100:.1f} %"))
+        if pgb["cpu_per_key_us"]:
+            rows.append(("  sync CPU per synced change (daemon + its backends + redis, less idle)",
+                         f"{statistics.median(pgb['cpu_per_key_us']):.1f} us",
+                         "per round " + " ".join(f"{c:.0f}" for c in pgb["cpu_per_key_us"]) + " us"))
     load_after = os.getloadavg()
     durability = conn.execute("SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings"
                               " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')").fetchone()
