@@ -41,10 +41,12 @@ class Running:
         self.token = token  # sent as the bearer token by get(); None sends none
 
     def get(self, path: str) -> tuple[int, str]:
+        """GET with a generous timeout: a loaded CI machine can take seconds to build a dashboard (no
+        test here measures speed)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
