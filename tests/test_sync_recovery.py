@@ -20,9 +20,9 @@ import psycopg
 import pytest
 import redis
 
-from asymm.sync import SyncEngine
+from asymm.sync import SyncEngine, redis_io
 from asymm.sync.engine import LOCK_KEY
-from asymm.sync.redis_io import Deposed, table_tag
+from asymm.sync.redis_io import table_tag
 from tests.daemon_process import Running, free_port
 from tests.roles import role_dsn
 from tests.sync_helpers import full_compare, make_items, stop_daemon, wait_for
@@ -212,13 +212,13 @@ def test_stalled_leader_loses_the_lock_and_its_late_writes_are_refused(db: str, 
         before = _dump(r)
         # The old one wakes up with a batch it read before stalling: every script is refused.
         stale_doc = '{"id": 1, "name": "stale", "qty": 1}'
-        with pytest.raises(Deposed):
+        with pytest.raises(redis_io.Deposed):
             old.scripts.write(table.name, table.epoch, 10**15, 60, [("1", stale_doc), ("11", stale_doc)])
-        with pytest.raises(Deposed):
+        with pytest.raises(redis_io.Deposed):
             old.scripts.reset(table.name, table.epoch, 10**15)
-        with pytest.raises(Deposed):
+        with pytest.raises(redis_io.Deposed):
             old.scripts.reset(table.name, "another-epoch", 0)
-        with pytest.raises(Deposed):
+        with pytest.raises(redis_io.Deposed):
             old.scripts.drop(table.name)
         with pytest.raises(psycopg.OperationalError):  # and its session is gone
             old.sync_once()
