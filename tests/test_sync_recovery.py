@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from asymm.cli.sync_cmd import render_sync_status
 from asymm.sync import SyncEngine, redis_io
 from asymm.sync.engine import LOCK_KEY
 from asymm.sync.redis_io import table_tag
@@ -342,6 +343,8 @@ def test_sync_status_names_a_transaction_in_another_database_holding_the_horizon
         assert held["database"] == other_name and held["this_database"] is False
         assert held["kind"] == "backend" and held["pid"] == blocker.info.backend_pid
         assert held["xid_age"] >= 1 and "query" not in held
+        status = conn.execute("SELECT asymm.sync_status()").fetchone()[0]  # type: ignore[index]
+        assert f"database {other_name!r}" in render_sync_status(status)  # asymm sync status shows it
         # The reader role sees it too (SECURITY DEFINER), without query texts.
         conn.execute("CREATE ROLE sync_status_reader LOGIN PASSWORD 'reader-pw-0123'")
         conn.execute("SELECT asymm.grant_reader('sync_status_reader')")
