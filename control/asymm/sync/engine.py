@@ -419,7 +419,8 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             if applied == -1:
                 return False
             result.applied += max(applied, 0)
-        self._ack(table.oid, version)
+        if items:  # (no script ran for none: Redis's mark did not move, e.g. a backfill's empty last chunk)
+            self._ack(table.oid, version)
         return True
 
     def _ack(self, rel: int, version: int) -> None:
