@@ -36,8 +36,10 @@ CREATE TABLE asymm.sync_tables (
     epoch           text,
     backfilled_at   timestamptz,
     rows_backfilled bigint NOT NULL DEFAULT 0,
-    redis_name      text
+    redis_name      text,
+    applied         bigint
 );
+COMMENT ON COLUMN asymm.sync_tables.applied IS 'The highest version the sync worker had Redis acknowledge for this table when it last stored its position (Redis keeps its own mark in the table''s meta hash): a Redis mark below it means Redis came back from an older snapshot, and the table is copied again';
 COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'The schema and table names its Redis keys were written under, as a JSON array (jsonb_build_array(schema, table)::text; the daemon encodes them into the key, see the README); when a rename makes it differ from the table''s names, the keys under the old name are cleared and the table is copied again';
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
@@ -82,8 +84,12 @@ CREATE TABLE asymm.sync_state (
     last_error     text,
     last_error_at  timestamptz,
     resyncs        bigint NOT NULL DEFAULT 0,
-    truncations    bigint NOT NULL DEFAULT 0
+    truncations    bigint NOT NULL DEFAULT 0,
+    fence          bigint NOT NULL DEFAULT 0,
+    redis_warning  text
 );
+COMMENT ON COLUMN asymm.sync_state.fence IS 'Fencing token: bumped by each sync worker that takes the sync lock; Redis refuses the writes of a worker holding a lower one (a deposed leader)';
+COMMENT ON COLUMN asymm.sync_state.redis_warning IS 'What the sync worker found wrong with the Redis configuration when it connected (e.g. a maxmemory-policy that can evict tombstones), NULL if nothing';
 COMMENT ON TABLE asymm.sync_state IS 'Sync consumer position (every outbox row with xid below it is applied to Redis) and health counters';
 INSERT INTO asymm.sync_state (position) VALUES (pg_snapshot_xmin(pg_current_snapshot()));
 
@@ -282,24 +288,36 @@ END
 $$;
 COMMENT ON FUNCTION asymm.track(regclass, text[]) IS 'Mirror a table into Redis: installs statement-level capture triggers and queues a backfill; sensitive columns are dropped or HMACed';
 
-CREATE FUNCTION asymm.untrack(rel regclass) RETURNS boolean
+CREATE FUNCTION asymm.untrack(rel regclass, keep_keys boolean DEFAULT false) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     trig name;
+    name text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM asymm.sync_tables t WHERE t.rel = untrack.rel) THEN
+    SELECT coalesce(t.redis_name, jsonb_build_array(n.nspname, c.relname)::text) INTO name
+      FROM asymm.sync_tables t JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.rel = untrack.rel;
+    IF NOT FOUND THEN
         RETURN false;
     END IF;
     FOR trig IN SELECT tgname FROM pg_trigger WHERE tgrelid = rel AND tgname LIKE 'asymm\_sync\_%' LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trig, rel);
     END LOOP;
     DELETE FROM asymm.sync_tables t WHERE t.rel = untrack.rel;
+    -- The keys go in the background, as for a dropped table (asymm._sync_sql_drop): an 'X' row
+    -- with the names they were written under.  The worker skips it if the table is tracked again
+    -- by then (its new backfill resets the keys itself).
+    IF NOT coalesce(keep_keys, false) THEN
+        INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
+        VALUES (asymm.sync_slot(), pg_current_xact_id(), rel, 'X', ARRAY[name]);
+        PERFORM asymm.sync_notify();
+    END IF;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION asymm.untrack(regclass) IS 'Stop mirroring a table: removes its capture triggers (its Redis keys are left to expire or be cleared by the operator)';
+COMMENT ON FUNCTION asymm.untrack(regclass, boolean) IS 'Stop mirroring a table: removes its capture triggers; the sync worker then removes its Redis keys, unless keep_keys is true';
 
 CREATE FUNCTION asymm.sync_backfill(rel regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -339,7 +357,18 @@ AS $$
         'batches', s.batches, 'rows_applied', s.rows_applied, 'keys_applied', s.keys_applied,
         'last_batch_at', s.last_batch_at, 'lag_ms', s.lag_ms, 'lag_at', s.lag_at,
         'last_error', s.last_error, 'last_error_at', s.last_error_at,
-        'resyncs', s.resyncs, 'truncations', s.truncations,
+        'resyncs', s.resyncs, 'truncations', s.truncations, 'redis_warning', s.redis_warning,
+        -- What holds the horizon back: the oldest transaction id still running, in ANY database of
+        -- the cluster (snapshots are cluster-wide) or prepared (two-phase).  No query text, no role.
+        'horizon_held_by', (
+            SELECT jsonb_build_object('kind', o.kind, 'database', o.datname, 'pid', o.pid,
+                                      'this_database', o.datname = current_database(),
+                                      'xid_age', age(o.xid), 'xact_age_s', round(extract(epoch FROM now() - o.since)::numeric, 3))
+              FROM (SELECT 'backend'::text AS kind, a.datname, a.pid, a.backend_xid AS xid, a.xact_start AS since
+                      FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL
+                    UNION ALL
+                    SELECT 'prepared', p.database, NULL, p.transaction, p.prepared FROM pg_prepared_xacts p) o
+             ORDER BY age(o.xid) DESC LIMIT 1),
         'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'table', t.rel::text, 'key', t.key_columns, 'sensitive', t.sensitive,
                        'backfill', t.backfill_state, 'backfilled_at', t.backfilled_at,

@@ -307,7 +307,7 @@ CALLS: dict[str, list[str]] = {  # sensible calls of the public API, each of whi
 # Not called directly: being rewritten to plan as the statement's author (issue 15, defect 1); it
 # is exercised here through asymm.coherence(), which runs it under its own pinned search_path.
 NOT_DIRECT = {"asymm.generic_plan(text)"}
-SKIP = {"asymm.untrack(regclass)"}  # would end the tracking the CLI's sync status reads: run last
+SKIP = {"asymm.untrack(regclass,boolean)"}  # would end the tracking the CLI's sync status reads: run last
 
 
 def call_every_function(conn: psycopg.Connection[Any], planted: dict[str, list[str]]) -> dict[str, str]:

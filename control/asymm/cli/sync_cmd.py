@@ -33,10 +33,20 @@ def render_sync_status(status: dict[str, Any]) -> str:
         f" {status['truncations']} truncations, {status['resyncs']} re-syncs",
         f"last error: {status['last_error'] or 'none'}"
         f"{'' if not status.get('last_error_at') else ' at ' + str(status['last_error_at'])}",
+        *([f"Redis warning: {status['redis_warning']}"] if status.get("redis_warning") else []),
+        *([_horizon_line(status["horizon_held_by"])] if status.get("horizon_held_by") else []),
         "",
         table(status["tables"], ["table", "key", "sensitive", "backfill", "rows_backfilled", "backfilled_at"]),
     ]
     return "\n".join(lines)
+
+
+def _horizon_line(held: dict[str, Any]) -> str:
+    """The oldest running transaction id of the cluster: what the sync waits for (any database)."""
+    where = "this database" if held.get("this_database") else f"database {held.get('database')!r}"
+    who = f"pid {held['pid']}" if held.get("pid") is not None else "a prepared transaction"
+    return (f"horizon held by: {who} in {where}, {held.get('xid_age')} transactions old,"
+            f" open {held.get('xact_age_s')} s")
 
 
 @click.group("sync")

@@ -37,7 +37,16 @@ below the floor are refused, so an in-flight fill cannot bring a truncated row b
 
 Redis losing data.  Each table has an ``epoch`` in Redis, equal to the one in
 ``asymm.sync_tables``.  A flush or a restart without persistence removes it; the worker notices
-(every pulse, and every write script checks it) and re-syncs the table with a new epoch.
+(every pulse, and every write script checks it) and re-syncs the table with a new epoch.  A
+restart from an older RDB/AOF file brings the old epoch back, so each table also has an
+``applied`` mark, raised by every write and reset script with the data; PostgreSQL records the
+acknowledged marks with the position (``asymm.sync_tables.applied``), and a Redis mark below
+them re-syncs the table (see ``SyncEngine.check_epochs``).
+
+Fencing.  The worker holding the sync lock takes a token (``asymm.sync_state.fence``, bumped) and
+stamps it on every table's meta hash; every script carries it and Redis refuses a lower one, so a
+leader that stalled and lost its lock (``idle_session_timeout`` on its session) writes nothing
+when it resumes, and steps down (:class:`asymm.sync.redis_io.Deposed`).
 
 Backfill.  Chunks in key order, each read in its own snapshot and written with that snapshot's
 xmin as version; concurrent changes are in the outbox (the triggers exist before the first chunk),

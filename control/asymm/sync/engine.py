@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import redis
 from psycopg import sql
 
 from asymm.db import connect
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name, table_tag
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name
 from asymm.sync.tables import TABLES_FINGERPRINT, Protector, TrackedTable, load_tables, load_tables_fingerprint
 
 log = logging.getLogger("asymm.sync")
@@ -26,6 +27,36 @@ HOT_IDLE_S = 60.0  # a table without changes for this long loses its branch in t
 # A table's branch in the batch statement runs only while the planner knows it to hold at least this
 # many rows (pg_class.reltuples), see _batch_query.
 PLANNED_MIN_ROWS = 1000
+
+
+def eviction_warning(client: RedisClient) -> str | None:
+    """Why this Redis may lose sync keys by itself, or None if its eviction policy cannot.
+
+    ``volatile-*`` policies evict keys that have a TTL: the delete tombstones, so a slow
+    read-through fill (asymm.cache) could bring a deleted row back; ``allkeys-*`` may evict any
+    key, rows and a table's meta hash too (its epoch and marks: the table is then re-synced,
+    rows in between may be served stale).  A warning, not a refusal: many hosted Redis default to
+    ``volatile-lru``, and refusing would leave the application with no cache at all rather than a
+    cache that is exact as long as Redis has memory to spare.  Set ``maxmemory-policy noeviction``
+    (or give Redis memory enough) for the guarantee.
+    """
+    try:
+        reply = client.config_get("maxmemory-policy")
+    except redis.RedisError as exc:  # CONFIG disabled or renamed (hosted Redis), or ACL
+        return (f"cannot check the Redis maxmemory-policy ({type(exc).__name__}: {exc}): if it is volatile-* or"
+                " allkeys-*, Redis may evict delete tombstones or sync keys; noeviction is safe")
+    policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    if not policy:
+        return "cannot check the Redis maxmemory-policy (CONFIG GET returned nothing); noeviction is safe"
+    if policy.startswith("volatile-"):
+        return (f"Redis maxmemory-policy is {policy}: when memory runs out it evicts keys with a TTL, i.e. delete"
+                " tombstones, and a late read-through fill may then bring a deleted row back; set noeviction")
+    if policy.startswith("allkeys-"):
+        return (f"Redis maxmemory-policy is {policy}: when memory runs out it evicts any key (rows, tombstones, a"
+                " table's meta hash), and the cache is then incomplete or briefly stale; set noeviction")
+    return None
 
 
 @dataclass
@@ -63,8 +94,17 @@ class SyncEngine:
     """Owns one PostgreSQL connection and one Redis client; not thread-safe (one worker uses it)."""
 
     def __init__(self, dsn: str, redis_url: str | None = None, *, redis_client: RedisClient | None = None,
-                 hmac_key: str | None = None) -> None:
+                 hmac_key: str | None = None, session_timeout_s: float = 0.0) -> None:
         self.conn: psycopg.Connection[Any] = connect(dsn)
+        if session_timeout_s > 0:
+            # The sync lock (try_lock) lives in this session: a worker that stalls (SIGSTOP, a long
+            # pause) must lose it, as the daemon's leader lock session does (asymm.daemon.leader),
+            # or a standby never takes over.  In normal operation this connection runs a statement
+            # at least once a pulse (leader: every pass; standby: every lock attempt), far below
+            # the timeout, which the worker sets to at least five pulses.
+            ms = str(int(session_timeout_s * 1000))
+            self.conn.execute("SELECT set_config('idle_session_timeout', %s, false),"
+                              " set_config('idle_in_transaction_session_timeout', %s, false)", (ms, ms))
         # Everything this connection reads, it reads through an index (outbox by xid, rows by key,
         # backfill chunks in key order).  Its statements are prepared, and PostgreSQL re-plans them
         # whenever an outbox slot is TRUNCATEd: planned against an empty slot, a sequential scan
@@ -76,6 +116,10 @@ class SyncEngine:
         self.conn.execute("SET jit = off")
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
         self.scripts = Scripts(self.redis, str(self._setting("sync.key_prefix")))
+        self.redis_warning = eviction_warning(self.redis)
+        if self.redis_warning:
+            log.warning("%s", self.redis_warning)
+        self.conn.execute("UPDATE asymm.sync_state SET redis_warning = %s", (self.redis_warning,))
         mode = str(self._setting("sync.sensitive_mode"))
         self.protector = Protector(mode, hmac_key)
         self.batch_rows = int(self._setting("sync.batch_rows"))
@@ -95,6 +139,10 @@ class SyncEngine:
         self._query: bytes | None = None
         self._cursor: psycopg.Cursor[Any] = self.conn.cursor()  # the batch statement's, reused
         self._hot: dict[int, float] = {}  # tables re-read by the batch statement -> last change seen
+        # Per table: the highest version Redis acknowledged to this engine (its 'applied' mark is at
+        # least that unless Redis lost data), and those not yet stored in asymm.sync_tables.applied.
+        self._acked: dict[int, int] = {}
+        self._unflushed_acked: dict[int, int] = {}
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a broken connection: the next consumer re-applies
@@ -111,8 +159,17 @@ class SyncEngine:
         return self._scalar("SELECT asymm.setting(%s)", (name,))
 
     def try_lock(self) -> bool:
-        """Become the only consumer (session advisory lock; released when the connection dies)."""
-        return bool(self._scalar("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY))
+        """Become the only consumer (session advisory lock; released when the connection dies).
+
+        Then take a fencing token (one more than any leader before) and stamp it on every tracked
+        table's meta hash before writing anything: from then on Redis refuses every script of a
+        previous leader that stalled and lost the lock without noticing (its token is lower).
+        """
+        if not self._scalar("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY):
+            return False
+        self.scripts.token = int(self._scalar("UPDATE asymm.sync_state SET fence = fence + 1 RETURNING fence"))
+        self.scripts.stamp([t.name for t in load_tables(self.conn).values()])
+        return True
 
     # -- the outbox ------------------------------------------------------------------------------
 
@@ -129,7 +186,7 @@ class SyncEngine:
         result = BatchResult()
         batch = self._read_batch()
         if batch is None or batch.horizon <= self.position:
-            if self._unflushed.rows:  # idle: store what the last batches applied
+            if self._unflushed.rows or self._unflushed_acked:  # idle: store what the last batches applied
                 self.flush()
             return result
         horizon, new_position, tables = batch.horizon, batch.new_position, batch.tables
@@ -167,6 +224,7 @@ class SyncEngine:
             assert table.epoch is not None
             if rel in batch.truncated:
                 self.scripts.reset(table.name, table.epoch, horizon)
+                self._ack(rel, horizon)  # (the reset raised the mark to the floor)
                 result.truncated += 1
             if not self._write(table, versions.get(rel, horizon), items, result):
                 lost.append(table)
@@ -202,17 +260,24 @@ class SyncEngine:
         one database, e.g. a test's next to a daemon that holds the lock, each store their own).
         """
         pending = self._unflushed
-        if self.position == self._stored_position and pending.batches == 0 and self._unflushed_lag_ms is None:
+        if (self.position == self._stored_position and pending.batches == 0 and self._unflushed_lag_ms is None
+                and not self._unflushed_acked):
             return
         lag = self._unflushed_lag_ms
+        acked = self._unflushed_acked
+        # Still one statement: the marks of the tables written since the last flush ride along.
         self.conn.execute(
-            "UPDATE asymm.sync_state SET position = greatest(position, %s::text::xid8), batches = batches + %s,"
+            "WITH a AS (UPDATE asymm.sync_tables t SET applied = v.applied"
+            "  FROM unnest(%s::oid[], %s::bigint[]) AS v(rel, applied) WHERE t.rel = v.rel::regclass)"
+            " UPDATE asymm.sync_state SET position = greatest(position, %s::text::xid8), batches = batches + %s,"
             " rows_applied = rows_applied + %s, keys_applied = keys_applied + %s, last_batch_at = now(),"
             " truncations = truncations + %s,"
             " lag_ms = coalesce(%s, lag_ms), lag_at = CASE WHEN %s::float8 IS NULL THEN lag_at ELSE now() END",
-            (self.position, pending.batches, pending.rows, pending.applied, pending.truncated, lag, lag))
+            (list(acked), list(acked.values()),
+             self.position, pending.batches, pending.rows, pending.applied, pending.truncated, lag, lag))
         self._stored_position = self.position
         self._unflushed = _Counters()
+        self._unflushed_acked = {}
         self._unflushed_lag_ms = None
         self._flushed_at = time.monotonic()
 
@@ -347,13 +412,21 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         """CAS-write ``items``; False when the table's Redis epoch is gone (flushed/restarted)."""
         assert table.epoch is not None
         result.keys += len(items)
+        expect = max(self._acked.get(table.oid, 0), table.applied or 0)
         for start in range(0, len(items), WRITE_CHUNK):
             applied = self.scripts.write(table.name, table.epoch, version, self.tombstone_ttl_s,
-                                         items[start:start + WRITE_CHUNK])
+                                         items[start:start + WRITE_CHUNK], expect)
             if applied == -1:
                 return False
             result.applied += max(applied, 0)
+        if items:  # (no script ran for none: Redis's mark did not move, e.g. a backfill's empty last chunk)
+            self._ack(table.oid, version)
         return True
+
+    def _ack(self, rel: int, version: int) -> None:
+        """Redis acknowledged a write or reset of ``rel`` at ``version`` (its mark is that high now)."""
+        if version > self._acked.get(rel, 0):
+            self._acked[rel] = self._unflushed_acked[rel] = version
 
     def _mark_resync(self, tables: list[TrackedTable]) -> None:
         """Queue a backfill of ``tables``, by oid: their Redis names are no SQL names (a table named
@@ -368,17 +441,30 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
     # -- Redis lost its data? --------------------------------------------------------------------
 
     def check_epochs(self) -> list[str]:
-        """Tables whose epoch key is missing or different in Redis (flush, restart without
-        persistence, failover to an empty node): they are queued for a re-sync."""
+        """Tables whose Redis state is gone or older than what PostgreSQL knows was applied: queued
+        for a re-sync (run when the engine starts leading, and every pulse).
+
+        Two checks per table, one round trip: the ``epoch`` in its meta hash must be the one in
+        ``asymm.sync_tables`` (a flush, a restart without persistence, a failover to an empty node
+        remove it), and its ``applied`` mark must not be below ``asymm.sync_tables.applied`` nor
+        below what Redis acknowledged to this engine.  A Redis restarted from an older RDB or AOF
+        file (a snapshot taken before the last writes, ``appendfsync everysec`` losing the last
+        second) brings the old epoch back, but also the old mark: rows changed or deleted since
+        would otherwise stay stale for good.
+
+        No false positive: the mark is raised by the very script that writes the data (or resets
+        the table), atomically, and never lowered; PostgreSQL records a version (by :meth:`flush`,
+        with the position) only after Redis acknowledged that script, and the in-memory value is
+        likewise an acknowledged one.  So a mark below either means Redis lost an acknowledged
+        write.  A backfill's reset raises the mark to its floor and records that floor in
+        PostgreSQL with the new epoch, so a re-synced table passes the check again.
+        """
         tables = [t for t in load_tables(self.conn).values() if t.state != "pending"]
         if not tables:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for table in tables:
-            pipe.hget(table_tag(table.name, self.scripts.prefix), "epoch")
-        seen = pipe.execute()
-        lost = [t for t, epoch in zip(tables, seen, strict=True)
-                if (epoch.decode() if isinstance(epoch, bytes) else epoch) != t.epoch]
+        marks = self.scripts.marks([t.name for t in tables])
+        lost = [t for t, (epoch, applied) in zip(tables, marks, strict=True)
+                if epoch != t.epoch or applied < max(t.applied or 0, self._acked.get(t.oid, 0))]
         if lost:
             self._mark_resync(lost)
         return [t.name for t in lost]
@@ -406,9 +492,13 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             epoch = uuid.uuid4().hex
             floor = int(self._scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
             self.scripts.reset(table.name, epoch, floor)
+            self._ack(table.oid, floor)
+            # (applied: the reset raised the Redis mark to the floor; a mark recorded before may be
+            # from another Redis or xid space, e.g. after a restore of this table's row.)
             conn.execute("UPDATE asymm.sync_tables SET backfill_state = 'running', backfill_cursor = NULL,"
-                         " epoch = %s, rows_backfilled = 0 WHERE rel = %s::oid", (epoch, table.oid))
-            table.state, table.cursor, table.epoch = "running", None, epoch
+                         " epoch = %s, rows_backfilled = 0, applied = %s WHERE rel = %s::oid",
+                         (epoch, floor, table.oid))
+            table.state, table.cursor, table.epoch, table.applied = "running", None, epoch, floor
             self.invalidate_tables()
         assert table.epoch is not None
         with conn.transaction():

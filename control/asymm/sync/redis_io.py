@@ -15,8 +15,12 @@ Layout for table ``s.t``:
 
 * ``T:<key>``  hash ``v`` (version) and ``d`` (the row as JSON), or ``v`` and ``t=1`` for a tombstone;
 * ``T``        hash ``epoch`` (which backfill the keys belong to), ``floor`` (no write below this
-  version is accepted: set by TRUNCATE and backfills) and ``gen`` (bumped on every change; the
-  query cache keys include it);
+  version is accepted: set by TRUNCATE and backfills), ``gen`` (bumped on every change; the
+  query cache keys include it), ``applied`` (the highest version written or reset, raised in the
+  same script as the data: a Redis back from an older snapshot has a lower one than PostgreSQL
+  recorded, see :meth:`asymm.sync.engine.SyncEngine.check_epochs`) and ``fence`` (the highest
+  fencing token seen: a script called with a lower one, from a deposed sync leader, writes
+  nothing and returns ``-3``);
 * ``T#keys``   set of the row keys written, so a TRUNCATE or a resync can clear exactly the
   table's keys without SCAN (which would have to visit every Cluster node).  Every key holding a
   live row is a member: the scripts add a key when they make it live (a new key, or one that was
@@ -42,8 +46,10 @@ from asymm.errors import AsymmError
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster: the same command API
 
 _WRITE = """
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'floor')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'floor', 'fence', 'applied')
+if ARGV[4] ~= '' and meta[3] and tonumber(ARGV[4]) < tonumber(meta[3]) then return -3 end
 if meta[1] ~= ARGV[1] then return -1 end
+if tonumber(ARGV[5]) > tonumber(meta[4] or '0') then return -1 end  -- acknowledged writes are gone
 local v = tonumber(ARGV[2])
 if meta[2] and v < tonumber(meta[2]) then return -2 end
 local applied = 0
@@ -51,7 +57,7 @@ for i = 3, #KEYS do
   local k = KEYS[i]
   local cur = redis.call('HMGET', k, 'v', 't')
   if (not cur[1]) or tonumber(cur[1]) <= v then
-    local doc = ARGV[i + 1]
+    local doc = ARGV[i + 3]
     if doc == '' then
       redis.call('DEL', k)
       redis.call('HSET', k, 'v', ARGV[2], 't', '1')
@@ -63,6 +69,10 @@ for i = 3, #KEYS do
     end
     applied = applied + 1
   end
+end
+if (not meta[4]) or v > tonumber(meta[4]) then redis.call('HSET', KEYS[1], 'applied', ARGV[2]) end
+if ARGV[4] ~= '' and ((not meta[3]) or tonumber(ARGV[4]) > tonumber(meta[3])) then
+  redis.call('HSET', KEYS[1], 'fence', ARGV[4])
 end
 redis.call('HINCRBY', KEYS[1], 'gen', 1)
 return applied
@@ -87,9 +97,15 @@ return 1
 """
 
 _RESET = """
+local m = redis.call('HMGET', KEYS[1], 'fence', 'floor', 'applied')
+if ARGV[4] ~= '' and m[1] and tonumber(ARGV[4]) < tonumber(m[1]) then return -3 end
+if ARGV[4] ~= '' and ((not m[1]) or tonumber(ARGV[4]) > tonumber(m[1])) then
+  redis.call('HSET', KEYS[1], 'fence', ARGV[4])
+end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
-local f = redis.call('HGET', KEYS[1], 'floor')
-if (not f) or tonumber(f) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], 'floor', ARGV[2]) end
+local floor = tonumber(ARGV[2])
+if (not m[2]) or tonumber(m[2]) < floor then redis.call('HSET', KEYS[1], 'floor', ARGV[2]) end
+if (not m[3]) or tonumber(m[3]) < floor then redis.call('HSET', KEYS[1], 'applied', ARGV[2]) end
 redis.call('HINCRBY', KEYS[1], 'gen', 1)
 local ks = redis.call('SPOP', KEYS[2], tonumber(ARGV[3]))
 for _, k in ipairs(ks) do redis.call('DEL', k) end
@@ -97,6 +113,8 @@ return redis.call('SCARD', KEYS[2])
 """
 
 _DROP = """
+local f = redis.call('HGET', KEYS[1], 'fence')
+if ARGV[2] ~= '' and f and tonumber(ARGV[2]) < tonumber(f) then return -3 end
 local ks = redis.call('SPOP', KEYS[2], tonumber(ARGV[1]))
 for _, k in ipairs(ks) do redis.call('DEL', k) end
 local left = redis.call('SCARD', KEYS[2])
@@ -104,6 +122,20 @@ if left == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
 return left
 """
 
+# The new sync leader's first write to each tracked table: its fencing token, so that every
+# later script of a deposed leader (a lower token) is refused.
+_STAMP = """
+local f = redis.call('HGET', KEYS[1], 'fence')
+if f and tonumber(ARGV[1]) < tonumber(f) then return -3 end
+redis.call('HSET', KEYS[1], 'fence', ARGV[1])
+return 1
+"""
+
+DEPOSED = -3  # what every script returns, writing nothing, to a caller whose token is below the table's
+
+
+class Deposed(AsymmError):
+    """Redis refused a script: a sync leader with a higher fencing token has taken over."""
 
 DEFAULT_PREFIX = "asymm"
 
@@ -249,19 +281,39 @@ class Scripts:
         self._fill = client.register_script(_FILL)
         self._reset = client.register_script(_RESET)
         self._drop = client.register_script(_DROP)
+        self._stamp = client.register_script(_STAMP)
+        # The fencing token of the sync leader using these scripts (asymm.sync_state.fence, taken
+        # with the sync lock); None for a caller that never took the lock (a test, a tool): its
+        # scripts are not fenced.
+        self.token: int | None = None
 
-    def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]]) -> int:
-        """CAS-write rows (``None`` doc = tombstone); -1 if the table's epoch is not ``epoch``."""
+    def _token(self) -> str:
+        return "" if self.token is None else str(self.token)
+
+    @staticmethod
+    def _checked(reply: Any) -> int:
+        value = int(reply)
+        if value == DEPOSED:
+            raise Deposed("Redis refused a write: another sync worker took the lead (higher fencing token);"
+                          " giving up the lead")
+        return value
+
+    def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]],
+              expect: int = 0) -> int:
+        """CAS-write rows (``None`` doc = tombstone) and raise the table's ``applied`` mark to
+        ``version``; -1 if the table's epoch is not ``epoch`` or its mark is below ``expect`` (what
+        Redis acknowledged before: it lost data since); :class:`Deposed` if our token is too low."""
         tag = table_tag(name, self.prefix)
         if self._raw:
             row_prefix = tag + ":"  # = row_key(name, k, prefix), without a call per key
             args: list[Any] = ["EVALSHA", self._write.sha, len(items) + 2, tag, tag + "#keys"]
             args += [row_prefix + k for k, _ in items]
-            args += [epoch, version, ttl_s]
+            args += [epoch, version, ttl_s, self._token(), expect]
             args += [doc if doc is not None else "" for _, doc in items]
-            return int(self._evalsha(self._write, args))
+            return self._checked(self._evalsha(self._write, args))
         keys = [tag, tag + "#keys"] + [row_key(name, k, self.prefix) for k, _ in items]
-        return int(self._write(keys=keys, args=[epoch, version, ttl_s] + [doc or "" for _, doc in items]))
+        return self._checked(self._write(keys=keys, args=[epoch, version, ttl_s, self._token(), expect]
+                                         + [doc or "" for _, doc in items]))
 
     def _evalsha(self, script: Any, args: list[Any]) -> Any:
         """``args`` (``EVALSHA``, the script's sha, ...) packed by :func:`pack_command`, sent on a
@@ -289,12 +341,28 @@ class Scripts:
     def reset(self, name: str, epoch: str, floor: int, chunk: int = 1000) -> None:
         """Set the table's epoch and floor, then delete every row key it has (chunk by chunk)."""
         keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
-        while int(self._reset(keys=keys, args=[epoch, floor, chunk])) > 0:
+        while self._checked(self._reset(keys=keys, args=[epoch, floor, chunk, self._token()])) > 0:
             pass
 
     def drop(self, name: str, chunk: int = 1000) -> None:
         """Remove every key of a table that no longer exists: rows, key set and meta key (epoch gone,
         so a late read-through fill finds no epoch and is refused)."""
         keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
-        while int(self._drop(keys=keys, args=[chunk])) > 0:
+        while self._checked(self._drop(keys=keys, args=[chunk, self._token()])) > 0:
             pass
+
+    def stamp(self, names: list[str]) -> None:
+        """Write our token into each table's meta hash (:class:`Deposed` if one holds a higher one)."""
+        assert self.token is not None
+        for name in names:
+            self._checked(self._stamp(keys=[table_tag(name, self.prefix)], args=[self.token]))
+
+    def marks(self, names: list[str]) -> list[tuple[str | None, int]]:
+        """(epoch, applied mark) of each table, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(table_tag(name, self.prefix), "epoch", "applied")
+        out: list[tuple[str | None, int]] = []
+        for epoch, applied in pipe.execute():
+            out.append((epoch.decode() if isinstance(epoch, bytes) else epoch, int(applied or 0)))
+        return out

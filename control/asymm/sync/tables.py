@@ -60,6 +60,7 @@ class TrackedTable:
     state: str
     cursor: str | None
     epoch: str | None
+    applied: int | None = None  # asymm.sync_tables.applied: the version Redis acknowledged, as last stored
 
     @property
     def ident(self) -> sql.Composable:
@@ -138,14 +139,15 @@ TABLES_FINGERPRINT = """(SELECT md5(coalesce(string_agg(concat_ws(' ', t.rel::oi
 
 
 _TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,
-       t.backfill_state, t.backfill_cursor, t.epoch
+       t.backfill_state, t.backfill_cursor, t.epoch, t.applied
   FROM asymm.sync_tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid
   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""
 
 
 def _table(r: Any) -> TrackedTable:
     return TrackedTable(oid=int(r[0]), name=redis_name(r[1], r[2]), schema=r[1], table=r[2], key_columns=list(r[3]),
-                        key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8])
+                        key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8],
+                        applied=None if r[9] is None else int(r[9]))
 
 
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TrackedTable]:

@@ -60,8 +60,10 @@ def busy_cadence(interval_s: float, keys: int, since_last_s: float, period_s: fl
 
 
 class SyncWorker(threading.Thread):
-    def __init__(self, dsn: str, redis_url: str, stop: threading.Event, period: float) -> None:
+    def __init__(self, dsn: str, redis_url: str, stop: threading.Event, period: float,
+                 session_timeout_s: float = 0.0) -> None:
         super().__init__(name="asymm-sync", daemon=True)
+        self.session_timeout_s = session_timeout_s  # of the engine's session, which holds the sync lock
         self.dsn = dsn
         self.redis_url = redis_url
         self.stop = stop
@@ -92,7 +94,7 @@ class SyncWorker(threading.Thread):
         self._close()
 
     def _connect(self) -> None:
-        self.engine = SyncEngine(self.dsn, self.redis_url)
+        self.engine = SyncEngine(self.dsn, self.redis_url, session_timeout_s=self.session_timeout_s)
         self.listener = connect(self.dsn)
         self.listener.execute("LISTEN asymm_sync")
         self.is_leader = False
@@ -173,13 +175,17 @@ def daemon_tasks(daemon: Daemon) -> list[Task]:
         return []
     state: dict[str, object] = {}
     heartbeat_every = max(1, round(1.0 / daemon.config.period))
+    # A stalled sync leader loses the sync lock like a stalled daemon leader loses its own (the same
+    # setting, the same floor of five pulses: the engine's session runs a statement every pulse).
+    config = daemon.config
+    session_timeout = max(config.leader_session_timeout_s, 5 * config.period) if config.leader_session_timeout_s else 0
 
     def keep_alive(_tick: Tick) -> None:
         worker = state.get("worker")
         if not isinstance(worker, SyncWorker) or not worker.is_alive():
             assert daemon.config.redis_url is not None
             state["worker"] = worker = SyncWorker(daemon.config.dsn, daemon.config.redis_url, daemon.stop_event,
-                                                  daemon.config.period)
+                                                  daemon.config.period, session_timeout)
             worker.start()
 
     def heartbeat(_tick: Tick) -> None:
