@@ -110,7 +110,8 @@ class TrackedTable:
         """Which of a text[] of keys have no row, with the xmin of the statement's snapshot (a prune
         tombstones them with it as version, see :meth:`asymm.sync.engine.SyncEngine._prune`)."""
         return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key"
-                       " FROM unnest(%s::text[]) AS k(key) WHERE NOT EXISTS (SELECT FROM {tbl} t WHERE {match})").format(
+                       " FROM unnest(%s::text[]) AS k(key)"
+                       " WHERE NOT EXISTS (SELECT FROM {tbl} t WHERE {match})").format(
             tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
