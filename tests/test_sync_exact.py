@@ -207,6 +207,17 @@ def test_rows_that_leave_with_a_partition_leave_redis(db: str, conn: Conn, engin
         exact(db, redis_url)
 
 
+def test_detach_partition_concurrently(db: str, conn: Conn, engine: SyncEngine, redis_url: str) -> None:
+    """DETACH ... CONCURRENTLY (two transactions, outside a transaction block) prunes too."""
+    make_events(conn)
+    engine.run_until_idle()
+    conn.execute("ALTER TABLE events DETACH PARTITION events_eu CONCURRENTLY")
+    engine.run_until_idle()
+    exact(db, redis_url)
+    assert conn.execute("SELECT count(*) FROM asymm.sync_partitions WHERE part = 'events_eu'::regclass"
+                        ).fetchone() == (0,)
+
+
 def test_untrack_removes_the_partitions_triggers(db: str, conn: Conn) -> None:
     make_events(conn)
     conn.execute("SELECT asymm.untrack('events')")
