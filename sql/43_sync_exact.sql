@@ -24,26 +24,41 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    changed integer;
+    t record;
+    changed integer := 0;
 BEGIN
-    -- key_types follow too (ALTER COLUMN ... TYPE of a key column): the worker casts key text to them.
-    WITH now_ AS (
-        SELECT t.rel, asymm._sync_column_signature(t.rel) AS sig,
+    FOR t IN
+        SELECT s.rel, s.sensitive, asymm._sync_column_signature(s.rel) AS sig,
                (SELECT array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
-                  FROM unnest(t.key_columns) WITH ORDINALITY AS k(name, ord)
-                  JOIN pg_attribute a ON a.attrelid = t.rel AND a.attname = k.name
-                                     AND a.attnum > 0 AND NOT a.attisdropped) AS types
-          FROM asymm.sync_tables t
-         WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.rel)),
-    upd AS (
-        UPDATE asymm.sync_tables t
-           SET column_signature = n.sig, backfill_state = 'pending', backfill_cursor = NULL,
-               key_types = CASE WHEN cardinality(n.types) = cardinality(t.key_columns) THEN n.types
-                                ELSE t.key_types END
-          FROM now_ n
-         WHERE n.rel = t.rel AND t.column_signature IS DISTINCT FROM n.sig
-        RETURNING 1)
-    SELECT count(*) INTO changed FROM upd;
+                  FROM unnest(s.key_columns) WITH ORDINALITY AS k(name, ord)
+                  JOIN pg_attribute a ON a.attrelid = s.rel AND a.attname = k.name
+                                     AND a.attnum > 0 AND NOT a.attisdropped) AS types,
+               cardinality(s.key_columns) AS nkeys
+          FROM asymm.sync_tables s
+         WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.rel)
+           AND s.column_signature IS DISTINCT FROM asymm._sync_column_signature(s.rel)
+         ORDER BY s.rel::oid
+    LOOP
+        IF cardinality(t.types) = t.nkeys THEN
+            -- key_types follow too (ALTER COLUMN ... TYPE of a key column): the worker casts key text to them
+            UPDATE asymm.sync_tables s
+               SET column_signature = t.sig, key_types = t.types, backfill_state = 'pending', backfill_cursor = NULL
+             WHERE s.rel = t.rel;
+        ELSE
+            -- A key column renamed or dropped: the triggers' arguments name it, so every write would
+            -- fail, and so would a backfill.  Track the table again (its primary key now); should
+            -- that fail (no primary key left), leave it as it is and say so.
+            BEGIN
+                PERFORM asymm.track(t.rel, t.sensitive);
+            EXCEPTION WHEN others THEN
+                RAISE WARNING 'asymm: tracked table %: a key column is gone and it could not be tracked again: %',
+                      t.rel, sqlerrm
+                      USING HINT = 'Writes to it fail until SELECT asymm.track() succeeds on it, or asymm.untrack() it.';
+                CONTINUE;
+            END;
+        END IF;
+        changed := changed + 1;
+    END LOOP;
     IF changed > 0 THEN
         PERFORM asymm.sync_notify();
     END IF;
