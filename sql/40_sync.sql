@@ -37,9 +37,11 @@ CREATE TABLE asymm.sync_tables (
     backfilled_at   timestamptz,
     rows_backfilled bigint NOT NULL DEFAULT 0,
     redis_name      text,
-    applied         bigint
+    applied         bigint,
+    column_signature text
 );
 COMMENT ON COLUMN asymm.sync_tables.applied IS 'The highest version the sync worker had Redis acknowledge for this table when it last stored its position (Redis keeps its own mark in the table''s meta hash): a Redis mark below it means Redis came back from an older snapshot, and the table is copied again';
+COMMENT ON COLUMN asymm.sync_tables.column_signature IS 'The table''s live columns when its keys were written (asymm._sync_column_signature): when they change, the table is copied again';
 COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'The schema and table names its Redis keys were written under, as a JSON array (jsonb_build_array(schema, table)::text; the daemon encodes them into the key, see the README); when a rename makes it differ from the table''s names, the keys under the old name are cleared and the table is copied again';
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
@@ -101,20 +103,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ((extract(epoch FROM now())::bigint / 10) % 2)::smallint $$;
 COMMENT ON FUNCTION asymm.sync_slot() IS 'Outbox slot (0 or 1) written by transactions that start now; the other one is truncated once consumed';
 
+-- The same path as the capture's (extension/src/sync.c): the NOTIFY is sent when the transaction
+-- commits, at most once, and not at all by one that is PREPAREd (PREPARE TRANSACTION refuses a
+-- transaction that has called pg_notify; the worker finds a prepared transaction's changes by its
+-- poll, at most a pulse after COMMIT PREPARED).  A subtransaction that rolls back takes its
+-- wake-up with it.
 CREATE FUNCTION asymm.sync_notify() RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- A transaction-local flag: pg_notify runs at most once per transaction (a subtransaction that
-    -- rolls back undoes both the flag and its notification).
-    IF current_setting('asymm.sync_notified', true) IS DISTINCT FROM 'on' THEN
-        PERFORM pg_notify('asymm_sync', '');
-        PERFORM set_config('asymm.sync_notified', 'on', true);
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION asymm.sync_notify() IS 'Wake the sync worker: one payload-free NOTIFY asymm_sync per transaction';
+AS 'MODULE_PATHNAME', 'asymm_sync_notify';
+COMMENT ON FUNCTION asymm.sync_notify() IS 'Wake the sync worker: one payload-free NOTIFY asymm_sync when the transaction commits (none if it is prepared)';
 
 -- Whether the sync worker waits for a NOTIFY (true) or is draining the outbox anyway (false).
 -- Unlogged: a flag flipped on every idle/busy transition needs no WAL; after a crash it is empty,
@@ -139,19 +137,26 @@ CREATE TRIGGER sync_wake_changed AFTER INSERT OR UPDATE OR DELETE ON asymm.sync_
     FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_wake_changed();
 
 -- TRUNCATE capture: rare, so a plain SECURITY DEFINER function (op 'T' makes the worker clear the
--- table's keys; the INSERT/UPDATE/DELETE capture below never writes it).
+-- table's keys; the INSERT/UPDATE/DELETE capture below never writes it).  A partition of a tracked
+-- table (sql/43_sync_exact.sql) queues a 'P' for the tracked table instead: the worker tombstones
+-- the keys whose rows are gone, those of the other partitions stay.  (TRUNCATE of the tracked
+-- table itself fires its partitions' triggers too; the worker skips a prune that a 'T' of the
+-- same transaction makes moot.)  The tracked table is found in the catalog, not taken from the
+-- trigger.
 CREATE FUNCTION asymm._sync_truncated() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     INSERT INTO asymm.sync_outbox (slot, xid, rel, op, keys)
-    VALUES (asymm.sync_slot(), pg_current_xact_id(), TG_RELID, 'T', NULL);
+    SELECT asymm.sync_slot(), pg_current_xact_id(), a.relid, CASE WHEN a.relid = TG_RELID THEN 'T' ELSE 'P' END, NULL
+      FROM (SELECT TG_RELID AS relid UNION SELECT p.relid FROM pg_partition_ancestors(TG_RELID) p) a  -- (none for a plain table)
+     WHERE EXISTS (SELECT 1 FROM asymm.sync_tables t WHERE t.rel = a.relid);
     PERFORM asymm.sync_notify();
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tables: queues a T outbox row (the worker clears the table''s Redis keys)';
+COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tables and their partitions: queues a T outbox row (the worker clears the table''s Redis keys), or for a partition a P row (the worker removes the keys of rows gone)';
 
 -- The capture of INSERT/UPDATE/DELETE, for every tracked table: a C trigger function
 -- (extension/src/sync.c has the full argument).  In short:
@@ -256,6 +261,16 @@ BEGIN
         RAISE EXCEPTION 'sensitive: primary key columns cannot be sensitive (%)', array_to_string(cols, ', ')
               USING ERRCODE = 'invalid_parameter_value', HINT = 'The key is part of the Redis key name; leave it out.';
     END IF;
+    -- A partition's changes are recorded under its tracked ancestor (sql/43_sync_exact.sql): one of
+    -- a tree at most.
+    SELECT t.rel::text INTO bad FROM asymm.sync_tables t
+     WHERE t.rel <> track.rel
+       AND (t.rel::oid IN (SELECT a.relid::oid FROM pg_partition_ancestors(track.rel) a)
+            OR t.rel::oid IN (SELECT x.relid::oid FROM pg_partition_tree(track.rel) x));
+    IF FOUND THEN
+        RAISE EXCEPTION 'rel %: % is tracked, and a partition and its partitioned table cannot both be', rel, bad
+              USING ERRCODE = 'invalid_parameter_value', HINT = 'Track the topmost partitioned table only: it covers all its partitions.';
+    END IF;
     -- The capture function learns the key columns from the triggers' arguments, the same list
     -- as asymm.sync_tables.key_columns: capture and worker agree on the key even if the primary
     -- key is later changed (re-tracking picks the new one up).
@@ -283,6 +298,11 @@ BEGIN
     -- (re-tracking a table renamed while the event trigger was off).
     PERFORM asymm._sync_forget_old_names();
     PERFORM asymm._grant_tracked_to_daemons(rel);
+    -- Exactness through DDL (sql/43_sync_exact.sql): the columns the keys are written with, and the
+    -- capture triggers on every partition (the backfill copies their rows).
+    UPDATE asymm.sync_tables t SET column_signature = asymm._sync_column_signature(t.rel) WHERE t.rel = track.rel;
+    DELETE FROM asymm.sync_partitions s WHERE s.root = track.rel;  -- (re)installed with the current key
+    PERFORM asymm._sync_follow_partitions(false);
     PERFORM asymm.sync_notify();
 END
 $$;
@@ -314,6 +334,7 @@ BEGIN
         VALUES (asymm.sync_slot(), pg_current_xact_id(), rel, 'X', ARRAY[name]);
         PERFORM asymm.sync_notify();
     END IF;
+    PERFORM asymm._sync_follow_partitions();  -- its partitions lose their triggers
     RETURN true;
 END
 $$;
@@ -405,6 +426,15 @@ BEGIN
         RAISE WARNING 'asymm: could not forget the dropped tracked table after %: %', tg_tag, sqlerrm
               USING HINT = 'Its row in asymm.sync_tables and its Redis keys may remain; DELETE the row by hand.';
     END;
+    -- A dropped partition of a tracked table: its rows are gone from the table (sql/43_sync_exact.sql).
+    BEGIN
+        IF to_regprocedure('asymm._sync_forget_dropped_partitions()') IS NOT NULL THEN
+            PERFORM asymm._sync_forget_dropped_partitions();
+        END IF;
+    EXCEPTION WHEN others THEN
+        RAISE WARNING 'asymm: could not follow the drop of a partition of a tracked table after %: %', tg_tag, sqlerrm
+              USING HINT = 'Its rows may stay in Redis: run SELECT asymm.sync_backfill(''<table>'').';
+    END;
 END
 $$;
 COMMENT ON FUNCTION asymm._sync_sql_drop() IS 'Event trigger function: a dropped tracked table leaves asymm.sync_tables and has its Redis keys cleared by the sync worker (never fails the DDL)';
@@ -428,6 +458,17 @@ BEGIN
         RAISE WARNING 'asymm: could not follow the rename of a tracked table after %: %', tg_tag, sqlerrm
               USING HINT = 'Run SELECT asymm.track(''<table>'') again: keys under the old name stay in Redis until then.';
     END;
+    -- Column DDL and partitions of tracked tables (sql/43_sync_exact.sql): never fails the DDL.
+    BEGIN
+        IF to_regprocedure('asymm._sync_follow_partitions(boolean)') IS NOT NULL
+           AND to_regprocedure('asymm._sync_follow_columns()') IS NOT NULL THEN  -- (not while installing)
+            PERFORM asymm._sync_follow_partitions();
+            PERFORM asymm._sync_follow_columns();
+        END IF;
+    EXCEPTION WHEN others THEN
+        RAISE WARNING 'asymm: could not follow a column or partition change of a tracked table after %: %', tg_tag, sqlerrm
+              USING HINT = 'Run SELECT asymm.track(''<table>'') again: its Redis keys may be stale until then.';
+    END;
     -- The one DDL this trigger refuses: a tracked table given a column of a type a non-superuser
     -- owns (ALTER TABLE ... ADD COLUMN / ALTER COLUMN ... TYPE), whose casts would run as the daemon.
     IF tg_tag = 'ALTER TABLE' AND to_regclass('asymm.sync_tables') IS NOT NULL THEN
@@ -441,6 +482,6 @@ $$;
 COMMENT ON FUNCTION asymm._sync_ddl_end() IS 'Event trigger function: a renamed tracked table has the keys under its old name cleared and is copied again under the new one; refuses only a column of a non-superuser''s type on a tracked table';
 
 CREATE EVENT TRIGGER asymm_sync_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'CREATE TABLE')
     EXECUTE FUNCTION asymm._sync_ddl_end();
 COMMENT ON EVENT TRIGGER asymm_sync_ddl_end IS 'asymm: a tracked table renamed (or moved to another schema, or whose schema is renamed) is mirrored under its new name';

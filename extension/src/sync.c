@@ -36,9 +36,11 @@
  *   - it refuses to run except as an AFTER ... FOR EACH STATEMENT trigger for INSERT, UPDATE or
  *     DELETE with the matching transition tables (a direct call is refused too), so the keys are
  *     those of rows the statement really changed;
- *   - rel is always TG_RELID, op always the trigger's own event, xid always the caller's own
- *     top-level transaction: nothing comes from the trigger arguments but the names of the
- *     columns to read, and a wrong name only makes the statement fail;
+ *   - rel is always TG_RELID (or, for a partition, the ancestor that is tracked, found in the
+ *     catalog: see capture_target), op always the trigger's own event, xid always the caller's
+ *     own top-level transaction: nothing comes from the trigger arguments but the names of the
+ *     columns to read (looked up by name, so a partition's own column order does not matter),
+ *     and a wrong name only makes the statement fail;
  *   - creating such a trigger needs EXECUTE on asymm._sync_capture, which is revoked from PUBLIC
  *     (sql/99_privileges.sql), as is everything else in schema asymm: a plain role can neither
  *     insert outbox rows nor point the function at another table.
@@ -47,7 +49,8 @@
  * ('H') and dropped tables ('X'), which the worker does act on, are written only by SECURITY
  * DEFINER SQL functions.
  *
- * Wake-up.  The transaction NOTIFYs asymm_sync (no payload) only while the worker waits for it
+ * Wake-up.  The transaction NOTIFYs asymm_sync (no payload, when it commits: see notified_lxid)
+ * only while the worker waits for it
  * (asymm.sync_wake.listening true, or no row: the unlogged table was reset by a crash), and at most
  * once: after a notification the flag is not looked at again in the same transaction (a
  * subtransaction that rolls back takes its notification with it, and so forgets that it notified).
@@ -68,6 +71,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -93,6 +97,7 @@
 
 PG_FUNCTION_INFO_V1(asymm_sync_capture);
 PG_FUNCTION_INFO_V1(asymm_sync_wake_changed);
+PG_FUNCTION_INFO_V1(asymm_sync_notify);
 
 #define SYNC_SCHEMA "asymm"
 #define SYNC_CHANNEL "asymm_sync"
@@ -136,9 +141,42 @@ typedef struct KeyBuilder
 	MemoryContext rowcxt;		/* per-row garbage of cast functions and jsonb */
 } KeyBuilder;
 
-/* The transaction (and innermost subtransaction) that has sent its NOTIFY, if any. */
+/*
+ * The transaction (and innermost subtransaction) that owes the worker its NOTIFY, if any.  The
+ * NOTIFY itself is sent at XACT_EVENT_PRE_COMMIT (wake_xact_callback), not when the change is
+ * captured: a transaction that has called Async_Notify() cannot PREPARE ("cannot PREPARE a
+ * transaction that has executed LISTEN, UNLISTEN, or NOTIFY"), and one that only set this flag
+ * can.  CommitTransaction() runs the PRE_COMMIT callbacks before PreCommit_Notify() (xact.c), so
+ * the notification still goes out with the commit, once.  PrepareTransaction() runs
+ * PRE_PREPARE instead, where nothing is sent: a prepared transaction wakes no one, and the
+ * worker finds its changes by its poll once COMMIT PREPARED has run (at most a pulse later; the
+ * prepared transaction holds the horizon back until then anyway).
+ */
 static LocalTransactionId notified_lxid = InvalidLocalTransactionId;
 static SubTransactionId notified_subid = InvalidSubTransactionId;
+
+/*
+ * Partitions: a statement on a partition fires the partition's statement triggers, never its
+ * parent's, so asymm.track() of a partitioned table puts the capture triggers on every partition
+ * too, and the change is recorded under the tracked table: the topmost ancestor (parent,
+ * grandparent, ...; get_partition_ancestors, i.e. pg_inherits) that has a capture trigger of its
+ * own (a trigger of this very function, fn_oid).  Derived from the catalog, never from the
+ * trigger's arguments, so the rel of such a row is always the partition itself or one of its
+ * ancestors.  Cached per partition: the walk opens every ancestor; any relcache invalidation
+ * (ATTACH, DETACH, CREATE/DROP TRIGGER all send one) empties the cache.  A table that is no
+ * partition (relispartition false) takes none of this: its own oid, as before.
+ */
+#define ANCESTOR_CACHE_SIZE 64
+
+typedef struct AncestorEntry
+{
+	Oid			relid;
+	Oid			fn_oid;
+	Oid			target;
+} AncestorEntry;
+
+static AncestorEntry ancestor_cache[ANCESTOR_CACHE_SIZE];
+static int	ancestor_cache_used = 0;
 
 /*
  * Backend-local caches, so that a single-row statement does no catalog lookup of its own:
@@ -202,6 +240,7 @@ static int	capture_depth = 0;		/* > 0 inside a capture (a key's cast may write a
 static void
 sync_rels_relcache_callback(Datum arg, Oid relid)
 {
+	ancestor_cache_used = 0;	/* plain oids: nothing points into it */
 	if (relid == InvalidOid || relid == sync_rels.outbox[0] || relid == sync_rels.outbox[1]
 		|| relid == sync_rels.wake)
 	{
@@ -238,6 +277,85 @@ notified_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		notified_lxid = InvalidLocalTransactionId;	/* rolled back with its notification */
 		notified_subid = InvalidSubTransactionId;
 	}
+}
+
+/* Commit: send the NOTIFY owed (see notified_lxid); prepare: send nothing. */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (notified_lxid == MyProc->lxid)
+			{
+				notified_lxid = InvalidLocalTransactionId;
+				notified_subid = InvalidSubTransactionId;
+				Async_Notify(SYNC_CHANNEL, "");
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			notified_lxid = InvalidLocalTransactionId;
+			notified_subid = InvalidSubTransactionId;
+			break;
+		default:
+			break;				/* PRE_PREPARE included: a prepared transaction cannot NOTIFY */
+	}
+}
+
+/* Whether rel has a trigger of the capture function (fn_oid). */
+static bool
+has_capture_trigger(Relation rel, Oid fn_oid)
+{
+	TriggerDesc *desc = rel->trigdesc;
+	int			i;
+
+	if (desc == NULL)
+		return false;
+	for (i = 0; i < desc->numtriggers; i++)
+		if (desc->triggers[i].tgfoid == fn_oid)
+			return true;
+	return false;
+}
+
+/*
+ * The table a change of rel is recorded under: rel itself, or for a partition its topmost
+ * ancestor with a capture trigger (see ancestor_cache).
+ */
+static Oid
+capture_target(Relation rel, Oid fn_oid)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			target = relid;
+	List	   *ancestors;
+	ListCell   *lc;
+	int			i;
+
+	if (!rel->rd_rel->relispartition)
+		return relid;
+	for (i = 0; i < ancestor_cache_used; i++)
+		if (ancestor_cache[i].relid == relid && ancestor_cache[i].fn_oid == fn_oid)
+			return ancestor_cache[i].target;
+	ancestors = get_partition_ancestors(relid);
+	foreach(lc, ancestors)
+	{
+		/* (the statement holds a lock on rel; its partition constraint check locks these too) */
+		Relation	ancestor = table_open(lfirst_oid(lc), AccessShareLock);
+
+		if (has_capture_trigger(ancestor, fn_oid))
+			target = RelationGetRelid(ancestor);	/* the last one found is the topmost */
+		table_close(ancestor, AccessShareLock);
+	}
+	list_free(ancestors);
+	/* opening the ancestors may have processed invalidations: the cache starts from empty then */
+	if (ancestor_cache_used == ANCESTOR_CACHE_SIZE)
+		ancestor_cache_used = 0;
+	ancestor_cache[ancestor_cache_used].relid = relid;
+	ancestor_cache[ancestor_cache_used].fn_oid = fn_oid;
+	ancestor_cache[ancestor_cache_used].target = target;
+	ancestor_cache_used++;
+	return target;
 }
 
 static void
@@ -739,15 +857,21 @@ worker_listens(void)
 	return listening;
 }
 
-/* NOTIFY asymm_sync once per transaction, only while the worker waits for it. */
+/* Owe the worker a NOTIFY asymm_sync at commit (see notified_lxid). */
+static void
+owe_notify(void)
+{
+	notified_lxid = MyProc->lxid;
+	notified_subid = GetCurrentSubTransactionId();
+}
+
+/* NOTIFY asymm_sync once per transaction (at its commit), only while the worker waits for it. */
 static void
 wake_worker(void)
 {
 	if (notified_lxid == MyProc->lxid || !worker_listens())
 		return;
-	Async_Notify(SYNC_CHANNEL, "");
-	notified_lxid = MyProc->lxid;
-	notified_subid = GetCurrentSubTransactionId();
+	owe_notify();
 }
 
 /* The statement's keys as a text[]: the new rows', then (UPDATE) the old rows' that differ. */
@@ -801,6 +925,7 @@ register_callbacks(void)
 	CacheRegisterSyscacheCallback(TYPEOID, cast_cache_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, cast_cache_syscache_callback, (Datum) 0);
 	RegisterSubXactCallback(notified_subxact_callback, NULL);
+	RegisterXactCallback(wake_xact_callback, NULL);
 	callbacks_registered = true;
 }
 
@@ -813,6 +938,7 @@ asymm_sync_capture(PG_FUNCTION_ARGS)
 	char		op;
 	int64		rows;
 	Relation	rel;
+	Oid			target;
 	MemoryContext cxt;
 	MemoryContext caller;
 
@@ -872,11 +998,11 @@ asymm_sync_capture(PG_FUNCTION_ARGS)
 	}
 
 	rel = trigdata->tg_relation;
+	target = capture_target(rel, fcinfo->flinfo->fn_oid);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "asymm capture", ALLOCSET_DEFAULT_SIZES);
 	caller = MemoryContextSwitchTo(cxt);
 
-	insert_outbox_row(RelationGetRelid(rel), op,
-					  collect_keys_nested(rel, trigdata->tg_trigger, first, second, rows));
+	insert_outbox_row(target, op, collect_keys_nested(rel, trigdata->tg_trigger, first, second, rows));
 	wake_worker();
 
 	MemoryContextSwitchTo(caller);
@@ -901,4 +1027,19 @@ asymm_sync_wake_changed(PG_FUNCTION_ARGS)
 	trigdata = (TriggerData *) fcinfo->context;
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * asymm.sync_notify(): wake the sync worker when this transaction commits, whatever the wake flag
+ * says (track, TRUNCATE, renames, heartbeats).  The same path as capture's (see notified_lxid):
+ * one NOTIFY asymm_sync at commit, none at PREPARE TRANSACTION, and a subtransaction that rolls
+ * back takes its share with it.
+ */
+Datum
+asymm_sync_notify(PG_FUNCTION_ARGS)
+{
+	register_callbacks();
+	if (notified_lxid != MyProc->lxid)
+		owe_notify();
+	PG_RETURN_VOID();
 }

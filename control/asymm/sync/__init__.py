@@ -52,6 +52,17 @@ Backfill.  Chunks in key order, each read in its own snapshot and written with t
 xmin as version; concurrent changes are in the outbox (the triggers exist before the first chunk),
 so they win by version.
 
+DDL.  Column DDL on a tracked table queues a backfill by itself (the event trigger compares a
+stored column signature with the catalog).  Partitions of a tracked table carry the capture
+triggers too (a statement on a partition fires only the partition's), and record their changes
+under the tracked table; rows leaving with a partition (DETACH, DROP, TRUNCATE of it) queue a
+prune: the worker walks the table's key set and tombstones keys without a row, with the xmin of
+the snapshot it looked them up in as version (why that is safe: :meth:`SyncEngine._prune`).
+
+Two-phase commit.  The wake-up NOTIFY is sent at commit (pre-commit callback), never at PREPARE
+TRANSACTION, which PostgreSQL refuses after a NOTIFY; a prepared transaction committed later is
+found by the worker's poll, at most one pulse after COMMIT PREPARED.
+
 Space.  The outbox has two LIST partitions used alternately (10 s each); a slot whose rows are all
 consumed is TRUNCATEd under an ACCESS EXCLUSIVE lock: no dead tuples, no vacuum debt.
 """

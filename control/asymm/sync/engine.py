@@ -15,7 +15,7 @@ import redis
 from psycopg import sql
 
 from asymm.db import connect
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name
+from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name, keyset_key, parse_key
 from asymm.sync.tables import TABLES_FINGERPRINT, Protector, TrackedTable, load_tables, load_tables_fingerprint
 
 log = logging.getLogger("asymm.sync")
@@ -27,6 +27,7 @@ HOT_IDLE_S = 60.0  # a table without changes for this long loses its branch in t
 # A table's branch in the batch statement runs only while the planner knows it to hold at least this
 # many rows (pg_class.reltuples), see _batch_query.
 PLANNED_MIN_ROWS = 1000
+PRUNE_CHUNK = 1000  # Redis keys a prune looks up in PostgreSQL per statement (see _prune)
 
 
 def eviction_warning(client: RedisClient) -> str | None:
@@ -86,6 +87,7 @@ class _Batch:
         self.docs: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
         self.missing: dict[int, set[str]] = defaultdict(set)
         self.truncated: set[int] = set()
+        self.pruned: set[int] = set()
         self.dropped: list[str] = []
         self.beats: list[float] = []
 
@@ -228,6 +230,11 @@ class SyncEngine:
                 result.truncated += 1
             if not self._write(table, versions.get(rel, horizon), items, result):
                 lost.append(table)
+        for rel in sorted(batch.pruned - batch.truncated):  # (a reset removed every key already)
+            table = tables.get(rel)
+            if table is not None and table.state != "pending" and table not in lost \
+                    and not self._prune(table, result):
+                lost.append(table)
         if lost:
             self._mark_resync(lost)
             result.resync = [table.name for table in lost]
@@ -310,6 +317,8 @@ class SyncEngine:
                     batch.horizon, batch.new_position, batch.rows, fingerprint = a, b, c, key
                 elif kind == "T":
                     batch.truncated.add(a)
+                elif kind == "P":  # rows left with a partition (DETACH, DROP, TRUNCATE of it): sql/43_sync_exact.sql
+                    batch.pruned.add(a)
                 elif kind == "X":  # dropped or renamed (asymm._sync_sql_drop, _sync_forget_old_names): old name
                     batch.dropped.append(dropped_name(key))
                 elif kind == "H":
@@ -427,6 +436,48 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         """Redis acknowledged a write or reset of ``rel`` at ``version`` (its mark is that high now)."""
         if version > self._acked.get(rel, 0):
             self._acked[rel] = self._unflushed_acked[rel] = version
+
+    def _prune(self, table: TrackedTable, result: BatchResult) -> bool:
+        """Tombstone every key of ``table`` in Redis whose row is gone (rows left with a partition).
+
+        The table's key set (``T#keys``: every live key) is walked with SSCAN, ``PRUNE_CHUNK`` keys
+        at a time; each chunk is looked up in PostgreSQL by one statement, whose snapshot has xmin
+        ``x``, and the keys without a row get a tombstone of version ``x`` through the normal
+        versioned write script.  False when the table's Redis epoch is gone (re-sync it).
+
+        Why this cannot delete a row re-inserted concurrently: every transaction with an xid below
+        ``x`` has ended, so "no row in the snapshot" is the truth for all of them, and a tombstone
+        of version ``x`` claims nothing more (the invariant of :mod:`asymm.sync`: a version ``v``
+        reflects every transaction below ``v``).  A transaction that inserts the key again has an
+        xid at or above ``x``; its outbox row is applied by a later batch, whose horizon (taken
+        after this statement) is at least ``x`` and above that xid, and the compare-and-set (write
+        when stored <= new) lets it replace the tombstone.  Conversely, a value already written
+        with a version above ``x`` (a later batch or read-through fill) refuses the tombstone.  A
+        key that SSCAN misses was added or re-added during the walk, by a write that is newer than
+        the prune anyway.  Done inside the batch: should the worker stop half-way, its position
+        was not stored, so the next one prunes again (at-least-once, idempotent).
+        """
+        prefix = self.scripts.prefix
+        keyset = keyset_key(table.name, prefix)
+        query = table.gone_sql()
+        cursor: int = 0
+        while True:
+            cursor, members = self.redis.sscan(keyset, cursor, count=PRUNE_CHUNK)
+            keys = []
+            for member in members:
+                try:
+                    parsed = parse_key(member.decode() if isinstance(member, bytes) else member)
+                except ValueError:
+                    continue  # not a row key of a table: not ours to judge
+                if parsed[:4] == (prefix, table.schema, table.table, "row") and parsed[4] is not None:
+                    keys.append(parsed[4])
+            if keys:
+                rows = self.conn.execute(query, (keys,), prepare=False).fetchall()
+                gone: list[tuple[str, str | None]] = [(str(key), None) for _, key in rows if key is not None]
+                if gone and not self._write(table, int(rows[0][0]), gone, result):
+                    return False
+            if int(cursor) == 0:
+                return True
 
     def _mark_resync(self, tables: list[TrackedTable]) -> None:
         """Queue a backfill of ``tables``, by oid: their Redis names are no SQL names (a table named

@@ -107,6 +107,14 @@ class TrackedTable:
                        " FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
             doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
+    def gone_sql(self) -> sql.Composed:
+        """Which of a text[] of keys have no row, with the xmin of the statement's snapshot (a prune
+        tombstones them with it as version, see :meth:`asymm.sync.engine.SyncEngine._prune`)."""
+        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key"
+                       " FROM unnest(%s::text[]) AS k(key)"
+                       " WHERE NOT EXISTS (SELECT FROM {tbl} t WHERE {match})").format(
+            tbl=self.ident, match=self.match(sql.SQL("k.key")))
+
     def fetch_one_sql(self, mode: str) -> sql.Composed:
         """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
         return sql.SQL("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"

@@ -47,9 +47,14 @@ DROP TRIGGER bad_truncate ON sync_nokey;
 CREATE TRIGGER bad_noargs AFTER INSERT ON sync_nokey REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture();
 INSERT INTO sync_nokey VALUES (1);
 DROP TRIGGER bad_noargs ON sync_nokey;
-ALTER TABLE sync_pairs RENAME COLUMN b TO b2;  -- a key column renamed after track()
+ALTER TABLE sync_pairs RENAME COLUMN b TO b2;  -- a key column renamed: the event trigger tracks it again
 INSERT INTO sync_pairs VALUES (2, 'y');
+SELECT key_columns FROM asymm.sync_tables WHERE rel = 'sync_pairs'::regclass;
+ALTER EVENT TRIGGER asymm_sync_ddl_end DISABLE;  -- renamed behind asymm's back: capture refuses
 ALTER TABLE sync_pairs RENAME COLUMN b2 TO b;
+INSERT INTO sync_pairs VALUES (3, 'y');
+ALTER EVENT TRIGGER asymm_sync_ddl_end ENABLE;
+SELECT asymm.track('sync_pairs');
 SELECT count(*) AS outbox_rows_from_misuse FROM asymm.sync_outbox WHERE rel = 'sync_nokey'::regclass;
 
 -- a partitioned table: the parent's triggers capture rows of every partition, moves included
