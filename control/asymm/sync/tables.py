@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,11 +194,79 @@ class Protector:
         return bool(table.sensitive) and self.mode == "hmac"
 
     def protect(self, table: TrackedTable, doc: str | None) -> str | None:
+        """``doc`` (the row's JSON object text, as ``row_to_json`` wrote it) with each non-null
+        sensitive value replaced by ``"hmac:<hex>"``.
+
+        Spliced, not re-serialised: every other value keeps the exact text PostgreSQL produced. A
+        ``json.loads``/``json.dumps`` round trip went through Python floats and rounded every
+        numeric (``12345678901234568856.123456789`` became ``12345678901234570000``), so the
+        ``hmac`` mode disagreed with the ``drop`` mode and with the database on every number.
+        """
         if doc is None or not self.needed(table):
             return doc  # drop mode removes the columns in SQL already
-        data = json.loads(doc)
-        for col in table.sensitive:
-            if data.get(col) is not None:
-                raw = json.dumps(data[col], sort_keys=True, separators=(",", ":")).encode()
-                data[col] = "hmac:" + hmac.new(self.key, raw, hashlib.sha256).hexdigest()
-        return json.dumps(data, separators=(", ", ": "))
+        sensitive = set(table.sensitive)
+        parts: list[str] = []
+        done = 0
+        for name, start, end in _members(doc):
+            if name in sensitive and doc[start:end] != "null":
+                parts += (doc[done:start], '"', self.digest(doc[start:end]), '"')
+                done = end
+        return "".join(parts) + doc[done:] if parts else doc
+
+    def digest(self, value_json: str) -> str:
+        """``hmac:<hex>`` of one JSON value's text, computed over its canonical form (:func:`canonical`)."""
+        return "hmac:" + hmac.new(self.key, canonical(value_json).encode(), hashlib.sha256).hexdigest()
+
+
+class _Number(str):
+    """A JSON number kept as the text PostgreSQL wrote (see :func:`canonical`)."""
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _members(doc: str) -> list[tuple[str, int, int]]:
+    """(name, start, end) of each member value of a JSON object text: ``doc[start:end]`` is the
+    value's text exactly as written.  The C scanner of :mod:`json` does the work (each value is
+    scanned once, to find where it ends)."""
+    idx = _WS.match(doc, 0).end()  # type: ignore[union-attr]
+    if doc[idx:idx + 1] != "{":
+        raise AsymmError("a row document is not a JSON object")
+    idx = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
+    out: list[tuple[str, int, int]] = []
+    if doc[idx:idx + 1] == "}":
+        return out
+    while True:
+        name, idx = _DECODER.raw_decode(doc, idx)
+        idx = _WS.match(doc, idx).end()  # type: ignore[union-attr]
+        if doc[idx:idx + 1] != ":":
+            raise AsymmError("a row document is not a JSON object")
+        start = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
+        _value, end = _DECODER.raw_decode(doc, start)
+        out.append((str(name), start, end))
+        idx = _WS.match(doc, end).end()  # type: ignore[union-attr]
+        if doc[idx:idx + 1] == "}":
+            return out
+        if doc[idx:idx + 1] != ",":
+            raise AsymmError("a row document is not a JSON object")
+        idx = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
+
+
+def canonical(value_json: str) -> str:
+    """The canonical text of one JSON value, the HMAC's input: object keys sorted, no spaces,
+    strings as :func:`json.dumps` escapes them, integers as Python writes them, and every other
+    number exactly as PostgreSQL wrote it (never through a float: two numerics that a float
+    confuses must not share a digest).  Values without a fractional or exponent number get the
+    digest earlier builds gave them (they went through ``json.dumps(..., sort_keys=True)``)."""
+    return _canonical(json.loads(value_json, parse_float=_Number))
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, _Number):
+        return str.__str__(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _canonical(value[k]) for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return json.dumps(value)
