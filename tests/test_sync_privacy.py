@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -137,3 +139,126 @@ def load_tables_or_track(conn: Conn) -> dict[int, Any]:
 
 def sql_text(template: str, table: Any) -> str:
     return template.format(hmac=table.doc_expr("hmac").as_string(), drop=table.doc_expr("drop").as_string())
+
+
+# -- point 2: a sensitive column stays sensitive when renamed ---------------------------------------
+
+CARDS = "CARD-{}-4111"  # distinctive: a scan of Redis finds it wherever it went in clear
+
+
+def make_cards(dsn: str, rows: int = 20, dropped_first: bool = False) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE cards (id int PRIMARY KEY, gone int, name text, card text, qty int)")
+        if dropped_first:  # a restored copy has no dropped column: its attnums differ from the source's
+            conn.execute("ALTER TABLE cards DROP COLUMN gone")
+        conn.execute("INSERT INTO cards (id, name, card, qty) SELECT g, 'name ' || g, format(%s, g), g"
+                     " FROM generate_series(1, %s) g", (CARDS, rows))
+        conn.execute("SELECT asymm.track('cards', sensitive => '{card}')")
+
+
+def sync_engine(db: str, conn: Conn, redis_url: str, mode: str) -> SyncEngine:
+    conn.execute("SELECT asymm.set_setting('sync.sensitive_mode', %s)", (mode,))
+    return SyncEngine(db, redis_url, hmac_key=HMAC_KEY)
+
+
+def all_cards() -> list[str]:
+    """Every card value ever written in the test (current rows and the ones the test wrote)."""
+    return [CARDS.format(i) for i in range(1, 200)]
+
+
+@pytest.mark.parametrize("mode", ["drop", "hmac"])
+def test_a_renamed_sensitive_column_stays_protected(db: str, conn: Conn, r: redis.Redis, redis_url: str,
+                                                    mode: str) -> None:
+    make_cards(db)
+    eng = sync_engine(db, conn, redis_url, mode)
+    try:
+        eng.run_until_idle()
+        conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
+        assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["card_no"],)
+        conn.execute("UPDATE cards SET qty = qty + 1, card_no = format(%s, id + 100) WHERE id <= 10", (CARDS,))
+        conn.execute("INSERT INTO cards (id, name, card_no, qty) SELECT g, 'n', format(%s, g), 1"
+                     " FROM generate_series(21, 40) g", (CARDS,))
+        eng.run_until_idle()
+        assert leaks(r, all_cards()) == []
+        conn.execute("SELECT asymm.sync_backfill('cards')")
+        eng.run_until_idle()
+        assert leaks(r, all_cards()) == []
+        stored = json.loads(r.hget("asymm:{public.cards}:21", "d"))  # type: ignore[arg-type]
+        assert ("card_no" not in stored) if mode == "drop" else stored["card_no"].startswith("hmac:")
+        conn.execute("ALTER TABLE cards DROP COLUMN card_no")  # a dropped sensitive column leaves the list
+        assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == ([],)
+        conn.execute("SELECT asymm.sync_backfill('cards')")
+        eng.run_until_idle()
+    finally:
+        eng.close()
+    assert full_compare(db, redis_url).total == 0
+
+
+@pytest.mark.parametrize("mode", ["drop", "hmac"])
+def test_swapped_names_do_not_leak(db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str) -> None:
+    make_cards(db)
+    eng = sync_engine(db, conn, redis_url, mode)
+    try:
+        eng.run_until_idle()
+        for step in ("card TO tmp", "name TO card", "tmp TO name"):
+            conn.execute(f"ALTER TABLE cards RENAME COLUMN {step}")
+            conn.execute("UPDATE cards SET qty = qty + 1")
+            eng.run_until_idle()
+            assert leaks(r, all_cards()) == []
+        assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["name"],)
+        stored = json.loads(r.hget("asymm:{public.cards}:3", "d"))  # type: ignore[arg-type]
+        assert stored["card"] == "name 3"  # the column now called card is the former name: not sensitive
+    finally:
+        eng.close()
+    assert full_compare(db, redis_url).total == 0
+
+
+def test_a_missed_event_trigger_over_protects(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
+    """Fail closed: with the event trigger off, the sync still protects the renamed column (its
+    pinned attnum) and the column that took the old name."""
+    make_cards(db)
+    conn.execute("ALTER EVENT TRIGGER asymm_sync_ddl_end DISABLE")
+    try:
+        conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
+        conn.execute("ALTER TABLE cards RENAME COLUMN name TO card")
+    finally:
+        conn.execute("ALTER EVENT TRIGGER asymm_sync_ddl_end ENABLE")
+    assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["card"],)
+    assert [t.sensitive for t in load_tables(conn).values()] == [["card", "card_no"]]
+    eng = sync_engine(db, conn, redis_url, "drop")
+    try:
+        eng.run_until_idle()
+    finally:
+        eng.close()
+    assert leaks(r, all_cards()) == []
+    assert json.loads(r.hget("asymm:{public.cards}:1", "d")) == {"id": 1, "qty": 1, "gone": None}  # type: ignore[arg-type]
+    assert full_compare(db, redis_url).total == 0
+
+
+def test_pg_dump_restore_keeps_following_the_column(sandbox: Any, make_db: Any, tmp_path: Any,
+                                                     r: redis.Redis, redis_url: str) -> None:
+    source = make_db()
+    make_cards(source, dropped_first=True)  # card is attnum 4 here, 3 in the restored copy
+    dump = tmp_path / "src.dump"
+    subprocess.run([sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(dump), source], check=True, capture_output=True)
+    target = make_db(extension=False)
+    with psycopg.connect(target, autocommit=True) as conn:  # pg_restore creates the extension itself
+        conn.execute("CREATE EXTENSION plpython3u")
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    done = subprocess.run([sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-d", target, str(dump)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    with psycopg.connect(target, autocommit=True) as conn:
+        assert conn.execute("SELECT attnum FROM pg_attribute WHERE attrelid = 'cards'::regclass"
+                            " AND attname = 'card'").fetchone() == (3,)
+        conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
+        conn.execute("ALTER TABLE cards RENAME COLUMN name TO card")
+        assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["card_no"],)
+        conn.execute("UPDATE cards SET qty = qty + 1 WHERE id <= 5")
+        eng = sync_engine(target, conn, redis_url, "hmac")
+        try:
+            eng.run_until_idle()
+        finally:
+            eng.close()
+    assert leaks(r, all_cards()) == []
+    assert full_compare(target, redis_url).total == 0

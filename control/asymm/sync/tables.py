@@ -138,10 +138,21 @@ TABLES_FINGERPRINT = """(SELECT md5(coalesce(string_agg(concat_ws(' ', t.rel::oi
         quote_literal(t.sensitive)), ',' ORDER BY t.rel::oid), '')) FROM asymm.sync_tables t)"""
 
 
-_TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,
+# The sensitive columns, fail closed: the columns pinned by identity (asymm.sync_sensitive_pins,
+# which a RENAME COLUMN does not change) together with the columns that bear a stored name.  The
+# ddl_command_end trigger keeps both in step; should it have missed a rename (event triggers off),
+# this over-protects (both the old and the new column) rather than send the renamed one in clear.
+_SENSITIVE = """ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+          AND (a.attname::text OPERATOR(pg_catalog.=) ANY (t.sensitive)
+               OR a.attnum OPERATOR(pg_catalog.=) ANY (SELECT unnest(p.attnums) FROM asymm.sync_sensitive_pins p
+                                                       WHERE p.rel::oid OPERATOR(pg_catalog.=) t.rel::oid))
+        ORDER BY a.attnum)"""
+
+_TABLES = f"""SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, {_SENSITIVE},
        t.backfill_state, t.backfill_cursor, t.epoch
   FROM asymm.sync_tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid
-  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""  # noqa: S608 (constants)
 
 
 def _table(r: Any) -> TrackedTable:
