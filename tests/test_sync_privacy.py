@@ -143,7 +143,7 @@ def sql_text(template: str, table: Any) -> str:
 
 # -- point 2: a sensitive column stays sensitive when renamed ---------------------------------------
 
-CARDS = "CARD-{}-4111"  # distinctive: a scan of Redis finds it wherever it went in clear
+CARDS = "CARD-%s-4111"  # a format() string of PostgreSQL and Python alike; distinctive: a scan finds it
 
 
 def make_cards(dsn: str, rows: int = 20, dropped_first: bool = False) -> None:
@@ -163,7 +163,12 @@ def sync_engine(db: str, conn: Conn, redis_url: str, mode: str) -> SyncEngine:
 
 def all_cards() -> list[str]:
     """Every card value ever written in the test (current rows and the ones the test wrote)."""
-    return [CARDS.format(i) for i in range(1, 200)]
+    return [CARDS % i for i in range(1, 200)]
+
+
+def test_the_cards_are_what_the_scan_looks_for(conn: Conn) -> None:
+    make_cards(conn.info.dsn, rows=3)
+    assert [c for (c,) in conn.execute("SELECT card FROM cards ORDER BY id")] == all_cards()[:3]
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
@@ -262,3 +267,81 @@ def test_pg_dump_restore_keeps_following_the_column(sandbox: Any, make_db: Any, 
             eng.close()
     assert leaks(r, all_cards()) == []
     assert full_compare(target, redis_url).total == 0
+
+
+# -- point 1: cached query results get the same protection as rows ----------------------------------
+
+PROTECTED = [  # (statement, result column holding the card): cached, with that column protected
+    ("SELECT * FROM cards WHERE id <= %s", "card"),
+    ("SELECT id, card AS c FROM cards WHERE id <= %s", "c"),
+    ("SELECT x.c FROM (SELECT card AS c FROM cards WHERE id <= %s) x", "c"),
+    ("WITH w AS (SELECT id, card FROM cards) SELECT w.card FROM w WHERE id <= %s", "card"),
+    ("SELECT k.* FROM cards k JOIN cards l ON l.card = k.card WHERE k.id <= %s ORDER BY k.card", "card"),
+]
+REFUSED = [  # a card could come out transformed: run, never stored
+    "SELECT upper(card) AS u FROM cards WHERE id <= %s",
+    "SELECT row_to_json(c) AS j FROM cards c WHERE id <= %s",
+    "SELECT c AS whole FROM cards c WHERE id <= %s",
+    "SELECT card || '' AS x FROM cards WHERE id <= %s",
+    "SELECT ROW(card) AS r FROM cards WHERE id <= %s",
+    "SELECT CASE WHEN id > 0 THEN card END AS x FROM cards WHERE id <= %s",
+    "SELECT (SELECT card FROM cards LIMIT 1) AS s WHERE 1 <= %s",
+    "SELECT lower(z) AS l FROM cards AS k(a, b, c, z) WHERE a <= %s",
+    "SELECT card FROM cards WHERE id <= %s UNION SELECT name FROM cards",
+    "SELECT lower(c) AS l FROM (SELECT card AS c FROM cards WHERE id <= %s) s",
+    "SELECT lower(w.card) AS l FROM (SELECT * FROM cards WHERE id <= %s) w",
+]
+CACHED_CLEAR = [  # no sensitive value in the result: cached as is
+    "SELECT count(*) AS n FROM cards WHERE card LIKE 'CARD-1%%' AND id <= %s",
+    "SELECT id, name FROM cards WHERE card IN (SELECT card FROM cards) AND id <= %s ORDER BY card",
+]
+
+
+@pytest.mark.parametrize("mode", ["drop", "hmac"])
+def test_cached_results_protect_sensitive_columns(db: str, conn: Conn, r: redis.Redis, redis_url: str,
+                                                  mode: str) -> None:
+    from asymm.cache import Cache
+
+    make_cards(db)
+    eng = sync_engine(db, conn, redis_url, mode)
+    eng.run_until_idle()
+    cache = Cache(db, redis_url, hmac_key=HMAC_KEY)
+    try:
+        row_card = json.loads(r.hget("asymm:{public.cards}:1", "d")).get("card")  # type: ignore[arg-type]
+        for statement, column in PROTECTED:
+            for _ in range(2):  # miss, then hit: both protected alike
+                rows = cache.query(statement, (3,))
+                assert rows and all(CARDS % i not in json.dumps(rows, default=str) for i in range(1, 21))
+                if mode == "drop":
+                    assert all(column not in row for row in rows), statement
+                else:
+                    assert all(row[column].startswith("hmac:") for row in rows), statement
+        if mode == "hmac":  # the digest a result carries is the one its row has in Redis
+            assert cache.query("SELECT card FROM cards WHERE id = %s", (1,)) == [{"card": row_card}]
+        hits = cache.stats.query_hits
+        assert hits >= len(PROTECTED)
+        for statement in REFUSED:
+            before = cache.stats.query_uncacheable
+            assert cache.query(statement, (3,)), statement  # the application gets its answer
+            assert cache.stats.query_uncacheable == before + 1, statement
+        for statement in CACHED_CLEAR:
+            cache.query(statement, (3,))
+            cache.query(statement, (3,))
+        assert cache.stats.query_hits == hits + len(CACHED_CLEAR)
+        # a card number as a parameter: the key is a keyed digest, and the result holds no card
+        assert cache.query("SELECT id FROM cards WHERE card = %s", (CARDS % 7,)) == [{"id": 7}]
+        assert leaks(r, all_cards()) == []
+        conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")  # identity, not name
+        conn.execute("SELECT asymm.sync_backfill('cards')")  # (the rows' documents name the column)
+        eng.run_until_idle()
+        renamed = Cache(db, redis_url, hmac_key=HMAC_KEY)
+        try:
+            rows = renamed.query("SELECT card_no FROM cards WHERE id <= %s", (3,))
+            assert rows == [{}] * 3 if mode == "drop" else all(v["card_no"].startswith("hmac:") for v in rows)
+        finally:
+            renamed.close()
+        assert leaks(r, all_cards()) == []
+    finally:
+        cache.close()
+        eng.close()
+    assert full_compare(db, redis_url).total == 0
