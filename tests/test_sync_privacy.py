@@ -290,8 +290,10 @@ REFUSED = [  # a card could come out transformed: run, never stored
     "SELECT card FROM cards WHERE id <= %s UNION SELECT name FROM cards",
     "SELECT lower(c) AS l FROM (SELECT card AS c FROM cards WHERE id <= %s) s",
     "SELECT lower(w.card) AS l FROM (SELECT * FROM cards WHERE id <= %s) w",
+    "SELECT public.card_of(id) AS c FROM cards WHERE id <= %s",  # a function reading the card itself
 ]
 CACHED_CLEAR = [  # no sensitive value in the result: cached as is
+    "SELECT lower(name) AS l, count(*) AS n FROM cards WHERE id <= %s GROUP BY 1",
     "SELECT count(*) AS n FROM cards WHERE card LIKE 'CARD-1%%' AND id <= %s",
     "SELECT id, name FROM cards WHERE card IN (SELECT card FROM cards) AND id <= %s ORDER BY card",
 ]
@@ -303,6 +305,8 @@ def test_cached_results_protect_sensitive_columns(db: str, conn: Conn, r: redis.
     from asymm.cache import Cache
 
     make_cards(db)
+    conn.execute("CREATE FUNCTION public.card_of(int) RETURNS text LANGUAGE sql STABLE"
+                 " AS $$ SELECT card FROM public.cards WHERE id = $1 $$")
     eng = sync_engine(db, conn, redis_url, mode)
     eng.run_until_idle()
     cache = Cache(db, redis_url, hmac_key=HMAC_KEY)

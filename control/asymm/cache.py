@@ -19,8 +19,10 @@ every target list of the statement (sub-selects and CTEs included): a sensitive 
 expression there (a function call, an operator, a cast, ``CASE``, a row constructor, a sub-select)
 makes the statement uncacheable: it is run and returned, never stored (``query_uncacheable``).
 References in ``WHERE``, ``JOIN ... ON``, ``GROUP BY``, ``HAVING``, ``ORDER BY`` yield no value
-and are fine.  Once it has run, the result's column origins (``PQftable``/``PQftablecol``, which
-PostgreSQL fills through sub-queries and CTEs) tell which result columns ARE a sensitive column
+and are fine.  So is a function call in a target list, unless a function of that name is
+neither immutable nor an aggregate (it could read the sensitive column itself).  Once it has
+run, the result's column origins (``PQftable``/``PQftablecol``, which PostgreSQL fills through
+sub-queries and CTEs) tell which result columns ARE a sensitive column
 (table oid and attnum: a renamed column is still found); those are protected as rows are, in what
 is returned and in what is stored: dropped (the key left out) or ``hmac:<hex>`` from the same
 :class:`~asymm.sync.tables.Protector`.  A result column with no origin (an expression, a
@@ -149,15 +151,21 @@ class _Refs(Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.refs: list[ast.ColumnRef] = []
+        self.functions: set[str] = set()
 
     def visit_ColumnRef(self, _ancestors: Any, node: ast.ColumnRef) -> None:
         self.refs.append(node)
 
+    def visit_FuncCall(self, _ancestors: Any, node: ast.FuncCall) -> None:
+        last = node.funcname[-1] if node.funcname else None
+        if isinstance(last, ast.String):
+            self.functions.add(str(last.sval))
+
 
 @functools.lru_cache(maxsize=1024)
-def target_risk(statement: str, sensitive: frozenset[str]) -> str:
-    """``"refuse"``, ``"origins"`` or ``"none"`` for one SELECT that reads tables whose sensitive
-    columns are named ``sensitive``.
+def target_risk(statement: str, sensitive: frozenset[str]) -> tuple[str, frozenset[str]]:
+    """(``"refuse"``, ``"origins"`` or ``"none"``, names of the functions called in target lists)
+    for one SELECT that reads tables whose sensitive columns are named ``sensitive``.
 
     ``refuse``: a target list holds, inside an expression, a reference that may carry a sensitive
     value (a sensitive column name, a ``*``, a relation or alias name: a whole row), so the value
@@ -170,6 +178,7 @@ def target_risk(statement: str, sensitive: frozenset[str]) -> str:
     visitor = _Targets(sensitive)
     visitor(stmts[0].stmt)  # type: ignore[arg-type]
     risk = "none"
+    functions: set[str] = set()
     for target in visitor.targets:
         if isinstance(target.val, ast.ColumnRef):
             if visitor.revealing(target.val):
@@ -179,8 +188,9 @@ def target_risk(statement: str, sensitive: frozenset[str]) -> str:
         if target.val is not None:
             refs(target.val)
         if any(visitor.revealing(ref) for ref in refs.refs):
-            return "refuse"
-    return risk
+            return "refuse", frozenset()
+        functions |= refs.functions
+    return risk, frozenset(functions)
 
 
 def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
@@ -305,8 +315,10 @@ class Cache:
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
         sensitive = self._sensitive_columns([self._oids[str(t)] for t in tables])
-        risk = target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values())) \
-            if sensitive else "none"
+        risk, functions = target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values())) \
+            if sensitive else ("none", frozenset())
+        if risk != "refuse" and functions and self._may_read_tables(functions):
+            risk = "refuse"  # e.g. SELECT card_of(id): a function may read the sensitive column itself
         if risk == "refuse":
             self.stats.query_uncacheable += 1  # a sensitive value may come out of an expression
             return self._run(statement, params)
@@ -328,6 +340,15 @@ class Cache:
         encoded = json.dumps(rows, default=str)
         self.redis.set(key, encoded, px=max(1, int(ttl * 1000)))
         return list(json.loads(encoded))  # the same types a hit returns
+
+    def _may_read_tables(self, functions: frozenset[str]) -> bool:
+        """Whether a function of one of these names (in any schema, any arguments: conservative)
+        is neither IMMUTABLE nor an aggregate: only such a function may read a table by itself."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname::text OPERATOR(pg_catalog.=) ANY (%s)"
+            " AND p.provolatile OPERATOR(pg_catalog.<>) 'i' AND p.prokind OPERATOR(pg_catalog.<>) 'a')",
+            (sorted(functions),)).fetchone()
+        return bool(row and row[0])
 
     def _sensitive_columns(self, oids: list[int]) -> dict[int, dict[int, str]]:
         """{oid: {attnum: name}} of the sensitive columns of the tracked tables ``oids`` (those with any).

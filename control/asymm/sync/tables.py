@@ -16,6 +16,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 import psycopg
@@ -240,28 +241,40 @@ _WS = re.compile(r"[ \t\n\r]*")
 def _members(doc: str) -> list[tuple[str, int, int]]:
     """(name, start, end) of each member value of a JSON object text: ``doc[start:end]`` is the
     value's text exactly as written.  The C scanner of :mod:`json` does the work (each value is
-    scanned once, to find where it ends)."""
-    idx = _WS.match(doc, 0).end()  # type: ignore[union-attr]
+    scanned once, to find where it ends); ``row_to_json`` writes no spaces, so the whitespace
+    pattern runs only where there is some."""
+    scan, name_at = _DECODER.scan_once, scanstring  # type: ignore[attr-defined]
+    out: list[tuple[str, int, int]] = []
+    idx = _skip(doc, 0)
     if doc[idx:idx + 1] != "{":
         raise AsymmError("a row document is not a JSON object")
-    idx = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
-    out: list[tuple[str, int, int]] = []
+    idx = _skip(doc, idx + 1)
     if doc[idx:idx + 1] == "}":
         return out
     while True:
-        name, idx = _DECODER.raw_decode(doc, idx)
-        idx = _WS.match(doc, idx).end()  # type: ignore[union-attr]
+        if doc[idx:idx + 1] != '"':
+            raise AsymmError("a row document is not a JSON object")
+        name, idx = name_at(doc, idx + 1)
+        idx = _skip(doc, idx)
         if doc[idx:idx + 1] != ":":
             raise AsymmError("a row document is not a JSON object")
-        start = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
-        _value, end = _DECODER.raw_decode(doc, start)
-        out.append((str(name), start, end))
-        idx = _WS.match(doc, end).end()  # type: ignore[union-attr]
-        if doc[idx:idx + 1] == "}":
+        start = _skip(doc, idx + 1)
+        end = scan(doc, start)[1]
+        out.append((name, start, end))
+        idx = _skip(doc, end)
+        sep = doc[idx:idx + 1]
+        if sep == "}":
             return out
-        if doc[idx:idx + 1] != ",":
+        if sep != ",":
             raise AsymmError("a row document is not a JSON object")
-        idx = _WS.match(doc, idx + 1).end()  # type: ignore[union-attr]
+        idx = _skip(doc, idx + 1)
+
+
+def _skip(doc: str, idx: int) -> int:
+    return _WS.match(doc, idx).end() if doc[idx:idx + 1] in _SPACES else idx  # type: ignore[union-attr]
+
+
+_SPACES = frozenset(" \t\n\r")
 
 
 def canonical(value_json: str) -> str:
@@ -270,7 +283,9 @@ def canonical(value_json: str) -> str:
     number exactly as PostgreSQL wrote it (never through a float: two numerics that a float
     confuses must not share a digest).  Values without a fractional or exponent number get the
     digest earlier builds gave them (they went through ``json.dumps(..., sort_keys=True)``)."""
-    return _canonical(json.loads(value_json, parse_float=_Number))
+    if value_json[:1] == '"' and value_json.isascii() and "\\" not in value_json:
+        return value_json  # a string json.dumps writes alike (no escape, ASCII): most sensitive values
+    return _canonical(json.loads(value_json.strip(), parse_float=_Number))
 
 
 def _canonical(value: Any) -> str:
