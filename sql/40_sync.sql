@@ -46,6 +46,19 @@ COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'The schema and table names it
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
 
+-- Which columns of a tracked table are sensitive, by identity (attnum) in THIS database: the names
+-- in asymm.sync_tables.sensitive are portable (pg_dump keeps them) but a RENAME COLUMN changes
+-- them, so the ddl_command_end trigger renames them after the pinned attnums
+-- (asymm._sync_follow_sensitive).  Not dumped, like annotation_target_cache: a restored table has
+-- other oids (and no dropped columns, so other attnums); an empty cache is re-pinned from the names.
+-- (An oid kept in sync_tables instead could match by chance in another cluster, and would then
+-- rename the sensitive list after the wrong columns.)
+CREATE TABLE asymm.sync_sensitive_pins (
+    rel      regclass PRIMARY KEY REFERENCES asymm.sync_tables (rel) ON DELETE CASCADE,
+    attnums  int2[] NOT NULL
+);
+COMMENT ON TABLE asymm.sync_sensitive_pins IS 'attnums of the sensitive columns of each tracked table in this database: a cache re-pinned from asymm.sync_tables.sensitive, never dumped';
+
 -- The outbox.  Thin rows: which table, which keys, which operation, which transaction.
 CREATE TABLE asymm.sync_outbox (
     slot  smallint NOT NULL,
@@ -294,6 +307,10 @@ BEGIN
     ON CONFLICT ON CONSTRAINT sync_tables_pkey DO UPDATE
        SET key_columns = excluded.key_columns, key_types = excluded.key_types, sensitive = excluded.sensitive,
            tracked_at = now(), backfill_state = 'pending', backfill_cursor = NULL;
+    INSERT INTO asymm.sync_sensitive_pins AS p (rel, attnums)
+    VALUES (rel, ARRAY(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = ANY (sensitive)
+                          AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))
+    ON CONFLICT ON CONSTRAINT sync_sensitive_pins_pkey DO UPDATE SET attnums = excluded.attnums;
     -- Records the table's Redis name (a new row has none yet), and clears the keys under an old one
     -- (re-tracking a table renamed while the event trigger was off).
     PERFORM asymm._sync_forget_old_names();
@@ -443,6 +460,43 @@ CREATE EVENT TRIGGER asymm_sync_sql_drop ON sql_drop
     EXECUTE FUNCTION asymm._sync_sql_drop();
 COMMENT ON EVENT TRIGGER asymm_sync_sql_drop IS 'asymm: a dropped tracked table stops being mirrored and its Redis keys are cleared';
 
+-- Sensitivity follows the column, not its name: after any ALTER TABLE, each tracked table's
+-- sensitive names become the current names of its pinned columns (a RENAME COLUMN renames them, a
+-- DROP COLUMN removes them).  A table with no pin in this database (restored by pg_restore, whose
+-- oids and attnums are new) is pinned from its names first.  Changing sync_tables.sensitive
+-- changes the sync worker's tables fingerprint, so the worker throws away a batch read with the
+-- old list, in the same snapshot as the rename, and rebuilds its statements.
+CREATE FUNCTION asymm._sync_follow_sensitive() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed integer;
+BEGIN
+    INSERT INTO asymm.sync_sensitive_pins (rel, attnums)
+    SELECT t.rel, ARRAY(SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = t.rel AND a.attname = ANY (t.sensitive)
+                           AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+      FROM asymm.sync_tables t
+     WHERE NOT EXISTS (SELECT FROM asymm.sync_sensitive_pins p WHERE p.rel = t.rel)
+    ON CONFLICT DO NOTHING;
+    WITH current AS (
+        SELECT p.rel, coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '{}') AS names,
+               coalesce(array_agg(a.attnum ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '{}') AS attnums
+          FROM asymm.sync_sensitive_pins p
+          LEFT JOIN pg_attribute a ON a.attrelid = p.rel AND a.attnum = ANY (p.attnums) AND NOT a.attisdropped
+         GROUP BY p.rel),
+    pins AS (
+        UPDATE asymm.sync_sensitive_pins p SET attnums = c.attnums
+          FROM current c WHERE c.rel = p.rel AND p.attnums IS DISTINCT FROM c.attnums)
+    UPDATE asymm.sync_tables t SET sensitive = c.names
+      FROM current c
+     WHERE c.rel = t.rel AND NOT (t.sensitive @> c.names AND c.names @> t.sensitive);
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION asymm._sync_follow_sensitive() IS 'Event trigger helper: the sensitive names of each tracked table follow its pinned columns (renamed, dropped); pins a restored table from its names; internal';
+
 -- Renames (see asymm._sync_forget_old_names).  On PostgreSQL 15 an event trigger function cannot be
 -- PL/Python; this one is PL/pgSQL and, like the drop one, never fails the user's DDL for a rename.
 CREATE FUNCTION asymm._sync_ddl_end() RETURNS event_trigger
@@ -457,6 +511,14 @@ BEGIN
     EXCEPTION WHEN others THEN
         RAISE WARNING 'asymm: could not follow the rename of a tracked table after %: %', tg_tag, sqlerrm
               USING HINT = 'Run SELECT asymm.track(''<table>'') again: keys under the old name stay in Redis until then.';
+    END;
+    BEGIN
+        IF tg_tag = 'ALTER TABLE' AND to_regclass('asymm.sync_tables') IS NOT NULL THEN
+            PERFORM asymm._sync_follow_sensitive();
+        END IF;
+    EXCEPTION WHEN others THEN
+        RAISE WARNING 'asymm: could not follow the sensitive columns after %: %', tg_tag, sqlerrm
+              USING HINT = 'Run SELECT asymm.track(''<table>'', sensitive => ...) again; until then the sync protects both the old and the new names.';
     END;
     -- Column DDL and partitions of tracked tables (sql/43_sync_exact.sql): never fails the DDL.
     BEGIN

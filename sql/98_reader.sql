@@ -45,7 +45,7 @@ DECLARE
         'annotation_entries', 'annotation_target_cache', 'annotation_conflicts',
         'queries', 'query_stats', 'query_stats_minute', 'telemetry_state', 'state_history',
         'index_suggestions', 'index_suggestion_baselines',
-        'sync_tables', 'sync_state', 'drift_baselines', 'drift_findings'];
+        'sync_tables', 'sync_sensitive_pins', 'sync_state', 'drift_baselines', 'drift_findings'];
     grantee_name name := asymm._role_name(grantee);
     fn regprocedure;
     rel regclass;

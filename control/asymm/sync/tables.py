@@ -14,7 +14,9 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from dataclasses import dataclass
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 import psycopg
@@ -146,10 +148,21 @@ TABLES_FINGERPRINT = """(SELECT md5(coalesce(string_agg(concat_ws(' ', t.rel::oi
         quote_literal(t.sensitive)), ',' ORDER BY t.rel::oid), '')) FROM asymm.sync_tables t)"""
 
 
-_TABLES = """SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, t.sensitive,
+# The sensitive columns, fail closed: the columns pinned by identity (asymm.sync_sensitive_pins,
+# which a RENAME COLUMN does not change) together with the columns that bear a stored name.  The
+# ddl_command_end trigger keeps both in step; should it have missed a rename (event triggers off),
+# this over-protects (both the old and the new column) rather than send the renamed one in clear.
+_SENSITIVE = """ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid OPERATOR(pg_catalog.=) t.rel::oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+          AND (a.attname::text OPERATOR(pg_catalog.=) ANY (t.sensitive)
+               OR a.attnum OPERATOR(pg_catalog.=) ANY (SELECT unnest(p.attnums) FROM asymm.sync_sensitive_pins p
+                                                       WHERE p.rel::oid OPERATOR(pg_catalog.=) t.rel::oid))
+        ORDER BY a.attnum)"""
+
+_TABLES = f"""SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.key_types, {_SENSITIVE},
        t.backfill_state, t.backfill_cursor, t.epoch, t.applied
   FROM asymm.sync_tables t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid
-  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"""  # noqa: S608 (constants)
 
 
 def _table(r: Any) -> TrackedTable:
@@ -203,11 +216,93 @@ class Protector:
         return bool(table.sensitive) and self.mode == "hmac"
 
     def protect(self, table: TrackedTable, doc: str | None) -> str | None:
+        """``doc`` (the row's JSON object text, as ``row_to_json`` wrote it) with each non-null
+        sensitive value replaced by ``"hmac:<hex>"``.
+
+        Spliced, not re-serialised: every other value keeps the exact text PostgreSQL produced. A
+        ``json.loads``/``json.dumps`` round trip went through Python floats and rounded every
+        numeric (``12345678901234568856.123456789`` became ``12345678901234570000``), so the
+        ``hmac`` mode disagreed with the ``drop`` mode and with the database on every number.
+        """
         if doc is None or not self.needed(table):
             return doc  # drop mode removes the columns in SQL already
-        data = json.loads(doc)
-        for col in table.sensitive:
-            if data.get(col) is not None:
-                raw = json.dumps(data[col], sort_keys=True, separators=(",", ":")).encode()
-                data[col] = "hmac:" + hmac.new(self.key, raw, hashlib.sha256).hexdigest()
-        return json.dumps(data, separators=(", ", ": "))
+        sensitive = set(table.sensitive)
+        parts: list[str] = []
+        done = 0
+        for name, start, end in _members(doc):
+            if name in sensitive and doc[start:end] != "null":
+                parts += (doc[done:start], '"', self.digest(doc[start:end]), '"')
+                done = end
+        return "".join(parts) + doc[done:] if parts else doc
+
+    def digest(self, value_json: str) -> str:
+        """``hmac:<hex>`` of one JSON value's text, computed over its canonical form (:func:`canonical`)."""
+        return "hmac:" + hmac.new(self.key, canonical(value_json).encode(), hashlib.sha256).hexdigest()
+
+
+class _Number(str):
+    """A JSON number kept as the text PostgreSQL wrote (see :func:`canonical`)."""
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _members(doc: str) -> list[tuple[str, int, int]]:
+    """(name, start, end) of each member value of a JSON object text: ``doc[start:end]`` is the
+    value's text exactly as written.  The C scanner of :mod:`json` does the work (each value is
+    scanned once, to find where it ends); ``row_to_json`` writes no spaces, so the whitespace
+    pattern runs only where there is some."""
+    scan, name_at = _DECODER.scan_once, scanstring  # type: ignore[attr-defined]
+    out: list[tuple[str, int, int]] = []
+    idx = _skip(doc, 0)
+    if doc[idx:idx + 1] != "{":
+        raise AsymmError("a row document is not a JSON object")
+    idx = _skip(doc, idx + 1)
+    if doc[idx:idx + 1] == "}":
+        return out
+    while True:
+        if doc[idx:idx + 1] != '"':
+            raise AsymmError("a row document is not a JSON object")
+        name, idx = name_at(doc, idx + 1)
+        idx = _skip(doc, idx)
+        if doc[idx:idx + 1] != ":":
+            raise AsymmError("a row document is not a JSON object")
+        start = _skip(doc, idx + 1)
+        end = scan(doc, start)[1]
+        out.append((name, start, end))
+        idx = _skip(doc, end)
+        sep = doc[idx:idx + 1]
+        if sep == "}":
+            return out
+        if sep != ",":
+            raise AsymmError("a row document is not a JSON object")
+        idx = _skip(doc, idx + 1)
+
+
+def _skip(doc: str, idx: int) -> int:
+    return _WS.match(doc, idx).end() if doc[idx:idx + 1] in _SPACES else idx  # type: ignore[union-attr]
+
+
+_SPACES = frozenset(" \t\n\r")
+
+
+def canonical(value_json: str) -> str:
+    """The canonical text of one JSON value, the HMAC's input: object keys sorted, no spaces,
+    strings as :func:`json.dumps` escapes them, integers as Python writes them, and every other
+    number exactly as PostgreSQL wrote it (never through a float: two numerics that a float
+    confuses must not share a digest).  Values without a fractional or exponent number get the
+    digest earlier builds gave them (they went through ``json.dumps(..., sort_keys=True)``)."""
+    if value_json[:1] == '"' and value_json.isascii() and "\\" not in value_json:
+        return value_json  # a string json.dumps writes alike (no escape, ASCII): most sensitive values
+    return _canonical(json.loads(value_json.strip(), parse_float=_Number))
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, _Number):
+        return str.__str__(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _canonical(value[k]) for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return json.dumps(value)
