@@ -3,7 +3,9 @@
 The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.sync_tables``
 holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
 The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
-for a composite one: the same expression the capture trigger uses, so outbox keys and re-read keys match.
+for a composite one, under the settings of :data:`asymm.sync.keys.KEY_SETTINGS` (the canonical key,
+defined there): the same expression and settings the capture trigger uses, so outbox keys and re-read
+keys match.
 Both are injective within a table (a JSON array quotes and escapes its parts, so no separator inside
 a part can fake a boundary); the Redis key puts the key text after the table's tag unchanged.
 """
@@ -48,6 +50,19 @@ def _ident(*names: str) -> sql.SQL:
     return _param_safe(sql.Identifier(*names))
 
 
+# Whether this session writes a row's JSON as the daemon does under asymm.sync.keys.KEY_SETTINGS
+# (row_to_json spells timestamptz in the session's time zone, floats, bytea and intervals with
+# their output functions; dates and timestamps always in ISO form; a key's ::text also follows
+# DateStyle's first part): a read-through fill from a
+# session set otherwise would store a text the daemon never writes.
+SAME_RENDERING = ("pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY ('{UTC,Etc/UTC,Etc/UCT,UCT,"
+                  "Universal,Zulu,Etc/Universal,Etc/Zulu}'::text[])"
+                  " AND pg_catalog.current_setting('extra_float_digits')::int OPERATOR(pg_catalog.>) 0"
+                  " AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'"
+                  " AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'"
+                  " AND pg_catalog.current_setting('DateStyle') OPERATOR(pg_catalog.~~) 'ISO,%%'")
+
+
 @dataclass
 class TrackedTable:
     oid: int
@@ -70,7 +85,7 @@ class TrackedTable:
         cols = [_ident(alias, c) for c in self.key_columns]
         if len(cols) == 1:
             return sql.SQL("{}::text").format(cols[0])
-        return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
+        return sql.SQL("pg_catalog.jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
 
     def doc_expr(self, mode: str) -> sql.Composable:
         """The row ``t`` as JSON text.
@@ -107,10 +122,16 @@ class TrackedTable:
             doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
-        """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
+        """One row plus the snapshot's xmin, in one statement (so one snapshot): xmin, doc, the row's
+        own key text, and whether the session spells rows and keys as the daemon does
+        (:data:`SAME_RENDERING`: else nothing it read may be filled into Redis).  The row's key text
+        can differ from the one asked for where equal values have several spellings (numeric
+        ``1.5`` = ``1.50``): the daemon writes the row under its own."""
         return sql.SQL("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"
-                       " (SELECT {doc} FROM {tbl} t WHERE {match})").format(
-            doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("%(key)s::text")))
+                       " r.doc, r.key, {same} FROM (SELECT) one LEFT JOIN LATERAL"
+                       " (SELECT {doc} AS doc, {key} AS key FROM {tbl} t WHERE {match}) r ON true").format(
+            same=sql.SQL(SAME_RENDERING), doc=self.doc_expr(mode), tbl=self.ident, key=self.key_expr(),
+            match=self.match(sql.SQL("%(key)s::text")))
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
