@@ -84,9 +84,9 @@ def test_one_unreadable_table_never_stops_the_others(db: str, conn: Conn, daemon
         _passes(engine, 0.2)
         engine.run_until_idle()
 
-        status = _status(conn, "broken")
+        status = _status(conn, "public.broken")
         assert status["backfill"] == "failed" and "permission denied" in status["error"], status
-        assert _status(conn, "other")["error"] is None
+        assert _status(conn, "public.other")["error"] is None
         mismatches = full_compare(db, redis_url)
         assert mismatches.different == [] and mismatches.extra == []  # nothing stale, in any table
         assert mismatches.missing and all(m.startswith("public.broken:") for m in mismatches.missing)
@@ -104,11 +104,11 @@ def test_one_unreadable_table_never_stops_the_others(db: str, conn: Conn, daemon
 
         def recovered() -> bool:
             _passes(engine, 0.2)
-            return bool(_status(conn, "broken")["backfill"] == "done")
+            return bool(_status(conn, "public.broken")["backfill"] == "done")
 
         assert wait_for(recovered, timeout=60)
         engine.run_until_idle()
-        assert _status(conn, "broken")["error"] is None
+        assert _status(conn, "public.broken")["error"] is None
         assert full_compare(db, redis_url).total == 0
     finally:
         engine.close()

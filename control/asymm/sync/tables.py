@@ -24,6 +24,7 @@ from psycopg import sql
 
 from asymm.db import lookup_relation
 from asymm.errors import AsymmError
+from asymm.sync.keys import exact_key_types
 from asymm.sync.redis_io import redis_name
 
 HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
@@ -100,19 +101,26 @@ class TrackedTable:
                 _param_safe(sql.Literal(self.sensitive)))
         return sql.SQL("pg_catalog.row_to_json(t.*)::text")
 
-    def match(self, source: sql.Composable) -> sql.Composable:
+    def match(self, source: sql.Composable, strict: bool = True) -> sql.Composable:
         """``t.pk = <source text key>`` with each part cast to the column type (index-friendly).
+
+        ``strict`` (the daemon's reads): where equal values have several texts (float ``0`` and
+        ``-0``, numeric ``1.5`` and ``1.50``), the row's own key text must be ``source`` too, or a
+        deleted ``-0`` would be written with the row ``0`` (a live key no row has).
 
         Operators qualified: :mod:`asymm.cache` runs this on the application's connection, whose
         search_path may reach a schema an untrusted role can create operators in.
         """
+        same_text: sql.Composable = sql.SQL("")
+        if strict and not exact_key_types(self.key_types):
+            same_text = sql.SQL(" AND {} OPERATOR(pg_catalog.=) ({})::text").format(self.key_expr(), source)
         if len(self.key_columns) == 1:
-            return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}").format(
-                _ident(self.key_columns[0]), source, _type(self.key_types[0]))
+            return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}{}").format(
+                _ident(self.key_columns[0]), source, _type(self.key_types[0]), same_text)
         parts = [sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
                      _ident(c), source, sql.Literal(i), _type(ty))
                  for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
-        return sql.SQL(" AND ").join(parts)
+        return sql.SQL(" AND ").join(parts) + same_text
 
     def fetch_sql(self, mode: str) -> sql.Composed:
         """Current rows for a text[] of keys (a NULL doc: the row no longer exists), each with the
@@ -131,7 +139,7 @@ class TrackedTable:
                        " r.doc, r.key, {same} FROM (SELECT) one LEFT JOIN LATERAL"
                        " (SELECT {doc} AS doc, {key} AS key FROM {tbl} t WHERE {match}) r ON true").format(
             same=sql.SQL(SAME_RENDERING), doc=self.doc_expr(mode), tbl=self.ident, key=self.key_expr(),
-            match=self.match(sql.SQL("%(key)s::text")))
+            match=self.match(sql.SQL("%(key)s::text"), strict=False))
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
