@@ -31,17 +31,20 @@ CREATE TABLE asymm.sync_tables (
     key_types       text[] NOT NULL,
     sensitive       text[] NOT NULL DEFAULT '{}',
     tracked_at      timestamptz NOT NULL DEFAULT now(),
-    backfill_state  text NOT NULL DEFAULT 'pending' CHECK (backfill_state IN ('pending', 'running', 'done')),
+    backfill_state  text NOT NULL DEFAULT 'pending' CHECK (backfill_state IN ('pending', 'running', 'done', 'failed')),
     backfill_cursor text,
     epoch           text,
     backfilled_at   timestamptz,
     rows_backfilled bigint NOT NULL DEFAULT 0,
     redis_name      text,
     applied         bigint,
-    column_signature text
+    column_signature text,
+    sync_error      text,
+    sync_error_at   timestamptz
 );
 COMMENT ON COLUMN asymm.sync_tables.applied IS 'The highest version the sync worker had Redis acknowledge for this table when it last stored its position (Redis keeps its own mark in the table''s meta hash): a Redis mark below it means Redis came back from an older snapshot, and the table is copied again';
 COMMENT ON COLUMN asymm.sync_tables.column_signature IS 'The table''s live columns when its keys were written (asymm._sync_column_signature): when they change, the table is copied again';
+COMMENT ON COLUMN asymm.sync_tables.sync_error IS 'Why the daemon could not read this table (backfill_state failed: its Redis keys are cleared, so readers go to PostgreSQL, and it is copied again once a retry works); NULL once it syncs';
 COMMENT ON COLUMN asymm.sync_tables.redis_name IS 'The schema and table names its Redis keys were written under, as a JSON array (jsonb_build_array(schema, table)::text; the daemon encodes them into the key, see the README); when a rename makes it differ from the table''s names, the keys under the old name are cleared and the table is copied again';
 COMMENT ON TABLE asymm.sync_tables IS 'Tables whose changes asymm mirrors into Redis (asymm.track), with their key and backfill progress';
 SELECT pg_catalog.pg_extension_config_dump('asymm.sync_tables', '');
@@ -187,11 +190,62 @@ COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tabl
 --   Creating a trigger with it needs EXECUTE on it (revoked from PUBLIC).
 -- * an extension member, so pg_dump/pg_restore recreate the triggers (with their arguments)
 --   against the restored extension, and DROP EXTENSION refuses while tables are tracked.
+--
+-- The canonical key text of a row (the one definition; asymm.sync.tables.KEY_SETTINGS mirrors it):
+-- pk::text for a one-column key, jsonb_build_array(pk, ...)::text for a composite one, computed
+-- with TimeZone = UTC, DateStyle = 'ISO, MDY', IntervalStyle = postgres, extra_float_digits = 1
+-- and bytea_output = hex.  Output functions read those settings, so without the SET clauses two
+-- writers with different sessions would name one row by two Redis keys (a timestamptz key under
+-- two time zones).  The daemon's connection and asymm.sync_key_text() (what asymm.cache uses for
+-- a key it cannot canonicalise itself) set the same values.
 CREATE FUNCTION asymm._sync_capture() RETURNS trigger
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1
+SET bytea_output = 'hex'
 AS 'MODULE_PATHNAME', 'asymm_sync_capture';
 COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
+
+CREATE FUNCTION asymm.sync_key_text(rel regclass, parts text[]) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1
+SET bytea_output = 'hex'
+AS $$
+DECLARE
+    types text[];
+    expr text;
+    result text;
+    state text;
+    message text;
+BEGIN
+    SELECT t.key_types INTO types FROM asymm.sync_tables t WHERE t.rel = sync_key_text.rel;
+    IF types IS NULL THEN
+        RAISE EXCEPTION 'table % is not tracked', rel USING ERRCODE = 'undefined_object',
+            HINT = format('Track it first: SELECT asymm.track(%L).', rel::text);
+    END IF;
+    IF cardinality(parts) IS DISTINCT FROM cardinality(types) OR array_position(parts, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'the key of % has % part(s), got %', rel, cardinality(types), coalesce(cardinality(parts), 0)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give one non-NULL value per primary-key column, in key order.';
+    END IF;
+    -- (the types are format_type() names from the catalog, quoted where needed: no caller text)
+    IF cardinality(types) = 1 THEN
+        expr := format('SELECT ($1[1]::%s)::text', types[1]);
+    ELSE
+        SELECT format('SELECT jsonb_build_array(%s)::text', string_agg(format('$1[%s]::%s', i, types[i]), ', ' ORDER BY i))
+          INTO expr FROM generate_subscripts(types, 1) AS i;
+    END IF;
+    BEGIN
+        EXECUTE expr INTO result USING parts;
+    EXCEPTION WHEN data_exception THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+        RAISE EXCEPTION 'invalid key for %: %', rel, message USING ERRCODE = state,
+            HINT = format('The key columns are of type %s.', array_to_string(types, ', '));
+    END;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION asymm.sync_key_text(regclass, text[]) IS 'The canonical key text (the part of a Redis key after the table) of the row whose primary key parts, as text, are given: each part is read by its column type''s input function and written back under the settings the capture uses';
 
 -- A tracked table whose name no longer matches its Redis keys (ALTER TABLE ... RENAME / SET SCHEMA,
 -- ALTER SCHEMA ... RENAME): queue an 'X' row carrying the old names (a JSON array [schema, table]:
@@ -410,7 +464,8 @@ AS $$
         'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'table', t.rel::text, 'key', t.key_columns, 'sensitive', t.sensitive,
                        'backfill', t.backfill_state, 'backfilled_at', t.backfilled_at,
-                       'rows_backfilled', t.rows_backfilled) ORDER BY t.rel::text), '[]'::jsonb)
+                       'rows_backfilled', t.rows_backfilled, 'error', t.sync_error,
+                       'error_at', t.sync_error_at) ORDER BY t.rel::text), '[]'::jsonb)
                      FROM asymm.sync_tables t))
       FROM asymm.sync_state s
 $$;

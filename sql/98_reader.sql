@@ -38,7 +38,7 @@ DECLARE
         'query_history', 'query_report', 'slow_queries', 'smoothness', '_pg_stat_statements_schema',
         'find_duplicates', 'state_report', 'index_health', '_row_state_columns', '_refuse_row_security',
         -- sync and drift reports
-        'sync_status', 'drift', 'drift_plan', 'drift_sql', '_drift_items', '_drift_compare',
+        'sync_status', 'sync_key_text', 'drift', 'drift_plan', 'drift_sql', '_drift_items', '_drift_compare',
         '_drift_snapshot', '_drift_acl'];
     tables CONSTANT text[] := ARRAY[
         'setting_defaults', 'setting_values', 'daemons',

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from asymm.cache import Cache, read_tables
 from asymm.sync import SyncEngine
+from asymm.sync.keys import pin_key_settings
 from asymm.sync.tables import load_tables
 from tests.sync_helpers import ASYMM, Storm, full_compare, make_items
 
@@ -220,11 +221,14 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
     for name, _ in tables:
         conn.execute("SELECT asymm.track(%s)", (name,))
     loaded = {t.table: t for t in load_tables(conn).values()}
+    # The worker's session has the canonical key settings (asymm.sync.keys), whatever the writer's.
+    worker = psycopg.connect(db, autocommit=True)
+    pin_key_settings(worker)
 
     def worker_keys(name: str) -> list[str]:
         key = loaded[name].key_expr()
         query = sql.SQL("SELECT {} FROM {} t").format(key, sql.Identifier(name))
-        return sorted(k for (k,) in conn.execute(query))
+        return sorted(k for (k,) in worker.execute(query))
 
     for name, insert in tables:
         table = loaded[name]
@@ -240,7 +244,7 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
                 sql.Identifier(name), table.key_expr(), first))
         after = worker_keys(name)
         changed = sorted(set(before) ^ set(after)) or sorted(
-            k for (k,) in conn.execute(sql.SQL("SELECT {} FROM {} t WHERE v = 1").format(
+            k for (k,) in worker.execute(sql.SQL("SELECT {} FROM {} t WHERE v = 1").format(
                 table.key_expr(), sql.Identifier(name))))
         checks.append(("U", changed))
         gone = worker_keys(name)
@@ -255,8 +259,9 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
         conn.execute(insert)
         keys = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = 'I'"
                             " ORDER BY xid DESC LIMIT 1", (name,)).fetchone()[0]  # type: ignore[index]
-        docs = conn.execute(table.fetch_sql("drop"), (keys,)).fetchall()
+        docs = worker.execute(table.fetch_sql("drop"), (keys,)).fetchall()
         assert len(docs) == len(keys) and all(d is not None for _, _, d in docs), name  # (xmin, key, doc)
+    worker.close()
 
 
 def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,

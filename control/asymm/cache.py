@@ -49,6 +49,7 @@ from pglast.visitors import Visitor
 
 from asymm.db import connect
 from asymm.errors import AsymmError
+from asymm.sync.keys import KeyCanon, exact_key_types
 from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, query_key, redis_name, row_key, table_tag
 from asymm.sync.tables import Protector, TrackedTable, find_table, load_tables
 
@@ -221,6 +222,7 @@ class Cache:
         self._oids: dict[str, int] = {}  # Redis name -> oid of the tracked tables _resolve() found
         self._sensitive: dict[int, dict[int, str]] | None = None  # oid -> {attnum: name}, see _sensitive_columns
         self._session: list[str] | None = None  # see _identity()
+        self.keys = KeyCanon(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -233,16 +235,13 @@ class Cache:
 
     # -- rows ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def key_text(table: TrackedTable, key: Any) -> str:
-        """The key as the capture trigger spells it (``pk::text`` or a jsonb array's text).
+    def key_text(self, table: TrackedTable, key: Any) -> str:
+        """The canonical key text (:mod:`asymm.sync.keys`): the one the capture and the daemon write.
 
-        ``ensure_ascii=False``: jsonb writes non-ASCII characters as they are; ``\\u`` escapes would
-        name another Redis key than the sync writes, and a fill there would never be updated.
+        ``7`` and ``'007'`` name one integer key, an upper-case or braced uuid the lower-case one;
+        types Python cannot spell exactly are spelled by PostgreSQL (memoised).
         """
-        if len(table.key_columns) == 1:
-            return str(key[0] if isinstance(key, (list, tuple)) else key)
-        return json.dumps(list(key), ensure_ascii=False)
+        return self.keys.text(table.oid, table.key_columns, table.key_types, key)
 
     def get(self, table: str, key: Any) -> dict[str, Any] | None:
         """The row (as a dict, sensitive columns dropped or HMACed), or None if it does not exist."""
@@ -257,11 +256,16 @@ class Cache:
         row = self.conn.execute(info.fetch_one_sql(self.protector.mode), {"key": text}).fetchone()
         assert row is not None
         version, doc = int(str(row[0])), self.protector.protect(info, None if row[1] is None else str(row[1]))
+        # A live row goes under its own key text (the daemon's: 1.50 for a numeric key asked as
+        # 1.5); "no such row" only where equal keys are spelled alike, else the tombstone could
+        # hide a row stored under another spelling of the key.
+        fill_key = text if row[2] is None else str(row[2])
+        fillable = bool(row[3]) and (doc is not None or exact_key_types(info.key_types))
         # A row this role's row-level security hides reads as missing: no tombstone for everyone.
         hidden = self.conn.execute("SELECT pg_catalog.row_security_active(%s::oid::regclass)",
                                    (info.oid,)).fetchone()
-        if not (hidden and hidden[0]) and time.monotonic() - started < MAX_FILL_AGE_S and \
-                self.scripts.fill(info.name, version, doc, text, self.tombstone_ttl_s):
+        if fillable and not (hidden and hidden[0]) and time.monotonic() - started < MAX_FILL_AGE_S and \
+                self.scripts.fill(info.name, version, doc, fill_key, self.tombstone_ttl_s):
             self.stats.fills += 1
         return None if doc is None else dict(json.loads(doc))
 

@@ -15,6 +15,8 @@ import redis
 from psycopg import sql
 
 from asymm.db import connect
+from asymm.errors import pg_error_line
+from asymm.sync.keys import pin_key_settings
 from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, dropped_name, keyset_key, parse_key
 from asymm.sync.tables import TABLES_FINGERPRINT, Protector, TrackedTable, load_tables, load_tables_fingerprint
 
@@ -58,6 +60,12 @@ def eviction_warning(client: RedisClient) -> str | None:
         return (f"Redis maxmemory-policy is {policy}: when memory runs out it evicts any key (rows, tombstones, a"
                 " table's meta hash), and the cache is then incomplete or briefly stale; set noeviction")
     return None
+
+
+# A table the sync cannot read (a revoked privilege, a key whose cast fails) is set aside as failed
+# and tried again (copied anew) after this long, doubling up to RETRY_MAX_S while it keeps failing.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 
 
 @dataclass
@@ -116,6 +124,7 @@ class SyncEngine:
         # would make them cross jit_above_cost, and compiling costs ~100 ms a statement.
         self.conn.execute("SET enable_seqscan = off")
         self.conn.execute("SET jit = off")
+        pin_key_settings(self.conn)  # backfills spell keys (and all rows) as the capture does
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
         self.scripts = Scripts(self.redis, str(self._setting("sync.key_prefix")))
         self.redis_warning = eviction_warning(self.redis)
@@ -145,6 +154,7 @@ class SyncEngine:
         # least that unless Redis lost data), and those not yet stored in asymm.sync_tables.applied.
         self._acked: dict[int, int] = {}
         self._unflushed_acked: dict[int, int] = {}
+        self._retry: dict[int, tuple[float, float]] = {}  # failed table -> (retry at, next delay)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a broken connection: the next consumer re-applies
@@ -197,12 +207,16 @@ class SyncEngine:
         versions: dict[int, int] = {}  # tables whose rows were not read in the batch's snapshot
         for rel, wanted in batch.missing.items():
             table = tables.get(rel)
-            if table is None or table.state == "pending":
+            if table is None or table.state in ("pending", "failed"):
                 continue  # untracked, or a backfill (in a later snapshot) will cover it
             # The batch statement has no branch for this table yet, or its branch is held back
             # (see _batch_query): read its rows now, in a later snapshot, and write them with that
             # snapshot's xmin as version.
-            versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
+            try:
+                versions[rel], docs[rel] = self._fetch(table, sorted(wanted))
+            except psycopg.Error as exc:  # this table only: the others go on (see _fail)
+                self._fail(table, exc)
+                continue
             if rel not in self._hot:
                 self._hot[rel] = 0.0  # (the time is set below)
                 self._query = None  # a branch for this table in the batch statement from now on
@@ -219,7 +233,7 @@ class SyncEngine:
         lost: list[TrackedTable] = []
         for rel, items in docs.items():
             table = tables.get(rel)
-            if table is None or table.state == "pending":
+            if table is None or table.state in ("pending", "failed"):
                 continue
             if rel in self._hot:
                 self._hot[rel] = now
@@ -232,7 +246,7 @@ class SyncEngine:
                 lost.append(table)
         for rel in sorted(batch.pruned - batch.truncated):  # (a reset removed every key already)
             table = tables.get(rel)
-            if table is not None and table.state != "pending" and table not in lost \
+            if table is not None and table.state not in ("pending", "failed") and table not in lost \
                     and not self._prune(table, result):
                 lost.append(table)
         if lost:
@@ -294,17 +308,27 @@ class SyncEngine:
         If the tracked tables changed since we loaded them (the fingerprint differs), the answer
         is thrown away and the statement rebuilt; likewise if it names a table that is gone.
         """
-        for attempt in range(2):
+        for attempt in range(3):
             tables = self.tables()
             if self._query is None:
                 self._query = self._batch_query(tables).as_bytes(self.conn)  # composed once, not per pass
             try:
                 rows = self._cursor.execute(self._query, {"pos": self.position, "limit": self.batch_rows},
                                             prepare=True).fetchall()
-            except (psycopg.errors.ProgrammingError, psycopg.errors.NotSupportedError):
-                if attempt:
-                    raise
-                self.invalidate_tables()  # e.g. a tracked table was dropped or renamed since
+            except psycopg.Error as exc:
+                if attempt == 0 and isinstance(exc, (psycopg.errors.ProgrammingError,
+                                                     psycopg.errors.NotSupportedError)):
+                    self.invalidate_tables()  # e.g. a tracked table was dropped or renamed since
+                    continue
+                if not self._hot:
+                    raise  # the statement reads no tracked table: not one table's fault
+                # One table's branch fails (a revoked privilege, a key whose cast fails): read every
+                # table separately for this pass (their keys come back as 'm'), where a failure is
+                # that table's alone (sync_once); the others get their branches back as they change.
+                log.warning("sync: the batch statement failed (%s); reading the tables one by one",
+                            pg_error_line(exc))
+                self._hot.clear()
+                self._query = None
                 continue
             batch = _Batch(tables)
             fingerprint = None
@@ -356,7 +380,7 @@ class SyncEngine:
         """
         now = time.monotonic()
         for rel, seen in list(self._hot.items()):
-            if now - seen > HOT_IDLE_S or rel not in tables or tables[rel].state == "pending":
+            if now - seen > HOT_IDLE_S or rel not in tables or tables[rel].state in ("pending", "failed"):
                 del self._hot[rel]
         hot = sorted(self._hot)
         mode = self.protector.mode
@@ -510,7 +534,7 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         write.  A backfill's reset raises the mark to its floor and records that floor in
         PostgreSQL with the new epoch, so a re-synced table passes the check again.
         """
-        tables = [t for t in load_tables(self.conn).values() if t.state != "pending"]
+        tables = [t for t in load_tables(self.conn).values() if t.state not in ("pending", "failed")]
         if not tables:
             return []
         marks = self.scripts.marks([t.name for t in tables])
@@ -531,6 +555,7 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         transaction at or above that xmin and is in the outbox, so it is applied later with a
         higher version: the copy converges whatever runs concurrently.
         """
+        self._retry_failed()
         if not self.backfill_pending():
             return 0  # (a table queued since is seen by the next batch statement's fingerprint check)
         tables = [t for t in load_tables(self.conn).values() if t.state in ("pending", "running")]
@@ -552,11 +577,15 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             table.state, table.cursor, table.epoch, table.applied = "running", None, epoch, floor
             self.invalidate_tables()
         assert table.epoch is not None
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            version = int(self._scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-            rows = conn.execute(table.chunk_sql(self.protector.mode, table.cursor is not None),
-                                {"cursor": table.cursor, "limit": self.backfill_chunk}).fetchall()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                version = int(self._scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+                rows = conn.execute(table.chunk_sql(self.protector.mode, table.cursor is not None),
+                                    {"cursor": table.cursor, "limit": self.backfill_chunk}).fetchall()
+        except psycopg.Error as exc:  # this table only (see _fail)
+            self._fail(table, exc)
+            return 1
         items = [(key, self.protector.protect(table, doc)) for key, doc, _ in rows]
         result = BatchResult()
         if not self._write(table, version, items, result):
@@ -565,13 +594,48 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         done = len(rows) < self.backfill_chunk
         conn.execute(
             "UPDATE asymm.sync_tables SET backfill_cursor = %s, rows_backfilled = rows_backfilled + %s,"
-            " backfill_state = %s, backfilled_at = CASE WHEN %s THEN now() ELSE backfilled_at END"
+            " backfill_state = %s, backfilled_at = CASE WHEN %s THEN now() ELSE backfilled_at END,"
+            " sync_error = CASE WHEN %s THEN NULL ELSE sync_error END,"
+            " sync_error_at = CASE WHEN %s THEN NULL ELSE sync_error_at END"
             " WHERE rel = %s::oid AND epoch = %s",
-            (rows[-1][2] if rows else table.cursor, len(rows), "done" if done else "running", done,
+            (rows[-1][2] if rows else table.cursor, len(rows), "done" if done else "running", done, done, done,
              table.oid, table.epoch))
         if done:
+            self._retry.pop(table.oid, None)
             self.invalidate_tables()
         return max(len(rows), 1)
+
+    # -- a table the sync cannot read -----------------------------------------------------------
+
+    def _fail(self, table: TrackedTable, exc: psycopg.Error) -> None:
+        """Set ``table`` aside: state ``failed`` with the error (asymm.sync_status() shows it), its
+        Redis keys and meta removed, a retry scheduled.
+
+        Its changes are not applied while it fails, so its keys would go stale: without them (and
+        without the meta, so read-through fills are refused) every reader goes to PostgreSQL.  A
+        retry copies the table anew (a backfill), which makes it exact again.
+        """
+        message = f"{type(exc).__name__}: {pg_error_line(exc)}"
+        _at, delay = self._retry.get(table.oid, (0.0, RETRY_FIRST_S))
+        self._retry[table.oid] = (time.monotonic() + delay, min(delay * 2, RETRY_MAX_S))
+        log.warning("sync: table %s fails (%s); its keys are cleared, retrying in %.0f s", table.name, message, delay)
+        self._hot.pop(table.oid, None)
+        self.conn.execute(
+            "UPDATE asymm.sync_tables SET backfill_state = 'failed', backfill_cursor = NULL, sync_error = %s,"
+            " sync_error_at = now() WHERE rel::oid = %s::oid", (message, table.oid))
+        self.scripts.drop(table.name)
+        table.state = "failed"
+        self.invalidate_tables()
+
+    def _retry_failed(self) -> None:
+        """Queue a new copy of each failed table whose retry is due (at once after a restart)."""
+        now = time.monotonic()
+        due = [t.oid for t in self.tables().values()
+               if t.state == "failed" and self._retry.get(t.oid, (0.0, 0.0))[0] <= now]
+        if due:
+            self.conn.execute("UPDATE asymm.sync_tables SET backfill_state = 'pending', backfill_cursor = NULL"
+                              " WHERE rel::oid = ANY(%s::oid[]) AND backfill_state = 'failed'", (due,))
+            self.invalidate_tables()
 
     def backfill_pending(self) -> bool:
         """Whether a backfill waits or runs, as far as the cached tables know (no statement)."""

@@ -3,7 +3,9 @@
 The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.sync_tables``
 holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
 The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
-for a composite one: the same expression the capture trigger uses, so outbox keys and re-read keys match.
+for a composite one, under the settings of :data:`asymm.sync.keys.KEY_SETTINGS` (the canonical key,
+defined there): the same expression and settings the capture trigger uses, so outbox keys and re-read
+keys match.
 Both are injective within a table (a JSON array quotes and escapes its parts, so no separator inside
 a part can fake a boundary); the Redis key puts the key text after the table's tag unchanged.
 """
@@ -24,6 +26,7 @@ from psycopg import sql
 
 from asymm.db import lookup_relation
 from asymm.errors import AsymmError
+from asymm.sync.keys import exact_key_types
 from asymm.sync.redis_io import redis_name
 
 HMAC_ENV = "ASYMM_SYNC_HMAC_KEY"
@@ -50,6 +53,19 @@ def _ident(*names: str) -> sql.SQL:
     return _param_safe(sql.Identifier(*names))
 
 
+# Whether this session writes a row's JSON as the daemon does under asymm.sync.keys.KEY_SETTINGS
+# (row_to_json spells timestamptz in the session's time zone, floats, bytea and intervals with
+# their output functions; dates and timestamps always in ISO form; a key's ::text also follows
+# DateStyle's first part): a read-through fill from a
+# session set otherwise would store a text the daemon never writes.
+SAME_RENDERING = ("pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY ('{UTC,Etc/UTC,Etc/UCT,UCT,"
+                  "Universal,Zulu,Etc/Universal,Etc/Zulu}'::text[])"
+                  " AND pg_catalog.current_setting('extra_float_digits')::int OPERATOR(pg_catalog.>) 0"
+                  " AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'"
+                  " AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'"
+                  " AND pg_catalog.current_setting('DateStyle') OPERATOR(pg_catalog.~~) 'ISO,%%'")
+
+
 @dataclass
 class TrackedTable:
     oid: int
@@ -73,7 +89,7 @@ class TrackedTable:
         cols = [_ident(alias, c) for c in self.key_columns]
         if len(cols) == 1:
             return sql.SQL("{}::text").format(cols[0])
-        return sql.SQL("jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
+        return sql.SQL("pg_catalog.jsonb_build_array({})::text").format(sql.SQL(", ").join(cols))
 
     def doc_expr(self, mode: str) -> sql.Composable:
         """The row ``t`` as JSON text.
@@ -88,19 +104,26 @@ class TrackedTable:
                 _param_safe(sql.Literal(self.sensitive)))
         return sql.SQL("pg_catalog.row_to_json(t.*)::text")
 
-    def match(self, source: sql.Composable) -> sql.Composable:
+    def match(self, source: sql.Composable, strict: bool = True) -> sql.Composable:
         """``t.pk = <source text key>`` with each part cast to the column type (index-friendly).
+
+        ``strict`` (the daemon's reads): where equal values have several texts (float ``0`` and
+        ``-0``, numeric ``1.5`` and ``1.50``), the row's own key text must be ``source`` too, or a
+        deleted ``-0`` would be written with the row ``0`` (a live key no row has).
 
         Operators qualified: :mod:`asymm.cache` runs this on the application's connection, whose
         search_path may reach a schema an untrusted role can create operators in.
         """
+        same_text: sql.Composable = sql.SQL("")
+        if strict and not exact_key_types(self.key_types):
+            same_text = sql.SQL(" AND {} OPERATOR(pg_catalog.=) ({})::text").format(self.key_expr(), source)
         if len(self.key_columns) == 1:
-            return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}").format(
-                _ident(self.key_columns[0]), source, _type(self.key_types[0]))
+            return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}{}").format(
+                _ident(self.key_columns[0]), source, _type(self.key_types[0]), same_text)
         parts = [sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
                      _ident(c), source, sql.Literal(i), _type(ty))
                  for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
-        return sql.SQL(" AND ").join(parts)
+        return sql.SQL(" AND ").join(parts) + same_text
 
     def fetch_sql(self, mode: str) -> sql.Composed:
         """Current rows for a text[] of keys (a NULL doc: the row no longer exists), each with the
@@ -118,10 +141,16 @@ class TrackedTable:
             tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
-        """One row plus the snapshot's xmin, in one statement (so one snapshot)."""
+        """One row plus the snapshot's xmin, in one statement (so one snapshot): xmin, doc, the row's
+        own key text, and whether the session spells rows and keys as the daemon does
+        (:data:`SAME_RENDERING`: else nothing it read may be filled into Redis).  The row's key text
+        can differ from the one asked for where equal values have several spellings (numeric
+        ``1.5`` = ``1.50``): the daemon writes the row under its own."""
         return sql.SQL("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"
-                       " (SELECT {doc} FROM {tbl} t WHERE {match})").format(
-            doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("%(key)s::text")))
+                       " r.doc, r.key, {same} FROM (SELECT) one LEFT JOIN LATERAL"
+                       " (SELECT {doc} AS doc, {key} AS key FROM {tbl} t WHERE {match}) r ON true").format(
+            same=sql.SQL(SAME_RENDERING), doc=self.doc_expr(mode), tbl=self.ident, key=self.key_expr(),
+            match=self.match(sql.SQL("%(key)s::text"), strict=False))
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from asymm.sync.keys import pin_key_settings
 from asymm.sync.redis_io import RedisClient, keyset_key, parse_key, row_key
 from asymm.sync.tables import Protector, load_tables
 
@@ -32,6 +33,14 @@ class Mismatches:
 
 
 def compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Protector) -> Mismatches:
+    """Every tracked row against Redis, keys and rows spelled as the daemon spells them (its settings,
+    :data:`asymm.sync.keys.KEY_SETTINGS`, for the length of one transaction)."""
+    with conn.transaction():
+        pin_key_settings(conn, local=True)
+        return _compare(conn, client, protector)
+
+
+def _compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Protector) -> Mismatches:
     out = Mismatches()
     prefix_row = conn.execute("SELECT asymm.setting('sync.key_prefix')").fetchone()
     key_prefix = str(prefix_row[0]) if prefix_row else "asymm"
