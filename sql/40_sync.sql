@@ -191,19 +191,19 @@ COMMENT ON FUNCTION asymm._sync_truncated() IS 'TRUNCATE trigger of tracked tabl
 -- * an extension member, so pg_dump/pg_restore recreate the triggers (with their arguments)
 --   against the restored extension, and DROP EXTENSION refuses while tables are tracked.
 --
--- The canonical key text of a row (the one definition; asymm.sync.tables.KEY_SETTINGS mirrors it):
+-- The canonical key text of a row (the one definition; asymm.sync.keys.KEY_SETTINGS mirrors it):
 -- pk::text for a one-column key, jsonb_build_array(pk, ...)::text for a composite one, computed
 -- with TimeZone = UTC, DateStyle = 'ISO, MDY', IntervalStyle = postgres, extra_float_digits = 1
--- and bytea_output = hex.  Output functions read those settings, so without the SET clauses two
+-- and bytea_output = hex.  Output functions read those settings, so without them two
 -- writers with different sessions would name one row by two Redis keys (a timestamptz key under
 -- two time zones).  The daemon's connection and asymm.sync_key_text() (what asymm.cache uses for
--- a key it cannot canonicalise itself) set the same values.
+-- a key it cannot canonicalise itself) set the same values; the capture sets them in C (key_settings
+-- in extension/src/sync.c), only for key types whose text reads them (not int, numeric, text, uuid,
+-- bool): a SET clause here would save and restore them on every statement (~8 us).
 CREATE FUNCTION asymm._sync_capture() RETURNS trigger
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
-SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres' SET extra_float_digits = 1
-SET bytea_output = 'hex'
-AS 'MODULE_PATHNAME', 'asymm_sync_capture';
+AS 'MODULE_PATHNAME', 'asymm_sync_capture';  -- (it pins the key settings itself, see key_settings in sync.c)
 COMMENT ON FUNCTION asymm._sync_capture() IS 'INSERT/UPDATE/DELETE trigger of tracked tables (statement level, transition tables; arguments: the key columns): queues one outbox row of keys per statement';
 
 CREATE FUNCTION asymm.sync_key_text(rel regclass, parts text[]) RETURNS text

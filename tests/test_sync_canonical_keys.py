@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -48,13 +50,18 @@ def _row_keys(client: redis.Redis, table: str) -> set[bytes]:
     return {m for m in members if client.hexists(m, "d") and not client.hexists(m, "t")}
 
 
-def test_the_sql_pins_the_settings_the_python_names(conn: Conn) -> None:
-    """The canonical key's settings are written once in Python and once in SQL: they agree."""
-    rows = conn.execute("SELECT p.proname, p.proconfig FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace"
-                        " AND p.proname IN ('_sync_capture', 'sync_key_text')").fetchall()
-    assert len(rows) == 2
-    for name, config in rows:
-        assert {f"{k}={v}" for k, v in KEY_SETTINGS} <= set(config), name
+def test_the_sql_and_the_c_pin_the_settings_the_python_names(conn: Conn) -> None:
+    """The canonical key's settings are written in Python, in the SET clauses of
+    asymm.sync_key_text and in the capture's C (key_settings, set only for key types that read
+    them): all three agree."""
+    config = conn.execute("SELECT p.proconfig FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace"
+                          " AND p.proname = 'sync_key_text'").fetchone()
+    assert config is not None
+    assert {f"{k}={v}" for k, v in KEY_SETTINGS} <= set(config[0])
+    source = (Path(__file__).parents[1] / "extension" / "src" / "sync.c").read_text()
+    table = source[source.index("key_settings[][2] = {"):]
+    in_c = re.findall(r'\{"([^"]+)", "([^"]+)"\}', table[:table.index("};")])
+    assert sorted(in_c) == sorted(KEY_SETTINGS)
 
 
 def test_cache_spellings_reach_the_daemons_key(db: str, conn: Conn, engine: SyncEngine,

@@ -86,6 +86,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -138,6 +139,7 @@ typedef struct KeyBuilder
 	FmgrInfo	build_array;	/* nkeys > 1: jsonb_build_array(VARIADIC "any") ... */
 	FunctionCallInfo build_call;
 	TextCast   *jsonb_text;		/* ... then ::text (cached) */
+	bool		pin_settings;	/* a key type's text depends on session settings (see key_settings) */
 	MemoryContext rowcxt;		/* per-row garbage of cast functions and jsonb */
 } KeyBuilder;
 
@@ -453,6 +455,64 @@ text_cast_cached(Oid typid, Oid collation)
 	return &entry->cast;
 }
 
+/*
+ * The settings the canonical key text is computed under (control/asymm/sync/keys.py, KEY_SETTINGS,
+ * names the same list; tests/test_sync_canonical_keys.py checks that they agree).  Output
+ * functions read them (TimeZone for timestamptz, DateStyle, IntervalStyle, extra_float_digits for
+ * floats, bytea_output), so two writers with different sessions would otherwise name one row by two
+ * Redis keys.  Set only around the keys of tables that need them (key_text_reads_settings): saving
+ * and restoring five settings costs about 8 us a statement, as much as the rest of the capture,
+ * and int, text and uuid keys, the usual ones, never read them.
+ */
+static const char *const key_settings[][2] = {
+	{"TimeZone", "UTC"},
+	{"DateStyle", "ISO, MDY"},
+	{"IntervalStyle", "postgres"},
+	{"extra_float_digits", "1"},
+	{"bytea_output", "hex"},
+};
+
+/* Whether the text of a key of type typid (as ::text or inside jsonb) may depend on a setting. */
+static bool
+key_text_reads_settings(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case OIDOID:
+		case BOOLOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case CHAROID:
+		case UUIDOID:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/*
+ * Give this backend the key settings until the returned GUC nest level is closed with
+ * AtEOXact_GUC(true, level); an error on the way is unwound by the (sub)transaction's abort, as
+ * for a function's SET clause.
+ */
+static int
+pin_key_settings(void)
+{
+	int			level = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < lengthof(key_settings); i++)
+		(void) set_config_option(key_settings[i][0], key_settings[i][1], PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
 /* Resolve the key columns named by the trigger's arguments (asymm.track() sets them). */
 static void
 key_builder_init(KeyBuilder *kb, Relation rel, Trigger *trigger)
@@ -493,6 +553,9 @@ key_builder_init(KeyBuilder *kb, Relation rel, Trigger *trigger)
 					 errhint("A key column was renamed or dropped: re-run asymm.track() on the table.")));
 	}
 
+	kb->pin_settings = false;
+	for (i = 0; i < kb->nkeys; i++)
+		kb->pin_settings |= key_text_reads_settings(attrs[i]->atttypid);
 	kb->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "asymm capture row", ALLOCSET_SMALL_SIZES);
 	if (kb->nkeys == 1)
 	{
@@ -882,13 +945,18 @@ collect_keys(Relation rel, Trigger *trigger, Tuplestorestate *first, Tuplestores
 	TupleTableSlot *slot;
 	Datum	   *keys = palloc(sizeof(Datum) * rows);
 	int			n = 0;
+	int			settings_level = -1;
 
 	key_builder_init(&kb, rel, trigger);
+	if (kb.pin_settings)
+		settings_level = pin_key_settings();
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	append_keys(&kb, first, slot, keys, &n, 0);
 	if (second != NULL)
 		append_keys(&kb, second, slot, keys, &n, n);
 	ExecDropSingleTupleTableSlot(slot);
+	if (settings_level >= 0)
+		AtEOXact_GUC(true, settings_level);
 	return construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 

@@ -2,8 +2,9 @@
 
 A row of a tracked table is named in Redis by ``<table tag>:<key text>``, where the key text is
 ``pk::text`` for a one-column key and ``jsonb_build_array(pk, ...)::text`` for a composite one,
-computed under the settings in :data:`KEY_SETTINGS` (sql/40_sync.sql sets the same values on the
-capture trigger ``asymm._sync_capture`` and on ``asymm.sync_key_text``).  Output functions read
+computed under the settings in :data:`KEY_SETTINGS` (the capture trigger sets the same values in C,
+extension/src/sync.c ``key_settings``, for key types whose text reads them; ``asymm.sync_key_text``
+has them as SET clauses).  Output functions read
 those settings (TimeZone for timestamptz, DateStyle, IntervalStyle, extra_float_digits for floats,
 bytea_output), so without them two writers with different sessions would name one row by two
 Redis keys.  The daemon pins them on its connection (:func:`pin_key_settings`).
@@ -29,8 +30,8 @@ import psycopg
 
 from asymm.errors import AsymmError
 
-# (name, value) as SET takes them; sql/40_sync.sql repeats them in the SET clauses of
-# asymm._sync_capture and asymm.sync_key_text (tests/test_sync_canonical_keys.py checks they agree).
+# (name, value) as SET takes them; extension/src/sync.c (key_settings) and the SET clauses of
+# asymm.sync_key_text repeat them (tests/test_sync_canonical_keys.py checks that they agree).
 KEY_SETTINGS: tuple[tuple[str, str], ...] = (
     ("TimeZone", "UTC"), ("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"),
     ("extra_float_digits", "1"), ("bytea_output", "hex"),

@@ -99,10 +99,29 @@ class TrackedTable:
         (every number goes through numeric_in) and costs ~2.5 us more a row, measured on
         pgbench_accounts.  Only the drop mode needs jsonb, for its ``-`` operator.
         """
-        if self.sensitive and mode == "drop":
-            return sql.SQL("(pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) {}::text[])::text").format(
-                _param_safe(sql.Literal(self.sensitive)))
-        return sql.SQL("pg_catalog.row_to_json(t.*)::text")
+        if not self.sensitive:
+            return sql.SQL("pg_catalog.row_to_json(t.*)::text")
+        # The sensitive columns as the statement itself sees them: a RENAME COLUMN committed after
+        # this statement was built (the engine notices it by the tables fingerprint, but only in its
+        # next statement) must not let the renamed column through for one read.  The names are
+        # those this statement was built with that still exist, and the columns pinned by identity
+        # (see _SENSITIVE); an uncorrelated subquery, so evaluated once per statement.
+        current = sql.SQL(
+            "ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a"
+            " WHERE a.attrelid OPERATOR(pg_catalog.=) {oid}::oid AND a.attnum OPERATOR(pg_catalog.>) 0"
+            " AND NOT a.attisdropped AND (a.attname::text OPERATOR(pg_catalog.=) ANY ({names}::text[])"
+            " OR a.attnum OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.unnest(p.attnums)"
+            " FROM asymm.sync_sensitive_pins p WHERE p.rel::oid OPERATOR(pg_catalog.=) {oid}::oid)))").format(
+            oid=sql.Literal(self.oid), names=_param_safe(sql.Literal(self.sensitive)))
+        dropped = sql.SQL("(pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) {})::text").format(current)
+        if mode == "drop":
+            return dropped
+        # hmac: the row as is, for the Protector to HMAC the columns it knows as sensitive, unless
+        # the statement sees other sensitive columns than those: then they are dropped instead.
+        return sql.SQL("CASE WHEN {current} OPERATOR(pg_catalog.@>) {names}::text[]"
+                       " AND {current} OPERATOR(pg_catalog.<@) {names}::text[]"
+                       " THEN pg_catalog.row_to_json(t.*)::text ELSE {dropped} END").format(
+            current=current, names=_param_safe(sql.Literal(self.sensitive)), dropped=dropped)
 
     def match(self, source: sql.Composable, strict: bool = True) -> sql.Composable:
         """``t.pk = <source text key>`` with each part cast to the column type (index-friendly).
