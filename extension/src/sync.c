@@ -507,7 +507,7 @@ pin_key_settings(void)
 	int			level = NewGUCNestLevel();
 	int			i;
 
-	for (i = 0; i < lengthof(key_settings); i++)
+	for (i = 0; i < (int) lengthof(key_settings); i++)
 		(void) set_config_option(key_settings[i][0], key_settings[i][1], PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	return level;
