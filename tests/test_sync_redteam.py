@@ -110,6 +110,9 @@ LEAKY_QUERIES = [
                  " SELECT x FROM w WHERE false) SELECT x FROM w", id="recursive-cte"),
     pytest.param("SELECT name FROM cards WHERE id <= %s UNION ALL SELECT card FROM cards", id="union-all"),
     pytest.param("SELECT t.* FROM (SELECT card FROM cards WHERE id <= %s OFFSET 0) t", id="subquery-star"),
+    pytest.param("SELECT * FROM card_view WHERE id <= %s", id="view"),
+    pytest.param("SELECT * FROM card_matview WHERE id <= %s", id="materialized-view"),
+    pytest.param("SELECT c.card FROM cards c GROUP BY ROLLUP (c.card) HAVING count(*) <= %s", id="rollup"),
 ]
 
 
@@ -123,6 +126,8 @@ def test_query_shapes_never_cache_a_card_in_clear(db: str, conn: Conn, r: redis.
     conn.execute("CREATE FUNCTION public.card_op(int, int) RETURNS text LANGUAGE sql STABLE"
                  " AS $$ SELECT card FROM public.cards WHERE id = $1 $$")
     conn.execute("CREATE OPERATOR public.## (LEFTARG = int, RIGHTARG = int, FUNCTION = public.card_op)")
+    conn.execute("CREATE VIEW public.card_view AS SELECT id, upper(card) AS c FROM cards")
+    conn.execute("CREATE MATERIALIZED VIEW public.card_matview AS SELECT id, card AS c FROM cards")
     sync(db, conn, redis_url, mode)
     cache = Cache(db, redis_url, hmac_key=HMAC_KEY)
     try:
@@ -703,4 +708,50 @@ def test_statements_with_side_effects_are_never_served_from_the_cache(db: str, c
         cache.close()
     assert len({json.dumps(x, sort_keys=True, default=str) for x in results}) == 3, results
     sync(db, conn, redis_url)
+    assert full_compare(db, redis_url).total == 0
+
+
+def test_cached_results_follow_column_ddl_and_truncate(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
+    """A cached SELECT * must show a column added or dropped, and no row after a TRUNCATE, once settled."""
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int, old text)")
+    conn.execute("INSERT INTO items SELECT g, g, 'o' FROM generate_series(1, 5) g")
+    conn.execute("SELECT asymm.track('items')")
+    sync(db, conn, redis_url)
+    cache = Cache(db, redis_url)
+    statement = "SELECT * FROM items WHERE id <= %s ORDER BY id"
+
+    def pg() -> list[dict[str, Any]]:  # as JSON gives them back (a numeric as its text)
+        cur = conn.execute(statement, (3,))
+        names = [d.name for d in cur.description or ()]
+        return [json.loads(json.dumps(dict(zip(names, row, strict=True)), default=str)) for row in cur]
+
+    try:
+        for ddl in ("ALTER TABLE items ADD COLUMN note text DEFAULT 'n'", "ALTER TABLE items DROP COLUMN old",
+                    "ALTER TABLE items ALTER COLUMN qty TYPE numeric(10, 2)", "TRUNCATE items"):
+            assert cache.query(statement, (3,)) == pg()
+            assert cache.query(statement, (3,)) == pg()  # a hit
+            conn.execute(ddl)
+            sync(db, conn, redis_url)
+            assert cache.query(statement, (3,)) == pg(), ddl
+    finally:
+        cache.close()
+    assert full_compare(db, redis_url).total == 0
+
+
+def test_a_hit_returns_the_same_values_as_the_miss(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
+    """Same statement, same rows: the second call (a hit) must give the application what the first gave."""
+    conn.execute("CREATE TABLE vals (id int PRIMARY KEY, n numeric(10, 2), t timestamptz, d date, b bytea,"
+                 " j jsonb, a int[], u uuid)")
+    conn.execute("INSERT INTO vals VALUES (1, 1.5, '2026-01-01 00:00+00', '2026-01-02', '\\x00ff',"
+                 " '{\"x\": 1.10}', '{1,2}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')")
+    conn.execute("SELECT asymm.track('vals')")
+    sync(db, conn, redis_url)
+    cache = Cache(db, redis_url)
+    try:
+        miss = cache.query("SELECT * FROM vals WHERE id = %s", (1,))
+        hit = cache.query("SELECT * FROM vals WHERE id = %s", (1,))
+        assert cache.stats.query_hits == 1
+        assert hit == miss
+    finally:
+        cache.close()
     assert full_compare(db, redis_url).total == 0
