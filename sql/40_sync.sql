@@ -375,6 +375,7 @@ BEGIN
     DELETE FROM asymm.sync_partitions s WHERE s.root = track.rel;  -- (re)installed with the current key
     PERFORM asymm._sync_follow_partitions(false);
     PERFORM asymm.sync_notify();
+    PERFORM asymm._sync_fire_always(rel);  -- (last: it is an ALTER TABLE, see sql/44_sync_always.sql)
 END
 $$;
 COMMENT ON FUNCTION asymm.track(regclass, text[]) IS 'Mirror a table into Redis: installs statement-level capture triggers and queues a backfill; sensitive columns are dropped or HMACed';
@@ -559,6 +560,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF current_setting('asymm.sync_firing_always', true) = 'on' THEN
+        RETURN;  -- asymm's own ALTER TABLE ... ENABLE ALWAYS TRIGGER (asymm._sync_fire_always)
+    END IF;
     BEGIN
         IF to_regclass('asymm.sync_tables') IS NOT NULL THEN
             PERFORM asymm._sync_forget_old_names();

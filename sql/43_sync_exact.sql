@@ -109,6 +109,7 @@ BEGIN
                    ' FOR EACH STATEMENT EXECUTE FUNCTION asymm._sync_capture(%s)', part, args);
     EXECUTE format('CREATE TRIGGER asymm_sync_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT'
                    ' EXECUTE FUNCTION asymm._sync_truncated()', part);
+    PERFORM asymm._sync_fire_always(part);
 END
 $$;
 COMMENT ON FUNCTION asymm._sync_partition_triggers(regclass, regclass, boolean) IS 'Install (or remove) the capture triggers of a partition of a tracked table; internal';

@@ -346,8 +346,10 @@ def test_any_sequence_of_partition_writes_and_ddl_ends_exact(make_db: Any, redis
             make_events(conn)
             engine.run_until_idle()
             for step, sync_now in steps:
-                with contextlib.suppress(psycopg.errors.UndefinedTable, psycopg.errors.WrongObjectType):
-                    conn.execute(step)  # e.g. detaching a partition twice
+                # PostgreSQL refusing a step (class 42: detaching a partition twice, attaching one
+                # that lacks a column added to the parent meanwhile) is part of the sequence.
+                with contextlib.suppress(psycopg.errors.ProgrammingError):
+                    conn.execute(step)
                 if sync_now:
                     engine.run_until_idle()
             engine.run_until_idle()

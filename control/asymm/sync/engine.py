@@ -29,6 +29,7 @@ HOT_IDLE_S = 60.0  # a table without changes for this long loses its branch in t
 # A table's branch in the batch statement runs only while the planner knows it to hold at least this
 # many rows (pg_class.reltuples), see _batch_query.
 PLANNED_MIN_ROWS = 1000
+LOCK_TIMEOUT = "2s"  # the longest the sync waits for a lock on one table (see SyncEngine.__init__)
 PRUNE_CHUNK = 1000  # Redis keys a prune looks up in PostgreSQL per statement (see _prune)
 
 
@@ -124,6 +125,11 @@ class SyncEngine:
         # would make them cross jit_above_cost, and compiling costs ~100 ms a statement.
         self.conn.execute("SET enable_seqscan = off")
         self.conn.execute("SET jit = off")
+        # A table locked ACCESS EXCLUSIVE (VACUUM FULL, a rewriting ALTER TABLE, TRUNCATE in a long
+        # transaction, LOCK TABLE: none need an xid, so the horizon moves on) would make the read of
+        # its rows wait, and with it every other table's sync: after LOCK_TIMEOUT the read fails
+        # instead, and that table alone is set aside and copied again later (_fail).
+        self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
         pin_key_settings(self.conn)  # backfills spell keys (and all rows) as the capture does
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
         self.scripts = Scripts(self.redis, str(self._setting("sync.key_prefix")))
