@@ -9,18 +9,29 @@ deleted row: a concurrent write has a higher version, and deletes leave versione
 pglast), the parameters, and the change generation of every table the statement reads (found
 with pglast).  The sync worker bumps a table's generation atomically with each change it applies,
 so once a change is in Redis no reader can reach a result computed before it; stale entries are
-simply never read again and expire with their TTL.  Statements that read anything not tracked
-(views, functions, untracked tables) are run but not cached: nothing would invalidate them.
+simply never read again and expire with their TTL; each is also recorded in its tables' ``T#q``
+set, which the sync empties (deleting the results) whenever it resets or drops a table.
+
+A statement is cached only when nothing but tracked tables' generations can change its result,
+which one visitor (:class:`_Tables`, the whole statement: target lists, ``WHERE``, ``ORDER BY``,
+CTEs, sub-selects) and one catalog query (:meth:`Cache._reads_beyond`) decide.  It is run but not
+cached if it writes or locks (a data-modifying CTE, ``FOR UPDATE``), reads a view, an untracked
+table, a function in ``FROM`` or (without ``ONLY``) a table with plain inheritance children, calls
+a function any overload of whose name is not IMMUTABLE (aggregates and window functions alike;
+``CURRENT_DATE`` counts as ``now()``; ``x.f`` where ``f`` takes a whole row is the call ``f(x)``),
+or uses an operator whose function is not IMMUTABLE outside ``pg_catalog`` (the built-in STABLE
+ones follow session settings, which are in the key) or VOLATILE anywhere.  The key holds the role,
+the search_path and the settings that change how values are written (:data:`RESULT_SETTINGS`).
 
 Sensitive columns (``asymm.track(..., sensitive => ...)``) never reach Redis in clear through a
 cached result either.  When a table the statement reads has any, :func:`target_risk` looks at
-every target list of the statement (sub-selects and CTEs included): a sensitive column name, a
-``*`` or a possible whole-row reference (a column reference naming a relation or alias) inside an
+every target list and VALUES list of the statement (sub-selects and CTEs included): a sensitive
+column name, a ``*`` or a possible whole-row reference (a column reference naming a relation or alias) inside an
 expression there (a function call, an operator, a cast, ``CASE``, a row constructor, a sub-select)
 makes the statement uncacheable: it is run and returned, never stored (``query_uncacheable``).
 References in ``WHERE``, ``JOIN ... ON``, ``GROUP BY``, ``HAVING``, ``ORDER BY`` yield no value
-and are fine.  So is a function call in a target list, unless a function of that name is
-neither immutable nor an aggregate (it could read the sensitive column itself).  Once it has
+and are fine; a whole-row function call ``x.f`` is refused anywhere (``f`` sees every column),
+and a function that is not IMMUTABLE is refused by the rule above.  Once it has
 run, the result's column origins (``PQftable``/``PQftablecol``, which PostgreSQL fills through
 sub-queries and CTEs) tell which result columns ARE a sensitive column
 (table oid and attnum: a renamed column is still found); those are protected as rows are, in what
@@ -401,10 +412,12 @@ class Cache:
 
         A result is shared only by sessions that would compute it alike: the key holds the role
         (its grants decide which columns it may read) and the search_path (which decides what the
-        statement's unqualified functions and operators are).  A table with row-level security is
-        never cached from: its policies may depend on settings beyond the role.  Sensitive columns
-        come back (and are stored) dropped or HMACed, as in rows; a statement that could return
-        one transformed is run and not cached (the rule is in the module docstring).
+        statement's unqualified functions and operators are), and the output settings
+        (:data:`RESULT_SETTINGS`).  A table with row-level security is never cached from: its
+        policies may depend on settings beyond the role.  Sensitive columns come back (and are
+        stored) dropped or HMACed, as in rows; a statement that could return one transformed, or
+        whose result something untracked may change, is run and not cached (the rules are in the
+        module docstring).
         """
         analysis = analyse(statement)
         names = set(analysis.names) | {n for n in analysis.shadowed if self._relation_exists(n)}
