@@ -33,6 +33,7 @@ from asymm.sync.redis_io import (
     parse_redis_name,
     query_key,
     redis_name,
+    results_key,
     row_key,
     table_tag,
 )
@@ -65,6 +66,7 @@ def test_every_key_names_one_thing_and_decodes_back_to_it(items: list[tuple[str,
         assert check_prefix(prefix) == prefix and parse_redis_name(name) == (schema, table)
         for built, owner in ((table_tag(name, prefix), (prefix, schema, table, "meta", None)),
                              (keyset_key(name, prefix), (prefix, schema, table, "keys", None)),
+                             (results_key(name, prefix), (prefix, schema, table, "results", None)),
                              (row_key(name, key, prefix), (prefix, schema, table, "row", key))):
             assert owners.setdefault(built, owner) == owner, f"{built!r} names {owner} and {owners[built]}"
             assert parse_key(built) == owner

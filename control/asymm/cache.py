@@ -9,18 +9,29 @@ deleted row: a concurrent write has a higher version, and deletes leave versione
 pglast), the parameters, and the change generation of every table the statement reads (found
 with pglast).  The sync worker bumps a table's generation atomically with each change it applies,
 so once a change is in Redis no reader can reach a result computed before it; stale entries are
-simply never read again and expire with their TTL.  Statements that read anything not tracked
-(views, functions, untracked tables) are run but not cached: nothing would invalidate them.
+simply never read again and expire with their TTL; each is also recorded in its tables' ``T#q``
+set, which the sync empties (deleting the results) whenever it resets or drops a table.
+
+A statement is cached only when nothing but tracked tables' generations can change its result,
+which one visitor (:class:`_Tables`, the whole statement: target lists, ``WHERE``, ``ORDER BY``,
+CTEs, sub-selects) and one catalog query (:meth:`Cache._reads_beyond`) decide.  It is run but not
+cached if it writes or locks (a data-modifying CTE, ``FOR UPDATE``), reads a view, an untracked
+table, a function in ``FROM`` or (without ``ONLY``) a table with plain inheritance children, calls
+a function any overload of whose name is not IMMUTABLE (aggregates and window functions alike;
+``CURRENT_DATE`` counts as ``now()``; ``x.f`` where ``f`` takes a whole row is the call ``f(x)``),
+or uses an operator whose function is not IMMUTABLE outside ``pg_catalog`` (the built-in STABLE
+ones follow session settings, which are in the key) or VOLATILE anywhere.  The key holds the role,
+the search_path and the settings that change how values are written (:data:`RESULT_SETTINGS`).
 
 Sensitive columns (``asymm.track(..., sensitive => ...)``) never reach Redis in clear through a
 cached result either.  When a table the statement reads has any, :func:`target_risk` looks at
-every target list of the statement (sub-selects and CTEs included): a sensitive column name, a
-``*`` or a possible whole-row reference (a column reference naming a relation or alias) inside an
+every target list and VALUES list of the statement (sub-selects and CTEs included): a sensitive
+column name, a ``*`` or a possible whole-row reference (a column reference naming a relation or alias) inside an
 expression there (a function call, an operator, a cast, ``CASE``, a row constructor, a sub-select)
 makes the statement uncacheable: it is run and returned, never stored (``query_uncacheable``).
 References in ``WHERE``, ``JOIN ... ON``, ``GROUP BY``, ``HAVING``, ``ORDER BY`` yield no value
-and are fine.  So is a function call in a target list, unless a function of that name is
-neither immutable nor an aggregate (it could read the sensitive column itself).  Once it has
+and are fine; a whole-row function call ``x.f`` is refused anywhere (``f`` sees every column),
+and a function that is not IMMUTABLE is refused by the rule above.  Once it has
 run, the result's column origins (``PQftable``/``PQftablecol``, which PostgreSQL fills through
 sub-queries and CTEs) tell which result columns ARE a sensitive column
 (table oid and attnum: a renamed column is still found); those are protected as rows are, in what
@@ -50,9 +61,24 @@ from pglast.visitors import Visitor
 from asymm.db import connect
 from asymm.errors import AsymmError
 from asymm.sync.keys import KeyCanon, exact_key_types
-from asymm.sync.redis_io import RedisClient, Scripts, connect_redis, query_key, redis_name, row_key, table_tag
+from asymm.sync.redis_io import (
+    RedisClient,
+    Scripts,
+    connect_redis,
+    query_key,
+    redis_name,
+    results_key,
+    row_key,
+    table_tag,
+)
 from asymm.sync.tables import Protector, TrackedTable, find_table, load_tables
 
+# Session settings a result depends on (how values are written, how literals and names are read):
+# part of a result's key, so a session with other values computes its own.
+RESULT_SETTINGS = ("TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits", "bytea_output",
+                   "lc_monetary", "lc_numeric", "lc_time", "default_text_search_config", "xmlbinary",
+                   "xmloption", "standard_conforming_strings", "timezone_abbreviations", "transform_null_equals",
+                   "array_nulls", "backslash_quote", "gin_fuzzy_search_limit", "client_encoding")
 _PLACEHOLDER = re.compile(r"%%|%\([^)]+\)s|%s")
 MAX_FILL_AGE_S = 60.0  # a fill older than this is dropped (tombstones live far longer; see sync.tombstone_ttl)
 
@@ -73,20 +99,104 @@ class CacheStats:
 
 
 class _Tables(Visitor):
+    """Everything a statement reads or runs, anywhere in it (see :func:`analyse`)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.names: set[tuple[str | None, str]] = set()
+        self.inherited: set[tuple[str | None, str]] = set()  # read without ONLY: with any inheritance children
         self.ctes: set[str] = set()
-        self.functions = False
+        self.functions = False  # a function in FROM: its rows come from anywhere
+        self.calls: set[str] = set()  # names of the functions called
+        self.operators: set[str] = set()  # names of the operators used
+        self.fields: set[str] = set()  # x.f and (x).f: f may be the function call f(x) on a whole row
+        self.writes = False  # INSERT/UPDATE/DELETE/MERGE (a data-modifying CTE), FOR UPDATE/SHARE, ...
 
     def visit_RangeVar(self, _ancestors: Any, node: ast.RangeVar) -> None:
         self.names.add((node.schemaname, str(node.relname)))
+        if node.inh:
+            self.inherited.add((node.schemaname, str(node.relname)))
 
     def visit_CommonTableExpr(self, _ancestors: Any, node: ast.CommonTableExpr) -> None:
         self.ctes.add(str(node.ctename))
 
     def visit_RangeFunction(self, _ancestors: Any, _node: ast.RangeFunction) -> None:
         self.functions = True
+
+    def visit_SelectStmt(self, _ancestors: Any, node: ast.SelectStmt) -> None:
+        if node.lockingClause or node.intoClause is not None:
+            self.writes = True
+
+    def visit_InsertStmt(self, _ancestors: Any, _node: ast.InsertStmt) -> None:
+        self.writes = True
+
+    def visit_UpdateStmt(self, _ancestors: Any, _node: ast.UpdateStmt) -> None:
+        self.writes = True
+
+    def visit_DeleteStmt(self, _ancestors: Any, _node: ast.DeleteStmt) -> None:
+        self.writes = True
+
+    def visit_MergeStmt(self, _ancestors: Any, _node: ast.MergeStmt) -> None:
+        self.writes = True
+
+    def visit_FuncCall(self, _ancestors: Any, node: ast.FuncCall) -> None:
+        self.calls.update(_last_name(node.funcname))
+
+    def visit_SQLValueFunction(self, _ancestors: Any, _node: ast.SQLValueFunction) -> None:
+        self.calls.add("now")  # CURRENT_DATE, LOCALTIME, ...: STABLE, as now() is
+
+    def visit_A_Expr(self, _ancestors: Any, node: ast.A_Expr) -> None:
+        names = _last_name(node.name)
+        if any("BETWEEN" in n for n in names):  # (no operator: x BETWEEN a AND b is x >= a AND x <= b)
+            names = {">=", "<="}
+        self.operators.update(names)
+
+    def visit_SubLink(self, _ancestors: Any, node: ast.SubLink) -> None:
+        self.operators.update(_last_name(node.operName))
+
+    def visit_SortBy(self, _ancestors: Any, node: ast.SortBy) -> None:
+        self.operators.update(_last_name(node.useOp))
+
+    def visit_ColumnRef(self, _ancestors: Any, node: ast.ColumnRef) -> None:
+        if node.fields and len(node.fields) > 1:
+            self.fields.update(_last_name(node.fields))
+
+    def visit_A_Indirection(self, _ancestors: Any, node: ast.A_Indirection) -> None:
+        self.fields.update(str(i.sval) for i in node.indirection or () if isinstance(i, ast.String))
+
+
+def _last_name(names: Any) -> set[str]:
+    """The unqualified name of a qualified name list (``pg_catalog.upper`` -> upper), if any."""
+    last = names[-1] if names else None
+    return {str(last.sval)} if isinstance(last, ast.String) else set()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :meth:`Cache.query` needs to know of a statement, from its text alone (pglast)."""
+    normalised: str
+    names: frozenset[tuple[str | None, str]]  # relations read (CTE names left out)
+    shadowed: frozenset[tuple[str | None, str]]  # names a CTE bears that may be a relation too
+    inherited: frozenset[tuple[str | None, str]]  # relations read without ONLY
+    cacheable: bool  # no write, no lock, no function in FROM
+    calls: frozenset[str]
+    operators: frozenset[str]
+    fields: frozenset[str]
+
+
+@functools.lru_cache(maxsize=1024)
+def analyse(statement: str) -> Analysis:
+    """The :class:`Analysis` of one SELECT (AsymmError for anything else)."""
+    # psycopg placeholders are not SQL: parse with $1 in their place (tables do not depend on them)
+    stmts = pglast.parse_sql(_PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "$1", statement))
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
+        raise AsymmError("Cache.query takes exactly one SELECT statement")
+    visitor = _Tables()
+    visitor(stmts[0].stmt)
+    shadowed = {(schema, name) for schema, name in visitor.names if schema is None and name in visitor.ctes}
+    return Analysis(RawStream()(stmts[0]), frozenset(visitor.names - shadowed), frozenset(shadowed),
+                    frozenset(visitor.inherited), not visitor.functions and not visitor.writes,
+                    frozenset(visitor.calls), frozenset(visitor.operators), frozenset(visitor.fields))
 
 
 def statement_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], set[tuple[str | None, str]], bool]:
@@ -96,17 +206,8 @@ def statement_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], 
     the real table in another scope (pglast does not say which): :meth:`Cache.query` counts it
     as read unless no relation of that name exists.
     """
-    # psycopg placeholders are not SQL: parse with $1 in their place (tables do not depend on them)
-    stmts = pglast.parse_sql(_PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else "$1", statement))
-    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
-        raise AsymmError("Cache.query takes exactly one SELECT statement")
-    select = stmts[0].stmt
-    visitor = _Tables()
-    visitor(select)
-    shadowed: set[tuple[str | None, str]] = {(schema, name) for schema, name in visitor.names
-                                             if schema is None and name in visitor.ctes}
-    cacheable = not visitor.functions and not select.lockingClause
-    return RawStream()(stmts[0]), visitor.names - shadowed, shadowed, cacheable
+    a = analyse(statement)
+    return a.normalised, set(a.names), set(a.shadowed), a.cacheable
 
 
 class _Targets(Visitor):
@@ -116,7 +217,8 @@ class _Targets(Visitor):
         super().__init__()
         self.sensitive = set(sensitive)
         self.relations: set[str] = set()  # every relation, alias and CTE name: a whole-row reference may use one
-        self.targets: list[ast.ResTarget] = []
+        self.targets: list[Any] = []  # the expressions whose values a result holds
+        self.values: list[Any] = []  # VALUES items: results too, but never with a column origin
 
     def visit_RangeVar(self, _ancestors: Any, node: ast.RangeVar) -> None:
         self.relations.add(str(node.relname))
@@ -132,7 +234,11 @@ class _Targets(Visitor):
         self.sensitive.update(str(c.sval) for c in node.aliascolnames or () if isinstance(c, ast.String))
 
     def visit_ResTarget(self, _ancestors: Any, node: ast.ResTarget) -> None:
-        self.targets.append(node)
+        self.targets.append(node.val)
+
+    def visit_SelectStmt(self, _ancestors: Any, node: ast.SelectStmt) -> None:
+        # VALUES (card): a value list is a target list (LATERAL (VALUES (card)) v hands it out)
+        self.values.extend(item for row in node.valuesLists or () for item in row)
 
     def _alias(self, alias: ast.Alias) -> None:
         self.relations.add(str(alias.aliasname))
@@ -152,25 +258,20 @@ class _Refs(Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.refs: list[ast.ColumnRef] = []
-        self.functions: set[str] = set()
 
     def visit_ColumnRef(self, _ancestors: Any, node: ast.ColumnRef) -> None:
         self.refs.append(node)
 
-    def visit_FuncCall(self, _ancestors: Any, node: ast.FuncCall) -> None:
-        last = node.funcname[-1] if node.funcname else None
-        if isinstance(last, ast.String):
-            self.functions.add(str(last.sval))
-
 
 @functools.lru_cache(maxsize=1024)
-def target_risk(statement: str, sensitive: frozenset[str]) -> tuple[str, frozenset[str]]:
-    """(``"refuse"``, ``"origins"`` or ``"none"``, names of the functions called in target lists)
-    for one SELECT that reads tables whose sensitive columns are named ``sensitive``.
+def target_risk(statement: str, sensitive: frozenset[str]) -> str:
+    """``"refuse"``, ``"origins"`` or ``"none"`` for one SELECT that reads tables whose sensitive
+    columns are named ``sensitive``.
 
-    ``refuse``: a target list holds, inside an expression, a reference that may carry a sensitive
-    value (a sensitive column name, a ``*``, a relation or alias name: a whole row), so the value
-    could come out transformed, where no column origin can recognise it.  ``origins``: such a
+    ``refuse``: a target list (or a VALUES list) holds, inside an expression, a reference that may
+    carry a sensitive value (a sensitive column name, a ``*``, a relation or alias name: a whole
+    row), so the value could come out transformed, where no column origin can recognise it; a
+    VALUES item naming one is refused even bare (its column has no origin).  ``origins``: such a
     reference is a target by itself (``SELECT card``, ``SELECT *``), so every result column must
     have an origin for the result to be cached.  Conservative on purpose: a CTE's or alias's column
     list counts as sensitive names, and a sub-select in a target list is an expression.
@@ -179,19 +280,17 @@ def target_risk(statement: str, sensitive: frozenset[str]) -> tuple[str, frozens
     visitor = _Targets(sensitive)
     visitor(stmts[0].stmt)  # type: ignore[arg-type]
     risk = "none"
-    functions: set[str] = set()
-    for target in visitor.targets:
-        if isinstance(target.val, ast.ColumnRef):
-            if visitor.revealing(target.val):
+    for target, bare_ok in [(t, True) for t in visitor.targets] + [(v, False) for v in visitor.values]:
+        if bare_ok and isinstance(target, ast.ColumnRef):
+            if visitor.revealing(target):
                 risk = "origins"
             continue
         refs = _Refs()
-        if target.val is not None:
-            refs(target.val)
+        if target is not None:
+            refs(target)
         if any(visitor.revealing(ref) for ref in refs.refs):
-            return "refuse", frozenset()
-        functions |= refs.functions
-    return risk, frozenset(functions)
+            return "refuse"
+    return risk
 
 
 def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]:
@@ -222,6 +321,8 @@ class Cache:
         self._oids: dict[str, int] = {}  # Redis name -> oid of the tracked tables _resolve() found
         self._sensitive: dict[int, dict[int, str]] | None = None  # oid -> {attnum: name}, see _sensitive_columns
         self._session: list[str] | None = None  # see _identity()
+        self._epochs: dict[str, str | None] = {}  # Redis name -> epoch when _sensitive was read
+        self._readable: dict[tuple[str, int], bool] = {}  # (role, oid) -> SELECT on the table, see get()
         self.keys = KeyCanon(self.conn)
 
     def close(self) -> None:
@@ -246,6 +347,7 @@ class Cache:
     def get(self, table: str, key: Any) -> dict[str, Any] | None:
         """The row (as a dict, sensitive columns dropped or HMACed), or None if it does not exist."""
         info = self._table(table)
+        self._check_select(info)
         text = self.key_text(info, key)
         cached = self.redis.hgetall(row_key(info.name, text, self.prefix))
         if cached and b"v" in cached:
@@ -268,6 +370,19 @@ class Cache:
                 self.scripts.fill(info.name, version, doc, fill_key, self.tombstone_ttl_s):
             self.stats.fills += 1
         return None if doc is None else dict(json.loads(doc))
+
+    def _check_select(self, info: TrackedTable) -> None:
+        """AsymmError unless the session's role may SELECT the whole table, as a plain read would
+        require: a Redis hit bypasses PostgreSQL's own check.  Column grants do not count (the row
+        holds every column).  Memoised per role (:meth:`_identity` follows SET ROLE)."""
+        role = self._identity()[0]
+        if (role, info.oid) not in self._readable:
+            row = self.conn.execute("SELECT pg_catalog.has_table_privilege(%s::oid, 'SELECT')",
+                                    (info.oid,)).fetchone()
+            self._readable[(role, info.oid)] = bool(row and row[0])
+        if not self._readable[(role, info.oid)]:
+            raise AsymmError(f"permission denied: role {role} may not SELECT table {info.name}"
+                             " (Cache.get needs SELECT on the whole table: GRANT SELECT ON it)")
 
     # -- query results ---------------------------------------------------------------------------
 
@@ -297,16 +412,18 @@ class Cache:
 
         A result is shared only by sessions that would compute it alike: the key holds the role
         (its grants decide which columns it may read) and the search_path (which decides what the
-        statement's unqualified functions and operators are).  A table with row-level security is
-        never cached from: its policies may depend on settings beyond the role.  Sensitive columns
-        come back (and are stored) dropped or HMACed, as in rows; a statement that could return
-        one transformed is run and not cached (the rule is in the module docstring).
+        statement's unqualified functions and operators are), and the output settings
+        (:data:`RESULT_SETTINGS`).  A table with row-level security is never cached from: its
+        policies may depend on settings beyond the role.  Sensitive columns come back (and are
+        stored) dropped or HMACed, as in rows; a statement that could return one transformed, or
+        whose result something untracked may change, is run and not cached (the rules are in the
+        module docstring).
         """
-        normalised, names, shadowed, cacheable = statement_tables(statement)
-        names |= {n for n in shadowed if self._relation_exists(n)}
+        analysis = analyse(statement)
+        names = set(analysis.names) | {n for n in analysis.shadowed if self._relation_exists(n)}
         tables = [self._resolve(n) for n in sorted(names, key=lambda n: (n[0] or "", n[1]))]
         # Reads no table: nothing would invalidate it (and it may be SELECT set_config(...)).
-        if not cacheable or not tables or any(t is None or t in self._row_secured for t in tables):
+        if not analysis.cacheable or not tables or any(t is None or t in self._row_secured for t in tables):
             self.stats.query_uncacheable += 1
             return self._run(statement, params)
         # Generations are read BEFORE the query runs: a change applied after this point bumps a
@@ -318,16 +435,17 @@ class Cache:
         if any(epoch is None for epoch, _ in gens):
             self.stats.query_uncacheable += 1  # not synced (yet, or Redis lost it): no invalidation possible
             return self._run(statement, params)
+        self._fresh_sensitive(tables, gens)
         sensitive = self._sensitive_columns([self._oids[str(t)] for t in tables])
-        risk, functions = target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values())) \
-            if sensitive else ("none", frozenset())
-        if risk != "refuse" and functions and self._may_read_tables(functions):
-            risk = "refuse"  # e.g. SELECT card_of(id): a function may read the sensitive column itself
+        risk = target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values())) \
+            if sensitive else "none"
+        if risk != "refuse" and self._reads_beyond(analysis, names, bool(sensitive)):
+            risk = "refuse"  # a function, an operator or a child table nothing tracked would invalidate
         if risk == "refuse":
             self.stats.query_uncacheable += 1  # a sensitive value may come out of an expression
             return self._run(statement, params)
-        material = json.dumps([normalised, params, tables, [[_s(e), _s(g)] for e, g in gens], self._identity()],
-                              default=str).encode()
+        material = json.dumps([analysis.normalised, params, tables, [[_s(e), _s(g)] for e, g in gens],
+                               self._identity()], default=str).encode()
         # The parameters may be a card number: with an HMAC key, the digest is keyed with it.
         digest = hmac.new(self.protector.key, material, hashlib.sha256).hexdigest() if self.protector.key \
             else hashlib.sha256(material).hexdigest()
@@ -342,17 +460,78 @@ class Cache:
             return rows
         self.stats.query_misses += 1
         encoded = json.dumps(rows, default=str)
-        self.redis.set(key, encoded, px=max(1, int(ttl * 1000)))
+        self._store(key, encoded, max(1, int(ttl * 1000)), [str(t) for t in tables], gens)
         return list(json.loads(encoded))  # the same types a hit returns
 
-    def _may_read_tables(self, functions: frozenset[str]) -> bool:
-        """Whether a function of one of these names (in any schema, any arguments: conservative)
-        is neither IMMUTABLE nor an aggregate: only such a function may read a table by itself."""
+    def _store(self, key: str, encoded: str, ttl_ms: int, tables: list[str], gens: list[Any]) -> None:
+        """Store a result, recorded in each table's result set (``T#q``, :func:`results_key`) that a
+        reset or drop of the table purges; deleted again at once if one of those generations moved
+        meanwhile (the purge may have run before the record was made: the key is dead anyway)."""
+        expires = int(time.time() * 1000) + ttl_ms
+        self.redis.set(key, encoded, px=ttl_ms)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in tables:
+            record = results_key(name, self.prefix)
+            pipe.zadd(record, {key: expires})
+            pipe.zremrangebyscore(record, "-inf", int(time.time() * 1000))  # expired results: gone already
+            pipe.pexpire(record, ttl_ms, nx=True)
+            pipe.pexpire(record, ttl_ms, gt=True)  # the set lives as long as its longest result
+        for name in tables:
+            pipe.hmget(table_tag(name, self.prefix), "epoch", "gen")
+        now = pipe.execute()[4 * len(tables):]
+        if [[_s(e), _s(g)] for e, g in now] != [[_s(e), _s(g)] for e, g in gens]:
+            self.redis.delete(key)
+
+    def _reads_beyond(self, analysis: Analysis, names: set[tuple[str | None, str]], sensitive: bool) -> bool:
+        """Whether the statement may read something no tracked table's generation covers, or a
+        sensitive value through a whole row, as the catalogs say now (one round trip):
+
+        * a function of a name it calls with any overload that is not IMMUTABLE (it may read any
+          table, or the time); aggregates and window functions alike;
+        * an operator of a name it uses whose function is not IMMUTABLE, outside ``pg_catalog``
+          (the built-in STABLE ones, e.g. ``date = timestamptz``, follow session settings, which
+          are in the result key), or VOLATILE anywhere;
+        * ``x.f`` or ``(x).f`` where a function ``f`` takes a whole row: PostgreSQL reads it as
+          ``f(x)`` (attribute notation); refused outright over a table with sensitive columns
+          (``f`` sees them all), else ruled as a call of ``f``;
+        * a relation read without ``ONLY`` that has plain inheritance children (not partitions):
+          their rows are read too, and their writes move no generation.
+        """
         row = self.conn.execute(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.proname::text OPERATOR(pg_catalog.=) ANY (%s)"
-            " AND p.provolatile OPERATOR(pg_catalog.<>) 'i' AND p.prokind OPERATOR(pg_catalog.<>) 'a')",
-            (sorted(functions),)).fetchone()
+            "WITH whole_row AS (SELECT p.proname::text AS name, p.provolatile FROM pg_catalog.pg_proc p"
+            "  JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) p.proargtypes[0]"
+            " WHERE p.proname::text OPERATOR(pg_catalog.=) ANY (%(fields)s::text[])"
+            "   AND p.pronargs OPERATOR(pg_catalog.>=) 1"
+            "   AND p.pronargs OPERATOR(pg_catalog.-) p.pronargdefaults OPERATOR(pg_catalog.<=) 1"
+            "   AND (t.typtype OPERATOR(pg_catalog.=) ANY ('{c,p,d}'::\"char\"[])"
+            "        OR t.typrelid OPERATOR(pg_catalog.<>) 0))"
+            " SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p"
+            "   WHERE p.proname::text OPERATOR(pg_catalog.=) ANY (%(calls)s::text[])"
+            "     AND p.provolatile OPERATOR(pg_catalog.<>) 'i')"
+            "  OR EXISTS (SELECT FROM whole_row w WHERE %(sensitive)s OR w.provolatile OPERATOR(pg_catalog.<>) 'i')"
+            "  OR EXISTS (SELECT FROM pg_catalog.pg_operator o"
+            "   JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) o.oprcode::oid"
+            "   WHERE o.oprname::text OPERATOR(pg_catalog.=) ANY (%(operators)s::text[])"
+            "     AND (p.provolatile OPERATOR(pg_catalog.=) 'v' OR (p.provolatile OPERATOR(pg_catalog.<>) 'i'"
+            "          AND o.oprnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace)))"
+            "  OR EXISTS (SELECT FROM pg_catalog.pg_inherits i"
+            "   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhparent"
+            "   WHERE c.relkind OPERATOR(pg_catalog.<>) 'p'"
+            "     AND i.inhparent OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.to_regclass(n)::oid"
+            "         FROM pg_catalog.unnest(%(inherited)s::text[]) n)))",
+            {"calls": sorted(analysis.calls), "fields": sorted(analysis.fields), "sensitive": sensitive,
+             "operators": sorted(analysis.operators),
+             "inherited": sorted(_quoted(n) for n in analysis.inherited if n in names)}).fetchone()
         return bool(row and row[0])
+
+    def _fresh_sensitive(self, tables: list[str | None], gens: list[Any]) -> None:
+        """Forget the sensitive columns read before a table got a new epoch: a new epoch is a new
+        copy, e.g. after ``asymm.track()`` again with more sensitive columns."""
+        epochs = {str(t): _s(e) for t, (e, _g) in zip(tables, gens, strict=True)}
+        if any(self._epochs.get(t, e) != e for t, e in epochs.items()):
+            self._sensitive = None
+            self._epochs = {}
+        self._epochs.update(epochs)
 
     def _sensitive_columns(self, oids: list[int]) -> dict[int, dict[int, str]]:
         """{oid: {attnum: name}} of the sensitive columns of the tracked tables ``oids`` (those with any).
@@ -406,12 +585,16 @@ class Cache:
         return out, origins
 
     def _identity(self) -> list[str]:
-        """Role and search_path of the application's session, read again after each of its statements
-        (one may have changed them: SET ROLE inside a function, set_config), not on every hit."""
+        """Role, search_path and the settings that change what a statement returns (:data:`RESULT_SETTINGS`)
+        of the application's session, read again after each of its statements (one may have changed
+        them: SET ROLE inside a function, set_config), not on every hit."""
         if self._session is None:
-            row = self.conn.execute("SELECT current_user::text, pg_catalog.current_setting('search_path')").fetchone()
+            row = self.conn.execute(
+                "SELECT current_user::text, pg_catalog.current_setting('search_path'),"
+                " ARRAY(SELECT pg_catalog.current_setting(s, true) FROM pg_catalog.unnest(%s::text[]) s)",
+                (list(RESULT_SETTINGS),)).fetchone()
             assert row is not None
-            self._session = [str(row[0]), str(row[1])]
+            self._session = [str(row[0]), str(row[1]), *[str(v) for v in list(row[2])]]  # type: ignore[call-overload]
         return self._session
 
     def _run(self, statement: str, params: Any) -> list[dict[str, Any]]:

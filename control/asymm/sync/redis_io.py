@@ -5,7 +5,7 @@ be one atomic step or an old value could slip in between.  Every script touches 
 table, and all of a table's keys share the hash tag ``{schema.table}``, so each script runs in a
 single slot and works unchanged on Redis Cluster.
 
-Key names (:func:`redis_name`, :func:`table_tag`, :func:`row_key`, :func:`keyset_key`, decoded by
+Key names (:func:`redis_name`, :func:`table_tag`, :func:`row_key`, :func:`keyset_key`, :func:`results_key`, decoded by
 :func:`parse_key`): table ``s.t`` is ``T`` = ``<prefix>:{<s>.<t>}``, with ``%``, ``{``, ``}`` percent-encoded in
 both names and ``.`` in the schema, so the tag (the text between the first ``{`` and the first ``}``,
 what Redis Cluster hashes) names exactly one table and every key after it is told apart by its
@@ -25,7 +25,13 @@ Layout for table ``s.t``:
   table's keys without SCAN (which would have to visit every Cluster node).  Every key holding a
   live row is a member: the scripts add a key when they make it live (a new key, or one that was
   a tombstone) and remove members only together with their keys, so overwriting a live row needs
-  no SADD.
+  no SADD;
+* ``T#q``      sorted set of the cached query results (:func:`query_key`, in other slots) that read
+  the table, scored by their expiry time (ms): whatever resets or drops the table deletes them
+  (:meth:`Scripts.purge_results`, from Python: they are not in the table's slot), so a result
+  holding a column declared sensitive since, or computed from rows a reset removed, does not
+  outlive it.  Members past their expiry are removed when a result is added, and the set itself
+  expires with the longest result it holds, so it stays bounded.
 
 Versions are xid8 values (snapshot xmins, see :mod:`asymm.sync`); Lua compares them as doubles,
 exact below 2**53, i.e. for the first ~2 million transaction-id epochs.
@@ -211,13 +217,18 @@ def keyset_key(name: str, prefix: str = DEFAULT_PREFIX) -> str:
     return table_tag(name, prefix) + "#keys"
 
 
+def results_key(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The set of the cached query results that read a table: ``#q`` after the tag (see the layout)."""
+    return table_tag(name, prefix) + "#q"
+
+
 def query_key(prefix: str, digest: str) -> str:
     """A cached query result (:meth:`asymm.cache.Cache.query`): no brace, so no table's key."""
     return prefix + ":q:" + digest
 
 
 def parse_key(key: str) -> tuple[str, str, str, str, str | None]:
-    """(prefix, schema, table, kind, row key) of a table's key; kind ``meta``, ``keys`` or ``row``.
+    """(prefix, schema, table, kind, row key) of a table's key; kind ``meta``, ``keys``, ``results`` or ``row``.
 
     The inverse of the functions above (ValueError for anything else, e.g. a :func:`query_key`):
     the prefix holds no brace, the tag no ``}``, and the kinds differ in the first character after
@@ -232,6 +243,8 @@ def parse_key(key: str) -> tuple[str, str, str, str, str | None]:
         return prefix, schema, table, "meta", None
     if rest == "#keys":
         return prefix, schema, table, "keys", None
+    if rest == "#q":
+        return prefix, schema, table, "results", None
     if rest.startswith(":"):
         return prefix, schema, table, "row", rest[1:]
     raise ValueError(f"not a table's Redis key: {key!r}")
@@ -343,6 +356,7 @@ class Scripts:
         keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
         while self._checked(self._reset(keys=keys, args=[epoch, floor, chunk, self._token()])) > 0:
             pass
+        self.purge_results(name, chunk)
 
     def drop(self, name: str, chunk: int = 1000) -> None:
         """Remove every key of a table that no longer exists: rows, key set and meta key (epoch gone,
@@ -350,6 +364,25 @@ class Scripts:
         keys = [table_tag(name, self.prefix), keyset_key(name, self.prefix)]
         while self._checked(self._drop(keys=keys, args=[chunk, self._token()])) > 0:
             pass
+        self.purge_results(name, chunk)
+
+    def purge_results(self, name: str, chunk: int = 1000) -> None:
+        """Delete the cached query results recorded as reading table ``name``, and the record.
+
+        Called after a reset or drop has bumped (or removed) the table's generation: a result a
+        reader stores after that is under a key no one computes again, and the reader deletes it
+        itself (:meth:`asymm.cache.Cache.query` re-reads the generation after storing).  One DEL
+        per key: the results live in other Cluster slots.
+        """
+        record = results_key(name, self.prefix)
+        while True:
+            popped = self.client.zpopmin(record, chunk)
+            if not popped:
+                return
+            pipe = self.client.pipeline(transaction=False)
+            for member, _score in popped:
+                pipe.delete(member)
+            pipe.execute()
 
     def stamp(self, names: list[str]) -> None:
         """Write our token into each table's meta hash (:class:`Deposed` if one holds a higher one)."""
