@@ -20,10 +20,13 @@ def test_readme_reference_tables_match_the_database(conn: psycopg.Connection[tup
 def test_every_public_function_and_setting_is_in_the_readme(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     readme = reference.README.read_text()
     functions = [row[0] for row in conn.execute(reference.FUNCTIONS_SQL)]
+    relations = [row[0] for row in conn.execute(reference.RELATIONS_SQL)]
     settings = [row[0] for row in conn.execute(reference.SETTINGS_SQL)]
-    assert functions and settings
+    assert functions and relations and settings
     for name in functions:
         assert f"`asymm.{name}(" in readme, f"asymm.{name} missing from README.md: run make reference"
+    for name in relations:
+        assert f"| `asymm.{name}` |" in readme, f"asymm.{name} missing from README.md: run make reference"
     for name in settings:
         assert f"| `{name}` |" in readme, f"setting {name} missing from README.md: run make reference"
 
@@ -40,6 +43,7 @@ def test_versions_added_come_from_the_scripts() -> None:
     oldest = released[0]
     assert origins.function("version", 0) == oldest
     assert origins.setting("daemon.pulse_period") == oldest
+    assert origins.relation("settings") == oldest
     assert origins.function("no_such_function", 0) == origins.current
     assert origins.setting("no.such_setting") == origins.current
     known = {*released, origins.current}
@@ -58,6 +62,15 @@ def test_the_scan_counts_input_arguments_as_pg_proc_does() -> None:
     assert reference.functions_in(text) == {("f", 3), ("g", 0), ("p", 1)}
 
 
+def test_the_scan_finds_tables_and_views() -> None:
+    text = """
+        CREATE TABLE asymm.t (a int); create unlogged table if not exists asymm.u ();
+        CREATE OR REPLACE VIEW asymm.v AS SELECT 1; CREATE MATERIALIZED VIEW asymm.m AS SELECT 1;
+        CREATE TABLE public.x (); CREATE INDEX ON asymm.t (a);
+    """
+    assert reference.relations_in(text) == {"t", "u", "v", "m"}
+
+
 def test_the_scan_finds_settings_in_inserts_only() -> None:
     text = """
         INSERT INTO asymm.setting_defaults (name, default_value, value_type, description) VALUES
@@ -70,13 +83,16 @@ def test_the_scan_finds_settings_in_inserts_only() -> None:
 
 def test_splice_replaces_only_between_the_markers() -> None:
     readme = ("top\n<!-- reference:functions:start -->\nold\n<!-- reference:functions:end -->\nmiddle\n"
+              "<!-- reference:relations:start -->\n<!-- reference:relations:end -->\n"
               "<!-- reference:settings:start --><!-- reference:settings:end -->\nend\n")
-    spliced = reference.splice(readme, {"functions": "F", "settings": "S"})
+    blocks = {"functions": "F", "relations": "R", "settings": "S"}
+    spliced = reference.splice(readme, blocks)
     assert spliced.startswith("top\n<!-- reference:functions:start -->\n")
     assert "\nF\n\n<!-- reference:functions:end -->\nmiddle\n" in spliced
     assert "\nS\n\n<!-- reference:settings:end -->\nend\n" in spliced
     assert "old" not in spliced
-    assert reference.splice(spliced, {"functions": "F", "settings": "S"}) == spliced
+    assert "\nR\n\n<!-- reference:relations:end -->\n" in spliced
+    assert reference.splice(spliced, blocks) == spliced
 
 
 def test_markdown_cells_escape_pipes() -> None:
