@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import subprocess
 
 import psycopg
 
@@ -98,3 +99,20 @@ def test_splice_replaces_only_between_the_markers() -> None:
 def test_markdown_cells_escape_pipes() -> None:
     assert reference.cell("a |\n b") == "a \\| b"
     assert reference.code("x`y") == "``x`y``"
+
+
+# Spelled in two parts so that this file does not match itself.
+OUTSIDE = ("../" + "shared", "/" + "work/", "shared/" + "SPEC")
+
+
+def test_nothing_refers_to_files_outside_the_repository() -> None:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=reference.REPO, capture_output=True, check=True).stdout
+    found = []
+    for name in listed.decode().split("\0"):
+        path = reference.REPO / name
+        if not name or not path.is_file() or path.suffix not in {".py", ".sql", ".md", ".sh", ".c", ".toml", ""}:
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if any(outside in line for outside in OUTSIDE):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == [], "references to files outside the repository:\n" + "\n".join(found)
