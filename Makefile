@@ -13,7 +13,7 @@ DEMO_DIR ?= $(if $(and $(XDG_RUNTIME_DIR),$(filter-out 0,$(DEMO_UID))),$(XDG_RUN
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 
-.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest demo demo-serve demo-down clean
+.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest reference reference-in-sandbox demo demo-serve demo-down clean
 
 help:
 	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
@@ -22,6 +22,7 @@ help:
 	@echo "make installcheck  pg_regress against the server in PGHOST/PGPORT/PGUSER"
 	@echo "make demo-serve the demo, then keep the daemon and dashboard serving until Ctrl-C"
 	@echo "make demo-down  stop the demo's servers"
+	@echo "make reference  regenerate README.md's tables of SQL functions and settings from a fresh install"
 	@echo "make dashboard  fetch the dashboard's JavaScript deps from npm (dashboard/) into the package"
 
 deps:
@@ -51,8 +52,9 @@ installcheck:
 	$(MAKE) -C extension installcheck PG_CONFIG=$(PG_CONFIG)
 
 lint: venv
-	$(BIN)/ruff check control tests bench
+	$(BIN)/ruff check control tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -63,6 +65,14 @@ test: venv lint
 # One checkout at a time may install and test (see scripts/locked.sh).
 check-in-sandbox:
 	scripts/with-sandbox.sh $(MAKE) --no-print-directory installcheck pytest
+
+# README.md's reference tables come from the database (COMMENT ON, asymm.setting_defaults):
+# scripts/reference.py installs this checkout's extension in a scratch database and rewrites them.
+reference: venv
+	scripts/locked.sh $(MAKE) --no-print-directory install reference-in-sandbox
+
+reference-in-sandbox:
+	scripts/with-sandbox.sh $(BIN)/python scripts/reference.py --scratch
 
 demo: venv install
 	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null

@@ -1,6 +1,6 @@
 """Daemon benchmark: idle CPU at the default 4.909 Hz, tick jitter, and leader takeover after SIGKILL.
 
-Goals (SPEC section 7 / issue 7): idle CPU at most 3 % of one core, tick lateness p99 at most
+Goals (issue 7): idle CPU at most 3 % of one core, tick lateness p99 at most
 10 ms on an idle machine, takeover within two pulses.
 
 Run against a sandbox (``scripts/with-sandbox.sh .venv/bin/python bench/daemon.py``): it creates a

@@ -1,4 +1,4 @@
-"""Redis sync and the cache API against a real local 3-master Redis Cluster (SPEC section 5).
+"""Redis sync and the cache API against a real local 3-master Redis Cluster.
 
 A table's keys share the hash tag ``{schema.table}``, so every Lua script touches one slot; these
 tests prove it on a cluster started by the sandbox helper (CROSSSLOT or MOVED errors would fail

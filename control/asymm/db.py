@@ -1,19 +1,8 @@
 """Connections to PostgreSQL, made the same way everywhere.
 
-Every connection asymm opens identifies itself (``application_name``) so that DBAs can see it in
-``pg_stat_activity``, and by default asks ``pg_stat_statements`` not to record it: the daemon and
-the advisor must not pollute the workload they observe.
-
-Every connection asymm opens for its own SQL also pins ``search_path = pg_catalog, pg_temp``
-(:func:`pin_search_path`): asymm's statement texts call ``lower()``, ``=`` or ``jsonb_build_object``
-unqualified, and with the session's usual path (``"$user", public``) an untrusted role that can create
-objects in ``public`` could plant an overload with a better type match (``public.lower(name)``, an
-operator ``public.=(name, text)``) and have it run as whoever runs asymm, a superuser included.  So
-asymm's texts name everything outside ``pg_catalog`` with its schema (``asymm.*``, the schema
-``pg_stat_statements`` or HypoPG was installed in, user objects through ``sql.Identifier``), and a
-name a person typed (``asymm duplicates orders``) is looked up with the session's own default path
-(:func:`lookup_relation`), never used as SQL text.  Connections that run an application's own
-statements (``asymm.cache``, the demo's workload) keep the application's path: ``pin=False``.
+Why: asymm must not pollute the workload it observes (``application_name``, hidden from
+pg_stat_statements), and its own SQL must not be hijacked by objects planted in ``public``
+(``search_path`` pinned; names a person typed are looked up, never spliced).  docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Files and directories that must be ours: the checks the sandbox and the daemon's token share.
 
-Why: an untrusted local user can create a path in ``/tmp`` (or anywhere it may write) before
-asymm does, as a symlink, a directory of its own or a world-writable one, and then have root read
-its state file, run its binaries or write a secret where it can read it.  So a path asymm keeps
-private is used only when it is a real file or directory (``lstat``, never followed), belongs to
-the caller, is writable by nobody else, and no parent could be renamed by someone else (sticky
-``/tmp`` is fine).  The callers turn a refusal into their own error type and wording.
+Why: an untrusted local user can create a path in ``/tmp`` before asymm does (a symlink, its own
+directory); a private path is used only when it is real, the caller's, writable by nobody else
+and unswappable (docs/architecture.md).  Callers turn a refusal into their own error.
 """
 
 from __future__ import annotations

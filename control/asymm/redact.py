@@ -1,17 +1,7 @@
 """Masking secrets before anything is shown or logged: URLs, DSNs, tokens.
 
-Why one module: webhook URLs carry their secret in the userinfo, the query string or the path
-(``https://hooks.slack.com/services/T0/B0/XXXX``), a DSN or Redis URL carries a password, and the
-daemon's HTTP token is a secret by itself.  All of them end up in ``/api/status``, ``asymm daemon
---check-config``, log lines and error messages; every one of those goes through this module, so a
-new place that prints configuration cannot forget a case.
-
-* :func:`mask_url` — a URL with its secrets replaced by ``***``: ``https://hooks.example/***``
-  (the path is masked unless ``keep_path``), ``redis://***@host:6379/0``.
-* :func:`mask_dsn` — a libpq DSN (key=value or URI) with the password masked.
-* :func:`mask_text` — free text (an error message, a log line): every URL in it masked, every
-  ``password=...`` masked, and every string in ``secrets`` (e.g. the bearer token) replaced.
-* :class:`RedactingFilter` — a logging filter applying :func:`mask_text` to each record.
+Why one module: every place that prints configuration (``/api/status``, ``--check-config``, logs,
+error messages) goes through it, so a new one cannot forget a case (docs/architecture.md).
 """
 
 from __future__ import annotations

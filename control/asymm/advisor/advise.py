@@ -1,8 +1,8 @@
 """The whole advisor pipeline: workload → rewrite → candidates → what-if → selection → result.
 
-:func:`advise` returns the JSON document ``asymm advise --json`` prints (SPEC section 4):
-``{"indexes": [...], "skipped": [...], ...}``.  It can run on a connection the caller owns (the
-caller's prepared statements and hypothetical indexes survive) or open its own.
+:func:`advise` returns the JSON document ``asymm advise --json`` prints (``{"indexes": [...],
+"skipped": [...], ...}``).  It can run on a connection the caller owns (the caller's prepared
+statements and hypothetical indexes survive) or open its own.
 """
 
 from __future__ import annotations

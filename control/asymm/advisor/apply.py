@@ -1,14 +1,8 @@
 """``asymm advise --apply``: create the chosen indexes safely, and remember how things were before.
 
-* ``CREATE INDEX CONCURRENTLY``, one index at a time (writes continue; one build at a time keeps
-  the I/O of the box predictable), under ``lock_timeout`` (setting ``advisor.lock_timeout``) so a
-  long transaction holding a conflicting lock makes us fail fast instead of queueing everyone
-  behind us;
-* a session advisory lock so that two runs (two CLIs, a CLI and the daemon) never build at once;
-* a failed concurrent build leaves an INVALID index behind: it is dropped with
-  ``DROP INDEX CONCURRENTLY IF EXISTS`` and the suggestion is marked ``failed`` with the error;
-* before each build, the pg_stat_statements counters (calls, total_exec_time) of the queries the
-  index is for are recorded in ``asymm.index_suggestion_baselines``: the "before" of ``asymm verify``.
+Why this way: ``CREATE INDEX CONCURRENTLY`` one at a time under ``lock_timeout`` and an advisory
+lock keeps writes flowing and two runs apart; INVALID leftovers are dropped; the counters recorded
+before each build are the "before" of ``asymm verify`` (docs/advisor.md).
 """
 
 from __future__ import annotations

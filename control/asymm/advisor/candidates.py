@@ -1,15 +1,8 @@
 """Index candidates from what statements ask (see :mod:`asymm.advisor.analysis`).
 
-Per statement and table: each equality, range, join and LIKE key alone; the equality keys first
-followed by one range key or by the ``ORDER BY`` keys (with their direction, when there is a
-``LIMIT`` or no filter); ``GROUP BY`` keys; join key + equality keys (inner side of a nested
-loop); expression keys such as ``lower(email)``; GIN for ``jsonb @>`` and array operators; BRIN
-for an equality or range key on a column whose values follow the heap order (see
-:data:`BRIN_MIN_CORRELATION`).
-A candidate that equals an existing valid index, or is a prefix of one (same method), is dropped:
-the existing index already serves it.  Methods do not cover each other: a BRIN is no prefix of a
-btree nor a btree of a BRIN (each is priced on its own); a BRIN on several columns covers a BRIN
-on any of them, since it has no key order.
+Why so many shapes (keys alone, equality then range or ORDER BY, joins, expressions, GIN, BRIN):
+the what-if stage, not a heuristic, decides which pay; candidates an existing index already
+serves are dropped here.  The rules: docs/advisor.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The daemon runs the advisor on a schedule (settings ``advisor.enabled``, ``advisor.every``).
 
-Suggest only by default: the suggestions land in ``asymm.index_suggestions`` for a DBA to review
-(``asymm advise --apply`` or ``advisor.auto_apply = true`` creates them).  A run takes seconds,
-far more than a tick, so the tick only checks whether a run is due and starts it in a background
-thread with its own connection; the tick stays bounded and at most one run is in flight.
+Why a background thread: a run takes seconds, far more than a tick, so the tick only starts a due
+run; suggest only unless ``advisor.auto_apply`` (docs/advisor.md).
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Turn a normalized ``pg_stat_statements`` text into something the server can PREPARE.
 
-Normalization replaces every constant with ``$n``, which breaks constructs whose constant is part
-of the grammar: ``date '2024-01-01'`` becomes ``date $1`` and ``interval '3 days'`` becomes
-``interval $2`` (a typed literal must be a string), ``EXTRACT(year FROM d)`` becomes
-``EXTRACT($1 FROM d)``.  Those are repaired on the token stream (never inside string literals),
-the result is parsed with pglast, and the parse tree gives every parameter the type of the column
-it is compared with, ``bigint`` for ``LIMIT``/``OFFSET``, and candidates for parameters used in
-arithmetic (``$1::date + $3``).  The server infers the rest at PREPARE time.  Statements that
-still cannot be planned are reported with a reason instead of being dropped silently.
+Why: normalization replaces every constant with ``$n``, which breaks constructs whose constant is
+part of the grammar (``date '...'``, ``EXTRACT(year FROM d)``); those are repaired on the token
+stream and parameters typed from the parse tree (docs/advisor.md).
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """``asymm verify [--rollback]``: did the applied indexes make their queries faster, for real?
 
-For each applied suggestion, the mean latency of its queries' calls made since the index was
-applied is compared with the mean before.  Both come from the telemetry history
-(``asymm.query_history``: the time since apply against an equally long window before it) when
-the daemon has been recording it; otherwise from pg_stat_statements (now minus the counters
-recorded at apply time, against those counters).  The "before" mean is re-weighted by the calls made since,
-so a change in the query mix does not pass for a gain.  Verdicts: ``paid_off`` (mean fell by at
-least ``advisor.verify_min_improvement``), ``no_gain``, or ``insufficient_data`` (fewer than
-``advisor.verify_min_calls`` calls since).  With ``--rollback``, ``no_gain`` indexes are dropped
-with ``DROP INDEX CONCURRENTLY`` under the same advisory lock and ``lock_timeout`` as apply.
-
-If pg_stat_statements was reset since apply, the counters restart from zero and the calls since
-the reset are used as "after".
+Why re-weighted means: the mean latency of an index's queries since it was applied is compared with
+the mean before, weighted by the calls since, so a change in the query mix does not pass for a
+gain.  Sources, verdicts and rollback: docs/advisor.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,8 @@
 """What-if planning: the cost of a statement under a set of hypothetical (HypoPG) indexes.
 
-Every plan is made by ``asymm._explain_as`` (extension/src/planas.c): the statement is planned as
-the role that ran it (``pg_stat_statements.userid``; the current role for statements the caller
-gives), in a security-restricted operation, and never executed.  Planning runs code (the planner
-folds IMMUTABLE functions), so planning another role's text with our rights would hand that role
-our rights (SPEC section 9).  A statement whose role no longer exists or may not be assumed by us
-is not planned at all: :class:`PlanError` carries the reason it is skipped with.
-
-The plan is generic (no parameter values) unless every parameter has a representative value taken
-from ``pg_stats`` (the histogram median for equality, a bound 10 % in from the end for ``<``/``>``,
-neighbouring bounds for ``BETWEEN``, 10 for ``LIMIT``): a generic plan assumes a third of the rows
-for a range and a tenth for ``LIMIT $n``, which hides exactly the indexes that matter, so then a
-custom plan with those values is used.  Each EXPLAIN parses and plans the text afresh, so a plan
-always sees the current hypothetical indexes.
-
-Hygiene, because this may run inside somebody else's session: the session is hidden from
-pg_stat_statements while we work and the previous setting restored; nothing is PREPAREd, and we
-drop only the hypothetical indexes we created (never ``hypopg_reset()``).  Plans are cached per
-(statement, hypothetical indexes on the statement's tables), and :attr:`WhatIf.calls` counts the
-EXPLAINs actually sent.
+Why through ``asymm._explain_as``: planning runs code, so each statement is planned as the role
+that ran it, in a security-restricted operation, never executed; and this may run in somebody
+else's session, so it leaves no trace there.  Details: docs/advisor.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """The workload the advisor optimises: normalized statements of the current database.
 
-Read from ``pg_stat_statements`` (top-level statements of this database only), weighted by
-calls; total execution time orders them so that with ``limit`` the heaviest come first.  asymm's
-own sessions are hidden from pg_stat_statements (:func:`asymm.db.connect`), and statements that
-touch only catalogs or asymm's own schema are left out here as well.
-
-Each statement carries the role it is planned as (SPEC section 9: never with more rights than the
-role that wrote it).  pg_stat_statements keeps one entry per role, so the same text run by two
-roles is two entries: they are one statement here (their calls add up, the workload is what it is)
-planned as one of those roles, the one with the most calls among the roles the caller may assume
-(so a superuser's or a member's run plans as many statements as it can).
+Why one statement per text, planned as one of its roles: pg_stat_statements keeps an entry per
+role, and nothing may be planned with more rights than the role that ran it (docs/advisor.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The query fingerprint, computed exactly as the server computes it (``asymm.query_fingerprint``).
 
-Why a fingerprint of our own: query annotations must not be keyed by ``queryid`` (it changes when a
-table is dropped and recreated), and pglast's fingerprint (libpg_query) is not available inside the
-server, whose PL/Python has only the standard library.  So the extension normalizes the text with a
-small tokenizer ("asymm fingerprint v1", described in ``sql/10_annotations.sql``) and hashes it;
-this module is the same algorithm for the control plane, and
-``tests/test_annotations_properties.py`` checks that both give identical results.  pglast is used
-here only to check that a text is one parseable statement before it is sent to the server.
+Why our own: ``queryid`` changes when a table is recreated, and libpg_query is not available to
+the server's PL/Python; the same algorithm lives in SQL and here, and a property test checks that
+both agree (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Conventions shared by every ``asymm`` command.
 
-* ``--dsn`` falls back to ``ASYMM_DSN`` and then to libpq's own ``PG*`` variables;
-* ``--json`` prints one JSON document on stdout and nothing else there (logs go to stderr);
-* exit codes: 0 ok, 1 operational error, 2 usage error (click's own), 3 reserved for "found
-  something" answers such as drift;
-* errors are one line on stderr, never a traceback (``ASYMM_DEBUG=1`` shows it): usage errors
-  too, and a server error prints its message and hint, never its CONTEXT (a PL/pgSQL CONTEXT
-  quotes whole statements);
-* numeric options reject NaN, infinities and values out of their range as usage errors (the
-  shared types below), instead of failing later as an operational or internal error.
+Why shared: ``--dsn``/``ASYMM_DSN``, ``--json`` on stdout only, exit codes 0/1/2 (3 for "found
+something"), one-line errors and range-checked numbers must be the same in every command
+(listed in docs/architecture.md).
 """
 
 from __future__ import annotations

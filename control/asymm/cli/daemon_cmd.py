@@ -1,16 +1,8 @@
 """``asymm daemon``: run the pulse loop in the foreground (systemd runs it this way).
 
-Configuration comes from defaults, then the TOML file (``--config`` or ``ASYMM_CONFIG``), then
-``ASYMM_*`` variables, then these flags (see :mod:`asymm.daemon.config`).  Flags default to
-"not given" so that only the ones typed override the layers below.
-
-Secrets never reach the terminal: ``--check-config`` prints :func:`config.public_view` (webhook
-URLs, DSN and Redis passwords and the token masked), configuration errors never echo a secret,
-and the running daemon's log handlers mask every line (:class:`asymm.redact.RedactingFilter`).
-There is no ``--http-token`` flag on purpose (a command line is visible to every local user):
-use ``--http-token-file``, ``http.token_file`` or ``ASYMM_HTTP_TOKEN``; with none of them the
-daemon generates a token and writes it to a private file (:mod:`asymm.daemon.token`), and a token
-directory that is not safely ours is a usage error too (exit 2, one line, before any connection).
+Configuration comes from defaults, then the TOML file, then ``ASYMM_*`` variables, then these
+flags (:mod:`asymm.daemon.config`); flags default to "not given" so that only typed ones override.
+Why no ``--http-token`` flag: a command line is visible to every local user (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Webhook notification when the Redis cache falls behind PostgreSQL (event ``sync_lag``).
 
-Why the heartbeat's age counts as lag: ``asymm.sync_state.lag_ms`` is measured when a heartbeat
-reaches Redis, so while Redis is down or the worker is stuck it keeps its last (small) value.
-The time since the last heartbeat arrived, less the heartbeat interval, bounds how stale Redis
-may be, so the larger of the two is compared with ``sync.lag_alert_ms``.  One notification when
-the lag crosses the threshold, the next only after it fell below half of it (no flood while a
-long outage lasts).
+Why the heartbeat's age counts as lag: ``lag_ms`` keeps its last value while Redis is down or the
+worker is stuck.  One notification per crossing, the next after the lag fell below half the
+threshold (docs/sync.md).
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """The canonical key text of a row: the one spelling the capture, the daemon and the cache share.
 
-A row of a tracked table is named in Redis by ``<table tag>:<key text>``, where the key text is
-``pk::text`` for a one-column key and ``jsonb_build_array(pk, ...)::text`` for a composite one,
-computed under the settings in :data:`KEY_SETTINGS` (the capture trigger sets the same values in C,
-extension/src/sync.c ``key_settings``, for key types whose text reads them; ``asymm.sync_key_text``
-has them as SET clauses).  Output functions read
-those settings (TimeZone for timestamptz, DateStyle, IntervalStyle, extra_float_digits for floats,
-bytea_output), so without them two writers with different sessions would name one row by two
-Redis keys.  The daemon pins them on its connection (:func:`pin_key_settings`).
-
-:class:`KeyCanon` turns what an application passes to ``Cache.get`` (``7``, ``'007'``, an
-upper-case or braced uuid, a ``datetime``, a tuple for a composite key) into that text: exactly,
-in Python, for the common types whose text it can compute without doubt (int2/4/8, text,
-varchar, uuid), and otherwise by asking PostgreSQL (``asymm.sync_key_text``, memoised in a bounded
-LRU): never a guess.  Invalid input gives an :class:`AsymmError`.
+Why: output functions read session settings (TimeZone, DateStyle, ...), so two writers with
+different sessions would name one row by two Redis keys; the text is computed under
+:data:`KEY_SETTINGS` everywhere, and :class:`KeyCanon` maps what an application passes to
+``Cache.get`` onto it, never by guessing.  Details: docs/sync.md.
 """
 
 from __future__ import annotations

@@ -1,40 +1,8 @@
 """Redis side of the sync: key names, connection (plain or Cluster), and the Lua scripts.
 
 Why Lua: every write is a compare-and-set on a per-key version, and the check and the write must
-be one atomic step or an old value could slip in between.  Every script touches only keys of one
-table, and all of a table's keys share the hash tag ``{schema.table}``, so each script runs in a
-single slot and works unchanged on Redis Cluster.
-
-Key names (:func:`redis_name`, :func:`table_tag`, :func:`row_key`, :func:`keyset_key`, :func:`results_key`, decoded by
-:func:`parse_key`): table ``s.t`` is ``T`` = ``<prefix>:{<s>.<t>}``, with ``%``, ``{``, ``}`` percent-encoded in
-both names and ``.`` in the schema, so the tag (the text between the first ``{`` and the first ``}``,
-what Redis Cluster hashes) names exactly one table and every key after it is told apart by its
-first character (none, ``#`` or ``:``).  No two tables, and no row and bookkeeping key, share a name.
-
-Layout for table ``s.t``:
-
-* ``T:<key>``  hash ``v`` (version) and ``d`` (the row as JSON), or ``v`` and ``t=1`` for a tombstone;
-* ``T``        hash ``epoch`` (which backfill the keys belong to), ``floor`` (no write below this
-  version is accepted: set by TRUNCATE and backfills), ``gen`` (bumped on every change; the
-  query cache keys include it), ``applied`` (the highest version written or reset, raised in the
-  same script as the data: a Redis back from an older snapshot has a lower one than PostgreSQL
-  recorded, see :meth:`asymm.sync.engine.SyncEngine.check_epochs`) and ``fence`` (the highest
-  fencing token seen: a script called with a lower one, from a deposed sync leader, writes
-  nothing and returns ``-3``);
-* ``T#keys``   set of the row keys written, so a TRUNCATE or a resync can clear exactly the
-  table's keys without SCAN (which would have to visit every Cluster node).  Every key holding a
-  live row is a member: the scripts add a key when they make it live (a new key, or one that was
-  a tombstone) and remove members only together with their keys, so overwriting a live row needs
-  no SADD;
-* ``T#q``      sorted set of the cached query results (:func:`query_key`, in other slots) that read
-  the table, scored by their expiry time (ms): whatever resets or drops the table deletes them
-  (:meth:`Scripts.purge_results`, from Python: they are not in the table's slot), so a result
-  holding a column declared sensitive since, or computed from rows a reset removed, does not
-  outlive it.  Members past their expiry are removed when a result is added, and the set itself
-  expires with the longest result it holds, so it stays bounded.
-
-Versions are xid8 values (snapshot xmins, see :mod:`asymm.sync`); Lua compares them as doubles,
-exact below 2**53, i.e. for the first ~2 million transaction-id epochs.
+be one atomic step.  Every script touches keys of one table only, which share the hash tag
+``{schema.table}``, so it runs in one slot, on Redis Cluster too.  Key layout: docs/sync.md.
 """
 
 from __future__ import annotations
@@ -201,7 +169,7 @@ def dropped_name(outbox_key: str) -> str:
 def table_tag(name: str, prefix: str = DEFAULT_PREFIX) -> str:
     """``<prefix>:{<name>}`` for a :func:`redis_name`: the table's meta key, and the start of all its keys.
 
-    The default prefix gives SPEC's ``asymm:{schema.table}:<key>``; two databases syncing into one
+    The default prefix gives ``asymm:{schema.table}:<key>``; two databases syncing into one
     Redis set ``sync.key_prefix`` apart (e.g. ``asymm:<dbname>``), or their tables would collide.
     """
     return prefix + ":{" + name + "}"

@@ -1,13 +1,8 @@
 """What the sync knows about one tracked table, and the SQL it runs against it.
 
-The statements are built here with :mod:`psycopg.sql` from the catalog (``asymm.sync_tables``
-holds the primary-key columns and their ``format_type`` names), so user input never becomes SQL.
-The key of a row, as text, is ``pk::text`` for a one-column key and ``jsonb_build_array(pk...)::text``
-for a composite one, under the settings of :data:`asymm.sync.keys.KEY_SETTINGS` (the canonical key,
-defined there): the same expression and settings the capture trigger uses, so outbox keys and re-read
-keys match.
-Both are injective within a table (a JSON array quotes and escapes its parts, so no separator inside
-a part can fake a boundary); the Redis key puts the key text after the table's tag unchanged.
+Why built here: the statements come from the catalog (``asymm.sync_tables``) through
+:mod:`psycopg.sql`, so user input never becomes SQL, and the key expression is the canonical one
+of :mod:`asymm.sync.keys`, so outbox keys and re-read keys match.
 """
 
 from __future__ import annotations

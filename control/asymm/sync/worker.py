@@ -1,17 +1,8 @@
 """The daemon's sync worker: a thread that applies the outbox as soon as NOTIFY says so.
 
-Why a thread and not just a pulse task: the lag target (p50 10 ms) is far below the pulse period
-(203.7 ms).  The worker blocks on ``LISTEN asymm_sync`` with the pulse period as timeout, so it
-wakes on every notification and otherwise polls once per pulse (a lost notification costs at most
-one pulse).  The pulse task only keeps the worker alive and commits heartbeats.
-
-Capture only NOTIFYs while ``asymm.sync_wake.listening`` is true: the worker lowers the flag while
-it drains (one statement per busy/idle transition) and raises it before sleeping, so a write
-storm does not take the global notify lock on every commit for a worker that is busy anyway.
-
-Failures: any PostgreSQL or Redis error drops both connections and retries with exponential
-backoff (0.1 s to 5 s).  Nothing is lost meanwhile: the position only advances after Redis has
-acknowledged the writes, so the changes wait in the outbox.
+Why a thread and not just a pulse task: the lag target is far below the pulse period, so the
+worker blocks on ``LISTEN asymm_sync`` and polls once per pulse at worst; errors back off and
+lose nothing (the position moves only after Redis acknowledged).  Details: docs/sync.md.
 """
 
 from __future__ import annotations
