@@ -136,6 +136,18 @@ def flatten(node: Any) -> Iterator[Any]:
             yield child
 
 
+def column_nodes(node: Any) -> list[Any]:
+    """Every ``ColumnRef`` node at or below ``node`` (sub-selects included), in tree order."""
+    found: list[Any] = []
+
+    class _Columns(Visitor):
+        def visit_ColumnRef(self, _ancestors: Any, ref: Any) -> None:
+            found.append(ref)
+
+    _Columns()(node)
+    return found
+
+
 class _Walk(Visitor):
     """One pass over the tree; :meth:`info` then derives what needs the whole of it (CTE names, targets)."""
 

@@ -27,7 +27,7 @@ still tells the truth about the value.)  Invariant: a value stored with version 
 xid < v.  Any change by a transaction with xid >= v is in the outbox and will be applied later
 with a version above its xid, hence above ``v``.  So the Lua compare-and-set (write if
 stored <= new) can only reject a value when the stored one already includes it, and each key
-converges to its last committed state.  Read-through fills in :mod:`asymm.cache` use the same
+converges to its last committed state.  Read-through fills in :mod:`asymm.sync.cache` use the same
 rule with the xmin of their own snapshot (and strict ``<``), which is why a slow fill cannot
 overwrite a newer value, nor outlive a delete: deletes leave tombstones with a version.
 
