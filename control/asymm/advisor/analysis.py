@@ -4,11 +4,14 @@ The advisor never guesses from text: every predicate, join key, ``ORDER BY`` and
 resolved through the ``FROM`` clause (aliases, joins, subqueries, CTEs) to a real table and column
 of the catalog.  The same walk tells :mod:`asymm.advisor.rewrite` which column each ``$n`` is
 compared with, which gives the parameter its type and a representative value.
+
+Unlike the flat walk of :mod:`asymm.sqlparse` (what a statement names, anywhere), this one follows
+scopes, which resolving a column to a table needs; it uses that module's node helpers (a column
+reference's names, a node's children) so that both read the tree alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +19,9 @@ from pglast import ast as _ast
 from pglast import enums as _enums
 
 from asymm.advisor.catalog import Catalog, Table, quote_ident
+from asymm.sqlparse import children as _children
+from asymm.sqlparse import column_fields
+from asymm.sqlparse import flatten as _flatten
 
 # The parse tree is walked generically (any node, any slot): its precise stub types add nothing here.
 ast: Any = _ast
@@ -226,10 +232,10 @@ class _Walker:
     def key(self, node: Any, scope: Scope) -> tuple[Table, str, str | None] | None:
         """(table, index key text, plain column or None) for a column or an indexable expression."""
         if isinstance(node, ast.ColumnRef):
-            fields = [f.sval for f in node.fields if isinstance(f, ast.String)]
-            if len(fields) != len(node.fields):
+            fields = column_fields(node)
+            if fields is None:
                 return None
-            resolved = scope.resolve(fields)
+            resolved = scope.resolve(list(fields))
             if resolved is None:
                 return None
             return resolved[0], quote_ident(resolved[1]), resolved[1]
@@ -360,16 +366,6 @@ def _refers_apart(left: Any, right: Any) -> bool:
     return a is not None and b is not None and len(a) >= 2 and len(b) >= 2 and a[:-1] != b[:-1]
 
 
-def _children(node: Any) -> Iterator[Any]:
-    if isinstance(node, list | tuple):
-        yield from node
-    elif isinstance(node, ast.Node):
-        for slot in node.__slots__:
-            value = getattr(node, slot, None)
-            if isinstance(value, ast.Node | list | tuple):
-                yield value
-
-
 def _param_of(node: Any) -> int | None:
     if isinstance(node, ast.ParamRef):
         return int(node.number)
@@ -389,11 +385,3 @@ def _is_value(node: Any) -> bool:
     if isinstance(node, ast.ColumnRef | ast.SubLink):
         return False
     return all(_is_value(child) for child in _flatten(node))
-
-
-def _flatten(node: Any) -> Iterator[Any]:
-    for child in _children(node):
-        if isinstance(child, list | tuple):
-            yield from _flatten(child)
-        else:
-            yield child

@@ -241,42 +241,65 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
            options: Options) -> tuple[list[Chosen], dict[str, Any]]:
     """Pick indexes; returns them with their final contributions, and summary figures (with the
     candidates the write bound refused, under ``refused_write_bound``)."""
-    n = len(workload.prepared)
-    empty: frozenset[Candidate] = frozenset()
-    workload.base = [whatif.cost(p, empty).cost for p in workload.prepared]
-    total = sum(w * c for w, c in zip(workload.weights, workload.base, strict=True))
+    return _Selection(whatif, workload, candidates, tables, options).run()
 
-    relevant: dict[Candidate, list[int]] = {}
-    for cand in candidates:
-        idx = [i for i in range(n) if cand.table_oid in workload.prepared[i].tables
-               and (workload.queryids[i] in cand.queryids or _mentions(workload.prepared[i], cand))]
-        if idx:
-            relevant[cand] = idx
 
-    written = workload.writes()
-    model = WriteModel(workload, tables, options)
-    chosen: list[Candidate] = []
-    refused: list[dict[str, Any]] = []
+class _Selection:
+    """One run of the greedy selection (module docstring); its state, shared by the steps, in attributes."""
 
-    def penalty(cand: Candidate, others: list[Candidate] | None = None) -> float:
+    def __init__(self, whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table],
+                 options: Options) -> None:
+        self.whatif = whatif
+        self.workload = workload
+        self.options = options
+        n = len(workload.prepared)
+        empty: frozenset[Candidate] = frozenset()
+        workload.base = [whatif.cost(p, empty).cost for p in workload.prepared]
+        self.total = sum(w * c for w, c in zip(workload.weights, workload.base, strict=True))
+        # the statements each candidate may serve
+        self.relevant: dict[Candidate, list[int]] = {}
+        for cand in candidates:
+            idx = [i for i in range(n) if cand.table_oid in workload.prepared[i].tables
+                   and (workload.queryids[i] in cand.queryids or _mentions(workload.prepared[i], cand))]
+            if idx:
+                self.relevant[cand] = idx
+        self.written = workload.writes()
+        self.model = WriteModel(workload, tables, options)
+        self.chosen: list[Candidate] = []
+        self.refused: list[dict[str, Any]] = []
+        self.used_bytes = 0
+        self.remaining = self.total
+        self.heap: list[tuple[float, int, int, Candidate]] = []  # (-bound, tiebreak, round evaluated, cand)
+        self.round_no = 0
+        # Candidates that lost a near-tie, with the tie's margin: taken later only if what they still
+        # add beyond the winner exceeds it (else (a, b) would follow (a) for the little it adds, and
+        # the final pass would drop (a): the bytes saved by the tie-break lost).
+        self.tie_losers: dict[Candidate, float] = {}
+
+    def cost(self, i: int, config: frozenset[Candidate]) -> float:
+        return self.whatif.cost(self.workload.prepared[i], config).cost
+
+    def penalty(self, cand: Candidate, others: list[Candidate] | None = None) -> float:
         """Maintenance of ``cand`` itself, plus the HOT updates it ends given ``others`` (default: chosen)."""
-        writes = written.get(cand.table_oid, 0.0)
-        own = writes * options.write_cost_per_row * (3.0 if cand.method == "gin" else model.weight(cand.method))
-        return own + model.hot_penalty(cand, chosen if others is None else others)
+        writes = self.written.get(cand.table_oid, 0.0)
+        own = writes * self.options.write_cost_per_row * (3.0 if cand.method == "gin"
+                                                          else self.model.weight(cand.method))
+        return own + self.model.hot_penalty(cand, self.chosen if others is None else others)
 
-    def write_regression(cand: Candidate) -> bool:
+    def write_regression(self, cand: Candidate) -> bool:
         """Whether adding ``cand`` makes a write statement's modelled cost per call exceed the bound."""
-        bound = options.max_write_regression
+        bound = self.options.max_write_regression
         if bound is None:
             return False
+        model = self.model
         for write in model.affected(cand):
             i = write.index
-            before_cfg, after_cfg = list(chosen), [*chosen, cand]
+            before_cfg, after_cfg = list(self.chosen), [*self.chosen, cand]
             if model.entries(write, after_cfg) <= model.entries(write, before_cfg):
                 continue
-            base_cost = max(workload.base[i], 1e-9)
-            plan_before = whatif.cost(workload.prepared[i], config(i)).cost / base_cost
-            plan_after = whatif.cost(workload.prepared[i], config(i, extra=cand)).cost / base_cost
+            base_cost = max(self.workload.base[i], 1e-9)
+            plan_before = self.cost(i, self.config(i)) / base_cost
+            plan_after = self.cost(i, self.config(i, extra=cand)) / base_cost
             base = model.per_call_ms(write, 1.0, [])
             after = model.per_call_ms(write, plan_after, after_cfg)
             if after > base * (1 + bound) and after > model.per_call_ms(write, plan_before, before_cfg):
@@ -285,60 +308,47 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
                        "ends HOT updates" if ends_hot else "one more entry per non-HOT update")
                 log.info("advisor: %s refused: it would make %s %.2fx costlier per call (%s)",
                          cand.definition(), write.kind.upper(), after / base, why)
-                refused.append({"definition": cand.definition(), "queryid": workload.queryids[i],
-                                "statement": write.kind, "modelled_ratio": round(after / base, 3), "reason": why})
+                self.refused.append({"definition": cand.definition(), "queryid": self.workload.queryids[i],
+                                     "statement": write.kind, "modelled_ratio": round(after / base, 3),
+                                     "reason": why})
                 return True
         return False
 
-    def config(i: int, extra: Candidate | None = None, without: Candidate | None = None) -> frozenset[Candidate]:
-        items = [c for c in chosen if c != without]
+    def config(self, i: int, extra: Candidate | None = None, without: Candidate | None = None
+               ) -> frozenset[Candidate]:
+        """The chosen indexes (plus ``extra``, less ``without``) on the tables statement ``i`` reads."""
+        items = [c for c in self.chosen if c != without]
         if extra is not None:
             items.append(extra)
-        tables_i = workload.prepared[i].tables
+        tables_i = self.workload.prepared[i].tables
         return frozenset(c for c in items if c.table_oid in tables_i)
 
-    def marginal(cand: Candidate) -> float | None:
+    def marginal(self, cand: Candidate) -> float | None:
         """Net gain of adding ``cand`` to ``chosen``; None when it regresses a statement."""
         gain = 0.0
-        for i in relevant[cand]:
-            before = whatif.cost(workload.prepared[i], config(i)).cost
-            after = whatif.cost(workload.prepared[i], config(i, extra=cand)).cost
-            if after > workload.base[i] * (1 + options.max_regression) and after > before:
+        for i in self.relevant[cand]:
+            before = self.cost(i, self.config(i))
+            after = self.cost(i, self.config(i, extra=cand))
+            if after > self.workload.base[i] * (1 + self.options.max_regression) and after > before:
                 return None
-            gain += workload.weights[i] * (before - after)
-        if write_regression(cand):
+            gain += self.workload.weights[i] * (before - after)
+        if self.write_regression(cand):
             return None
-        return gain - penalty(cand)
+        return gain - self.penalty(cand)
 
-    used_bytes = 0
-    remaining = total
-    heap: list[tuple[float, int, int, Candidate]] = []  # (-bound, tiebreak, round evaluated, cand)
-    order = {c: k for k, c in enumerate(relevant)}
-    for cand in relevant:
-        if whatif.size(cand) is None:
-            continue
-        gain = marginal(cand)
-        if gain is not None and gain > 0:
-            heapq.heappush(heap, (-gain, order[cand], 0, cand))
-    round_no = 0
-    # Candidates that lost a near-tie, with the tie's margin: taken later only if what they still
-    # add beyond the winner exceeds it (else (a, b) would follow (a) for the little it adds, and
-    # the final pass would drop (a): the bytes saved by the tie-break lost).
-    tie_losers: dict[Candidate, float] = {}
-
-    def tie_margin(best: Candidate, other: Candidate) -> float | None:
+    def tie_margin(self, best: Candidate, other: Candidate) -> float | None:
         """None when ``other`` leaves a statement either serves more than ``near_tie`` costlier than
         ``best`` does; else ``near_tie`` × what those statements still cost with ``best``."""
         left = 0.0
-        for i in sorted(set(relevant[best]) | set(relevant[other])):
-            with_best = whatif.cost(workload.prepared[i], config(i, extra=best)).cost
-            with_other = whatif.cost(workload.prepared[i], config(i, extra=other)).cost
-            if with_other > with_best * (1 + options.near_tie) + 1e-9:
+        for i in sorted(set(self.relevant[best]) | set(self.relevant[other])):
+            with_best = self.cost(i, self.config(i, extra=best))
+            with_other = self.cost(i, self.config(i, extra=other))
+            if with_other > with_best * (1 + self.options.near_tie) + 1e-9:
                 return None
-            left += workload.weights[i] * with_best
-        return options.near_tie * left
+            left += self.workload.weights[i] * with_best
+        return self.options.near_tie * left
 
-    def near_ties(gain: float, tie: int, cand: Candidate, size: int) -> tuple[float, int, Candidate, int]:
+    def near_ties(self, gain: float, tie: int, cand: Candidate, size: int) -> tuple[float, int, Candidate, int]:
         """Among candidates whose net gain is within the tie margin of ``gain``, the most gain per byte.
 
         A tie: no statement either candidate serves is left more than ``near_tie`` costlier with
@@ -347,105 +357,127 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
         statement's cost but one leaves four times the other's residue.)  The others go back to
         the queue with their refreshed gains; a tie's loser is taken later only if it then adds
         more than ``near_tie`` × what those statements cost with the winner."""
+        options, heap = self.options, self.heap
         floor = gain * (1 - min(1.0, options.near_tie))  # a cheap first cut; the margin below is tighter
         best = (gain / max(size, 1), gain, tie, cand, size)
         back: list[tuple[float, int, int, Candidate]] = []
         while heap and -heap[0][0] >= floor:
             other_neg, other_tie, evaluated, other = heapq.heappop(heap)
             other_gain: float | None = -other_neg
-            if evaluated != round_no:
-                other_gain = marginal(other)
-                evaluated = round_no
+            if evaluated != self.round_no:
+                other_gain = self.marginal(other)
+                evaluated = self.round_no
             if other_gain is None or other_gain <= 0:
                 continue
             back.append((-other_gain, other_tie, evaluated, other))
-            other_size = whatif.size(other) or 0
+            other_size = self.whatif.size(other) or 0
             if other_gain < floor or (options.budget_bytes is not None
-                                      and used_bytes + other_size > options.budget_bytes):
+                                      and self.used_bytes + other_size > options.budget_bytes):
                 continue
-            margin = tie_margin(cand, other)
+            margin = self.tie_margin(cand, other)
             if margin is None:
                 continue
-            tie_losers[cand] = max(tie_losers.get(cand, 0.0), margin)
-            tie_losers[other] = max(tie_losers.get(other, 0.0), margin)
+            self.tie_losers[cand] = max(self.tie_losers.get(cand, 0.0), margin)
+            self.tie_losers[other] = max(self.tie_losers.get(other, 0.0), margin)
             if other_gain / max(other_size, 1) > best[0]:
                 best = (other_gain / max(other_size, 1), other_gain, other_tie, other, other_size)
         _, best_gain, best_tie, best_cand, best_size = best
-        tie_losers.pop(best_cand, None)
+        self.tie_losers.pop(best_cand, None)
         if best_cand is not cand:
             back = [entry for entry in back if entry[3] is not best_cand]
-            back.append((-gain, tie, round_no, cand))
+            back.append((-gain, tie, self.round_no, cand))
             log.info("advisor: near-tie: %s (net gain %.0f, %d bytes) rather than %s (net gain %.0f, %d bytes)",
                      best_cand.definition(), best_gain, best_size, cand.definition(), gain, size)
         for entry in back:
             heapq.heappush(heap, entry)
         return -best_gain, best_tie, best_cand, best_size
 
-    while heap:
-        if options.max_indexes is not None and len(chosen) >= options.max_indexes:
-            break
-        neg, tie, evaluated, cand = heapq.heappop(heap)
-        if -neg < options.min_gain_fraction * remaining:
-            break
-        size = whatif.size(cand) or 0
-        if options.budget_bytes is not None and used_bytes + size > options.budget_bytes:
-            continue
-        if evaluated != round_no:
-            gain = marginal(cand)
-            if cand in tie_losers and gain is not None and gain <= tie_losers[cand]:
-                continue
-            if gain is not None and gain > 0:
-                heapq.heappush(heap, (-gain, tie, round_no, cand))
-            continue
-        neg, tie, cand, size = near_ties(-neg, tie, cand, size)
-        remaining = max(0.0, remaining - (-neg + penalty(cand)))
-        chosen.append(cand)
-        used_bytes += size
-        round_no += 1
-        log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
+    def run(self) -> tuple[list[Chosen], dict[str, Any]]:
+        self.greedy()
+        self.prune()
+        return self.results()
 
-    # Final pass: drop indexes the others made redundant, measure what each one still brings.
-    result: list[Chosen] = []
-    changed = True
-    while changed and chosen:
-        changed = False
-        for cand in reversed(list(chosen)):
-            loss = 0.0
-            for i in relevant[cand]:
-                with_all = whatif.cost(workload.prepared[i], config(i)).cost
-                without = whatif.cost(workload.prepared[i], config(i, without=cand)).cost
-                loss += workload.weights[i] * (without - with_all)
-            others = [c for c in chosen if c != cand]
-            if loss - penalty(cand, others) < options.min_gain_fraction * remaining:
-                chosen.remove(cand)
-                changed = True
+    def greedy(self) -> None:
+        """The greedy loop: take the best net marginal gain until it is too small, or a limit is reached."""
+        options, heap = self.options, self.heap
+        order = {c: k for k, c in enumerate(self.relevant)}
+        for cand in self.relevant:
+            if self.whatif.size(cand) is None:
+                continue
+            gain = self.marginal(cand)
+            if gain is not None and gain > 0:
+                heapq.heappush(heap, (-gain, order[cand], 0, cand))
+        while heap:
+            if options.max_indexes is not None and len(self.chosen) >= options.max_indexes:
                 break
-    final_cost = 0.0
-    users: dict[Candidate, list[int]] = {c: [] for c in chosen}
-    before_after: dict[Candidate, tuple[dict[int, float], dict[int, float]]] = {c: ({}, {}) for c in chosen}
-    for i, prepared in enumerate(workload.prepared):
-        plan = whatif.cost(prepared, config(i))
-        final_cost += workload.weights[i] * plan.cost
-        for cand in plan.used:
-            if cand in users:
-                users[cand].append(workload.queryids[i])
-                before_after[cand][0][workload.queryids[i]] = workload.base[i]
-                before_after[cand][1][workload.queryids[i]] = plan.cost
-    for cand in chosen:
-        gross = 0.0
-        for i in relevant[cand]:
-            gross += workload.weights[i] * (whatif.cost(workload.prepared[i], config(i, without=cand)).cost
-                                            - whatif.cost(workload.prepared[i], config(i)).cost)
-        pen = penalty(cand, [c for c in chosen if c != cand])
-        result.append(Chosen(cand, gross - pen, gross, pen, whatif.size(cand) or 0, sorted(set(users[cand])),
-                             *before_after[cand]))
-    result.sort(key=lambda c: -c.benefit)
-    by_definition = {str(item["definition"]): item for item in refused}
-    summary = {"workload_cost_before": total, "workload_cost_after": final_cost,
-               "refused_write_bound": [item for key, item in sorted(by_definition.items())
-                                       if key not in {c.candidate.definition() for c in result}],
-               "storage_bytes": float(sum(c.size_bytes for c in result))}
-    return result, summary
+            neg, tie, evaluated, cand = heapq.heappop(heap)
+            if -neg < options.min_gain_fraction * self.remaining:
+                break
+            size = self.whatif.size(cand) or 0
+            if options.budget_bytes is not None and self.used_bytes + size > options.budget_bytes:
+                continue
+            if evaluated != self.round_no:
+                gain = self.marginal(cand)
+                if cand in self.tie_losers and gain is not None and gain <= self.tie_losers[cand]:
+                    continue
+                if gain is not None and gain > 0:
+                    heapq.heappush(heap, (-gain, tie, self.round_no, cand))
+                continue
+            neg, tie, cand, size = self.near_ties(-neg, tie, cand, size)
+            self.remaining = max(0.0, self.remaining - (-neg + self.penalty(cand)))
+            self.chosen.append(cand)
+            self.used_bytes += size
+            self.round_no += 1
+            log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
+
+    def prune(self) -> None:
+        """Final pass: drop indexes the others made redundant."""
+        chosen, weights = self.chosen, self.workload.weights
+        changed = True
+        while changed and chosen:
+            changed = False
+            for cand in reversed(list(chosen)):
+                loss = 0.0
+                for i in self.relevant[cand]:
+                    with_all = self.cost(i, self.config(i))
+                    without = self.cost(i, self.config(i, without=cand))
+                    loss += weights[i] * (without - with_all)
+                others = [c for c in chosen if c != cand]
+                if loss - self.penalty(cand, others) < self.options.min_gain_fraction * self.remaining:
+                    chosen.remove(cand)
+                    changed = True
+                    break
+
+    def results(self) -> tuple[list[Chosen], dict[str, Any]]:
+        """What each kept index still brings, and the summary figures."""
+        workload, chosen = self.workload, self.chosen
+        result: list[Chosen] = []
+        final_cost = 0.0
+        users: dict[Candidate, list[int]] = {c: [] for c in chosen}
+        before_after: dict[Candidate, tuple[dict[int, float], dict[int, float]]] = {c: ({}, {}) for c in chosen}
+        for i, prepared in enumerate(workload.prepared):
+            plan = self.whatif.cost(prepared, self.config(i))
+            final_cost += workload.weights[i] * plan.cost
+            for cand in plan.used:
+                if cand in users:
+                    users[cand].append(workload.queryids[i])
+                    before_after[cand][0][workload.queryids[i]] = workload.base[i]
+                    before_after[cand][1][workload.queryids[i]] = plan.cost
+        for cand in chosen:
+            gross = 0.0
+            for i in self.relevant[cand]:
+                gross += workload.weights[i] * (self.cost(i, self.config(i, without=cand))
+                                                - self.cost(i, self.config(i)))
+            pen = self.penalty(cand, [c for c in chosen if c != cand])
+            result.append(Chosen(cand, gross - pen, gross, pen, self.whatif.size(cand) or 0,
+                                 sorted(set(users[cand])), *before_after[cand]))
+        result.sort(key=lambda c: -c.benefit)
+        by_definition = {str(item["definition"]): item for item in self.refused}
+        summary = {"workload_cost_before": self.total, "workload_cost_after": final_cost,
+                   "refused_write_bound": [item for key, item in sorted(by_definition.items())
+                                           if key not in {c.candidate.definition() for c in result}],
+                   "storage_bytes": float(sum(c.size_bytes for c in result))}
+        return result, summary
 
 
 def _mentions(prepared: Prepared, cand: Candidate) -> bool:

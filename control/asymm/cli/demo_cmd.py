@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from asymm import graph as graph_mod
-from asymm.cache import Cache
 from asymm.cli.common import dsn_option, number, table
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
@@ -22,6 +21,7 @@ from asymm.daemon.token import generate as generate_token
 from asymm.db import connect
 from asymm.demo import indexes, setup, workload
 from asymm.errors import AsymmError
+from asymm.sync.cache import Cache
 
 
 class Progress:

@@ -191,7 +191,7 @@ def results_key(name: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def query_key(prefix: str, digest: str) -> str:
-    """A cached query result (:meth:`asymm.cache.Cache.query`): no brace, so no table's key."""
+    """A cached query result (:meth:`asymm.sync.cache.Cache.query`): no brace, so no table's key."""
     return prefix + ":q:" + digest
 
 
@@ -339,7 +339,7 @@ class Scripts:
 
         Called after a reset or drop has bumped (or removed) the table's generation: a result a
         reader stores after that is under a key no one computes again, and the reader deletes it
-        itself (:meth:`asymm.cache.Cache.query` re-reads the generation after storing).  One DEL
+        itself (:meth:`asymm.sync.cache.Cache.query` re-reads the generation after storing).  One DEL
         per key: the results live in other Cluster slots.
         """
         record = results_key(name, self.prefix)

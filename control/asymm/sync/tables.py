@@ -125,7 +125,7 @@ class TrackedTable:
         ``-0``, numeric ``1.5`` and ``1.50``), the row's own key text must be ``source`` too, or a
         deleted ``-0`` would be written with the row ``0`` (a live key no row has).
 
-        Operators qualified: :mod:`asymm.cache` runs this on the application's connection, whose
+        Operators qualified: :mod:`asymm.sync.cache` runs this on the application's connection, whose
         search_path may reach a schema an untrusted role can create operators in.
         """
         same_text: sql.Composable = sql.SQL("")
