@@ -1,4 +1,4 @@
-"""The demo's index step (asymm.demo.indexes): the real advisor, applied and verified, summarised.
+"""The demo's index step (asymm.dev.demo.indexes): the real advisor, applied and verified, summarised.
 
 ``make demo`` itself loads ~400k rows and runs for about a minute, too long for the suite; this
 runs the same code on a small table so the summary table it prints stays honest.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import psycopg
 
-from asymm.cli.demo_cmd import indexes_table
 from asymm.db import connect
-from asymm.demo import indexes
+from asymm.dev.demo import indexes
+from asymm.dev.demo.command import indexes_table
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import redis
 
-from asymm import sandbox as sandbox_mod
+from asymm.dev import sandbox as sandbox_mod
 from asymm.errors import SandboxError, UnsafeDirectoryError
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))

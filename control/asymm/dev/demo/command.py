@@ -20,7 +20,7 @@ from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.daemon.token import generate as generate_token
 from asymm.db import connect
-from asymm.demo import indexes, setup, workload
+from asymm.dev.demo import indexes, setup, workload
 from asymm.errors import AsymmError
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from asymm import sandbox
 from asymm.cli.common import emit, json_option
+from asymm.dev import sandbox
 
 dir_option = click.option(
     "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
