@@ -57,16 +57,17 @@ class Sandbox:
     def redis_url(self) -> str:
         return f"redis://default:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
 
-    def env(self) -> dict[str, str]:
-        """Variables that point libpq, asymm and the tests at this sandbox (the Redis URL holds its password)."""
+    def env(self, dbname: str = "postgres") -> dict[str, str]:
+        """Variables that point libpq, asymm and the tests at this sandbox's ``dbname`` (the Redis URL holds
+        its password)."""
         return {
             "PGHOST": str(self.socket_dir),
             "PGPORT": str(self.pg_port),
             "PGUSER": SUPERUSER,
-            "PGDATABASE": "postgres",
+            "PGDATABASE": dbname,
             "PGPASSFILE": str(self.pass_file),
-            "ASYMM_DSN": self.dsn(),
-            "ASYMM_TCP_DSN": self.tcp_dsn(),
+            "ASYMM_DSN": self.dsn(dbname),
+            "ASYMM_TCP_DSN": self.tcp_dsn(dbname),
             "ASYMM_REDIS_URL": self.redis_url,
             "ASYMM_SANDBOX_DIR": self.root,
         }
