@@ -10,10 +10,11 @@ BIN := $(VENV)/bin
 # not root (root's is 0700, which the unprivileged server user cannot enter), else /tmp/asymm-demo-UID.
 DEMO_UID := $(shell id -u)
 DEMO_DIR ?= $(if $(and $(XDG_RUNTIME_DIR),$(filter-out 0,$(DEMO_UID))),$(XDG_RUNTIME_DIR)/asymm-demo,$(or $(TMPDIR),/tmp)/asymm-demo-$(DEMO_UID))
+DEMO_DB ?= asymm_demo
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 
-.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest reference reference-in-sandbox demo demo-serve demo-down clean
+.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest reference reference-in-sandbox demo demo-env demo-hint demo-serve demo-down clean
 
 help:
 	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
@@ -21,6 +22,7 @@ help:
 	@echo "make install    install the extension into \$$(pg_config --sharedir) (honours PG_CONFIG)"
 	@echo "make installcheck  pg_regress against the server in PGHOST/PGPORT/PGUSER"
 	@echo "make demo-serve the demo, then keep the daemon and dashboard serving until Ctrl-C"
+	@echo "make demo-env   print the shell lines for the demo: eval \"\$$(make -s demo-env)\" puts asymm on PATH"
 	@echo "make demo-down  stop the demo's servers"
 	@echo "make reference  regenerate README.md's tables of SQL functions and settings from a fresh install"
 	@echo "make dashboard  fetch the dashboard's JavaScript deps from npm (dashboard/) into the package"
@@ -77,7 +79,21 @@ reference-in-sandbox:
 demo: venv install
 	$(BIN)/asymm sandbox up --dir $(DEMO_DIR) > /dev/null
 	eval "$$($(BIN)/asymm sandbox env --dir $(DEMO_DIR))" && timeout --foreground 300 $(BIN)/asymm demo
-	@echo "The demo's servers keep running; 'make demo-down' stops them."
+	@echo "The demo's servers keep running; 'make demo-down' stops them. To run the asymm commands above"
+	@echo "in any shell (asymm on PATH, PG* and ASYMM_* pointed at the demo database):"
+	@echo '  $(DEMO_ENV_LINE)'
+
+# The line `make demo` ends with (demo-hint prints it alone, for tests/test_demo.py).  DEMO_DIR is
+# spelled out: another shell may lack this one's XDG_RUNTIME_DIR (sudo, ssh, tmux).
+DEMO_ENV_LINE = eval "$$(make -s -C $(CURDIR) demo-env DEMO_DIR=$(DEMO_DIR)$(if $(filter command line environment,$(origin DEMO_DB)), DEMO_DB=$(DEMO_DB)))"
+demo-hint:
+	@echo '$(DEMO_ENV_LINE)'
+
+# What `eval "$(make -s demo-env)"` runs: the venv's bin first on PATH, then the demo sandbox's
+# variables (asymm sandbox env) for the demo database.
+demo-env:
+	@printf 'export PATH=%q:"$$PATH"\n' "$(abspath $(BIN))"
+	@$(BIN)/asymm sandbox env --dir $(DEMO_DIR) --dbname $(DEMO_DB)
 
 # Like demo, then the daemon keeps serving the dashboard until Ctrl-C.
 demo-serve: venv install

@@ -7,6 +7,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-plpython3-15 postgresql-15-hypopg
   postgresql-server-dev-15 gcc libc6-dev redis-server make  # the extension has a C part
   chromium chromium-driver  # the dashboard's headless-browser test
+  graphviz  # `asymm graph --format dot | dot -Tsvg`, as the demo suggests
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 # The dashboard's JavaScript build (dashboard/, npm ci).  By command, not by package: a NodeSource

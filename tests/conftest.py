@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from asymm import sandbox as sandbox_mod
 from asymm.db import with_dbname
+from asymm.dev import sandbox as sandbox_mod
 from tests.daemon_process import start_daemon  # noqa: F401  (a fixture for every test module)
 from tests.sync_helpers import engine, r, redis_url  # noqa: F401  (fixtures of the sync tests)
 

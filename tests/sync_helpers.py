@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import connect_redis
 from asymm.sync.tables import Protector

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.test_daemon_notify import Receiver
 from tests.waiting import wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 
 Conn = psycopg.Connection[tuple[object, ...]]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))

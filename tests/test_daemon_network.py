@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
 

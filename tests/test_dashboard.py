@@ -21,7 +21,7 @@ import pytest
 from asymm.daemon.http import STATIC_DIR
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.browser import Browser, chromium_path
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

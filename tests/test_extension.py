@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.catalog import definitions, object_set
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from asymm import sandbox as sandbox_mod
+from asymm.dev import sandbox as sandbox_mod
 from asymm.errors import SandboxError
 
 

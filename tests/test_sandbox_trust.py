@@ -24,7 +24,9 @@ import psycopg
 import pytest
 import redis
 
-from asymm import sandbox as sandbox_mod
+from asymm.dev import sandbox as sandbox_mod
+from asymm.dev.sandbox import postgres as sandbox_postgres
+from asymm.dev.sandbox import users as sandbox_users
 from asymm.errors import SandboxError, UnsafeDirectoryError
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
@@ -139,13 +141,13 @@ def _own_state_dir(base: Path, **changes: object) -> tuple[Path, Path, Path]:
     root.mkdir(mode=0o700)
     (root / "pgdata").mkdir(mode=0o700)
     (root / "pgdata" / "postmaster.pid").write_text("1\n")
-    server = pwd.getpwnam(sandbox_mod._server_user())
+    server = pwd.getpwnam(sandbox_users.server_user())
     _chown_tree(root / "pgdata", server)
     victim = base / "victim"
     victim.mkdir(mode=0o700)
     marker = base / "marker"
     state: dict[str, object] = {
-        "root": str(root), "pg_bindir": sandbox_mod._pg_bindir(), "pg_port": 1, "redis_port": 2,
+        "root": str(root), "pg_bindir": sandbox_postgres.pg_bindir(), "pg_port": 1, "redis_port": 2,
         "os_user": server.pw_name, "redis_password": "x" * 43,
     }
     state.update({k: (str(victim) if v == "VICTIM" else str(_fake_bindir(base, marker)) if v == "EVIL" else v)

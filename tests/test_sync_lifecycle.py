@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import redis
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from asymm.sync import SyncEngine
 from tests.catalog import object_set
 from tests.sync_helpers import full_compare, make_items

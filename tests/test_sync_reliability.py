@@ -10,7 +10,7 @@ import time
 import psycopg
 import redis
 
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 from tests.sync_helpers import Storm, full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
 
 

@@ -14,7 +14,7 @@ import pytest
 from asymm import telemetry
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
-from asymm.sandbox import Sandbox
+from asymm.dev.sandbox import Sandbox
 
 Conn = psycopg.Connection[tuple[object, ...]]
 ASYMM = str(Path(sys.executable).with_name("asymm"))

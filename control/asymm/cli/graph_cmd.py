@@ -14,7 +14,7 @@ from asymm.db import connect
 
 @click.command("graph")
 @click.option("--format", "fmt", type=click.Choice(["json", "dot"]), default="json", show_default=True,
-              help="json: nodes and edges; dot: Graphviz (dot -Tsvg).")
+              help="json: nodes and edges; dot: Graphviz text, for `dot -Tsvg` (package graphviz).")
 @click.option("--max-queries", type=click.IntRange(0, 100_000), default=graph_mod.MAX_QUERIES, show_default=True,
               help="Keep at most this many statements (the most called).")
 @dsn_option

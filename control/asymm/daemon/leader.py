@@ -131,7 +131,7 @@ class LeaderElection:
             assert self.conn is not None
             with contextlib.suppress(psycopg.Error):
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        self._set_leader(False)
+        self._set_leader(False, clean=True)
         self._drop()
 
     def _open(self) -> None:
@@ -159,7 +159,8 @@ class LeaderElection:
         self.conn = None
         self._set_leader(False)
 
-    def _set_leader(self, leader: bool) -> None:
+    def _set_leader(self, leader: bool, *, clean: bool = False) -> None:
+        """Record a transition; losing the lock is a warning, giving it up on a clean stop is not."""
         if leader == self.is_leader:
             return
         self.is_leader = leader
@@ -171,6 +172,9 @@ class LeaderElection:
         else:
             self.leader_since = None
             self.leader_since_unix = None
-            log.warning("no longer the leader")
+            if clean:
+                log.info("released the leadership (clean stop)")
+            else:
+                log.warning("no longer the leader")
         if self.on_change is not None:
             self.on_change(leader)

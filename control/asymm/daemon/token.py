@@ -14,7 +14,7 @@ and writes it to ``DIR/http-token-PORT``, mode 0600, where DIR is, first found:
 3. ``$XDG_RUNTIME_DIR/asymm`` (a login session's ``/run/user/UID``, itself 0700).
 
 Never a fixed ``/tmp`` path: another user could create it first.  DIR is treated like the
-sandbox's state directory (:mod:`asymm.sandbox`): created 0700 if missing, and refused when it is
+sandbox's state directory (:mod:`asymm.dev.sandbox`): created 0700 if missing, and refused when it is
 a symlink, belongs to someone else or is group/world-writable, or when a parent could be renamed
 by someone else; an existing token file must be a regular file of ours.  A refusal is a
 :class:`~asymm.daemon.config.ConfigError` (one line, exit 2) raised before anything is written or

@@ -1,5 +1,5 @@
 -- A small online shop: enough tables, keys and skew for asymm to have something to say.
--- Sizes scale with the psql-style variable :scale (set by asymm.demo.setup; 1 = 20k customers).
+-- Sizes scale with the psql-style variable :scale (set by asymm.dev.demo.setup; 1 = 20k customers).
 CREATE TABLE customers (
     customer_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     email       text NOT NULL,

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from asymm import sandbox
 from asymm.cli.common import emit, json_option
+from asymm.dev import sandbox
 
 dir_option = click.option(
     "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -38,10 +38,12 @@ def sandbox_up(root: Path | None, as_json: bool) -> None:
 
 @sandbox_group.command("env")
 @dir_option
+@click.option("--dbname", default="postgres", show_default=True,
+              help="The database that PGDATABASE and ASYMM_DSN name (the demo's is asymm_demo).")
 @json_option
-def sandbox_env(root: Path | None, as_json: bool) -> None:
+def sandbox_env(root: Path | None, dbname: str, as_json: bool) -> None:
     """Print the environment variables that point at a running sandbox (eval-able)."""
-    emit(sandbox.load(root).env(), as_json, _render_env)
+    emit(sandbox.load(root).env(dbname), as_json, _render_env)
 
 
 @sandbox_group.command("down")

@@ -24,7 +24,7 @@ def recreate_database(admin_dsn: str, dbname: str = DEMO_DB) -> str:
 def load_schema(dsn: str, scale: int = 1) -> dict[str, int]:
     """Create the shop schema and fill it; returns row counts per table."""
     customers, products, orders = 20_000 * scale, 2_000 * scale, 100_000 * scale
-    ddl = files("asymm.demo").joinpath("schema.sql").read_text()
+    ddl = files("asymm.dev.demo").joinpath("schema.sql").read_text()
     # The demo shop is the application: its DDL and data use its own search_path (public).
     with connect(dsn, autocommit=False, pin=False) as conn:
         conn.execute(ddl)  # packaged, trusted DDL

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -9,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +22,7 @@ from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.daemon.token import generate as generate_token
 from asymm.db import connect
-from asymm.demo import indexes, setup, workload
+from asymm.dev.demo import indexes, logfile, setup, workload
 from asymm.errors import AsymmError
 from asymm.sync.cache import Cache
 
@@ -77,8 +80,13 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 @click.option("--http-port", type=click.IntRange(0, 65535), default=0,
               help="Dashboard port (0: a free one).")
 @click.option("--serve", is_flag=True, help="Keep the daemon and the dashboard serving until Ctrl-C.")
-def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool) -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where the daemon's log lines go during the demo [default: demo.log in $ASYMM_SANDBOX_DIR;"
+                   " without a sandbox: stderr].")
+def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool,
+                 log_file: Path | None) -> None:
     """Create the demo shop database next to DSN's database and show what asymm sees."""
+    log = click.get_current_context().with_resource(logfile.routed_to(log_file or logfile.default_path()))
     progress = Progress(total=11)
     with progress.step(f"creating database {setup.DEMO_DB}") as note:
         demo_dsn = setup.recreate_database(dsn)
@@ -102,7 +110,7 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         thread = threading.Thread(target=daemon.run, name="asymm-demo-daemon", daemon=True)
         thread.start()
         if not _wait(lambda: daemon.http is not None and daemon.ready, 20):
-            raise AsymmError("the daemon did not start its HTTP server within 20 s (see the log above)")
+            raise AsymmError(f"the daemon did not start its HTTP server within 20 s (log: {log.describe()})")
         url = f"http://127.0.0.1:{daemon.http.address[1] if daemon.http else port}/#token={token}"
         note(url)
     try:
@@ -162,9 +170,12 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         click.echo("\nHeaviest statements of the workload (pg_stat_statements):")
         click.echo(table(top_statements(demo_dsn), ["calls", "mean_ms", "total_ms", "query"]))
         click.echo(f"\nDashboard: {url}" + ("" if serve else " (served during the demo; `make demo-serve` keeps it)"))
-        click.echo(f"Graph:     asymm graph --dsn '{demo_dsn}' --format dot | dot -Tsvg > graph.svg")
-        click.echo(f"Impact:    asymm impact --dsn '{demo_dsn}' orders.status")
-        click.echo(f"Explore:   psql '{demo_dsn}'")
+        quoted = shlex.quote(demo_dsn)
+        click.echo(f"Graph:     asymm graph --dsn {quoted} --format dot | dot -Tsvg > graph.svg"
+                   + ("" if shutil.which("dot") else "  (dot is Graphviz's: make deps installs it)"))
+        click.echo(f"Impact:    asymm impact --dsn {quoted} orders.status")
+        click.echo(f"Explore:   psql {quoted}")
+        click.echo(f"Log:       {log.describe()}")
         if serve:
             click.echo("Serving the dashboard until Ctrl-C (or SIGTERM) ...")
             sys.stdout.flush()
