@@ -29,8 +29,8 @@ Standard library only: this runs before any virtualenv exists.
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import sys
 from pathlib import Path
 

@@ -372,8 +372,9 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_cache_fill();
 
 -- ---------------------------------------------------------------------------------------------
 -- Query fingerprints.  pglast (libpg_query) is not available inside the server, so the server
--- computes its own deterministic fingerprint of the normalized text; the control package has the
--- same algorithm (asymm.annotations.fingerprint) and a test keeps the two identical.
+-- computes its own deterministic fingerprint of the normalized text.  The tokenizer exists once,
+-- as control/asymm/annotations/normalize.py: build.py splices it into asymm.normalize_query, and
+-- the control package (asymm.annotations.fingerprint) imports it.
 --
 -- Normalization ("asymm fingerprint v1"): tokenize the SQL; drop comments and whitespace; replace
 -- every constant (string, number, bit/hex string, dollar-quoted string) and every $n parameter by
@@ -386,70 +387,10 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_cache_fill();
 CREATE FUNCTION asymm.normalize_query(query text) RETURNS text
 LANGUAGE plpython3u IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$
-import re
-TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<line_comment>--[^\n]*)
-  | (?P<block_comment>/\*)
-  | (?P<estring>[eE]'(?:[^'\\]|\\.|'')*')
-  | (?P<prefixed>[bBxXnN]'(?:[^']|'')*')
-  | (?P<string>'(?:[^']|'')*')
-  | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)?\$)
-  | (?P<param>\$[0-9]+)
-  | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<qident>"(?:[^"]|"")*")
-  | (?P<ident>[A-Za-z_\x80-\uffff][A-Za-z_0-9$\x80-\uffff]*)
-  | (?P<op>[-+*/<>=~!@#%^&|`?]+)
-  | (?P<punct>::|[(),;\[\].:])
-  | (?P<other>.)
-""", re.X | re.S)
-PLAIN = re.compile(r"[a-z_][a-z_0-9$]*")
-tokens = []
-pos, end = 0, len(query)
-while pos < end:
-    m = TOKEN.match(query, pos)
-    kind = m.lastgroup if m.lastgroup != "tag" else "dollar"
-    if m.group("dollar") is not None:
-        kind = "dollar"
-    text = m.group(0)
-    pos = m.end()
-    if kind in ("ws", "line_comment"):
-        continue
-    if kind == "block_comment":
-        depth = 1
-        while pos < end and depth:
-            if query.startswith("/*", pos):
-                depth += 1; pos += 2
-            elif query.startswith("*/", pos):
-                depth -= 1; pos += 2
-            else:
-                pos += 1
-        continue
-    if kind == "dollar":
-        close = query.find(text, pos)
-        pos = end if close < 0 else close + len(text)
-        tokens.append("?")
-    elif kind in ("estring", "prefixed", "string", "param", "number"):
-        tokens.append("?")
-    elif kind == "qident":
-        inner = text[1:-1].replace('""', '"')
-        tokens.append(inner if PLAIN.fullmatch(inner) else text)
-    elif kind == "ident":
-        tokens.append(text.lower())
-    else:
-        tokens.append(text)
-out = []
-for tok in tokens:
-    out.append(tok)
-    # collapse "( ? , ? , ... )" and "[ ? , ... ]" into "( ? )"
-    while (len(out) >= 4 and out[-1] in (")", "]") and out[-2] == "?" and out[-3] == ","
-           and out[-4] == "?"):
-        del out[-3:-1]
-while out and out[-1] == ";":
-    out.pop()
-return " ".join(out)
-$$;
+AS $plpython$
+-- asymm: include control/asymm/annotations/normalize.py
+return normalize_query(query)
+$plpython$;
 COMMENT ON FUNCTION asymm.normalize_query(text) IS 'Normalized query text: constants and $n become ?, comments and case of keywords/identifiers are dropped (asymm fingerprint v1, PL/Python)';
 
 CREATE FUNCTION asymm.query_fingerprint(query text) RETURNS text
