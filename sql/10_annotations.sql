@@ -124,81 +124,10 @@ COMMENT ON FUNCTION asymm._annotation_rank(text, text) IS 'Position of a scope, 
 CREATE FUNCTION asymm._annotation_problem(entry jsonb) RETURNS text[]
 LANGUAGE plpython3u IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
-import json, math, re
-def shown(value):
-    # a value for a message: repr (one line), at most 60 characters
-    text = repr(value)
-    return text if len(text) <= 60 else "%s... (%d characters)" % (text[:60], len(text))
-if entry is None:
-    return ["entry", "annotation entry must not be NULL", "Pass the row as a jsonb object (asymm._annotation_validate does)."]
-try:
-    e = json.loads(entry)
-except RecursionError:
-    return ["entry", "annotation entry is nested too deeply", "Pass the row as a jsonb object (asymm._annotation_validate does)."]
-if not isinstance(e, dict):
-    return ["entry", "an annotation entry must be a jsonb object, not %s" % shown(e),
-            "Pass the row as a jsonb object (asymm._annotation_validate does)."]
-vocab = {
-    "scope": ["local", "schema", "global"],
-    "regime": ["Exploration", "Optimization", "Stabilization", "Balance"],
-    "cost": ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"],
-    "source": ["inferred", "propagated", "user"],
-    "target_type": ["table", "view", "materialized view", "foreign table", "index", "table column",
-                    "view column", "materialized view column", "foreign table column", "function",
-                    "procedure", "query"],
-}
-def bad(field, message, hint):
-    return [field, message, hint]
-symbol = e.get("symbol")
-if symbol is None or not isinstance(symbol, str) or symbol.strip() == "":
-    return bad("symbol", "annotation field symbol (σ) must not be empty",
-               "A symbol is an identifier-like name such as dataEntity: a letter or _ then letters, digits or _ (at most 63).")
-if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", symbol):
-    return bad("symbol", "invalid annotation field symbol (σ) %s" % shown(symbol),
-               "A symbol is an identifier-like name such as dataEntity: a letter or _ then letters, digits or _ (at most 63).")
-for field, greek in (("scope", "ρ"), ("regime", "γ"), ("cost", "κ"), ("source", "")):
-    value = e.get(field)
-    if value not in vocab[field]:
-        label = "%s (%s)" % (field, greek) if greek else field
-        return bad(field, "invalid annotation field %s %s" % (label, "NULL" if value is None else shown(value)),
-                   "Accepted values for %s: %s." % (field, ", ".join(vocab[field])))
-lineage = e.get("lineage")
-if lineage is None:
-    return bad("lineage", "annotation field lineage (λ) must not be NULL",
-               "lineage is an array of lowercase operation words such as {create,query}; use '{}' for none.")
-if not isinstance(lineage, list) or any(isinstance(word, list) for word in lineage):
-    return bad("lineage", "annotation field lineage (λ) must be a one-dimensional array",
-               "lineage is an array of lowercase operation words such as {create,query}; use '{}' for none.")
-seen = set()
-for word in lineage:
-    if not isinstance(word, str) or not re.fullmatch(r"[a-z][a-z_]{0,62}", word):
-        return bad("lineage", "invalid annotation field lineage (λ): %s is not a lowercase operation word"
-                   % ("NULL" if word is None else shown(word)),
-                   "lineage is an ordered list of distinct lowercase words (a-z and _), such as {create,query,sync,cache,optimize,update,delete}.")
-    if word in seen:
-        return bad("lineage", "invalid annotation field lineage (λ): %s appears twice" % shown(word),
-                   "lineage is an ordered list of distinct lowercase words (a-z and _), such as {create,query,sync,cache,optimize,update,delete}.")
-    seen.add(word)
-confidence = e.get("confidence")
-if confidence is None or not isinstance(confidence, (int, float)) or math.isnan(confidence) or not 0 <= confidence <= 1:
-    return bad("confidence", "invalid annotation field confidence %s" % shown(confidence),
-               "confidence is a number between 0 and 1.")
-evidence = e.get("evidence")
-if not isinstance(evidence, int) or isinstance(evidence, bool) or evidence < 1:
-    return bad("evidence", "invalid annotation field evidence %s" % shown(evidence), "evidence counts observations: 1 or more.")
-ttype = e.get("target_type")
-if ttype not in vocab["target_type"]:
-    return bad("target_type", "invalid annotation target type %s" % shown(ttype),
-               "Accepted target types: %s." % ", ".join(vocab["target_type"]))
-names = e.get("target_names")
-if not isinstance(names, list) or not names or any(not isinstance(n, str) or n == "" for n in names):
-    return bad("target", "annotation target address has no names", "Annotate an existing object through asymm.annotate().")
-if (e.get("source") == "propagated") != (e.get("derived_from") is not None):
-    return bad("derived_from", "a propagated annotation (and only one) must name the annotation it was derived from",
-               "Propagated annotations are made by asymm.propagate().")
-return None
-$$;
+AS $plpython$
+-- asymm: include control/asymm/annotations/problem.py
+return annotation_problem(entry)
+$plpython$;
 COMMENT ON FUNCTION asymm._annotation_problem(jsonb) IS 'What is wrong with an annotation row, as {field, message, hint}, or NULL when it is valid (PL/Python); internal';
 
 -- The trigger itself is PL/pgSQL only to raise: an error raised from PL/Python reaches the client

@@ -150,70 +150,10 @@ FOR EACH ROW EXECUTE FUNCTION asymm._annotation_author();
 CREATE FUNCTION asymm._plan_cost_class(plan jsonb) RETURNS jsonb
 LANGUAGE plpython3u IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$
-import json
-import re
-class BadPlan(Exception):
-    pass
-ORDER = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
-LOG, N, NLOGN, N2 = 1, 2, 3, 4
-full_scans = []
-reasons = []
-def ident(part):
-    # as quote_ident would: a dotted or quoted name must not read as another one (or none) later
-    if re.match(r"^[a-z_][a-z0-9_$]*$", part):
-        return part
-    return '"' + part.replace('"', '""') + '"'
-def rel(node):
-    name = node.get("Relation Name")
-    if name is None:
-        return node.get("Alias", "?")
-    schema = node.get("Schema")
-    return "%s.%s" % (ident(schema), ident(name)) if schema else ident(name)
-def walk(node):
-    if not isinstance(node, dict):
-        raise BadPlan("a plan node is a JSON object, not %s" % type(node).__name__)
-    kind = node.get("Node Type", "")
-    plans = node.get("Plans", [])
-    if not isinstance(kind, str) or not isinstance(plans, list):
-        raise BadPlan("\"Node Type\" must be a string and \"Plans\" an array")
-    children = [walk(child) for child in plans]
-    worst = max(children, default=0)
-    if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
-        if node.get("Index Cond"):
-            return max(worst, LOG)
-        full_scans.append(rel(node) if kind != "Bitmap Index Scan" else node.get("Index Name", "?"))
-        reasons.append("full %s of %s" % (kind, rel(node)))
-        return max(worst, N)
-    if kind in ("Seq Scan", "Sample Scan", "Tid Range Scan", "Foreign Scan"):
-        full_scans.append(rel(node))
-        reasons.append("%s on %s" % (kind, rel(node)))
-        return max(worst, N)
-    if kind in ("Function Scan", "Table Function Scan", "CTE Scan", "WorkTable Scan",
-                "Named Tuplestore Scan") and not children:
-        return max(worst, N)
-    if kind in ("Sort", "Incremental Sort"):
-        if worst >= N:
-            reasons.append("sort of a scan")
-            return max(worst, NLOGN)
-        return worst
-    if kind == "Nested Loop" and len(children) == 2:
-        outer, inner = children
-        if outer >= N and inner >= N:
-            reasons.append("nested loop over two scans")
-            return N2
-        if outer >= N and inner == LOG:
-            reasons.append("nested loop of index lookups over a scan")
-            return max(NLOGN, outer)
-    return worst
-try:
-    top = walk(json.loads(plan))
-except BadPlan as exc:
-    return json.dumps({"problem": str(exc)})
-except RecursionError:
-    return json.dumps({"problem": "the plan is nested too deeply"})
-return json.dumps({"cost": ORDER[top], "full_scans": sorted(set(full_scans)), "reasons": reasons})
-$$;
+AS $plpython$
+-- asymm: include control/asymm/annotations/plan_cost.py
+return plan_cost_class(plan)
+$plpython$;
 COMMENT ON FUNCTION asymm._plan_cost_class(jsonb) IS 'asymm.plan_cost_class() in PL/Python: the cost class, or {problem} when the argument is not a plan; internal';
 
 CREATE FUNCTION asymm.plan_cost_class(plan jsonb) RETURNS jsonb

@@ -5,3 +5,5 @@
 -- PL/Python bodies now spliced from the control package (same behaviour, new source text).
 -- asymm: replace asymm.normalize_query
 -- asymm: replace asymm._drift_compare
+-- asymm: replace asymm._annotation_problem
+-- asymm: replace asymm._plan_cost_class
