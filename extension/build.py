@@ -11,9 +11,10 @@ current development version and the one upgrade script into it are rebuilt from 
 
 Conventions (see README, "Extension versions"):
 
-* every ``sql/NN_area.sql`` starts with ``-- asymm: since X.Y.Z``: the version that introduced it,
-  or with ``-- asymm: always``: idempotent statements (privileges) that end every script;
-* ``asymm--<current>.sql`` is the concatenation of all of ``sql/*.sql`` in name order;
+* every ``sql/NN_area.sql``, and every part ``sql/NN_area/MM_part.sql`` of an area split one part
+  a file, starts with ``-- asymm: since X.Y.Z``: the version that introduced it, or with
+  ``-- asymm: always``: idempotent statements (privileges) that end every script;
+* ``asymm--<current>.sql`` is the concatenation of all of them in path order (objects before users);
 * ``asymm--<latest released>--<current>.sql`` is ``sql/upgrade/<latest>--<current>.sql`` (changes to
   objects that already existed) followed by every source file whose ``since`` is newer than
   ``latest``; older versions reach ``current`` through the frozen chain;
@@ -98,9 +99,15 @@ def latest_released() -> str:
     return max(versions, key=version_tuple)
 
 
+def source_paths() -> list[Path]:
+    """``sql/*.sql`` and ``sql/<area>/*.sql`` (an area split one part a file), in path order."""
+    paths = [*SOURCES.glob("*.sql"), *(p for p in SOURCES.glob("*/*.sql") if p.parent.name != "upgrade")]
+    return sorted(paths, key=lambda path: path.relative_to(SOURCES).as_posix())
+
+
 def source_files() -> list[tuple[Path, tuple[int, int, int]]]:
     files = []
-    for path in sorted(SOURCES.glob("*.sql")):
+    for path in source_paths():
         first_line = path.read_text().split("\n", 1)[0]
         if first_line.strip() == ALWAYS_HEADER:
             files.append((path, ALWAYS))
@@ -182,7 +189,7 @@ def plan() -> dict[str, str]:
 
 
 def inputs() -> list[Path]:
-    found = [HERE / "asymm.control", MANIFEST, *SOURCES.glob("*.sql"), *(SOURCES / "upgrade").glob("*.sql")]
+    found = [HERE / "asymm.control", MANIFEST, *source_paths(), *(SOURCES / "upgrade").glob("*.sql")]
     for path in list(found):
         if path.suffix == ".sql":
             found += included_paths(path.read_text())

@@ -94,11 +94,11 @@ def test_built_plpython_bodies_compile_as_plpython_wraps_them(scripts: dict[str,
             compile(source, name, "exec")  # a "from __future__" import would be a SyntaxError here
 
 
-def test_long_plpython_bodies_live_in_python_modules() -> None:
+def test_long_plpython_bodies_live_in_python_modules(build: ModuleType) -> None:
     """A PL/Python body longer than about 50 lines belongs in a module that ruff, mypy and tests see."""
-    for path in sorted((REPO / "sql").glob("*.sql")):
+    for path in build.source_paths():
         for name, body in plpython_bodies(path.read_text()).items():
-            assert len(body.splitlines()) <= 50, f"{path.name}: {name} has {len(body.splitlines())} lines inline"
+            assert len(body.splitlines()) <= 50, f"{path}: {name} has {len(body.splitlines())} lines inline"
 
 
 def _splice(build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sql: str, module: str) -> str:
@@ -129,3 +129,12 @@ def test_include_outside_a_function_body_is_refused(build: ModuleType, tmp_path:
     sql = "CREATE FUNCTION f() RETURNS int\nAS $plpython$\nreturn 1\n$plpython$;\n-- asymm: include m.py\n"
     with pytest.raises(build.BuildError, match="must be inside"):
         _splice(build, tmp_path, monkeypatch, sql, "x = 1\n")
+
+
+def test_sources_are_split_one_area_a_file(build: ModuleType) -> None:
+    """Big areas are directories of parts (objects before their users, in path order)."""
+    for path in build.source_paths():
+        assert len(path.read_text().splitlines()) <= 300, f"{path}: split it into sql/<area>/NN_part.sql"
+    order = [p.relative_to(REPO / "sql").as_posix() for p in build.source_paths()]
+    assert order.index("02_settings.sql") < order.index("10_annotations/10_entries.sql")
+    assert order.index("50_drift/30_report.sql") < order.index("99_privileges.sql") == len(order) - 1

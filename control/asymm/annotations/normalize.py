@@ -1,7 +1,7 @@
 """Query normalization ("asymm fingerprint v1"): the one tokenizer of both the server and the CLI.
 
 Why here and standard library only: ``extension/build.py`` splices this file into the PL/Python
-function ``asymm.normalize_query`` (``sql/10_annotations.sql``), whose interpreter has only the
+function ``asymm.normalize_query`` (``sql/10_annotations/40_fingerprints.sql``), whose interpreter has only the
 standard library, and :mod:`asymm.annotations.fingerprint` imports it, so the fingerprint the
 control plane computes is the server's by construction.  Spliced into a function body, it must
 not use ``from __future__`` imports or ``global``.

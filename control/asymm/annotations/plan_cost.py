@@ -1,7 +1,7 @@
 """Cost class of a plan from its shape: the body of the PL/Python function ``asymm._plan_cost_class``.
 
 Why a module: ``extension/build.py`` splices this file into that function
-(``sql/12_annotations_coherence.sql``), so that ruff, mypy and unit tests see it; it runs inside
+(``sql/12_annotations_coherence/20_cost_class.sql``), so that ruff, mypy and unit tests see it; it runs inside
 the server, standard library only, and must not use ``from __future__`` imports or ``global``.
 Index or primary-key lookup -> O(log n), full scan -> O(n), sort of a scan -> O(n log n), nested
 loop over two scans -> O(n^2), no scan at all -> O(1); the worst node wins.  What is not a plan

@@ -1,7 +1,7 @@
 """What is wrong with an annotation row: the body of the PL/Python function ``asymm._annotation_problem``.
 
 Why a module: ``extension/build.py`` splices this file into that function
-(``sql/10_annotations.sql``), so that ruff, mypy and unit tests see it; it runs inside the server,
+(``sql/10_annotations/20_validation.sql``), so that ruff, mypy and unit tests see it; it runs inside the server,
 standard library only, and must not use ``from __future__`` imports or ``global``.  The answer is
 ``[field, message, hint]`` (the validation trigger raises it) or None when the row is valid.
 """

@@ -1,6 +1,6 @@
 """Schema drift: compare two snapshots and plan the statements that go back to the first.
 
-Why here: this is the body of the PL/Python function ``asymm._drift_compare`` (``sql/50_drift.sql``),
+Why here: this is the body of the PL/Python function ``asymm._drift_compare`` (``sql/50_drift/30_report.sql``),
 which ``extension/build.py`` splices in, so that ruff, mypy and unit tests see it.  It runs inside
 the server, with the standard library only; ``plpy`` (PL/Python's module) is passed in, so that a
 test can give a stand-in.  Spliced into a function body, it must not use ``from __future__``
