@@ -138,3 +138,22 @@ def test_sources_are_split_one_area_a_file(build: ModuleType) -> None:
     order = [p.relative_to(REPO / "sql").as_posix() for p in build.source_paths()]
     assert order.index("02_settings.sql") < order.index("10_annotations/10_entries.sql")
     assert order.index("50_drift/30_report.sql") < order.index("99_privileges.sql") == len(order) - 1
+
+
+def test_release_freezes_the_current_scripts_and_asks_for_a_new_version(build: ModuleType, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in [*EXTENSION.glob("asymm--*.sql"), EXTENSION / "frozen.sha256", EXTENSION / "asymm.control"]:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(build, "HERE", tmp_path)
+    monkeypatch.setattr(build, "MANIFEST", tmp_path / "frozen.sha256")
+    current = build.current_version()
+    built = build.plan()
+    build.release()
+    build.check_frozen()
+    for name, content in built.items():
+        assert (tmp_path / name).read_text() == content
+    with pytest.raises(build.BuildError, match="released already"):
+        build.plan()
+    control = tmp_path / "asymm.control"
+    control.write_text(control.read_text().replace(f"'{current}'", "'99.0.0'"))
+    assert set(build.plan()) == {"asymm--99.0.0.sql", f"asymm--{current}--99.0.0.sql"}
