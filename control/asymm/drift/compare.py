@@ -23,14 +23,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     qi = plpy.quote_ident
     ql = plpy.quote_literal
 
-
     def key(o: Any) -> Any:
         return (o["kind"], o["key"])
 
-
     def ident_key(o: Any) -> Any:
         return (o["kind"], o["identity"])
-
 
     bmap = {key(o): o for o in B}
     cmap = {key(o): o for o in C}
@@ -68,7 +65,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     renames.sort(key=lambda r: -len(r[0]))
     TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source")
 
-
     def translate(value: Any) -> Any:
         if not isinstance(value, str):
             return value
@@ -76,13 +72,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             value = value.replace(cur_text, base_text)
         return value
 
-
     base_by_key = {o["key"]: o for o in B}
     cur_by_key = {o["key"]: o for o in C}
     REL_CHILD = {"column", "constraint", "index", "trigger"}
     REL_KW = {"table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "index": "INDEX", "function": "FUNCTION",
               "schema": "SCHEMA"}
-
 
     def kw(o: Any) -> Any:
         if o["kind"] == "view" and o["props"].get("relkind") == "m":
@@ -91,10 +85,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return "PROCEDURE"
         return REL_KW[o["kind"]]
 
-
     def parent_base(o: Any) -> Any:
         return base_by_key.get(o["parent"]) if o.get("parent") else None
-
 
     def parent_paired(o_cur: Any) -> Any:
         """The baseline partner of a current object's parent, if any."""
@@ -104,12 +96,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         c = cur_by_key.get(p)
         return rpair.get(("table", p)) or rpair.get(("schema", p)) if c is not None else None
 
-
     def table_now(o_cur: Any) -> Any:
         """Name of a current object's table once the plan has renamed things back."""
         pb = parent_paired(o_cur)
         return pb["qname"] if pb else cur_by_key[o_cur["parent"]]["qname"]
-
 
     def schema_name_after(cur_parent_key: Any) -> Any:
         pb = rpair.get(("schema", cur_parent_key))
@@ -118,13 +108,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         c = cur_by_key.get(cur_parent_key)
         return c["name"] if c else None
 
-
     items = []
-
 
     def stmt(phase: Any, sql: Any, hazards: Any = (), transactional: Any = True, online: Any = False) -> Any:
         return {"phase": phase, "sql": sql, "hazards": list(hazards), "transactional": transactional, "online": online}
-
 
     def add(kind: Any, obj_b: Any, obj_c: Any, prop: Any, old: Any, new: Any, severity: Any, hazards: Any,
             plan: Any, detail: Any = "") -> Any:
@@ -148,7 +135,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                                           if x and x["props"].get("partition_of")}),
         })
 
-
     # ---- code that a statement runs ----------------------------------------------------------------
     # Some ALTER TABLE forms evaluate an expression a role wrote, with the rights of whoever runs the
     # statement (ADD COLUMN's default, once, for the "missing value"; a generated column; a domain's
@@ -165,10 +151,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     _CAST = re.compile(r'::(' + _IDENT + r')\.(' + _IDENT + r')')
     _owner_plans = {}
 
-
     def unquote(ident: Any) -> Any:
         return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
-
 
     def catalog_owners(what: Any, schema: Any, name: Any) -> Any:
         """Owners the catalog knows of a function, operator or type called schema.name."""
@@ -184,7 +168,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             _owner_plans[what] = plpy.prepare(queries[what], ["text", "text"])
         return [r["o"] for r in plpy.execute(_owner_plans[what], [schema, name])]
 
-
     def owners_of(what: Any, schema_q: Any, name_q: Any) -> Any:
         schema, name = unquote(schema_q), unquote(name_q)
         if what == "function":
@@ -193,7 +176,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             if known:
                 return known
         return sorted(set(catalog_owners(what, schema, name))) or [None]
-
 
     def expr_code(expr: Any) -> Any:
         """[(owner, label)] of the other roles' code an expression calls: qualified functions,
@@ -214,9 +196,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 found += [(o, f"cast to {m.group(1)}.{m.group(2)}") for o in owners_of("type", m.group(1), m.group(2))]
         return found
 
-
     _domain_plan: list[Any] = []
-
 
     def type_code(type_text: Any) -> Any:
         """A domain with CHECK constraints runs them on every value it takes, the first time even
@@ -234,7 +214,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return []
         return [(r["o"], f"checks of domain {type_text}") for r in rows]
 
-
     def runs_code(*found_lists: Any) -> Any:
         """One "runs code of role X: ..." hazard per role, in a stable order."""
         by_owner: dict[Any, Any] = {}
@@ -246,7 +225,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return [("runs code of role " + qi(owner) if owner else "runs code of an unknown role") + ": "
                 + ", ".join(labels) for owner, labels in sorted(by_owner.items(), key=lambda kv: kv[0] or "")]
 
-
     def table_check_code(table_q: Any) -> Any:
         """Code of the CHECK constraints of a table (in the baseline or now): an ALTER TYPE re-validates
         those on the column; SET NOT NULL and ATTACH PARTITION constant-fold all of them, to see whether
@@ -254,14 +232,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return [x for k in B + C if k["kind"] == "constraint" and k["props"].get("type") == "c"
                 and k["props"].get("_table") == table_q for x in expr_code(k["props"].get("def"))]
 
-
     def partition_key_code(parent_q: Any) -> Any:
         """A partition key runs its expressions over the rows of a partition being attached."""
         for t in B + C:
             if t["kind"] == "table" and t["qname"] == parent_q and t["props"].get("partition_key"):
                 return expr_code(t["props"]["partition_key"])
         return []
-
 
     # ---- statements that (re)create baseline objects ---------------------------------------------
     # Phases: functions are (re)created at 50, before everything that calls them: column defaults
@@ -283,11 +259,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             s += " NOT NULL"
         return s
 
-
     def set_default(table: Any, col: Any) -> Any:
         """ALTER COLUMN ... SET DEFAULT stores the expression and evaluates nothing."""
         return stmt(52, f"ALTER TABLE {table} ALTER COLUMN {col['qname']} SET DEFAULT {col['props']['default']}")
-
 
     def add_column(table: Any, col: Any) -> Any:
         """Re-add a dropped column without evaluating its owner's code where that can be avoided.
@@ -311,7 +285,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             plan += not_null_route(table, col["qname"], col["name"], phase=43 if phase == 40 else 53)
         return plan
 
-
     def not_null_route(table: Any, col_q: Any, col_name: Any, phase: Any = 43) -> Any:
         cname = qi(("asymm_nn_" + col_name)[:63])
         return [
@@ -322,7 +295,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                  hazards=runs_code(table_check_code(table))),
             stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
         ]
-
 
     def create_constraint(k: Any, fresh_table: Any = False) -> Any:
         p = k["props"]
@@ -346,13 +318,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
                      hazards=() if fresh_table else ("long exclusive lock",))]
 
-
     def create_index(i: Any, fresh_table: Any = False) -> Any:
         p = i["props"]
         if p.get("_partitioned") or fresh_table:
             return [stmt(61, p["_ddl"], hazards=() if fresh_table else ("blocks writes while building",))]
         return [stmt(61, p["_ddl"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1), transactional=False, online=True)]
-
 
     def acl_plan(o: Any, old: Any, new: Any, phase: Any = 81) -> Any:
         target = kw(o) + " " + o["qname"]
@@ -368,13 +338,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                                    + (" WITH GRANT OPTION" if len(parts) > 2 else "")))
         return out
 
-
     def children(base_parent_key: Any, kind: Any) -> Any:
         return [o for o in B if o.get("parent") == base_parent_key and o["kind"] == kind]
 
-
     ACL_KIND = {"table": "r", "view": "r", "sequence": "s", "function": "f", "schema": "n"}
-
 
     def ownership_after_create(o: Any) -> Any:
         """A re-created object starts with the creator as owner and default privileges: put back
@@ -391,10 +358,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             % (ql(ACL_KIND[o["kind"]]), ql(p["owner"])))[0]["a"])
         return out + acl_plan(o, p.get("acl") or [], default)
 
-
     def create_relation(o: Any) -> Any:
         return create_relation_only(o) + ownership_after_create(o)
-
 
     def create_relation_only(o: Any) -> Any:
         p = o["props"]
@@ -451,7 +416,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return [stmt(30, f"CREATE SCHEMA {o['qname']}")]
         raise ValueError(o["kind"])
 
-
     def drop_relation(o: Any, for_added: Any = True) -> Any:
         p = o["props"]
         if o["kind"] == "table":
@@ -469,7 +433,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 return [stmt(14, f"DROP INDEX {o['qname']}")]
             return [stmt(14, f"DROP INDEX CONCURRENTLY {o['qname']}", transactional=False, online=True)]
         raise ValueError(o["kind"])
-
 
     # ---- removed -----------------------------------------------------------------------------------
     removed_keys = {o["key"] for o in B if key(o) not in pair}
