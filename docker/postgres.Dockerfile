@@ -10,6 +10,8 @@ RUN apt-get update \
 
 COPY extension /src/asymm/extension
 COPY sql /src/asymm/sql
+# Long PL/Python bodies are spliced in from the control package (extension/build.py).
+COPY control/asymm /src/asymm/control/asymm
 COPY tests/regress /src/asymm/tests/regress
 # The extension has a C part (extension/src): compiled here, then the build tools go.
 RUN make -C /src/asymm/extension install \

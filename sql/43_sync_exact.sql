@@ -1,7 +1,7 @@
 -- asymm: since 0.2.0
 -- Keeping Redis exact through DDL on tracked tables (issue 16, points 4 and 5): column changes,
 -- and partitions written, attached, detached, truncated or dropped on their own.  Called from the
--- event triggers and asymm.track()/untrack() in sql/40_sync.sql.
+-- event triggers and asymm.track()/untrack() in sql/40_sync/.
 
 -- Columns.  The sync writes each row as JSON of all its columns, so ADD COLUMN (with or without a
 -- DEFAULT), DROP COLUMN, ALTER COLUMN ... TYPE and RENAME COLUMN change the document of every

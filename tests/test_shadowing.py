@@ -89,7 +89,7 @@ def names_in_sources() -> set[str]:
     """Every identifier that asymm's SQL or Python text calls like a function."""
     found: set[str] = set()
     call = re.compile(r"(?<![\w.\"])([a-z_][a-z0-9_]*)\s*\(")
-    for path in [*(REPO / "sql").glob("*.sql"), *(REPO / "control" / "asymm").rglob("*.py")]:
+    for path in [*(REPO / "sql").rglob("*.sql"), *(REPO / "control" / "asymm").rglob("*.py")]:
         found.update(call.findall(path.read_text().lower()))
     return found
 

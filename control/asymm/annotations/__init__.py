@@ -1,7 +1,7 @@
 """Annotations from the control plane: thin, typed wrappers over the SQL API.
 
 The catalog, its validation, lifecycle, inference and coherence all live in the extension
-(``sql/10_annotations.sql`` ...); this package only calls them, so the CLI, the daemon and tests
+(``sql/10_annotations/`` ...); this package only calls them, so the CLI, the daemon and tests
 see exactly what a SQL user sees.
 """
 

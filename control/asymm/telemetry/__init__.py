@@ -1,4 +1,4 @@
-"""Telemetry (UX-Sonar and State Sonar): the Python side of ``sql/20_telemetry.sql``.
+"""Telemetry (UX-Sonar and State Sonar): the Python side of ``sql/20_telemetry/``.
 
 The work itself is set-based SQL inside the server (``asymm.snapshot()`` reads
 ``pg_stat_statements`` once per call and writes only what moved); this module calls it, shapes

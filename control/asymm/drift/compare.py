@@ -1,0 +1,655 @@
+"""Schema drift: compare two snapshots and plan the statements that go back to the first.
+
+Why here: this is the body of the PL/Python function ``asymm._drift_compare`` (``sql/50_drift/30_report.sql``),
+which ``extension/build.py`` splices in, so that ruff, mypy and unit tests see it.  It runs inside
+the server, with the standard library only; ``plpy`` (PL/Python's module) is passed in, so that a
+test can give a stand-in.  Spliced into a function body, it must not use ``from __future__``
+imports or ``global``.  Objects are paired by OID key within the same database, then by identity;
+renames and moves are reported as such; each item carries a plan back to the baseline.
+"""
+
+import json
+import re
+from typing import Any
+
+
+def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str, plpy: Any) -> str | None:
+    """JSON array of drift items from snapshot ``base`` to snapshot ``cur`` (NULL when either is)."""
+
+    if base is None or cur is None:
+        return None  # as a STRICT function would: nothing to compare
+    B = json.loads(base)
+    C = json.loads(cur)
+    qi = plpy.quote_ident
+    ql = plpy.quote_literal
+
+    def key(o: Any) -> Any:
+        return (o["kind"], o["key"])
+
+    def ident_key(o: Any) -> Any:
+        return (o["kind"], o["identity"])
+
+    bmap = {key(o): o for o in B}
+    cmap = {key(o): o for o in C}
+    pair = {}      # base key -> cur object
+    rpair = {}     # cur key -> base object
+    if same_db:
+        for k, o in bmap.items():
+            if k in cmap:
+                pair[k] = cmap[k]
+                rpair[k] = o
+    cur_by_ident: dict[Any, Any] = {}
+    for k, o in cmap.items():
+        if k not in rpair:
+            cur_by_ident.setdefault(ident_key(o), o)
+    for k, o in bmap.items():
+        if k in pair:
+            continue
+        c = cur_by_ident.pop(ident_key(o), None)
+        if c is not None:
+            pair[k] = c
+            rpair[key(c)] = o
+
+    # Definitions print qualified names: once a schema or relation is renamed, every view, trigger,
+    # default or partition that mentions it prints differently.  Translate current names back to the
+    # baseline names before comparing, so one rename is reported once.
+    renames = []
+    for k, o in bmap.items():
+        c = pair.get(k)
+        if c is None or o["kind"] not in ("schema", "table", "view", "sequence", "function"):
+            continue
+        if o["kind"] == "schema" and o["name"] != c["name"]:
+            renames.append((c["qname"] + ".", o["qname"] + "."))
+        elif o["kind"] in ("table", "view", "sequence") and o["qname"] != c["qname"]:
+            renames.append((c["qname"], o["qname"]))
+    renames.sort(key=lambda r: -len(r[0]))
+    TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source")
+
+    def translate(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        for cur_text, base_text in renames:
+            value = value.replace(cur_text, base_text)
+        return value
+
+    base_by_key = {o["key"]: o for o in B}
+    cur_by_key = {o["key"]: o for o in C}
+    REL_CHILD = {"column", "constraint", "index", "trigger"}
+    REL_KW = {"table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "index": "INDEX", "function": "FUNCTION",
+              "schema": "SCHEMA"}
+
+    def kw(o: Any) -> Any:
+        if o["kind"] == "view" and o["props"].get("relkind") == "m":
+            return "MATERIALIZED VIEW"
+        if o["kind"] == "function" and o["props"].get("prokind") == "p":
+            return "PROCEDURE"
+        return REL_KW[o["kind"]]
+
+    def parent_base(o: Any) -> Any:
+        return base_by_key.get(o["parent"]) if o.get("parent") else None
+
+    def parent_paired(o_cur: Any) -> Any:
+        """The baseline partner of a current object's parent, if any."""
+        p = o_cur.get("parent")
+        if not p:
+            return None
+        c = cur_by_key.get(p)
+        return rpair.get(("table", p)) or rpair.get(("schema", p)) if c is not None else None
+
+    def table_now(o_cur: Any) -> Any:
+        """Name of a current object's table once the plan has renamed things back."""
+        pb = parent_paired(o_cur)
+        return pb["qname"] if pb else cur_by_key[o_cur["parent"]]["qname"]
+
+    def schema_name_after(cur_parent_key: Any) -> Any:
+        pb = rpair.get(("schema", cur_parent_key))
+        if pb:
+            return pb["name"]
+        c = cur_by_key.get(cur_parent_key)
+        return c["name"] if c else None
+
+    items = []
+
+    def stmt(phase: Any, sql: Any, hazards: Any = (), transactional: Any = True, online: Any = False) -> Any:
+        return {"phase": phase, "sql": sql, "hazards": list(hazards), "transactional": transactional, "online": online}
+
+    def add(kind: Any, obj_b: Any, obj_c: Any, prop: Any, old: Any, new: Any, severity: Any, hazards: Any,
+            plan: Any, detail: Any = "") -> Any:
+        o = obj_b or obj_c
+        oids = sorted({int(x["oid"]) for x in (obj_b, obj_c) if x} |
+                      {int(x["parent"].split(":")[1]) for x in (obj_b, obj_c)
+                       if x and x["kind"] in REL_CHILD and x["parent"]})
+        items.append({
+            "kind": kind, "object_type": o["kind"],
+            "identity": (obj_c or obj_b)["identity"],
+            "baseline_identity": obj_b["identity"] if obj_b else None,
+            "property": prop, "old": old, "new": new, "severity": severity, "hazards": list(hazards),
+            "detail": detail, "plan": plan,
+            "match_oids": oids,
+            "match_identities": sorted({x["identity"] for x in (obj_b, obj_c) if x}
+                                       | {x["identity"].split(" on ", 1)[-1] for x in (obj_b, obj_c)
+                                          if x and x["kind"] in ("constraint", "trigger")}
+                                       | {x["identity"].rsplit(".", 1)[0] for x in (obj_b, obj_c)
+                                          if x and x["kind"] == "column"}
+                                       | {x["props"]["partition_of"] for x in (obj_b, obj_c)
+                                          if x and x["props"].get("partition_of")}),
+        })
+
+    # ---- code that a statement runs ----------------------------------------------------------------
+    # Some ALTER TABLE forms evaluate an expression a role wrote, with the rights of whoever runs the
+    # statement (ADD COLUMN's default, once, for the "missing value"; a generated column; a domain's
+    # checks; VALIDATE of a CHECK; ALTER TYPE ... USING; the partition constraint of ATTACH), even on
+    # an empty table (constant-folding IMMUTABLE calls).  CREATE INDEX and REFRESH run as the table's
+    # owner and are not listed.  Under the pinned search_path, pg_get_expr() qualifies every function,
+    # operator and type outside pg_catalog, so a qualified name is another role's code: the plan
+    # avoids such evaluations where it can and flags the rest with a "runs code of role X" hazard.
+
+    _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+    _STRING = re.compile(r"'(?:[^']|'')*'")
+    _CALL = re.compile(r'(?<![A-Za-z0-9_$."])(' + _IDENT + r')\.(' + _IDENT + r')\s*\(')
+    _OPERATOR = re.compile(r'OPERATOR\((' + _IDENT + r')\.([^)\s]+)\)')
+    _CAST = re.compile(r'::(' + _IDENT + r')\.(' + _IDENT + r')')
+    _owner_plans = {}
+
+    def unquote(ident: Any) -> Any:
+        return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
+
+    def catalog_owners(what: Any, schema: Any, name: Any) -> Any:
+        """Owners the catalog knows of a function, operator or type called schema.name."""
+        queries = {
+            "function": "SELECT DISTINCT pg_get_userbyid(p.proowner) AS o FROM pg_proc p"
+                        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+            "operator": "SELECT DISTINCT pg_get_userbyid(p.oprowner) AS o FROM pg_operator p"
+                        " JOIN pg_namespace n ON n.oid = p.oprnamespace WHERE n.nspname = $1 AND p.oprname = $2",
+            "type": "SELECT DISTINCT pg_get_userbyid(t.typowner) AS o FROM pg_type t"
+                    " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
+        }
+        if what not in _owner_plans:
+            _owner_plans[what] = plpy.prepare(queries[what], ["text", "text"])
+        return [r["o"] for r in plpy.execute(_owner_plans[what], [schema, name])]
+
+    def owners_of(what: Any, schema_q: Any, name_q: Any) -> Any:
+        schema, name = unquote(schema_q), unquote(name_q)
+        if what == "function":
+            known = sorted({f["props"]["owner"] for f in B
+                            if f["kind"] == "function" and f["schema"] == schema and f["name"] == name})
+            if known:
+                return known
+        return sorted(set(catalog_owners(what, schema, name))) or [None]
+
+    def expr_code(expr: Any) -> Any:
+        """[(owner, label)] of the other roles' code an expression calls: qualified functions,
+        operators and casts outside pg_catalog (a cast may run a cast function or a domain's checks)."""
+        if not expr:
+            return []
+        text = _STRING.sub("''", expr)
+        found = []
+        for m in _CALL.finditer(text):
+            if unquote(m.group(1)) != "pg_catalog":
+                found += [(o, f"{m.group(1)}.{m.group(2)}()") for o in owners_of("function", m.group(1), m.group(2))]
+        for m in _OPERATOR.finditer(text):
+            if unquote(m.group(1)) != "pg_catalog":
+                found += [(o, f"OPERATOR({m.group(1)}.{m.group(2)})")
+                          for o in owners_of("operator", m.group(1), m.group(2))]
+        for m in _CAST.finditer(text):
+            if unquote(m.group(1)) != "pg_catalog":
+                found += [(o, f"cast to {m.group(1)}.{m.group(2)}") for o in owners_of("type", m.group(1), m.group(2))]
+        return found
+
+    _domain_plan: list[Any] = []
+
+    def type_code(type_text: Any) -> Any:
+        """A domain with CHECK constraints runs them on every value it takes, the first time even
+        without a row (loading a domain constant-folds its checks)."""
+        if not type_text or "." not in type_text:
+            return []
+        if not _domain_plan:
+            _domain_plan.append(plpy.prepare(
+                "SELECT pg_get_userbyid(t.typowner) AS o FROM pg_type t WHERE t.oid = to_regtype($1)"
+                "   AND t.typtype = 'd' AND EXISTS (SELECT 1 FROM pg_constraint k"
+                "                                    WHERE k.contypid = t.oid AND k.contype = 'c')", ["text"]))
+        try:
+            rows = plpy.execute(_domain_plan[0], [type_text])
+        except plpy.SPIError:
+            return []
+        return [(r["o"], f"checks of domain {type_text}") for r in rows]
+
+    def runs_code(*found_lists: Any) -> Any:
+        """One "runs code of role X: ..." hazard per role, in a stable order."""
+        by_owner: dict[Any, Any] = {}
+        for found in found_lists:
+            for owner, label in found:
+                labels = by_owner.setdefault(owner, [])
+                if label not in labels:
+                    labels.append(label)
+        return [("runs code of role " + qi(owner) if owner else "runs code of an unknown role") + ": "
+                + ", ".join(labels) for owner, labels in sorted(by_owner.items(), key=lambda kv: kv[0] or "")]
+
+    def table_check_code(table_q: Any) -> Any:
+        """Code of the CHECK constraints of a table (in the baseline or now): an ALTER TYPE re-validates
+        those on the column; SET NOT NULL and ATTACH PARTITION constant-fold all of them, to see whether
+        they already prove the new constraint."""
+        return [x for k in B + C if k["kind"] == "constraint" and k["props"].get("type") == "c"
+                and k["props"].get("_table") == table_q for x in expr_code(k["props"].get("def"))]
+
+    def partition_key_code(parent_q: Any) -> Any:
+        """A partition key runs its expressions over the rows of a partition being attached."""
+        for t in B + C:
+            if t["kind"] == "table" and t["qname"] == parent_q and t["props"].get("partition_key"):
+                return expr_code(t["props"]["partition_key"])
+        return []
+
+    # ---- statements that (re)create baseline objects ---------------------------------------------
+    # Phases: functions are (re)created at 50, before everything that calls them: column defaults
+    # with code (SET DEFAULT, 52), columns whose generated expression or default must be evaluated
+    # (52, their NOT NULL at 53), constraints (60-63), indexes (61), views (70), triggers (71).
+
+    def column_sql(col: Any, with_default: Any = True) -> Any:
+        p = col["props"]
+        s = col["qname"] + " " + p["type"]
+        if p.get("collation"):
+            s += " COLLATE " + p["collation"]
+        if p.get("generated"):
+            s += " GENERATED ALWAYS AS (" + p["generated"] + ") STORED"
+        if p.get("identity"):
+            s += " GENERATED " + ("ALWAYS" if p["identity"] == "a" else "BY DEFAULT") + " AS IDENTITY"
+        if p.get("default") is not None and with_default:
+            s += " DEFAULT " + p["default"]
+        if p.get("notnull"):
+            s += " NOT NULL"
+        return s
+
+    def set_default(table: Any, col: Any) -> Any:
+        """ALTER COLUMN ... SET DEFAULT stores the expression and evaluates nothing."""
+        return stmt(52, f"ALTER TABLE {table} ALTER COLUMN {col['qname']} SET DEFAULT {col['props']['default']}")
+
+    def add_column(table: Any, col: Any) -> Any:
+        """Re-add a dropped column without evaluating its owner's code where that can be avoided.
+
+        ADD COLUMN ... DEFAULT evaluates a non-volatile default once, at ALTER time, even on an empty
+        table: a default that calls another role's code is added afterwards with SET DEFAULT, unless
+        the column is NOT NULL (existing rows need its value: flagged, to be run as that role)."""
+        p = col["props"]
+        code = expr_code(p.get("default"))
+        evaluates = bool(p.get("generated")) and bool(expr_code(p["generated"]))
+        split = bool(code) and not p.get("notnull")
+        plain = dict(col, props=dict(p, notnull=False))
+        hazards = ["data loss: the old values cannot be restored",
+                   *runs_code([] if split else code, expr_code(p.get("generated")), type_code(p.get("type")))]
+        phase = 52 if (code and not split) or evaluates else 40
+        plan = [stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}",
+                     hazards=hazards)]
+        if split:
+            plan.append(set_default(table, col))
+        if p.get("notnull") and not p.get("identity"):
+            plan += not_null_route(table, col["qname"], col["name"], phase=43 if phase == 40 else 53)
+        return plan
+
+    def not_null_route(table: Any, col_q: Any, col_name: Any, phase: Any = 43) -> Any:
+        cname = qi(("asymm_nn_" + col_name)[:63])
+        return [
+            stmt(phase, f"ALTER TABLE {table} ADD CONSTRAINT {cname} CHECK ({col_q} IS NOT NULL) NOT VALID",
+                 online=True),
+            stmt(phase, f"ALTER TABLE {table} VALIDATE CONSTRAINT {cname}", online=True),
+            stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True,
+                 hazards=runs_code(table_check_code(table))),
+            stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
+        ]
+
+    def create_constraint(k: Any, fresh_table: Any = False) -> Any:
+        p = k["props"]
+        t = p["_table"]
+        if p["type"] in ("p", "u") and p.get("_index_def") and not p.get("_partitioned") and not fresh_table:
+            idx = p["_index_def"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
+            idx_name = idx.split(" CONCURRENTLY ", 1)[1].split(" ON ", 1)[0]
+            return [stmt(60, idx, transactional=False, online=True),
+                    stmt(60, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} "
+                             f"{'PRIMARY KEY' if p['type'] == 'p' else 'UNIQUE'} USING INDEX {idx_name}", online=True)]
+        phase = 63 if p["type"] == "f" else (60 if p["type"] in ("p", "u", "x") else 62)
+        # A CHECK is added NOT VALID (which evaluates nothing) and then validated, even on a table the
+        # plan just created: validating prepares the expression, which constant-folds its calls.
+        # (A validated CHECK of a new plain table goes inline into its CREATE TABLE instead.)
+        if p["type"] == "c" or (p["type"] == "f" and not fresh_table and not p.get("_partitioned")):
+            out = [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']} NOT VALID", online=True)]
+            if p.get("validated"):
+                out.append(stmt(phase, f"ALTER TABLE {t} VALIDATE CONSTRAINT {k['qname']}", online=True,
+                                hazards=runs_code(expr_code(p["def"])) if p["type"] == "c" else ()))
+            return out
+        return [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
+                     hazards=() if fresh_table else ("long exclusive lock",))]
+
+    def create_index(i: Any, fresh_table: Any = False) -> Any:
+        p = i["props"]
+        if p.get("_partitioned") or fresh_table:
+            return [stmt(61, p["_ddl"], hazards=() if fresh_table else ("blocks writes while building",))]
+        return [stmt(61, p["_ddl"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1), transactional=False, online=True)]
+
+    def acl_plan(o: Any, old: Any, new: Any, phase: Any = 81) -> Any:
+        target = kw(o) + " " + o["qname"]
+        if o["kind"] == "view":
+            target = "TABLE " + o["qname"]
+        out = []
+        for entry in sorted(set(new) - set(old)):
+            grantee, priv = entry.split(":")[:2]
+            out.append(stmt(phase, f"REVOKE {priv} ON {target} FROM {grantee}"))
+        for entry in sorted(set(old) - set(new)):
+            parts = entry.split(":")
+            out.append(stmt(phase, f"GRANT {parts[1]} ON {target} TO {parts[0]}"
+                                   + (" WITH GRANT OPTION" if len(parts) > 2 else "")))
+        return out
+
+    def children(base_parent_key: Any, kind: Any) -> Any:
+        return [o for o in B if o.get("parent") == base_parent_key and o["kind"] == kind]
+
+    ACL_KIND = {"table": "r", "view": "r", "sequence": "s", "function": "f", "schema": "n"}
+
+    def ownership_after_create(o: Any) -> Any:
+        """A re-created object starts with the creator as owner and default privileges: put back
+        the baseline owner and grants."""
+        p = o["props"]
+        if "owner" not in p:
+            return []
+        out = []
+        me = plpy.execute("SELECT current_user AS u")[0]["u"]
+        if p["owner"] != me:
+            out.append(stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(p['owner'])}"))
+        default = json.loads(plpy.execute(
+            "SELECT asymm._drift_acl(acldefault(%s, %s::regrole))::text AS a"  # noqa: UP031 (quoted by ql)
+            % (ql(ACL_KIND[o["kind"]]), ql(p["owner"])))[0]["a"])
+        return out + acl_plan(o, p.get("acl") or [], default)
+
+    def create_relation(o: Any) -> Any:
+        return create_relation_only(o) + ownership_after_create(o)
+
+    def create_relation_only(o: Any) -> Any:
+        p = o["props"]
+        if o["kind"] == "table":
+            inline, later = [], []
+            if p.get("partition_of"):
+                sql = f"CREATE TABLE {o['qname']} PARTITION OF {p['partition_of']} {p['partition_bound']}"
+                hazards = runs_code(partition_key_code(p["partition_of"]))
+            else:
+                cols = sorted(children(o["key"], "column"), key=lambda c: c["props"]["_attnum"])
+                # CREATE TABLE evaluates no default or CHECK, but a default must not name a
+                # function before the plan re-creates it (phase 50): those are set afterwards.
+                later = [c for c in cols if expr_code(c["props"].get("default"))]
+                inline = [k for k in children(o["key"], "constraint")
+                          if k["props"]["type"] == "c" and k["props"].get("validated")]
+                sql = f"CREATE {'UNLOGGED ' if p.get('persistence') == 'u' else ''}TABLE {o['qname']} (" + \
+                    ", ".join([column_sql(c, with_default=c not in later) for c in cols]
+                              + [f"CONSTRAINT {k['qname']} {k['props']['def']}" for k in inline]) + ")"
+                if p.get("partition_key"):
+                    sql += " PARTITION BY " + p["partition_key"]
+                # ... but it plans a generated expression and a partition key (checking that they are
+                # immutable), which constant-folds their calls.
+                hazards = runs_code(expr_code(p.get("partition_key")),
+                                    *[expr_code(c["props"].get("generated")) for c in cols])
+            phase = 32 if not p.get("partition_of") else 33
+            out = [stmt(phase, sql, hazards=hazards)] + [set_default(o["qname"], c) for c in later]
+            for k in children(o["key"], "constraint"):
+                if k not in inline:
+                    out += create_constraint(k, fresh_table=True)
+            for i in children(o["key"], "index"):
+                out += create_index(i, fresh_table=True)
+            for t in children(o["key"], "trigger"):
+                out.append(stmt(71, t["props"]["_ddl"]))
+            return out
+        if o["kind"] == "view":
+            if p["relkind"] == "m":
+                # WITH NO DATA, filled by REFRESH once its owner is back: CREATE ... WITH DATA would run
+                # the view's query (its functions) with the rights of whoever applies the plan, a
+                # superuser; REFRESH runs it as the view's owner, in a security-restricted operation.
+                return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')}"
+                                 " WITH NO DATA"),
+                        stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",))]
+            return [stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
+        if o["kind"] == "sequence":
+            out = [stmt(31, f"CREATE SEQUENCE {o['qname']} AS {p['type']} INCREMENT BY {p['increment']}"
+                            f" MINVALUE {p['min']} MAXVALUE {p['max']} START WITH {p['start']} CACHE {p['cache']}"
+                            + (" CYCLE" if p["cycle"] else ""))]
+            if p.get("owned_by"):
+                out.append(stmt(45, f"ALTER SEQUENCE {o['qname']} OWNED BY {p['owned_by']}"))
+            return out
+        if o["kind"] == "function":
+            return [stmt(50, o["props"]["_ddl"])]
+        if o["kind"] == "schema":
+            return [stmt(30, f"CREATE SCHEMA {o['qname']}")]
+        raise ValueError(o["kind"])
+
+    def drop_relation(o: Any, for_added: Any = True) -> Any:
+        p = o["props"]
+        if o["kind"] == "table":
+            return [stmt(91, f"DROP TABLE {o['qname']}", hazards=("data loss",))]
+        if o["kind"] == "view":
+            return [stmt(11, f"DROP {kw(o)} {o['qname']}")]
+        if o["kind"] == "sequence":
+            return [stmt(92, f"DROP SEQUENCE {o['qname']}", hazards=("data loss",))]
+        if o["kind"] == "function":
+            return [stmt(15, f"DROP {kw(o)} {o['qname']}")]
+        if o["kind"] == "schema":
+            return [stmt(93, f"DROP SCHEMA {o['qname']}")]
+        if o["kind"] == "index":
+            if p.get("_partitioned"):
+                return [stmt(14, f"DROP INDEX {o['qname']}")]
+            return [stmt(14, f"DROP INDEX CONCURRENTLY {o['qname']}", transactional=False, online=True)]
+        raise ValueError(o["kind"])
+
+    # ---- removed -----------------------------------------------------------------------------------
+    removed_keys = {o["key"] for o in B if key(o) not in pair}
+    added_keys = {o["key"] for o in C if key(o) not in rpair}
+
+    for o in B:
+        if key(o) in pair:
+            continue
+        if o["kind"] in REL_CHILD and o["parent"] in removed_keys:
+            continue  # folded into the CREATE TABLE of its table
+        p = o["props"]
+        if o["kind"] == "column":
+            plan = add_column(base_by_key[o["parent"]]["qname"], o)
+            add("removed", o, None, None, p, None, "destructive", ["data loss"], plan)
+        elif o["kind"] == "constraint":
+            add("removed", o, None, None, p["def"], None, "functional", ["constraint dropped"], create_constraint(o))
+        elif o["kind"] == "index":
+            add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], create_index(o))
+        elif o["kind"] == "trigger":
+            add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"],
+                [stmt(71, p["_ddl"])])
+        elif o["kind"] in ("table", "sequence", "schema"):
+            add("removed", o, None, None, None, None, "destructive", ["data loss"] if o["kind"] != "schema" else [],
+                create_relation(o))
+        else:
+            add("removed", o, None, None, None, None, "functional", [], create_relation(o))
+
+    # ---- added -------------------------------------------------------------------------------------
+    for o in C:
+        if key(o) in rpair:
+            continue
+        if o["kind"] in REL_CHILD and o["parent"] in added_keys:
+            continue
+        p = o["props"]
+        if o["kind"] == "column":
+            t = table_now(o)
+            add("added", None, o, None, None, p, "functional", [],
+                [stmt(90, f"ALTER TABLE {t} DROP COLUMN {o['qname']}", hazards=("data loss",))])
+        elif o["kind"] == "constraint":
+            add("added", None, o, None, None, p["def"], "functional", [],
+                [stmt(12 if p["type"] == "f" else 13, f"ALTER TABLE {p['_table']} DROP CONSTRAINT {o['qname']}")])
+        elif o["kind"] == "index":
+            add("added", None, o, None, None, p["def"], "cosmetic", [], drop_relation(o))
+        elif o["kind"] == "trigger":
+            add("added", None, o, None, None, p["def"], "functional", [],
+                [stmt(10, f"DROP TRIGGER {o['qname']} ON {p['_table']}")])
+        else:
+            add("added", None, o, None, None, None, "functional", [], drop_relation(o))
+
+    # ---- paired: renamed, moved, changed -----------------------------------------------------------
+    ENABLED = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+    for o in B:
+        c = pair.get(key(o))
+        if c is None:
+            continue
+        bp, cp = o["props"], c["props"]
+        kind = o["kind"]
+        # moved: a relation or function whose schema is not the partner of the baseline schema
+        if kind in ("table", "view", "sequence", "function"):
+            sb = pair.get(("schema", o["parent"]))
+            moved = (sb["key"] != c["parent"]) if sb else (o["schema"] != c["schema"])
+            cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + \
+                c["qname"].split(".", 1)[1]
+            plan = []
+            if moved:
+                plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} SET SCHEMA {qi(o['schema'])}"))
+                cur_q = qi(o["schema"]) + "." + cur_q.split(".", 1)[1]
+            if o["name"] != c["name"]:
+                plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} RENAME TO {qi(o['name'])}"))
+            if moved:
+                add("moved", o, c, "schema", o["schema"], c["schema"], "functional", ["breaks dependents"], plan)
+            elif plan:
+                add("renamed", o, c, "name", o["name"], c["name"], "functional", ["breaks dependents"], plan)
+        elif kind == "schema" and o["name"] != c["name"]:
+            add("renamed", o, c, "name", o["name"], c["name"], "functional", ["breaks dependents"],
+                [stmt(20, f"ALTER SCHEMA {c['qname']} RENAME TO {o['qname']}")])
+        elif kind in REL_CHILD and o["name"] != c["name"]:
+            t = base_by_key[o["parent"]]["qname"]
+            if kind == "column":
+                sql = f"ALTER TABLE {t} RENAME COLUMN {c['qname']} TO {o['qname']}"
+            elif kind == "constraint":
+                sql = f"ALTER TABLE {t} RENAME CONSTRAINT {c['qname']} TO {o['qname']}"
+            elif kind == "trigger":
+                sql = f"ALTER TRIGGER {c['qname']} ON {t} RENAME TO {o['qname']}"
+            else:
+                sql = f"ALTER INDEX {qi(o['schema'])}.{qi(c['name'])} RENAME TO {qi(o['name'])}"
+            add("renamed", o, c, "name", o["name"], c["name"], "functional" if kind == "column" else "cosmetic",
+                ["breaks dependents"] if kind == "column" else [], [stmt(22, sql)])
+
+        # property changes
+        for prop in sorted(set(bp) | set(cp)):
+            if prop.startswith("_"):
+                continue
+            old, new = bp.get(prop), cp.get(prop)
+            if old == new or (prop in TRANSLATED and old == translate(new)):
+                continue
+            plan, severity, hazards, k = [], "functional", [], "changed"
+            if kind == "column":
+                t = base_by_key[o["parent"]]["qname"]
+                col = o["qname"]
+                if prop == "type":
+                    hazards = ["table rewrite", "long exclusive lock"]
+                    # The cast may be another role's (cast function, domain checks), and the rewrite
+                    # re-validates the table's CHECKs on the column.
+                    plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
+                                 hazards=["table rewrite", "long exclusive lock", "possible data loss",
+                                          *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t))])]
+                elif prop == "default":
+                    # SET DEFAULT evaluates nothing; after phase 50, so that its functions exist.
+                    plan = [stmt(52, f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {old}") if old is not None
+                            else stmt(42, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")]
+                elif prop == "notnull":
+                    if old:
+                        plan = not_null_route(t, col, o["name"])
+                    else:
+                        plan = [stmt(43, f"ALTER TABLE {t} ALTER COLUMN {col} DROP NOT NULL")]
+                        hazards = ["long exclusive lock"]
+                elif prop == "identity":
+                    if old and not new:
+                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} ADD GENERATED "
+                                         f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'} AS IDENTITY")]
+                    elif new and not old:
+                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP IDENTITY")]
+                    else:
+                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} SET GENERATED "
+                                         f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'}")]
+                elif prop == "generated":
+                    if new and not old:
+                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION")]
+                    else:
+                        code = runs_code(expr_code(old), expr_code(bp.get("default")), type_code(bp.get("type")))
+                        plan = [stmt(44, f"ALTER TABLE {t} DROP COLUMN {col}", hazards=("data loss",)),
+                                stmt(52 if code else 44, f"ALTER TABLE {t} ADD COLUMN {column_sql(o)}",
+                                     hazards=["table rewrite", "long exclusive lock", *code])]
+                        hazards = ["table rewrite"]
+                elif prop == "collation":
+                    plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {bp['type']}"
+                                     + (f" COLLATE {old}" if old else ' COLLATE "default"'),
+                                 hazards=["long exclusive lock",
+                                          *runs_code(type_code(bp["type"]), table_check_code(t))])]
+            elif kind == "constraint":
+                t = bp["_table"]
+                if prop == "validated" and old and not new:
+                    k, hazards = "invalid", ["constraint not validated"]
+                    plan = [stmt(62, f"ALTER TABLE {t} VALIDATE CONSTRAINT {o['qname']}", online=True,
+                                 hazards=runs_code(expr_code(bp["def"])) if bp.get("type") == "c" else ())]
+                elif prop == "validated":
+                    severity = "cosmetic"
+                else:
+                    plan = [stmt(13, f"ALTER TABLE {cp['_table']} DROP CONSTRAINT {c['qname']}"), *create_constraint(o)]
+            elif kind == "index":
+                if prop == "valid" and old and not new:
+                    k, hazards = "invalid", ["index invalid"]
+                    # Drop and rebuild rather than REINDEX: pg_dump leaves invalid indexes out, and an
+                    # invalid index left by a failed CREATE INDEX CONCURRENTLY is best rebuilt anew.
+                    plan = [stmt(14, f"DROP INDEX CONCURRENTLY IF EXISTS {qi(o['schema'])}.{qi(c['name'])}",
+                                 transactional=False, online=True), *create_index(o)]
+                elif prop == "valid":
+                    severity = "cosmetic"
+                elif prop in ("def", "unique"):
+                    if prop == "unique" and "def" in [p2 for p2 in bp if bp.get(p2) != cp.get(p2)]:
+                        continue
+                    hazards = ["index dropped"]
+                    plan = drop_relation(dict(c, qname=qi(o["schema"]) + "." + qi(o["name"]))) + create_index(o)
+            elif kind == "trigger":
+                if prop == "enabled":
+                    plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
+                else:
+                    plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), stmt(71, bp["_ddl"])]
+            elif prop == "owner":
+                plan = [stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(old)}")]
+                hazards = ["privilege change"]
+            elif prop == "acl":
+                plan = acl_plan(o, old, new)
+                hazards = ["privilege change"]
+            elif kind == "view":
+                # CREATE OR REPLACE VIEW cannot drop or retype columns: drop and re-create instead.
+                plan = [stmt(11, f"DROP {kw(c)} {o['qname']}", hazards=("breaks dependents",)), *create_relation(o)]
+            elif kind == "function":
+                # One statement for all the changes of a function: the first changed property carries it.
+                changed = [p2 for p2 in sorted(set(bp) | set(cp)) if not p2.startswith("_")
+                           and p2 not in ("owner", "acl") and bp.get(p2) != cp.get(p2)
+                           and not (p2 in TRANSLATED and bp.get(p2) == translate(cp.get(p2)))]
+                if prop != changed[0]:
+                    plan = []
+                elif {"result", "prokind"} & set(changed):
+                    plan = [stmt(15, f"DROP {kw(c)} {o['qname']}"), *create_relation(o)]
+                else:
+                    plan = [stmt(50, bp["_ddl"])]
+            elif kind == "sequence":
+                clause = {"type": f"AS {old}", "start": f"START WITH {old}", "increment": f"INCREMENT BY {old}",
+                          "min": f"MINVALUE {old}", "max": f"MAXVALUE {old}", "cycle": "CYCLE" if old else "NO CYCLE",
+                          "cache": f"CACHE {old}", "owned_by": f"OWNED BY {old or 'NONE'}"}[prop]
+                plan = [stmt(45, f"ALTER SEQUENCE {o['qname']} {clause}")]
+            elif kind == "table":
+                t = o["qname"]
+                if prop in ("partition_of", "partition_bound"):
+                    if prop == "partition_bound" and "partition_of" in [p2 for p2 in bp if bp.get(p2) != cp.get(p2)]:
+                        continue
+                    plan = []
+                    if new:
+                        plan.append(stmt(33, f"ALTER TABLE {cp['partition_of']} DETACH PARTITION {t}"))
+                    if old:
+                        plan.append(stmt(33, f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
+                                             f"ATTACH PARTITION {t} {bp['partition_bound']}",
+                                         hazards=["scans the partition", *runs_code(partition_key_code(
+                                         old if prop == 'partition_of' else bp['partition_of']),
+                                         table_check_code(t))]))
+                elif prop == "persistence":
+                    plan = [stmt(41, f"ALTER TABLE {t} SET {'UNLOGGED' if old == 'u' else 'LOGGED'}",
+                                 hazards=("table rewrite", "long exclusive lock"))]
+                else:
+                    plan = []
+                    severity = "destructive"
+                    hazards = ["data loss"]
+            add(k, o, c, prop, old, new, severity, hazards, plan)
+
+    order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
+    items.sort(key=lambda i: (order[i["kind"]], i["object_type"], i["identity"], i["property"] or ""))
+    return json.dumps(items)

@@ -1,0 +1,9 @@
+-- Upgrade 0.2.0 -> 0.3.0: changes to objects that already existed in 0.2.0 (build.py appends the
+-- sources new in 0.3.0 and sql/99_privileges.sql).  Each "replace" line becomes the function's
+-- current CREATE FUNCTION statement, as CREATE OR REPLACE (its comment and grants are kept).
+
+-- PL/Python bodies now spliced from the control package (same behaviour, new source text).
+-- asymm: replace asymm.normalize_query
+-- asymm: replace asymm._drift_compare
+-- asymm: replace asymm._annotation_problem
+-- asymm: replace asymm._plan_cost_class
