@@ -1,9 +1,9 @@
 """A real ``asymm daemon`` process for tests: started on a free HTTP port, asked over HTTP, stopped.
 
-``start_daemon`` is registered as a fixture in ``conftest.py``.  The API needs a bearer token, so
-the daemon gets :data:`TOKEN` through ``ASYMM_HTTP_TOKEN`` and :meth:`Running.get` sends it; a test
-that wants the daemon's own generated token passes ``env={"ASYMM_HTTP_TOKEN": ""}`` (an empty value
-is no token) and reads it with :meth:`Running.token_from_file`.
+``start_daemon`` is a fixture of this pytest plugin (registered in ``tests/conftest.py``).  The API
+needs a bearer token, so the daemon gets :data:`TOKEN` through ``ASYMM_HTTP_TOKEN`` and
+:meth:`Running.get` sends it; a test that wants the daemon's own generated token passes
+``env={"ASYMM_HTTP_TOKEN": ""}`` (an empty value is no token) and reads it with :meth:`Running.token_from_file`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.harness.product import ASYMM
+from tests.harness.waiting import wait_for
 
-ASYMM = str(Path(sys.executable).with_name("asymm"))
 TOKEN = "daemon-process-test-token-0123456789"
 
 

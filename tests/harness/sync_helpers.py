@@ -5,36 +5,18 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import redis
 
-from asymm.sandbox import Sandbox
-from asymm.sync import SyncEngine
-from asymm.sync.redis_io import connect_redis
-from asymm.sync.tables import Protector
-from asymm.sync.verify import Mismatches, compare
-
-ASYMM = str(Path(sys.executable).with_name("asymm"))
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except (psycopg.Error, redis.RedisError):
-            pass  # a server restarting in the test: ask again
-        time.sleep(interval)
-    return False
+from tests.harness.product import ASYMM as ASYMM
+from tests.harness.product import Mismatches, Protector, Sandbox, SyncEngine, compare, connect_redis
+from tests.harness.waiting import wait_for as wait_for
 
 
 def make_items(dsn: str, rows: int = 200) -> None:
@@ -135,7 +117,7 @@ def full_compare(dsn: str, redis_url: str) -> Mismatches:
         client.close()
 
 
-# Fixtures of the sync test modules (registered for every module in conftest.py).
+# Fixtures of the sync test modules (a pytest plugin: registered in tests/conftest.py).
 
 @pytest.fixture
 def redis_url(sandbox: Sandbox) -> str:

@@ -21,7 +21,7 @@ from asymm.advisor.workload import Statement
 from asymm.cli import main
 from asymm.db import connect
 from asymm.errors import AsymmError
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;

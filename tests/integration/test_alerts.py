@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from asymm.sandbox import Sandbox
-from tests.test_daemon_notify import Receiver
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
+from tests.unit.test_daemon_notify import Receiver
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 

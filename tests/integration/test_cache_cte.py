@@ -12,7 +12,7 @@ import psycopg
 
 from asymm.cache import Cache, statement_tables
 from asymm.sync import SyncEngine
-from tests.sync_helpers import make_items
+from tests.harness.sync_helpers import make_items
 
 Q = ("SELECT (SELECT count(*) FROM items) AS n, x.one"
      " FROM (WITH items AS (SELECT 1 AS one) SELECT one FROM items) x")

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 
 def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(db: str, engine: SyncEngine, redis_url: str,

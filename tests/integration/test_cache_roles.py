@@ -17,7 +17,7 @@ from psycopg import conninfo, sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 
 @pytest.fixture

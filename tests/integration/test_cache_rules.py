@@ -1,6 +1,6 @@
 """Cache.query's cacheability rule (one analysis of the whole statement) and Cache.get's privilege check.
 
-The red-team reproducers are in ``tests/test_sync_redteam.py``; these extend them: the same defect
+The red-team reproducers are in ``tests/integration/test_sync_redteam.py``; these extend them: the same defect
 in other positions of a statement (WHERE, ORDER BY, a CTE), the catalog side of the rule (an
 IMMUTABLE function or a pg_catalog operator still caches), the purge of recorded results on
 TRUNCATE and untrack, and the role change of Cache.get.
@@ -22,8 +22,8 @@ from asymm.cache import Cache, analyse
 from asymm.errors import AsymmError
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import parse_key, redis_name, results_key
-from tests.roles import role_dsn
-from tests.sync_helpers import full_compare
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import full_compare
 
 Conn = psycopg.Connection[Any]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from asymm.sandbox import Sandbox
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 

@@ -11,8 +11,8 @@ import pytest
 from psycopg import conninfo
 
 from asymm.sandbox import Sandbox
-from tests.tcp_proxy import TcpProxy
-from tests.waiting import wait_for
+from tests.harness.tcp_proxy import TcpProxy
+from tests.harness.waiting import wait_for
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import pytest
 from asymm.cli.status_cmd import fetch_status, render_status
 from asymm.daemon.leader import LEADER_LOCK_KEY
 from asymm.sandbox import Sandbox
-from tests.daemon_process import Running
-from tests.waiting import wait_for
+from tests.harness.daemon_process import Running
+from tests.harness.waiting import wait_for
 
 PERIOD = 0.2037
 

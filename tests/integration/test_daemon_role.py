@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.roles import role_dsn
-from tests.sync_helpers import full_compare, settled, start_daemon, stop_daemon, wait_for
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import full_compare, settled, start_daemon, stop_daemon, wait_for
 
 
 @pytest.fixture

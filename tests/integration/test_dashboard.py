@@ -22,9 +22,9 @@ from asymm.daemon.http import STATIC_DIR
 from asymm.daemon.service import Daemon, DaemonConfig
 from asymm.db import connect
 from asymm.sandbox import Sandbox
-from tests.browser import Browser, chromium_path
+from tests.harness.browser import Browser, chromium_path
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOKEN = "dashboard-test-token-0123456789abcdef"  # the API needs one, also on loopback
 
 SCHEMA = """

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from psycopg import conninfo, sql
 
 from asymm.cli import main
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 PLANTED = """
 CREATE TABLE public.ran_as (who name, was_super boolean);

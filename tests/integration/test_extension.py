@@ -12,9 +12,9 @@ import pytest
 from psycopg import sql
 
 from asymm.sandbox import Sandbox
-from tests.catalog import definitions, object_set
+from tests.harness.catalog import definitions, object_set
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GUARD = '\\echo Use "CREATE EXTENSION asymm" to load this file. \\quit'
 
 
@@ -87,7 +87,7 @@ def test_psql_refuses_to_run_a_script_directly(sandbox: Sandbox) -> None:
 
 
 def test_upgrade_from_every_released_version_equals_a_fresh_install(make_db: Callable[..., str]) -> None:
-    fresh_dsn = make_db(extension=True)
+    fresh_dsn = make_db(fresh=True)  # installed here, not copied from the template
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         fresh = definitions(conn)
         current = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'asymm'").fetchone()[0]  # type: ignore[index]

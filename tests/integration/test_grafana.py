@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "docker" / "grafana"
 NOW = datetime.now(UTC)
 FROM, TO = NOW - timedelta(hours=1), NOW

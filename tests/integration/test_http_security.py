@@ -1,6 +1,6 @@
 """The daemon's HTTP server against an untrusted web page and the network (issue 15, defect 4).
 
-A real ``asymm daemon`` (``tests/daemon_process.py``) asked over real HTTP with ``http.client``,
+A real ``asymm daemon`` (``tests/harness/daemon_process.py``) asked over real HTTP with ``http.client``,
 so that Host, Origin and Authorization can be forged; only ever connecting to 127.0.0.1, even
 when the daemon binds 0.0.0.0.
 """
@@ -24,10 +24,10 @@ import pytest
 
 from asymm.daemon.http import STATIC_DIR, host_allowed, split_host
 from asymm.redact import RedactingFilter, mask_dsn, mask_text, mask_url
-from tests.browser import Browser, chromium_path
-from tests.daemon_process import TOKEN as DAEMON_TOKEN
-from tests.daemon_process import Running, free_port
-from tests.waiting import wait_for
+from tests.harness.browser import Browser, chromium_path
+from tests.harness.daemon_process import TOKEN as DAEMON_TOKEN
+from tests.harness.daemon_process import Running, free_port
+from tests.harness.waiting import wait_for
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 TOKEN = "t0ken-for-the-http-test-0123456789"

@@ -12,7 +12,7 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 
 def test_reader_does_not_get_ddl_text_through_drift(db: str) -> None:

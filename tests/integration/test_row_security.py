@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.roles import role_dsn
-from tests.sync_helpers import ASYMM, full_compare, settled, stop_daemon, wait_for
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import ASYMM, full_compare, settled, stop_daemon, wait_for
 
 STEAL = """
 CREATE TABLE public.loot (who name, data text);

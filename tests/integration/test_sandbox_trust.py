@@ -28,7 +28,7 @@ from asymm import sandbox as sandbox_mod
 from asymm.errors import SandboxError, UnsafeDirectoryError
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root can act as another local user here")
 
 

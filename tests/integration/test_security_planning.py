@@ -32,7 +32,7 @@ from asymm.advisor.advise import Settings, advise
 from asymm.advisor.daemon_task import ScheduledAdvisor
 from asymm.advisor.workload import read_workload
 from asymm.cli import main
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 # The ways out the planned code tries before checking whether it is a superuser.
 ESCAPES = {

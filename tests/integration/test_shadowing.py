@@ -30,9 +30,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.daemon_process import Running
+from tests.harness.daemon_process import Running
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 # A planted overload wins over pg_catalog's when it matches the call's types better: for each

@@ -1,4 +1,4 @@
-"""Argument checks of the SQL API: one focused test per defect the fuzzer (tests/test_sql_fuzz.py)
+"""Argument checks of the SQL API: one focused test per defect the fuzzer (tests/integration/test_sql_fuzz.py)
 found.  Each bad argument must give a clean ERROR: a proper SQLSTATE (not an internal error, not
 an uncaught PL/Python exception), a one-line message of reasonable length, a HINT; never a hang.
 """

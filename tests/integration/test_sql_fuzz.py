@@ -28,7 +28,7 @@ The property, per call:
 
 Every example runs in a transaction that is rolled back, so the fixture stays the same for every
 example and a failure replays.  Reproducible: hypothesis runs derandomized, with fixed example
-counts.  To replay one function: ``ASYMM_FUZZ_ONLY='asymm.annotate(' pytest tests/test_sql_fuzz.py``
+counts.  To replay one function: ``ASYMM_FUZZ_ONLY='asymm.annotate(' pytest tests/integration/test_sql_fuzz.py``
 (a substring of the signature); ``ASYMM_FUZZ_EXAMPLES=200`` runs more examples per function.
 """
 
@@ -643,7 +643,7 @@ def test_every_sql_function_survives_fuzzed_arguments(fuzz_db: str, admin_dsn: s
         except Exception as exc:  # an AssertionError, or hypothesis' Flaky* wrapping one
             notes = "\n".join(getattr(exc, "__notes__", []))
             report = (f"{exc}\n{notes}\n  replay: ASYMM_FUZZ_ONLY='{fn.signature}' ASYMM_FUZZ_SHRINK=1"
-                      " pytest tests/test_sql_fuzz.py")
+                      " pytest tests/integration/test_sql_fuzz.py")
             if fn.name in KNOWN_ELSEWHERE:
                 known.append((fn.name, report))
             else:

@@ -16,7 +16,7 @@ from asymm.cache import Cache, read_tables
 from asymm.sync import SyncEngine
 from asymm.sync.keys import pin_key_settings
 from asymm.sync.tables import load_tables
-from tests.sync_helpers import ASYMM, Storm, full_compare, make_items
+from tests.harness.sync_helpers import ASYMM, Storm, full_compare, make_items
 
 Conn = psycopg.Connection[Any]
 
@@ -498,7 +498,7 @@ def test_cli_sync_status_and_backfill(db: str, conn: Conn) -> None:
 
 
 def test_daemon_syncs_on_notify_and_reports_lag(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
-    from tests.sync_helpers import settled, start_daemon, stop_daemon, wait_for
+    from tests.harness.sync_helpers import settled, start_daemon, stop_daemon, wait_for
     make_items(db, rows=20)
     proc = start_daemon(db, redis_url)
     try:
@@ -530,7 +530,7 @@ def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, red
     import time
 
     from asymm.sync.worker import SyncWorker
-    from tests.sync_helpers import settled, wait_for
+    from tests.harness.sync_helpers import settled, wait_for
 
     make_items(db, rows=10)
     conn.execute("SELECT asymm.set_setting('sync.busy_interval', '150 ms')")

@@ -14,7 +14,7 @@ import redis
 
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import pack_command
-from tests.sync_helpers import full_compare, make_items
+from tests.harness.sync_helpers import full_compare, make_items
 
 Conn = psycopg.Connection[Any]
 

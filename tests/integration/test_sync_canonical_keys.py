@@ -25,7 +25,7 @@ from asymm.errors import AsymmError
 from asymm.sync import SyncEngine
 from asymm.sync.keys import KEY_SETTINGS, fast_key_text
 from asymm.sync.redis_io import keyset_key, redis_name
-from tests.sync_helpers import full_compare
+from tests.harness.sync_helpers import full_compare
 
 Conn = psycopg.Connection[Any]
 
@@ -58,7 +58,7 @@ def test_the_sql_and_the_c_pin_the_settings_the_python_names(conn: Conn) -> None
                           " AND p.proname = 'sync_key_text'").fetchone()
     assert config is not None
     assert {f"{k}={v}" for k, v in KEY_SETTINGS} <= set(config[0])
-    source = (Path(__file__).parents[1] / "extension" / "src" / "sync.c").read_text()
+    source = (Path(__file__).parents[2] / "extension" / "src" / "sync.c").read_text()
     table = source[source.index("key_settings[][2] = {"):]
     in_c = re.findall(r'\{"([^"]+)", "([^"]+)"\}', table[:table.index("};")])
     assert sorted(in_c) == sorted(KEY_SETTINGS)

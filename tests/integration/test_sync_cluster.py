@@ -19,7 +19,7 @@ from asymm import sandbox as sandbox_mod
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import connect_redis, row_key, table_tag
-from tests.sync_helpers import Storm, full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
+from tests.harness.sync_helpers import Storm, full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asymm.sync import SyncEngine
-from tests.sync_helpers import full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
+from tests.harness.sync_helpers import full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
 
 Conn = psycopg.Connection[Any]
 

@@ -38,8 +38,8 @@ from asymm.sync.redis_io import (
     table_tag,
 )
 from asymm.sync.tables import TrackedTable
-from tests.roles import role_dsn
-from tests.sync_helpers import ASYMM, full_compare, settled, start_daemon, stop_daemon, wait_for
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import ASYMM, full_compare, settled, start_daemon, stop_daemon, wait_for
 
 Conn = psycopg.Connection[Any]
 

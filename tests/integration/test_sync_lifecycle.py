@@ -24,8 +24,8 @@ import redis
 
 from asymm.sandbox import Sandbox
 from asymm.sync import SyncEngine
-from tests.catalog import object_set
-from tests.sync_helpers import full_compare, make_items
+from tests.harness.catalog import object_set
+from tests.harness.sync_helpers import full_compare, make_items
 
 Conn = psycopg.Connection[Any]
 # Tables whose INSERT/UPDATE/DELETE the C capture function watches.

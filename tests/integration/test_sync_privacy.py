@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from asymm.sync.tables import Protector, canonical, load_tables
-from tests.sync_helpers import full_compare
+from tests.harness.sync_helpers import full_compare
 
 Conn = psycopg.Connection[Any]
 HMAC_KEY = "test-key"  # the key full_compare() protects with

@@ -24,10 +24,10 @@ from asymm.cli.sync_cmd import render_sync_status
 from asymm.sync import SyncEngine, redis_io
 from asymm.sync.engine import LOCK_KEY
 from asymm.sync.redis_io import table_tag
-from tests.daemon_process import Running, free_port
-from tests.roles import role_dsn
-from tests.sync_helpers import full_compare, make_items, stop_daemon, wait_for
-from tests.sync_helpers import start_daemon as start_sync_daemon
+from tests.harness.daemon_process import Running, free_port
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import full_compare, make_items, stop_daemon, wait_for
+from tests.harness.sync_helpers import start_daemon as start_sync_daemon
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -227,7 +227,7 @@ def test_stalled_leader_loses_the_lock_and_its_late_writes_are_refused(db: str, 
         assert not new.try_lock()
         # The old leader stalls (no statement on its session): the server ends the session, and
         # with it the lock; the standby takes over and stamps its fencing token.
-        assert wait_for(new.try_lock, timeout=20, interval=0.2)
+        assert wait_for(new.try_lock, timeout=20, every=0.2)
         assert new.scripts.token is not None and old.scripts.token is not None
         assert new.scripts.token > old.scripts.token
         with psycopg.connect(db, autocommit=True) as conn:

@@ -23,8 +23,8 @@ from psycopg import sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
-from tests.roles import role_dsn
-from tests.sync_helpers import full_compare, wait_for
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import full_compare, wait_for
 
 Conn = psycopg.Connection[Any]
 HMAC_KEY = "test-key"  # the key full_compare() protects with

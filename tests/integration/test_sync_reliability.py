@@ -11,7 +11,7 @@ import psycopg
 import redis
 
 from asymm.sandbox import Sandbox
-from tests.sync_helpers import Storm, full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
+from tests.harness.sync_helpers import Storm, full_compare, make_items, settled, start_daemon, stop_daemon, wait_for
 
 
 def _flush(sandbox: Sandbox) -> None:

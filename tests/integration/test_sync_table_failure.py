@@ -22,8 +22,8 @@ from psycopg import sql
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import redis_name, table_tag
-from tests.roles import role_dsn
-from tests.sync_helpers import Storm, full_compare, make_items, wait_for
+from tests.harness.roles import role_dsn
+from tests.harness.sync_helpers import Storm, full_compare, make_items, wait_for
 
 Conn = psycopg.Connection[Any]
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.roles import role_dsn
+from tests.harness.roles import role_dsn
 
 PLANTED = """
 CREATE TABLE public.ran_as (who name);

@@ -16,7 +16,7 @@ import pytest
 import asymm
 from asymm.daemon import sdnotify
 from asymm.daemon.notify import WebhookNotifier
-from tests.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 UNIT = Path(asymm.__file__).parent / "systemd" / "asymm.service"
 

@@ -5,7 +5,7 @@ table is dropped and recreated), and pglast's fingerprint (libpg_query) is not a
 server, whose PL/Python has only the standard library.  So the extension normalizes the text with a
 small tokenizer ("asymm fingerprint v1", described in ``sql/10_annotations.sql``) and hashes it;
 this module is the same algorithm for the control plane, and
-``tests/test_annotations_properties.py`` checks that both give identical results.  pglast is used
+``tests/integration/test_annotations_properties.py`` checks that both give identical results.  pglast is used
 here only to check that a text is one parseable statement before it is sent to the server.
 """
 
