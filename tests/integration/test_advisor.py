@@ -14,7 +14,7 @@ from asymm.advisor import candidates as cand_mod
 from asymm.advisor.advise import Settings, advise, store
 from asymm.advisor.apply import apply_result
 from asymm.advisor.catalog import Catalog
-from asymm.advisor.rewrite import Unplannable, repair_tokens, rewrite
+from asymm.advisor.rewrite import Unplannable, rewrite
 from asymm.advisor.verify import verify
 from asymm.advisor.whatif import WhatIf
 from asymm.advisor.workload import Statement
@@ -59,17 +59,6 @@ def stmt(query: str, calls: int = 100, queryid: int = 0, mean_ms: float = 1.0, r
 
 
 # -- rewrite ------------------------------------------------------------------------------------
-
-
-def test_repairs_what_normalization_breaks() -> None:
-    text, forced, _ = repair_tokens("select * from t where d > date $1 and ts < now() - interval $2")
-    assert text == "select * from t where d > ($1::date) and ts < now() - ($2::interval)"
-    assert forced == {1: "date", 2: "interval"}
-    text, forced, _ = repair_tokens("select extract($1 from d) from t where s = 'date $9'")
-    assert text == "select extract(epoch from d) from t where s = 'date $9'"
-    assert forced == {1: "text"}
-    text, _, _ = repair_tokens("select * from t where ts > timestamp with time zone $1")
-    assert text == "select * from t where ts > ($1::timestamptz)"
 
 
 @pytest.mark.parametrize(("query", "reason"), [

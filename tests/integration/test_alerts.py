@@ -20,8 +20,6 @@ from tests.unit.test_daemon_notify import Receiver
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 
-
-
 @pytest.fixture
 def hook() -> Iterator[Receiver]:
     receiver = Receiver(fail=0)

@@ -15,8 +15,6 @@ from tests.harness.waiting import wait_for
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 
-
-
 def daemon_rows(dsn: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT ticks, stopped_at FROM asymm.daemons").fetchall()

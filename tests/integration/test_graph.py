@@ -106,10 +106,3 @@ def test_impact_of_a_column_and_a_table(db: str) -> None:
     assert text.exit_code == 0 and "impact of table shop.orders" in text.output
     missing = CliRunner().invoke(main, ["impact", "--dsn", db, "orders.nope"])
     assert missing.exit_code == 1 and "no table, view or column" in missing.output
-
-
-def test_statement_parsing() -> None:
-    use = graph.statement_uses("WITH x AS (SELECT id FROM a) INSERT INTO b (id) SELECT id FROM x JOIN c USING (k)")
-    assert use is not None
-    assert use.reads == {(None, "a"), (None, "c")} and use.writes == {(None, "b")}
-    assert graph.statement_uses("not sql at all") is None

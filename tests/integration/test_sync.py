@@ -12,15 +12,13 @@ import pytest
 import redis
 from psycopg import sql
 
-from asymm.cache import Cache, read_tables
+from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from asymm.sync.keys import pin_key_settings
 from asymm.sync.tables import load_tables
 from tests.harness.sync_helpers import ASYMM, Storm, full_compare, make_items
 
 Conn = psycopg.Connection[Any]
-
-
 
 
 def doc(client: redis.Redis, table: str, key: str) -> dict[bytes, bytes]:
@@ -414,13 +412,6 @@ def test_query_cache_is_invalidated_by_changes_to_tables_it_reads(db: str, conn:
         cache.close()
 
 
-def test_read_tables_finds_what_a_statement_reads() -> None:
-    _sql, names, ok = read_tables(
-        "WITH c AS (SELECT * FROM s.a) SELECT * FROM c JOIN b ON true WHERE EXISTS (SELECT 1 FROM d)")
-    assert names == {("s", "a"), (None, "b"), (None, "d")} and ok
-    assert read_tables("SELECT * FROM a FOR UPDATE")[2] is False
-
-
 def test_redis_flush_is_detected_and_tables_resynced(db: str, conn: Conn, engine: SyncEngine, r: redis.Redis,
                                                      redis_url: str) -> None:
     make_items(db, rows=300)
@@ -522,7 +513,6 @@ def test_untrack_removes_capture(db: str, conn: Conn) -> None:
     assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass").fetchone() == (0,)
 
 
-
 def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, redis_url: str) -> None:
     """sync.busy_interval: under a steady stream of commits, passes start that far apart, so each
     one carries several commits (fewer passes, less CPU per key) instead of one."""
@@ -555,22 +545,6 @@ def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, red
     # at most one pass per 150 ms of the stream, plus the first one a NOTIFY triggers and the last
     assert 1 <= batches <= elapsed / 0.15 + 3, (batches, elapsed)
     assert full_compare(db, redis_url).total == 0
-
-
-def test_busy_passes_spread_out_only_under_a_heavy_stream() -> None:
-    """busy_cadence: sync.busy_interval as long as a pass gathers up to STRETCH_KEYS keys per
-    interval; above that, proportional to the stream (fewer passes, each with more keys), capped at
-    STRETCH_MAX intervals and at a pulse."""
-    from asymm.sync.worker import STRETCH_KEYS, STRETCH_MAX, busy_cadence
-
-    interval, pulse = 0.010, 0.2037
-    assert busy_cadence(interval, 0, 5.0, pulse) == interval  # the first pass after a quiet spell
-    assert busy_cadence(interval, 10, 0.010, pulse) == interval  # 1,000 keys/s
-    assert busy_cadence(interval, STRETCH_KEYS, 0.010, pulse) == interval  # the threshold itself
-    assert busy_cadence(interval, 200, 0.020, pulse) == pytest.approx(0.020)  # 10,000 keys/s: twice
-    assert busy_cadence(interval, 800, 0.020, pulse) == pytest.approx(STRETCH_MAX * interval)  # 40,000/s
-    assert busy_cadence(0.1, 10_000, 0.1, pulse) == pulse  # never more than a pulse
-    assert busy_cadence(interval, 100, 0.0, pulse) == interval  # no time measured: no rate
 
 
 def test_a_partitioned_table_is_tracked_through_its_parent(db: str, conn: Conn, engine: SyncEngine,

@@ -19,8 +19,6 @@ from tests.harness.sync_helpers import full_compare, make_items
 Conn = psycopg.Connection[Any]
 
 
-
-
 def doc(client: redis.Redis, table: str, key: str) -> dict[str, Any] | None:
     stored = client.hgetall("asymm:{" + table + "}:" + key)
     return None if b"d" not in stored else dict(json.loads(stored[b"d"]))  # type: ignore[index]

@@ -409,4 +409,3 @@ def test_eviction_policy_is_checked_when_the_engine_connects(db: str, own_redis:
     result = full_compare(db, server.url)
     assert result.rows_compared == 20
     assert (result.missing, result.different, result.extra) == ([], [], [])
-

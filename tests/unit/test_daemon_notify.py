@@ -54,8 +54,6 @@ def receiver() -> Iterator[Receiver]:
     r.server.server_close()
 
 
-
-
 def test_webhook_is_retried_with_backoff_until_delivered(receiver: Receiver) -> None:
     notifier = WebhookNotifier([receiver.url], retries=3, backoff_base_s=0.01, backoff_cap_s=0.05, daemon_id="d1")
     notifier.start()
