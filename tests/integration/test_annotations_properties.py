@@ -23,7 +23,7 @@ COSTS = ["O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"]
 WORDS = ["create", "query", "sync", "cache", "optimize", "update", "delete"]
 FIELDS = ("symbol", "scope", "regime", "cost", "lineage")
 
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+text = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12)
 symbols = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True), text)
 words = st.one_of(st.sampled_from(WORDS), st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), text)
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

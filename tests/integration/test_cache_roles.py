@@ -40,7 +40,7 @@ def apps(db: str) -> Iterator[dict[str, str]]:
         conn.execute("ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY")
         conn.execute("CREATE POLICY own ON public.orders USING (tenant = current_user)")
         conn.execute(sql.SQL("GRANT SELECT (id, tenant, total) ON public.orders TO {}").format(
-            sql.Identifier(names["bob"])))
+            sql.Identifier(str(names["bob"]))))
         conn.execute(sql.SQL("GRANT SELECT ON public.orders TO {}").format(sql.Identifier(names["alice"])))
         conn.execute("SELECT asymm.track('public.orders', sensitive => '{card}')")
         dsns["names"] = names  # type: ignore[assignment]

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -119,7 +120,7 @@ def leader_pid_in_status(dsn: str) -> int | None:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT asymm.status()").fetchone()
     assert row is not None
-    status: dict = row[0]  # type: ignore[assignment]
+    status: dict[str, Any] = row[0]  # type: ignore[assignment]
     leader = status["leader"]
     if leader is None or leader["daemon_id"] is None:
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -202,7 +203,7 @@ def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_th
     assert "-- validated on a scratch copy of the schema: ok" in result.output
     assert not is_superuser(db, mallory)
     with psycopg.connect(db, autocommit=True) as conn:
-        steps = dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
+        steps: dict[str, Any] = dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
     code = f"runs code of role {owner}: public.one()"
     assert code in steps["ALTER TABLE public.ct VALIDATE CONSTRAINT id_positive"]
     assert code in steps["ALTER TABLE public.ct ADD COLUMN g integer GENERATED ALWAYS AS ((id + public.one())) STORED"]
@@ -319,9 +320,9 @@ def test_no_plan_runs_planted_code_as_the_checker_or_the_applier(db: str, mallor
     def check(scenario: tuple[bool, list[str], list[str]]) -> None:
         rows, baseline, after = scenario
         with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(owner)))  # replays
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(owner)))
-            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
+            conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(str(owner))))  # replays
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(str(owner))))
+            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(str(owner))))
         with psycopg.connect(mallory, autocommit=True) as conn:
             conn.execute(PROPERTY_SETUP)
             for statement in baseline:

@@ -148,7 +148,7 @@ def test_non_superuser_reads_what_is_granted_and_nothing_privileged(db: str, adm
             conn.execute("SELECT asymm.status()")
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(str(dbname))))
             for role in (reader, stranger):
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 

@@ -261,17 +261,17 @@ def test_the_generated_token_is_private_opens_every_api_path_and_survives_a_relo
         assert info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == mode, (path, oct(info.st_mode))
     assert os.listdir(directory) == [token_file.name]
     paths = api_paths(daemon.port, token)
-    for path in paths:
+    for api_path in paths:
         for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdefghij"},
                         {"Authorization": token}, {"Authorization": f"Basic {token}"}):
-            status, _headers, body = request(daemon.port, path, headers)
-            assert status == 401 and "daemon_id" not in body and "nodes" not in body, (path, headers, status)
-        status, _headers, body = request(daemon.port, path, {"Authorization": f"Bearer {token}"})
-        assert status == 200 and token not in body, (path, body[:200])
+            status, _headers, body = request(daemon.port, api_path, headers)
+            assert status == 401 and "daemon_id" not in body and "nodes" not in body, (api_path, headers, status)
+        status, _headers, body = request(daemon.port, api_path, {"Authorization": f"Bearer {token}"})
+        assert status == 200 and token not in body, (api_path, body[:200])
     status, _headers, body = request(daemon.port, "/metrics")
     assert status == 200 and "asymm_pulse_ticks_total" in body
-    for path in ("/healthz", "/readyz", "/", "/static/app.js"):
-        assert request(daemon.port, path)[0] == 200, path
+    for open_path in ("/healthz", "/readyz", "/", "/static/app.js"):
+        assert request(daemon.port, open_path)[0] == 200, open_path
     daemon.proc.send_signal(signal.SIGHUP)
     assert wait_for(lambda: daemon.status()["reloads"] == 1), "no reload"  # status() sends the same token
     err = daemon.stop()

@@ -120,7 +120,7 @@ def shop(make_db: Callable[..., str], admin_dsn: str) -> Iterator[dict[str, str]
         yield {"dsn": dsn, "reader_dsn": f"{dsn} user={reader}"}
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(dbname))))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(reader)))
 
 

@@ -127,7 +127,7 @@ def _candidates(rule: dict[str, Any]) -> st.SearchStrategy[str]:
                         st.sampled_from(["NaN", "Infinity", "-Infinity", "inf", " 5 ", "+1", "1e3", "0x10"]))
     intervals = st.builds(lambda n, unit: f"{n} {unit}", st.integers(min_value=-(10**7), max_value=10**7),
                           st.sampled_from(["us", "ms", "s", "min", "h", "d", "days", "mon", "years", "seconds"]))
-    texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=300)
+    texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=300)
     return st.one_of(st.sampled_from(near), numbers, intervals, texts,
                      st.sampled_from(["", "true", "false", "on", "{", "a{b}c", "'; SELECT 1; --", "é" * 2000]))
 

@@ -267,7 +267,7 @@ def shop(make_db: Callable[..., str], admin_dsn: str) -> Iterator[dict[str, str]
         yield {"dsn": dsn, "attacker": attacker}
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(dbname))))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(attacker)))
 
 
@@ -382,8 +382,8 @@ def test_planted_overloads_never_run_inside_asymm(shop: dict[str, str], start_da
     assert hits(dsn) == [], "planted code ran in an asymm command"
 
     daemon = start_daemon(dsn)
-    for path in ("/api/dashboard", "/api/graph"):
-        code, body = daemon.get(path)
+    for api_path in ("/api/dashboard", "/api/graph"):
+        code, body = daemon.get(api_path)
         assert code == 200, body
         json.loads(body)
     daemon.stop()

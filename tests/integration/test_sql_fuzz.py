@@ -196,7 +196,7 @@ INT_LIMITS = {
     "oid": (0, 2**32 - 1),
 }
 
-unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+unicode_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=40)
 long_text = st.builds(lambda unit, n: unit * (n // len(unit)), st.sampled_from(LONG_UNITS),
                       st.integers(10_000, 100_000))
 

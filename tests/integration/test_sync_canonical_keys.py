@@ -114,7 +114,7 @@ SESSION = st.fixed_dictionaries({
     "TimeZone": st.sampled_from(TIMEZONES), "DateStyle": st.sampled_from(DATESTYLES),
     "IntervalStyle": st.sampled_from(["postgres", "iso_8601", "sql_standard", "postgres_verbose"]),
     "extra_float_digits": st.integers(-15, 3).map(str), "bytea_output": st.sampled_from(["hex", "escape"])})
-TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=8)
+TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=8)
 OFFSETS = [datetime.UTC, datetime.timezone(datetime.timedelta(hours=5, minutes=45)),
            datetime.timezone(-datetime.timedelta(hours=3))]
 INSTANT = st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2100, 1, 1),

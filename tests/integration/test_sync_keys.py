@@ -45,7 +45,7 @@ Conn = psycopg.Connection[Any]
 
 # Characters that matter to the encoding (and look like its escapes), then anything else.
 _TRICKY = st.sampled_from([*".%{}:#[]\",\\ 2EB5D7é", "%7D", "%2E", "%25", "}:", "\U0001f600"])
-NAMES = st.lists(_TRICKY | st.characters(exclude_categories=("Cs",)), max_size=6).map("".join)
+NAMES = st.lists(_TRICKY | st.characters(exclude_categories=["Cs"]), max_size=6).map("".join)
 PREFIXES = st.from_regex(r"[A-Za-z0-9_.:/@-]{1,12}", fullmatch=True)  # sync.key_prefix's pattern (shorter)
 
 
