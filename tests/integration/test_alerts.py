@@ -59,7 +59,7 @@ def test_a_new_slow_query_is_sent_once(db: str, hook: Receiver, daemon: subproce
         conn.execute("SELECT pg_sleep(0.15)")
         assert wait_for(lambda: events(hook, "slow_query")), daemon.stderr
         conn.execute("SELECT pg_sleep(0.15)")  # still slow: no second notification
-        time.sleep(6)
+        time.sleep(6)  # deliberate: more than one slow-alert pass (every 5 s) must go by without a second one
     sent = events(hook, "slow_query")
     assert len(sent) == 1
     assert "pg_sleep" in str(sent[0])

@@ -30,7 +30,7 @@ def test_survives_a_network_drop(db: str, proxy: TcpProxy, start_daemon) -> None
     assert wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=30)
     assert wait_for(lambda: daemon.status()["leader"] is False, timeout=10)
     assert daemon.get("/healthz")[0] == 200  # alive, just not ready
-    time.sleep(2)
+    time.sleep(2)  # deliberate: the outage lasts a while (the daemon keeps retrying meanwhile)
     proxy.restore()
     assert wait_for(lambda: daemon.get("/readyz") == (200, "leader\n"), timeout=60)
     with psycopg.connect(db) as conn:

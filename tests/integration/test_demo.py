@@ -38,7 +38,8 @@ def test_demo_index_step_applies_verifies_and_summarises(db: str) -> None:
     verdicts = indexes.verify_applied(db)
     [row] = indexes.summary_rows(advice, verdicts)
     assert row["index"] == "public.ledger (account_id)" and row["applied"] == "yes"
-    assert row["verdict"] in ("paid_off", "no_gain", "insufficient_data") and row["calls since"] == "40"
+    # 40 calls since, above advisor.verify_min_calls (20): judged, whichever way the timings went
+    assert row["verdict"] in ("paid_off", "no_gain") and row["calls since"] == "40"
     assert " -> " in row["mean latency before -> after"] and row["mean latency before -> after"].count(" ms") == 1
     text = indexes_table(advice, verdicts)
     assert text.splitlines()[0].split()[:3] == ["index", "est.", "benefit"] and "public.ledger (account_id)" in text

@@ -92,7 +92,7 @@ def test_the_daemon_role_mirrors_a_table_with_policies_without_running_them(
             for i in range(5, 10):
                 conn.execute("INSERT INTO public.m_t VALUES (%s, 'x')", (i,))
         assert wait_for(lambda: settled(db), timeout=30)
-        time.sleep(0.5)
+        time.sleep(0.5)  # deliberate: a few more passes over the settled table, which must not run the policy
     finally:
         log = stop_daemon(proc)
     assert loot(db) == [], "the owner's policy ran as the daemon role"

@@ -303,7 +303,7 @@ def test_a_partman_cycle_under_a_write_storm(db: str, conn: Conn, redis_url: str
                 conn.execute(f"INSERT INTO log_{hi + 1} SELECT g, {hi + 1}, g FROM generate_series(1, 500) g")  # noqa: S608
                 conn.execute(f"ALTER TABLE log ATTACH PARTITION log_{hi + 1} FOR VALUES FROM ({hi + 1}) TO ({hi + 2})")
                 window[1] = hi + 2
-            time.sleep(0.3)
+            time.sleep(0.3)  # deliberate: the writers write into the wider window for a while
             window[0] = lo + 1
             time.sleep(0.05)
             conn.execute(f"ALTER TABLE log DETACH PARTITION log_{lo}")
