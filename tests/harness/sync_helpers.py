@@ -94,7 +94,10 @@ def stop_daemon(proc: subprocess.Popen[str]) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return proc.stderr.read() if proc.stderr else ""
+    if proc.stderr is None:
+        return ""
+    with proc.stderr:
+        return proc.stderr.read()
 
 
 def settled(dsn: str) -> bool:
