@@ -15,7 +15,7 @@ import pytest
 
 from asymm.sandbox import Sandbox
 from tests.harness.waiting import wait_for
-from tests.unit.test_daemon_notify import Receiver
+from tests.harness.webhook import Receiver
 
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 

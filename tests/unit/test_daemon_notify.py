@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import configparser
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,33 +13,9 @@ import asymm
 from asymm.daemon import sdnotify
 from asymm.daemon.notify import WebhookNotifier
 from tests.harness.waiting import wait_for
+from tests.harness.webhook import Receiver
 
 UNIT = Path(asymm.__file__).parent / "systemd" / "asymm.service"
-
-
-class Receiver:
-    """Answers the first ``fail`` POSTs with 503, then 200; records every body."""
-
-    def __init__(self, fail: int) -> None:
-        self.fail = fail
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                code = 503 if len(receiver.bodies) <= receiver.fail else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
