@@ -14,11 +14,12 @@ DEMO_DB ?= asymm_demo
 # Root, or a writable share dir, installs directly; otherwise through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || [ -w "$$($(PG_CONFIG) --sharedir 2>/dev/null)/extension" ] || echo sudo)
 
-.PHONY: help deps venv dashboard install installcheck lint test check-in-sandbox pytest reference reference-in-sandbox demo demo-env demo-hint demo-serve demo-down clean
+.PHONY: help deps venv dashboard install installcheck lint unit test check-in-sandbox pytest reference reference-in-sandbox demo demo-env demo-hint demo-serve demo-down clean
 
 help:
 	@echo "make demo       build a demo database on a throwaway PostgreSQL + Redis and show what asymm sees"
-	@echo "make test       run every test (ruff, mypy, pg_regress, pytest) against throwaway servers"
+	@echo "make test       run every test: ruff, mypy, unit tests, then pg_regress + integration tests on throwaway servers"
+	@echo "make unit       the unit tests only (pure Python, no server, seconds)"
 	@echo "make install    install the extension into \$$(pg_config --sharedir) (honours PG_CONFIG)"
 	@echo "make installcheck  pg_regress against the server in PGHOST/PGPORT/PGUSER"
 	@echo "make demo-serve the demo, then keep the daemon and dashboard serving until Ctrl-C"
@@ -58,10 +59,16 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/mypy scripts
 
+# The layers: tests/unit needs no server; tests/integration and tests/regress run in the sandbox.
+PYTEST_ARGS ?= tests/integration
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: venv lint
+test: venv lint unit
 	scripts/locked.sh $(MAKE) --no-print-directory install check-in-sandbox
 
 # One checkout at a time may install and test (see scripts/locked.sh).

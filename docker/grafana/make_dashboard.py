@@ -1,7 +1,7 @@
 """Writes docker/grafana/dashboards/asymm.json (run: python3 docker/grafana/make_dashboard.py).
 
 Why generated: a dozen panels share the datasource, layout and SQL conventions; writing them
-here keeps the JSON consistent.  The output is committed; tests/test_grafana.py runs every
+here keeps the JSON consistent.  The output is committed; tests/integration/test_grafana.py runs every
 panel's SQL (macros expanded) against the real schema.
 """
 

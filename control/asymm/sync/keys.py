@@ -21,7 +21,7 @@ import psycopg
 from asymm.errors import AsymmError
 
 # (name, value) as SET takes them; extension/src/sync.c (key_settings) and the SET clauses of
-# asymm.sync_key_text repeat them (tests/test_sync_canonical_keys.py checks that they agree).
+# asymm.sync_key_text repeat them (tests/integration/test_sync_canonical_keys.py checks that they agree).
 KEY_SETTINGS: tuple[tuple[str, str], ...] = (
     ("TimeZone", "UTC"), ("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"),
     ("extra_float_digits", "1"), ("bytea_output", "hex"),
