@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from asymm.dev import sandbox
 from asymm.db import with_dbname
+from asymm.dev import sandbox
 from asymm.dev.sandbox import Sandbox
 from asymm.sync import SyncEngine
 from asymm.sync.redis_io import connect_redis

@@ -96,7 +96,7 @@ def test_upgrade_from_every_released_version_equals_a_fresh_install(make_db: Cal
             " WHERE target = %s AND path IS NOT NULL AND source <> target", (current,))]
     assert released, "no upgrade path into the current version"
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        paths = dict(conn.execute("SELECT source, path FROM pg_extension_update_paths('asymm')"
+        paths: dict[str, str] = dict(conn.execute("SELECT source, path FROM pg_extension_update_paths('asymm')"
                                   " WHERE target = %s AND path IS NOT NULL", (current,)).fetchall())
     # The frozen chain: every release goes through each later one (0.1.0--0.2.0 is never rebuilt).
     assert paths["0.1.0"].startswith("0.1.0--0.2.0--") and paths["0.2.0"] == f"0.2.0--{current}", paths
