@@ -24,7 +24,7 @@ from asymm.dev.demo.command import indexes_table
 from asymm.dev.sandbox import Sandbox
 from tests.harness.daemon_process import Running
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;
