@@ -53,6 +53,7 @@ installcheck:
 lint: venv
 	$(BIN)/ruff check control tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: venv
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -52,18 +52,17 @@ import mimetypes
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from asymm.daemon import config as config_mod
 from asymm.daemon import metrics
-from asymm.daemon.feature import ApiError, Params, TaskContext
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.feature import ApiError, Params, Route, TaskContext
 from asymm.redact import mask_text
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.daemon.http")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -90,6 +89,21 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
+
+
+class Served(metrics.Measured, Protocol):
+    """What the HTTP server reads of the daemon (a protocol: the service imports this module)."""
+
+    config: DaemonConfig
+
+    @property
+    def routes(self) -> Mapping[str, Route]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    def call_route(self, name: str, params: Params) -> Any: ...
 
 
 def api_status(ctx: TaskContext, _params: Params) -> dict[str, Any]:
@@ -157,7 +171,7 @@ def origin_host(origin: str) -> str | None:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "asymm"
-    daemon: Daemon  # set on the subclass made per server
+    daemon: Served  # set on the subclass made per server
     bound: tuple[str, int] = ("127.0.0.1", 0)  # the listening address, likewise
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -290,7 +304,7 @@ class _Server6(ThreadingHTTPServer):
 
 
 class HttpServer:
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+    def __init__(self, daemon: Served, host: str, port: int) -> None:
         handler: type[_Handler] = type("AsymmHandler", (_Handler,), {"daemon": daemon})
         server_class = _Server6 if ":" in host else ThreadingHTTPServer
         self.server = server_class((host.strip("[]"), port), handler)
