@@ -7,7 +7,7 @@ standbys only keep their heartbeat and try to take the lock every pulse.
 
 Connections break (PostgreSQL restarts, network drops, Redis restarts).  The loop never dies of
 it: a broken ``daemon.conn`` is replaced at the start of a later tick, with exponential backoff
-and jitter between attempts, and tasks simply use ``daemon.conn`` afresh on their next run; while
+and jitter between attempts, and tasks simply ask for ``ctx.conn()`` afresh on their next run; while
 PostgreSQL is away only tasks that do not need it run.  The Redis client reconnects by itself on
 its next command; the ``redis-ping`` task tracks whether it answers.
 
