@@ -106,6 +106,37 @@ def render_sql(steps: list[PlanStep], timeout: str, validation: Validation | Non
     return "\n".join(lines) + "\n"
 
 
+def reconcile(conn: Conn) -> int:
+    """One ``asymm.drift_reconcile()`` (a full catalog diff against every baseline): new findings."""
+    row = conn.execute("SELECT asymm.drift_reconcile()").fetchone()
+    return int(str(row[0])) if row and row[0] else 0
+
+
+def restore_indexes_enabled(conn: Conn) -> bool:
+    """The ``drift.restore_indexes`` setting."""
+    row = conn.execute("SELECT asymm.setting('drift.restore_indexes')::boolean").fetchone()
+    return bool(row and row[0])
+
+
+def index_restore_statements(conn: Conn) -> list[str]:
+    """The ``CREATE INDEX CONCURRENTLY`` statements that put back every dropped baseline index."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT s ->> 'sql' FROM asymm.drift() d, jsonb_array_elements(d.plan) s"
+        " WHERE d.kind = 'removed' AND d.object_type = 'index'"
+        "   AND s ->> 'sql' ~ '^CREATE (UNIQUE )?INDEX CONCURRENTLY '")]
+
+
+def latest_items(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """The most recently changed drift items, in the shape a webhook carries."""
+    return [
+        {"baseline": r[0], "kind": r[1], "object_type": r[2], "identity": r[3], "severity": r[4],
+         "hazards": r[5], "who": r[6], "detection": r[7]}
+        for r in conn.execute(
+            "SELECT baseline, kind, object_type, identity, severity, hazards, who, detection"
+            "  FROM asymm.drift() ORDER BY changed_at DESC NULLS LAST LIMIT %s", (limit,))
+    ]
+
+
 def open_findings(conn: Conn, limit: int = 12) -> list[dict[str, Any]]:
     """Unresolved drift findings (``asymm.drift_findings``), latest first."""
     cur = conn.execute("SELECT baseline, item->>'kind' AS kind, item->>'identity' AS identity,"

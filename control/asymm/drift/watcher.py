@@ -17,7 +17,14 @@ from asymm.daemon.feature import FeatureBase, TaskContext
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
 from asymm.db import connect, one_line
-from asymm.drift.api import lock_timeout
+from asymm.drift.api import (
+    Conn,
+    index_restore_statements,
+    latest_items,
+    lock_timeout,
+    reconcile,
+    restore_indexes_enabled,
+)
 from asymm.errors import AsymmError
 
 log = logging.getLogger("asymm.drift")
@@ -42,30 +49,20 @@ class DriftWatcher:
 
     def reconcile(self, _tick: Tick) -> None:
         conn = self.ctx.conn()
-        row = conn.execute("SELECT asymm.drift_reconcile()").fetchone()
-        if row and row[0]:
-            log.warning("drift: %s new finding(s); asymm drift shows them", row[0])
-            self._notify(conn, int(row[0]))  # type: ignore[call-overload]
-        setting = conn.execute("SELECT asymm.setting('drift.restore_indexes')::boolean").fetchone()
-        if setting and setting[0] and (self.restoring is None or not self.restoring.is_alive()):
-            statements = [str(r[0]) for r in conn.execute(
-                "SELECT s ->> 'sql' FROM asymm.drift() d, jsonb_array_elements(d.plan) s"
-                " WHERE d.kind = 'removed' AND d.object_type = 'index'"
-                "   AND s ->> 'sql' ~ '^CREATE (UNIQUE )?INDEX CONCURRENTLY '")]
+        new_findings = reconcile(conn)
+        if new_findings:
+            log.warning("drift: %s new finding(s); asymm drift shows them", new_findings)
+            self._notify(conn, new_findings)
+        if restore_indexes_enabled(conn) and (self.restoring is None or not self.restoring.is_alive()):
+            statements = index_restore_statements(conn)
             if statements:
                 self.restoring = threading.Thread(target=self._restore, args=(statements,), daemon=True,
                                                   name="asymm-drift-restore")
                 self.restoring.start()
 
-    def _notify(self, conn: psycopg.Connection[tuple[object, ...]], new_findings: int) -> None:
+    def _notify(self, conn: Conn, new_findings: int) -> None:
         """Tell the configured webhooks what drifted (the first items; `asymm drift` has them all)."""
-        items = [
-            {"baseline": r[0], "kind": r[1], "object_type": r[2], "identity": r[3], "severity": r[4],
-             "hazards": r[5], "who": r[6], "detection": r[7]}
-            for r in conn.execute(
-                "SELECT baseline, kind, object_type, identity, severity, hazards, who, detection"
-                "  FROM asymm.drift() ORDER BY changed_at DESC NULLS LAST LIMIT %s", (NOTIFY_ITEMS,))
-        ]
+        items = latest_items(conn, NOTIFY_ITEMS)
         self.ctx.notify("drift", {"database": conn.info.dbname, "new_findings": new_findings, "items": items})
 
     def _restore(self, statements: list[str]) -> None:
