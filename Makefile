@@ -58,6 +58,7 @@ lint: venv
 	$(BIN)/ruff check control tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/mypy scripts
+	$(BIN)/lint-imports
 
 # The layers: tests/unit needs no server; tests/integration and tests/regress run in the sandbox.
 PYTEST_ARGS ?= tests/integration

@@ -196,9 +196,10 @@ def test_survives_a_redis_restart(db: str, sandbox: Sandbox, start_daemon) -> No
 SLOW_TASK_DAEMON = """
 import sys, time
 from pathlib import Path
+from asymm.app import make_daemon
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.feature import FeatureBase
 from asymm.daemon.scheduler import Task
-from asymm.daemon.service import Daemon, DaemonConfig
-from asymm.daemon.tasks import TASK_FACTORIES
 
 marker = Path(sys.argv[2])
 
@@ -207,8 +208,13 @@ def slow(_tick):
     time.sleep(1.0)
     marker.write_text("finished")
 
-TASK_FACTORIES.append(lambda daemon: [Task("slow", slow, every=1, regime="exploration")])
-daemon = Daemon(DaemonConfig(dsn=sys.argv[1], period=0.05, http_port=0))
+class Slow(FeatureBase):
+    name = "slow"
+
+    def tasks(self, ctx):
+        return [Task("slow", slow, regime="exploration")]
+
+daemon = make_daemon(DaemonConfig(dsn=sys.argv[1], period=0.05, http_port=0), extra=[Slow()])
 daemon.install_signal_handlers()
 daemon.run()
 """

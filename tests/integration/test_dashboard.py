@@ -18,8 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from asymm.app import make_daemon
 from asymm.daemon.http import STATIC_DIR
-from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.daemon.service import DaemonConfig
 from asymm.db import connect
 from asymm.dev.sandbox import Sandbox
 from tests.harness.browser import Browser, chromium_path
@@ -89,7 +90,8 @@ def live(db: str, sandbox: Sandbox) -> Iterator[tuple[str, str]]:
     advisor = advisor_round(db)
     assert [i["applied"] for i in advisor["advise"]["indexes"]] == ["yes"], advisor["advise"]
     port = _free_port()
-    daemon = Daemon(DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1, http_token=TOKEN))
+    daemon = make_daemon(DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1,
+                                      http_token=TOKEN))
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     stop = threading.Event()

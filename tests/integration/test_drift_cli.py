@@ -8,8 +8,10 @@ import time
 import psycopg
 from click.testing import CliRunner
 
+from asymm.app import make_daemon
 from asymm.cli import main
-from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.daemon.service import DaemonConfig
+from asymm.drift.watcher import DriftFeature
 
 SCHEMA = """
 CREATE SCHEMA app;
@@ -106,9 +108,11 @@ def test_daemon_reconciles_and_restores_a_dropped_index(db: str) -> None:
         conn.execute("DROP INDEX app.orders_customer")
         conn.execute("RESET session_replication_role")
         assert conn.execute("SELECT count(*) FROM asymm.ddl_log WHERE command_tag = 'DROP INDEX'").fetchone() == (0,)
-    daemon = Daemon(DaemonConfig(dsn=db, period=0.05, max_ticks=10))
+    daemon = make_daemon(DaemonConfig(dsn=db, period=0.05, max_ticks=10))
     daemon.run()
-    watcher = daemon.drift_watcher  # type: ignore[attr-defined]
+    feature = daemon.feature("drift")
+    assert isinstance(feature, DriftFeature) and feature.watcher is not None
+    watcher = feature.watcher
     if watcher.restoring is not None:
         watcher.restoring.join(timeout=30)
     with psycopg.connect(db, autocommit=True) as conn:

@@ -385,8 +385,8 @@ def test_a_daemon_built_in_code_does_not_bind_remote_without_the_setting(db: str
     """Daemon(DaemonConfig(...)) skips config.load(); the HTTP start still refuses a remote bind."""
     port = free_port()
     script = ("import logging, sys; logging.basicConfig();"
-              "from asymm.daemon.service import Daemon, DaemonConfig;"
-              f"Daemon(DaemonConfig(dsn=sys.argv[1], http_host='0.0.0.0', http_port={port}, max_ticks=5)).run()")
+              "from asymm.app import make_daemon; from asymm.daemon.service import DaemonConfig;"
+              f"make_daemon(DaemonConfig(dsn=sys.argv[1], http_host='0.0.0.0', http_port={port}, max_ticks=5)).run()")
     proc = subprocess.run([sys.executable, "-c", script, db], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from psycopg import sql
 
 from asymm.advisor.advise import Settings, advise
-from asymm.advisor.daemon_task import ScheduledAdvisor
+from asymm.advisor.feature import ScheduledAdvisor
 from asymm.advisor.workload import read_workload
 from asymm.cli import main
 from tests.harness.roles import role_dsn
@@ -167,7 +167,7 @@ def test_advise_apply_and_verify_plan_as_the_author(attack: Attack) -> None:
 
 
 def test_the_daemons_scheduled_advisor_plans_as_the_author(attack: Attack) -> None:
-    runner = ScheduledAdvisor(SimpleNamespace(config=SimpleNamespace(dsn=attack.dsn)))  # type: ignore[arg-type]
+    runner = ScheduledAdvisor(SimpleNamespace(dsn=attack.dsn))  # type: ignore[arg-type]
     runner.run(auto_apply=True)
     assert runner.last_error is None and runner.runs == 1
     assert_ran_only_as_mallory(attack)

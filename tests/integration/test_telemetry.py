@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from asymm import telemetry
-from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.app import make_daemon
+from asymm.daemon.service import DaemonConfig
 from asymm.db import connect
 from asymm.dev.sandbox import Sandbox
 
@@ -189,7 +190,7 @@ def test_own_statements_and_the_daemon_are_not_reported(db: str, ctl: Conn, app:
     app.execute("SELECT asymm.version()")  # asymm's own function, even from an observed session
     run_probe(app, 1)
     telemetry.snapshot(ctl)
-    daemon = Daemon(DaemonConfig(dsn=db, period=0.05, max_ticks=6))
+    daemon = make_daemon(DaemonConfig(dsn=db, period=0.05, max_ticks=6))
     daemon.run()
     assert ctl.execute("SELECT snapshots FROM asymm.telemetry_state").fetchone()[0] >= 6  # type: ignore[index,operator]
     reported = [str(r[0]) for r in ctl.execute("SELECT query FROM asymm.query_report('1 hour')").fetchall()]

@@ -130,4 +130,18 @@ def test_task_validation() -> None:
     with pytest.raises(ValueError, match="regime"):
         Task("x", lambda _t: None, regime="chaos")
     with pytest.raises(ValueError):
-        Task("x", lambda _t: None, every=0)
+        Task("x", lambda _t: None, every_s=-1.0)
+
+
+def test_task_periods_are_seconds_turned_into_ticks_by_the_scheduler() -> None:
+    scheduler = Scheduler(period=0.2, backoff_cap_s=30.0)
+    every_tick = Task("every-tick", lambda _t: None)
+    each_second = Task("each-second", lambda _t: None, every_s=1.0)
+    tiny = Task("tiny", lambda _t: None, every_s=0.01)  # shorter than a period: still once a tick
+    for task in (every_tick, each_second, tiny):
+        scheduler.add(task)
+    assert (every_tick.every, each_second.every, tiny.every) == (1, 5, 1)
+    assert scheduler.backoff_cap_ticks == 150
+    scheduler.set_period(0.1)  # a reload: the seconds stay, the ticks follow
+    assert (every_tick.every, each_second.every, tiny.every) == (1, 10, 1)
+    assert scheduler.backoff_cap_ticks == 300

@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
+from asymm.app import make_daemon
 from asymm.cli.common import number, whole
 from asymm.daemon import config as config_mod
-from asymm.daemon.service import Daemon
 from asymm.redact import RedactingFilter
 
 
@@ -81,7 +81,7 @@ def daemon_command(config_file: str | None, check_config: bool, as_json: bool, *
             click.echo(_render(loaded))
         return
     logging.getLogger("asymm").setLevel(loaded.config.log_level.upper())
-    daemon = Daemon(dataclasses.replace(loaded.config), loaded=loaded, flags=given)
+    daemon = make_daemon(dataclasses.replace(loaded.config), loaded=loaded, flags=given)
     redacting = RedactingFilter(lambda: config_mod.secrets(daemon.config))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redacting)

@@ -10,16 +10,12 @@ import click
 from asymm.cli.common import dsn_option, emit, json_option, number, table
 from asymm.db import connect, lookup_relation
 from asymm.errors import AsymmError
+from asymm.sync import api as sync_api
 
 
 def fetch_sync_status(dsn: str) -> dict[str, Any]:
     with connect(dsn) as conn:
-        if not conn.execute("SELECT to_regproc('asymm.sync_status') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
-            raise AsymmError("the asymm extension (0.2.0 or later) is not installed in this database")
-        row = conn.execute("SELECT asymm.sync_status()").fetchone()
-    assert row is not None
-    status: dict[str, Any] = row[0]  # type: ignore[assignment]
-    return status
+        return sync_api.checked_status(conn)
 
 
 def render_sync_status(status: dict[str, Any]) -> str:

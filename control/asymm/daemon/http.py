@@ -9,10 +9,11 @@ default (metrics and reports describe the database: not something to expose by a
   standby) and Redis answers (if configured); 503 otherwise, with the reason in the body.
 * ``/`` is the web dashboard (``static/index.html``) and ``/static/...`` its files (the page's
   own code is committed; ``static/vendor/`` is filled from npm by ``make dashboard``).
-* ``/api`` lists the JSON endpoints; ``/api/status`` is built in.  Other areas add theirs with
-  :func:`register_api`; a handler gets the daemon and the query parameters and returns JSON-able
-  data.  Handlers run on the HTTP thread: they must not use ``daemon.conn`` (it belongs to the
-  pulse thread) but open their own short connection (``asymm.db.connect(daemon.config.dsn)``).
+* ``/api`` lists the JSON endpoints; ``/api/status`` is built in.  Features add theirs as routes
+  (:class:`asymm.daemon.feature.Feature`); a handler gets the daemon's context and the query
+  parameters and returns JSON-able data.  Handlers run on the HTTP thread: they must not use
+  ``ctx.conn()`` (it belongs to the pulse thread) but open their own short connection
+  (``asymm.db.connect(ctx.dsn)``).
 
 Security (threat: a web page in the operator's browser, and other hosts on the network):
 
@@ -51,18 +52,17 @@ import mimetypes
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from asymm.daemon import config as config_mod
 from asymm.daemon import metrics
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.feature import ApiError, Params, Route, TaskContext
 from asymm.redact import mask_text
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.daemon.http")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -78,28 +78,7 @@ SECURITY_HEADERS = {
 }
 OPEN_PATHS = ("/healthz", "/readyz")  # no token needed: liveness/readiness probes
 
-ApiHandler = Callable[["Daemon", dict[str, list[str]]], Any]
-API_ENDPOINTS: dict[str, ApiHandler] = {}
-
-
-class ApiError(Exception):
-    """Raise from a handler to answer with this status and message (e.g. 400 for a bad parameter)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def register_api(name: str) -> Callable[[ApiHandler], ApiHandler]:
-    """Decorator: serve ``handler(daemon, params)`` as ``GET /api/<name>`` (JSON)."""
-    if not name or not all(c.isalnum() or c in "-_/" for c in name):
-        raise ValueError(f"invalid API endpoint name {name!r}")
-
-    def decorate(handler: ApiHandler) -> ApiHandler:
-        API_ENDPOINTS[name] = handler
-        return handler
-
-    return decorate
+__all__ = ["ApiError", "HttpServer", "api_status"]
 
 
 def _json_safe(value: Any) -> Any:
@@ -112,10 +91,25 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-@register_api("status")
-def api_status(daemon: Daemon, _params: dict[str, list[str]]) -> dict[str, Any]:
-    status = daemon.status()
-    secrets = config_mod.secrets(daemon.config)
+class Served(metrics.Measured, Protocol):
+    """What the HTTP server reads of the daemon (a protocol: the service imports this module)."""
+
+    config: DaemonConfig
+
+    @property
+    def routes(self) -> Mapping[str, Route]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    def call_route(self, name: str, params: Params) -> Any: ...
+
+
+def api_status(ctx: TaskContext, _params: Params) -> dict[str, Any]:
+    """``/api/status``: the daemon's status, with secrets masked out of task errors."""
+    status = ctx.status()
+    secrets = config_mod.secrets(ctx.config)
     for task in status.get("tasks", []):
         if task.get("last_error"):
             task["last_error"] = mask_text(str(task["last_error"]), secrets)
@@ -177,7 +171,7 @@ def origin_host(origin: str) -> str | None:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "asymm"
-    daemon: Daemon  # set on the subclass made per server
+    daemon: Served  # set on the subclass made per server
     bound: tuple[str, int] = ("127.0.0.1", 0)  # the listening address, likewise
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -285,10 +279,10 @@ class _Handler(BaseHTTPRequestHandler):
                 ready, reason = self.daemon.readiness()
                 self._send(200 if ready else 503, reason + "\n", "text/plain; charset=utf-8")
             elif path == "/api":
-                self._json(200, {"endpoints": sorted(f"/api/{name}" for name in API_ENDPOINTS)})
-            elif path.startswith("/api/") and path[5:] in API_ENDPOINTS:
+                self._json(200, {"endpoints": sorted(f"/api/{name}" for name in self.daemon.routes)})
+            elif path.startswith("/api/") and path[5:] in self.daemon.routes:
                 params = parse_qs(parts.query)
-                self._json(200, API_ENDPOINTS[path[5:]](self.daemon, params))
+                self._json(200, self.daemon.call_route(path[5:], params))
             elif path == "/" and (STATIC_DIR / "index.html").is_file():
                 self._static("index.html")
             elif path == "/":
@@ -310,7 +304,7 @@ class _Server6(ThreadingHTTPServer):
 
 
 class HttpServer:
-    def __init__(self, daemon: Daemon, host: str, port: int) -> None:
+    def __init__(self, daemon: Served, host: str, port: int) -> None:
         handler: type[_Handler] = type("AsymmHandler", (_Handler,), {"daemon": daemon})
         server_class = _Server6 if ":" in host else ThreadingHTTPServer
         self.server = server_class((host.strip("[]"), port), handler)

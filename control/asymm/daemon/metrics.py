@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from asymm import __version__
-from asymm.daemon.scheduler import REGIMES
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.leader import LeaderElection
+from asymm.daemon.notify import WebhookNotifier
+from asymm.daemon.pulse import Pulse
+from asymm.daemon.scheduler import REGIMES, Scheduler
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 QUANTILES = (0.5, 0.9, 0.99)
@@ -70,7 +71,22 @@ def _process_figures() -> tuple[float, float]:
     return times.user + times.system, rss
 
 
-def render(daemon: Daemon) -> str:
+class Measured(Protocol):
+    """What :func:`render` reads (the daemon service; a protocol so that this module need not import it)."""
+
+    config: DaemonConfig
+    pulse: Pulse
+    scheduler: Scheduler
+    leader: LeaderElection
+    notifier: WebhookNotifier
+    started_at: float
+    postgres_up: bool
+    redis_up: bool
+    reconnects: int
+    reloads: int
+
+
+def render(daemon: Measured) -> str:
     w = _Writer()
     stats = daemon.pulse.stats
     sched = daemon.scheduler

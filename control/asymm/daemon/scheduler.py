@@ -20,6 +20,9 @@ How the split is enforced (deficit round robin, work conserving):
 Tasks that do not fit stay pending and start first in their regime next tick, so none starves.
 A task that raises is logged and backed off (2, 4, 8 … ticks, capped) without stopping the others.
 
+Periods are given in seconds (a task's ``every_s``, the backoff cap) and turned into ticks here,
+once for the current pulse period and again when a reload changes it (:meth:`Scheduler.set_period`).
+
 The measured split is each regime's share of the seconds actually spent in tasks; the balance
 score is ``100 × (1 − d)`` with ``d`` the total-variation distance (half the L1 distance) between
 measured and target split, so 100 means exactly on target and 0 means all time went to regimes
@@ -32,9 +35,9 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from asymm.daemon.pulse import Tick
+from asymm.daemon.pulse import DEFAULT_PERIOD_S, Tick
 
 log = logging.getLogger("asymm.daemon")
 
@@ -45,12 +48,15 @@ DEFAULT_SPLIT = {"exploration": 0.30, "optimization": 0.20, "stabilization": 0.5
 @dataclass
 class Task:
     """Periodic work.  ``run(tick)`` must be bounded in time; it runs only on the leader unless
-    ``leader_only`` is False, and only while PostgreSQL is connected unless ``needs_postgres`` is False."""
+    ``leader_only`` is False, and only while PostgreSQL is connected unless ``needs_postgres`` is False.
+
+    ``every_s``: seconds between runs (0: every tick); the scheduler sets ``every`` (in ticks) from it."""
 
     name: str
     run: Callable[[Tick], None]
-    every: int = 1  # run on every n-th tick
+    every_s: float = 0.0
     regime: str = "stabilization"
+    every: int = field(default=1, init=False)  # run on every n-th tick (see Scheduler.add)
     failures: int = 0  # consecutive failures (drives the backoff)
     skip_until_tick: int = 0
     runs: int = 0
@@ -64,8 +70,13 @@ class Task:
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
             raise ValueError(f"unknown regime {self.regime!r}; one of {', '.join(REGIMES)}")
-        if self.every < 1:
-            raise ValueError("a task runs at most every tick (every >= 1)")
+        if not self.every_s >= 0:
+            raise ValueError("a task's period (every_s) is a number of seconds >= 0")
+
+
+def ticks(seconds: float, period: float) -> int:
+    """The number of ticks (at least one) closest to ``seconds``."""
+    return max(1, round(seconds / period))
 
 
 def normalise_split(split: Mapping[str, float]) -> dict[str, float]:
@@ -90,7 +101,8 @@ class Scheduler:
         budget_fraction: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
         split: Mapping[str, float] | None = None,
-        backoff_cap_ticks: int = 300,
+        backoff_cap_s: float = 60.0,
+        period: float = DEFAULT_PERIOD_S,
     ) -> None:
         if not 0 < budget_fraction <= 1:
             raise ValueError("budget_fraction must be in (0, 1]")
@@ -98,7 +110,9 @@ class Scheduler:
         self.budget_fraction = budget_fraction
         self.clock = clock
         self.split = normalise_split(split or DEFAULT_SPLIT)
-        self.backoff_cap_ticks = backoff_cap_ticks
+        self.period = period
+        self.backoff_cap_s = backoff_cap_s
+        self.backoff_cap_ticks = ticks(backoff_cap_s, period)
         self.overruns = 0
         self.deferred = 0
         self.regime_seconds = {r: 0.0 for r in REGIMES}
@@ -108,11 +122,21 @@ class Scheduler:
         self._next = {r: 0 for r in REGIMES}
 
     def add(self, task: Task) -> None:
+        task.every = ticks(task.every_s, self.period)
         self.tasks.append(task)
         self._by_regime[task.regime].append(task)
 
     def set_split(self, split: Mapping[str, float]) -> None:
         self.split = normalise_split(split)
+
+    def set_period(self, period: float, backoff_cap_s: float | None = None) -> None:
+        """A new pulse period (a reload): every task keeps its period in seconds, so its ticks change."""
+        self.period = period
+        if backoff_cap_s is not None:
+            self.backoff_cap_s = backoff_cap_s
+        self.backoff_cap_ticks = ticks(self.backoff_cap_s, period)
+        for task in self.tasks:
+            task.every = ticks(task.every_s, period)
 
     # -- reporting ------------------------------------------------------------------------------
 

@@ -7,9 +7,13 @@ standbys only keep their heartbeat and try to take the lock every pulse.
 
 Connections break (PostgreSQL restarts, network drops, Redis restarts).  The loop never dies of
 it: a broken ``daemon.conn`` is replaced at the start of a later tick, with exponential backoff
-and jitter between attempts, and tasks simply use ``daemon.conn`` afresh on their next run; while
+and jitter between attempts, and tasks simply ask for ``ctx.conn()`` afresh on their next run; while
 PostgreSQL is away only tasks that do not need it run.  The Redis client reconnects by itself on
 its next command; the ``redis-ping`` task tracks whether it answers.
+
+The daemon knows no feature: it is given a list of :class:`~asymm.daemon.feature.Feature` objects
+(the composition root, :mod:`asymm.app`, builds it), schedules their tasks, serves their routes and
+adds their status to ``/api/status``; they see it only through a :class:`DaemonContext`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,24 +41,65 @@ from asymm.daemon import sdnotify
 from asymm.daemon import token as token_mod
 from asymm.daemon.backoff import Backoff
 from asymm.daemon.config import DaemonConfig
-from asymm.daemon.http import HttpServer
+from asymm.daemon.feature import Conn, Feature, Params, Route, valid_route_name
+from asymm.daemon.http import HttpServer, api_status
 from asymm.daemon.leader import LEADER_LOCK_KEY, LeaderElection
 from asymm.daemon.notify import WebhookNotifier
 from asymm.daemon.pulse import Pulse, Tick
 from asymm.daemon.scheduler import REGIMES, Scheduler, Task
-from asymm.daemon.tasks import TASK_FACTORIES
 from asymm.db import connect, require_extension
 from asymm.errors import AsymmError
-from asymm.sync.redis_io import RedisClient, connect_redis
+from asymm.redis_conn import RedisClient, connect_redis
 
 __all__ = ["Daemon", "DaemonConfig", "Task"]
 
 log = logging.getLogger("asymm.daemon")
 
 
+class DaemonContext:
+    """The :class:`~asymm.daemon.feature.TaskContext` a daemon gives its features' tasks and routes."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    @property
+    def config(self) -> DaemonConfig:
+        return self._daemon.config
+
+    @property
+    def dsn(self) -> str:
+        return self._daemon.config.dsn
+
+    @property
+    def redis_url(self) -> str | None:
+        return self._daemon.config.redis_url
+
+    @property
+    def period(self) -> float:
+        return self._daemon.config.period
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self._daemon.stop_event
+
+    def conn(self) -> Conn:
+        conn = self._daemon.conn
+        assert conn is not None, "the pulse connection is made before the first tick"
+        return conn
+
+    def notifying(self) -> bool:
+        return bool(self._daemon.notifier.urls)
+
+    def notify(self, event: str, payload: dict[str, Any]) -> None:
+        self._daemon.notifier.notify(event, payload)
+
+    def status(self) -> dict[str, Any]:
+        return self._daemon.status()
+
+
 class Daemon:
-    def __init__(self, config: DaemonConfig, *, loaded: config_mod.LoadedConfig | None = None,
-                 flags: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: DaemonConfig, features: Sequence[Feature], *,
+                 loaded: config_mod.LoadedConfig | None = None, flags: dict[str, Any] | None = None) -> None:
         self.config = config
         self.config_file = loaded.file if loaded else None
         self.config_sources = loaded.sources if loaded else {}
@@ -63,7 +109,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.pulse = Pulse(config.period, stop=self.stop_event)
         self.scheduler = Scheduler(config.budget_fraction, split=config.regime_split,
-                                   backoff_cap_ticks=self._ticks(config.task_backoff_max_s))
+                                   backoff_cap_s=config.task_backoff_max_s, period=config.period)
         self.scheduler.on_error = self._task_failed
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.redis: RedisClient | None = None
@@ -84,19 +130,36 @@ class Daemon:
         self.generated_token: str | None = None  # made at start when the API needs one and none is configured
         self.token_dir: Path | None = None  # where the generated token is written (None: kept in memory)
         self.token_file: Path | None = None  # the file written, once the HTTP server is bound
-        heartbeat_ticks = self._ticks(config.heartbeat_every_s)
-        self.heartbeat_task = Task("heartbeat", self._heartbeat, every=heartbeat_ticks, leader_only=False)
+        self.context = DaemonContext(self)
+        heartbeat_s = config.heartbeat_every_s
+        self.heartbeat_task = Task("heartbeat", self._heartbeat, every_s=heartbeat_s, leader_only=False)
         self.scheduler.add(self.heartbeat_task)
         if config.redis_url:
-            self.scheduler.add(Task("redis-ping", self._redis_ping, every=heartbeat_ticks, leader_only=False,
+            self.scheduler.add(Task("redis-ping", self._redis_ping, every_s=heartbeat_s, leader_only=False,
                                     needs_postgres=False))
-        self.scheduler.add(Task("daemon-registry-gc", self._registry_gc, every=10 * heartbeat_ticks))
-        for factory in TASK_FACTORIES:
-            for task in factory(self):
+        self.scheduler.add(Task("daemon-registry-gc", self._registry_gc, every_s=10 * heartbeat_s))
+        self.features: tuple[Feature, ...] = tuple(features)
+        self.routes: dict[str, Route] = {"status": api_status}
+        for feature in self.features:
+            if any(f is not feature and f.name == feature.name for f in self.features):
+                raise ValueError(f"two features named {feature.name!r}")
+            for task in feature.tasks(self.context):
                 self.scheduler.add(task)
+            for name, handler in feature.routes().items():
+                if not valid_route_name(name) or name in self.routes:
+                    raise ValueError(f"feature {feature.name!r}: invalid or duplicate API route {name!r}")
+                self.routes[name] = handler
 
-    def _ticks(self, seconds: float) -> int:
-        return max(1, round(seconds / self.config.period))
+    def feature(self, name: str) -> Feature:
+        """The feature of that name (KeyError if this daemon has none)."""
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def call_route(self, name: str, params: Params) -> Any:
+        """Run the handler of ``GET /api/<name>`` (the HTTP thread calls this)."""
+        return self.routes[name](self.context, params)
 
     def _make_leader(self, config: DaemonConfig) -> LeaderElection:
         # The lock session must not time out between two polls, whatever the period.
@@ -299,6 +362,8 @@ class Daemon:
             new.http_token = self.generated_token  # no token configured: the generated one stays valid
         if new.period != self.config.period:
             self.pulse.change_period(new.period)
+        self.heartbeat_task.every_s = new.heartbeat_every_s
+        self.scheduler.set_period(new.period, backoff_cap_s=new.task_backoff_max_s)
         self.scheduler.set_split(new.regime_split)
         self.scheduler.budget_fraction = new.budget_fraction
         self.notifier.urls = list(new.notify_urls)
@@ -309,8 +374,6 @@ class Daemon:
         logging.getLogger("asymm").setLevel(new.log_level.upper())
         self.config = new
         self.config_sources = loaded.sources
-        self.heartbeat_task.every = self._ticks(new.heartbeat_every_s)
-        self.scheduler.backoff_cap_ticks = self._ticks(new.task_backoff_max_s)
         self.reloads += 1
         log.info("configuration reloaded (period %.1f ms, split %s)", new.period * 1000,
                  "/".join(f"{new.regime_split[r] * 100:g}" for r in REGIMES))
@@ -377,7 +440,8 @@ class Daemon:
                 "balance_score": self.scheduler.balance_score(),
             },
             "tasks": [
-                {"name": t.name, "regime": t.regime, "every": t.every, "runs": t.runs, "seconds": t.seconds,
+                {"name": t.name, "regime": t.regime, "every": t.every, "every_s": t.every_s, "runs": t.runs,
+                 "seconds": t.seconds,
                  "failures_total": t.failures_total, "consecutive_failures": t.failures,
                  "last_error": t.last_error, "leader_only": t.leader_only}
                 for t in self.scheduler.tasks
@@ -385,6 +449,7 @@ class Daemon:
             "notifications": {"sent": self.notifier.stats.sent, "failed": self.notifier.stats.failed,
                               "dropped": self.notifier.stats.dropped, "pending": self.notifier.pending()},
             "config": config_mod.public_view(self.config),
+            "features": {f.name: f.status() for f in self.features},
         }
 
     # -- tasks ----------------------------------------------------------------------------------

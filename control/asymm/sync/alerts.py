@@ -7,13 +7,8 @@ threshold (docs/sync.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from asymm.daemon.feature import TaskContext
 from asymm.daemon.pulse import Tick
-from asymm.daemon.scheduler import Task
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
 
 CHECK_EVERY_S = 1.0
 HEARTBEAT_INTERVAL_MS = 1000.0  # the sync heartbeat runs about once a second (asymm.sync.worker)
@@ -29,15 +24,14 @@ SELECT greatest(s.lag_ms,
 
 
 class SyncLagAlerts:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
         self.alerting = False
 
     def run(self, _tick: Tick) -> None:
-        if not self.daemon.notifier.urls:
+        if not self.ctx.notifying():
             return
-        conn = self.daemon.conn
-        assert conn is not None
+        conn = self.ctx.conn()
         row = conn.execute(EFFECTIVE_LAG, (HEARTBEAT_INTERVAL_MS,)).fetchone()
         if row is None or row[0] is None or not row[5]:
             return  # nothing tracked, or no heartbeat has ever reached Redis
@@ -45,16 +39,9 @@ class SyncLagAlerts:
                                                                  float(str(row[4])))
         if not self.alerting and lag_ms > threshold_ms:
             self.alerting = True
-            self.daemon.notifier.notify("sync_lag", {
+            self.ctx.notify("sync_lag", {
                 "database": conn.info.dbname, "lag_ms": round(lag_ms, 1), "threshold_ms": threshold_ms,
                 "measured_lag_ms": measured_ms, "last_heartbeat_at": lag_at, "last_error": last_error})
         elif self.alerting and lag_ms < threshold_ms / 2:
             self.alerting = False
 
-
-def daemon_tasks(daemon: Daemon) -> list[Task]:
-    if not daemon.config.redis_url:
-        return []
-    alerts = SyncLagAlerts(daemon)
-    return [Task("sync-lag-alerts", alerts.run, every=max(1, round(CHECK_EVERY_S / daemon.config.period)),
-                 regime="stabilization")]

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import redis
-from redis.cluster import RedisCluster
 
 from asymm.errors import AsymmError
-
-RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster: the same command API
+from asymm.redis_conn import RedisClient as RedisClient  # where callers have imported it from
+from asymm.redis_conn import connect_redis as connect_redis  # where callers have imported it from
 
 _WRITE = """
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'floor', 'fence', 'applied')
@@ -216,24 +214,6 @@ def parse_key(key: str) -> tuple[str, str, str, str, str | None]:
     if rest.startswith(":"):
         return prefix, schema, table, "row", rest[1:]
     raise ValueError(f"not a table's Redis key: {key!r}")
-
-
-def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:
-    """A client for ``url``; a Redis Cluster node (or ``?cluster=1``) gives a cluster client."""
-    query = parse_qs(urlparse(url).query)
-    plain_url = url.split("?", 1)[0]
-    if query.get("cluster", ["0"])[0] in ("1", "true", "yes"):
-        return RedisCluster.from_url(plain_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    client = redis.Redis.from_url(plain_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  client_name="asymm")
-    try:
-        enabled = client.info("cluster").get("cluster_enabled") == 1
-    except redis.RedisError:
-        enabled = False  # unreachable now: a plain client still lets the caller retry later
-    if enabled:
-        client.close()
-        return RedisCluster.from_url(plain_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    return client
 
 
 def pack_command(args: list[Any]) -> bytes:

@@ -2,7 +2,8 @@
 
 Why a thread and not just a pulse task: the lag target is far below the pulse period, so the
 worker blocks on ``LISTEN asymm_sync`` and polls once per pulse at worst; errors back off and
-lose nothing (the position moves only after Redis acknowledged).  Details: docs/sync.md.
+lose nothing (the position moves only after Redis acknowledged).  The pulse tasks (:mod:`asymm.sync.feature`)
+only keep the worker alive and commit heartbeats. Details: docs/sync.md.
 """
 
 from __future__ import annotations
@@ -11,19 +12,13 @@ import contextlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import psycopg
 import redis
 
-from asymm.daemon.pulse import Tick
-from asymm.daemon.scheduler import Task
 from asymm.db import connect
 from asymm.errors import AsymmError, pg_error_line
 from asymm.sync.engine import SyncEngine
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.sync")
 
@@ -155,42 +150,3 @@ class SyncWorker(threading.Thread):
         except (psycopg.Error, AsymmError):
             pass  # PostgreSQL is what is down: the log line is all we can do
 
-
-def daemon_tasks(daemon: Daemon) -> list[Task]:
-    """The sync worker (started on the first tick) and the heartbeat that measures its lag.
-
-    The heartbeat has its own connection (reopened after a failure) rather than ``daemon.conn``,
-    so it survives a PostgreSQL restart without changes to the daemon service.
-    """
-    if not daemon.config.redis_url:
-        return []
-    state: dict[str, object] = {}
-    heartbeat_every = max(1, round(1.0 / daemon.config.period))
-    # A stalled sync leader loses the sync lock like a stalled daemon leader loses its own (the same
-    # setting, the same floor of five pulses: the engine's session runs a statement every pulse).
-    config = daemon.config
-    session_timeout = max(config.leader_session_timeout_s, 5 * config.period) if config.leader_session_timeout_s else 0
-
-    def keep_alive(_tick: Tick) -> None:
-        worker = state.get("worker")
-        if not isinstance(worker, SyncWorker) or not worker.is_alive():
-            assert daemon.config.redis_url is not None
-            state["worker"] = worker = SyncWorker(daemon.config.dsn, daemon.config.redis_url, daemon.stop_event,
-                                                  daemon.config.period, session_timeout)
-            worker.start()
-
-    def heartbeat(_tick: Tick) -> None:
-        worker = state.get("worker")
-        if not isinstance(worker, SyncWorker) or not worker.is_leader:
-            return
-        conn = state.get("conn")
-        if not isinstance(conn, psycopg.Connection) or conn.closed:
-            state["conn"] = conn = connect(daemon.config.dsn, connect_timeout=2)
-        try:
-            conn.execute("SELECT asymm.sync_heartbeat()")
-        except psycopg.Error:
-            conn.close()
-            raise
-
-    return [Task("sync-worker", keep_alive, every=1, regime="stabilization"),
-            Task("sync-heartbeat", heartbeat, every=heartbeat_every, regime="stabilization")]

@@ -17,13 +17,16 @@ from typing import Any
 import click
 
 from asymm import graph as graph_mod
+from asymm.app import make_daemon
 from asymm.cli.common import dsn_option, number, table
 from asymm.cli.status_cmd import fetch_status, render_status
-from asymm.daemon.service import Daemon, DaemonConfig
+from asymm.daemon.config import DaemonConfig
+from asymm.daemon.service import Daemon
 from asymm.daemon.token import generate as generate_token
 from asymm.db import connect
 from asymm.dev.demo import indexes, logfile, setup, workload
 from asymm.errors import AsymmError
+from asymm.sync import api as sync_api
 from asymm.sync.cache import Cache
 
 
@@ -106,7 +109,7 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
     with progress.step("starting the asymm daemon with the dashboard") as note:
         port = http_port or _free_port()
         token = generate_token()  # the API needs one (every local user reaches 127.0.0.1): in the URL's fragment
-        daemon = Daemon(DaemonConfig(dsn=demo_dsn, redis_url=redis_url or None, http_port=port, http_token=token))
+        daemon = make_daemon(DaemonConfig(dsn=demo_dsn, redis_url=redis_url or None, http_port=port, http_token=token))
         thread = threading.Thread(target=daemon.run, name="asymm-demo-daemon", daemon=True)
         thread.start()
         if not _wait(lambda: daemon.http is not None and daemon.ready, 20):
@@ -234,9 +237,9 @@ def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
 
     def synced() -> bool:
         with connect(dsn) as conn:
-            row = conn.execute("SELECT (s->>'backlog_rows')::bigint = 0 AND (t->>'backfill') = 'done'"
-                               "  FROM asymm.sync_status() s, jsonb_array_elements(s->'tables') t").fetchone()
-        return bool(row and row[0])
+            status = sync_api.status(conn)
+        tables = status.get("tables") or []
+        return bool(tables) and int(status.get("backlog_rows") or 0) == 0 and tables[0].get("backfill") == "done"
 
     if not _wait(synced, 30):
         return "the daemon did not sync within 30 s"
@@ -254,5 +257,5 @@ def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
 
 def _sync_lag(dsn: str) -> str:
     with connect(dsn) as conn:
-        row = conn.execute("SELECT (asymm.sync_status()->>'lag_ms')::float8").fetchone()
-    return "n/a" if not row or row[0] is None else f"{row[0]:.1f} ms"
+        lag = sync_api.status(conn).get("lag_ms")
+    return "n/a" if lag is None else f"{float(lag):.1f} ms"

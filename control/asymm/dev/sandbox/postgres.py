@@ -20,7 +20,7 @@ from asymm.dev.sandbox.statedir import write_private
 from asymm.errors import SandboxError
 
 if TYPE_CHECKING:
-    from asymm.dev.sandbox.box import Sandbox
+    from asymm.dev.sandbox.paths import ServerPaths
 
 DEBIAN_BINDIR = "/usr/lib/postgresql/15/bin"
 SUPERUSER = "postgres"
@@ -50,7 +50,7 @@ POSTGRES_SETTINGS = {
 }
 
 
-def initdb(box: Sandbox, server: pwd.struct_passwd) -> None:
+def initdb(box: ServerPaths, server: pwd.struct_passwd) -> None:
     """initdb with a generated superuser password: scram-sha-256 on TCP, trust only on the 0700 socket dir."""
     password = secrets.token_urlsafe(32)
     pwfile = box.socket_dir / "initdb.pw"
@@ -71,20 +71,20 @@ def initdb(box: Sandbox, server: pwd.struct_passwd) -> None:
         handle.write("\n# asymm sandbox\n" + "\n".join(lines) + "\n")
 
 
-def start(box: Sandbox) -> None:
+def start(box: ServerPaths) -> None:
     run_as(box.os_user, [
         box.pg_bindir + "/pg_ctl", "-D", str(box.data_dir), "-l", str(box.socket_dir / "postgres.log"),
         "-w", "-t", str(START_TIMEOUT_S), "-o", f"-p {box.pg_port} -k {box.socket_dir}", "start",
     ], what="start PostgreSQL")
 
 
-def stop(box: Sandbox, mode: str = "fast") -> None:
+def stop(box: ServerPaths, mode: str = "fast") -> None:
     if (box.data_dir / "postmaster.pid").exists():
         run_as(box.os_user, [box.pg_bindir + "/pg_ctl", "-D", str(box.data_dir), "-m", mode,
                              "-w", "-t", str(START_TIMEOUT_S), "stop"], what="stop PostgreSQL")
 
 
-def postmaster_pid(box: Sandbox) -> int | None:
+def postmaster_pid(box: ServerPaths) -> int | None:
     """The postmaster's pid from its pid file, if that process is still our postgres."""
     return our_process(box.data_dir / "postmaster.pid", box.os_user, ("postgres",))
 

@@ -13,14 +13,14 @@ from asymm.dev.sandbox.processes import our_process, run_as, terminate, wait_for
 from asymm.dev.sandbox.statedir import write_private
 
 if TYPE_CHECKING:
-    from asymm.dev.sandbox.box import Sandbox
+    from asymm.dev.sandbox.paths import ServerPaths
 
 
-def write_config(box: Sandbox, server: pwd.struct_passwd) -> None:
+def write_config(box: ServerPaths, server: pwd.struct_passwd) -> None:
     write_private(box.redis_dir / "redis.conf", f"requirepass {box.redis_password}\n", owner=server)
 
 
-def start(box: Sandbox) -> None:
+def start(box: ServerPaths) -> None:
     run_as(box.os_user, [
         shutil.which("redis-server") or "redis-server", str(box.redis_dir / "redis.conf"),
         "--port", str(box.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
@@ -30,7 +30,7 @@ def start(box: Sandbox) -> None:
     wait_for_port(box.redis_port, "Redis")
 
 
-def stop(box: Sandbox) -> None:
+def stop(box: ServerPaths) -> None:
     found = pid(box)
     if found is None:
         return
@@ -38,6 +38,6 @@ def stop(box: Sandbox) -> None:
     (box.redis_dir / "redis.pid").unlink(missing_ok=True)
 
 
-def pid(box: Sandbox) -> int | None:
+def pid(box: ServerPaths) -> int | None:
     """The pid in our own pid file, if that process is still our redis-server."""
     return our_process(box.redis_dir / "redis.pid", box.os_user, ("redis-server", f":{box.redis_port}"))

@@ -1,7 +1,8 @@
 """The daemon runs the advisor on a schedule (settings ``advisor.enabled``, ``advisor.every``).
 
 Why a background thread: a run takes seconds, far more than a tick, so the tick only starts a due
-run; suggest only unless ``advisor.auto_apply`` (docs/advisor.md).
+run; suggest only unless ``advisor.auto_apply`` (docs/advisor.md). :class:`AdvisorFeature` is that
+schedule as a daemon feature; the advice itself is :mod:`asymm.advisor.advise`.
 """
 
 from __future__ import annotations
@@ -9,31 +10,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
+from asymm.daemon.feature import FeatureBase, TaskContext
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
 from asymm.db import connect
-
-if TYPE_CHECKING:
-    from asymm.daemon.service import Daemon
 
 log = logging.getLogger("asymm.advisor")
 CHECK_EVERY_S = 5.0
 
 
 class ScheduledAdvisor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
         self.last_run: float | None = None  # monotonic time of the last start
         self.thread: threading.Thread | None = None
         self.runs = 0
         self.last_error: str | None = None
 
     def tick(self, _tick: Tick) -> None:
-        conn = self.daemon.conn
-        if conn is None or (self.thread is not None and self.thread.is_alive()):
+        if self.thread is not None and self.thread.is_alive():
             return
+        conn = self.ctx.conn()
         row = conn.execute(
             "SELECT asymm.setting('advisor.enabled')::boolean,"
             "       extract(epoch FROM asymm.setting('advisor.every')::interval),"
@@ -52,7 +51,7 @@ class ScheduledAdvisor:
         from asymm.advisor.apply import apply_result
 
         try:
-            with connect(self.daemon.config.dsn) as conn:
+            with connect(self.ctx.dsn) as conn:
                 result = advise(conn, settings_from_db(conn))
                 store(conn, result)
                 if auto_apply:
@@ -66,9 +65,18 @@ class ScheduledAdvisor:
             log.warning("advisor run failed: %s", exc)
 
 
-def daemon_tasks(daemon: Daemon) -> list[Task]:
-    runner = ScheduledAdvisor(daemon)
-    every = max(1, round(CHECK_EVERY_S / daemon.config.period))
-    task = Task("advisor", runner.tick, every=every, regime="exploration")
-    daemon.advisor = runner  # type: ignore[attr-defined]  # for tests and status
-    return [task]
+class AdvisorFeature(FeatureBase):
+    name = "advisor"
+
+    def __init__(self) -> None:
+        self.runner: ScheduledAdvisor | None = None
+
+    def tasks(self, ctx: TaskContext) -> list[Task]:
+        self.runner = ScheduledAdvisor(ctx)
+        return [Task("advisor", self.runner.tick, every_s=CHECK_EVERY_S, regime="exploration")]
+
+    def status(self) -> dict[str, Any] | None:
+        if self.runner is None:
+            return None
+        return {"runs": self.runner.runs, "running": self.runner.thread is not None and self.runner.thread.is_alive(),
+                "failed": self.runner.last_error is not None}
