@@ -56,6 +56,7 @@ installcheck:
 
 lint: venv
 	$(BIN)/ruff check control tests bench scripts
+	$(BIN)/ruff format --check control tests bench scripts extension/build.py
 	$(BIN)/mypy
 	$(BIN)/mypy scripts
 	$(BIN)/lint-imports

@@ -98,48 +98,128 @@ class Shape:
 
 def shapes(c: int, p: int, o: int) -> list[Shape]:
     return [
-        Shape("recent orders of a customer",
-              "SELECT * FROM orders WHERE customer_id = %s ORDER BY created_at DESC LIMIT 10",
-              lambda r: (r.randint(1, c),), 40, "multi-column (eq + sort)"),
-        Shape("login by e-mail", "SELECT id, tier FROM customers WHERE lower(email) = lower(%s)",
-              lambda r: (f"customer{r.randint(1, c)}@example.com",), 40, "expression index"),
-        Shape("orders by status in a window",
-              "SELECT count(*), sum(total) FROM orders WHERE status = %s AND created_at >= %s AND created_at < %s",
-              lambda r: ("paid", *_window(r, o)), 20, "multi-column (eq + range)"),
-        Shape("items of an order", "SELECT * FROM order_items WHERE order_id = %s",
-              lambda r: (r.randint(1, o),), 40, "join key"),
-        Shape("customer's ordered items",
-              "SELECT i.product_id, i.quantity FROM orders o JOIN order_items i ON i.order_id = o.id"
-              " WHERE o.customer_id = %s", lambda r: (r.randint(1, c),), 20, "join"),
-        Shape("cheapest in category",
-              "SELECT id, name, price FROM products WHERE category = %s ORDER BY price LIMIT 20",
-              lambda r: (r.randint(0, 199),), 20, "multi-column (eq + sort)"),
-        Shape("customers per tier in a country", "SELECT count(*) FROM customers WHERE country = %s AND tier = %s",
-              lambda r: (f"C{r.randint(0, 19)}", "pro"), 5, "index does not help (low selectivity)"),
+        Shape(
+            "recent orders of a customer",
+            "SELECT * FROM orders WHERE customer_id = %s ORDER BY created_at DESC LIMIT 10",
+            lambda r: (r.randint(1, c),),
+            40,
+            "multi-column (eq + sort)",
+        ),
+        Shape(
+            "login by e-mail",
+            "SELECT id, tier FROM customers WHERE lower(email) = lower(%s)",
+            lambda r: (f"customer{r.randint(1, c)}@example.com",),
+            40,
+            "expression index",
+        ),
+        Shape(
+            "orders by status in a window",
+            "SELECT count(*), sum(total) FROM orders WHERE status = %s AND created_at >= %s AND created_at < %s",
+            lambda r: ("paid", *_window(r, o)),
+            20,
+            "multi-column (eq + range)",
+        ),
+        Shape(
+            "items of an order",
+            "SELECT * FROM order_items WHERE order_id = %s",
+            lambda r: (r.randint(1, o),),
+            40,
+            "join key",
+        ),
+        Shape(
+            "customer's ordered items",
+            "SELECT i.product_id, i.quantity FROM orders o JOIN order_items i ON i.order_id = o.id"
+            " WHERE o.customer_id = %s",
+            lambda r: (r.randint(1, c),),
+            20,
+            "join",
+        ),
+        Shape(
+            "cheapest in category",
+            "SELECT id, name, price FROM products WHERE category = %s ORDER BY price LIMIT 20",
+            lambda r: (r.randint(0, 199),),
+            20,
+            "multi-column (eq + sort)",
+        ),
+        Shape(
+            "customers per tier in a country",
+            "SELECT count(*) FROM customers WHERE country = %s AND tier = %s",
+            lambda r: (f"C{r.randint(0, 19)}", "pro"),
+            5,
+            "index does not help (low selectivity)",
+        ),
         Shape("order by id", "SELECT * FROM orders WHERE id = %s", lambda r: (r.randint(1, o),), 40, "primary key"),
-        Shape("revenue of a status", "SELECT sum(total) FROM orders WHERE status = %s", lambda r: ("done",), 2,
-              "index does not help (half the table)"),
-        Shape("record event", "INSERT INTO events (customer_id, kind, at) VALUES (%s, %s, now())",
-              lambda r: (r.randint(1, c), "view"), 60, "write"),
-        Shape("latest events of a customer",
-              "SELECT kind, at FROM events WHERE customer_id = %s ORDER BY at DESC LIMIT 20",
-              lambda r: (r.randint(1, c),), 20, "multi-column on a written table"),
-        Shape("daily revenue", "SELECT date_trunc('day', created_at) d, sum(total) FROM orders GROUP BY 1 ORDER BY 1"
-              " LIMIT 5", lambda r: (), 1, "index does not help (full scan)"),
-        Shape("products with attribute", "SELECT id FROM products WHERE attrs @> %s::jsonb LIMIT 50",
-              lambda r: ('{"color": "red", "size": 3}',), 10, "GIN (jsonb @>)"),
-        Shape("sales of a product", "SELECT sum(quantity) FROM order_items WHERE product_id = %s",
-              lambda r: (r.randint(1, p),), 20, "join key / eq"),
-        Shape("pay an order", "UPDATE orders SET status = 'paid' WHERE id = %s", lambda r: (r.randint(1, o),), 20,
-              "write (primary key)"),
-        Shape("new customers", "SELECT id, email FROM customers WHERE created_at >= %s ORDER BY created_at LIMIT 50",
-              lambda r: (_ts(r, c * 5 * 60 // 20),), 10, "range + sort"),
-        Shape("big orders to a country",
-              "SELECT id, total FROM orders WHERE shipping_country = %s AND total > %s ORDER BY total DESC LIMIT 20",
-              lambda r: (f"C{r.randint(0, 19)}", 995), 10, "multi-column (eq + range/sort)"),
-        Shape("orders in the last days (literal interval)",
-              "SELECT count(*) FROM orders WHERE created_at > timestamp '2024-01-01' + interval '270 days'"
-              " AND status = 'new'", lambda r: (), 5, "normalized interval/timestamp literals"),
+        Shape(
+            "revenue of a status",
+            "SELECT sum(total) FROM orders WHERE status = %s",
+            lambda r: ("done",),
+            2,
+            "index does not help (half the table)",
+        ),
+        Shape(
+            "record event",
+            "INSERT INTO events (customer_id, kind, at) VALUES (%s, %s, now())",
+            lambda r: (r.randint(1, c), "view"),
+            60,
+            "write",
+        ),
+        Shape(
+            "latest events of a customer",
+            "SELECT kind, at FROM events WHERE customer_id = %s ORDER BY at DESC LIMIT 20",
+            lambda r: (r.randint(1, c),),
+            20,
+            "multi-column on a written table",
+        ),
+        Shape(
+            "daily revenue",
+            "SELECT date_trunc('day', created_at) d, sum(total) FROM orders GROUP BY 1 ORDER BY 1 LIMIT 5",
+            lambda r: (),
+            1,
+            "index does not help (full scan)",
+        ),
+        Shape(
+            "products with attribute",
+            "SELECT id FROM products WHERE attrs @> %s::jsonb LIMIT 50",
+            lambda r: ('{"color": "red", "size": 3}',),
+            10,
+            "GIN (jsonb @>)",
+        ),
+        Shape(
+            "sales of a product",
+            "SELECT sum(quantity) FROM order_items WHERE product_id = %s",
+            lambda r: (r.randint(1, p),),
+            20,
+            "join key / eq",
+        ),
+        Shape(
+            "pay an order",
+            "UPDATE orders SET status = 'paid' WHERE id = %s",
+            lambda r: (r.randint(1, o),),
+            20,
+            "write (primary key)",
+        ),
+        Shape(
+            "new customers",
+            "SELECT id, email FROM customers WHERE created_at >= %s ORDER BY created_at LIMIT 50",
+            lambda r: (_ts(r, c * 5 * 60 // 20),),
+            10,
+            "range + sort",
+        ),
+        Shape(
+            "big orders to a country",
+            "SELECT id, total FROM orders WHERE shipping_country = %s AND total > %s ORDER BY total DESC LIMIT 20",
+            lambda r: (f"C{r.randint(0, 19)}", 995),
+            10,
+            "multi-column (eq + range/sort)",
+        ),
+        Shape(
+            "orders in the last days (literal interval)",
+            "SELECT count(*) FROM orders WHERE created_at > timestamp '2024-01-01' + interval '270 days'"
+            " AND status = 'new'",
+            lambda r: (),
+            5,
+            "normalized interval/timestamp literals",
+        ),
     ]
 
 
@@ -218,7 +298,8 @@ class Probe:
         row = self.stats.execute(
             "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), coalesce(sum(calls), 0),"
             " coalesce(sum(shared_blks_read), 0) FROM pg_stat_statements(false) WHERE dbid = %s",
-            (self.dboid,)).fetchone()
+            (self.dboid,),
+        ).fetchone()
         assert row is not None
         return float(row[0]), int(row[1]), int(row[2])
 
@@ -252,8 +333,9 @@ def block_order(names: list[str], j: int) -> list[str]:
     return order[::-1] if (j // len(names)) % 2 else order
 
 
-def measure(dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: int, reps: int, target_s: float,
-            max_calls: int) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, int]]:
+def measure(
+    dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: int, reps: int, target_s: float, max_calls: int
+) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, int]]:
     """Paired samples per (configuration, shape): the configurations interleaved block by block.
 
     Each configuration lives in its own database, a file-level copy (CREATE DATABASE ... TEMPLATE)
@@ -315,8 +397,14 @@ def paired(a: list[float], b: list[float], seed: int = 5, resamples: int = 2000)
     rng = random.Random(seed)
     medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
     q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
-    return Ratio(statistics.median(ratios), medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1],
-                 q1, q3, len(ratios))
+    return Ratio(
+        statistics.median(ratios),
+        medians[int(0.025 * resamples)],
+        medians[int(0.975 * resamples) - 1],
+        q1,
+        q3,
+        len(ratios),
+    )
 
 
 BOUND = 1.10
@@ -362,29 +450,42 @@ def prewarm(admin: str, dbs: list[str]) -> None:
     The blocks read per call are printed either way.
     """
     with psycopg.connect(admin, autocommit=True) as conn:
-        row = conn.execute("SELECT sum(pg_database_size(datname)), current_setting('shared_buffers'),"
-                           " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
-                           " FROM pg_database WHERE datname = ANY(%s)", (dbs,)).fetchone()
+        row = conn.execute(
+            "SELECT sum(pg_database_size(datname)), current_setting('shared_buffers'),"
+            " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
+            " FROM pg_database WHERE datname = ANY(%s)",
+            (dbs,),
+        ).fetchone()
         available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'").fetchone()
     assert row is not None
     total, setting, pool = int(row[0]), row[1], int(row[2])
     fits = total < 0.9 * pool
-    print(f"buffer pool: shared_buffers {setting}, the three copies {total / 2**20:.0f} MB:"
-          + (" prewarmed (pg_prewarm)" if fits and available else " do not fit, not prewarmed" if not fits
-             else " pg_prewarm not available, not prewarmed"))
+    print(
+        f"buffer pool: shared_buffers {setting}, the three copies {total / 2**20:.0f} MB:"
+        + (
+            " prewarmed (pg_prewarm)"
+            if fits and available
+            else " do not fit, not prewarmed"
+            if not fits
+            else " pg_prewarm not available, not prewarmed"
+        )
+    )
     if not (fits and available):
         return
     for db in dbs:
         with psycopg.connect(with_dbname(admin, db), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-            conn.execute("SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                         " WHERE c.relkind IN ('r', 'i', 't', 'm') AND n.nspname NOT IN ('pg_catalog',"
-                         " 'information_schema') AND c.relpersistence = 'p'")
+            conn.execute(
+                "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.relkind IN ('r', 'i', 't', 'm') AND n.nspname NOT IN ('pg_catalog',"
+                " 'information_schema') AND c.relpersistence = 'p'"
+            )
 
 
 def index_sizes(conn: psycopg.Connection[Any], names: list[str]) -> int:
-    row = conn.execute("SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c WHERE relname = ANY(%s)",
-                       (names,)).fetchone()
+    row = conn.execute(
+        "SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c WHERE relname = ANY(%s)", (names,)
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -409,11 +510,17 @@ def with_indexes(conn: psycopg.Connection[Any], statements: list[str]) -> list[s
 def distinct_statements(n: int) -> list[Statement]:
     """``n`` distinct normalized statements: variations of select lists, filters, sorts and limits."""
     tables = {
-        "orders": (["id", "customer_id", "status", "total", "shipping_country", "created_at"],
-                   ["customer_id", "status", "shipping_country"], ["created_at", "total"]),
+        "orders": (
+            ["id", "customer_id", "status", "total", "shipping_country", "created_at"],
+            ["customer_id", "status", "shipping_country"],
+            ["created_at", "total"],
+        ),
         "customers": (["id", "email", "country", "tier", "created_at"], ["country", "tier", "email"], ["created_at"]),
-        "order_items": (["id", "order_id", "product_id", "quantity", "price"], ["order_id", "product_id"],
-                        ["quantity", "price"]),
+        "order_items": (
+            ["id", "order_id", "product_id", "quantity", "price"],
+            ["order_id", "product_id"],
+            ["quantity", "price"],
+        ),
         "products": (["id", "category", "price", "name"], ["category", "name"], ["price"]),
         "events": (["id", "customer_id", "kind", "at"], ["customer_id", "kind"], ["at"]),
     }
@@ -496,36 +603,66 @@ INSERT INTO lineitem SELECT 1 + (g - 1) / 4, 1 + (g - 1) % 4, 1 + g * 7919 % {p}
 # (statement, calls): TPC-H queries 3, 4, 5, 6, 10, 12, 14, 17, 19, 21 in spirit (parameters as
 # pg_stat_statements shows them), and the drill-downs an analyst runs around them.
 TPCH: list[tuple[str, int]] = [
-    ("SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice * (1 - l_discount)), count(*)"
-     " FROM lineitem WHERE l_shipdate <= $1 GROUP BY 1, 2 ORDER BY 1, 2", 2),
-    ("SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate FROM customer, orders,"
-     " lineitem WHERE c_mktsegment = $1 AND c_custkey = o_custkey AND l_orderkey = o_orderkey"
-     " AND o_orderdate < $2 AND o_orderdate >= $3 AND l_shipdate > $4 GROUP BY l_orderkey, o_orderdate"
-     " ORDER BY revenue DESC LIMIT 10", 20),
-    ("SELECT o_orderpriority, count(*) FROM orders WHERE o_orderdate >= $1 AND o_orderdate < $2 AND EXISTS"
-     " (SELECT 1 FROM lineitem WHERE l_orderkey = o_orderkey AND l_commitdate < l_receiptdate) GROUP BY 1", 10),
-    ("SELECT sum(l_extendedprice * l_discount) FROM lineitem WHERE l_shipdate >= $1 AND l_shipdate < $2"
-     " AND l_discount BETWEEN $3 AND $4 AND l_quantity < $5", 30),
-    ("SELECT c_custkey, sum(l_extendedprice * (1 - l_discount)) FROM customer, orders, lineitem"
-     " WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND o_orderdate >= $1 AND o_orderdate < $2"
-     " AND l_returnflag = $3 GROUP BY c_custkey ORDER BY 2 DESC LIMIT 20", 10),
-    ("SELECT l_shipmode, count(*) FROM orders, lineitem WHERE o_orderkey = l_orderkey AND l_shipmode = $1"
-     " AND l_commitdate < l_receiptdate AND l_shipdate < l_commitdate AND l_receiptdate >= $2"
-     " AND l_receiptdate < $3 GROUP BY l_shipmode", 20),
-    ("SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE l_partkey = p_partkey"
-     " AND l_shipdate >= $1 AND l_shipdate < $2 AND p_type LIKE $3", 10),
-    ("SELECT sum(l_extendedprice) / 7.0 FROM lineitem, part WHERE p_partkey = l_partkey AND p_brand = $1"
-     " AND p_container = $2 AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
-     10),
-    ("SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE p_partkey = l_partkey"
-     " AND p_brand = $1 AND p_container = $2 AND l_quantity BETWEEN $3 AND $4 AND l_shipmode = $5", 10),
+    (
+        "SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice * (1 - l_discount)), count(*)"
+        " FROM lineitem WHERE l_shipdate <= $1 GROUP BY 1, 2 ORDER BY 1, 2",
+        2,
+    ),
+    (
+        "SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate FROM customer, orders,"
+        " lineitem WHERE c_mktsegment = $1 AND c_custkey = o_custkey AND l_orderkey = o_orderkey"
+        " AND o_orderdate < $2 AND o_orderdate >= $3 AND l_shipdate > $4 GROUP BY l_orderkey, o_orderdate"
+        " ORDER BY revenue DESC LIMIT 10",
+        20,
+    ),
+    (
+        "SELECT o_orderpriority, count(*) FROM orders WHERE o_orderdate >= $1 AND o_orderdate < $2 AND EXISTS"
+        " (SELECT 1 FROM lineitem WHERE l_orderkey = o_orderkey AND l_commitdate < l_receiptdate) GROUP BY 1",
+        10,
+    ),
+    (
+        "SELECT sum(l_extendedprice * l_discount) FROM lineitem WHERE l_shipdate >= $1 AND l_shipdate < $2"
+        " AND l_discount BETWEEN $3 AND $4 AND l_quantity < $5",
+        30,
+    ),
+    (
+        "SELECT c_custkey, sum(l_extendedprice * (1 - l_discount)) FROM customer, orders, lineitem"
+        " WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND o_orderdate >= $1 AND o_orderdate < $2"
+        " AND l_returnflag = $3 GROUP BY c_custkey ORDER BY 2 DESC LIMIT 20",
+        10,
+    ),
+    (
+        "SELECT l_shipmode, count(*) FROM orders, lineitem WHERE o_orderkey = l_orderkey AND l_shipmode = $1"
+        " AND l_commitdate < l_receiptdate AND l_shipdate < l_commitdate AND l_receiptdate >= $2"
+        " AND l_receiptdate < $3 GROUP BY l_shipmode",
+        20,
+    ),
+    (
+        "SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE l_partkey = p_partkey"
+        " AND l_shipdate >= $1 AND l_shipdate < $2 AND p_type LIKE $3",
+        10,
+    ),
+    (
+        "SELECT sum(l_extendedprice) / 7.0 FROM lineitem, part WHERE p_partkey = l_partkey AND p_brand = $1"
+        " AND p_container = $2"
+        " AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
+        10,
+    ),
+    (
+        "SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE p_partkey = l_partkey"
+        " AND p_brand = $1 AND p_container = $2 AND l_quantity BETWEEN $3 AND $4 AND l_shipmode = $5",
+        10,
+    ),
     ("SELECT count(*) FROM lineitem WHERE l_suppkey = $1 AND l_receiptdate > l_commitdate", 40),
     ("SELECT l_orderkey, l_quantity FROM lineitem WHERE l_partkey = $1 AND l_suppkey = $2", 50),
     ("SELECT * FROM lineitem WHERE l_receiptdate = $1 AND l_shipmode = $2", 30),
     ("SELECT o_orderkey, o_totalprice FROM orders WHERE o_custkey = $1 ORDER BY o_orderdate DESC LIMIT $2", 50),
     ("SELECT l_returnflag, count(*) FROM lineitem WHERE l_commitdate = $1 GROUP BY 1", 20),
-    ("SELECT l_orderkey, l_extendedprice FROM lineitem WHERE l_returnflag = $1 AND l_shipdate = $2"
-     " ORDER BY l_extendedprice DESC LIMIT $3", 20),
+    (
+        "SELECT l_orderkey, l_extendedprice FROM lineitem WHERE l_returnflag = $1 AND l_shipdate = $2"
+        " ORDER BY l_extendedprice DESC LIMIT $3",
+        20,
+    ),
     ("SELECT count(*) FROM lineitem WHERE l_extendedprice > $1", 10),
 ]
 
@@ -545,21 +682,27 @@ def tpch(admin: str, scale: float) -> None:
             conn.execute(TPCH_SCHEMA.format(s=s, p=p, c=c, o=o, l=li))
             conn.execute("VACUUM ANALYZE")
             row = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('lineitem'))").fetchone()
-        print(f"TPC-H-style schema (scale {scale}): lineitem {li:,} rows ({row[0] if row else '?'}), orders {o:,},"
-              f" part {p:,}, customer {c:,}, supplier {s:,} (generated in {time.perf_counter() - started:.1f} s);"
-              f" {len(TPCH)} statements")
+        print(
+            f"TPC-H-style schema (scale {scale}): lineitem {li:,} rows ({row[0] if row else '?'}), orders {o:,},"
+            f" part {p:,}, customer {c:,}, supplier {s:,} (generated in {time.perf_counter() - started:.1f} s);"
+            f" {len(TPCH)} statements"
+        )
         stmts = [Statement(k + 1, q, calls, 1.0, 1) for k, (q, calls) in enumerate(TPCH)]
         print()
-        print(f"{'analytic budget':16} {'indexes':>7} {'est. cost / no indexes':>23} {'HypoPG MB':>10}"
-              f" {'what-if':>8} {'runtime s':>9}  indexes")
+        print(
+            f"{'analytic budget':16} {'indexes':>7} {'est. cost / no indexes':>23} {'HypoPG MB':>10}"
+            f" {'what-if':>8} {'runtime s':>9}  indexes"
+        )
         with connect(dsn) as conn:
             for budget in (250, 500, 1024, None):
                 res = advise(conn, Settings(budget_mb=budget, max_indexes=None, min_gain_fraction=0.001), stmts)
                 ratio = res["workload_cost_after"] / res["workload_cost_before"]
                 label = f"{budget:>11} MB" if budget else "  (no budget)  "
                 chosen = "; ".join(f"{i['table'].split('.')[-1]}({', '.join(i['columns'])})" for i in res["indexes"])
-                print(f"{label:16} {len(res['indexes']):7} {ratio:23.3f} {res['storage_bytes'] / 2**20:10.1f}"
-                      f" {res['whatif_calls']:8} {res['runtime_s']:9.2f}  {chosen}")
+                print(
+                    f"{label:16} {len(res['indexes']):7} {ratio:23.3f} {res['storage_bytes'] / 2**20:10.1f}"
+                    f" {res['whatif_calls']:8} {res['runtime_s']:9.2f}  {chosen}"
+                )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TPCH_DB)))
@@ -586,8 +729,9 @@ def create_db(admin: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         if template:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                           sql.Identifier(template)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            )
         else:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -604,8 +748,12 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=5, help="recorded interleaved rounds (after one warm-up)")
     parser.add_argument("--reps", type=int, default=4, help="samples per round of shapes under 2.5 s per block")
-    parser.add_argument("--sample-ms", type=float, default=250.0,
-                        help="minimum work per sample in the slowest configuration (more calls for cheap shapes)")
+    parser.add_argument(
+        "--sample-ms",
+        type=float,
+        default=250.0,
+        help="minimum work per sample in the slowest configuration (more calls for cheap shapes)",
+    )
     parser.add_argument("--max-calls", type=int, default=5000, help="cap on the calls per sample")
     parser.add_argument("--tpch-scale", type=float, default=1.0, help="TPC-H-style scale (1: 6M lineitem rows)")
     parser.add_argument("--only", choices=("oltp", "tpch"), default=None)
@@ -629,8 +777,10 @@ def oltp(admin: str, scale: float, measure_opts: MeasureOpts, keep: bool) -> int
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA.format(c=c, p=p, o=o, i=i, e=e))
         conn.execute("VACUUM ANALYZE")
-    print(f"schema: orders {o:,} rows, order_items {i:,}, customers {c:,}, products {p:,}, events {e:,}"
-          f" (generated in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"schema: orders {o:,} rows, order_items {i:,}, customers {c:,}, products {p:,}, events {e:,}"
+        f" (generated in {time.perf_counter() - started:.1f} s)"
+    )
     items = shapes(c, p, o)
     try:
         return run(admin, dsn, items, measure_opts)
@@ -640,23 +790,32 @@ def oltp(admin: str, scale: float, measure_opts: MeasureOpts, keep: bool) -> int
 
 
 def describe(label: str, result: dict[str, Any], statements: int) -> None:
-    print(f"{label}: {statements} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
-          f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
-          f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}")
+    print(
+        f"{label}: {statements} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
+        f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
+        f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}"
+    )
     for item in result["indexes"]:
-        print(f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
-              f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)")
+        print(
+            f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
+            f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)"
+        )
     for item in result["skipped"]:
         print(f"  skipped {item['queryid']}: {item['reason']}")
     for item in result.get("refused_write_bound", []):
-        print(f"  refused by the write bound: {item['definition']} ({item['statement'].upper()}"
-              f" {item['modelled_ratio']:.2f}x per call, modelled: {item['reason']})")
+        print(
+            f"  refused by the write bound: {item['definition']} ({item['statement'].upper()}"
+            f" {item['modelled_ratio']:.2f}x per call, modelled: {item['reason']})"
+        )
     for item in result.get("unverified", []):
         print(f"  unverified: {item['definition']} ({item['reason']})")
 
 
-LABELS = {"hand": "the hand-made set", "adv": "the advisor's set",
-          "free": "the advisor's set without the write bound (--no-write-bound)"}
+LABELS = {
+    "hand": "the hand-made set",
+    "adv": "the advisor's set",
+    "free": "the advisor's set without the write bound (--no-write-bound)",
+}
 
 
 def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> int:
@@ -667,10 +826,12 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
     feed(dsn, items)  # what pg_stat_statements records: the advisor's input
     with connect(dsn) as conn:
         statements = read_workload(conn)
-        row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'orders'"
-                           ).fetchone()
-        print(f"orders updates observed by the advisor: {row[0] if row else '?'}, of which HOT"
-              f" {row[1] if row else '?'}")
+        row = conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'orders'"
+        ).fetchone()
+        print(
+            f"orders updates observed by the advisor: {row[0] if row else '?'}, of which HOT {row[1] if row else '?'}"
+        )
         result = advise(conn, Settings())
         describe("advisor", result, len(statements))
         free = advise(conn, Settings(max_write_regression=None))
@@ -701,13 +862,16 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     uptime("before the replay")
     started = time.perf_counter()
-    samples, calls = measure(dsns, stats_dsn, items, measure_opts.rounds, measure_opts.reps, measure_opts.target_s,
-                             measure_opts.max_calls)
+    samples, calls = measure(
+        dsns, stats_dsn, items, measure_opts.rounds, measure_opts.reps, measure_opts.target_s, measure_opts.max_calls
+    )
     elapsed = time.perf_counter() - started
-    print(f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
-          f" ({measure_opts.reps} samples per round for shapes under {REPEAT_UNDER_S} s per block;"
-          f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
-          f" in {elapsed:.0f} s")
+    print(
+        f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
+        f" ({measure_opts.reps} samples per round for shapes under {REPEAT_UNDER_S} s per block;"
+        f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
+        f" in {elapsed:.0f} s"
+    )
     uptime("after the replay")
 
     def per_call(name: str, shape: Shape, server: bool = False) -> list[float]:
@@ -718,50 +882,83 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
     def has_server(shape: Shape) -> bool:
         return all(s.server_s is not None for name in configs for s in samples[name][shape.name])
 
-    totals = {name: sum(shape.weight * statistics.median(per_call(name, shape)) for shape in items)
-              for name in configs}
+    totals = {name: sum(shape.weight * statistics.median(per_call(name, shape)) for shape in items) for name in configs}
     goals: dict[str, dict[str, dict[str, list[str]]]] = {}
     for name in configs:
         if name == "none":
             continue
         print()
-        print(f"{LABELS[name]} ('{name}') against no indexes, per call: medians over paired samples; {name}/none ="
-              " median of the per-sample ratios [bootstrap 95 % interval]; client = wall time at the client,"
-              " server = pg_stat_statements execution + planning time; verdict client/server: ok when the interval is"
-              " <= 1.10, OVER when it is entirely above, ? otherwise")
-        print(f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {name + ' ms':>8}"
-              f" {'client ratio':>17} {'server ratio':>17} {'server us/call':>17}  {'plan':9} {'verdict':9}  note")
-        found: dict[str, dict[str, list[str]]] = {side: {"ok": [], "OVER": [], "?": []}
-                                                  for side in ("client", "server")}
+        print(
+            f"{LABELS[name]} ('{name}') against no indexes, per call: medians over paired samples; {name}/none ="
+            " median of the per-sample ratios [bootstrap 95 % interval]; client = wall time at the client,"
+            " server = pg_stat_statements execution + planning time; verdict client/server: ok when the interval is"
+            " <= 1.10, OVER when it is entirely above, ? otherwise"
+        )
+        print(
+            f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {name + ' ms':>8}"
+            f" {'client ratio':>17} {'server ratio':>17} {'server us/call':>17}  {'plan':9} {'verdict':9}  note"
+        )
+        found: dict[str, dict[str, list[str]]] = {
+            side: {"ok": [], "OVER": [], "?": []} for side in ("client", "server")
+        }
         for k, shape in enumerate(items):
             med = {c: statistics.median(per_call(c, shape)) for c in ("none", name)}
             client = paired(per_call(name, shape), per_call("none", shape), seed=k)
-            server = paired(per_call(name, shape, True), per_call("none", shape, True), seed=k) \
-                if has_server(shape) else None
-            us = (f"{statistics.median(per_call('none', shape, True)) * 1e6:7.1f} ->"
-                  f"{statistics.median(per_call(name, shape, True)) * 1e6:8.1f}") if server else "-"
+            server = (
+                paired(per_call(name, shape, True), per_call("none", shape, True), seed=k)
+                if has_server(shape)
+                else None
+            )
+            us = (
+                (
+                    f"{statistics.median(per_call('none', shape, True)) * 1e6:7.1f} ->"
+                    f"{statistics.median(per_call(name, shape, True)) * 1e6:8.1f}"
+                )
+                if server
+                else "-"
+            )
             marks = {"client": verdict([client]), "server": verdict([server]) if server else "?"}
             for side, mark in marks.items():
                 found[side][mark].append(shape.name)
             same = shape_plans[name][shape.name] == shape_plans["none"][shape.name]
-            print(f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
-                  f" {med[name] * 1000:8.3f} {client.text():>17} {server.text() if server else '-':>17} {us:>17}"
-                  f"  {'identical' if same else 'changed':9} {marks['client'] + '/' + marks['server']:9}  {shape.note}")
-        print(f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
-              f" {totals[name] * 1000:8.1f} {totals[name] / totals['none']:17.3f}")
+            print(
+                f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
+                f" {med[name] * 1000:8.3f} {client.text():>17} {server.text() if server else '-':>17} {us:>17}"
+                f"  {'identical' if same else 'changed':9} {marks['client'] + '/' + marks['server']:9}  {shape.note}"
+            )
+        print(
+            f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
+            f" {totals[name] * 1000:8.1f} {totals[name] / totals['none']:17.3f}"
+        )
         goals[name] = found
 
     print()
+
     def reads(c: str, shape: Shape) -> float:
         return sum(x.reads or 0 for x in samples[c][shape.name]) / sum(x.calls for x in samples[c][shape.name])
 
-    print("blocks read from outside shared_buffers per call (" + " -> ".join(configs) + "), shapes with any: "
-          + ("; ".join(f"{shape.name} " + " -> ".join(f"{reads(c, shape):.3f}" for c in configs)
-                       for shape in items if any(reads(c, shape) for c in configs)) or "none"))
-    print(f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
-          f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)"
-          + (f", advisor without the write bound {len(free['indexes'])} ({sizes['free'] / 2**20:.1f} MB real)"
-             if "free" in sizes else ""))
+    print(
+        "blocks read from outside shared_buffers per call ("
+        + " -> ".join(configs)
+        + "), shapes with any: "
+        + (
+            "; ".join(
+                f"{shape.name} " + " -> ".join(f"{reads(c, shape):.3f}" for c in configs)
+                for shape in items
+                if any(reads(c, shape) for c in configs)
+            )
+            or "none"
+        )
+    )
+    print(
+        f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
+        f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)"
+        + (
+            f", advisor without the write bound {len(free['indexes'])} ({sizes['free'] / 2**20:.1f} MB real)"
+            if "free" in sizes
+            else ""
+        )
+    )
     for name in configs:
         if name in ("none", "hand"):
             continue
@@ -770,18 +967,22 @@ def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> 
         for side in ("client", "server"):
             over, unclear = found[side]["OVER"], found[side]["?"]
             goal = "holds" if not over and not unclear else "does not hold" if over else "not shown"
-            print(f"{name}: no shape more than 10 % slower than with no indexes, by {side} time: {goal}"
-                  f" ({len(found[side]['ok'])} of {len(items)} within; over: {', '.join(over) or 'none'};"
-                  f" undecided: {', '.join(unclear) or 'none'})")
+            print(
+                f"{name}: no shape more than 10 % slower than with no indexes, by {side} time: {goal}"
+                f" ({len(found[side]['ok'])} of {len(items)} within; over: {', '.join(over) or 'none'};"
+                f" undecided: {', '.join(unclear) or 'none'})"
+            )
 
     with connect(dsn) as conn:
         many = distinct_statements(1000)
         started = time.perf_counter()
         big = advise(conn, Settings(), many)
         elapsed = time.perf_counter() - started
-    print(f"1,000 distinct statements: {elapsed:.1f} s, {big['whatif_calls']} what-if calls"
-          f" ({big['whatif_cache_hits']} cache hits), {big['planned']} planned, {len(big['indexes'])} indexes"
-          f" (goal < 30 s)")
+    print(
+        f"1,000 distinct statements: {elapsed:.1f} s, {big['whatif_calls']} what-if calls"
+        f" ({big['whatif_cache_hits']} cache hits), {big['planned']} planned, {len(big['indexes'])} indexes"
+        f" (goal < 30 s)"
+    )
     return 0
 
 

@@ -100,26 +100,45 @@ def pgbench_bin() -> str:
 def add_legacy_triggers(conn: psycopg.Connection[Any], table: str, key: str) -> None:
     conn.execute(LEGACY.format(key=key))
     tbl, fn = sql.Identifier(table), sql.Identifier(f"legacy_capture_{key}")
-    conn.execute(sql.SQL("CREATE TRIGGER legacy_sync_ins AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows"
-                         " FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(tbl, fn))
-    conn.execute(sql.SQL("CREATE TRIGGER legacy_sync_upd AFTER UPDATE ON {} REFERENCING OLD TABLE AS old_rows"
-                         " NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(tbl, fn))
-    conn.execute(sql.SQL("CREATE TRIGGER legacy_sync_del AFTER DELETE ON {} REFERENCING OLD TABLE AS old_rows"
-                         " FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(tbl, fn))
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER legacy_sync_ins AFTER INSERT ON {} REFERENCING NEW TABLE AS new_rows"
+            " FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(tbl, fn)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER legacy_sync_upd AFTER UPDATE ON {} REFERENCING OLD TABLE AS old_rows"
+            " NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(tbl, fn)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TRIGGER legacy_sync_del AFTER DELETE ON {} REFERENCING OLD TABLE AS old_rows"
+            " FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(tbl, fn)
+    )
 
 
 def add_lib_triggers(conn: psycopg.Connection[Any], table: str, key: str, name: str, path: str) -> None:
     """Capture triggers named ``<name>_sync_*`` running asymm_sync_capture from the library at path."""
     tbl, fn = sql.Identifier(table), sql.Identifier(f"capture_{name}")
-    conn.execute(sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE C AS {}, 'asymm_sync_capture'")
-                 .format(fn, sql.Literal(path)))
-    for op, event, refs in (("ins", "INSERT", "NEW TABLE AS new_rows"),
-                            ("upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-                            ("del", "DELETE", "OLD TABLE AS old_rows")):
+    conn.execute(
+        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE C AS {}, 'asymm_sync_capture'").format(
+            fn, sql.Literal(path)
+        )
+    )
+    for op, event, refs in (
+        ("ins", "INSERT", "NEW TABLE AS new_rows"),
+        ("upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("del", "DELETE", "OLD TABLE AS old_rows"),
+    ):
         conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(f"{name}_sync_{op}"), tbl))
-        conn.execute(sql.SQL("CREATE TRIGGER {} AFTER {} ON {} REFERENCING {} FOR EACH STATEMENT"
-                             " EXECUTE FUNCTION {}({})").format(
-            sql.Identifier(f"{name}_sync_{op}"), sql.SQL(event), tbl, sql.SQL(refs), fn, sql.Literal(key)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER {} AFTER {} ON {} REFERENCING {} FOR EACH STATEMENT EXECUTE FUNCTION {}({})"
+            ).format(sql.Identifier(f"{name}_sync_{op}"), sql.SQL(event), tbl, sql.SQL(refs), fn, sql.Literal(key))
+        )
 
 
 def use_triggers(conn: psycopg.Connection[Any], table: str, which: str | None) -> None:
@@ -127,8 +146,7 @@ def use_triggers(conn: psycopg.Connection[Any], table: str, which: str | None) -
     conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(tbl))
     if which is not None:
         for op in ("ins", "upd", "del"):
-            conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
-                tbl, sql.Identifier(f"{which}_sync_{op}")))
+            conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(tbl, sql.Identifier(f"{which}_sync_{op}")))
 
 
 def children_cpu_s(pid: int) -> float:
@@ -149,9 +167,25 @@ def postmaster_pid(conn: psycopg.Connection[Any]) -> int:
 def run_pgbench(dsn: str, clients: int, seconds: int, pm: int) -> tuple[float, float]:
     """(TPS, backend CPU microseconds per transaction)."""
     before = children_cpu_s(pm)
-    out = subprocess.run([pgbench_bin(), "-N", "-M", "prepared", "-n", "-c", str(clients),
-                          "-j", str(min(clients, 2)), "-T", str(seconds), dsn],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            pgbench_bin(),
+            "-N",
+            "-M",
+            "prepared",
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     time.sleep(0.3)  # let the postmaster reap the backends
     cpu = children_cpu_s(pm) - before
     tps = re.search(r"tps = ([\d.]+)", out)
@@ -160,12 +194,13 @@ def run_pgbench(dsn: str, clients: int, seconds: int, pm: int) -> tuple[float, f
     return float(tps.group(1)), cpu / int(done.group(1)) * 1e6
 
 
-def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], pm: int, clients: int, rounds: int,
-                  seconds: int) -> dict[str, dict[str, list[float]]]:
+def bench_pgbench(
+    dsn: str, conn: psycopg.Connection[Any], pm: int, clients: int, rounds: int, seconds: int
+) -> dict[str, dict[str, list[float]]]:
     names = list(VARIANTS)
     result: dict[str, dict[str, list[float]]] = {n: {"tps": [], "cpu": []} for n in names}
     for i in range(rounds):
-        order = names[i % len(names):] + names[:i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         if i % 2:
             order.reverse()
         for name in order:
@@ -193,15 +228,25 @@ def setup(admin_dsn: str, dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET client_min_messages = warning")
         conn.execute("CREATE EXTENSION asymm CASCADE")
-        tables = ["asymm.sync_outbox_0", "asymm.sync_outbox_1", "pgbench_accounts", "pgbench_branches",
-                  "pgbench_tellers", "pgbench_history"]
+        tables = [
+            "asymm.sync_outbox_0",
+            "asymm.sync_outbox_1",
+            "pgbench_accounts",
+            "pgbench_branches",
+            "pgbench_tellers",
+            "pgbench_history",
+        ]
         for tbl in tables:
             conn.execute(f"ALTER TABLE {tbl} SET (autovacuum_enabled = false)")
         conn.execute("SELECT asymm.track('pgbench_accounts')")
         add_legacy_triggers(conn, "pgbench_accounts", "aid")
         for name in BULK_TABLES.values():
-            conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, a int, b text, c timestamptz)"
-                                 " WITH (autovacuum_enabled = false)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (id int PRIMARY KEY, a int, b text, c timestamptz)"
+                    " WITH (autovacuum_enabled = false)"
+                ).format(sql.Identifier(name))
+            )
         conn.execute("SELECT asymm.track('bulk_c')")
         conn.execute("SELECT asymm.track('bulk_plpgsql')")
         add_legacy_triggers(conn, "bulk_plpgsql", "id")
@@ -214,13 +259,17 @@ def bench_bulk(conn: psycopg.Connection[Any], rows: int, reps: int) -> dict[str,
     times: dict[str, list[float]] = {k: [] for k in BULK_TABLES}
     names = list(BULK_TABLES)
     for i in range(reps):
-        for variant in names[i % 3:] + names[:i % 3]:
+        for variant in names[i % 3 :] + names[: i % 3]:
             tbl = sql.Identifier(BULK_TABLES[variant])
             conn.execute(sql.SQL("TRUNCATE {}").format(tbl))
             conn.execute("TRUNCATE asymm.sync_outbox")
             started = time.perf_counter()
-            conn.execute(sql.SQL("INSERT INTO {} SELECT g, g %% 1000, md5(g::text), now()"
-                                 " FROM generate_series(1, %s) g").format(tbl), (rows,))
+            conn.execute(
+                sql.SQL("INSERT INTO {} SELECT g, g %% 1000, md5(g::text), now() FROM generate_series(1, %s) g").format(
+                    tbl
+                ),
+                (rows,),
+            )
             times[variant].append(time.perf_counter() - started)
     return times
 
@@ -228,16 +277,20 @@ def bench_bulk(conn: psycopg.Connection[Any], rows: int, reps: int) -> dict[str,
 def report(res: dict[str, dict[str, list[float]]]) -> list[str]:
     """One line per variant: TPS, per-round TPS ratios to "none", CPU per transaction."""
     base = res["none"]
-    lines = [f"  {'variant':<17} {'TPS median (min..max)':<22} {'TPS/none % per round':<22} {'(median)':<9}"
-             f" {'CPU us/tx':>9} {'vs none':>8}  CPU us/tx per round"]
+    lines = [
+        f"  {'variant':<17} {'TPS median (min..max)':<22} {'TPS/none % per round':<22} {'(median)':<9}"
+        f" {'CPU us/tx':>9} {'vs none':>8}  CPU us/tx per round"
+    ]
     for name, r in res.items():
         ratios = [t / b * 100 for t, b in zip(r["tps"], base["tps"], strict=True)]
         med_cpu = statistics.median(r["cpu"])
         tps = f"{statistics.median(r['tps']):.0f} ({min(r['tps']):.0f}..{max(r['tps']):.0f})"
         per_round = " ".join(f"{x:.0f}" for x in ratios)
-        lines.append(f"  {name:<17} {tps:<22} {per_round:<22} {statistics.median(ratios):5.1f} %"
-                     f" {med_cpu:>9.1f} {med_cpu / statistics.median(base['cpu']):>7.3f}x  "
-                     + " ".join(f"{x:.0f}" for x in r["cpu"]))
+        lines.append(
+            f"  {name:<17} {tps:<22} {per_round:<22} {statistics.median(ratios):5.1f} %"
+            f" {med_cpu:>9.1f} {med_cpu / statistics.median(base['cpu']):>7.3f}x  "
+            + " ".join(f"{x:.0f}" for x in r["cpu"])
+        )
     return lines
 
 
@@ -249,13 +302,21 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: bulk,pgbench")
-    parser.add_argument("--setup-only", action="store_true",
-                        help="create the database and stop (run it under scripts/locked.sh right after"
-                             " make install: the extension scripts are shared by every checkout)")
+    parser.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="create the database and stop (run it under scripts/locked.sh right after"
+        " make install: the extension scripts are shared by every checkout)",
+    )
     parser.add_argument("--reuse", action="store_true", help="use the database --setup-only created")
     parser.add_argument("--keep", action="store_true", help="do not drop the database at the end")
-    parser.add_argument("--lib", action="append", default=[], metavar="NAME=PATH",
-                        help="also measure the C capture of the library at PATH (variant 'C NAME')")
+    parser.add_argument(
+        "--lib",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also measure the C capture of the library at PATH (variant 'C NAME')",
+    )
     parser.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")
     args = parser.parse_args()
     libs = dict(spec.split("=", 1) for spec in args.lib)
@@ -281,13 +342,20 @@ def main() -> None:
             if "bulk" not in skip:
                 times = bench_bulk(conn, args.rows, reps=5)
                 plain = statistics.median(times["untracked"])
-                lines.append(f"INSERT ... SELECT {args.rows} rows, median of 5 (s): " + ", ".join(
-                    f"{k} {statistics.median(v):.3f} ({statistics.median(v) / plain:.2f}x)" for k, v in times.items()))
+                lines.append(
+                    f"INSERT ... SELECT {args.rows} rows, median of 5 (s): "
+                    + ", ".join(
+                        f"{k} {statistics.median(v):.3f} ({statistics.median(v) / plain:.2f}x)"
+                        for k, v in times.items()
+                    )
+                )
             if "pgbench" not in skip:
                 for clients in (int(c) for c in args.clients.split(",")):
                     res = bench_pgbench(dsn, conn, pm, clients, args.rounds, args.seconds)
-                    lines.append(f"pgbench -N -M prepared, {clients} client(s), {args.rounds} interleaved rounds"
-                                 f" of {args.seconds} s:")
+                    lines.append(
+                        f"pgbench -N -M prepared, {clients} client(s), {args.rounds} interleaved rounds"
+                        f" of {args.seconds} s:"
+                    )
                     lines += report(res)
     finally:
         if not args.keep:
@@ -295,8 +363,10 @@ def main() -> None:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
     load_after = os.getloadavg()
     print("\n".join(lines))
-    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
-          f" after: {' '.join(f'{x:.2f}' for x in load_after)}")
+    print(
+        f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
+        f" after: {' '.join(f'{x:.2f}' for x in load_after)}"
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def free_port() -> int:
 
 
 def status(port: int) -> dict[str, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     with urllib.request.urlopen(request, timeout=2) as response:
         doc: dict[str, Any] = json.loads(response.read())
         return doc
@@ -75,9 +76,14 @@ def start(dsn: str, port: int, redis_url: str | None) -> subprocess.Popen[bytes]
 
 def backend_pids(dsn: str, exclude: int) -> list[int]:
     with psycopg.connect(dsn) as conn:
-        return [int(r[0]) for r in conn.execute(  # type: ignore[call-overload]
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'asymm' AND datname = current_database()"
-            " AND pid <> %s", (exclude,))]
+        return [
+            int(r[0])
+            for r in conn.execute(  # type: ignore[call-overload]
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'asymm' AND datname = current_database()"
+                " AND pid <> %s",
+                (exclude,),
+            )
+        ]
 
 
 def idle_run(dsn: str, redis_url: str | None, seconds: float) -> dict[str, float]:
@@ -98,10 +104,14 @@ def idle_run(dsn: str, redis_url: str | None, seconds: float) -> dict[str, float
         proc.wait(15)
     wall = w1 - w0
     return {
-        "wall_s": wall, "ticks": doc["pulse"]["ticks"] - ticks0,
-        "daemon_cpu_pct": 100 * (d1 - d0) / wall, "backend_cpu_pct": 100 * (b1 - b0) / wall,
-        "p50_ms": 1000 * doc["pulse"]["lateness_p50_s"], "p99_ms": 1000 * doc["pulse"]["lateness_p99_s"],
-        "max_ms": 1000 * doc["pulse"]["lateness_max_s"], "skipped": doc["pulse"]["skipped"],
+        "wall_s": wall,
+        "ticks": doc["pulse"]["ticks"] - ticks0,
+        "daemon_cpu_pct": 100 * (d1 - d0) / wall,
+        "backend_cpu_pct": 100 * (b1 - b0) / wall,
+        "p50_ms": 1000 * doc["pulse"]["lateness_p50_s"],
+        "p99_ms": 1000 * doc["pulse"]["lateness_p99_s"],
+        "max_ms": 1000 * doc["pulse"]["lateness_max_s"],
+        "skipped": doc["pulse"]["skipped"],
         "overruns": doc["pulse"]["overruns"],
     }
 
@@ -154,8 +164,10 @@ def main() -> None:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    print(f"idle daemon at 4.909 Hz over {idle['wall_s']:.1f} s ({idle['ticks']} ticks, Redis "
-          f"{'on' if os.environ.get('ASYMM_REDIS_URL') else 'off'})")
+    print(
+        f"idle daemon at 4.909 Hz over {idle['wall_s']:.1f} s ({idle['ticks']} ticks, Redis "
+        f"{'on' if os.environ.get('ASYMM_REDIS_URL') else 'off'})"
+    )
     print(f"{'metric':<34} {'value':>10} {'goal':>10}")
     print(f"{'daemon CPU, % of one core':<34} {idle['daemon_cpu_pct']:>10.2f} {'<= 3':>10}")
     print(f"{'its PostgreSQL backends, % core':<34} {idle['backend_cpu_pct']:>10.2f} {'-':>10}")

@@ -28,6 +28,7 @@ def ddl_batch(conn: psycopg.Connection, prefix: str, n: int) -> float:  # type: 
             conn.execute(f"CREATE TABLE {prefix}_{i} (id int PRIMARY KEY, v text DEFAULT 'x')".encode())
             conn.execute(f"CREATE INDEX ON {prefix}_{i} (v)".encode())
             conn.execute(f"ALTER TABLE {prefix}_{i} ADD COLUMN w int".encode())
+
     return timed(run)
 
 
@@ -69,8 +70,7 @@ def main() -> None:
         steps = drift.plan(conn, "bench")
         result: list[drift.Validation] = []
         validate = timed(lambda: result.append(drift.validate_plan(conn, "bench", steps)))
-        rows.append((f"plan validation on a scratch copy ({len(steps)} statements, ok={result[0].ok})",
-                     validate, None))
+        rows.append((f"plan validation on a scratch copy ({len(steps)} statements, ok={result[0].ok})", validate, None))
     with psycopg.connect(args.dsn or "dbname=postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     print(f"{'measurement':<62} {'seconds':>9} {'ratio':>7}")

@@ -47,11 +47,17 @@ INSERT INTO public.items SELECT 1 + g % 100000, g % 5000, 1 + g % 4 FROM generat
 ANALYZE;
 """
 STATEMENTS = {
-    "lookup": ("SELECT * FROM public.orders WHERE customer = $1 AND placed > $2", ["integer", "date"],
-               ["42", "'2024-06-01'"]),
-    "join": ("SELECT c.country, sum(i.qty) FROM public.customers c JOIN public.orders o ON o.customer = c.id"
-             " JOIN public.items i ON i.order_id = o.id WHERE c.email = $1 GROUP BY c.country",
-             ["text"], ["'c7@x'"]),
+    "lookup": (
+        "SELECT * FROM public.orders WHERE customer = $1 AND placed > $2",
+        ["integer", "date"],
+        ["42", "'2024-06-01'"],
+    ),
+    "join": (
+        "SELECT c.country, sum(i.qty) FROM public.customers c JOIN public.orders o ON o.customer = c.id"
+        " JOIN public.items i ON i.order_id = o.id WHERE c.email = $1 GROUP BY c.country",
+        ["text"],
+        ["'c7@x'"],
+    ),
 }
 
 
@@ -73,8 +79,9 @@ def old_explain_only(conn: psycopg.Connection[Any], types: list[str], values: li
 
 def new_way(conn: psycopg.Connection[Any], text: str, types: list[str], values: list[str] | None) -> None:
     """Now: one call, planned as the author (here the caller itself) in a security-restricted operation."""
-    conn.execute("SELECT asymm._explain_as(current_user::regrole::oid, %s, %s, %s, false, NULL)",
-                 (text, types, values)).fetchone()
+    conn.execute(
+        "SELECT asymm._explain_as(current_user::regrole::oid, %s, %s, %s, false, NULL)", (text, types, values)
+    ).fetchone()
 
 
 def timed(fn: Callable[[], None], calls: int) -> float:
@@ -98,8 +105,10 @@ def main() -> None:
         with psycopg.connect(with_dbname(admin, DB), autocommit=True) as conn:
             conn.execute(SCHEMA)
             conn.execute("SELECT * FROM public.hypopg_create_index('CREATE INDEX ON public.orders (customer)')")
-            print(f"{'case':<16} {'old us':>7} {'kept us':>7} {'new us':>7} {'new/old':>8} {'new/kept':>8}"
-                  "  new/kept per round")
+            print(
+                f"{'case':<16} {'old us':>7} {'kept us':>7} {'new us':>7} {'new/old':>8} {'new/kept':>8}"
+                "  new/kept per round"
+            )
             for name, (text, types, values) in STATEMENTS.items():
                 for kind, vals in (("generic", None), ("custom", values)):
                     mode = "force_custom_plan" if vals else "force_generic_plan"
@@ -116,9 +125,11 @@ def main() -> None:
                         news.append(n)
                         vs_old.append(n / o)
                         vs_kept.append(n / k)
-                    print(f"{name + ' ' + kind:<16} {statistics.median(olds):7.0f} {statistics.median(kepts):7.0f}"
-                          f" {statistics.median(news):7.0f} {statistics.median(vs_old):8.2f}"
-                          f" {statistics.median(vs_kept):8.2f}  {' '.join(f'{r:.2f}' for r in vs_kept)}")
+                    print(
+                        f"{name + ' ' + kind:<16} {statistics.median(olds):7.0f} {statistics.median(kepts):7.0f}"
+                        f" {statistics.median(news):7.0f} {statistics.median(vs_old):8.2f}"
+                        f" {statistics.median(vs_kept):8.2f}  {' '.join(f'{r:.2f}' for r in vs_kept)}"
+                    )
     finally:
         with connect(admin) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))

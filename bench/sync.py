@@ -43,9 +43,11 @@ def pgbench_bin() -> str:
 
 
 def settled(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT (SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
-                       " WHERE o.xid >= s.position AND o.rel <> 0),"
-                       " (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')").fetchone()
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
+        " WHERE o.xid >= s.position AND o.rel <> 0),"
+        " (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')"
+    ).fetchone()
     return row == (0, 0)
 
 
@@ -59,8 +61,9 @@ def wait_settled(conn: psycopg.Connection[Any], timeout: float = 600) -> float:
 
 
 def start_daemon(dsn: str, redis_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--redis-url", redis_url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [ASYMM, "daemon", "--dsn", dsn, "--redis-url", redis_url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
@@ -69,8 +72,12 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
 
 
 def pgbench_tps(dsn: str, seconds: int, clients: int) -> float:
-    out = subprocess.run([pgbench_bin(), "-N", "-M", "prepared", "-n", "-c", str(clients), "-j", "2",
-                          "-T", str(seconds), dsn], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [pgbench_bin(), "-N", "-M", "prepared", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), dsn],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
@@ -91,8 +98,9 @@ def keys_applied(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], rounds: int, seconds: int,
-                  clients: int, daemon_pid: int, redis_pid: int) -> dict[str, Any]:
+def bench_pgbench(
+    dsn: str, conn: psycopg.Connection[Any], rounds: int, seconds: int, clients: int, daemon_pid: int, redis_pid: int
+) -> dict[str, Any]:
     """Interleaved rounds: this 2-core machine is shared, so load drifts by 2x within minutes; only
     rounds run back to back (alternating which variant goes first) give a usable ratio.  The daemon
     runs in both variants; with the triggers disabled it simply has nothing to do.
@@ -108,7 +116,7 @@ def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], rounds: int, seconds:
     cpu: dict[str, list[float]] = {"tracked": [], "untracked": []}
     keys: list[int] = []
     for i in range(rounds):
-        for variant in (("untracked", "tracked") if i % 2 == 0 else ("tracked", "untracked")):
+        for variant in ("untracked", "tracked") if i % 2 == 0 else ("tracked", "untracked"):
             action = "ENABLE" if variant == "tracked" else "DISABLE"
             conn.execute(f"ALTER TABLE pgbench_accounts {action} TRIGGER USER")
             before, keys_before = sync_cpu_s(conn, daemon_pid, redis_pid), keys_applied(conn)
@@ -120,8 +128,14 @@ def bench_pgbench(dsn: str, conn: psycopg.Connection[Any], rounds: int, seconds:
     conn.execute("ALTER TABLE pgbench_accounts ENABLE TRIGGER USER")
     ratios = [t / u for t, u in zip(tracked, untracked, strict=True)]
     per_key_us = [(t - u) / k * 1e6 for t, u, k in zip(cpu["tracked"], cpu["untracked"], keys, strict=True) if k]
-    return {"untracked_tps": statistics.median(untracked), "tracked_tps": statistics.median(tracked),
-            "untracked": untracked, "tracked": tracked, "ratios": ratios, "cpu_per_key_us": per_key_us}
+    return {
+        "untracked_tps": statistics.median(untracked),
+        "tracked_tps": statistics.median(tracked),
+        "untracked": untracked,
+        "tracked": tracked,
+        "ratios": ratios,
+        "cpu_per_key_us": per_key_us,
+    }
 
 
 def bench_bulk(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rows: int, reps: int) -> dict[str, float]:
@@ -134,11 +148,14 @@ def bench_bulk(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rows: in
     stop_daemon(daemon)  # capture cost alone: nothing else competes for the CPU
     times: dict[str, list[float]] = {"bulk_plain": [], "bulk_tracked": []}
     for i in range(reps):  # alternating which goes first: the disk's pace drifts on a shared machine
-        for name in (("bulk_plain", "bulk_tracked") if i % 2 == 0 else ("bulk_tracked", "bulk_plain")):
+        for name in ("bulk_plain", "bulk_tracked") if i % 2 == 0 else ("bulk_tracked", "bulk_plain"):
             conn.execute(f"TRUNCATE {name}")
             started = time.perf_counter()
-            conn.execute(f"INSERT INTO {name} SELECT g, g %% 1000, md5(g::text), now()"  # noqa: S608
-                         " FROM generate_series(1, %s) g", (rows,))
+            conn.execute(
+                f"INSERT INTO {name} SELECT g, g %% 1000, md5(g::text), now()"  # noqa: S608
+                " FROM generate_series(1, %s) g",
+                (rows,),
+            )
             times[name].append(time.perf_counter() - started)
     # throughput: the last tracked insert's rows, from commit to the last key in Redis
     daemon = start_daemon(dsn, redis_url)
@@ -147,17 +164,21 @@ def bench_bulk(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rows: in
         wait_settled(conn)
         conn.execute("TRUNCATE bulk_tracked")
         wait_settled(conn)
-        conn.execute("INSERT INTO bulk_tracked SELECT g, g %% 1000, md5(g::text), now() FROM generate_series(1, %s) g",
-                     (rows,))
+        conn.execute(
+            "INSERT INTO bulk_tracked SELECT g, g %% 1000, md5(g::text), now() FROM generate_series(1, %s) g", (rows,)
+        )
         sync_s = wait_settled(conn)
     finally:
         stop_daemon(daemon)
-    return {"plain_s": statistics.median(times["bulk_plain"]), "tracked_s": statistics.median(times["bulk_tracked"]),
-            "sync_rows_per_s": rows / sync_s, "sync_s": sync_s}
+    return {
+        "plain_s": statistics.median(times["bulk_plain"]),
+        "tracked_s": statistics.median(times["bulk_tracked"]),
+        "sync_rows_per_s": rows / sync_s,
+        "sync_s": sync_s,
+    }
 
 
-def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: float,
-              seconds: int) -> dict[str, float]:
+def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: float, seconds: int) -> dict[str, float]:
     """pgbench --rate drives the writes (a Python writer could not reach 1,000 tx/s here); each
     UPDATE stores clock_timestamp() in the row, and a keyspace-notification listener timestamps the
     value's arrival in Redis (same host, same clock; all notifications at hand are timestamped before
@@ -202,16 +223,36 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
     fd, script_name = tempfile.mkstemp(prefix="asymm-bench-lag-", suffix=".sql")
     os.close(fd)
     script = Path(script_name)
-    script.write_text("\\set id random(0, 9999)\n"
-                      "UPDATE lagtest SET ts = extract(epoch FROM clock_timestamp()) WHERE id = :id;\n")
+    script.write_text(
+        "\\set id random(0, 9999)\nUPDATE lagtest SET ts = extract(epoch FROM clock_timestamp()) WHERE id = :id;\n"
+    )
     try:
         wait_settled(conn)
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         time.sleep(0.3)
-        out = subprocess.run([pgbench_bin(), "-n", "-M", "prepared", "-c", "2", "-j", "2", "-R", str(rate),
-                              "-T", str(seconds), "-f", str(script), dsn],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                pgbench_bin(),
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                "2",
+                "-j",
+                "2",
+                "-R",
+                str(rate),
+                "-T",
+                str(seconds),
+                "-f",
+                str(script),
+                dsn,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         match = re.search(r"tps = ([\d.]+)", out)
         assert match, out
         wait_settled(conn)
@@ -225,8 +266,13 @@ def bench_lag(dsn: str, redis_url: str, conn: psycopg.Connection[Any], rate: flo
         client.config_set("notify-keyspace-events", previous_events)
         client.close()
     lags.sort()
-    return {"tx_per_s": float(match.group(1)), "samples": len(lags),
-            "p50_ms": lags[len(lags) // 2], "p99_ms": lags[int(len(lags) * 0.99)], "max_ms": lags[-1]}
+    return {
+        "tx_per_s": float(match.group(1)),
+        "samples": len(lags),
+        "p50_ms": lags[len(lags) // 2],
+        "p99_ms": lags[int(len(lags) * 0.99)],
+        "max_ms": lags[-1],
+    }
 
 
 def spread(values: list[float]) -> str:
@@ -255,16 +301,26 @@ def main() -> None:
     if "bulk" not in skip:
         bulk = bench_bulk(args.dsn, args.redis_url, conn, args.rows, reps=args.bulk_reps)
         rows += [
-            (f"INSERT ... SELECT {args.rows} rows untracked / tracked",
-             f"{bulk['plain_s']:.3f} s / {bulk['tracked_s']:.3f} s",
-             f"{bulk['tracked_s'] / bulk['plain_s']:.2f}x (target <= 1.5x)"),
-            (f"sync throughput ({args.rows} rows, commit to last key)", f"{bulk['sync_rows_per_s']:.0f} rows/s",
-             f"{bulk['sync_s']:.2f} s (target >= 20,000 rows/s)")]
+            (
+                f"INSERT ... SELECT {args.rows} rows untracked / tracked",
+                f"{bulk['plain_s']:.3f} s / {bulk['tracked_s']:.3f} s",
+                f"{bulk['tracked_s'] / bulk['plain_s']:.2f}x (target <= 1.5x)",
+            ),
+            (
+                f"sync throughput ({args.rows} rows, commit to last key)",
+                f"{bulk['sync_rows_per_s']:.0f} rows/s",
+                f"{bulk['sync_s']:.2f} s (target >= 20,000 rows/s)",
+            ),
+        ]
     if "lag" not in skip:
         lag = bench_lag(args.dsn, args.redis_url, conn, rate=args.rate, seconds=10)
-        rows.append((f"lag at {lag['tx_per_s']:.0f} tx/s ({lag['samples']} samples) p50 / p99 / max",
-                     f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f} / {lag['max_ms']:.1f} ms",
-                     "target p50 <= 10, p99 <= 100 ms"))
+        rows.append(
+            (
+                f"lag at {lag['tx_per_s']:.0f} tx/s ({lag['samples']} samples) p50 / p99 / max",
+                f"{lag['p50_ms']:.1f} / {lag['p99_ms']:.1f} / {lag['max_ms']:.1f} ms",
+                "target p50 <= 10, p99 <= 100 ms",
+            )
+        )
     if "pgbench" not in skip:
         daemon = start_daemon(args.dsn, args.redis_url)
         try:
@@ -272,27 +328,44 @@ def main() -> None:
             pgb = bench_pgbench(args.dsn, conn, args.rounds, args.seconds, args.clients, daemon.pid, redis_pid)
         finally:
             stop_daemon(daemon)
-        rows.append((f"pgbench -N TPS untracked / tracked (median, {args.rounds} x {args.seconds} s interleaved)",
-                     f"{pgb['untracked_tps']:.0f} / {pgb['tracked_tps']:.0f}",
-                     f"{pgb['tracked_tps'] / pgb['untracked_tps'] * 100:.1f} % (target >= 95 %)"))
-        rows.append(("  spread: untracked / tracked TPS (min..max)",
-                     f"{spread(pgb['untracked'])} / {spread(pgb['tracked'])}",
-                     "per-round ratios " + " ".join(f"{r * 100:.0f}" for r in pgb["ratios"])
-                     + f" %, median {statistics.median(pgb['ratios']) * 100:.1f} %"))
+        rows.append(
+            (
+                f"pgbench -N TPS untracked / tracked (median, {args.rounds} x {args.seconds} s interleaved)",
+                f"{pgb['untracked_tps']:.0f} / {pgb['tracked_tps']:.0f}",
+                f"{pgb['tracked_tps'] / pgb['untracked_tps'] * 100:.1f} % (target >= 95 %)",
+            )
+        )
+        rows.append(
+            (
+                "  spread: untracked / tracked TPS (min..max)",
+                f"{spread(pgb['untracked'])} / {spread(pgb['tracked'])}",
+                "per-round ratios "
+                + " ".join(f"{r * 100:.0f}" for r in pgb["ratios"])
+                + f" %, median {statistics.median(pgb['ratios']) * 100:.1f} %",
+            )
+        )
         if pgb["cpu_per_key_us"]:
-            rows.append(("  sync CPU per synced change (daemon + its backends + redis, less idle)",
-                         f"{statistics.median(pgb['cpu_per_key_us']):.1f} us",
-                         "per round " + " ".join(f"{c:.0f}" for c in pgb["cpu_per_key_us"]) + " us"))
+            rows.append(
+                (
+                    "  sync CPU per synced change (daemon + its backends + redis, less idle)",
+                    f"{statistics.median(pgb['cpu_per_key_us']):.1f} us",
+                    "per round " + " ".join(f"{c:.0f}" for c in pgb["cpu_per_key_us"]) + " us",
+                )
+            )
     load_after = os.getloadavg()
-    durability = conn.execute("SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings"
-                              " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')").fetchone()
+    durability = conn.execute(
+        "SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings"
+        " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
+    ).fetchone()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'result':<28}  ratio / target")
     for name, value, note in rows:
         print(f"{name.ljust(width)}  {value:<28}  {note}")
     print(f"server durability: {durability[0] if durability else '?'}")
-    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
-          f" after: {' '.join(f'{x:.2f}' for x in load_after)}")
+    print(
+        f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
+        f" after: {' '.join(f'{x:.2f}' for x in load_after)}"
+    )
 
 
 if __name__ == "__main__":

@@ -72,14 +72,20 @@ class Snapshot:
 def snapshot(conn: psycopg.Connection[Any], daemon_pid: int, redis_pid: int, postmaster: int) -> Snapshot:
     pids = [int(p) for (p,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'asymm'")]
     live = sum(proc_cpu(p) for p in pg_processes(postmaster))
-    return Snapshot(daemon=proc_cpu(daemon_pid), backends={p: proc_cpu(p) for p in pids}, redis=proc_cpu(redis_pid),
-                    postgres=live + proc_cpu(postmaster, children=True))
+    return Snapshot(
+        daemon=proc_cpu(daemon_pid),
+        backends={p: proc_cpu(p) for p in pids},
+        redis=proc_cpu(redis_pid),
+        postgres=live + proc_cpu(postmaster, children=True),
+    )
 
 
 def settled(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT (SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
-                       " WHERE o.xid >= s.position AND o.rel <> 0),"
-                       " (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')").fetchone()
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
+        " WHERE o.xid >= s.position AND o.rel <> 0),"
+        " (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')"
+    ).fetchone()
     return row == (0, 0)
 
 
@@ -93,8 +99,11 @@ def wait_for(predicate: Any, timeout: float, what: str) -> float:
 
 
 def sync_holder(conn: psycopg.Connection[Any]) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                        " AND classid = %s AND objid = %s)", (LOCK_CLASSID, LOCK_OBJID)).fetchone() == (True,)
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = %s AND objid = %s)",
+        (LOCK_CLASSID, LOCK_OBJID),
+    ).fetchone() == (True,)
 
 
 def counters(conn: psycopg.Connection[Any]) -> tuple[int, int]:
@@ -103,16 +112,34 @@ def counters(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def run_round(args: argparse.Namespace, conn: psycopg.Connection[Any], name: str, pythonpath: str,
-              redis_pid: int, postmaster: int) -> dict[str, float]:
+def run_round(
+    args: argparse.Namespace, conn: psycopg.Connection[Any], name: str, pythonpath: str, redis_pid: int, postmaster: int
+) -> dict[str, float]:
     env = dict(os.environ)
     pythonpath, *settings = pythonpath.split(";")
     env.update(setting.split("=", 1) for setting in settings)
     if pythonpath:
         env["PYTHONPATH"] = str(Path(pythonpath).resolve())
-    proc = subprocess.Popen([sys.executable, "-c", "from asymm.cli import main; main()", "daemon", "--dsn", args.dsn,
-                             "--redis-url", args.redis_url, "--http-port", "0", "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from asymm.cli import main; main()",
+            "daemon",
+            "--dsn",
+            args.dsn,
+            "--redis-url",
+            args.redis_url,
+            "--http-port",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: sync_holder(conn), 60, f"{name}: the daemon did not take the sync lock")
         wait_for(lambda: settled(conn), 600, f"{name}: the sync did not settle")
@@ -123,9 +150,27 @@ def run_round(args: argparse.Namespace, conn: psycopg.Connection[Any], name: str
         applied0, batches0 = counters(conn)
         s0 = snapshot(conn, proc.pid, redis_pid, postmaster)
         started = time.monotonic()
-        out = subprocess.run([pgbench_bin(), "-N", "-n", "-M", "prepared", "-c", str(args.clients), "-j", "2",
-                              "-R", str(args.rate), "-T", str(args.seconds), args.dsn],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                pgbench_bin(),
+                "-N",
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(args.clients),
+                "-j",
+                "2",
+                "-R",
+                str(args.rate),
+                "-T",
+                str(args.seconds),
+                args.dsn,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         settle_s = wait_for(lambda: settled(conn), 600, f"{name}: the sync did not settle after pgbench")
         s1 = snapshot(conn, proc.pid, redis_pid, postmaster)
         elapsed = time.monotonic() - started
@@ -148,18 +193,24 @@ def run_round(args: argparse.Namespace, conn: psycopg.Connection[Any], name: str
     if set(s0.backends) != set(s1.backends):
         print(f"  ({name}: daemon backends changed during the window: {sorted(s0.backends)} -> {sorted(s1.backends)})")
     backends = sum(s1.backends[p] - s0.backends[p] for p in common) + sum(
-        s1.backends[p] for p in set(s1.backends) - common)
+        s1.backends[p] for p in set(s1.backends) - common
+    )
     idle_backends = sum(idle1.backends.get(p, 0.0) - c for p, c in idle0.backends.items())
     per_k = 1000.0 / txs
     result = {
-        "txs": txs, "tps": float(tps.group(1)), "applied": applied, "batches": batches, "elapsed_s": elapsed,
+        "txs": txs,
+        "tps": float(tps.group(1)),
+        "applied": applied,
+        "batches": batches,
+        "elapsed_s": elapsed,
         "settle_s": settle_s,
         "daemon_ms": (s1.daemon - s0.daemon) * 1000 * per_k,
         "backends_ms": backends * 1000 * per_k,
         "redis_ms": (s1.redis - s0.redis) * 1000 * per_k,
         "postgres_all_ms": (s1.postgres - s0.postgres) * 1000 * per_k,
         "idle_ms_per_s": ((idle1.daemon - idle0.daemon) + idle_backends + (idle1.redis - idle0.redis))
-        * 1000 / args.idle_seconds,
+        * 1000
+        / args.idle_seconds,
     }
     result["sync_ms"] = result["daemon_ms"] + result["backends_ms"] + result["redis_ms"]
     # the same, less what the daemon costs when idle over the same time (telemetry, pulse, polling)
@@ -171,9 +222,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("ASYMM_DSN", ""))
     parser.add_argument("--redis-url", default=os.environ.get("ASYMM_REDIS_URL", ""))
-    parser.add_argument("--variant", action="append", default=[],
-                        help="NAME=PYTHONPATH[;VAR=VALUE...] (repeatable; an empty path runs the installed package;"
-                             " VAR=VALUE pairs go into the daemon's environment)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=PYTHONPATH[;VAR=VALUE...] (repeatable; an empty path runs the installed package;"
+        " VAR=VALUE pairs go into the daemon's environment)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=20)
@@ -192,29 +247,39 @@ def main() -> None:
     client.config_set("notify-keyspace-events", "")  # bench/sync.py's lag part turns them on: not here
     redis_pid = int(client.info("server")["process_id"])
     client.close()
-    postmaster = int(Path(conn.execute("SHOW data_directory").fetchone()[0], "postmaster.pid")  # type: ignore[index]
-                     .read_text().split()[0])
+    postmaster = int(
+        Path(conn.execute("SHOW data_directory").fetchone()[0], "postmaster.pid")  # type: ignore[index]
+        .read_text()
+        .split()[0]
+    )
     load_before = os.getloadavg()
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in variants}
     for i in range(args.rounds):
-        for name, path in (variants if i % 2 == 0 else list(reversed(variants))):
+        for name, path in variants if i % 2 == 0 else list(reversed(variants)):
             res = run_round(args, conn, name, path, redis_pid, postmaster)
             results[name].append(res)
-            print(f"round {i + 1} {name:>10}: {res['txs']} tx ({res['tps']:.0f} tx/s), applied {res['applied']:.0f}"
-                  f" in {res['batches']:.0f} batches ({res['applied'] / max(res['batches'], 1):.1f} keys/batch),"
-                  f" settled {res['settle_s'] * 1000:.0f} ms after pgbench; CPU ms per 1,000 keys: daemon"
-                  f" {res['daemon_ms']:.0f} + backends {res['backends_ms']:.0f} + redis {res['redis_ms']:.0f}"
-                  f" = {res['sync_ms']:.0f} ({res['sync_less_idle_ms']:.0f} less idle {res['idle_ms_per_s']:.1f} ms/s);"
-                  f" all postgres {res['postgres_all_ms']:.0f}", flush=True)
+            print(
+                f"round {i + 1} {name:>10}: {res['txs']} tx ({res['tps']:.0f} tx/s), applied {res['applied']:.0f}"
+                f" in {res['batches']:.0f} batches ({res['applied'] / max(res['batches'], 1):.1f} keys/batch),"
+                f" settled {res['settle_s'] * 1000:.0f} ms after pgbench; CPU ms per 1,000 keys: daemon"
+                f" {res['daemon_ms']:.0f} + backends {res['backends_ms']:.0f} + redis {res['redis_ms']:.0f}"
+                f" = {res['sync_ms']:.0f} ({res['sync_less_idle_ms']:.0f} less idle {res['idle_ms_per_s']:.1f} ms/s);"
+                f" all postgres {res['postgres_all_ms']:.0f}",
+                flush=True,
+            )
     load_after = os.getloadavg()
-    print(f"\nmedians over {args.rounds} rounds, pgbench -N -R {args.rate} -c {args.clients} -T {args.seconds},"
-          f" scale {args.scale}; CPU ms per 1,000 synced keys")
+    print(
+        f"\nmedians over {args.rounds} rounds, pgbench -N -R {args.rate} -c {args.clients} -T {args.seconds},"
+        f" scale {args.scale}; CPU ms per 1,000 synced keys"
+    )
     cols = ["daemon_ms", "backends_ms", "redis_ms", "sync_ms", "sync_less_idle_ms", "idle_ms_per_s", "postgres_all_ms"]
     print(f"{'variant':>10}  " + "  ".join(f"{c:>17}" for c in cols))
     for name, rs in results.items():
         print(f"{name:>10}  " + "  ".join(f"{statistics.median(r[c] for r in rs):17.1f}" for c in cols))
-    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
-          f" after: {' '.join(f'{x:.2f}' for x in load_after)}")
+    print(
+        f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)},"
+        f" after: {' '.join(f'{x:.2f}' for x in load_after)}"
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,11 @@ def main() -> None:
 
 
 def run(dsn: str) -> None:
-    statements = [f"SELECT c{c} FROM t{t} WHERE id = $1"  # noqa: S608 (our own identifiers)
-                  for t in range(TABLES) for c in range(COLUMNS)]
+    statements = [
+        f"SELECT c{c} FROM t{t} WHERE id = $1"  # noqa: S608 (our own identifiers)
+        for t in range(TABLES)
+        for c in range(COLUMNS)
+    ]
     with connect(dsn) as ctl, connect(dsn, observed=True, application_name="bench") as app:
         dev_sql = os.environ.get("ASYMM_BENCH_INSTALL_SQL")  # developing: load sources, not the extension
         if dev_sql:
@@ -82,7 +85,7 @@ def run(dsn: str) -> None:
         floor, tick, quiet, written = [], [], [], []
         floor_cpu, tick_cpu, quiet_cpu = [], [], []
         for i in range(TICKS):
-            active = statements[(i * ACTIVE) % len(statements):][:ACTIVE]
+            active = statements[(i * ACTIVE) % len(statements) :][:ACTIVE]
             with app.pipeline():
                 for text in active:
                     app.execute(text.replace("$1", "%s"), (i,), prepare=False)
@@ -101,7 +104,8 @@ def run(dsn: str) -> None:
 
         raw_rows, raw_bytes = ctl.execute(
             "SELECT count(*), (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
-            "                  WHERE inhparent = 'asymm.query_stats'::regclass) FROM asymm.query_stats").fetchone()  # type: ignore[misc]
+            "                  WHERE inhparent = 'asymm.query_stats'::regclass) FROM asymm.query_stats"
+        ).fetchone()  # type: ignore[misc]
         # per-minute rollup rows: synthesise a day's worth for 500 statements, then measure
         ctl.execute("""INSERT INTO asymm.query_stats_minute
                        SELECT date_trunc('minute', now()) - m * interval '1 minute', q, 300, 12.5, 300, 900, 3,
@@ -111,9 +115,11 @@ def run(dsn: str) -> None:
         minute_rows, minute_bytes = ctl.execute(
             "SELECT count(*), (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
             " WHERE inhparent = 'asymm.query_stats_minute'::regclass)"
-            " FROM asymm.query_stats_minute").fetchone()  # type: ignore[misc]
-        text_bytes = ctl.execute("SELECT pg_total_relation_size('asymm.queries')"
-                                 " + pg_total_relation_size('asymm.query_counters')").fetchone()[0]  # type: ignore[index]
+            " FROM asymm.query_stats_minute"
+        ).fetchone()  # type: ignore[misc]
+        text_bytes = ctl.execute(
+            "SELECT pg_total_relation_size('asymm.queries') + pg_total_relation_size('asymm.query_counters')"
+        ).fetchone()[0]  # type: ignore[index]
 
     med = statistics.median
     p95 = lambda xs: sorted(xs)[int(0.95 * (len(xs) - 1))]  # noqa: E731
@@ -121,20 +127,28 @@ def run(dsn: str) -> None:
     minute_per_row = float(minute_bytes) / max(float(minute_rows), 1.0)
     raw_day = raw_per_row * ACTIVE * HZ * 86400 / 1e6
     minute_day = minute_per_row * ACTIVE * 1440 / 1e6
-    print(f"pg_stat_statements entries: {entries}; active per tick: {ACTIVE}; ticks: {TICKS}; "
-          f"rows written per tick (median): {med(written)}")
+    print(
+        f"pg_stat_statements entries: {entries}; active per tick: {ACTIVE}; ticks: {TICKS}; "
+        f"rows written per tick (median): {med(written)}"
+    )
     print(f"load average: {os.getloadavg()[0]:.2f}")
     print(f"{'measure':<52} {'median ms':>10} {'p95 ms':>8} {'CPU ms':>8}")
     label = "floor: SELECT count(*) FROM pg_stat_statements(false)"
     print(f"{label:<52} {med(floor):>10.2f} {p95(floor):>8.2f} {med(floor_cpu):>8.2f}")
     print(f"{'snapshot tick, 500 moved':<52} {med(tick):>10.2f} {p95(tick):>8.2f} {med(tick_cpu):>8.2f}")
     print(f"{'snapshot tick, nothing moved':<52} {med(quiet):>10.2f} {p95(quiet):>8.2f} {med(quiet_cpu):>8.2f}")
-    print(f"ratio tick/floor (medians): {med(tick) / med(floor):.2f}x wall, "
-          f"{med(tick_cpu) / med(floor_cpu):.2f}x backend CPU  (goal <= 3x and <= 15 ms)")
-    print(f"raw sample: {raw_per_row:.1f} bytes/row (heap+BRIN) -> {raw_day:,.0f} MB/day "
-          f"for {ACTIVE} active statements at {HZ} Hz")
-    print(f"per-minute rollup: {minute_per_row:.1f} bytes/row -> {minute_day:,.1f} MB/day "
-          f"(30 days: {30 * minute_day:,.0f} MB)")
+    print(
+        f"ratio tick/floor (medians): {med(tick) / med(floor):.2f}x wall, "
+        f"{med(tick_cpu) / med(floor_cpu):.2f}x backend CPU  (goal <= 3x and <= 15 ms)"
+    )
+    print(
+        f"raw sample: {raw_per_row:.1f} bytes/row (heap+BRIN) -> {raw_day:,.0f} MB/day "
+        f"for {ACTIVE} active statements at {HZ} Hz"
+    )
+    print(
+        f"per-minute rollup: {minute_per_row:.1f} bytes/row -> {minute_day:,.1f} MB/day "
+        f"(30 days: {30 * minute_day:,.0f} MB)"
+    )
     print(f"query texts + last counters for {entries} entries: {float(text_bytes) / 1e6:.2f} MB (once, not per day)")
 
 

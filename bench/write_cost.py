@@ -64,27 +64,45 @@ def setup(conn: psycopg.Connection[Any], copies: list[tuple[str, str, int]], fil
     for name, method, k in copies:
         t = sql.Identifier(name)
         # fillfactor 70 (default): room on every page, so that the HOT update stays HOT
-        conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int NOT NULL, a int, b int, c int, d int,"
-                             " note text) WITH (fillfactor = {})").format(t, sql.Literal(fillfactor)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id int PRIMARY KEY, v int NOT NULL, a int, b int, c int, d int,"
+                " note text) WITH (fillfactor = {})"
+            ).format(t, sql.Literal(fillfactor))
+        )
         if method == "brin":  # a..d grow with the physical order (an append-only timestamp)
-            conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 7919 %% 1000003, g, 2 * g, 3 * g, 4 * g, 'x'"
-                                 " FROM generate_series(1, %s) g").format(t), (ROWS,))
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT g, g * 7919 %% 1000003, g, 2 * g, 3 * g, 4 * g, 'x'"
+                    " FROM generate_series(1, %s) g"
+                ).format(t),
+                (ROWS,),
+            )
         else:
-            conn.execute(sql.SQL("INSERT INTO {} SELECT g, g * 7919 %% 1000003, g * 31 %% 1000003,"
-                                 " g * 131 %% 1000003, g * 517 %% 1000003, g * 1031 %% 1000003, 'x'"
-                                 " FROM generate_series(1, %s) g").format(t), (ROWS,))
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT g, g * 7919 %% 1000003, g * 31 %% 1000003,"
+                    " g * 131 %% 1000003, g * 517 %% 1000003, g * 1031 %% 1000003, 'x'"
+                    " FROM generate_series(1, %s) g"
+                ).format(t),
+                (ROWS,),
+            )
         conn.execute(sql.SQL("CREATE INDEX ON {} (v)").format(t))
         for col in EXTRA[:k]:
             conn.execute(sql.SQL("CREATE INDEX ON {} USING {} ({})").format(t, sql.SQL(method), sql.Identifier(col)))
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(t))
-    conn.execute("SELECT sum(pg_prewarm(c.oid)) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
-                 " AND c.relkind IN ('r', 'i')")
+    conn.execute(
+        "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+        " AND c.relkind IN ('r', 'i')"
+    )
 
 
 def server(conn: psycopg.Connection[Any]) -> tuple[float, int]:
-    row = conn.execute("SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0)"
-                       " FROM pg_stat_statements WHERE query ~ '^(INSERT|UPDATE) ' AND dbid ="
-                       " (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+    row = conn.execute(
+        "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0)"
+        " FROM pg_stat_statements WHERE query ~ '^(INSERT|UPDATE) ' AND dbid ="
+        " (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()
     assert row is not None
     return float(row[0]), int(row[1])
 
@@ -96,9 +114,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000, help="calls per block")
     parser.add_argument("--methods", default="btree", help="comma-separated: btree, brin (extra index methods)")
     parser.add_argument("--fillfactor", type=int, default=70, help="of every copy (100: full pages)")
-    parser.add_argument("--brin-summarize", action="store_true",
-                        help="summarize new BRIN ranges before every block: each row then lands in a"
-                             " summarized range, and an inserted one widens its summary (the worst case)")
+    parser.add_argument(
+        "--brin-summarize",
+        action="store_true",
+        help="summarize new BRIN ranges before every block: each row then lands in a"
+        " summarized range, and an inserted one widens its summary (the worst case)",
+    )
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"btree", "brin"}:
@@ -114,8 +135,10 @@ def main() -> int:
             print(f"load average before: {' '.join(f.read().split()[:3])}")
         with psycopg.connect(dsn, autocommit=True) as conn:
             setup(conn, copies, args.fillfactor)
-        print(f"fillfactor {args.fillfactor}; extra index methods: {', '.join(methods)}"
-              + ("; new BRIN ranges summarized before every block" if args.brin_summarize else ""))
+        print(
+            f"fillfactor {args.fillfactor}; extra index methods: {', '.join(methods)}"
+            + ("; new BRIN ranges summarized before every block" if args.brin_summarize else "")
+        )
         run(dsn, copies, args.samples, args.calls, args.brin_summarize)
         with open("/proc/loadavg") as f:
             print(f"load average after: {' '.join(f.read().split()[:3])}")
@@ -136,7 +159,7 @@ def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: in
         for sample in range(samples + 1):  # the first one warms up
             for s_no, (label, text) in enumerate(STATEMENTS.items()):
                 ids = [rng.randint(1, ROWS) for _ in range(calls)]
-                order = copies[(sample + s_no) % len(copies):] + copies[:(sample + s_no) % len(copies)]
+                order = copies[(sample + s_no) % len(copies) :] + copies[: (sample + s_no) % len(copies)]
                 if sample % 2:
                     order.reverse()
                 for k in order:
@@ -144,22 +167,29 @@ def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: in
                     query = text.format(t=name)
                     params: list[tuple[Any, ...]]
                     if label == "insert" and method == "brin":  # the next values of a..d
-                        params = [(next_id[k] + j, rng.randint(1, 1_000_000),
-                                   *((m + 1) * (next_id[k] + j) for m in range(4))) for j in range(calls)]
+                        params = [
+                            (next_id[k] + j, rng.randint(1, 1_000_000), *((m + 1) * (next_id[k] + j) for m in range(4)))
+                            for j in range(calls)
+                        ]
                         next_id[k] += calls
                     elif label == "insert":
-                        params = [(next_id[k] + j, *(rng.randint(1, 1_000_000) for _ in range(5)))
-                                  for j in range(calls)]
+                        params = [
+                            (next_id[k] + j, *(rng.randint(1, 1_000_000) for _ in range(5))) for j in range(calls)
+                        ]
                         next_id[k] += calls
                     elif label == "update, HOT":
                         params = [(f"n{j % 7}", i) for j, i in enumerate(ids)]
                     else:
                         params = [(i,) for i in ids]
                     if summarize and method == "brin":  # the rows to come land in a summarized range
-                        stats.execute(sql.SQL("SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i"
-                                              " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am"
-                                              " ON am.oid = c.relam WHERE am.amname = 'brin'"
-                                              " AND i.indrelid = {}::regclass").format(sql.Literal(name)))
+                        stats.execute(
+                            sql.SQL(
+                                "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i"
+                                " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am"
+                                " ON am.oid = c.relam WHERE am.amname = 'brin'"
+                                " AND i.indrelid = {}::regclass"
+                            ).format(sql.Literal(name))
+                        )
                     before = server(stats)
                     started = time.perf_counter()
                     for p in params:
@@ -168,24 +198,33 @@ def run(dsn: str, copy_list: list[tuple[str, str, int]], samples: int, calls: in
                     after = server(stats)
                     if sample and after[1] - before[1] == calls:
                         out[label][k].append((elapsed * 1000 / calls, (after[0] - before[0]) / calls))
-    print(f"{samples} samples x {calls} calls per statement and copy; ms per call, median"
-          f" (extra indexes besides the primary key and (v))")
+    print(
+        f"{samples} samples x {calls} calls per statement and copy; ms per call, median"
+        f" (extra indexes besides the primary key and (v))"
+    )
     methods = list(dict.fromkeys(method for _, method, _ in copy_list))
     for method in methods:
         # the copy with no extra index, then this method's copies with 1..4
         group = [0] + [k for k in copies if copy_list[k][1] == method and copy_list[k][2] > 0]
         extras = [copy_list[k][2] for k in group]
-        print(f"{method + ' ' + 'statement':24} {'':6}" + "".join(f" {e:>7}" for e in extras)
-              + "   fit a + b x k: a, b (b / a)")
+        print(
+            f"{method + ' ' + 'statement':24} {'':6}"
+            + "".join(f" {e:>7}" for e in extras)
+            + "   fit a + b x k: a, b (b / a)"
+        )
         for label in STATEMENTS:
             for side, pos in (("client", 0), ("server", 1)):
                 meds = [statistics.median(x[pos] for x in out[label][k]) for k in group]
                 b, a = _fit(extras, meds)
-                print(f"{label:24} {side:6}" + "".join(f" {m:7.4f}" for m in meds)
-                      + f"   {a:.4f}, {b:.4f} ({b / a:.3f})")
+                print(
+                    f"{label:24} {side:6}" + "".join(f" {m:7.4f}" for m in meds) + f"   {a:.4f}, {b:.4f} ({b / a:.3f})"
+                )
     overhead = [statistics.median(x[0] - x[1] for x in out[label][0]) for label in STATEMENTS]
-    print("client - server per call with no extra index (outside the executor): "
-          + ", ".join(f"{label} {o:.4f}" for label, o in zip(STATEMENTS, overhead, strict=True)) + " ms")
+    print(
+        "client - server per call with no extra index (outside the executor): "
+        + ", ".join(f"{label} {o:.4f}" for label, o in zip(STATEMENTS, overhead, strict=True))
+        + " ms"
+    )
 
 
 def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:

@@ -27,6 +27,7 @@ Conventions (see README, "Extension versions"):
 make); ``--check`` only verifies the frozen scripts; ``release`` freezes the current build.
 Standard library only: this runs before any virtualenv exists.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,12 +82,16 @@ def check_frozen() -> None:
     manifest = frozen_manifest()
     present = {path.name for path in HERE.glob("asymm--*.sql")}
     if present != set(manifest):
-        raise BuildError(f"{MANIFEST.name} lists {sorted(manifest)} but extension/ holds {sorted(present)}:"
-                         " released scripts are frozen (see 'build.py release')")
+        raise BuildError(
+            f"{MANIFEST.name} lists {sorted(manifest)} but extension/ holds {sorted(present)}:"
+            " released scripts are frozen (see 'build.py release')"
+        )
     for name, digest in sorted(manifest.items()):
         if hashlib.sha256((HERE / name).read_bytes()).hexdigest() != digest:
-            raise BuildError(f"extension/{name} differs from its SHA-256 in {MANIFEST.name}: a released script"
-                             " is frozen; change the current version's sources (sql/, sql/upgrade/) instead")
+            raise BuildError(
+                f"extension/{name} differs from its SHA-256 in {MANIFEST.name}: a released script"
+                " is frozen; change the current version's sources (sql/, sql/upgrade/) instead"
+            )
 
 
 def latest_released() -> str:
@@ -125,13 +130,14 @@ def included_paths(text: str) -> list[Path]:
 
 def splice(text: str, origin: Path) -> str:
     """Replace every include marker by its file; the marker must sit inside a dollar-quoted body."""
+
     def insert(match: re.Match[str]) -> str:
         where = f"{origin.relative_to(REPO)}:{text.count(chr(10), 0, match.start()) + 1}"
         openings = list(OPENING.finditer(text, 0, match.start()))
         if not openings:
             raise BuildError(f"{where}: an include marker must be inside an 'AS $tag$' function body")
         tag = openings[-1].group(1)
-        if tag in text[openings[-1].end():match.start()] or tag not in text[match.end():]:
+        if tag in text[openings[-1].end() : match.start()] or tag not in text[match.end() :]:
             raise BuildError(f"{where}: an include marker must be inside an 'AS {tag}' function body")
         path = REPO / match.group(1)
         if not path.is_file():
@@ -140,6 +146,7 @@ def splice(text: str, origin: Path) -> str:
         if tag in content:
             raise BuildError(f"{where}: {match.group(1)} contains {tag}, the delimiter of the body it goes into")
         return content.rstrip("\n")
+
     return INCLUDE.sub(insert, text)
 
 
@@ -158,7 +165,7 @@ def function_statement(name: str, sources: dict[Path, str]) -> str:
     semicolon = text.find(";", close)
     if close < 0 or semicolon < 0:
         raise BuildError(f"{name}: its body is not closed")
-    return "CREATE OR REPLACE FUNCTION" + text[match.start() + len("CREATE FUNCTION"):semicolon + 1]
+    return "CREATE OR REPLACE FUNCTION" + text[match.start() + len("CREATE FUNCTION") : semicolon + 1]
 
 
 def body(paths: list[Path], texts: dict[Path, str]) -> str:
@@ -203,8 +210,11 @@ def release() -> None:
         (HERE / name).write_text(content)
         lines.append(f"{hashlib.sha256(content.encode()).hexdigest()}  {name}")
     MANIFEST.write_text("\n".join(line for line in lines if line.strip()) + "\n")
-    print(f"frozen {current_version()}: now raise default_version in asymm.control and start"
-          f" sql/upgrade/{current_version()}--<next>.sql", file=sys.stderr)
+    print(
+        f"frozen {current_version()}: now raise default_version in asymm.control and start"
+        f" sql/upgrade/{current_version()}--<next>.sql",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -24,7 +24,12 @@ def default_features(config: DaemonConfig) -> list[Feature]:
     return [TelemetryFeature(), SyncFeature(), DriftFeature(), AdvisorFeature(), DashboardFeature()]
 
 
-def make_daemon(config: DaemonConfig, *, extra: list[Feature] | None = None, loaded: LoadedConfig | None = None,
-                flags: dict[str, Any] | None = None) -> Daemon:
+def make_daemon(
+    config: DaemonConfig,
+    *,
+    extra: list[Feature] | None = None,
+    loaded: LoadedConfig | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Daemon:
     """A daemon with :func:`default_features` (and ``extra`` ones after them, e.g. a test's)."""
     return Daemon(config, [*default_features(config), *(extra or [])], loaded=loaded, flags=flags)

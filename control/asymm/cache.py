@@ -17,5 +17,14 @@ from asymm.sync.cache import (
     target_risk,
 )
 
-__all__ = ["MAX_FILL_AGE_S", "RESULT_SETTINGS", "Analysis", "Cache", "CacheStats", "analyse", "read_tables",
-           "statement_tables", "target_risk"]
+__all__ = [
+    "MAX_FILL_AGE_S",
+    "RESULT_SETTINGS",
+    "Analysis",
+    "Cache",
+    "CacheStats",
+    "analyse",
+    "read_tables",
+    "statement_tables",
+    "target_risk",
+]

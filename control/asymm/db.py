@@ -129,10 +129,11 @@ def session_search_path(conn: psycopg.Connection[Any]) -> Iterator[None]:
     Only for statements whose every name is schema-qualified except the ones that must be resolved
     the way the user would (a name they typed, or a statement text they wrote).
     """
-    row = conn.execute("SELECT pg_catalog.current_setting('search_path'),"  # evaluated left to right
-                       "       pg_catalog.set_config('search_path', s.reset_val, false)"
-                       "  FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'search_path'"
-                       ).fetchone()
+    row = conn.execute(
+        "SELECT pg_catalog.current_setting('search_path'),"  # evaluated left to right
+        "       pg_catalog.set_config('search_path', s.reset_val, false)"
+        "  FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'search_path'"
+    ).fetchone()
     previous = str(row[0]) if row else PINNED_SEARCH_PATH
     try:
         yield
@@ -154,22 +155,29 @@ def lookup_relation(conn: psycopg.Connection[Any], name: str) -> str | None:
     found = conn.execute(
         "SELECT pg_catalog.format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
         "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-        " WHERE c.oid OPERATOR(pg_catalog.=) %s", (row[0],)).fetchone()
+        " WHERE c.oid OPERATOR(pg_catalog.=) %s",
+        (row[0],),
+    ).fetchone()
     return str(found[0]) if found else None
 
 
 def extension_schema(conn: psycopg.Connection[Any], extname: str) -> str | None:
     """The schema an extension (pg_stat_statements, hypopg) is installed in, or None."""
-    row = conn.execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
-                       "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-                       " WHERE e.extname OPERATOR(pg_catalog.=) %s", (extname,)).fetchone()
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_catalog.pg_extension e"
+        "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+        " WHERE e.extname OPERATOR(pg_catalog.=) %s",
+        (extname,),
+    ).fetchone()
     return str(row[0]) if row else None
 
 
 def require_extension(conn: psycopg.Connection[Any]) -> None:
     """A clear error instead of 'schema "asymm" does not exist' when the extension is missing."""
-    if conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'asymm'"
-                    ).fetchone() is None:
+    if (
+        conn.execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'asymm'").fetchone()
+        is None
+    ):
         raise AsymmError("the asymm extension is not installed in this database (CREATE EXTENSION asymm CASCADE)")
 
 

@@ -59,7 +59,7 @@ def mask_dsn(dsn: str) -> str:
 def _mask_url_match(match: re.Match[str]) -> str:
     url = match.group(0)
     trail = len(url) - len(url.rstrip(".,:;!?"))  # sentence punctuation after a URL is not part of it
-    return mask_url(url[:len(url) - trail]) + url[len(url) - trail:]
+    return mask_url(url[: len(url) - trail]) + url[len(url) - trail :]
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:

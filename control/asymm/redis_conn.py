@@ -21,8 +21,9 @@ def connect_redis(url: str, *, timeout: float = 2.0) -> RedisClient:
     plain_url = url.split("?", 1)[0]
     if query.get("cluster", ["0"])[0] in ("1", "true", "yes"):
         return RedisCluster.from_url(plain_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    client = redis.Redis.from_url(plain_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  client_name="asymm")
+    client = redis.Redis.from_url(
+        plain_url, socket_timeout=timeout, socket_connect_timeout=timeout, client_name="asymm"
+    )
     try:
         enabled = client.info("cluster").get("cluster_enabled") == 1
     except redis.RedisError:

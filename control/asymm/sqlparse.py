@@ -166,8 +166,12 @@ class _Walk(Visitor):
             if node.alias is not None:
                 out.aliases[str(node.alias.aliasname)] = name
             out.aliases.setdefault(str(node.relname), name)
-        out.ranges = [RangeRef(_name(n), None if n.alias is None else str(n.alias.aliasname), bool(n.inh),
-                               id(n) in self.target_ids) for n in self.range_nodes]
+        out.ranges = [
+            RangeRef(
+                _name(n), None if n.alias is None else str(n.alias.aliasname), bool(n.inh), id(n) in self.target_ids
+            )
+            for n in self.range_nodes
+        ]
         return out
 
     # -- relations ------------------------------------------------------------------------------
@@ -225,8 +229,11 @@ class _Walk(Visitor):
     def visit_ColumnRef(self, _ancestors: Any, node: Any) -> None:
         if node.fields and len(node.fields) > 1:
             self.result.fields.update(last_name(node.fields))
-        parts = [str(f.sval) if isinstance(f, ast.String) else "*" for f in node.fields
-                 if isinstance(f, ast.String | ast.A_Star)]
+        parts = [
+            str(f.sval) if isinstance(f, ast.String) else "*"
+            for f in node.fields
+            if isinstance(f, ast.String | ast.A_Star)
+        ]
         if parts:
             self.result.column_refs.add((parts[-2] if len(parts) >= 2 else None, parts[-1]))
 

@@ -21,11 +21,21 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
     # WebGL without a GPU: SwiftShader, which recent Chromium only enables when asked.
-    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
 ]
 
 
@@ -42,9 +52,17 @@ class Browser:
             raise RuntimeError("chromium is not installed (apt-get install chromium; make deps does it)")
         self.profile = Path(tempfile.mkdtemp(prefix="asymm-chromium-"))
         self.proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                exe,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -57,8 +75,9 @@ class Browser:
             targets = json.load(resp)
         page = next(t for t in targets if t["type"] == "page")
         # Entered as a context manager (what websockets expects); closed in close().
-        self.ws: ClientConnection = ws_connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20,
-                                               open_timeout=10).__enter__()
+        self.ws: ClientConnection = ws_connect(
+            page["webSocketDebuggerUrl"], max_size=64 * 2**20, open_timeout=10
+        ).__enter__()
         self.ids = itertools.count(1)
         self.console_errors: list[str] = []
         self.console: list[str] = []

@@ -79,8 +79,13 @@ def start_daemon() -> Iterator[Callable[..., Running]]:
     def start(dsn: str, *args: str, env: dict[str, str] | None = None) -> Running:
         port = free_port()
         full_env = {**os.environ, "ASYMM_HTTP_TOKEN": TOKEN, **(env or {})}
-        proc = subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+        proc = subprocess.Popen(
+            [ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
         running = Running(proc, port, full_env["ASYMM_HTTP_TOKEN"] or None)
         started.append(running)
         assert wait_for(lambda: running.get("/healthz")[0] == 200 or proc.poll() is not None), "no HTTP"

@@ -20,5 +20,14 @@ from asymm.sync.verify import Mismatches, compare
 # The installed command-line entry point, beside the running interpreter (the venv's bin/).
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
-__all__ = ["ASYMM", "Mismatches", "Protector", "Sandbox", "SyncEngine", "compare", "connect_redis", "sandbox",
-           "with_dbname"]
+__all__ = [
+    "ASYMM",
+    "Mismatches",
+    "Protector",
+    "Sandbox",
+    "SyncEngine",
+    "compare",
+    "connect_redis",
+    "sandbox",
+    "with_dbname",
+]

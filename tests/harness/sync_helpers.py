@@ -61,11 +61,16 @@ class Storm:
                         key = rnd.randint(1, self.keys)
                         action = rnd.random()
                         if action < 0.4:
-                            conn.execute("INSERT INTO items VALUES (%s, 'new', %s, 'x') ON CONFLICT (id)"
-                                         " DO UPDATE SET qty = items.qty + 1", (key, rnd.randint(1, 99)))
+                            conn.execute(
+                                "INSERT INTO items VALUES (%s, 'new', %s, 'x') ON CONFLICT (id)"
+                                " DO UPDATE SET qty = items.qty + 1",
+                                (key, rnd.randint(1, 99)),
+                            )
                         elif action < 0.8:
-                            conn.execute("UPDATE items SET qty = qty + 1, name = %s WHERE id = %s",
-                                         (f"n{rnd.randint(1, 9)}", key))
+                            conn.execute(
+                                "UPDATE items SET qty = qty + 1, name = %s WHERE id = %s",
+                                (f"n{rnd.randint(1, 9)}", key),
+                            )
                         else:
                             conn.execute("DELETE FROM items WHERE id = %s", (key,))
                 self.commits += 1
@@ -81,9 +86,13 @@ class Storm:
 def start_daemon(dsn: str, redis_url: str) -> subprocess.Popen[str]:
     """The daemon, given the Redis URL in its environment: the URL holds the sandbox's Redis password,
     and a command line is readable by every local user."""
-    return subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--period", "0.05"],
-                            env={**os.environ, "ASYMM_REDIS_URL": redis_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [ASYMM, "daemon", "--dsn", dsn, "--period", "0.05"],
+        env={**os.environ, "ASYMM_REDIS_URL": redis_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def stop_daemon(proc: subprocess.Popen[str]) -> str:
@@ -106,7 +115,8 @@ def settled(dsn: str) -> bool:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
             "         WHERE o.xid >= s.position AND o.rel <> 0),"
-            "       (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')").fetchone()
+            "       (SELECT count(*) FROM asymm.sync_tables WHERE backfill_state <> 'done')"
+        ).fetchone()
     return row == (0, 0)
 
 
@@ -121,6 +131,7 @@ def full_compare(dsn: str, redis_url: str) -> Mismatches:
 
 
 # Fixtures of the sync test modules (a pytest plugin: registered in tests/conftest.py).
+
 
 @pytest.fixture
 def redis_url(sandbox: Sandbox) -> str:

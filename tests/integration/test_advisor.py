@@ -61,23 +61,37 @@ def stmt(query: str, calls: int = 100, queryid: int = 0, mean_ms: float = 1.0, r
 # -- rewrite ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("query", "reason"), [
-    ("vacuum orders", "utility statement"),
-    ("select * from no_such_table where id = $1", "relation not found"),
-    ("select * from orders where interval $1 day", "syntax error"),
-    ("select 1", "reads no table"),
-    ("select * from orders where id = $1; select 1", "2 statements"),
-])
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("vacuum orders", "utility statement"),
+        ("select * from no_such_table where id = $1", "relation not found"),
+        ("select * from orders where interval $1 day", "syntax error"),
+        ("select 1", "reads no table"),
+        ("select * from orders where id = $1; select 1", "2 statements"),
+    ],
+)
 def test_unplannable_statements_give_a_reason(aconn: psycopg.Connection[Any], query: str, reason: str) -> None:
     with pytest.raises(Unplannable, match=reason):
         rewrite(query, Catalog(aconn))
 
 
 def test_skipped_statements_are_listed_with_reason(aconn: psycopg.Connection[Any]) -> None:
-    result = advise(aconn, Settings(), [stmt("select * from no_such_table where id = $1", queryid=7),
-                                         stmt("select * from orders where customer_id = $1", queryid=8)])
-    assert result["skipped"] == [{"queryid": 7, "query": "select * from no_such_table where id = $1",
-                                  "reason": "relation not found in this database: no_such_table"}]
+    result = advise(
+        aconn,
+        Settings(),
+        [
+            stmt("select * from no_such_table where id = $1", queryid=7),
+            stmt("select * from orders where customer_id = $1", queryid=8),
+        ],
+    )
+    assert result["skipped"] == [
+        {
+            "queryid": 7,
+            "query": "select * from no_such_table where id = $1",
+            "reason": "relation not found in this database: no_such_table",
+        }
+    ]
     assert result["planned"] == 1
 
 
@@ -140,29 +154,43 @@ def keys_for(aconn: psycopg.Connection[Any], query: str) -> set[tuple[str, ...]]
     return {c.keys + ((c.method,) if c.method != "btree" else ()) for c in cand_mod.for_statement(rw.analysis, 1)}
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("select * from orders where customer_id = $1", {("customer_id",)}),
-    ("select * from orders where created_at > $1", {("created_at",)}),
-    ("select * from orders where status = $1 and created_at >= $2",
-     {("status",), ("created_at",), ("status", "created_at")}),
-    ("select * from orders where customer_id = $1 order by created_at desc limit $2",
-     {("customer_id", "created_at DESC"), ("created_at",)}),
-    ("select * from orders where status = $1 and customer_id = $2 order by amount desc, id limit 5",
-     {("status", "customer_id"), ("status", "customer_id", "amount DESC", "id")}),
-    ("select o.id from orders o join customers c on c.id = o.customer_id where c.country = $1",
-     {("customer_id",), ("country",)}),
-    ("select status, count(*) from orders group by status", {("status",)}),
-    ("select * from customers where lower(email) = $1", {("lower(email)",)}),
-    ("select * from customers where meta @> $1", {("meta", "gin")}),
-    ("select * from customers where tags && $1", {("tags", "gin")}),
-    # self-joins: both sides are join keys of the same table
-    ("select o2.id from orders o1 join orders o2 on o2.customer_id = o1.customer_id where o1.id = $1",
-     {("customer_id",)}),
-    ("select o.id, p.amount from orders o join orders p on p.id = o.customer_id where o.status = $1",
-     {("customer_id",), ("status", "customer_id")}),
-])
-def test_candidates_per_query_shape(aconn: psycopg.Connection[Any], query: str,
-                                    expected: set[tuple[str, ...]]) -> None:
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("select * from orders where customer_id = $1", {("customer_id",)}),
+        ("select * from orders where created_at > $1", {("created_at",)}),
+        (
+            "select * from orders where status = $1 and created_at >= $2",
+            {("status",), ("created_at",), ("status", "created_at")},
+        ),
+        (
+            "select * from orders where customer_id = $1 order by created_at desc limit $2",
+            {("customer_id", "created_at DESC"), ("created_at",)},
+        ),
+        (
+            "select * from orders where status = $1 and customer_id = $2 order by amount desc, id limit 5",
+            {("status", "customer_id"), ("status", "customer_id", "amount DESC", "id")},
+        ),
+        (
+            "select o.id from orders o join customers c on c.id = o.customer_id where c.country = $1",
+            {("customer_id",), ("country",)},
+        ),
+        ("select status, count(*) from orders group by status", {("status",)}),
+        ("select * from customers where lower(email) = $1", {("lower(email)",)}),
+        ("select * from customers where meta @> $1", {("meta", "gin")}),
+        ("select * from customers where tags && $1", {("tags", "gin")}),
+        # self-joins: both sides are join keys of the same table
+        (
+            "select o2.id from orders o1 join orders o2 on o2.customer_id = o1.customer_id where o1.id = $1",
+            {("customer_id",)},
+        ),
+        (
+            "select o.id, p.amount from orders o join orders p on p.id = o.customer_id where o.status = $1",
+            {("customer_id",), ("status", "customer_id")},
+        ),
+    ],
+)
+def test_candidates_per_query_shape(aconn: psycopg.Connection[Any], query: str, expected: set[tuple[str, ...]]) -> None:
     assert expected <= keys_for(aconn, query)
 
 
@@ -198,8 +226,11 @@ def test_a_range_on_a_column_in_heap_order_gets_a_brin_candidate(aconn: psycopg.
     both = keys_for(aconn, "select count(*) from orders where status = $1 and created_at > $2")
     assert {("created_at", "brin"), ("status", "created_at")} <= both
     assert ("status", "brin") not in both
-    assert not [k for k in keys_for(aconn, "select * from shuffled where created_at >= $1 and created_at < $2")
-                if k[-1] == "brin"]
+    assert not [
+        k
+        for k in keys_for(aconn, "select * from shuffled where created_at >= $1 and created_at < $2")
+        if k[-1] == "brin"
+    ]
     assert not [k for k in keys_for(aconn, "select * from orders where amount between $1 and $2") if k[-1] == "brin"]
     assert not [k for k in keys_for(aconn, "select * from orders where created_at::date = $1") if k[-1] == "brin"]
 
@@ -221,10 +252,14 @@ def test_brin_and_btree_do_not_cover_each_other(aconn: psycopg.Connection[Any]) 
 
 
 def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
-    result = advise(aconn, Settings(), [
-        stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000),
-        stmt("select * from customers where lower(email) = $1", 1000),
-    ])
+    result = advise(
+        aconn,
+        Settings(),
+        [
+            stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000),
+            stmt("select * from customers where lower(email) = $1", 1000),
+        ],
+    )
     assert ["lower(email)"] in [i["columns"] for i in result["indexes"]]  # priced through its column
     for item in result["indexes"]:
         aconn.execute(item["definition"])  # runnable as is
@@ -235,20 +270,26 @@ def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
 
 
 def test_a_query_whose_plan_does_not_change_gets_no_suggestion(aconn: psycopg.Connection[Any]) -> None:
-    result = advise(aconn, Settings(), [
-        stmt("select * from orders where id = $1", 10000),           # primary key already serves it
-        stmt("select * from tiny where label = $1", 10000),           # 20 rows: a scan is as good
-        stmt("select count(*) from orders", 10000),                   # reads everything anyway
-        stmt("select * from orders where note is null", 10000),       # every row qualifies
-        stmt("select * from orders where status <> $1", 10000),       # most rows qualify
-    ])
+    result = advise(
+        aconn,
+        Settings(),
+        [
+            stmt("select * from orders where id = $1", 10000),  # primary key already serves it
+            stmt("select * from tiny where label = $1", 10000),  # 20 rows: a scan is as good
+            stmt("select count(*) from orders", 10000),  # reads everything anyway
+            stmt("select * from orders where note is null", 10000),  # every row qualifies
+            stmt("select * from orders where status <> $1", 10000),  # most rows qualify
+        ],
+    )
     assert result["indexes"] == [], result["indexes"]
 
 
 def test_selection_respects_max_indexes_and_budget(aconn: psycopg.Connection[Any]) -> None:
-    workload = [stmt("select * from orders where customer_id = $1", 1000),
-                stmt("select * from customers where email = $1", 1000),
-                stmt("select * from orders where created_at between $1 and $2", 1000)]
+    workload = [
+        stmt("select * from orders where customer_id = $1", 1000),
+        stmt("select * from customers where email = $1", 1000),
+        stmt("select * from orders where created_at between $1 and $2", 1000),
+    ]
     assert len(advise(aconn, Settings(), workload)["indexes"]) >= 2
     assert len(advise(aconn, Settings(max_indexes=1), workload)["indexes"]) == 1
     assert advise(aconn, Settings(budget_mb=0.01), workload)["indexes"] == []
@@ -257,8 +298,9 @@ def test_selection_respects_max_indexes_and_budget(aconn: psycopg.Connection[Any
 def test_multi_column_index_for_equality_plus_sort(aconn: psycopg.Connection[Any]) -> None:
     aconn.execute("UPDATE orders SET customer_id = 1 + id % 50")
     aconn.execute("ANALYZE orders")
-    result = advise(aconn, Settings(), [
-        stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000)])
+    result = advise(
+        aconn, Settings(), [stmt("select * from orders where customer_id = $1 order by created_at desc limit $2", 1000)]
+    )
     assert [i["columns"] for i in result["indexes"]] == [["customer_id", "created_at DESC"]]
 
 
@@ -317,7 +359,8 @@ def test_advisor_does_not_pollute_pg_stat_statements(shop: str) -> None:
         assert conn.execute("SHOW pg_stat_statements.track").fetchone() == ("top",)
         leaked = conn.execute(
             "SELECT query FROM pg_stat_statements WHERE query ~* 'asymm_whatif|hypopg|EXPLAIN|PREPARE'"
-            "   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+            "   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
         assert leaked == []
 
 
@@ -362,9 +405,13 @@ def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
     applied = json.loads(out.stdout)["indexes"]
     assert applied and all(i["applied"] == "yes" for i in applied)
     with psycopg.connect(shop, autocommit=True) as conn:
-        names = {r[0] for r in conn.execute(
-            "SELECT indexrelid::regclass::text FROM pg_index"
-            " WHERE indisvalid AND indrelid IN ('orders'::regclass, 'customers'::regclass)")}
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index"
+                " WHERE indisvalid AND indrelid IN ('orders'::regclass, 'customers'::regclass)"
+            )
+        }
         assert {i["name"] for i in applied} <= names
         assert conn.execute("SELECT count(*) FROM asymm.index_suggestion_baselines").fetchone()[0] > 0  # type: ignore[index]
     run_workload(shop)
@@ -379,10 +426,21 @@ def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
 def test_apply_failure_leaves_no_invalid_index(aconn: psycopg.Connection[Any]) -> None:
     table = Catalog(aconn).table(None, "orders")
     assert table is not None
-    result = {"run_id": "00000000-0000-0000-0000-000000000001", "indexes": [
-        {"table": table.qualified, "columns": ["status"], "method": "btree", "name": "asymm_bad_unique",
-         "definition": "CREATE INDEX asymm_bad_unique ON public.orders USING btree (status)",
-         "estimated_benefit": 1.0, "size_bytes": 1, "queryids": [1]}]}
+    result = {
+        "run_id": "00000000-0000-0000-0000-000000000001",
+        "indexes": [
+            {
+                "table": table.qualified,
+                "columns": ["status"],
+                "method": "btree",
+                "name": "asymm_bad_unique",
+                "definition": "CREATE INDEX asymm_bad_unique ON public.orders USING btree (status)",
+                "estimated_benefit": 1.0,
+                "size_bytes": 1,
+                "queryids": [1],
+            }
+        ],
+    }
     store(aconn, result)
     # a unique build on duplicate data fails half-way through a concurrent build
     result["indexes"][0]["definition"] = "CREATE UNIQUE INDEX asymm_bad_unique ON public.orders USING btree (status)"
@@ -399,8 +457,9 @@ def test_apply_refuses_while_another_run_holds_the_lock(aconn: psycopg.Connectio
     with psycopg.connect(shop, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         with pytest.raises(AsymmError, match="another asymm process"):
-            apply_result(aconn, {"indexes": [{"table": "public.orders", "name": "x", "definition": "",
-                                              "queryids": []}]})
+            apply_result(
+                aconn, {"indexes": [{"table": "public.orders", "name": "x", "definition": "", "queryids": []}]}
+            )
 
 
 def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Connection[Any], shop: str) -> None:
@@ -409,7 +468,8 @@ def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Conn
         "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, index_name, definition, estimated_benefit,"
         " size_bytes, queryids, status, applied_at) VALUES (gen_random_uuid(), 'public.orders', '{note}',"
         " 'asymm_useless', 'CREATE INDEX asymm_useless ON public.orders (note)', 1, 1, '{42}', 'applied', now())"
-        " RETURNING suggestion_id").fetchone()
+        " RETURNING suggestion_id"
+    ).fetchone()
     assert row is not None
     # before: 100 calls at 1 ms; pg_stat_statements now says the same query still costs 1 ms a call
     with psycopg.connect(shop, autocommit=True) as conn:
@@ -418,10 +478,12 @@ def test_verify_rollback_drops_an_index_that_did_not_pay_off(aconn: psycopg.Conn
             conn.execute("SELECT count(*) FROM orders WHERE amount = %s", (i,))
         queryid, calls, total = conn.execute(
             "SELECT queryid, calls, total_exec_time FROM pg_stat_statements"
-            " WHERE query LIKE 'SELECT count(*) FROM orders%'").fetchone()  # type: ignore[misc]
+            " WHERE query LIKE 'SELECT count(*) FROM orders%'"
+        ).fetchone()  # type: ignore[misc]
     aconn.execute("UPDATE asymm.index_suggestions SET queryids = ARRAY[%s::int8]", (queryid,))
-    aconn.execute("INSERT INTO asymm.index_suggestion_baselines VALUES (%s, %s, 1, %s)",
-                  (row[0], queryid, total / calls * 0.5))  # it used to be twice as fast
+    aconn.execute(
+        "INSERT INTO asymm.index_suggestion_baselines VALUES (%s, %s, 1, %s)", (row[0], queryid, total / calls * 0.5)
+    )  # it used to be twice as fast
     with psycopg.connect(shop, autocommit=True) as conn:
         for i in range(30):
             conn.execute("SELECT count(*) FROM orders WHERE amount = %s", (i,))
@@ -442,8 +504,12 @@ def test_daemon_runs_the_advisor_when_enabled(shop: str) -> None:
     with psycopg.connect(shop, autocommit=True) as conn:
         conn.execute("SELECT asymm.set_setting('advisor.enabled', 'true')")
     asymm = str(Path(sys.executable).parent / "asymm")
-    out = subprocess.run([asymm, "daemon", "--dsn", shop, "--period", "0.05", "--ticks", "60"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [asymm, "daemon", "--dsn", shop, "--period", "0.05", "--ticks", "60"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     with psycopg.connect(shop, autocommit=True) as conn:
         rows = conn.execute("SELECT status FROM asymm.index_suggestions").fetchall()
@@ -478,14 +544,18 @@ def test_verify_prefers_the_telemetry_history_when_it_is_recorded(aconn: psycopg
         "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, index_name, definition, estimated_benefit,"
         " size_bytes, queryids, status, applied_at) VALUES (gen_random_uuid(), 'public.orders', '{note}',"
         " 'asymm_helpful', 'CREATE INDEX asymm_helpful ON public.orders (note)', 1, 1, ARRAY[%s::int8], 'applied',"
-        " now() - interval '10 minutes')", (queryid,))
+        " now() - interval '10 minutes')",
+        (queryid,),
+    )
     # history: 2 ms a call in the 10 minutes before apply, 0.5 ms a call since
     aconn.execute(
         "INSERT INTO asymm.query_stats (sampled_at, queryid, calls, total_ms, rows, shared_blks_hit,"
         " shared_blks_read, dbid, userid)"
         " SELECT now() - make_interval(mins => m), %s, 10, CASE WHEN m > 10 THEN 20.0 ELSE 5.0 END, 10, 0, 0,"
         "        (SELECT oid FROM pg_database WHERE datname = current_database()), 10"
-        "   FROM generate_series(1, 19) m WHERE m <> 10", (queryid,))
+        "   FROM generate_series(1, 19) m WHERE m <> 10",
+        (queryid,),
+    )
     result = verify(aconn)
     [item] = result["indexes"]
     assert item["verdict"] == "paid_off"
@@ -557,7 +627,8 @@ def test_near_ties_go_to_the_smaller_index(aconn: psycopg.Connection[Any]) -> No
 
 
 def test_a_table_written_one_row_at_a_time_gets_no_index_that_slows_its_insert_past_the_bound(
-        aconn: psycopg.Connection[Any]) -> None:
+    aconn: psycopg.Connection[Any],
+) -> None:
     """Each index adds an entry to every inserted row (0.012 ms modelled, measured by bench/write_cost.py).
     A 0.02 ms single-row INSERT (+ 0.15 ms per statement outside the executor) takes one more
     index at 1.07x, not a second one (1.14x), however much the reads would gain; a slower INSERT
@@ -565,8 +636,11 @@ def test_a_table_written_one_row_at_a_time_gets_no_index_that_slows_its_insert_p
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
     # amount is not in heap order (no BRIN candidate, see the BRIN test below): two btrees compete
     by_amount = stmt("select id from orders where amount = $1", 1000)
-    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
-                  5000, mean_ms=0.02)
+    insert = stmt(
+        "insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+        5000,
+        mean_ms=0.02,
+    )
     result = advise(aconn, Settings(), [by_customer, by_amount, insert])
     assert len(result["indexes"]) == 1, result["indexes"]
     (refused,) = result["refused_write_bound"]
@@ -597,8 +671,9 @@ def test_updates_observed_non_hot_pay_an_entry_in_every_new_index(aconn: psycopg
     aconn.execute("SELECT pg_stat_force_next_flush()")  # flushed when this session is next idle
 
     def counters() -> tuple[int, int] | None:
-        row = aconn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
-                            " WHERE relid = 'orders'::regclass").fetchone()
+        row = aconn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'orders'::regclass"
+        ).fetchone()
         return (int(row[0]), int(row[1])) if row and row[0] == 5000 else None
 
     observed = wait_for(counters, timeout=10)
@@ -616,8 +691,11 @@ def test_a_brin_costs_a_written_row_a_third_of_a_btree_entry(aconn: psycopg.Conn
     modelled) can still take a BRIN (+ 0.0036 ms: 1.09x), where a second btree would be 1.14x."""
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
     by_time = stmt("select count(*) from orders where created_at >= $1 and created_at < $2", 1000)
-    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
-                  5000, mean_ms=0.02)
+    insert = stmt(
+        "insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+        5000,
+        mean_ms=0.02,
+    )
     result = advise(aconn, Settings(), [by_customer, by_time, insert])
     chosen = sorted((i["method"], i["columns"]) for i in result["indexes"])
     assert chosen == [("brin", ["created_at"]), ("btree", ["customer_id"])], result
@@ -645,8 +723,11 @@ def test_the_write_bound_setting_is_read_and_changes_the_outcome(aconn: psycopg.
 
     by_customer = stmt("select id from orders where customer_id = $1", 2000)
     by_amount = stmt("select id from orders where amount = $1", 1000)  # no BRIN: amount is not in heap order
-    insert = stmt("insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
-                  5000, mean_ms=0.02)
+    insert = stmt(
+        "insert into orders (id, customer_id, status, amount, created_at) values ($1, $2, $3, $4, $5)",
+        5000,
+        mean_ms=0.02,
+    )
     workload = [by_customer, by_amount, insert]
     assert settings_from_db(aconn).max_write_regression == pytest.approx(0.10)
     assert len(advise(aconn, settings_from_db(aconn), workload)["indexes"]) == 1
@@ -670,8 +751,10 @@ def test_the_write_bound_setting_is_read_and_changes_the_outcome(aconn: psycopg.
         for k in range(100):
             conn.execute("select id from orders where amount = %s", (k,))
         for k in range(300):
-            conn.execute("insert into orders (id, customer_id, status, amount, created_at)"
-                         " values (%s, 1, 'new', 1, now())", (100_000 + k,))
+            conn.execute(
+                "insert into orders (id, customer_id, status, amount, created_at) values (%s, 1, 'new', 1, now())",
+                (100_000 + k,),
+            )
 
     def cli(*flags: str) -> dict[str, Any]:
         out = CliRunner().invoke(main, ["advise", "--dsn", shop, "--json", *flags])

@@ -29,9 +29,13 @@ def hook() -> Iterator[Receiver]:
 
 
 def start_daemon(db: str, hook: Receiver, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([ASYMM, "daemon", "--dsn", db, "--period", "0.05", "--http-port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ASYMM_NOTIFY_URLS": hook.url})
+    return subprocess.Popen(
+        [ASYMM, "daemon", "--dsn", db, "--period", "0.05", "--http-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ASYMM_NOTIFY_URLS": hook.url},
+    )
 
 
 def stop_daemon(proc: subprocess.Popen[str]) -> None:
@@ -54,8 +58,9 @@ def events(hook: Receiver, name: str) -> list[dict[str, Any]]:
 
 def test_a_new_slow_query_is_sent_once(db: str, hook: Receiver, daemon: subprocess.Popen[str]) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
-        assert wait_for(lambda: (conn.execute("SELECT snapshots FROM asymm.telemetry_state").fetchone()
-                                 or (0,))[0] > 0), "no snapshot"
+        assert wait_for(
+            lambda: (conn.execute("SELECT snapshots FROM asymm.telemetry_state").fetchone() or (0,))[0] > 0
+        ), "no snapshot"
         conn.execute("SELECT pg_sleep(0.15)")
         assert wait_for(lambda: events(hook, "slow_query")), daemon.stderr
         conn.execute("SELECT pg_sleep(0.15)")  # still slow: no second notification

@@ -24,10 +24,13 @@ def test_dropping_a_function_named_like_a_table_keeps_its_column_annotations(db:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         conn.execute("CREATE TABLE public.payments (id int PRIMARY KEY, card text)")
-        conn.execute("SELECT asymm.annotate('public.payments'::regclass, 'card', 'contact', 'local',"
-                     " 'Balance', 'O(1)', '{query}')")
-        conn.execute("SELECT asymm.annotate('public.payments', 'dataEntity', 'global', 'Stabilization',"
-                     " 'O(1)', '{query}')")
+        conn.execute(
+            "SELECT asymm.annotate('public.payments'::regclass, 'card', 'contact', 'local',"
+            " 'Balance', 'O(1)', '{query}')"
+        )
+        conn.execute(
+            "SELECT asymm.annotate('public.payments', 'dataEntity', 'global', 'Stabilization', 'O(1)', '{query}')"
+        )
         before = {r[0] for r in conn.execute("SELECT target FROM asymm.annotations").fetchall()}
         assert before == {"public.payments", "public.payments.card"}, before
 
@@ -40,4 +43,5 @@ def test_dropping_a_function_named_like_a_table_keeps_its_column_annotations(db:
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
     assert after == before, (
-        f"an untrusted role's DROP FUNCTION deleted annotations of a table it does not own: lost {before - after}")
+        f"an untrusted role's DROP FUNCTION deleted annotations of a table it does not own: lost {before - after}"
+    )

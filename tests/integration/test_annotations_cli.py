@@ -19,22 +19,93 @@ def _run(*args: str) -> Any:
 
 def test_cli_annotate_list_and_coherence(db: str, conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
-    out = _run("annotate", "items", "--symbol", "dataEntity", "--scope", "schema", "--regime", "Balance",
-               "--cost", "O(log n)", "--lineage", "create,query", "--dsn", db, "--json")
+    out = _run(
+        "annotate",
+        "items",
+        "--symbol",
+        "dataEntity",
+        "--scope",
+        "schema",
+        "--regime",
+        "Balance",
+        "--cost",
+        "O(log n)",
+        "--lineage",
+        "create,query",
+        "--dsn",
+        db,
+        "--json",
+    )
     assert out.exit_code == 0, out.output
     row = json.loads(out.output)
     assert (row["target"], row["lineage"], row["source"]) == ("public.items", ["create", "query"], "user")
-    out = _run("annotate", "items", "--column", "label", "--symbol", "itemLabel", "--scope", "local",
-               "--regime", "Stabilization", "--cost", "O(1)", "--dsn", db)
+    out = _run(
+        "annotate",
+        "items",
+        "--column",
+        "label",
+        "--symbol",
+        "itemLabel",
+        "--scope",
+        "local",
+        "--regime",
+        "Stabilization",
+        "--cost",
+        "O(1)",
+        "--dsn",
+        db,
+    )
     assert out.exit_code == 0 and "public.items.label" in out.output
-    out = _run("annotate", "--query", "SELECT label FROM items WHERE id = 3", "--symbol", "byId", "--scope", "local",
-               "--regime", "Balance", "--cost", "O(log n)", "--lineage", "query", "--dsn", db)
+    out = _run(
+        "annotate",
+        "--query",
+        "SELECT label FROM items WHERE id = 3",
+        "--symbol",
+        "byId",
+        "--scope",
+        "local",
+        "--regime",
+        "Balance",
+        "--cost",
+        "O(log n)",
+        "--lineage",
+        "query",
+        "--dsn",
+        db,
+    )
     assert out.exit_code == 0, out.output
-    bad = _run("annotate", "items", "--symbol", "x", "--scope", "local", "--regime", "Balance", "--cost", "O(n)",
-               "--lineage", "create,create", "--dsn", db)
+    bad = _run(
+        "annotate",
+        "items",
+        "--symbol",
+        "x",
+        "--scope",
+        "local",
+        "--regime",
+        "Balance",
+        "--cost",
+        "O(n)",
+        "--lineage",
+        "create,create",
+        "--dsn",
+        db,
+    )
     assert bad.exit_code == 1 and "lineage" in bad.output and "Traceback" not in bad.output
-    two = _run("annotate", "--query", "SELECT 1; SELECT 2", "--symbol", "x", "--scope", "local", "--regime",
-               "Balance", "--cost", "O(1)", "--dsn", db)
+    two = _run(
+        "annotate",
+        "--query",
+        "SELECT 1; SELECT 2",
+        "--symbol",
+        "x",
+        "--scope",
+        "local",
+        "--regime",
+        "Balance",
+        "--cost",
+        "O(1)",
+        "--dsn",
+        db,
+    )
     assert two.exit_code == 1 and "exactly one" in two.output
     listed = json.loads(_run("annotations", "--dsn", db, "--json").output)
     assert {"public.items", "public.items.label"} <= {r["target"] for r in listed}
@@ -43,7 +114,10 @@ def test_cli_annotate_list_and_coherence(db: str, conn: psycopg.Connection[Any])
     assert human.exit_code == 0 and "itemLabel" in human.output
     score = json.loads(_run("coherence", "--dsn", db, "--json").output)
     assert score["total"] == 3 and {v["verdict"] for v in score["verdicts"]} <= {
-        "coherent", "incoherent", "not evaluable"}
+        "coherent",
+        "incoherent",
+        "not evaluable",
+    }
     assert _run("coherence", "--dsn", db).output.startswith("coherence: ")
 
 
@@ -67,12 +141,17 @@ def test_infer_annotates_unannotated_tables_and_frequent_queries(db: str, conn: 
     queries = {(r[2], tuple(r[3])) for r in inferred.values() if r[1] == "query"}
     assert ("O(log n)", ("query",)) in queries and ("O(log n)", ("update",)) in queries
     assert conn.execute("SELECT source, symbol FROM asymm.annotations WHERE target = 'public.mine'").fetchone() == (
-        "user", "myEntity")
+        "user",
+        "myEntity",
+    )
     # a second run adds evidence and strengthens confidence instead of duplicating
     conn.execute("SELECT * FROM asymm.infer()")
-    row = conn.execute("SELECT evidence, round(confidence::numeric, 2) FROM asymm.annotations"
-                       " WHERE target = 'public.events'").fetchone()
+    row = conn.execute(
+        "SELECT evidence, round(confidence::numeric, 2) FROM asymm.annotations WHERE target = 'public.events'"
+    ).fetchone()
     assert row is not None and row[0] == 2 and float(row[1]) == 0.51
-    verdicts = {r[0]: r[1] for r in conn.execute(
-        "SELECT target, verdict FROM asymm.coherence_verdicts() WHERE source = 'inferred'")}
+    verdicts = {
+        r[0]: r[1]
+        for r in conn.execute("SELECT target, verdict FROM asymm.coherence_verdicts() WHERE source = 'inferred'")
+    }
     assert verdicts["public.events"] == "coherent"

@@ -34,8 +34,9 @@ VIEW = "SELECT target, target_type, resolved, symbol, source FROM asymm.annotati
 
 
 def _dump(sandbox: Sandbox, dsn: str, path: Path) -> None:
-    subprocess.run([sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(path), dsn], check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(path), dsn], check=True, capture_output=True, text=True
+    )
 
 
 def test_renames_moves_and_drops_are_followed(conn: Conn) -> None:
@@ -48,8 +49,12 @@ def test_renames_moves_and_drops_are_followed(conn: Conn) -> None:
     conn.execute("ALTER INDEX orders_total_idx RENAME TO orders_by_total")
     conn.execute("ALTER FUNCTION order_total(int) RENAME TO total_of")
     rows = {(r[0], r[2]) for r in conn.execute(VIEW).fetchall() if r[4] == "user"}
-    assert rows >= {("people.clients", True), ("people.clients.mail", True), ("public.orders_by_total", True),
-                    ("public.total_of(integer)", True)}
+    assert rows >= {
+        ("people.clients", True),
+        ("people.clients.mail", True),
+        ("public.orders_by_total", True),
+        ("public.total_of(integer)", True),
+    }
     stored = {tuple(r[0]) for r in conn.execute("SELECT target_names FROM asymm.annotation_entries")}
     assert ("people", "clients", "mail") in stored, "the stored (dumped) address must follow the rename"
     conn.execute("ALTER TABLE people.clients DROP COLUMN mail")
@@ -87,8 +92,9 @@ def test_dump_restore_keeps_annotations_by_address(
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute(SCHEMA)
         before = conn.execute(VIEW).fetchall()
-        email_attnum = conn.execute("SELECT attnum FROM pg_attribute WHERE attrelid = 'customers'::regclass"
-                                    " AND attname = 'email'").fetchone()
+        email_attnum = conn.execute(
+            "SELECT attnum FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'email'"
+        ).fetchone()
     dump = tmp_path / "full.dump"
     _dump(sandbox, source, dump)
     target = make_db(extension=False)
@@ -97,8 +103,12 @@ def test_dump_restore_keeps_annotations_by_address(
         after = conn.execute(VIEW).fetchall()
         assert after == before
         assert all(row[2] for row in after), after
-        assert conn.execute("SELECT attnum FROM pg_attribute WHERE attrelid = 'customers'::regclass"
-                            " AND attname = 'email'").fetchone() != email_attnum, "the column was renumbered"
+        assert (
+            conn.execute(
+                "SELECT attnum FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'email'"
+            ).fetchone()
+            != email_attnum
+        ), "the column was renumbered"
         cached = conn.execute("""
             SELECT c.objsubid FROM asymm.annotation_entries e JOIN asymm.annotation_target_cache c ON c.entry_id = e.id
              WHERE e.target_names = '{public,customers,email}' AND e.source = 'user'""").fetchone()
@@ -118,19 +128,27 @@ def test_partial_restore_lists_missing_targets_as_unresolved(
         conn.execute(SCHEMA)
     dump = tmp_path / "full.dump"
     _dump(sandbox, source, dump)
-    listing = subprocess.run([sandbox.pg_bindir + "/pg_restore", "-l", str(dump)], check=True,
-                             capture_output=True, text=True).stdout
-    kept = [line for line in listing.splitlines()
-            if " customers " not in line and "orders_customer_id_fkey" not in line]
+    listing = subprocess.run(
+        [sandbox.pg_bindir + "/pg_restore", "-l", str(dump)], check=True, capture_output=True, text=True
+    ).stdout
+    kept = [
+        line for line in listing.splitlines() if " customers " not in line and "orders_customer_id_fkey" not in line
+    ]
     (tmp_path / "list").write_text("\n".join(kept) + "\n")
     target = make_db(extension=False)
-    subprocess.run([sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-L", str(tmp_path / "list"),
-                    "-d", target, str(dump)], check=True)
+    subprocess.run(
+        [sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-L", str(tmp_path / "list"), "-d", target, str(dump)],
+        check=True,
+    )
     with psycopg.connect(target, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('customers')").fetchone() == (None,)
         unresolved = {r[0] for r in conn.execute("SELECT target FROM asymm.unresolved_annotations")}
-        assert unresolved == {"public.customers", "public.customers.email", "public.customers.id",
-                              "public.customers.name"}
+        assert unresolved == {
+            "public.customers",
+            "public.customers.email",
+            "public.customers.id",
+            "public.customers.name",
+        }
         resolved = {r[0] for r in conn.execute("SELECT target FROM asymm.annotations WHERE resolved")}
         assert {"public.orders_total_idx", "public.order_total(integer)"} <= resolved
         # recreating the missing table resolves them

@@ -36,27 +36,42 @@ def target(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
 
 
 def _state(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute("SELECT symbol, scope, regime, cost, lineage, source FROM asymm.annotation_entries"
-                        " ORDER BY id").fetchall()
+    return conn.execute(
+        "SELECT symbol, scope, regime, cost, lineage, source FROM asymm.annotation_entries ORDER BY id"
+    ).fetchall()
 
 
 @PROPERTY
-@given(symbol=symbols, scope=st.one_of(st.sampled_from(SCOPES), text),
-       regime=st.one_of(st.sampled_from(REGIMES), text), cost=st.one_of(st.sampled_from(COSTS), text),
-       lineage=st.lists(words, max_size=5), column=st.sampled_from([None, "v", "id", "nope"]))
+@given(
+    symbol=symbols,
+    scope=st.one_of(st.sampled_from(SCOPES), text),
+    regime=st.one_of(st.sampled_from(REGIMES), text),
+    cost=st.one_of(st.sampled_from(COSTS), text),
+    lineage=st.lists(words, max_size=5),
+    column=st.sampled_from([None, "v", "id", "nope"]),
+)
 def test_annotate_succeeds_with_a_valid_row_or_fails_naming_the_field(
-    target: psycopg.Connection[Any], symbol: str, scope: str, regime: str, cost: str, lineage: list[str],
+    target: psycopg.Connection[Any],
+    symbol: str,
+    scope: str,
+    regime: str,
+    cost: str,
+    lineage: list[str],
     column: str | None,
 ) -> None:
     conn = target
     before = _state(conn)
     try:
         if column is None:
-            conn.execute("SELECT asymm.annotate('prop_target'::regclass, %s, %s, %s, %s, %s)",
-                         (symbol, scope, regime, cost, lineage))
+            conn.execute(
+                "SELECT asymm.annotate('prop_target'::regclass, %s, %s, %s, %s, %s)",
+                (symbol, scope, regime, cost, lineage),
+            )
         else:
-            conn.execute("SELECT asymm.annotate('prop_target'::regclass, %s, %s, %s, %s, %s, %s)",
-                         (column, symbol, scope, regime, cost, lineage))
+            conn.execute(
+                "SELECT asymm.annotate('prop_target'::regclass, %s, %s, %s, %s, %s, %s)",
+                (column, symbol, scope, regime, cost, lineage),
+            )
     except psycopg.Error as exc:
         assert exc.sqlstate in ("22023", "42703"), exc
         message = exc.diag.message_primary or ""
@@ -65,26 +80,38 @@ def test_annotate_succeeds_with_a_valid_row_or_fails_naming_the_field(
         assert _state(conn) == before, "a failed call must write nothing"
         return
     label = "public.prop_target" if column is None else f"public.prop_target.{column}"
-    row = conn.execute("SELECT symbol, scope, regime, cost, lineage, source, resolved FROM asymm.annotations"
-                       " WHERE target = %s", (label,)).fetchone()
+    row = conn.execute(
+        "SELECT symbol, scope, regime, cost, lineage, source, resolved FROM asymm.annotations WHERE target = %s",
+        (label,),
+    ).fetchone()
     assert row == (symbol, scope, regime, cost, lineage, "user", True)
     assert scope in SCOPES and regime in REGIMES and cost in COSTS and len(set(lineage)) == len(lineage)
 
 
-tuples = st.tuples(st.from_regex(r"[a-z]{1,5}", fullmatch=True), st.sampled_from(SCOPES), st.sampled_from(REGIMES),
-                   st.sampled_from(COSTS), st.lists(st.sampled_from(WORDS), unique=True, max_size=4),
-                   st.sampled_from(["user", "propagated", "inferred"]), st.floats(0, 1), st.integers(1, 5))
+tuples = st.tuples(
+    st.from_regex(r"[a-z]{1,5}", fullmatch=True),
+    st.sampled_from(SCOPES),
+    st.sampled_from(REGIMES),
+    st.sampled_from(COSTS),
+    st.lists(st.sampled_from(WORDS), unique=True, max_size=4),
+    st.sampled_from(["user", "propagated", "inferred"]),
+    st.floats(0, 1),
+    st.integers(1, 5),
+)
 
 
 @PROPERTY
 @given(a=tuples, b=tuples)
-def test_amplify_widens_worsens_unions_and_strengthens(conn: psycopg.Connection[Any], a: tuple[Any, ...],
-                                                       b: tuple[Any, ...]) -> None:
+def test_amplify_widens_worsens_unions_and_strengthens(
+    conn: psycopg.Connection[Any], a: tuple[Any, ...], b: tuple[Any, ...]
+) -> None:
     row = conn.execute(
         "SELECT to_jsonb(asymm.amplify(ROW(%s,%s,%s,%s,%s,%s,%s,%s)::asymm.annotation_tuple,"
         " ROW(%s,%s,%s,%s,%s,%s,%s,%s)::asymm.annotation_tuple)),"
         " to_jsonb(asymm.amplify(ROW(%s,%s,%s,%s,%s,%s,%s,%s)::asymm.annotation_tuple,"
-        " ROW(%s,%s,%s,%s,%s,%s,%s,%s)::asymm.annotation_tuple))", (*a, *b, *b, *a)).fetchone()
+        " ROW(%s,%s,%s,%s,%s,%s,%s,%s)::asymm.annotation_tuple))",
+        (*a, *b, *b, *a),
+    ).fetchone()
     assert row is not None
     ab, ba = row
     assert ab == ba, "amplify is commutative"
@@ -96,9 +123,43 @@ def test_amplify_widens_worsens_unions_and_strengthens(conn: psycopg.Connection[
     assert ab["evidence"] == a[7] + b[7]
 
 
-SQL_PIECES = ["SELECT", "select", "*", "FROM", "orders", '"Orders"', '"orders"', "WHERE", "id", "=", "42", "$1",
-              "'x'", "'it''s'", "E'a\\'b'", "$$q$$", "IN", "(", ")", ",", "1.5e3", "-- note\n", "/* c */", ";",
-              "::", "int", "  ", "\n", "ORDER BY", "Ab", "[", "]", "\"a\"\"b\"", "$tag$x$tag$", "x'1F'"]
+SQL_PIECES = [
+    "SELECT",
+    "select",
+    "*",
+    "FROM",
+    "orders",
+    '"Orders"',
+    '"orders"',
+    "WHERE",
+    "id",
+    "=",
+    "42",
+    "$1",
+    "'x'",
+    "'it''s'",
+    "E'a\\'b'",
+    "$$q$$",
+    "IN",
+    "(",
+    ")",
+    ",",
+    "1.5e3",
+    "-- note\n",
+    "/* c */",
+    ";",
+    "::",
+    "int",
+    "  ",
+    "\n",
+    "ORDER BY",
+    "Ab",
+    "[",
+    "]",
+    '"a""b"',
+    "$tag$x$tag$",
+    "x'1F'",
+]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -39,20 +39,24 @@ def stored(conn: Conn) -> tuple[Any, ...] | None:
     return conn.execute("SELECT schemas, snapshot, captured_at FROM asymm.drift_baselines WHERE name = 'b'").fetchone()
 
 
-@pytest.mark.parametrize(("schemas", "error"), [
-    (["nope"], errors.InvalidSchemaName),
-    (["app", "Nope"], errors.InvalidSchemaName),
-    ([], errors.InvalidParameterValue),
-    ([None], errors.InvalidParameterValue),
-    ([""], errors.InvalidParameterValue),
-    (["app", "app"], errors.InvalidParameterValue),
-    (["pg_catalog"], errors.InvalidParameterValue),
-    (["information_schema"], errors.InvalidParameterValue),
-    (["asymm"], errors.InvalidParameterValue),
-    (["pg_toast"], errors.InvalidParameterValue),
-])
+@pytest.mark.parametrize(
+    ("schemas", "error"),
+    [
+        (["nope"], errors.InvalidSchemaName),
+        (["app", "Nope"], errors.InvalidSchemaName),
+        ([], errors.InvalidParameterValue),
+        ([None], errors.InvalidParameterValue),
+        ([""], errors.InvalidParameterValue),
+        (["app", "app"], errors.InvalidParameterValue),
+        (["pg_catalog"], errors.InvalidParameterValue),
+        (["information_schema"], errors.InvalidParameterValue),
+        (["asymm"], errors.InvalidParameterValue),
+        (["pg_toast"], errors.InvalidParameterValue),
+    ],
+)
 def test_a_schema_list_that_captures_nothing_is_refused_and_the_old_baseline_kept(
-        drifted: Conn, schemas: list[str | None], error: type[psycopg.Error]) -> None:
+    drifted: Conn, schemas: list[str | None], error: type[psycopg.Error]
+) -> None:
     before = stored(drifted)
     with pytest.raises(error) as refused:
         drifted.execute("SELECT asymm.baseline('b', %s::text[])", (schemas,))

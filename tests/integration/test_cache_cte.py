@@ -14,12 +14,15 @@ from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from tests.harness.sync_helpers import make_items
 
-Q = ("SELECT (SELECT count(*) FROM items) AS n, x.one"
-     " FROM (WITH items AS (SELECT 1 AS one) SELECT one FROM items) x")
+Q = "SELECT (SELECT count(*) FROM items) AS n, x.one FROM (WITH items AS (SELECT 1 AS one) SELECT one FROM items) x"
 
 
-def test_the_cached_result_sees_a_change(db: str, conn: psycopg.Connection, engine: SyncEngine,  # type: ignore[type-arg]
-                                         redis_url: str) -> None:
+def test_the_cached_result_sees_a_change(
+    db: str,
+    conn: psycopg.Connection,
+    engine: SyncEngine,  # type: ignore[type-arg]
+    redis_url: str,
+) -> None:
     make_items(db, rows=5)
     engine.run_until_idle()
     cache = Cache(db, redis_url)

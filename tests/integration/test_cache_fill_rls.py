@@ -18,14 +18,16 @@ from asymm.sync import SyncEngine
 from tests.harness.roles import role_dsn
 
 
-def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(db: str, engine: SyncEngine, redis_url: str,
-                                                        r: redis.Redis) -> None:
+def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(
+    db: str, engine: SyncEngine, redis_url: str, r: redis.Redis
+) -> None:
     dsns = {}
     with psycopg.connect(db, autocommit=True) as conn:
         for who in ("alice", "bob"):
             name, password = f"{who}_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
-                                                                            sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+            )
             conn.execute(sql.SQL("SELECT asymm.grant_reader({})").format(sql.Literal(name)))
             dsns[who] = (name, role_dsn(db, name, password))
         conn.execute("CREATE TABLE public.orders (id int PRIMARY KEY, tenant name, total int)")
@@ -40,8 +42,9 @@ def test_a_role_hidden_by_rls_does_not_fill_a_tombstone(db: str, engine: SyncEng
     bob, alice = Cache(dsns["bob"][1], redis_url), Cache(dsns["alice"][1], redis_url)
     try:
         assert bob.get("orders", 1) is None  # bob may not see it: fine for bob
-        assert alice.get("orders", 1) == {"id": 1, "tenant": dsns["alice"][0], "total": 10}, \
+        assert alice.get("orders", 1) == {"id": 1, "tenant": dsns["alice"][0], "total": 10}, (
             "bob's miss wrote a tombstone: alice is told her row does not exist"
+        )
     finally:
         bob.close()
         alice.close()

@@ -65,15 +65,18 @@ def test_an_operator_is_found_wherever_it_stands(position: str, op: str) -> None
     assert "#~#" in analyse(position.format(e=f"(id {op} 0)")).operators
 
 
-@pytest.mark.parametrize("statement", [
-    "WITH u AS (UPDATE t SET x = 1 RETURNING x) SELECT x FROM u",
-    "WITH u AS (INSERT INTO t VALUES (1) RETURNING x) SELECT x FROM u",
-    "WITH u AS (DELETE FROM t RETURNING x) SELECT x FROM u",
-    "WITH a AS (SELECT 1), u AS (DELETE FROM t RETURNING x) SELECT * FROM a",  # an unused one runs too
-    "SELECT * FROM (SELECT * FROM t FOR UPDATE) s",
-    "WITH l AS (SELECT * FROM t FOR SHARE) SELECT * FROM l",
-    "SELECT * FROM t FOR NO KEY UPDATE",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "WITH u AS (UPDATE t SET x = 1 RETURNING x) SELECT x FROM u",
+        "WITH u AS (INSERT INTO t VALUES (1) RETURNING x) SELECT x FROM u",
+        "WITH u AS (DELETE FROM t RETURNING x) SELECT x FROM u",
+        "WITH a AS (SELECT 1), u AS (DELETE FROM t RETURNING x) SELECT * FROM a",  # an unused one runs too
+        "SELECT * FROM (SELECT * FROM t FOR UPDATE) s",
+        "WITH l AS (SELECT * FROM t FOR SHARE) SELECT * FROM l",
+        "SELECT * FROM t FOR NO KEY UPDATE",
+    ],
+)
 def test_writes_and_locks_anywhere_are_never_cacheable(statement: str) -> None:
     assert not analyse(statement).cacheable
 
@@ -88,20 +91,26 @@ def test_only_and_fields_are_seen() -> None:
 
 # -- the catalogs' side: what stays cacheable, what does not ------------------------------------------
 
+
 def _items(conn: Conn) -> None:
     conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int, d date)")
     conn.execute("INSERT INTO items SELECT g, g, '2026-01-01'::date + g FROM generate_series(1, 5) g")
     conn.execute("SELECT asymm.track('items')")
     conn.execute("CREATE TABLE rates (id int PRIMARY KEY, rate int)")  # not tracked
     conn.execute("INSERT INTO rates VALUES (1, 10)")
-    conn.execute("CREATE FUNCTION rate_of(int) RETURNS int LANGUAGE sql STABLE"
-                 " AS $$ SELECT rate FROM rates WHERE id = $1 $$")
+    conn.execute(
+        "CREATE FUNCTION rate_of(int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT rate FROM rates WHERE id = $1 $$"
+    )
     conn.execute("CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 2 * $1 $$")
     conn.execute("CREATE FUNCTION doubled(items) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 2 * $1.qty $$")
-    conn.execute("CREATE FUNCTION rated(items) RETURNS int LANGUAGE sql STABLE"
-                 " AS $$ SELECT $1.qty * rate FROM rates WHERE id = 1 $$")
-    conn.execute("CREATE FUNCTION rate_op(int, int) RETURNS int LANGUAGE sql STABLE"
-                 " AS $$ SELECT rate FROM rates WHERE id = $1 $$")
+    conn.execute(
+        "CREATE FUNCTION rated(items) RETURNS int LANGUAGE sql STABLE"
+        " AS $$ SELECT $1.qty * rate FROM rates WHERE id = 1 $$"
+    )
+    conn.execute(
+        "CREATE FUNCTION rate_op(int, int) RETURNS int LANGUAGE sql STABLE"
+        " AS $$ SELECT rate FROM rates WHERE id = $1 $$"
+    )
     conn.execute("CREATE OPERATOR public.#~# (LEFTARG = int, RIGHTARG = int, FUNCTION = public.rate_op)")
 
 
@@ -116,8 +125,9 @@ FRESH = [  # each reads the untracked rates: after UPDATE rates, a call must see
 
 
 @pytest.mark.parametrize("statement", FRESH)
-def test_what_reads_an_untracked_table_is_never_cached(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                       statement: str) -> None:
+def test_what_reads_an_untracked_table_is_never_cached(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, statement: str
+) -> None:
     _items(conn)
     sync(db, redis_url)
     cache = Cache(db, redis_url)
@@ -133,15 +143,19 @@ def test_what_reads_an_untracked_table_is_never_cached(db: str, conn: Conn, r: r
     assert full_compare(db, redis_url).total == 0
 
 
-@pytest.mark.parametrize("statement", [
-    "SELECT id, twice(qty) AS q FROM items WHERE id <= %s ORDER BY id",  # IMMUTABLE function
-    "SELECT k.id, k.doubled FROM items k WHERE k.id <= %s ORDER BY k.id",  # IMMUTABLE whole-row function
-    "SELECT id, count(*) OVER () AS n FROM items WHERE id <= %s ORDER BY id",  # immutable window aggregate
-    "SELECT id FROM items WHERE d = '2026-01-02'::timestamptz AND id <= %s",  # pg_catalog STABLE operator
-    "SELECT id FROM items WHERE qty BETWEEN 1 AND %s ORDER BY id",
-])
-def test_what_only_reads_tracked_tables_is_still_cached(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                        statement: str) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT id, twice(qty) AS q FROM items WHERE id <= %s ORDER BY id",  # IMMUTABLE function
+        "SELECT k.id, k.doubled FROM items k WHERE k.id <= %s ORDER BY k.id",  # IMMUTABLE whole-row function
+        "SELECT id, count(*) OVER () AS n FROM items WHERE id <= %s ORDER BY id",  # immutable window aggregate
+        "SELECT id FROM items WHERE d = '2026-01-02'::timestamptz AND id <= %s",  # pg_catalog STABLE operator
+        "SELECT id FROM items WHERE qty BETWEEN 1 AND %s ORDER BY id",
+    ],
+)
+def test_what_only_reads_tracked_tables_is_still_cached(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, statement: str
+) -> None:
     _items(conn)
     sync(db, redis_url)
     cache = Cache(db, redis_url)
@@ -161,8 +175,13 @@ def test_results_differ_per_session_setting(db: str, conn: Conn, r: redis.Redis,
     conn.execute("SELECT asymm.track('obs')")
     sync(db, redis_url)
     statement = "SELECT d::text AS d, i::text AS i, f::text AS f, b::text AS b FROM obs WHERE id = %s"
-    for options in ("-c DateStyle=SQL,DMY", "-c IntervalStyle=sql_standard", "-c extra_float_digits=0",
-                    "-c bytea_output=escape", ""):
+    for options in (
+        "-c DateStyle=SQL,DMY",
+        "-c IntervalStyle=sql_standard",
+        "-c extra_float_digits=0",
+        "-c bytea_output=escape",
+        "",
+    ):
         cache = Cache(db + f" options='{options}'", redis_url)
         try:
             cur = cache.conn.execute(statement, (1,))
@@ -176,10 +195,13 @@ def test_results_differ_per_session_setting(db: str, conn: Conn, r: redis.Redis,
 
 # -- recorded results: purged with the table's keys -------------------------------------------------
 
-@pytest.mark.parametrize("reset", ["TRUNCATE items", "SELECT asymm.untrack('items')",
-                                   "SELECT asymm.sync_backfill('items')"])
-def test_a_reset_or_drop_purges_the_results_read_from_the_table(db: str, conn: Conn, r: redis.Redis,
-                                                                 redis_url: str, reset: str) -> None:
+
+@pytest.mark.parametrize(
+    "reset", ["TRUNCATE items", "SELECT asymm.untrack('items')", "SELECT asymm.sync_backfill('items')"]
+)
+def test_a_reset_or_drop_purges_the_results_read_from_the_table(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, reset: str
+) -> None:
     _items(conn)
     sync(db, redis_url)
     cache = Cache(db, redis_url)
@@ -217,6 +239,7 @@ def test_expired_results_leave_the_record(db: str, conn: Conn, r: redis.Redis, r
 
 
 # -- Cache.get and the role's privilege -------------------------------------------------------------
+
 
 def test_cache_get_follows_the_roles_select_grant(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     conn.execute("CREATE TABLE salaries (id int PRIMARY KEY, amount int)")

@@ -74,8 +74,12 @@ def test_sandbox_env_without_a_sandbox_fails_cleanly(tmp_path: Path) -> None:
 
 def test_dev_tooling_imports_first_and_the_cli_loads_it_only_when_used() -> None:
     """asymm.dev builds on the CLI's helpers; asymm.cli names its commands lazily, so there is no import cycle."""
-    first = subprocess.run([sys.executable, "-c", "import asymm.dev.demo.command, asymm.dev.sandbox.command"],
-                           capture_output=True, text=True, timeout=60)
+    first = subprocess.run(
+        [sys.executable, "-c", "import asymm.dev.demo.command, asymm.dev.sandbox.command"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert first.returncode == 0, first.stderr
     code = "import sys, asymm.cli; print(sorted(m for m in sys.modules if m.startswith('asymm.dev')))"
     cli_only = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -25,32 +25,47 @@ def assert_one_line_usage_error(out: subprocess.CompletedProcess[str], option: s
     assert out.stdout == ""
 
 
-@pytest.mark.parametrize("args", [
-    ("top", "--limit", "nan"),
-    ("top", "--limit", "0"),
-    ("top", "--limit", "10000000000000000000000"),
-    ("top", "--slow-ms", "nan"),
-    ("top", "--slow-ms", "inf"),
-    ("top", "--slow-ms", "-1"),
-    ("advise", "--budget-mb", "inf"),
-    ("advise", "--budget-mb", "nan"),
-    ("advise", "--budget-mb", "-5"),
-    ("advise", "--min-gain", "nan"),
-    ("advise", "--max-write-regression", "nan"),
-    ("advise", "--max-write-regression", "-inf"),
-    ("advise", "--max-indexes", "-1"),
-    ("advise", "--limit", "1e3"),
-    ("sync", "backfill", "t", "--timeout", "nan"),
-    ("sync", "backfill", "t", "--timeout", "-1"),
-    ("daemon", "--period", "nan"),
-    ("daemon", "--period", "inf"),
-    ("daemon", "--period", "-1"),
-    ("daemon", "--http-port", "70000"),
-    ("demo", "--seconds", "nan"),
-    ("graph", "--max-queries", "-1"),
-    ("annotate", "t", "--symbol", "s", "--scope", "local", "--regime", "Balance", "--cost", "O(1)",
-     "--queryid", "99999999999999999999"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("top", "--limit", "nan"),
+        ("top", "--limit", "0"),
+        ("top", "--limit", "10000000000000000000000"),
+        ("top", "--slow-ms", "nan"),
+        ("top", "--slow-ms", "inf"),
+        ("top", "--slow-ms", "-1"),
+        ("advise", "--budget-mb", "inf"),
+        ("advise", "--budget-mb", "nan"),
+        ("advise", "--budget-mb", "-5"),
+        ("advise", "--min-gain", "nan"),
+        ("advise", "--max-write-regression", "nan"),
+        ("advise", "--max-write-regression", "-inf"),
+        ("advise", "--max-indexes", "-1"),
+        ("advise", "--limit", "1e3"),
+        ("sync", "backfill", "t", "--timeout", "nan"),
+        ("sync", "backfill", "t", "--timeout", "-1"),
+        ("daemon", "--period", "nan"),
+        ("daemon", "--period", "inf"),
+        ("daemon", "--period", "-1"),
+        ("daemon", "--http-port", "70000"),
+        ("demo", "--seconds", "nan"),
+        ("graph", "--max-queries", "-1"),
+        (
+            "annotate",
+            "t",
+            "--symbol",
+            "s",
+            "--scope",
+            "local",
+            "--regime",
+            "Balance",
+            "--cost",
+            "O(1)",
+            "--queryid",
+            "99999999999999999999",
+        ),
+    ],
+)
 def test_bad_numbers_are_one_line_usage_errors(args: tuple[str, ...]) -> None:
     option = next(a for a in reversed(args) if a.startswith("--"))
     assert_one_line_usage_error(run(*args, "--dsn", NO_SERVER) if args[0] != "daemon" else run(*args), option)
@@ -67,8 +82,12 @@ def test_top_since_must_be_a_non_negative_interval(db: str) -> None:
 
 
 def test_daemon_config_file_with_infinite_or_nan_values_is_refused(tmp_path: Path) -> None:
-    for line in ("heartbeat_every_s = inf", "period = nan", "heartbeat_every_s = 1e308",
-                 "[leader]\nsession_timeout_s = 1e300"):
+    for line in (
+        "heartbeat_every_s = inf",
+        "period = nan",
+        "heartbeat_every_s = 1e308",
+        "[leader]\nsession_timeout_s = 1e300",
+    ):
         config = tmp_path / "asymm.toml"
         config.write_text(line + "\n")
         out = run("daemon", "--config", str(config), "--check-config")
@@ -99,9 +118,11 @@ def test_pg_error_line_keeps_primary_and_hint_only() -> None:
 
     error = ServerError("ERROR: x\nHINT: y\nCONTEXT: PL/pgSQL function f() line 3 at RAISE")
     assert pg_error_line(error) == (
-        "invalid value '-1' for setting \"sync.batch_rows\" (hint: sync.batch_rows takes an integer from 1 to 100000.)")
+        "invalid value '-1' for setting \"sync.batch_rows\" (hint: sync.batch_rows takes an integer from 1 to 100000.)"
+    )
     assert pg_error_line(ValueError("connection refused\n\tIs the server running?")) == (
-        "connection refused; Is the server running?")
+        "connection refused; Is the server running?"
+    )
 
 
 def test_a_group_without_a_command_still_shows_its_help() -> None:

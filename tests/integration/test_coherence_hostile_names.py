@@ -27,8 +27,10 @@ def test_a_roles_dotted_table_name_does_not_break_coherence(db: str) -> None:
         conn.execute('CREATE TABLE public."a.b" (one int)')
         conn.execute('CREATE VIEW public.rv AS SELECT one FROM public."a.b"')
         conn.execute("RESET ROLE")
-        conn.execute("SELECT asymm.annotate_query('SELECT one FROM public.rv', 'dataEntity', 'global',"
-                     " 'Stabilization', 'O(1)', '{query}')")
+        conn.execute(
+            "SELECT asymm.annotate_query('SELECT one FROM public.rv', 'dataEntity', 'global',"
+            " 'Stabilization', 'O(1)', '{query}')"
+        )
         error = None
         try:
             rows = conn.execute("SELECT verdict FROM asymm.coherence_verdicts()").fetchall()

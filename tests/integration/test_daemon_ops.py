@@ -56,8 +56,14 @@ def test_metrics_health_api_sd_notify_and_sighup(db: str, sandbox: Sandbox, star
     listener.settimeout(0.05)
     config = tmp_path / "asymm.toml"
     config.write_text("period = 0.05\n")
-    daemon = start_daemon(db, "--config", str(config), "--redis-url", sandbox.redis_url,
-                          env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "300000"})
+    daemon = start_daemon(
+        db,
+        "--config",
+        str(config),
+        "--redis-url",
+        sandbox.redis_url,
+        env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "300000"},
+    )
     try:
         assert wait_for(lambda: daemon.status()["pulse"]["ticks"] >= 10)
         assert daemon.get("/healthz") == (200, "ok\n")
@@ -71,8 +77,10 @@ def test_metrics_health_api_sd_notify_and_sighup(db: str, sandbox: Sandbox, star
         assert samples[("asymm_pulse_ticks_total", "")] >= 10
         assert ("asymm_pulse_lateness_seconds", '{quantile="0.99"}') in samples
         assert ("asymm_pulse_lateness_seconds", '{quantile="0.5"}') in samples
-        assert {('asymm_regime_seconds_total', f'{{regime="{r}"}}') for r in
-                ("exploration", "optimization", "stabilization")} <= set(samples)
+        assert {
+            ("asymm_regime_seconds_total", f'{{regime="{r}"}}')
+            for r in ("exploration", "optimization", "stabilization")
+        } <= set(samples)
         assert samples[("asymm_task_failures_total", '{task="heartbeat"}')] == 0
         assert samples[("asymm_up", '{target="redis"}')] == 1
         assert "asymm_regime_balance_score" in types and "process_resident_memory_bytes" in types
@@ -109,7 +117,9 @@ def lock_holders(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND ((classid::bigint << 32) | objid::bigint) = %s", (LEADER_LOCK_KEY,)).fetchone()
+            " AND ((classid::bigint << 32) | objid::bigint) = %s",
+            (LEADER_LOCK_KEY,),
+        ).fetchone()
     assert row is not None
     return int(row[0])  # type: ignore[call-overload]
 

@@ -33,17 +33,20 @@ def daemon_role(db: str) -> tuple[str, str]:
     return name, role_dsn(db, name, password)
 
 
-def test_grant_daemon_gives_a_plain_role_everything_the_daemon_does(db: str, redis_url: str,
-                                                                    daemon_role: tuple[str, str]) -> None:
+def test_grant_daemon_gives_a_plain_role_everything_the_daemon_does(
+    db: str, redis_url: str, daemon_role: tuple[str, str]
+) -> None:
     role, dsn = daemon_role
     with psycopg.connect(db, autocommit=True) as conn:
         # Partitions a superuser's snapshot would have created: the role must create them itself.
         for (part,) in conn.execute(
-                "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'asymm.query_stats'::regclass AND c.relname <> 'query_stats_default'").fetchall():
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'asymm.query_stats'::regclass AND c.relname <> 'query_stats_default'"
+        ).fetchall():
             conn.execute(f"DROP TABLE {part}")  # a name from the catalog, already quoted by regclass
-        assert conn.execute("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = %s",
-                            (role,)).fetchone() == (False,)
+        assert conn.execute(
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = %s", (role,)
+        ).fetchone() == (False,)
     proc = start_daemon(dsn, redis_url)
     try:
         with psycopg.connect(db, autocommit=True) as conn:
@@ -54,10 +57,14 @@ def test_grant_daemon_gives_a_plain_role_everything_the_daemon_does(db: str, red
                 conn.execute("UPDATE public.early SET v = v || 'x' WHERE id = %s", (i + 1,))
             conn.execute("ALTER TABLE public.early ADD COLUMN extra int")
             assert wait_for(lambda: settled(db), timeout=30)
-            assert wait_for(lambda: conn.execute(
-                "SELECT snapshots > 0 FROM asymm.telemetry_state").fetchone() == (True,), timeout=15)
-            assert wait_for(lambda: (conn.execute(
-                "SELECT count(*) FROM asymm.drift_findings").fetchone() or (0,))[0] > 0, timeout=30)
+            assert wait_for(
+                lambda: conn.execute("SELECT snapshots > 0 FROM asymm.telemetry_state").fetchone() == (True,),
+                timeout=15,
+            )
+            assert wait_for(
+                lambda: (conn.execute("SELECT count(*) FROM asymm.drift_findings").fetchone() or (0,))[0] > 0,
+                timeout=30,
+            )
         mismatches = full_compare(db, redis_url)
         assert mismatches.rows_compared == 70 and mismatches.total == 0, mismatches
     finally:
@@ -68,11 +75,13 @@ def test_grant_daemon_gives_a_plain_role_everything_the_daemon_does(db: str, red
 def test_the_daemon_role_cannot_create_objects_or_grant_itself_more(db: str, daemon_role: tuple[str, str]) -> None:
     role, dsn = daemon_role
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in ("CREATE TABLE asymm.planted (x int)",
-                          "CREATE FUNCTION asymm.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-                          f"ALTER ROLE {role} SUPERUSER",
-                          "SELECT asymm.grant_daemon('pg_monitor')",
-                          "SELECT asymm.grant_reader('pg_monitor')"):
+        for statement in (
+            "CREATE TABLE asymm.planted (x int)",
+            "CREATE FUNCTION asymm.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            f"ALTER ROLE {role} SUPERUSER",
+            "SELECT asymm.grant_daemon('pg_monitor')",
+            "SELECT asymm.grant_reader('pg_monitor')",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
         # asymm's history partitions are made by a SECURITY DEFINER function, a month ahead at most.
@@ -89,13 +98,16 @@ def test_revoke_daemon_takes_it_all_back(db: str, daemon_role: tuple[str, str]) 
             "       has_table_privilege(%(r)s, 'asymm.sync_outbox', 'SELECT'),"
             "       has_table_privilege(%(r)s, 'public.early', 'SELECT'),"
             "       pg_has_role(%(r)s, 'pg_read_all_stats', 'MEMBER'),"
-            "       EXISTS (SELECT 1 FROM asymm.daemon_roles WHERE role_name = %(r)s)", {"r": role}).fetchone()
+            "       EXISTS (SELECT 1 FROM asymm.daemon_roles WHERE role_name = %(r)s)",
+            {"r": role},
+        ).fetchone()
         assert row == (False, False, False, False, False)
 
 
 @pytest.mark.parametrize("bad", [None, "postgres"])
-def test_grant_daemon_refuses_no_role_and_a_superuser(conn: psycopg.Connection[tuple[object, ...]],
-                                                      bad: str | None) -> None:
+def test_grant_daemon_refuses_no_role_and_a_superuser(
+    conn: psycopg.Connection[tuple[object, ...]], bad: str | None
+) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
         conn.execute("SELECT asymm.grant_daemon(%s::regrole)", (bad,))
     assert caught.value.diag.message_hint

@@ -90,8 +90,9 @@ def live(db: str, sandbox: Sandbox) -> Iterator[tuple[str, str]]:
     advisor = advisor_round(db)
     assert [i["applied"] for i in advisor["advise"]["indexes"]] == ["yes"], advisor["advise"]
     port = _free_port()
-    daemon = make_daemon(DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1,
-                                      http_token=TOKEN))
+    daemon = make_daemon(
+        DaemonConfig(dsn=db, redis_url=sandbox.redis_url, http_port=port, period=0.1, http_token=TOKEN)
+    )
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     stop = threading.Event()
@@ -156,8 +157,13 @@ def test_dashboard_api(live: tuple[str, str]) -> None:
     assert data["cache"]["redis"]["keys"] >= 1
     graph = _get(base + "/api/graph?fresh=1")
     ids = {n["id"] for n in graph["nodes"]}
-    assert {"table:public.accounts", "table:public.moves", "view:public.balances", "index:public.moves_account",
-            "cache:public.accounts"} <= ids
+    assert {
+        "table:public.accounts",
+        "table:public.moves",
+        "view:public.balances",
+        "index:public.moves_account",
+        "cache:public.accounts",
+    } <= ids
     queries = [n for n in graph["nodes"] if n["kind"] == "query"]
     assert queries and all(isinstance(q["queryid"], str) for q in queries)
     assert any(q["recent_calls"] > 0 for q in queries)
@@ -182,12 +188,14 @@ def test_dashboard_in_headless_chromium(live: tuple[str, str]) -> None:
         browser.wait_for("window.__asymm && window.__asymm.polls >= 2 && window.__asymm.graph.nodes.length > 0", 60)
         browser.wait_for("(window.__asymm.charts['chart-throughput'] || 0) >= 2", 30)
         browser.pump(1.5)  # a few animation frames of the graph
-        state = browser.evaluate("JSON.stringify({charts: window.__asymm.charts, nodes: window.__asymm.graph.nodes,"
-                                 " webgl: window.__asymm.graph.webgl, errors: window.__asymm.errors,"
-                                 " canvases: document.querySelectorAll('#graph canvas').length,"
-                                 " suggestions: document.getElementById('suggestions').textContent,"
-                                 " slow: document.getElementById('slow').textContent,"
-                                 " cache: document.getElementById('cache').textContent})")
+        state = browser.evaluate(
+            "JSON.stringify({charts: window.__asymm.charts, nodes: window.__asymm.graph.nodes,"
+            " webgl: window.__asymm.graph.webgl, errors: window.__asymm.errors,"
+            " canvases: document.querySelectorAll('#graph canvas').length,"
+            " suggestions: document.getElementById('suggestions').textContent,"
+            " slow: document.getElementById('slow').textContent,"
+            " cache: document.getElementById('cache').textContent})"
+        )
         browser.screenshot(ARTIFACTS / "dashboard.png")
     finally:
         browser.close()
@@ -195,8 +203,9 @@ def test_dashboard_in_headless_chromium(live: tuple[str, str]) -> None:
     assert browser.console_errors == [], browser.console_errors
     assert data["errors"] == []
     assert data["charts"]["chart-throughput"] >= 2 and data["charts"]["chart-latency"] >= 2
-    assert {"table:public.accounts", "table:public.moves", "view:public.balances",
-            "cache:public.accounts"} <= set(data["nodes"])
+    assert {"table:public.accounts", "table:public.moves", "view:public.balances", "cache:public.accounts"} <= set(
+        data["nodes"]
+    )
     assert data["webgl"] is True and data["canvases"] == 1
     assert "tracked tables" in data["cache"].lower()
     suggestions = data["suggestions"]

@@ -30,18 +30,20 @@ def test_extension_prefix_does_not_hide_a_roles_ddl(db: str) -> None:
         conn.execute("ALTER TABLE public.acct ADD COLUMN note text")  # the superuser touches it once
 
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        conn.execute("CREATE EXTENSION IF NOT EXISTS asymm; CREATE TABLE public.hidden (x int);"
-                     " DROP TABLE public.acct")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS asymm; CREATE TABLE public.hidden (x int); DROP TABLE public.acct")
         conn.execute("RESET ROLE")
 
-        logged = conn.execute("SELECT command_tag, object_identity FROM asymm.ddl_log WHERE role_name = %s",
-                              (role,)).fetchall()
-        drift = conn.execute("SELECT identity, kind, who FROM asymm.drift('b')"
-                             " WHERE identity IN ('public.acct', 'public.hidden')").fetchall()
+        logged = conn.execute(
+            "SELECT command_tag, object_identity FROM asymm.ddl_log WHERE role_name = %s", (role,)
+        ).fetchall()
+        drift = conn.execute(
+            "SELECT identity, kind, who FROM asymm.drift('b') WHERE identity IN ('public.acct', 'public.hidden')"
+        ).fetchall()
         conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
     identities = {(r[0], r[1]) for r in logged}
     assert {("CREATE TABLE", "public.hidden"), ("DROP TABLE", "public.acct")} <= identities, (
-        f"the role's DDL left no row in asymm.ddl_log (logged: {identities})")
+        f"the role's DDL left no row in asymm.ddl_log (logged: {identities})"
+    )
     who = {(r[0], r[1]): r[2] for r in drift}
     assert who.get(("public.acct", "removed")) == role, f"drift() attributes the role's DROP to {who}"

@@ -47,7 +47,8 @@ def test_demo_index_step_applies_verifies_and_summarises(db: str) -> None:
     _workload(db)
     advice = indexes.advise_and_apply(db)
     assert [(i["table"], i["columns"], i["applied"]) for i in advice["indexes"]] == [
-        ("public.ledger", ["account_id"], "yes")]
+        ("public.ledger", ["account_id"], "yes")
+    ]
     _workload(db)
     verdicts = indexes.verify_applied(db)
     [row] = indexes.summary_rows(advice, verdicts)
@@ -62,8 +63,9 @@ def test_demo_index_step_applies_verifies_and_summarises(db: str) -> None:
     assert status == [("applied", row["verdict"])]
 
 
-def test_demo_log_goes_to_its_file_not_between_the_progress_lines(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_log_goes_to_its_file_not_between_the_progress_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = logging.getLogger()
     stderr = logging.StreamHandler()  # what `asymm`'s basicConfig installs
     root.addHandler(stderr)
@@ -94,14 +96,32 @@ def test_a_clean_stop_of_the_daemon_prints_no_warning(db: str, start_daemon: Cal
 def test_the_line_make_demo_ends_with_works_in_a_new_shell(sandbox: Sandbox, db: str) -> None:
     """A newcomer's next step: a new shell (no venv, no sandbox variables) runs the printed line, then asymm."""
     dbname = conninfo.conninfo_to_dict(db)["dbname"]
-    hint = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "demo-hint",
-                           f"DEMO_DIR={sandbox.root}", f"DEMO_DB={dbname}"],
-                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    hint = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            "demo-hint",
+            f"DEMO_DIR={sandbox.root}",
+            f"DEMO_DB={dbname}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     assert hint.startswith('eval "$(make -s -C ') and "demo-env" in hint, hint
     clean = {"HOME": os.environ.get("HOME", "/"), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-    out = subprocess.run(["bash", "-c", hint + ' && command -v asymm && echo "db=$PGDATABASE"'
-                          " && asymm status && asymm top"],
-                         capture_output=True, text=True, timeout=120, env=clean, cwd="/")
+    out = subprocess.run(
+        ["bash", "-c", hint + ' && command -v asymm && echo "db=$PGDATABASE" && asymm status && asymm top'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == str(REPO / ".venv" / "bin" / "asymm") and lines[1] == f"db={dbname}", out.stdout

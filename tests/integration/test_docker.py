@@ -19,6 +19,7 @@ def test_initdb_sql_runs(make_db: Any) -> None:
     dsn = make_db(extension=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute((DOCKER / "initdb-asymm.sql").read_text())
-        row = conn.execute("SELECT asymm.version(),"
-                           " (SELECT count(*) FROM pg_extension WHERE extname = 'hypopg')").fetchone()
+        row = conn.execute(
+            "SELECT asymm.version(), (SELECT count(*) FROM pg_extension WHERE extname = 'hypopg')"
+        ).fetchone()
     assert row is not None and row[0] and row[1] == 1

@@ -38,106 +38,350 @@ CREATE TABLE {s}.ident (id int GENERATED ALWAYS AS IDENTITY, n int, g int GENERA
 class Scenario:
     id: str
     change: str
-    kind: str | None          # expected drift item (None: no drift at all)
+    kind: str | None  # expected drift item (None: no drift at all)
     object_type: str | None = None
     prop: str | None = None
-    tag: str | None = None    # a DDL log row with this command tag; None: no log row at all
-    plan: str | None = None   # substring of the plan
+    tag: str | None = None  # a DDL log row with this command tag; None: no log row at all
+    plan: str | None = None  # substring of the plan
     detection: str = "event"
     who: str | None = None
     severity: str | None = None
     hazard: str | None = None
     second_schema: bool = False
-    setup: str = ""           # extra setup for this scenario only
+    setup: str = ""  # extra setup for this scenario only
 
 
 SCENARIOS = [
     # columns and types
-    Scenario("drop_column", "ALTER TABLE {s}.t DROP COLUMN b", "removed", "column", None, "ALTER TABLE",
-             "ADD COLUMN b text DEFAULT 'x'::text", severity="destructive", hazard="data loss"),
-    Scenario("add_column", "ALTER TABLE {s}.t ADD COLUMN d int", "added", "column", None, "ALTER TABLE",
-             "DROP COLUMN d"),
-    Scenario("rename_column", "ALTER TABLE {s}.t RENAME COLUMN a TO a2", "renamed", "column", "name", "ALTER TABLE",
-             "RENAME COLUMN a2 TO a"),
-    Scenario("change_type", "ALTER TABLE {s}.t ALTER COLUMN c TYPE bigint", "changed", "column", "type",
-             "ALTER TABLE", "ALTER COLUMN c TYPE integer USING c::integer", hazard="table rewrite"),
-    Scenario("change_default", "ALTER TABLE {s}.t ALTER COLUMN b SET DEFAULT 'y'", "changed", "column", "default",
-             "ALTER TABLE", "ALTER COLUMN b SET DEFAULT 'x'::text"),
-    Scenario("drop_not_null", "ALTER TABLE {s}.t ALTER COLUMN a DROP NOT NULL", "changed", "column", "notnull",
-             "ALTER TABLE", "CHECK (a IS NOT NULL) NOT VALID"),
-    Scenario("drop_identity", "ALTER TABLE {s}.ident ALTER COLUMN id DROP IDENTITY", "changed", "column",
-             "identity", "ALTER TABLE", "ADD GENERATED ALWAYS AS IDENTITY"),
-    Scenario("drop_generated", "ALTER TABLE {s}.ident ALTER COLUMN g DROP EXPRESSION", "changed", "column",
-             "generated", "ALTER TABLE", "GENERATED ALWAYS AS ((n * 2)) STORED"),
+    Scenario(
+        "drop_column",
+        "ALTER TABLE {s}.t DROP COLUMN b",
+        "removed",
+        "column",
+        None,
+        "ALTER TABLE",
+        "ADD COLUMN b text DEFAULT 'x'::text",
+        severity="destructive",
+        hazard="data loss",
+    ),
+    Scenario(
+        "add_column", "ALTER TABLE {s}.t ADD COLUMN d int", "added", "column", None, "ALTER TABLE", "DROP COLUMN d"
+    ),
+    Scenario(
+        "rename_column",
+        "ALTER TABLE {s}.t RENAME COLUMN a TO a2",
+        "renamed",
+        "column",
+        "name",
+        "ALTER TABLE",
+        "RENAME COLUMN a2 TO a",
+    ),
+    Scenario(
+        "change_type",
+        "ALTER TABLE {s}.t ALTER COLUMN c TYPE bigint",
+        "changed",
+        "column",
+        "type",
+        "ALTER TABLE",
+        "ALTER COLUMN c TYPE integer USING c::integer",
+        hazard="table rewrite",
+    ),
+    Scenario(
+        "change_default",
+        "ALTER TABLE {s}.t ALTER COLUMN b SET DEFAULT 'y'",
+        "changed",
+        "column",
+        "default",
+        "ALTER TABLE",
+        "ALTER COLUMN b SET DEFAULT 'x'::text",
+    ),
+    Scenario(
+        "drop_not_null",
+        "ALTER TABLE {s}.t ALTER COLUMN a DROP NOT NULL",
+        "changed",
+        "column",
+        "notnull",
+        "ALTER TABLE",
+        "CHECK (a IS NOT NULL) NOT VALID",
+    ),
+    Scenario(
+        "drop_identity",
+        "ALTER TABLE {s}.ident ALTER COLUMN id DROP IDENTITY",
+        "changed",
+        "column",
+        "identity",
+        "ALTER TABLE",
+        "ADD GENERATED ALWAYS AS IDENTITY",
+    ),
+    Scenario(
+        "drop_generated",
+        "ALTER TABLE {s}.ident ALTER COLUMN g DROP EXPRESSION",
+        "changed",
+        "column",
+        "generated",
+        "ALTER TABLE",
+        "GENERATED ALWAYS AS ((n * 2)) STORED",
+    ),
     # tables and schemas
-    Scenario("drop_table", "DROP TABLE {s}.child", "removed", "table", None, "DROP TABLE",
-             "CREATE TABLE {s}.child", severity="destructive", hazard="data loss"),
-    Scenario("rename_table", "ALTER TABLE {s}.child RENAME TO kid", "renamed", "table", "name", "ALTER TABLE",
-             "ALTER TABLE {s}.kid RENAME TO child"),
-    Scenario("move_table", "ALTER TABLE {s}.child SET SCHEMA {s}_b", "moved", "table", "schema",
-             "ALTER TABLE", "SET SCHEMA {s}", second_schema=True),
-    Scenario("rename_schema", "ALTER SCHEMA {s} RENAME TO {s}_r", "renamed", "schema", "name", "ALTER SCHEMA",
-             "ALTER SCHEMA {s}_r RENAME TO {s}"),
-    Scenario("add_table", "CREATE TABLE {s}.extra (x int)", "added", "table", None, "CREATE TABLE",
-             "DROP TABLE {s}.extra"),
+    Scenario(
+        "drop_table",
+        "DROP TABLE {s}.child",
+        "removed",
+        "table",
+        None,
+        "DROP TABLE",
+        "CREATE TABLE {s}.child",
+        severity="destructive",
+        hazard="data loss",
+    ),
+    Scenario(
+        "rename_table",
+        "ALTER TABLE {s}.child RENAME TO kid",
+        "renamed",
+        "table",
+        "name",
+        "ALTER TABLE",
+        "ALTER TABLE {s}.kid RENAME TO child",
+    ),
+    Scenario(
+        "move_table",
+        "ALTER TABLE {s}.child SET SCHEMA {s}_b",
+        "moved",
+        "table",
+        "schema",
+        "ALTER TABLE",
+        "SET SCHEMA {s}",
+        second_schema=True,
+    ),
+    Scenario(
+        "rename_schema",
+        "ALTER SCHEMA {s} RENAME TO {s}_r",
+        "renamed",
+        "schema",
+        "name",
+        "ALTER SCHEMA",
+        "ALTER SCHEMA {s}_r RENAME TO {s}",
+    ),
+    Scenario(
+        "add_table", "CREATE TABLE {s}.extra (x int)", "added", "table", None, "CREATE TABLE", "DROP TABLE {s}.extra"
+    ),
     # partitions
-    Scenario("detach_partition", "ALTER TABLE {s}.p DETACH PARTITION {s}.p1", "changed", "table", "partition_of",
-             "ALTER TABLE", "ATTACH PARTITION {s}.p1 FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')"),
-    Scenario("drop_partition", "DROP TABLE {s}.p1", "removed", "table", None, "DROP TABLE",
-             "CREATE TABLE {s}.p1 PARTITION OF {s}.p"),
-    Scenario("add_partition", "CREATE TABLE {s}.p2 PARTITION OF {s}.p FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
-             "added", "table", None, "CREATE TABLE", "DROP TABLE {s}.p2"),
+    Scenario(
+        "detach_partition",
+        "ALTER TABLE {s}.p DETACH PARTITION {s}.p1",
+        "changed",
+        "table",
+        "partition_of",
+        "ALTER TABLE",
+        "ATTACH PARTITION {s}.p1 FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')",
+    ),
+    Scenario(
+        "drop_partition",
+        "DROP TABLE {s}.p1",
+        "removed",
+        "table",
+        None,
+        "DROP TABLE",
+        "CREATE TABLE {s}.p1 PARTITION OF {s}.p",
+    ),
+    Scenario(
+        "add_partition",
+        "CREATE TABLE {s}.p2 PARTITION OF {s}.p FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')",
+        "added",
+        "table",
+        None,
+        "CREATE TABLE",
+        "DROP TABLE {s}.p2",
+    ),
     # indexes and constraints
-    Scenario("drop_index", "DROP INDEX {s}.t_b", "removed", "index", None, "DROP INDEX",
-             "CREATE INDEX CONCURRENTLY t_b ON {s}.t USING btree (b)", hazard="index dropped"),
-    Scenario("invalid_index", "UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{s}.t_b'::regclass",
-             "invalid", "index", "valid", None, "CREATE INDEX CONCURRENTLY t_b", detection="reconciliation"),
-    Scenario("drop_check", "ALTER TABLE {s}.t DROP CONSTRAINT t_c_check", "removed", "constraint", None,
-             "ALTER TABLE", "ADD CONSTRAINT t_c_check CHECK ((c > 0)) NOT VALID"),
-    Scenario("drop_foreign_key", "ALTER TABLE {s}.child DROP CONSTRAINT child_t_fk", "removed", "constraint", None,
-             "ALTER TABLE", "VALIDATE CONSTRAINT child_t_fk"),
-    Scenario("drop_primary_key", "ALTER TABLE {s}.child DROP CONSTRAINT child_pkey", "removed", "constraint", None,
-             "ALTER TABLE", "ADD CONSTRAINT child_pkey PRIMARY KEY USING INDEX child_pkey"),
-    Scenario("unvalidated_check", "ALTER TABLE {s}.t DROP CONSTRAINT t_c_check;"
-             " ALTER TABLE {s}.t ADD CONSTRAINT t_c_check CHECK (c > 0) NOT VALID", "invalid", "constraint",
-             "validated", "ALTER TABLE", "VALIDATE CONSTRAINT t_c_check"),
+    Scenario(
+        "drop_index",
+        "DROP INDEX {s}.t_b",
+        "removed",
+        "index",
+        None,
+        "DROP INDEX",
+        "CREATE INDEX CONCURRENTLY t_b ON {s}.t USING btree (b)",
+        hazard="index dropped",
+    ),
+    Scenario(
+        "invalid_index",
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = '{s}.t_b'::regclass",
+        "invalid",
+        "index",
+        "valid",
+        None,
+        "CREATE INDEX CONCURRENTLY t_b",
+        detection="reconciliation",
+    ),
+    Scenario(
+        "drop_check",
+        "ALTER TABLE {s}.t DROP CONSTRAINT t_c_check",
+        "removed",
+        "constraint",
+        None,
+        "ALTER TABLE",
+        "ADD CONSTRAINT t_c_check CHECK ((c > 0)) NOT VALID",
+    ),
+    Scenario(
+        "drop_foreign_key",
+        "ALTER TABLE {s}.child DROP CONSTRAINT child_t_fk",
+        "removed",
+        "constraint",
+        None,
+        "ALTER TABLE",
+        "VALIDATE CONSTRAINT child_t_fk",
+    ),
+    Scenario(
+        "drop_primary_key",
+        "ALTER TABLE {s}.child DROP CONSTRAINT child_pkey",
+        "removed",
+        "constraint",
+        None,
+        "ALTER TABLE",
+        "ADD CONSTRAINT child_pkey PRIMARY KEY USING INDEX child_pkey",
+    ),
+    Scenario(
+        "unvalidated_check",
+        "ALTER TABLE {s}.t DROP CONSTRAINT t_c_check;"
+        " ALTER TABLE {s}.t ADD CONSTRAINT t_c_check CHECK (c > 0) NOT VALID",
+        "invalid",
+        "constraint",
+        "validated",
+        "ALTER TABLE",
+        "VALIDATE CONSTRAINT t_c_check",
+    ),
     # functions, views, triggers
-    Scenario("replace_function", "CREATE OR REPLACE FUNCTION {s}.f(x int) RETURNS int LANGUAGE sql AS 'SELECT x + 2'",
-             "changed", "function", "source", "CREATE FUNCTION", "SELECT x + 1"),
-    Scenario("replace_view", "CREATE OR REPLACE VIEW {s}.v AS SELECT id, a, b FROM {s}.t", "changed", "view", "def",
-             "CREATE VIEW", "DROP VIEW {s}.v"),
+    Scenario(
+        "replace_function",
+        "CREATE OR REPLACE FUNCTION {s}.f(x int) RETURNS int LANGUAGE sql AS 'SELECT x + 2'",
+        "changed",
+        "function",
+        "source",
+        "CREATE FUNCTION",
+        "SELECT x + 1",
+    ),
+    Scenario(
+        "replace_view",
+        "CREATE OR REPLACE VIEW {s}.v AS SELECT id, a, b FROM {s}.t",
+        "changed",
+        "view",
+        "def",
+        "CREATE VIEW",
+        "DROP VIEW {s}.v",
+    ),
     Scenario("drop_view", "DROP VIEW {s}.v", "removed", "view", None, "DROP VIEW", "CREATE VIEW {s}.v AS"),
-    Scenario("disable_trigger", "ALTER TABLE {s}.t DISABLE TRIGGER t_touch", "changed", "trigger", "enabled",
-             "ALTER TABLE", "ENABLE TRIGGER t_touch"),
-    Scenario("drop_trigger", "DROP TRIGGER t_touch ON {s}.t", "removed", "trigger", None, "DROP TRIGGER",
-             "CREATE TRIGGER t_touch BEFORE UPDATE ON {s}.t"),
+    Scenario(
+        "disable_trigger",
+        "ALTER TABLE {s}.t DISABLE TRIGGER t_touch",
+        "changed",
+        "trigger",
+        "enabled",
+        "ALTER TABLE",
+        "ENABLE TRIGGER t_touch",
+    ),
+    Scenario(
+        "drop_trigger",
+        "DROP TRIGGER t_touch ON {s}.t",
+        "removed",
+        "trigger",
+        None,
+        "DROP TRIGGER",
+        "CREATE TRIGGER t_touch BEFORE UPDATE ON {s}.t",
+    ),
     # privileges and ownership
-    Scenario("grant", f"GRANT SELECT ON {{s}}.t TO {ROLE}", "changed", "table", "acl", "GRANT",
-             f"REVOKE SELECT ON TABLE {{s}}.t FROM {ROLE}", hazard="privilege change",  # noqa: S608
-             detection="reconciliation"),  # GRANT is logged, but event triggers give it no object identity
-    Scenario("drop_table_with_grants", "DROP TABLE {s}.child", "removed", "table", None, "DROP TABLE",
-             f"GRANT SELECT ON TABLE {{s}}.child TO {ROLE}",
-             setup=f"GRANT SELECT, UPDATE ON {{s}}.child TO {ROLE}; REVOKE ALL ON FUNCTION {{s}}.f(int) FROM PUBLIC;"),
-    Scenario("drop_function_revoked", "DROP FUNCTION {s}.f(int)", "removed", "function", None, "DROP FUNCTION",
-             "REVOKE EXECUTE ON FUNCTION {s}.f(x integer) FROM PUBLIC",
-             setup="REVOKE ALL ON FUNCTION {s}.f(int) FROM PUBLIC;"),
-    Scenario("owner", f"ALTER TABLE {{s}}.child OWNER TO {ROLE}", "changed", "table", "owner", "ALTER TABLE",
-             "OWNER TO postgres"),
+    Scenario(
+        "grant",
+        f"GRANT SELECT ON {{s}}.t TO {ROLE}",
+        "changed",
+        "table",
+        "acl",
+        "GRANT",
+        f"REVOKE SELECT ON TABLE {{s}}.t FROM {ROLE}",  # noqa: S608
+        hazard="privilege change",
+        detection="reconciliation",
+    ),  # GRANT is logged, but event triggers give it no object identity
+    Scenario(
+        "drop_table_with_grants",
+        "DROP TABLE {s}.child",
+        "removed",
+        "table",
+        None,
+        "DROP TABLE",
+        f"GRANT SELECT ON TABLE {{s}}.child TO {ROLE}",
+        setup=f"GRANT SELECT, UPDATE ON {{s}}.child TO {ROLE}; REVOKE ALL ON FUNCTION {{s}}.f(int) FROM PUBLIC;",
+    ),
+    Scenario(
+        "drop_function_revoked",
+        "DROP FUNCTION {s}.f(int)",
+        "removed",
+        "function",
+        None,
+        "DROP FUNCTION",
+        "REVOKE EXECUTE ON FUNCTION {s}.f(x integer) FROM PUBLIC",
+        setup="REVOKE ALL ON FUNCTION {s}.f(int) FROM PUBLIC;",
+    ),
+    Scenario(
+        "owner",
+        f"ALTER TABLE {{s}}.child OWNER TO {ROLE}",
+        "changed",
+        "table",
+        "owner",
+        "ALTER TABLE",
+        "OWNER TO postgres",
+    ),
     # event-trigger robustness
-    Scenario("non_superuser", f"SET ROLE {ROLE}; CREATE TABLE {{s}}.mine (x int); RESET ROLE", "added", "table", None,
-             "CREATE TABLE", "DROP TABLE {s}.mine", who=ROLE),
-    Scenario("replica_role", "SET session_replication_role = replica; DROP INDEX {s}.t_b;"
-             " RESET session_replication_role", "removed", "index", None, None, "CREATE INDEX CONCURRENTLY t_b",
-             detection="reconciliation"),
-    Scenario("disabled_event_trigger", "ALTER EVENT TRIGGER asymm_drift_ddl_command_end DISABLE;"
-             " ALTER TABLE {s}.t ADD COLUMN quiet int;"
-             " ALTER EVENT TRIGGER asymm_drift_ddl_command_end ENABLE", "added", "column", None, None,
-             "DROP COLUMN quiet", detection="reconciliation"),
-    Scenario("do_block", "DO $$ BEGIN EXECUTE 'ALTER TABLE {s}.t ADD COLUMN dyn int'; END $$", "added", "column",
-             None, "ALTER TABLE", "DROP COLUMN dyn"),
-    Scenario("many_in_one_transaction", "BEGIN; ALTER TABLE {s}.t ADD COLUMN m1 int; CREATE INDEX t_m1 ON {s}.t (m1);"
-             " ALTER TABLE {s}.child RENAME TO kid; DROP VIEW {s}.v; COMMIT", "added", "index", None, "CREATE INDEX",
-             "DROP INDEX CONCURRENTLY {s}.t_m1"),
+    Scenario(
+        "non_superuser",
+        f"SET ROLE {ROLE}; CREATE TABLE {{s}}.mine (x int); RESET ROLE",
+        "added",
+        "table",
+        None,
+        "CREATE TABLE",
+        "DROP TABLE {s}.mine",
+        who=ROLE,
+    ),
+    Scenario(
+        "replica_role",
+        "SET session_replication_role = replica; DROP INDEX {s}.t_b; RESET session_replication_role",
+        "removed",
+        "index",
+        None,
+        None,
+        "CREATE INDEX CONCURRENTLY t_b",
+        detection="reconciliation",
+    ),
+    Scenario(
+        "disabled_event_trigger",
+        "ALTER EVENT TRIGGER asymm_drift_ddl_command_end DISABLE;"
+        " ALTER TABLE {s}.t ADD COLUMN quiet int;"
+        " ALTER EVENT TRIGGER asymm_drift_ddl_command_end ENABLE",
+        "added",
+        "column",
+        None,
+        None,
+        "DROP COLUMN quiet",
+        detection="reconciliation",
+    ),
+    Scenario(
+        "do_block",
+        "DO $$ BEGIN EXECUTE 'ALTER TABLE {s}.t ADD COLUMN dyn int'; END $$",
+        "added",
+        "column",
+        None,
+        "ALTER TABLE",
+        "DROP COLUMN dyn",
+    ),
+    Scenario(
+        "many_in_one_transaction",
+        "BEGIN; ALTER TABLE {s}.t ADD COLUMN m1 int; CREATE INDEX t_m1 ON {s}.t (m1);"
+        " ALTER TABLE {s}.child RENAME TO kid; DROP VIEW {s}.v; COMMIT",
+        "added",
+        "index",
+        None,
+        "CREATE INDEX",
+        "DROP INDEX CONCURRENTLY {s}.t_m1",
+    ),
     Scenario("rolled_back", "BEGIN; DROP TABLE {s}.child; ALTER TABLE {s}.t DROP COLUMN b; ROLLBACK", None),
 ]
 
@@ -178,7 +422,8 @@ def test_drift_scenario(drift_db: str, sc: Scenario) -> None:
             log = conn.execute(
                 "SELECT command_tag, role_name, statement, txid::text FROM asymm.ddl_log"
                 " WHERE id > (SELECT last_ddl_id FROM asymm.drift_baselines WHERE name = %s) ORDER BY id",
-                (sc.id,)).fetchall()
+                (sc.id,),
+            ).fetchall()
             if sc.tag is None:
                 assert log == []
             else:
@@ -196,8 +441,13 @@ def test_drift_scenario(drift_db: str, sc: Scenario) -> None:
                 assert items == []
                 assert drift.plan(conn, sc.id) == []
                 return
-            match = [i for i in items if i["kind"] == sc.kind and i["object_type"] == sc.object_type
-                     and (sc.prop is None or i["property"] == sc.prop)]
+            match = [
+                i
+                for i in items
+                if i["kind"] == sc.kind
+                and i["object_type"] == sc.object_type
+                and (sc.prop is None or i["property"] == sc.prop)
+            ]
             assert match, items
             item = match[0]
             assert item["detection"] == sc.detection

@@ -40,7 +40,9 @@ def test_cli_baseline_drift_sql_accept(db: str) -> None:
     assert code == 3
     items = json.loads(out)
     assert {(i["kind"], i["object_type"], i["property"]) for i in items} == {
-        ("removed", "index", None), ("changed", "column", "notnull")}
+        ("removed", "index", None),
+        ("changed", "column", "notnull"),
+    }
     assert all(i["detection"] == "event" and i["who"] == "postgres" for i in items)
 
     code, out = run("drift", "prod", "--sql", "--dsn", db)
@@ -117,14 +119,17 @@ def test_daemon_reconciles_and_restores_a_dropped_index(db: str) -> None:
         watcher.restoring.join(timeout=30)
     with psycopg.connect(db, autocommit=True) as conn:
         findings = conn.execute(
-            "SELECT detection, item ->> 'kind', item ->> 'identity' FROM asymm.drift_findings").fetchall()
+            "SELECT detection, item ->> 'kind', item ->> 'identity' FROM asymm.drift_findings"
+        ).fetchall()
         assert ("reconciliation", "removed", "app.orders_customer") in findings
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and conn.execute(
-                "SELECT to_regclass('app.orders_customer') IS NULL").fetchone() == (True,):
+            "SELECT to_regclass('app.orders_customer') IS NULL"
+        ).fetchone() == (True,):
             time.sleep(0.1)
-        assert conn.execute("SELECT indisvalid FROM pg_index"
-                            " WHERE indexrelid = 'app.orders_customer'::regclass").fetchone() == (True,)
+        assert conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'app.orders_customer'::regclass"
+        ).fetchone() == (True,)
         assert conn.execute("SELECT count(*) FROM asymm.drift('prod')").fetchone() == (0,)
         conn.execute("SELECT asymm.drift_reconcile()")
         assert conn.execute("SELECT count(*) FROM asymm.drift_findings WHERE resolved_at IS NULL").fetchone() == (0,)

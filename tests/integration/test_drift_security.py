@@ -66,7 +66,8 @@ def is_superuser(db: str, dsn: str) -> bool:
 
 
 def test_a_dropped_materialized_view_is_recreated_without_running_its_query_as_the_planner(
-        db: str, mallory: str) -> None:
+    db: str, mallory: str
+) -> None:
     with psycopg.connect(mallory, autocommit=True) as conn:
         conn.execute(PLANTED)
     result = CliRunner().invoke(main, ["baseline", "b", "--schema", "public", "--dsn", db])
@@ -107,10 +108,13 @@ BEGIN
     RETURN 1;
 END $f$;
 """
-DEFAULT_BASELINE = ESCALATE_IF_SUPER + """
+DEFAULT_BASELINE = (
+    ESCALATE_IF_SUPER
+    + """
 CREATE FUNCTION public.dflt() RETURNS integer LANGUAGE sql IMMUTABLE AS $f$ SELECT 1 $f$;
 CREATE TABLE public.dt (id integer PRIMARY KEY, c integer DEFAULT public.dflt());
 """
+)
 DEFAULT_AFTER = """
 CREATE OR REPLACE FUNCTION public.dflt() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
 BEGIN PERFORM public.helper(); RETURN 1; END $f$;
@@ -138,8 +142,9 @@ def test_checking_a_plan_does_not_run_a_restored_columns_default_as_the_checker(
     # dflt() gets its baseline body back first, once.
     assert "ADD COLUMN c integer;" in result.output
     assert result.output.count("CREATE OR REPLACE FUNCTION public.dflt()") == 1
-    assert (result.output.index("CREATE OR REPLACE FUNCTION public.dflt()")
-            < result.output.index("ALTER COLUMN c SET DEFAULT public.dflt();"))
+    assert result.output.index("CREATE OR REPLACE FUNCTION public.dflt()") < result.output.index(
+        "ALTER COLUMN c SET DEFAULT public.dflt();"
+    )
 
 
 def test_applying_a_plan_does_not_run_a_restored_columns_default_as_the_applier(db: str, mallory: str) -> None:
@@ -153,12 +158,12 @@ def test_applying_a_plan_does_not_run_a_restored_columns_default_as_the_applier(
     assert not is_superuser(db, mallory), "applying the drift plan ran the table owner's code as superuser"
 
 
-def test_a_not_null_default_that_must_be_evaluated_is_flagged_and_not_run_by_the_check(
-        db: str, mallory: str) -> None:
+def test_a_not_null_default_that_must_be_evaluated_is_flagged_and_not_run_by_the_check(db: str, mallory: str) -> None:
     """Existing rows need a NOT NULL column's value: the plan keeps ADD COLUMN ... DEFAULT and says whose
     code it runs, so the DBA runs it as that role; the scratch check still runs none of it."""
-    baseline_then(db, mallory, DEFAULT_BASELINE.replace("DEFAULT public.dflt()", "NOT NULL DEFAULT public.dflt()"),
-                  DEFAULT_AFTER)
+    baseline_then(
+        db, mallory, DEFAULT_BASELINE.replace("DEFAULT public.dflt()", "NOT NULL DEFAULT public.dflt()"), DEFAULT_AFTER
+    )
     owner = conninfo.conninfo_to_dict(mallory)["user"]
 
     result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
@@ -170,10 +175,13 @@ def test_a_not_null_default_that_must_be_evaluated_is_flagged_and_not_run_by_the
     flagged = [s for s, hazards in steps if f"runs code of role {owner}: public.dflt()" in hazards]
     assert flagged == ["ALTER TABLE public.dt ADD COLUMN c integer DEFAULT public.dflt()"], steps
     assert [s for s, _h in steps].index(flagged[0]) > [s for s, _h in steps].index(
-        next(s for s, _h in steps if s.startswith("CREATE OR REPLACE FUNCTION public.dflt()")))
+        next(s for s, _h in steps if s.startswith("CREATE OR REPLACE FUNCTION public.dflt()"))
+    )
 
 
-CHECK_AND_GENERATED_BASELINE = ESCALATE_IF_SUPER + """
+CHECK_AND_GENERATED_BASELINE = (
+    ESCALATE_IF_SUPER
+    + """
 CREATE FUNCTION public.one() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
 BEGIN PERFORM public.helper(); RETURN 1; END $f$;
 CREATE DOMAIN public.small AS integer CHECK (VALUE < public.one() + 100);
@@ -182,14 +190,14 @@ CREATE TABLE public.ct (id integer CONSTRAINT id_positive CHECK (id > public.one
 CREATE TABLE public.pt (k integer) PARTITION BY RANGE ((k + coalesce(public.one(), 0)));
 CREATE TABLE public.pt1 PARTITION OF public.pt FOR VALUES FROM (0) TO (10);
 """
+)
 CHECK_AND_GENERATED_AFTER = """
 ALTER TABLE public.ct DROP CONSTRAINT id_positive, DROP COLUMN g, DROP COLUMN s;
 ALTER TABLE public.pt DETACH PARTITION public.pt1;
 """
 
 
-def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_the_check(
-        db: str, mallory: str) -> None:
+def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_the_check(db: str, mallory: str) -> None:
     """VALIDATE of a CHECK, ADD COLUMN of a generated column or of a domain with checks, and ATTACH
     PARTITION evaluate their expressions (constant-folded even on an empty table): flagged, and the
     scratch check, which builds and applies everything with stubbed functions, runs none of them.
@@ -207,8 +215,10 @@ def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_th
     code = f"runs code of role {owner}: public.one()"
     assert code in steps["ALTER TABLE public.ct VALIDATE CONSTRAINT id_positive"]
     assert code in steps["ALTER TABLE public.ct ADD COLUMN g integer GENERATED ALWAYS AS ((id + public.one())) STORED"]
-    assert f"runs code of role {owner}: checks of domain public.small" in steps[
-        "ALTER TABLE public.ct ADD COLUMN s public.small"]
+    assert (
+        f"runs code of role {owner}: checks of domain public.small"
+        in steps["ALTER TABLE public.ct ADD COLUMN s public.small"]
+    )
     assert code in steps["ALTER TABLE public.pt ATTACH PARTITION public.pt1 FOR VALUES FROM (0) TO (10)"]
 
     # Applied as the DBA is told to (each flagged statement as the role whose code it runs), the plan
@@ -226,8 +236,11 @@ def apply_as_flagged(conn: psycopg.Connection[tuple[object, ...]], baseline: str
     planted code does not RESET ROLE; a DBA logs in as X), the others as the connection's role."""
     rows = conn.execute("SELECT statement, hazards FROM asymm.drift_plan(%s) ORDER BY step", (baseline,)).fetchall()
     for statement, hazards in rows:
-        roles = {h.split(":", 1)[0].removeprefix("runs code of role ") for h in hazards  # type: ignore[attr-defined]
-                 if h.startswith("runs code of role ")}
+        roles = {
+            h.split(":", 1)[0].removeprefix("runs code of role ")
+            for h in hazards  # type: ignore[attr-defined]
+            if h.startswith("runs code of role ")
+        }
         assert len(roles) <= 1, hazards
         for role in roles:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -256,41 +269,65 @@ def test_asymms_own_telemetry_partitions_do_not_break_the_scratch_copy(db: str) 
 # A table of the untrusted role with columns whose defaults, generated expressions, domain and CHECK
 # call its planted IMMUTABLE function (which makes the role superuser when a superuser runs it);
 # hypothesis picks which exist in the baseline and what happens to each before the plan is made.
-PROPERTY_SETUP = ESCALATE_IF_SUPER + """
+PROPERTY_SETUP = (
+    ESCALATE_IF_SUPER
+    + """
 CREATE FUNCTION public.one() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
 BEGIN PERFORM public.helper(); RETURN 1; END $f$;
 CREATE DOMAIN public.small AS integer CHECK (VALUE < public.one() + 100);
 CREATE TABLE public.pt (id integer PRIMARY KEY);
 """
+)
 FEATURES: dict[str, tuple[str, dict[str, str]]] = {
     # feature: (baseline DDL, {change: DDL after the baseline})
-    "d": ("ALTER TABLE public.pt ADD COLUMN d integer DEFAULT public.one()",
-          {"drop": "ALTER TABLE public.pt DROP COLUMN d",
-           "set default": "ALTER TABLE public.pt ALTER COLUMN d SET DEFAULT 7",
-           "drop default": "ALTER TABLE public.pt ALTER COLUMN d DROP DEFAULT"}),
-    "n": ("ALTER TABLE public.pt ADD COLUMN n integer NOT NULL DEFAULT public.one()",
-          {"drop": "ALTER TABLE public.pt DROP COLUMN n",
-           "drop not null": "ALTER TABLE public.pt ALTER COLUMN n DROP NOT NULL",
-           "drop default": "ALTER TABLE public.pt ALTER COLUMN n DROP DEFAULT"}),
-    "g": ("ALTER TABLE public.pt ADD COLUMN g integer GENERATED ALWAYS AS (id + public.one()) STORED",
-          {"drop": "ALTER TABLE public.pt DROP COLUMN g",
-           "drop expression": "ALTER TABLE public.pt ALTER COLUMN g DROP EXPRESSION"}),
-    "s": ("ALTER TABLE public.pt ADD COLUMN s public.small",
-          {"drop": "ALTER TABLE public.pt DROP COLUMN s",
-           "retype": "ALTER TABLE public.pt ALTER COLUMN s TYPE integer"}),
-    "v": ("ALTER TABLE public.pt ADD COLUMN v integer DEFAULT 0",
-          {"drop": "ALTER TABLE public.pt DROP COLUMN v",
-           "retype": "ALTER TABLE public.pt ALTER COLUMN v TYPE bigint",
-           "planted default": "ALTER TABLE public.pt ALTER COLUMN v SET DEFAULT public.one()"}),
-    "ck": ("ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100)",
-           {"drop": "ALTER TABLE public.pt DROP CONSTRAINT ck",
+    "d": (
+        "ALTER TABLE public.pt ADD COLUMN d integer DEFAULT public.one()",
+        {
+            "drop": "ALTER TABLE public.pt DROP COLUMN d",
+            "set default": "ALTER TABLE public.pt ALTER COLUMN d SET DEFAULT 7",
+            "drop default": "ALTER TABLE public.pt ALTER COLUMN d DROP DEFAULT",
+        },
+    ),
+    "n": (
+        "ALTER TABLE public.pt ADD COLUMN n integer NOT NULL DEFAULT public.one()",
+        {
+            "drop": "ALTER TABLE public.pt DROP COLUMN n",
+            "drop not null": "ALTER TABLE public.pt ALTER COLUMN n DROP NOT NULL",
+            "drop default": "ALTER TABLE public.pt ALTER COLUMN n DROP DEFAULT",
+        },
+    ),
+    "g": (
+        "ALTER TABLE public.pt ADD COLUMN g integer GENERATED ALWAYS AS (id + public.one()) STORED",
+        {
+            "drop": "ALTER TABLE public.pt DROP COLUMN g",
+            "drop expression": "ALTER TABLE public.pt ALTER COLUMN g DROP EXPRESSION",
+        },
+    ),
+    "s": (
+        "ALTER TABLE public.pt ADD COLUMN s public.small",
+        {"drop": "ALTER TABLE public.pt DROP COLUMN s", "retype": "ALTER TABLE public.pt ALTER COLUMN s TYPE integer"},
+    ),
+    "v": (
+        "ALTER TABLE public.pt ADD COLUMN v integer DEFAULT 0",
+        {
+            "drop": "ALTER TABLE public.pt DROP COLUMN v",
+            "retype": "ALTER TABLE public.pt ALTER COLUMN v TYPE bigint",
+            "planted default": "ALTER TABLE public.pt ALTER COLUMN v SET DEFAULT public.one()",
+        },
+    ),
+    "ck": (
+        "ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100)",
+        {
+            "drop": "ALTER TABLE public.pt DROP CONSTRAINT ck",
             "not valid": "ALTER TABLE public.pt DROP CONSTRAINT ck;"
-                         " ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100) NOT VALID"}),
+            " ALTER TABLE public.pt ADD CONSTRAINT ck CHECK (id > public.one() - 100) NOT VALID",
+        },
+    ),
 }
 EXTRAS = {
     "added column": "ALTER TABLE public.pt ADD COLUMN extra integer DEFAULT public.one()",
     "new body": "CREATE OR REPLACE FUNCTION public.one() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$"
-                " BEGIN PERFORM public.helper(); PERFORM public.helper(); RETURN 1; END $f$",
+    " BEGIN PERFORM public.helper(); PERFORM public.helper(); RETURN 1; END $f$",
     "added table": "CREATE TABLE public.other (x integer DEFAULT public.one() CHECK (x < public.one() + 9))",
 }
 
@@ -300,8 +337,11 @@ def scenarios(draw: st.DrawFn) -> tuple[bool, list[str], list[str]]:
     present = draw(st.lists(st.sampled_from(sorted(FEATURES)), min_size=1, unique=True))
     rows = draw(st.booleans())
     baseline = [FEATURES[f][0] for f in present]
-    after = [FEATURES[f][1][change] for f in present
-             if (change := draw(st.sampled_from(["keep", *sorted(FEATURES[f][1])]))) != "keep"]
+    after = [
+        FEATURES[f][1][change]
+        for f in present
+        if (change := draw(st.sampled_from(["keep", *sorted(FEATURES[f][1])]))) != "keep"
+    ]
     extras = [EXTRAS[e] for e in draw(st.lists(st.sampled_from(sorted(EXTRAS)), unique=True))]
     if draw(st.integers(0, 4)) == 0:  # the whole table dropped: the plan re-creates it
         return rows, baseline, ["DROP TABLE public.pt"] + [e for e in extras if "public.pt" not in e]
@@ -314,8 +354,14 @@ def test_no_plan_runs_planted_code_as_the_checker_or_the_applier(db: str, mallor
     planted function as a superuser, and the plan brings the schema back to the baseline."""
     owner = conninfo.conninfo_to_dict(mallory)["user"]
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None, print_blob=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(scenario=scenarios())
     def check(scenario: tuple[bool, list[str], list[str]]) -> None:
         rows, baseline, after = scenario

@@ -32,14 +32,17 @@ def test_create_extension_cascade_in_a_plain_database(make_db: Callable[..., str
         member = conn.execute(
             "SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid"
             " WHERE e.extname = 'asymm' AND d.classid = 'pg_namespace'::regclass"
-            "   AND d.objid = 'asymm'::regnamespace AND d.deptype = 'e'").fetchone()
+            "   AND d.objid = 'asymm'::regnamespace AND d.deptype = 'e'"
+        ).fetchone()
         assert member == (1,), "schema asymm must belong to the extension"
         assert conn.execute("SELECT to_regproc('asymm.status') IS NOT NULL").fetchone() == (True,)
         status = conn.execute("SELECT asymm.status()").fetchone()[0]  # type: ignore[index]
         assert status["pg_stat_statements_loaded"] is True
         assert status["plpython"].startswith("3.")
-        assert status["version"] == conn.execute(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'asymm'").fetchone()[0]  # type: ignore[index]
+        assert (
+            status["version"]
+            == conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'asymm'").fetchone()[0]
+        )  # type: ignore[index]
 
 
 def test_drop_extension_leaves_nothing_behind(make_db: Callable[..., str]) -> None:
@@ -79,8 +82,9 @@ def test_every_script_starts_with_the_create_extension_guard() -> None:
 
 def test_psql_refuses_to_run_a_script_directly(sandbox: Sandbox) -> None:
     script = next(sharedir().glob("asymm--*.sql"))
-    out = subprocess.run([sandbox.pg_bindir + "/psql", sandbox.dsn(), "-X", "-f", str(script)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sandbox.pg_bindir + "/psql", sandbox.dsn(), "-X", "-f", str(script)], capture_output=True, text=True
+    )
     assert 'Use "CREATE EXTENSION asymm"' in out.stdout + out.stderr
     with psycopg.connect(sandbox.dsn()) as conn:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'asymm'").fetchone() is None
@@ -91,13 +95,22 @@ def test_upgrade_from_every_released_version_equals_a_fresh_install(make_db: Cal
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         fresh = definitions(conn)
         current = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'asymm'").fetchone()[0]  # type: ignore[index]
-        released = [r[0] for r in conn.execute(
-            "SELECT source FROM pg_extension_update_paths('asymm')"
-            " WHERE target = %s AND path IS NOT NULL AND source <> target", (current,))]
+        released = [
+            r[0]
+            for r in conn.execute(
+                "SELECT source FROM pg_extension_update_paths('asymm')"
+                " WHERE target = %s AND path IS NOT NULL AND source <> target",
+                (current,),
+            )
+        ]
     assert released, "no upgrade path into the current version"
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
-        paths: dict[str, str] = dict(conn.execute("SELECT source, path FROM pg_extension_update_paths('asymm')"
-                                  " WHERE target = %s AND path IS NOT NULL", (current,)).fetchall())
+        paths: dict[str, str] = dict(
+            conn.execute(
+                "SELECT source, path FROM pg_extension_update_paths('asymm') WHERE target = %s AND path IS NOT NULL",
+                (current,),
+            ).fetchall()
+        )
     # The frozen chain: every release goes through each later one (0.1.0--0.2.0 is never rebuilt).
     assert paths["0.1.0"].startswith("0.1.0--0.2.0--") and paths["0.2.0"] == f"0.2.0--{current}", paths
     for version in released:
@@ -142,14 +155,18 @@ def test_non_superuser_reads_what_is_granted_and_nothing_privileged(db: str, adm
             assert conn.execute("SELECT asymm.status() ->> 'version'").fetchone()[0]  # type: ignore[index]
             assert conn.execute("SELECT asymm.setting('daemon.pulse_period')").fetchone() == ("203.7 ms",)
             assert conn.execute("SELECT count(*) FROM asymm.settings").fetchone()[0] >= 3  # type: ignore[index]
-            for privileged in ("SELECT asymm.set_setting('daemon.stale_after', '1 s')",
-                               "SELECT asymm.reset_setting('daemon.stale_after')",
-                               f"SELECT asymm.grant_reader('{stranger}')",
-                               "DELETE FROM asymm.daemons"):
+            for privileged in (
+                "SELECT asymm.set_setting('daemon.stale_after', '1 s')",
+                "SELECT asymm.reset_setting('daemon.stale_after')",
+                f"SELECT asymm.grant_reader('{stranger}')",
+                "DELETE FROM asymm.daemons",
+            ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(privileged)
-        with (psycopg.connect(_role_dsn(db, stranger), autocommit=True) as conn,
-              pytest.raises(psycopg.errors.InsufficientPrivilege)):
+        with (
+            psycopg.connect(_role_dsn(db, stranger), autocommit=True) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
             conn.execute("SELECT asymm.status()")
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -179,7 +196,6 @@ def test_settings_are_typed_and_errors_carry_a_hint(conn: psycopg.Connection[tup
     assert conn.execute("SELECT asymm.reset_setting('daemon.stale_after')").fetchone() == ("10 s",)
 
 
-
 def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Every function the extension owns (SQL, PL/pgSQL, PL/Python, C) runs with pg_catalog, pg_temp.
 
@@ -194,8 +210,9 @@ def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tupl
     """).fetchall()
     languages = {str(r[1]) for r in rows}
     assert {"sql", "plpgsql", "plpython3u", "c"} <= languages
-    unpinned = sorted(str(name) for name, _lang, config in rows
-                      if "search_path=pg_catalog, pg_temp" not in list(config))  # type: ignore[call-overload]
+    unpinned = sorted(
+        str(name) for name, _lang, config in rows if "search_path=pg_catalog, pg_temp" not in list(config)
+    )  # type: ignore[call-overload]
     assert [u for u in unpinned if u not in CALLER_PATH_WRAPPERS] == []
 
 
@@ -205,15 +222,21 @@ def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tupl
 # in their bodies is resolved through the search_path.  (coherence() and infer() plan other roles'
 # texts with those roles' own configured search_path, so they are pinned.)
 CALLER_PATH_WRAPPERS = {
-    "asymm.annotate(text,text,text,text,text,text[])", "asymm.resolve(text)", "asymm.harmonize(text)",
-    "asymm.propagate(text)", "asymm.generic_plan(text)",
+    "asymm.annotate(text,text,text,text,text,text[])",
+    "asymm.resolve(text)",
+    "asymm.harmonize(text)",
+    "asymm.propagate(text)",
+    "asymm.generic_plan(text)",
 }
 
 
 def test_unpinned_wrappers_name_nothing_unqualified(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    rows = conn.execute("SELECT p.oid::regprocedure::text, l.lanname, p.prosrc, p.proconfig FROM pg_proc p"
-                        " JOIN pg_language l ON l.oid = p.prolang"
-                        " WHERE p.oid::regprocedure::text = ANY (%s)", (sorted(CALLER_PATH_WRAPPERS),)).fetchall()
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, l.lanname, p.prosrc, p.proconfig FROM pg_proc p"
+        " JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE p.oid::regprocedure::text = ANY (%s)",
+        (sorted(CALLER_PATH_WRAPPERS),),
+    ).fetchall()
     assert {str(r[0]) for r in rows} == CALLER_PATH_WRAPPERS
     for name, language, source, config in rows:
         assert language == "sql" and config is None, name

@@ -32,10 +32,16 @@ def _seconds(interval: str) -> int:
 def expand(sql: str) -> str:
     """Grafana's PostgreSQL macros (the subset the dashboard uses) as Grafana 11 expands them."""
     sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m[1]} BETWEEN {_ts(FROM)} AND {_ts(TO)}", sql)
-    sql = re.sub(r"\$__timeGroupAlias\(([^,]+),([^)]+)\)",
-                 lambda m: f"floor(extract(epoch from {m[1]})/{_seconds(m[2])})*{_seconds(m[2])} AS \"time\"", sql)
-    sql = re.sub(r"\$__timeGroup\(([^,]+),([^)]+)\)",
-                 lambda m: f"floor(extract(epoch from {m[1]})/{_seconds(m[2])})*{_seconds(m[2])}", sql)
+    sql = re.sub(
+        r"\$__timeGroupAlias\(([^,]+),([^)]+)\)",
+        lambda m: f'floor(extract(epoch from {m[1]})/{_seconds(m[2])})*{_seconds(m[2])} AS "time"',
+        sql,
+    )
+    sql = re.sub(
+        r"\$__timeGroup\(([^,]+),([^)]+)\)",
+        lambda m: f"floor(extract(epoch from {m[1]})/{_seconds(m[2])})*{_seconds(m[2])}",
+        sql,
+    )
     sql = sql.replace("$__timeFrom()", _ts(FROM)).replace("$__timeTo()", _ts(TO))
     assert "$__" not in sql, f"unexpanded macro in {sql}"
     return sql

@@ -28,14 +28,17 @@ def _setup(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA)
         conn.execute("SELECT asymm.track('shop.customers', '{secret}')")
-        conn.execute("SELECT asymm.annotate('shop.orders', 'status', 'orderState', 'local', 'Stabilization',"
-                     " 'O(1)', '{}')")
+        conn.execute(
+            "SELECT asymm.annotate('shop.orders', 'status', 'orderState', 'local', 'Stabilization', 'O(1)', '{}')"
+        )
     # Workload statements through an observed connection so that pg_stat_statements keeps them.
     with connect(dsn, observed=True) as conn:
         conn.execute("INSERT INTO shop.customers VALUES (1, 'a@example.com', 's')")
         conn.execute("INSERT INTO shop.orders (id, customer_id, status) VALUES (1, 1, 'new')")
-        conn.execute("SELECT o.id, c.email FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id"
-                     " WHERE o.status = %s", ("new",))
+        conn.execute(
+            "SELECT o.id, c.email FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id WHERE o.status = %s",
+            ("new",),
+        )
         conn.execute("UPDATE shop.orders SET total = 5 WHERE id = %s", (1,))
         conn.execute("SELECT n FROM shop.open_order_count")
 
@@ -46,15 +49,20 @@ def test_graph_nodes_and_edges(db: str) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     ids = {n["id"]: n for n in data["nodes"]}
-    for expected in ("table:shop.customers", "table:shop.orders", "view:shop.open_orders",
-                     "view:shop.open_order_count", "index:shop.orders_status", "index:shop.customers_pkey",
-                     "cache:shop.customers"):
+    for expected in (
+        "table:shop.customers",
+        "table:shop.orders",
+        "view:shop.open_orders",
+        "view:shop.open_order_count",
+        "index:shop.orders_status",
+        "index:shop.customers_pkey",
+        "cache:shop.customers",
+    ):
         assert expected in ids, expected
     assert not any(i.startswith(("table:asymm.", "view:asymm.", "view:public.pg_stat")) for i in ids)
     edges = {(e["source"], e["target"], e["kind"]): e["columns"] for e in data["edges"]}
     assert edges[("table:shop.orders", "table:shop.customers", "foreign_key")] == ["customer_id->id"]
-    assert set(edges[("view:shop.open_orders", "table:shop.orders", "view_depends")]) == {"id", "customer_id",
-                                                                                         "status"}
+    assert set(edges[("view:shop.open_orders", "table:shop.orders", "view_depends")]) == {"id", "customer_id", "status"}
     assert ("view:shop.open_order_count", "view:shop.open_orders", "view_depends") in edges
     assert edges[("index:shop.orders_status", "table:shop.orders", "index_of")] == ["status"]
     assert edges[("index:shop.customers_lower_email", "table:shop.customers", "index_of")] == ["email"]

@@ -38,8 +38,9 @@ def secret_hook_url(port: int) -> str:
     return f"http://hookuser:hunter2pw@127.0.0.1:{port}/services/T0SECRETPATH/B0?token=qwertyquerysecret"
 
 
-def request(port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET",
-            host: str | None = "default") -> tuple[int, dict[str, str], str]:
+def request(
+    port: int, path: str, headers: dict[str, str] | None = None, method: str = "GET", host: str | None = "default"
+) -> tuple[int, dict[str, str], str]:
     """One request to 127.0.0.1:port; ``host`` forges the Host header (None sends none at all)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -56,8 +57,13 @@ def request(port: int, path: str, headers: dict[str, str] | None = None, method:
 
 
 def check_config(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ASYMM, "daemon", *args, "--check-config"], capture_output=True, text=True, timeout=30,
-                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+    return subprocess.run(
+        [ASYMM, "daemon", *args, "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
@@ -72,8 +78,7 @@ def test_a_forged_host_is_refused_on_every_path(db: str, start_daemon) -> None: 
     daemon: Running = start_daemon(db)
     port = daemon.port
     for path in (*DATA_PATHS, "/", "/static/app.js", "/healthz", "/readyz", "/nope"):
-        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.nip.io:{port}", f"localhost:{port + 1}",
-                     None):
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.nip.io:{port}", f"localhost:{port + 1}", None):
             status, headers, body = request(port, path, host=host)
             assert status == 403, (path, host, status, body)
             assert len(body) < 100 and "nodes" not in body and "asymm_" not in body, body
@@ -98,13 +103,17 @@ def test_defensive_headers_no_cors_no_cross_origin_and_only_get(db: str, start_d
             assert not any(name.startswith("access-control-") for name in headers)
         status, _headers, _body = request(port, path, {"Sec-Fetch-Site": "cross-site"})
         assert status == 403, path
-        status, headers, _body = request(port, path, {"Origin": f"http://127.0.0.1:{port}",
-                                                      "Sec-Fetch-Site": "same-origin", **AUTH})
+        status, headers, _body = request(
+            port, path, {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin", **AUTH}
+        )
         assert status == 200 and not any(name.startswith("access-control-") for name in headers), path
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
-        status, headers, _body = request(port, "/api/status", {"Origin": f"http://localhost:{port}",
-                                                               "Access-Control-Request-Method": "GET", **AUTH},
-                                         method=method)
+        status, headers, _body = request(
+            port,
+            "/api/status",
+            {"Origin": f"http://localhost:{port}", "Access-Control-Request-Method": "GET", **AUTH},
+            method=method,
+        )
         assert status == 405 and headers["allow"] == "GET, HEAD", method
         assert not any(name.startswith("access-control-") for name in headers)
     assert request(port, "/api/status", method="TRACE")[0] == 501
@@ -129,8 +138,7 @@ def test_webhook_secrets_are_masked_in_status_and_logs(db: str, start_daemon) ->
         conn.execute("SELECT asymm.baseline('prod')")
     hook_port = free_port()
     hook = secret_hook_url(hook_port)  # nothing listens there: every delivery fails
-    daemon: Running = start_daemon(db, "--period", "0.05",
-                                   env={"ASYMM_NOTIFY_URLS": hook, "ASYMM_NOTIFY_RETRIES": "1"})
+    daemon: Running = start_daemon(db, "--period", "0.05", env={"ASYMM_NOTIFY_URLS": hook, "ASYMM_NOTIFY_RETRIES": "1"})
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("ALTER TABLE accounts DROP COLUMN note")  # drift: a notification to deliver
     assert wait_for(lambda: daemon.status()["notifications"]["failed"] >= 1, timeout=30), daemon.status()
@@ -201,6 +209,7 @@ def test_a_configured_token_on_loopback_is_enforced(db: str, start_daemon) -> No
 
 # -- the API needs a token by default, on loopback too (red-team finding, issue 15) ----------------
 
+
 def generated_token_env(tmp_path: Path) -> dict[str, str]:
     """The default configuration (no token) in a login session: $XDG_RUNTIME_DIR is a 0700 dir of ours."""
     run = tmp_path / "run"
@@ -239,7 +248,8 @@ def test_unauthenticated_local_client_does_not_read_statement_texts(db: str, sta
 
 @pytest.mark.parametrize("variable", ["XDG_RUNTIME_DIR", "RUNTIME_DIRECTORY"])
 def test_the_generated_token_is_private_opens_every_api_path_and_survives_a_reload(  # type: ignore[no-untyped-def]
-        db: str, start_daemon, tmp_path: Path, variable: str) -> None:
+    db: str, start_daemon, tmp_path: Path, variable: str
+) -> None:
     """No token configured: the daemon writes one to DIR/http-token-PORT, 0600 in a 0700 directory of
     ours ($XDG_RUNTIME_DIR/asymm, made by the daemon; or systemd's $RUNTIME_DIRECTORY, 0755 by
     default, tightened to 0700); its log names the file, never the token; without the token every
@@ -262,8 +272,12 @@ def test_the_generated_token_is_private_opens_every_api_path_and_survives_a_relo
     assert os.listdir(directory) == [token_file.name]
     paths = api_paths(daemon.port, token)
     for api_path in paths:
-        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdefghij"},
-                        {"Authorization": token}, {"Authorization": f"Basic {token}"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-token-0123456789abcdefghij"},
+            {"Authorization": token},
+            {"Authorization": f"Basic {token}"},
+        ):
             status, _headers, body = request(daemon.port, api_path, headers)
             assert status == 401 and "daemon_id" not in body and "nodes" not in body, (api_path, headers, status)
         status, _headers, body = request(daemon.port, api_path, {"Authorization": f"Bearer {token}"})
@@ -280,8 +294,13 @@ def test_the_generated_token_is_private_opens_every_api_path_and_survives_a_relo
 
 
 def run_daemon(dsn: str, env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), "--ticks", "3"],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    return subprocess.run(
+        [ASYMM, "daemon", "--dsn", dsn, "--http-port", str(port), "--ticks", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
 
 
 def plant(kind: str, tmp_path: Path, port: int) -> tuple[Path, Path]:
@@ -336,8 +355,17 @@ def snapshot(path: Path) -> list[tuple[str, int, int, str]]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's files needs root (chown)")
-@pytest.mark.parametrize("kind", ["dir of another user", "symlinked dir", "world-writable dir",
-                                  "parent of another user", "symlinked token file", "token file of another user"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "dir of another user",
+        "symlinked dir",
+        "world-writable dir",
+        "parent of another user",
+        "symlinked token file",
+        "token file of another user",
+    ],
+)
 def test_a_planted_token_directory_or_file_is_refused(db: str, tmp_path: Path, kind: str) -> None:
     """A token directory (or token file) someone else could have made or swapped: exit 2 with one line,
     before connecting (no asymm.daemons row), and nothing written anywhere."""
@@ -373,8 +401,10 @@ def test_http_auth_none_opens_the_loopback_api_with_a_warning(db: str, start_dae
     assert "http.auth = none" in err and "every local user" in err, err
     warned = check_config(env={"ASYMM_HTTP_AUTH": "none"})
     assert warned.returncode == 0 and "every local user" in warned.stderr, warned.stderr
-    for env, words in (({"ASYMM_HTTP_AUTH": "none", "ASYMM_HTTP_TOKEN": TOKEN}, "contradict"),
-                       ({"ASYMM_HTTP_AUTH": "off"}, "http_auth must be one of token, none")):
+    for env, words in (
+        ({"ASYMM_HTTP_AUTH": "none", "ASYMM_HTTP_TOKEN": TOKEN}, "contradict"),
+        ({"ASYMM_HTTP_AUTH": "off"}, "http_auth must be one of token, none"),
+    ):
         refused = check_config(env=env)
         assert refused.returncode == 2 and words in refused.stderr and TOKEN not in refused.stderr, refused.stderr
     remote = check_config("--http-host", "0.0.0.0", "--http-allow-remote", env={"ASYMM_HTTP_AUTH": "none"})
@@ -384,11 +414,14 @@ def test_http_auth_none_opens_the_loopback_api_with_a_warning(db: str, start_dae
 def test_a_daemon_built_in_code_does_not_bind_remote_without_the_setting(db: str) -> None:
     """Daemon(DaemonConfig(...)) skips config.load(); the HTTP start still refuses a remote bind."""
     port = free_port()
-    script = ("import logging, sys; logging.basicConfig();"
-              "from asymm.app import make_daemon; from asymm.daemon.service import DaemonConfig;"
-              f"make_daemon(DaemonConfig(dsn=sys.argv[1], http_host='0.0.0.0', http_port={port}, max_ticks=5)).run()")
-    proc = subprocess.run([sys.executable, "-c", script, db], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ))
+    script = (
+        "import logging, sys; logging.basicConfig();"
+        "from asymm.app import make_daemon; from asymm.daemon.service import DaemonConfig;"
+        f"make_daemon(DaemonConfig(dsn=sys.argv[1], http_host='0.0.0.0', http_port={port}, max_ticks=5)).run()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, db], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HTTP server not started" in proc.stderr and "loopback" in proc.stderr
 

@@ -20,43 +20,99 @@ from psycopg import sql
 ASYMM = str(Path(sys.executable).with_name("asymm"))
 
 READ_COMMANDS = [
-    ["status"], ["status", "--json"], ["top"], ["top", "--slow-ms", "0", "--json"], ["health"],
-    ["duplicates", "orders"], ["duplicates", "public.orders", "--columns", "customer_id,status", "--json"],
-    ["advise"], ["advise", "--json"], ["verify"], ["annotations"], ["annotations", "--json"], ["coherence"],
-    ["coherence", "--json"], ["graph"], ["graph", "--format", "dot"], ["impact", "orders.status"],
-    ["impact", "orders", "--json"], ["drift", "b1"], ["drift", "b1", "--json"],
+    ["status"],
+    ["status", "--json"],
+    ["top"],
+    ["top", "--slow-ms", "0", "--json"],
+    ["health"],
+    ["duplicates", "orders"],
+    ["duplicates", "public.orders", "--columns", "customer_id,status", "--json"],
+    ["advise"],
+    ["advise", "--json"],
+    ["verify"],
+    ["annotations"],
+    ["annotations", "--json"],
+    ["coherence"],
+    ["coherence", "--json"],
+    ["graph"],
+    ["graph", "--format", "dot"],
+    ["impact", "orders.status"],
+    ["impact", "orders", "--json"],
+    ["drift", "b1"],
+    ["drift", "b1", "--json"],
     ["drift", "b1", "--sql", "--no-validate"],
-    ["sync", "status"], ["sync", "status", "--json"],
+    ["sync", "status"],
+    ["sync", "status", "--json"],
 ]  # (drift --sql validates its plan in a scratch database: that needs CREATEDB, which a reader lacks)
 WRITE_COMMANDS = [
     ["annotate", "orders", "--symbol", "x", "--scope", "local", "--regime", "Balance", "--cost", "O(n)"],
-    ["annotate", "orders", "--column", "status", "--symbol", "x", "--scope", "local", "--regime", "Balance",
-     "--cost", "O(n)"],
+    [
+        "annotate",
+        "orders",
+        "--column",
+        "status",
+        "--symbol",
+        "x",
+        "--scope",
+        "local",
+        "--regime",
+        "Balance",
+        "--cost",
+        "O(n)",
+    ],
     ["annotate", "--query", "SELECT 1", "--symbol", "x", "--scope", "local", "--regime", "Balance", "--cost", "O(1)"],
-    ["baseline", "b1", "--schema", "public"], ["baseline", "b9"], ["drift", "b1", "--accept"],
-    ["advise", "--apply"], ["verify", "--rollback"], ["sync", "backfill", "customers", "--no-wait"],
+    ["baseline", "b1", "--schema", "public"],
+    ["baseline", "b9"],
+    ["drift", "b1", "--accept"],
+    ["advise", "--apply"],
+    ["verify", "--rollback"],
+    ["sync", "backfill", "customers", "--no-wait"],
 ]
 READ_SQL = [
-    "SELECT asymm.setting('daemon.pulse_period')", "SELECT asymm.version()", "SELECT asymm.plpython_version()",
-    "SELECT asymm.status()", "SELECT asymm.annotation_vocabulary()", "SELECT asymm.normalize_query('SELECT 1')",
-    "SELECT asymm.query_fingerprint('SELECT 1')", "SELECT asymm.resolve('public.orders'::regclass)",
-    "SELECT asymm.resolve('public.orders'::regclass, 'status')", "SELECT asymm.resolve('public.orders')",
+    "SELECT asymm.setting('daemon.pulse_period')",
+    "SELECT asymm.version()",
+    "SELECT asymm.plpython_version()",
+    "SELECT asymm.status()",
+    "SELECT asymm.annotation_vocabulary()",
+    "SELECT asymm.normalize_query('SELECT 1')",
+    "SELECT asymm.query_fingerprint('SELECT 1')",
+    "SELECT asymm.resolve('public.orders'::regclass)",
+    "SELECT asymm.resolve('public.orders'::regclass, 'status')",
+    "SELECT asymm.resolve('public.orders')",
     "SELECT asymm.resolve('asymm.version()'::regprocedure)",
-    "SELECT asymm.amplify(NULL, NULL)", "SELECT asymm.coherence()", "SELECT * FROM asymm.coherence_verdicts()",
-    "SELECT asymm.plan_cost_class('{}'::jsonb)", "SELECT * FROM asymm.query_history()",
-    "SELECT * FROM asymm.query_report()", "SELECT * FROM asymm.slow_queries(0)", "SELECT asymm.smoothness()",
+    "SELECT asymm.amplify(NULL, NULL)",
+    "SELECT asymm.coherence()",
+    "SELECT * FROM asymm.coherence_verdicts()",
+    "SELECT asymm.plan_cost_class('{}'::jsonb)",
+    "SELECT * FROM asymm.query_history()",
+    "SELECT * FROM asymm.query_report()",
+    "SELECT * FROM asymm.slow_queries(0)",
+    "SELECT asymm.smoothness()",
     "SELECT * FROM asymm.find_duplicates('public.orders')",
-    "SELECT * FROM asymm.state_report(ARRAY['public.orders'::regclass])", "SELECT * FROM asymm.index_health()",
-    "SELECT asymm.sync_status()", "SELECT * FROM asymm.drift('b1')", "SELECT * FROM asymm.drift()",
-    "SELECT * FROM asymm.drift_plan('b1')", "SELECT asymm.drift_sql('b1')",
-    "SELECT * FROM asymm.settings", "SELECT * FROM asymm.annotations", "SELECT * FROM asymm.unresolved_annotations",
-    "SELECT * FROM asymm.index_suggestions_latest", "SELECT * FROM asymm.index_suggestions",
-    "SELECT * FROM asymm.queries", "SELECT * FROM asymm.query_stats", "SELECT * FROM asymm.daemons",
-    "SELECT * FROM asymm.drift_baselines", "SELECT * FROM asymm.drift_findings", "SELECT * FROM asymm.sync_state",
-    "SELECT * FROM asymm.sync_tables", "SELECT * FROM asymm.annotation_conflicts",
+    "SELECT * FROM asymm.state_report(ARRAY['public.orders'::regclass])",
+    "SELECT * FROM asymm.index_health()",
+    "SELECT asymm.sync_status()",
+    "SELECT * FROM asymm.drift('b1')",
+    "SELECT * FROM asymm.drift()",
+    "SELECT * FROM asymm.drift_plan('b1')",
+    "SELECT asymm.drift_sql('b1')",
+    "SELECT * FROM asymm.settings",
+    "SELECT * FROM asymm.annotations",
+    "SELECT * FROM asymm.unresolved_annotations",
+    "SELECT * FROM asymm.index_suggestions_latest",
+    "SELECT * FROM asymm.index_suggestions",
+    "SELECT * FROM asymm.queries",
+    "SELECT * FROM asymm.query_stats",
+    "SELECT * FROM asymm.daemons",
+    "SELECT * FROM asymm.drift_baselines",
+    "SELECT * FROM asymm.drift_findings",
+    "SELECT * FROM asymm.sync_state",
+    "SELECT * FROM asymm.sync_tables",
+    "SELECT * FROM asymm.annotation_conflicts",
 ]
 WRITE_SQL = [
-    "SELECT asymm.set_setting('daemon.stale_after', '1 s')", "SELECT asymm.reset_setting('daemon.stale_after')",
+    "SELECT asymm.set_setting('daemon.stale_after', '1 s')",
+    "SELECT asymm.reset_setting('daemon.stale_after')",
     "SELECT asymm.grant_reader(current_user::regrole)",
     "SELECT asymm.annotate('public.orders'::regclass, 'x', 'local', 'Balance', 'O(n)', '{}')",
     "SELECT asymm.annotate('public.orders'::regclass, 'status', 'x', 'local', 'Balance', 'O(n)', '{}')",
@@ -64,17 +120,30 @@ WRITE_SQL = [
     "SELECT asymm.annotate('asymm.version()'::regprocedure, 'x', 'local', 'Balance', 'O(n)', '{}')",
     "SELECT asymm.annotate(1::bigint, 'x', 'local', 'Balance', 'O(n)', '{}')",
     "SELECT asymm.annotate_query('SELECT 1', 'x', 'local', 'Balance', 'O(1)', '{}')",
-    "SELECT asymm.harmonize('public.orders'::regclass)", "SELECT asymm.harmonize('public.orders')",
-    "SELECT asymm.propagate('public.orders'::regclass)", "SELECT asymm.propagate('public.orders')",
-    "SELECT * FROM asymm.infer()", "SELECT asymm.snapshot()", "SELECT asymm.telemetry_retention()",
-    "SELECT asymm.ensure_telemetry_partitions()", "SELECT asymm.record_state()",
-    "SELECT asymm.track('public.orders')", "SELECT asymm.untrack('public.customers')",
-    "SELECT asymm.sync_backfill('public.customers')", "SELECT asymm.sync_heartbeat()", "SELECT asymm.sync_notify()",
-    "SELECT asymm.baseline('b1')", "SELECT asymm.drift_accept('b1')", "SELECT asymm.drift_reconcile()",
-    "DELETE FROM asymm.annotation_entries", "UPDATE asymm.index_suggestions SET status = 'applied'",
+    "SELECT asymm.harmonize('public.orders'::regclass)",
+    "SELECT asymm.harmonize('public.orders')",
+    "SELECT asymm.propagate('public.orders'::regclass)",
+    "SELECT asymm.propagate('public.orders')",
+    "SELECT * FROM asymm.infer()",
+    "SELECT asymm.snapshot()",
+    "SELECT asymm.telemetry_retention()",
+    "SELECT asymm.ensure_telemetry_partitions()",
+    "SELECT asymm.record_state()",
+    "SELECT asymm.track('public.orders')",
+    "SELECT asymm.untrack('public.customers')",
+    "SELECT asymm.sync_backfill('public.customers')",
+    "SELECT asymm.sync_heartbeat()",
+    "SELECT asymm.sync_notify()",
+    "SELECT asymm.baseline('b1')",
+    "SELECT asymm.drift_accept('b1')",
+    "SELECT asymm.drift_reconcile()",
+    "DELETE FROM asymm.annotation_entries",
+    "UPDATE asymm.index_suggestions SET status = 'applied'",
     "INSERT INTO asymm.daemons (daemon_id, host, pid, version) VALUES (gen_random_uuid(), 'h', 1, 'v')",
     # secrets and other roles' data: the DDL log holds whole statements (user mapping passwords)
-    "SELECT * FROM asymm.ddl_log", "SELECT * FROM asymm.sync_outbox", "SELECT * FROM asymm.query_counters",
+    "SELECT * FROM asymm.ddl_log",
+    "SELECT * FROM asymm.sync_outbox",
+    "SELECT * FROM asymm.query_counters",
 ]
 
 
@@ -105,8 +174,10 @@ def shop(make_db: Callable[..., str], admin_dsn: str) -> Iterator[dict[str, str]
         conn.execute("SELECT asymm.snapshot()")
         conn.execute("SELECT asymm.snapshot()")
         conn.execute("SELECT asymm.annotate('orders', 'order', 'local', 'Balance', 'O(log n)', '{create,query}')")
-        conn.execute("SELECT asymm.annotate_query('SELECT * FROM orders WHERE id = $1', 'byId', 'local',"
-                     " 'Stabilization', 'O(log n)', '{query}')")
+        conn.execute(
+            "SELECT asymm.annotate_query('SELECT * FROM orders WHERE id = $1', 'byId', 'local',"
+            " 'Stabilization', 'O(log n)', '{query}')"
+        )
         conn.execute("SELECT asymm.track('customers')")
         conn.execute("SELECT asymm.baseline('b1', ARRAY['public'])")
         conn.execute("ALTER TABLE orders ADD COLUMN note text")  # some drift to report
@@ -127,11 +198,22 @@ def shop(make_db: Callable[..., str], admin_dsn: str) -> Iterator[dict[str, str]
 def contents(dsn: str) -> dict[str, Any]:
     """Every row of every asymm table (as text), to prove the reader changed nothing."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        tables = [str(r[0]) for r in conn.execute(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'asymm' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1")]
-        return {t: conn.execute(sql.SQL("SELECT coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')"
-                                        " FROM {} x").format(sql.SQL(t))).fetchone() for t in tables}
+        tables = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT format('%I.%I', n.nspname, c.relname)"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'asymm' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1"
+            )
+        ]
+        return {
+            t: conn.execute(
+                sql.SQL("SELECT coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '') FROM {} x").format(
+                    sql.SQL(t)
+                )
+            ).fetchone()
+            for t in tables
+        }
 
 
 def test_a_reader_reads_everything_and_changes_nothing(shop: dict[str, str]) -> None:

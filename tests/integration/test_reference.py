@@ -13,8 +13,9 @@ from scripts import reference
 def test_readme_reference_tables_match_the_database(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     readme = reference.README.read_text()
     generated = reference.splice(readme, reference.blocks(conn))
-    diff = "\n".join(difflib.unified_diff(readme.splitlines(), generated.splitlines(), "README.md", "generated",
-                                          lineterm="", n=0))
+    diff = "\n".join(
+        difflib.unified_diff(readme.splitlines(), generated.splitlines(), "README.md", "generated", lineterm="", n=0)
+    )
     assert generated == readme, f"README.md's reference tables are stale: run make reference\n{diff[:4000]}"
 
 
@@ -83,9 +84,11 @@ def test_the_scan_finds_settings_in_inserts_only() -> None:
 
 
 def test_splice_replaces_only_between_the_markers() -> None:
-    readme = ("top\n<!-- reference:functions:start -->\nold\n<!-- reference:functions:end -->\nmiddle\n"
-              "<!-- reference:relations:start -->\n<!-- reference:relations:end -->\n"
-              "<!-- reference:settings:start --><!-- reference:settings:end -->\nend\n")
+    readme = (
+        "top\n<!-- reference:functions:start -->\nold\n<!-- reference:functions:end -->\nmiddle\n"
+        "<!-- reference:relations:start -->\n<!-- reference:relations:end -->\n"
+        "<!-- reference:settings:start --><!-- reference:settings:end -->\nend\n"
+    )
     blocks = {"functions": "F", "relations": "R", "settings": "S"}
     spliced = reference.splice(readme, blocks)
     assert spliced.startswith("top\n<!-- reference:functions:start -->\n")

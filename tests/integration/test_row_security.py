@@ -44,8 +44,9 @@ def roles(db: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(db, autocommit=True) as conn:
         for key, name in names.items():
             password = uuid.uuid4().hex
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
-                                                                            sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+            )
             dsns[key] = role_dsn(db, name, password)
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(names["mallory"])))
         conn.execute("CREATE TABLE public.cards (id int PRIMARY KEY, card text)")
@@ -79,13 +80,18 @@ def loot(db: str) -> list[tuple[object, ...]]:
 
 
 def run_daemon(dsn: str, redis_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([ASYMM, "daemon", "--dsn", dsn, "--period", "0.05", "--http-port", "0"],
-                            env={**os.environ, "ASYMM_REDIS_URL": redis_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [ASYMM, "daemon", "--dsn", dsn, "--period", "0.05", "--http-port", "0"],
+        env={**os.environ, "ASYMM_REDIS_URL": redis_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_the_daemon_role_mirrors_a_table_with_policies_without_running_them(
-        db: str, redis_url: str, roles: dict[str, str]) -> None:
+    db: str, redis_url: str, roles: dict[str, str]
+) -> None:
     proc = run_daemon(roles["daemon"], redis_url)
     try:
         with psycopg.connect(roles["mallory"], autocommit=True) as conn:
@@ -100,8 +106,7 @@ def test_the_daemon_role_mirrors_a_table_with_policies_without_running_them(
     assert mismatches.rows_compared == 11 and mismatches.total == 0, (mismatches, log)
 
 
-def test_without_bypassrls_the_daemon_refuses_the_table_instead(db: str, redis_url: str,
-                                                                roles: dict[str, str]) -> None:
+def test_without_bypassrls_the_daemon_refuses_the_table_instead(db: str, redis_url: str, roles: dict[str, str]) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} NOBYPASSRLS").format(sql.Identifier(roles["daemon_name"])))
     proc = run_daemon(roles["daemon"], redis_url)
@@ -109,8 +114,9 @@ def test_without_bypassrls_the_daemon_refuses_the_table_instead(db: str, redis_u
         with psycopg.connect(roles["mallory"], autocommit=True) as conn:
             conn.execute("INSERT INTO public.m_t VALUES (100, 'x')")
         with psycopg.connect(db, autocommit=True) as conn:
-            assert wait_for(lambda: "row-level security" in str(conn.execute(
-                "SELECT asymm.sync_status()").fetchone()), timeout=20)
+            assert wait_for(
+                lambda: "row-level security" in str(conn.execute("SELECT asymm.sync_status()").fetchone()), timeout=20
+            )
     finally:
         stop_daemon(proc)
     assert loot(db) == []

@@ -45,9 +45,9 @@ def base() -> Iterator[Path]:
 
 @dataclass
 class Planted:
-    given: Path    # what --dir names
-    marker: Path   # the fake pg_ctl's proof that it ran
-    victim: Path   # root's directory that must survive
+    given: Path  # what --dir names
+    marker: Path  # the fake pg_ctl's proof that it ran
+    victim: Path  # root's directory that must survive
 
 
 def _fake_bindir(base: Path, marker: Path) -> Path:
@@ -82,8 +82,13 @@ def _plant(base: Path, how: str, payload: str) -> Planted:
     real.mkdir(mode=0o700)
     (real / "pgdata").mkdir()
     (real / "pgdata" / "postmaster.pid").write_text("1\n")
-    state = {"root": str(real if payload == "run_pg_ctl" else victim), "pg_bindir": str(bindir),
-             "pg_port": 1, "redis_port": 2, "os_user": "root"}
+    state = {
+        "root": str(real if payload == "run_pg_ctl" else victim),
+        "pg_bindir": str(bindir),
+        "pg_port": 1,
+        "redis_port": 2,
+        "os_user": "root",
+    }
     (real / sandbox_mod.STATE_FILE).write_text(json.dumps(state))
     if how == "owned_by_nobody":
         _chown_tree(real, nobody)
@@ -96,20 +101,21 @@ def _plant(base: Path, how: str, payload: str) -> Planted:
     return Planted(given, marker, victim)
 
 
-REASONS = {"owned_by_nobody": "belongs to nobody", "world_writable": "group- or world-writable",
-           "symlink": "symlink"}
+REASONS = {"owned_by_nobody": "belongs to nobody", "world_writable": "group- or world-writable", "symlink": "symlink"}
 
 
 @as_root
 @pytest.mark.parametrize("command", ["up", "down", "env"])
 @pytest.mark.parametrize("payload", ["run_pg_ctl", "delete_victim"])
 @pytest.mark.parametrize("how", list(REASONS))
-def test_a_planted_directory_is_refused_and_nothing_runs_or_goes(base: Path, how: str, payload: str,
-                                                                 command: str) -> None:
+def test_a_planted_directory_is_refused_and_nothing_runs_or_goes(
+    base: Path, how: str, payload: str, command: str
+) -> None:
     planted = _plant(base, how, payload)
     env = {k: v for k, v in os.environ.items() if k != "ASYMM_SANDBOX_DIR"}
-    out = subprocess.run([ASYMM, "sandbox", command, "--dir", str(planted.given)], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [ASYMM, "sandbox", command, "--dir", str(planted.given)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 1, out
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
@@ -147,24 +153,36 @@ def _own_state_dir(base: Path, **changes: object) -> tuple[Path, Path, Path]:
     victim.mkdir(mode=0o700)
     marker = base / "marker"
     state: dict[str, object] = {
-        "root": str(root), "pg_bindir": sandbox_postgres.pg_bindir(), "pg_port": 1, "redis_port": 2,
-        "os_user": server.pw_name, "redis_password": "x" * 43,
+        "root": str(root),
+        "pg_bindir": sandbox_postgres.pg_bindir(),
+        "pg_port": 1,
+        "redis_port": 2,
+        "os_user": server.pw_name,
+        "redis_password": "x" * 43,
     }
-    state.update({k: (str(victim) if v == "VICTIM" else str(_fake_bindir(base, marker)) if v == "EVIL" else v)
-                  for k, v in changes.items()})
+    state.update(
+        {
+            k: (str(victim) if v == "VICTIM" else str(_fake_bindir(base, marker)) if v == "EVIL" else v)
+            for k, v in changes.items()
+        }
+    )
     (root / sandbox_mod.STATE_FILE).write_text(json.dumps(state))
     (root / sandbox_mod.STATE_FILE).chmod(0o600)
     return root, victim, marker
 
 
-@pytest.mark.parametrize(("changes", "reason"), [
-    ({"pg_bindir": "EVIL"}, "is not PostgreSQL's bindir"),
-    ({"root": "VICTIM"}, "names another directory"),
-    ({"pg_port": 0}, "pg_port is not a port"),
-    ({"redis_password": "short"}, "Redis password"),
-])
-def test_state_file_values_are_checked_even_in_our_own_directory(base: Path, changes: dict[str, object],
-                                                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"pg_bindir": "EVIL"}, "is not PostgreSQL's bindir"),
+        ({"root": "VICTIM"}, "names another directory"),
+        ({"pg_port": 0}, "pg_port is not a port"),
+        ({"redis_password": "short"}, "Redis password"),
+    ],
+)
+def test_state_file_values_are_checked_even_in_our_own_directory(
+    base: Path, changes: dict[str, object], reason: str
+) -> None:
     root, victim, marker = _own_state_dir(base, **changes)
     for action in (sandbox_mod.down, sandbox_mod.load, sandbox_mod.up):
         with pytest.raises(SandboxError, match=reason):
@@ -191,11 +209,17 @@ def test_a_state_file_that_is_a_symlink_is_refused(base: Path) -> None:
     assert elsewhere.exists()
 
 
-def test_postgres_over_tcp_needs_the_generated_password(sandbox: sandbox_mod.Sandbox,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_over_tcp_needs_the_generated_password(
+    sandbox: sandbox_mod.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PGPASSWORD", raising=False)
-    params = {"host": "127.0.0.1", "port": sandbox.pg_port, "user": "postgres", "dbname": "postgres",
-              "connect_timeout": 5}
+    params = {
+        "host": "127.0.0.1",
+        "port": sandbox.pg_port,
+        "user": "postgres",
+        "dbname": "postgres",
+        "connect_timeout": 5,
+    }
     with pytest.raises(psycopg.OperationalError, match="no password supplied"):
         psycopg.connect(**params, passfile="/nonexistent")  # type: ignore[arg-type]
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -223,14 +247,30 @@ def test_another_local_user_gets_in_neither_by_tcp_nor_by_socket(sandbox: sandbo
     nobody = pwd.getpwnam("nobody")
     env = {"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"}
     for host in ("127.0.0.1", str(sandbox.socket_dir)):
-        out = subprocess.run([psql, "-X", "-w", "-h", host, "-p", str(sandbox.pg_port), "-U", "postgres",
-                              "-c", "SELECT 1", "postgres"], user="nobody", group=nobody.pw_gid, extra_groups=[],
-                             env=env, cwd="/", capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [psql, "-X", "-w", "-h", host, "-p", str(sandbox.pg_port), "-U", "postgres", "-c", "SELECT 1", "postgres"],
+            user="nobody",
+            group=nobody.pw_gid,
+            extra_groups=[],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.returncode != 0, (host, out)
         assert "password" in out.stderr or "Permission denied" in out.stderr, out.stderr
-    cli = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(sandbox.redis_port), "ping"], user="nobody",
-                         group=nobody.pw_gid, extra_groups=[], env=env, cwd="/", capture_output=True, text=True,
-                         timeout=30)
+    cli = subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(sandbox.redis_port), "ping"],
+        user="nobody",
+        group=nobody.pw_gid,
+        extra_groups=[],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert "NOAUTH" in cli.stdout + cli.stderr
 
 
@@ -278,10 +318,21 @@ def test_an_empty_directory_of_ours_is_taken(base: Path) -> None:
 def test_default_directories_are_per_user() -> None:
     uid = os.getuid()
     assert sandbox_mod.DEFAULT_DIR.name == f"asymm-sandbox-{uid}"
-    out = subprocess.run(["make", "-n", "-s", "-C", str(REPO), "demo-down"], capture_output=True, text=True,
-                         check=True, env={**os.environ, "XDG_RUNTIME_DIR": ""})
+    out = subprocess.run(
+        ["make", "-n", "-s", "-C", str(REPO), "demo-down"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": ""},
+    )
     assert out.stdout.strip().endswith(f"--dir {tempfile.gettempdir()}/asymm-demo-{uid}"), out.stdout
     if uid == 0:  # another user gets another directory
-        other = subprocess.run(["make", "-n", "-s", "-C", str(REPO), "demo-down"], capture_output=True, text=True,
-                               check=True, user="nobody", env={"PATH": "/usr/bin:/bin"})
+        other = subprocess.run(
+            ["make", "-n", "-s", "-C", str(REPO), "demo-down"],
+            capture_output=True,
+            text=True,
+            check=True,
+            user="nobody",
+            env={"PATH": "/usr/bin:/bin"},
+        )
         assert other.stdout.strip().endswith("--dir /tmp/asymm-demo-65534"), other.stdout

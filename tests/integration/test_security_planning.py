@@ -88,8 +88,10 @@ def attack(make_db: Callable[..., str], admin_dsn: str) -> Iterator[Attack]:
             mallory.execute("CREATE TABLE public.ran_as (escape text, who text, session_who text)")
             mallory.execute("GRANT INSERT ON public.ran_as TO PUBLIC")  # so the planner role's runs are recorded
             for escape, statement in ESCAPES.items():
-                step = statement.format(super=sql.Identifier(superuser).as_string(mallory),
-                                        super_literal=sql.Literal(superuser).as_string(mallory))
+                step = statement.format(
+                    super=sql.Identifier(superuser).as_string(mallory),
+                    super_literal=sql.Literal(superuser).as_string(mallory),
+                )
                 # the texts are built from this module's constants (ESCAPES), not from input
                 mallory.execute(f"""
                     CREATE FUNCTION public.evil_{escape}() RETURNS int LANGUAGE plpgsql VOLATILE AS $body$
@@ -101,8 +103,10 @@ def attack(make_db: Callable[..., str], admin_dsn: str) -> Iterator[Attack]:
                         END IF;
                         RETURN 1;
                     END $body$""")  # noqa: S608
-                mallory.execute(f"CREATE FUNCTION public.f_{escape}() RETURNS int LANGUAGE sql IMMUTABLE"
-                                f" AS 'SELECT public.evil_{escape}()'")
+                mallory.execute(
+                    f"CREATE FUNCTION public.f_{escape}() RETURNS int LANGUAGE sql IMMUTABLE"
+                    f" AS 'SELECT public.evil_{escape}()'"
+                )
                 statement = f"SELECT id FROM public.mt WHERE v = public.f_{escape}() AND id > %s"  # noqa: S608
                 for i in range(ROUNDS):
                     mallory.execute(statement, (i,))
@@ -195,8 +199,11 @@ def test_a_caller_that_cannot_assume_the_author_skips_its_statements(attack: Att
         ident = sql.Identifier(runner_role)
         admin.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(ident))
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA asymm TO {}").format(ident))
-        for fn in ("_explain_as(oid, text, text[], text[], boolean, text)", "_param_types_as(oid, text, text[], text)",
-                   "_plan_as_refusal(oid)"):
+        for fn in (
+            "_explain_as(oid, text, text[], text[], boolean, text)",
+            "_param_types_as(oid, text, text[], text)",
+            "_plan_as_refusal(oid)",
+        ):
             admin.execute(sql.SQL("GRANT EXECUTE ON FUNCTION asymm.{} TO {}").format(sql.SQL(fn), ident))
         admin.execute(sql.SQL("GRANT SELECT ON public.mt TO {}").format(ident))
     try:
@@ -220,8 +227,10 @@ def test_a_caller_that_cannot_assume_the_author_skips_its_statements(attack: Att
 def test_infer_plans_as_the_author(attack: Attack) -> None:
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
         rows = conn.execute("SELECT target, cost, skipped FROM asymm.infer() WHERE target_type = 'query'").fetchall()
-        authors = {r[0] for r in conn.execute(
-            "SELECT e.author FROM asymm.annotation_entries e WHERE e.query_text ~ 'public\\.f_'")}
+        authors = {
+            r[0]
+            for r in conn.execute("SELECT e.author FROM asymm.annotation_entries e WHERE e.query_text ~ 'public\\.f_'")
+        }
     assert len([r for r in rows if r[2] is None]) >= len(ESCAPES), rows
     assert authors == {attack.role}
     assert_ran_only_as_mallory(attack)
@@ -229,21 +238,45 @@ def test_infer_plans_as_the_author(attack: Attack) -> None:
 
 def test_coherence_of_an_annotation_on_the_statement_plans_as_the_author(attack: Attack) -> None:
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
-        ids = [int(r[0]) for r in conn.execute(
-            "SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT id FROM public.mt%%'"
-            "   AND userid = %s::regrole AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (attack.role,))]
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT id FROM public.mt%%'"
+                "   AND userid = %s::regrole"
+                "   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (attack.role,),
+            )
+        ]
     assert len(ids) == len(ESCAPES)
     for queryid in ids:
-        out = CliRunner().invoke(main, ["annotate", "--queryid", str(queryid), "--symbol", "evil", "--scope", "local",
-                                        "--regime", "Balance", "--cost", "O(log n)", "--dsn", attack.dsn, "--json"])
+        out = CliRunner().invoke(
+            main,
+            [
+                "annotate",
+                "--queryid",
+                str(queryid),
+                "--symbol",
+                "evil",
+                "--scope",
+                "local",
+                "--regime",
+                "Balance",
+                "--cost",
+                "O(log n)",
+                "--dsn",
+                attack.dsn,
+                "--json",
+            ],
+        )
         assert out.exit_code == 0, out.output
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
-        verdicts = conn.execute("SELECT v.verdict, v.reason FROM asymm.coherence_verdicts() v"
-                                " WHERE v.target_type = 'query'").fetchall()
+        verdicts = conn.execute(
+            "SELECT v.verdict, v.reason FROM asymm.coherence_verdicts() v WHERE v.target_type = 'query'"
+        ).fetchall()
         conn.execute("SELECT asymm.coherence()")
-        authors = {r[0] for r in conn.execute(
-            "SELECT author FROM asymm.annotation_entries WHERE target_type = 'query'")}
+        authors = {
+            r[0] for r in conn.execute("SELECT author FROM asymm.annotation_entries WHERE target_type = 'query'")
+        }
     assert authors == {attack.role}
     assert len(verdicts) == len(ESCAPES) and all("generic plan is" in r for _, r in verdicts), verdicts
     assert_ran_only_as_mallory(attack)
@@ -258,14 +291,17 @@ def test_coherence_and_infer_skip_a_dropped_author(attack: Attack, admin_dsn: st
         for i in range(ROUNDS):
             conn.execute("SELECT * FROM public.shared WHERE v = %s", (i,))
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
-        queryid = conn.execute("SELECT queryid FROM pg_stat_statements WHERE query ~ 'public\\.shared'"
-                               " AND userid = %s::regrole", (ghost,)).fetchone()[0]  # type: ignore[index]
+        queryid = conn.execute(
+            "SELECT queryid FROM pg_stat_statements WHERE query ~ 'public\\.shared' AND userid = %s::regrole", (ghost,)
+        ).fetchone()[0]  # type: ignore[index]
         conn.execute("SELECT asymm.annotate(%s::bigint, 'q', 'local', 'Balance', 'O(n)', '{query}')", (queryid,))
     drop_role(admin_dsn, [attack.dsn], ghost)
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
-        verdict = conn.execute("SELECT verdict, reason FROM asymm.coherence_verdicts() WHERE target_type = 'query'"
-                               "   AND annotation_id IN (SELECT id FROM asymm.annotation_entries"
-                               "                          WHERE query_text ~ 'public\\.shared')").fetchone()
+        verdict = conn.execute(
+            "SELECT verdict, reason FROM asymm.coherence_verdicts() WHERE target_type = 'query'"
+            "   AND annotation_id IN (SELECT id FROM asymm.annotation_entries"
+            "                          WHERE query_text ~ 'public\\.shared')"
+        ).fetchone()
         conn.execute("DELETE FROM asymm.annotation_entries WHERE query_text ~ 'public\\.shared'")
         skipped = [r[0] for r in conn.execute("SELECT skipped FROM asymm.infer() WHERE skipped IS NOT NULL")]
     assert verdict == ("not evaluable", f"skipped: role {ghost} no longer exists")
@@ -278,26 +314,34 @@ def test_coherence_and_infer_skip_a_dropped_author(attack: Attack, admin_dsn: st
 def test_planning_restores_the_callers_role_and_settings_and_never_executes(attack: Attack) -> None:
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
         mallory = conn.execute("SELECT %s::regrole::oid", (attack.role,)).fetchone()[0]  # type: ignore[index]
-        before = conn.execute("SELECT current_user, session_user, current_setting('search_path'),"
-                              " current_setting('work_mem')").fetchone()
-        conn.execute("SELECT asymm._explain_as(%s, 'INSERT INTO public.ran_as VALUES (''x'', public.f_plain()::text)')",
-                     (mallory,))
+        before = conn.execute(
+            "SELECT current_user, session_user, current_setting('search_path'), current_setting('work_mem')"
+        ).fetchone()
+        conn.execute(
+            "SELECT asymm._explain_as(%s, 'INSERT INTO public.ran_as VALUES (''x'', public.f_plain()::text)')",
+            (mallory,),
+        )
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("SELECT asymm._explain_as(%s, 'SELECT * FROM no_such_table')", (mallory,))
-        for text, message in [("SELECT 1; SELECT 2", "more than one statement"),
-                              ("SELECT 1 INTO public.made", "SELECT ... INTO"),
-                              ("VACUUM public.mt", "must be one SELECT"), ("", "empty")]:
+        for text, message in [
+            ("SELECT 1; SELECT 2", "more than one statement"),
+            ("SELECT 1 INTO public.made", "SELECT ... INTO"),
+            ("VACUUM public.mt", "must be one SELECT"),
+            ("", "empty"),
+        ]:
             with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
                 conn.execute("SELECT asymm._explain_as(%s, %s)", (mallory, text))
-        after = conn.execute("SELECT current_user, session_user, current_setting('search_path'),"
-                             " current_setting('work_mem')").fetchone()
+        after = conn.execute(
+            "SELECT current_user, session_user, current_setting('search_path'), current_setting('work_mem')"
+        ).fetchone()
         assert after == before
         # planning the INSERT ran f_plain (as asymm_planner) but never the INSERT itself
         assert [r[0] for r in conn.execute("SELECT escape FROM public.ran_as")] == ["plain"]
         assert conn.execute("SELECT to_regclass('public.made')").fetchone() == (None,)
         assert conn.execute("SELECT asymm._plan_as_refusal(%s)", (mallory,)).fetchone() == (None,)
         assert conn.execute("SELECT asymm._plan_as_refusal(4000000000)").fetchone() == (
-            "role with OID 4000000000 no longer exists",)
+            "role with OID 4000000000 no longer exists",
+        )
     assert_ran_only_as_mallory(attack, expect_runs=False)
 
 
@@ -309,8 +353,9 @@ def test_the_authors_configured_search_path_resolves_its_names(attack: Attack) -
         mallory.execute("CREATE TABLE hidden.only_here (id int)")
     with psycopg.connect(attack.dsn, autocommit=True) as conn:
         conn.execute("SET search_path = pg_catalog, pg_temp")
-        plan = conn.execute("SELECT asymm.generic_plan('SELECT * FROM only_here', %s::regrole)",
-                            (attack.role,)).fetchone()[0]  # type: ignore[index]
+        plan = conn.execute(
+            "SELECT asymm.generic_plan('SELECT * FROM only_here', %s::regrole)", (attack.role,)
+        ).fetchone()[0]  # type: ignore[index]
         assert plan["Schema"] == "hidden"
         with pytest.raises(psycopg.errors.UndefinedTable):  # the caller's own text, with the caller's path
             conn.execute("SELECT asymm.generic_plan('SELECT * FROM only_here')")
@@ -331,18 +376,26 @@ def test_a_superusers_statement_over_a_roles_view_runs_none_of_its_code_as_the_s
         conn.execute("CREATE VIEW public.report AS SELECT one FROM public.report_src")
         conn.execute("RESET ROLE")
         # the superuser annotates its own, harmless-looking statement
-        conn.execute("SELECT asymm.annotate_query('SELECT one FROM public.report', 'dataEntity', 'global',"
-                     " 'Stabilization', 'O(1)', '{query}')")
+        conn.execute(
+            "SELECT asymm.annotate_query('SELECT one FROM public.report', 'dataEntity', 'global',"
+            " 'Stabilization', 'O(1)', '{query}')"
+        )
         # later, the role swaps its view for one whose definition folds its function
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        conn.execute(sql.SQL(
-            "CREATE FUNCTION public.escalate() RETURNS int LANGUAGE plpgsql VOLATILE AS $$ BEGIN"
-            " IF current_user <> {r} THEN EXECUTE format('ALTER ROLE %I SUPERUSER', {r}); END IF;"
-            " RETURN 1; END $$").format(r=sql.Literal(role)))
-        conn.execute("CREATE FUNCTION public.fold(int) RETURNS int LANGUAGE plpgsql IMMUTABLE"
-                     " AS $$ BEGIN RETURN public.escalate() + $1 - 1; END $$")
-        conn.execute("CREATE OR REPLACE VIEW public.report AS"
-                     " SELECT one FROM public.report_src WHERE public.fold(1) = 1")
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION public.escalate() RETURNS int LANGUAGE plpgsql VOLATILE AS $$ BEGIN"
+                " IF current_user <> {r} THEN EXECUTE format('ALTER ROLE %I SUPERUSER', {r}); END IF;"
+                " RETURN 1; END $$"
+            ).format(r=sql.Literal(role))
+        )
+        conn.execute(
+            "CREATE FUNCTION public.fold(int) RETURNS int LANGUAGE plpgsql IMMUTABLE"
+            " AS $$ BEGIN RETURN public.escalate() + $1 - 1; END $$"
+        )
+        conn.execute(
+            "CREATE OR REPLACE VIEW public.report AS SELECT one FROM public.report_src WHERE public.fold(1) = 1"
+        )
         conn.execute("RESET ROLE")
 
         conn.execute("SELECT * FROM asymm.coherence_verdicts()").fetchall()

@@ -26,9 +26,12 @@ ISSUE_VALUES = [
 
 def rules(conn: Conn) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-    return list(cur.execute(
-        "SELECT d.name, d.value_type, d.default_value, d.min_value, d.max_value, d.allowed_values, d.pattern,"
-        "       s.allowed FROM asymm.setting_defaults d JOIN asymm.settings s USING (name) ORDER BY d.name"))
+    return list(
+        cur.execute(
+            "SELECT d.name, d.value_type, d.default_value, d.min_value, d.max_value, d.allowed_values, d.pattern,"
+            "       s.allowed FROM asymm.setting_defaults d JOIN asymm.settings s USING (name) ORDER BY d.name"
+        )
+    )
 
 
 def effective(conn: Conn) -> list[tuple[Any, ...]]:
@@ -52,11 +55,16 @@ def within_rule(conn: Conn, rule: dict[str, Any], value: str) -> bool:
         parsed = conn.execute("SELECT %s::text::float8", (value,)).fetchone()
         assert parsed is not None
         number = float(parsed[0])
-        return (math.isfinite(number) and number == float(value)
-                and float(rule["min_value"]) <= number <= float(rule["max_value"]))
+        return (
+            math.isfinite(number)
+            and number == float(value)
+            and float(rule["min_value"]) <= number <= float(rule["max_value"])
+        )
     if kind == "interval":
-        row = conn.execute("SELECT %s::text::interval BETWEEN %s::text::interval AND %s::text::interval",
-                           (value, rule["min_value"], rule["max_value"])).fetchone()
+        row = conn.execute(
+            "SELECT %s::text::interval BETWEEN %s::text::interval AND %s::text::interval",
+            (value, rule["min_value"], rule["max_value"]),
+        ).fetchone()
         return bool(row and row[0])
     if kind == "boolean":
         return conn.execute("SELECT %s::text::boolean IS NOT NULL", (value,)).fetchone() == (True,)
@@ -103,8 +111,9 @@ def test_every_setting_has_a_rule_its_default_follows(conn: Conn) -> None:
             assert rule["allowed_values"] is not None or rule["pattern"] is not None, rule["name"]
         assert rule["allowed"], rule["name"]
         assert within_rule(conn, rule, rule["default_value"]), rule["name"]
-        assert conn.execute("SELECT asymm.setting_check(%s, %s)",
-                            (rule["name"], rule["default_value"])).fetchone() == (None,), rule["name"]
+        assert conn.execute("SELECT asymm.setting_check(%s, %s)", (rule["name"], rule["default_value"])).fetchone() == (
+            None,
+        ), rule["name"]
         # both bounds are inside, the rule really is the declared one
         for bound in (rule["min_value"], rule["max_value"]):
             if bound is not None and rule["pattern"] is None:
@@ -114,22 +123,34 @@ def test_every_setting_has_a_rule_its_default_follows(conn: Conn) -> None:
 
 def test_a_setting_without_a_rule_cannot_be_declared(conn: Conn) -> None:
     with pytest.raises(errors.CheckViolation):
-        conn.execute("INSERT INTO asymm.setting_defaults (name, default_value, value_type, description)"
-                      " VALUES ('x.unbounded', '1', 'integer', 'no range')")
+        conn.execute(
+            "INSERT INTO asymm.setting_defaults (name, default_value, value_type, description)"
+            " VALUES ('x.unbounded', '1', 'integer', 'no range')"
+        )
 
 
 def _candidates(rule: dict[str, Any]) -> st.SearchStrategy[str]:
     """Values near the rule (bounds, allowed values, their neighbours) and anywhere else."""
     near = [v for v in (rule["default_value"], rule["min_value"], rule["max_value"]) if v is not None]
     near += list(rule["allowed_values"] or [])
-    numbers = st.one_of(st.integers(min_value=-(2**70), max_value=2**70).map(str),
-                        st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                        st.sampled_from(["NaN", "Infinity", "-Infinity", "inf", " 5 ", "+1", "1e3", "0x10"]))
-    intervals = st.builds(lambda n, unit: f"{n} {unit}", st.integers(min_value=-(10**7), max_value=10**7),
-                          st.sampled_from(["us", "ms", "s", "min", "h", "d", "days", "mon", "years", "seconds"]))
+    numbers = st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.sampled_from(["NaN", "Infinity", "-Infinity", "inf", " 5 ", "+1", "1e3", "0x10"]),
+    )
+    intervals = st.builds(
+        lambda n, unit: f"{n} {unit}",
+        st.integers(min_value=-(10**7), max_value=10**7),
+        st.sampled_from(["us", "ms", "s", "min", "h", "d", "days", "mon", "years", "seconds"]),
+    )
     texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=300)
-    return st.one_of(st.sampled_from(near), numbers, intervals, texts,
-                     st.sampled_from(["", "true", "false", "on", "{", "a{b}c", "'; SELECT 1; --", "é" * 2000]))
+    return st.one_of(
+        st.sampled_from(near),
+        numbers,
+        intervals,
+        texts,
+        st.sampled_from(["", "true", "false", "on", "{", "a{b}c", "'; SELECT 1; --", "é" * 2000]),
+    )
 
 
 @st.composite
@@ -138,8 +159,7 @@ def _setting_and_value(draw: st.DrawFn, every: list[dict[str, Any]]) -> tuple[di
     return rule, draw(_candidates(rule))
 
 
-def test_fuzz_every_setting_either_takes_a_value_inside_its_rule_or_refuses_it(
-        make_db: Callable[..., str]) -> None:
+def test_fuzz_every_setting_either_takes_a_value_inside_its_rule_or_refuses_it(make_db: Callable[..., str]) -> None:
     with psycopg.connect(make_db(), autocommit=True) as conn:
         every = rules(conn)
 
@@ -182,6 +202,7 @@ def test_a_stored_value_that_breaks_the_rule_is_refused_when_read(conn: Conn) ->
     # the advisor reads its settings through asymm.setting() too
     conn.execute("INSERT INTO asymm.setting_values (name, value) VALUES ('advisor.budget_mb', '-5')")
     from asymm.advisor.advise import settings_from_db
+
     with pytest.raises(errors.InvalidParameterValue, match=r"advisor\.budget_mb"):
         settings_from_db(conn)
     conn.execute("SELECT asymm.reset_setting('sync.batch_rows')")

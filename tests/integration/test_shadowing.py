@@ -64,21 +64,79 @@ BAIT: dict[str, list[str]] = {
 }
 # What a polymorphic or "any" argument is really given at asymm's call sites.
 CONCRETE = ["text", "integer", "bigint", "name", "oid", "jsonb", "numeric", "text[]"]
-VARIADIC_ANY = {"format", "concat", "concat_ws", "jsonb_build_object", "jsonb_build_array",
-                "json_build_object", "json_build_array"}
+VARIADIC_ANY = {
+    "format",
+    "concat",
+    "concat_ws",
+    "jsonb_build_object",
+    "jsonb_build_array",
+    "json_build_object",
+    "json_build_array",
+}
 # Exactly typed overloads of asymm's own variadic calls (defect 2: asymm.coherence() of 0.2.0-dev
 # called this one unqualified, with these argument types).
 EXACT = [
-    ("jsonb_build_object", "text, numeric, text, integer, text, integer, text, integer, text, integer,"
-                           " text, integer, text, jsonb", "jsonb"),
+    (
+        "jsonb_build_object",
+        "text, numeric, text, integer, text, integer, text, integer, text, integer, text, integer, text, jsonb",
+        "jsonb",
+    ),
 ]
-OPERATORS = ["=", "<>", "<", ">", "<=", ">=", "~", "!~", "~*", "!~*", "~~", "!~~", "||", "+", "-", "*", "/",
-             "%", "->", "->>", "#>>", "@>", "<@", "&&", "?", "&"]
-PSEUDO = {"record", "void", "trigger", "event_trigger", "internal", "cstring", "\"any\"", "anyelement",
-          "anyarray", "anynonarray", "anyenum", "anyrange", "anycompatible", "anycompatiblearray",
-          "anycompatiblenonarray", "anymultirange", "anycompatiblerange", "anycompatiblemultirange",
-          "language_handler", "fdw_handler", "table_am_handler", "index_am_handler", "tsm_handler",
-          "unknown", "opaque"}
+OPERATORS = [
+    "=",
+    "<>",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "~",
+    "!~",
+    "~*",
+    "!~*",
+    "~~",
+    "!~~",
+    "||",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "->",
+    "->>",
+    "#>>",
+    "@>",
+    "<@",
+    "&&",
+    "?",
+    "&",
+]
+PSEUDO = {
+    "record",
+    "void",
+    "trigger",
+    "event_trigger",
+    "internal",
+    "cstring",
+    '"any"',
+    "anyelement",
+    "anyarray",
+    "anynonarray",
+    "anyenum",
+    "anyrange",
+    "anycompatible",
+    "anycompatiblearray",
+    "anycompatiblenonarray",
+    "anymultirange",
+    "anycompatiblerange",
+    "anycompatiblemultirange",
+    "language_handler",
+    "fdw_handler",
+    "table_am_handler",
+    "index_am_handler",
+    "tsm_handler",
+    "unknown",
+    "opaque",
+}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -99,7 +157,7 @@ def _bait_signatures(args: list[str]) -> Iterator[list[str]]:
     choices = [BAIT.get(a, []) if a not in PSEUDO else CONCRETE for a in args]
     for i, options in enumerate(choices):
         for option in options:
-            yield [*args[:i], option, *args[i + 1:]]
+            yield [*args[:i], option, *args[i + 1 :]]
     if len(args) == 2:
         for left, right in itertools.product(choices[0], choices[1]):
             yield [left, right]
@@ -119,15 +177,22 @@ def plant(conn: psycopg.Connection[Any]) -> dict[str, int]:
             RAISE NOTICE 'planted code ran as %: %', current_user, what;
         END $$""")
     wanted = names_in_sources()
-    existing = {(str(n), str(a)) for n, a in conn.execute(
-        "SELECT p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc p"
-        " WHERE p.pronamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)")}
-    overloads = conn.execute("""
+    existing = {
+        (str(n), str(a))
+        for n, a in conn.execute(
+            "SELECT p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc p"
+            " WHERE p.pronamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)"
+        )
+    }
+    overloads = conn.execute(
+        """
         SELECT p.proname, ARRAY(SELECT format_type(t, NULL) FROM unnest(p.proargtypes) t),
                format_type(p.prorettype, NULL), p.proretset, p.provariadic <> 0
           FROM pg_proc p
          WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.prokind = 'f' AND p.pronargs BETWEEN 1 AND 3
-           AND p.proname = ANY (%s)""", (sorted(wanted),)).fetchall()
+           AND p.proname = ANY (%s)""",
+        (sorted(wanted),),
+    ).fetchall()
     signatures: dict[tuple[str, str], tuple[str, bool]] = {}
     for name, args, rettype, retset, variadic in overloads:
         if rettype in PSEUDO or (variadic and name not in VARIADIC_ANY):
@@ -138,8 +203,9 @@ def plant(conn: psycopg.Connection[Any]) -> dict[str, int]:
     for name in sorted(VARIADIC_ANY & wanted):
         rettype = "text" if name.startswith("concat") or name == "format" else name.split("_")[0]
         for arity in (1, 2, 3):
-            for combo in itertools.product(["text", "name", "integer", "bigint", "numeric", "jsonb", "oid"],
-                                           repeat=arity):
+            for combo in itertools.product(
+                ["text", "name", "integer", "bigint", "numeric", "jsonb", "oid"], repeat=arity
+            ):
                 if name == "format" and combo[0] != "text":
                     continue
                 if arity == 3 and combo[0] not in ("text", "name"):
@@ -155,11 +221,18 @@ def plant(conn: psycopg.Connection[Any]) -> dict[str, int]:
         finish = "RETURN;" if retset else "RETURN NULL;"
         try:
             with conn.transaction():
-                conn.execute(sql.SQL(
-                    "CREATE FUNCTION public.{name}({args}) RETURNS {returns} LANGUAGE plpgsql AS $$"
-                    " BEGIN PERFORM public.shadow_hit({what}); {finish} END $$").format(
-                        name=sql.Identifier(name), args=sql.SQL(args), returns=sql.SQL(returns),
-                        what=sql.Literal(f"{name}({args})"), finish=sql.SQL(finish)))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE FUNCTION public.{name}({args}) RETURNS {returns} LANGUAGE plpgsql AS $$"
+                        " BEGIN PERFORM public.shadow_hit({what}); {finish} END $$"
+                    ).format(
+                        name=sql.Identifier(name),
+                        args=sql.SQL(args),
+                        returns=sql.SQL(returns),
+                        what=sql.Literal(f"{name}({args})"),
+                        finish=sql.SQL(finish),
+                    )
+                )
             functions += 1
         except psycopg.Error:
             pass  # a type that cannot be an argument here: nothing planted
@@ -169,12 +242,19 @@ def plant(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 def plant_operators(conn: psycopg.Connection[Any]) -> int:
-    existing = {(str(n), str(left), str(right)) for n, left, right in conn.execute(
-        "SELECT o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL) FROM pg_operator o")}
-    rows = conn.execute("""
+    existing = {
+        (str(n), str(left), str(right))
+        for n, left, right in conn.execute(
+            "SELECT o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL) FROM pg_operator o"
+        )
+    }
+    rows = conn.execute(
+        """
         SELECT o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL), format_type(o.oprresult, NULL)
           FROM pg_operator o WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprkind = 'b'
-           AND o.oprname = ANY (%s)""", (OPERATORS,)).fetchall()
+           AND o.oprname = ANY (%s)""",
+        (OPERATORS,),
+    ).fetchall()
     planted: set[tuple[str, str, str]] = set()
     count = 0
     for name, left, right, result in rows:
@@ -188,14 +268,23 @@ def plant_operators(conn: psycopg.Connection[Any]) -> int:
             fn = f"shadow_op_{len(planted)}"
             try:
                 with conn.transaction():
-                    conn.execute(sql.SQL(
-                        "CREATE FUNCTION public.{fn}({l}, {r}) RETURNS {res} LANGUAGE plpgsql AS $$"
-                        " BEGIN PERFORM public.shadow_hit({what}); RETURN NULL; END $$").format(
-                            fn=sql.Identifier(fn), l=sql.SQL(new_left), r=sql.SQL(new_right), res=sql.SQL(result),
-                            what=sql.Literal(f"operator {name}({new_left}, {new_right})")))
-                    conn.execute(sql.SQL("CREATE OPERATOR public.{op} (LEFTARG = {l}, RIGHTARG = {r},"
-                                         " FUNCTION = public.{fn})").format(
-                        op=sql.SQL(name), l=sql.SQL(new_left), r=sql.SQL(new_right), fn=sql.Identifier(fn)))
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE FUNCTION public.{fn}({l}, {r}) RETURNS {res} LANGUAGE plpgsql AS $$"
+                            " BEGIN PERFORM public.shadow_hit({what}); RETURN NULL; END $$"
+                        ).format(
+                            fn=sql.Identifier(fn),
+                            l=sql.SQL(new_left),
+                            r=sql.SQL(new_right),
+                            res=sql.SQL(result),
+                            what=sql.Literal(f"operator {name}({new_left}, {new_right})"),
+                        )
+                    )
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE OPERATOR public.{op} (LEFTARG = {l}, RIGHTARG = {r}, FUNCTION = public.{fn})"
+                        ).format(op=sql.SQL(name), l=sql.SQL(new_left), r=sql.SQL(new_right), fn=sql.Identifier(fn))
+                    )
                 count += 1
             except psycopg.Error:
                 pass
@@ -204,25 +293,58 @@ def plant_operators(conn: psycopg.Connection[Any]) -> int:
 
 def plant_relations(conn: psycopg.Connection[Any]) -> None:
     """Relations and functions named like the ones asymm reads outside pg_catalog."""
-    conn.execute("CREATE FUNCTION public.pg_stat_statements(boolean) RETURNS SETOF pgss.pg_stat_statements"
-                 " LANGUAGE plpgsql AS $$ BEGIN PERFORM public.shadow_hit('pg_stat_statements(boolean)'); END $$")
+    conn.execute(
+        "CREATE FUNCTION public.pg_stat_statements(boolean) RETURNS SETOF pgss.pg_stat_statements"
+        " LANGUAGE plpgsql AS $$ BEGIN PERFORM public.shadow_hit('pg_stat_statements(boolean)'); END $$"
+    )
     conn.execute("CREATE VIEW public.pg_stat_statements AS SELECT * FROM public.pg_stat_statements(true)")
-    conn.execute("CREATE FUNCTION public.pg_stat_statements_reset() RETURNS void LANGUAGE plpgsql AS"
-                 " $$ BEGIN PERFORM public.shadow_hit('pg_stat_statements_reset()'); END $$")
-    for fn, args, ret in (("hypopg_create_index", "text", "TABLE (indexrelid oid, indexname text)"),
-                          ("hypopg_drop_index", "oid", "boolean"), ("hypopg_drop_index", "bigint", "boolean"),
-                          ("hypopg_drop_index", "integer", "boolean"), ("hypopg_relation_size", "oid", "bigint"),
-                          ("hypopg_relation_size", "integer", "bigint"), ("hypopg_reset", "", "void")):
+    conn.execute(
+        "CREATE FUNCTION public.pg_stat_statements_reset() RETURNS void LANGUAGE plpgsql AS"
+        " $$ BEGIN PERFORM public.shadow_hit('pg_stat_statements_reset()'); END $$"
+    )
+    for fn, args, ret in (
+        ("hypopg_create_index", "text", "TABLE (indexrelid oid, indexname text)"),
+        ("hypopg_drop_index", "oid", "boolean"),
+        ("hypopg_drop_index", "bigint", "boolean"),
+        ("hypopg_drop_index", "integer", "boolean"),
+        ("hypopg_relation_size", "oid", "bigint"),
+        ("hypopg_relation_size", "integer", "bigint"),
+        ("hypopg_reset", "", "void"),
+    ):
         body = "RETURN;" if ret.startswith("TABLE") or ret == "void" else "RETURN NULL;"
-        conn.execute(sql.SQL("CREATE FUNCTION public.{fn}({args}) RETURNS {ret} LANGUAGE plpgsql AS $$"
-                             " BEGIN PERFORM public.shadow_hit({what}); {body} END $$").format(
-            fn=sql.Identifier(fn), args=sql.SQL(args), ret=sql.SQL(ret), what=sql.Literal(f"{fn}({args})"),
-            body=sql.SQL(body)))
-    for relation in ("settings", "setting_defaults", "setting_values", "daemons", "annotations", "queries",
-                     "query_stats", "sync_tables", "sync_state", "drift_baselines", "index_suggestions",
-                     "index_suggestions_latest", "telemetry_state", "ddl_log"):
-        conn.execute(sql.SQL("CREATE VIEW public.{} AS SELECT public.shadow_hit({})::text AS hit").format(
-            sql.Identifier(relation), sql.Literal(f"relation public.{relation}")))
+        conn.execute(
+            sql.SQL(
+                "CREATE FUNCTION public.{fn}({args}) RETURNS {ret} LANGUAGE plpgsql AS $$"
+                " BEGIN PERFORM public.shadow_hit({what}); {body} END $$"
+            ).format(
+                fn=sql.Identifier(fn),
+                args=sql.SQL(args),
+                ret=sql.SQL(ret),
+                what=sql.Literal(f"{fn}({args})"),
+                body=sql.SQL(body),
+            )
+        )
+    for relation in (
+        "settings",
+        "setting_defaults",
+        "setting_values",
+        "daemons",
+        "annotations",
+        "queries",
+        "query_stats",
+        "sync_tables",
+        "sync_state",
+        "drift_baselines",
+        "index_suggestions",
+        "index_suggestions_latest",
+        "telemetry_state",
+        "ddl_log",
+    ):
+        conn.execute(
+            sql.SQL("CREATE VIEW public.{} AS SELECT public.shadow_hit({})::text AS hit").format(
+                sql.Identifier(relation), sql.Literal(f"relation public.{relation}")
+            )
+        )
 
 
 @pytest.fixture
@@ -253,12 +375,18 @@ def shop(make_db: Callable[..., str], admin_dsn: str) -> Iterator[dict[str, str]
             conn.execute("SELECT * FROM public.orders WHERE total = %s", (i,))
             conn.execute("SELECT * FROM public.customers WHERE email = %s", (f"user{i}@example.com",))
         conn.execute("SELECT asymm.snapshot()")
-        conn.execute("SELECT asymm.annotate('public.orders'::regclass, 'order', 'local', 'Balance', 'O(log n)',"
-                     " '{create,query}')")
-        conn.execute("SELECT asymm.annotate('public.orders'::regclass, 'status', 'orderState', 'local',"
-                     " 'Stabilization', 'O(1)', '{query}')")
-        conn.execute("SELECT asymm.annotate_query('SELECT * FROM public.orders WHERE id = $1', 'orderById',"
-                     " 'local', 'Stabilization', 'O(log n)', '{query}')")
+        conn.execute(
+            "SELECT asymm.annotate('public.orders'::regclass, 'order', 'local', 'Balance', 'O(log n)',"
+            " '{create,query}')"
+        )
+        conn.execute(
+            "SELECT asymm.annotate('public.orders'::regclass, 'status', 'orderState', 'local',"
+            " 'Stabilization', 'O(1)', '{query}')"
+        )
+        conn.execute(
+            "SELECT asymm.annotate_query('SELECT * FROM public.orders WHERE id = $1', 'orderById',"
+            " 'local', 'Stabilization', 'O(log n)', '{query}')"
+        )
         conn.execute("SELECT asymm.track('public.customers')")
         conn.execute("SELECT asymm.baseline('b1', ARRAY['public'])")
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(attacker)))
@@ -284,18 +412,30 @@ def hits(dsn: str) -> list[tuple[str, str]]:
 # Arguments for asymm's functions, by type (names of the shop above); a function may refuse them
 # (an ERROR is fine here: what matters is that no planted code runs).
 ARGS: dict[str, str] = {
-    "regclass": "'public.orders'::regclass", "text": "'public.orders'::text", "text[]": "'{}'::text[]",
-    "jsonb": "'{}'::jsonb", "oid": "'public.orders'::regclass::oid", "integer": "0::integer",
-    "smallint": "0::smallint", "bigint": "0::bigint", "boolean": "false", "name": "'pgss'::name",
-    "double precision": "0.5::float8", "uuid": "gen_random_uuid()", '"char"': "'r'::\"char\"",
-    "regprocedure": "'asymm.version()'::regprocedure", "oid[]": "'{}'::oid[]", "interval": "'1 s'::interval",
+    "regclass": "'public.orders'::regclass",
+    "text": "'public.orders'::text",
+    "text[]": "'{}'::text[]",
+    "jsonb": "'{}'::jsonb",
+    "oid": "'public.orders'::regclass::oid",
+    "integer": "0::integer",
+    "smallint": "0::smallint",
+    "bigint": "0::bigint",
+    "boolean": "false",
+    "name": "'pgss'::name",
+    "double precision": "0.5::float8",
+    "uuid": "gen_random_uuid()",
+    '"char"': "'r'::\"char\"",
+    "regprocedure": "'asymm.version()'::regprocedure",
+    "oid[]": "'{}'::oid[]",
+    "interval": "'1 s'::interval",
     "asymm.annotation_tuple": "NULL::asymm.annotation_tuple",
     "asymm.annotation_entries": "NULL::asymm.annotation_entries",
 }
 CALLS: dict[str, list[str]] = {  # sensible calls of the public API, each of which must succeed
     "asymm.coherence()": ["SELECT asymm.coherence()"],
     "asymm.annotate(text,text,text,text,text,text[])": [
-        "SELECT asymm.annotate('public.customers', 'customer', 'local', 'Balance', 'O(log n)', '{create}')"],
+        "SELECT asymm.annotate('public.customers', 'customer', 'local', 'Balance', 'O(log n)', '{create}')"
+    ],
     "asymm.resolve(text)": ["SELECT asymm.resolve('public.orders')"],
     "asymm.find_duplicates(regclass,text[])": ["SELECT * FROM asymm.find_duplicates('public.orders', NULL)"],
     "asymm.drift(text)": ["SELECT * FROM asymm.drift('b1')"],
@@ -314,8 +454,9 @@ def call_every_function(conn: psycopg.Connection[Any], planted: dict[str, list[s
     """Call every function of schema asymm as the connection's role; returns the error per call."""
     errors: dict[str, str] = {}
     noticed: list[str] = []
-    conn.add_notice_handler(lambda d: noticed.append(str(d.message_primary))
-                            if "planted code ran" in str(d.message_primary) else None)
+    conn.add_notice_handler(
+        lambda d: noticed.append(str(d.message_primary)) if "planted code ran" in str(d.message_primary) else None
+    )
     conn.execute("SET search_path = pg_catalog, pg_temp")  # the test's own catalog query
     functions = conn.execute("""
         SELECT p.oid::regprocedure::text, p.proretset,
@@ -364,14 +505,52 @@ def test_planted_overloads_never_run_inside_asymm(shop: dict[str, str], start_da
     assert found == [], found
 
     commands = [
-        ["status"], ["top"], ["top", "--slow-ms", "0"], ["health"], ["duplicates", "orders"],
-        ["duplicates", "public.orders", "--columns", "customer_id,status"], ["advise"], ["verify"],
-        ["annotate", "customers", "--column", "email", "--symbol", "email", "--scope", "local",
-         "--regime", "Balance", "--cost", "O(1)", "--lineage", "create"],
-        ["annotate", "--query", "SELECT * FROM public.customers WHERE email = $1", "--symbol", "byEmail",
-         "--scope", "local", "--regime", "Balance", "--cost", "O(log n)"],
-        ["annotations"], ["coherence"], ["graph"], ["graph", "--format", "dot"], ["impact", "orders.status"],
-        ["baseline", "b3", "--schema", "public"], ["drift", "b1"], ["drift", "b1", "--json"], ["sync", "status"],
+        ["status"],
+        ["top"],
+        ["top", "--slow-ms", "0"],
+        ["health"],
+        ["duplicates", "orders"],
+        ["duplicates", "public.orders", "--columns", "customer_id,status"],
+        ["advise"],
+        ["verify"],
+        [
+            "annotate",
+            "customers",
+            "--column",
+            "email",
+            "--symbol",
+            "email",
+            "--scope",
+            "local",
+            "--regime",
+            "Balance",
+            "--cost",
+            "O(1)",
+            "--lineage",
+            "create",
+        ],
+        [
+            "annotate",
+            "--query",
+            "SELECT * FROM public.customers WHERE email = $1",
+            "--symbol",
+            "byEmail",
+            "--scope",
+            "local",
+            "--regime",
+            "Balance",
+            "--cost",
+            "O(log n)",
+        ],
+        ["annotations"],
+        ["coherence"],
+        ["graph"],
+        ["graph", "--format", "dot"],
+        ["impact", "orders.status"],
+        ["baseline", "b3", "--schema", "public"],
+        ["drift", "b1"],
+        ["drift", "b1", "--json"],
+        ["sync", "status"],
     ]
     failed = []
     for command in commands:

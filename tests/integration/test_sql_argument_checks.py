@@ -40,6 +40,7 @@ def tables(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 # --- asymm._annotate_object / asymm._address_of: pg_identify_object_as_address() fails with
 # XX000 "unrecognized object class" on a class id it does not know, and names system columns.
 
+
 @pytest.mark.parametrize("classid", [0, 2619])  # no catalog; pg_statistic, not an object class
 def test_annotate_object_refuses_an_unknown_object_class(conn: psycopg.Connection[Any], classid: int) -> None:
     exc = _error(conn, "SELECT asymm._annotate_object(%s, 1, 0, 'x', 'local', 'Balance', 'O(1)', '{}')", (classid,))
@@ -50,8 +51,11 @@ def test_annotate_object_refuses_an_unknown_object_class(conn: psycopg.Connectio
 
 def test_annotate_object_refuses_a_system_column(tables: psycopg.Connection[Any]) -> None:
     """objsubid -1 is ctid: it was annotated (an annotation no view could resolve)."""
-    exc = _error(tables, "SELECT asymm._annotate_object('pg_class'::regclass, 'chk'::regclass, -1,"
-                         " 'x', 'local', 'Balance', 'O(1)', '{}')")
+    exc = _error(
+        tables,
+        "SELECT asymm._annotate_object('pg_class'::regclass, 'chk'::regclass, -1,"
+        " 'x', 'local', 'Balance', 'O(1)', '{}')",
+    )
     _assert_clean(exc, "22023")
     assert tables.execute("SELECT count(*) FROM asymm.annotation_entries").fetchone() == (0,)
     exc = _error(tables, "SELECT asymm._address_of('pg_proc'::regclass, 'now()'::regprocedure, 5)")
@@ -61,71 +65,103 @@ def test_annotate_object_refuses_a_system_column(tables: psycopg.Connection[Any]
 # --- annotation validation (PL/Python): a two-dimensional lineage, or a malformed entry, raised
 # a Python TypeError/AttributeError (SQLSTATE 38000) instead of naming the field.
 
+
 def test_annotate_with_a_two_dimensional_lineage_names_the_field(tables: psycopg.Connection[Any]) -> None:
-    for call in ("SELECT asymm.annotate('chk', 'x', 'local', 'Balance', 'O(1)', '{{create,query},{update,delete}}')",
-                 "SELECT asymm.annotate('chk'::regclass, 'x', 'local', 'Balance', 'O(1)', '{{create},{query}}')"):
+    for call in (
+        "SELECT asymm.annotate('chk', 'x', 'local', 'Balance', 'O(1)', '{{create,query},{update,delete}}')",
+        "SELECT asymm.annotate('chk'::regclass, 'x', 'local', 'Balance', 'O(1)', '{{create},{query}}')",
+    ):
         message = _assert_clean(_error(tables, call), "22023")
         assert "lineage" in message and "one-dimensional" in message
 
 
-@pytest.mark.parametrize("entry", [None, "[]", "5", '"x"', '{"symbol": "a", "scope": "local", "regime": "Balance",'
-                                   ' "cost": "O(1)", "source": "user", "lineage": "abc", "confidence": 1}',
-                                   '{"symbol": "a", "scope": "local", "regime": "Balance", "cost": "O(1)",'
-                                   ' "source": "user", "lineage": [], "confidence": 1, "evidence": "x"}',
-                                   '{"symbol": "a", "scope": "local", "regime": "Balance", "cost": "O(1)",'
-                                   ' "source": "user", "lineage": [], "confidence": 1, "evidence": 1,'
-                                   ' "target_type": "table", "target_names": 5}',
-                                   '[' * 5000 + ']' * 5000])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        None,
+        "[]",
+        "5",
+        '"x"',
+        '{"symbol": "a", "scope": "local", "regime": "Balance",'
+        ' "cost": "O(1)", "source": "user", "lineage": "abc", "confidence": 1}',
+        '{"symbol": "a", "scope": "local", "regime": "Balance", "cost": "O(1)",'
+        ' "source": "user", "lineage": [], "confidence": 1, "evidence": "x"}',
+        '{"symbol": "a", "scope": "local", "regime": "Balance", "cost": "O(1)",'
+        ' "source": "user", "lineage": [], "confidence": 1, "evidence": 1,'
+        ' "target_type": "table", "target_names": 5}',
+        "[" * 5000 + "]" * 5000,
+    ],
+)
 def test_annotation_problem_reports_a_malformed_entry(conn: psycopg.Connection[Any], entry: str | None) -> None:
     row = conn.execute("SELECT asymm._annotation_problem(%s::jsonb)", (entry,)).fetchone()
     assert row is not None and row[0] is not None and len(row[0]) == 3, row
 
 
 def test_annotation_messages_show_at_most_a_part_of_a_huge_value(tables: psycopg.Connection[Any]) -> None:
-    for call in ("SELECT asymm.annotate('chk'::regclass, %s, 'local', 'Balance', 'O(1)', '{}')",
-                 "SELECT asymm.annotate('chk'::regclass, 'x', %s, 'Balance', 'O(1)', '{}')",
-                 "SELECT asymm.annotate('chk'::regclass, 'x', 'local', 'Balance', 'O(1)', ARRAY[%s])"):
+    for call in (
+        "SELECT asymm.annotate('chk'::regclass, %s, 'local', 'Balance', 'O(1)', '{}')",
+        "SELECT asymm.annotate('chk'::regclass, 'x', %s, 'Balance', 'O(1)', '{}')",
+        "SELECT asymm.annotate('chk'::regclass, 'x', 'local', 'Balance', 'O(1)', ARRAY[%s])",
+    ):
         _assert_clean(_error(tables, call, (LONG,)), "22023")
 
 
 # --- asymm.plan_cost_class(): anything but a plan raised a Python exception (SQLSTATE 38000).
 
-@pytest.mark.parametrize("plan", ["[1]", '{"Plans": 5}', '{"Plans": [1]}', '{"Node Type": 5}', '"x"',
-                                  '{"Node Type": "Nested Loop", "Plans": [' * 3000 + "{}" + "]}" * 3000])
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        "[1]",
+        '{"Plans": 5}',
+        '{"Plans": [1]}',
+        '{"Node Type": 5}',
+        '"x"',
+        '{"Node Type": "Nested Loop", "Plans": [' * 3000 + "{}" + "]}" * 3000,
+    ],
+)
 def test_plan_cost_class_refuses_what_is_not_a_plan(conn: psycopg.Connection[Any], plan: str) -> None:
     message = _assert_clean(_error(conn, "SELECT asymm.plan_cost_class(%s::jsonb)", (plan,)), "22023")
     assert message.startswith("invalid plan")
 
 
 def test_plan_cost_class_still_classifies_plans(tables: psycopg.Connection[Any]) -> None:
-    row = tables.execute("SELECT asymm.plan_cost_class(asymm.generic_plan('SELECT * FROM chk WHERE id = $1'))"
-                         " ->> 'cost', asymm.plan_cost_class('{}') ->> 'cost'").fetchone()
+    row = tables.execute(
+        "SELECT asymm.plan_cost_class(asymm.generic_plan('SELECT * FROM chk WHERE id = $1'))"
+        " ->> 'cost', asymm.plan_cost_class('{}') ->> 'cost'"
+    ).fetchone()
     assert row == ("O(log n)", "O(1)")
 
 
 # --- asymm._drift_compare(): a NULL snapshot raised a Python TypeError (SQLSTATE 38000).
 
+
 def test_drift_compare_of_a_null_snapshot_is_null(conn: psycopg.Connection[Any]) -> None:
-    row = conn.execute("SELECT asymm._drift_compare(NULL, '[]', true), asymm._drift_compare('[]', NULL, false)"
-                       ).fetchone()
+    row = conn.execute(
+        "SELECT asymm._drift_compare(NULL, '[]', true), asymm._drift_compare('[]', NULL, false)"
+    ).fetchone()
     assert row == (None, None)
 
 
 # --- Messages that echoed a whole argument: 100k characters, or several lines.
 
-@pytest.mark.parametrize("call", [
-    "SELECT asymm.setting(%s)",
-    "SELECT asymm.reset_setting(%s)",
-    "SELECT asymm.setting_check(%s, 'x')",
-    "SELECT asymm.drift_accept(%s)",
-    "SELECT * FROM asymm.drift_plan(%s)",
-    "SELECT asymm.drift_sql(%s)",
-    "SELECT asymm.annotate('chk'::regclass, %s, 'x', 'local', 'Balance', 'O(1)', '{}')",
-    "SELECT asymm.resolve('chk'::regclass, %s)",
-    "SELECT asymm.annotate(%s::text, 'x', 'local', 'Balance', 'O(1)', '{}')",
-    "SELECT * FROM asymm.find_duplicates('chk', ARRAY[%s])",
-    "SELECT asymm.track('chk', ARRAY[%s])",
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "SELECT asymm.setting(%s)",
+        "SELECT asymm.reset_setting(%s)",
+        "SELECT asymm.setting_check(%s, 'x')",
+        "SELECT asymm.drift_accept(%s)",
+        "SELECT * FROM asymm.drift_plan(%s)",
+        "SELECT asymm.drift_sql(%s)",
+        "SELECT asymm.annotate('chk'::regclass, %s, 'x', 'local', 'Balance', 'O(1)', '{}')",
+        "SELECT asymm.resolve('chk'::regclass, %s)",
+        "SELECT asymm.annotate(%s::text, 'x', 'local', 'Balance', 'O(1)', '{}')",
+        "SELECT * FROM asymm.find_duplicates('chk', ARRAY[%s])",
+        "SELECT asymm.track('chk', ARRAY[%s])",
+    ],
+)
 @pytest.mark.parametrize("value", [LONG, "two\nlines"])
 def test_messages_echo_arguments_on_one_short_line(tables: psycopg.Connection[Any], call: str, value: str) -> None:
     exc = _error(tables, call, (value,))
@@ -140,6 +176,7 @@ def test_a_short_name_is_still_shown_whole(conn: psycopg.Connection[Any]) -> Non
 
 # --- asymm.track(): a NULL sensitive column was accepted (and stored).
 
+
 def test_track_refuses_a_null_sensitive_column(tables: psycopg.Connection[Any]) -> None:
     message = _assert_clean(_error(tables, "SELECT asymm.track('chk', '{v,NULL}')"), "42703")
     assert "NULL" in message
@@ -148,6 +185,7 @@ def test_track_refuses_a_null_sensitive_column(tables: psycopg.Connection[Any]) 
 
 # --- asymm.ensure_telemetry_partitions(): a far horizon created one partition per hour until the
 # statement was cancelled (1000 years: 8.8 million CREATE TABLE).
+
 
 @pytest.mark.parametrize("ahead", ["1000 years", "32 days"])
 def test_ensure_telemetry_partitions_refuses_a_far_horizon(conn: psycopg.Connection[Any], ahead: str) -> None:
@@ -161,15 +199,18 @@ def test_ensure_telemetry_partitions_refuses_a_far_horizon(conn: psycopg.Connect
 def test_ensure_telemetry_partitions_accepts_a_week(conn: psycopg.Connection[Any]) -> None:
     row = conn.execute("SELECT asymm.ensure_telemetry_partitions('7 days')").fetchone()
     assert row is not None and row[0] is not None  # (a count of what was created: never negative)
-    covered = conn.execute("SELECT raw_partitions_until >= now() + interval '7 days',"
-                           "       minute_partitions_until >= now() + interval '7 days'"
-                           "  FROM asymm.telemetry_state").fetchone()
+    covered = conn.execute(
+        "SELECT raw_partitions_until >= now() + interval '7 days',"
+        "       minute_partitions_until >= now() + interval '7 days'"
+        "  FROM asymm.telemetry_state"
+    ).fetchone()
     assert covered == (True, True), "the week is not covered by partitions"
     again = conn.execute("SELECT asymm.ensure_telemetry_partitions('7 days')").fetchone()
     assert again == (0,), "a second call created partitions again"
 
 
 # --- asymm._pgss_changes() (C): the schema name it was given was printed inside the message.
+
 
 def test_pgss_changes_keeps_an_odd_schema_name_out_of_the_message(conn: psycopg.Connection[Any]) -> None:
     exc = _error(conn, "SELECT * FROM asymm._pgss_changes(%s, 0, false, NULL, NULL)", ("two\nlines" + "x" * 10_000,))

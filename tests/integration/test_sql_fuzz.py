@@ -55,10 +55,30 @@ DEFAULT_EXAMPLES = 250
 # Functions whose every call reads the whole catalog or every annotation (about 50-300 ms each):
 # fewer examples, so that the file stays within its time budget.
 HEAVY_EXAMPLES = {
-    name: 80 for name in ("baseline", "drift", "drift_accept", "drift_plan", "drift_sql", "drift_reconcile",
-                          "_drift_items", "_drift_snapshot", "_drift_compare", "coherence", "coherence_verdicts",
-                          "infer", "state_report", "record_state", "index_health", "status", "snapshot",
-                          "telemetry_retention", "ensure_telemetry_partitions", "grant_reader", "track")
+    name: 80
+    for name in (
+        "baseline",
+        "drift",
+        "drift_accept",
+        "drift_plan",
+        "drift_sql",
+        "drift_reconcile",
+        "_drift_items",
+        "_drift_snapshot",
+        "_drift_compare",
+        "coherence",
+        "coherence_verdicts",
+        "infer",
+        "state_report",
+        "record_state",
+        "index_health",
+        "status",
+        "snapshot",
+        "telemetry_retention",
+        "ensure_telemetry_partitions",
+        "grant_reader",
+        "track",
+    )
 }
 # Defects the fuzzer finds in functions that another part of issue 15 rewrites: reported (printed)
 # but not failed, until that rewrite lands.  Remove an entry once its function passes.
@@ -71,7 +91,9 @@ PHASES = [Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("A
 MAX_MESSAGE = 300  # characters of a "short" error message
 
 PROBLEM_STATES = {
-    "XX000": "internal error", "XX001": "data corrupted", "XX002": "index corrupted",
+    "XX000": "internal error",
+    "XX001": "data corrupted",
+    "XX002": "index corrupted",
     "38000": "uncaught PL/Python exception (external_routine_exception)",
     "P0001": "RAISE without an ERRCODE (raise_exception)",
     "P0004": "failed ASSERT",
@@ -171,43 +193,164 @@ SELECT (SELECT coalesce(array_agg(name::text ORDER BY name), '{}') FROM pg_prepa
 # Values.
 
 ODD_STRINGS = [
-    "", " ", "'", "''", '"', '""', ";", "';", "'; SELECT pg_sleep(30); --", "); DROP TABLE fz_orders; --",
-    "$$", "$1", "$q$ x $q$", "\\", "\\'", "%", "%s", "%I", "%L %s %1$s", "{", "}", "{}", "{NULL}", "[", "(", ")",
-    "NULL", "null", "-", "--", "/*", "*/", "0", "-1", "1e309", "NaN", "a.b", "a.b.c", '"a.b"', '"a b"',
-    '"q""uote"', '"unterminated', "x" * 63, "y" * 64, "\t\n\r", "line1\nline2", "\u202egnp.exe", "שלום",
-    "مرحبا", "e\u0301\u0301\u0301\u0301", "\ufeff", "\uffff", "\ufffe", "\U0010ffff", "\U0001f600",
-    "\U0001f468\u200d\U0001f469\u200d\U0001f467", "İ", "ß", "ǅ", "\u00a0", "\u2028", "\x7f", "\x01",
-    "query 0000000000000000", "query ffffffffffffffff", "SELECT 1", "SELECT 1; SELECT 2", "select $1, $2",
-    "WITH x AS (DELETE FROM fz_orders RETURNING *) SELECT * FROM x", "VALUES (1)", "TABLE fz_orders",
-    "INSERT INTO fz_orders VALUES (1)", "EXPLAIN SELECT 1", "CREATE TABLE x ()", "DO $$ BEGIN END $$",
+    "",
+    " ",
+    "'",
+    "''",
+    '"',
+    '""',
+    ";",
+    "';",
+    "'; SELECT pg_sleep(30); --",
+    "); DROP TABLE fz_orders; --",
+    "$$",
+    "$1",
+    "$q$ x $q$",
+    "\\",
+    "\\'",
+    "%",
+    "%s",
+    "%I",
+    "%L %s %1$s",
+    "{",
+    "}",
+    "{}",
+    "{NULL}",
+    "[",
+    "(",
+    ")",
+    "NULL",
+    "null",
+    "-",
+    "--",
+    "/*",
+    "*/",
+    "0",
+    "-1",
+    "1e309",
+    "NaN",
+    "a.b",
+    "a.b.c",
+    '"a.b"',
+    '"a b"',
+    '"q""uote"',
+    '"unterminated',
+    "x" * 63,
+    "y" * 64,
+    "\t\n\r",
+    "line1\nline2",
+    "\u202egnp.exe",
+    "שלום",
+    "مرحبا",
+    "e\u0301\u0301\u0301\u0301",
+    "\ufeff",
+    "\uffff",
+    "\ufffe",
+    "\U0010ffff",
+    "\U0001f600",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "İ",
+    "ß",
+    "ǅ",
+    "\u00a0",
+    "\u2028",
+    "\x7f",
+    "\x01",
+    "query 0000000000000000",
+    "query ffffffffffffffff",
+    "SELECT 1",
+    "SELECT 1; SELECT 2",
+    "select $1, $2",
+    "WITH x AS (DELETE FROM fz_orders RETURNING *) SELECT * FROM x",
+    "VALUES (1)",
+    "TABLE fz_orders",
+    "INSERT INTO fz_orders VALUES (1)",
+    "EXPLAIN SELECT 1",
+    "CREATE TABLE x ()",
+    "DO $$ BEGIN END $$",
 ]
 LONG_UNITS = ["x", "é", "'", ";", '"', "\U0001f600", "a\u0301", "\u202e", "select 1 ", "$", "(", "/*", "-- \n"]
 ODD_RELATIONS = [
-    "nope", "public.nope", "nope.nope", "a.b.c", '"Odd.Name"', 'public."Odd.Name"', '"odd name"', '"q""uote"',
-    '"a.b".c', "pg_catalog.pg_class", "pg_class", "information_schema.tables", "asymm.settings",
-    "asymm.sync_outbox", "asymm.sync_tables", "asymm.annotation_entries", "asymm.query_stats",
-    "asymm.setting_defaults", "pg_toast.pg_toast_1255", "0", "1", "1259", "99999999", "4294967295", "-",
+    "nope",
+    "public.nope",
+    "nope.nope",
+    "a.b.c",
+    '"Odd.Name"',
+    'public."Odd.Name"',
+    '"odd name"',
+    '"q""uote"',
+    '"a.b".c',
+    "pg_catalog.pg_class",
+    "pg_class",
+    "information_schema.tables",
+    "asymm.settings",
+    "asymm.sync_outbox",
+    "asymm.sync_tables",
+    "asymm.annotation_entries",
+    "asymm.query_stats",
+    "asymm.setting_defaults",
+    "pg_toast.pg_toast_1255",
+    "0",
+    "1",
+    "1259",
+    "99999999",
+    "4294967295",
+    "-",
 ]
 ODD_FUNCTIONS = [
-    "nope()", "public.nope(integer)", "now()", "pg_catalog.now()", "asymm.version()", "asymm.status()",
-    "public.fz_fn(integer)", "public.fz_fn(text)", '"a.b"(int)', "fz_fn(integer, integer)", "count(*)",
-    "asymm.track(regclass,text[])", "0", "1255", "99999999", "-",
+    "nope()",
+    "public.nope(integer)",
+    "now()",
+    "pg_catalog.now()",
+    "asymm.version()",
+    "asymm.status()",
+    "public.fz_fn(integer)",
+    "public.fz_fn(text)",
+    '"a.b"(int)',
+    "fz_fn(integer, integer)",
+    "count(*)",
+    "asymm.track(regclass,text[])",
+    "0",
+    "1255",
+    "99999999",
+    "-",
 ]
 ODD_INTERVALS = [
-    "0", "1 microsecond", "-1 microsecond", "1 s", "-1 s", "15 minutes", "-15 minutes", "1 day", "1 month",
-    "1000 years", "-1000 years", "178000000 years", "-178000000 years", "2147483647 days", "-2147483648 days",
-    "P1Y2M3DT4H5M6S", "@ 1 minute ago", "1 day -25 hours", "infinity", "", "x",
+    "0",
+    "1 microsecond",
+    "-1 microsecond",
+    "1 s",
+    "-1 s",
+    "15 minutes",
+    "-15 minutes",
+    "1 day",
+    "1 month",
+    "1000 years",
+    "-1000 years",
+    "178000000 years",
+    "-178000000 years",
+    "2147483647 days",
+    "-2147483648 days",
+    "P1Y2M3DT4H5M6S",
+    "@ 1 minute ago",
+    "1 day -25 hours",
+    "infinity",
+    "",
+    "x",
 ]
 ODD_TIMESTAMPS = ["now", "epoch", "infinity", "-infinity", "1999-12-31 23:59:59+00", "4713-01-01 BC", "294276-12-31"]
 ODD_ACLITEMS = ["postgres=arwdDxt/postgres", "=r/postgres", "nope=r/postgres", "=/postgres", "x"]
 INT_LIMITS = {
-    "smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1),
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
     "oid": (0, 2**32 - 1),
 }
 
 unicode_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=40)
-long_text = st.builds(lambda unit, n: unit * (n // len(unit)), st.sampled_from(LONG_UNITS),
-                      st.integers(10_000, 100_000))
+long_text = st.builds(
+    lambda unit, n: unit * (n // len(unit)), st.sampled_from(LONG_UNITS), st.integers(10_000, 100_000)
+)
 
 
 @dataclass
@@ -266,20 +409,30 @@ def _scalar(type_name: str, pools: Pools, short: bool = False) -> st.SearchStrat
     if type_name in ("double precision", "real", "numeric"):
         special = [0.0, -0.0, 1.0, -1.0, 0.5, 1e308, -1e308, 5e-324, float("nan"), float("inf"), float("-inf")]
         allow = type_name != "numeric"
-        return st.one_of(st.sampled_from(special if allow else special[:7]),
-                         st.floats(allow_nan=allow, allow_infinity=allow))
+        return st.one_of(
+            st.sampled_from(special if allow else special[:7]), st.floats(allow_nan=allow, allow_infinity=allow)
+        )
     if type_name == "boolean":
         return st.booleans()
     if type_name == "interval":
-        return st.one_of(st.sampled_from(ODD_INTERVALS),
-                         st.builds(lambda n, unit: f"{n} {unit}", st.integers(-(10**9), 10**9),
-                                   st.sampled_from(["microseconds", "ms", "s", "minutes", "hours", "days", "years"])))
+        return st.one_of(
+            st.sampled_from(ODD_INTERVALS),
+            st.builds(
+                lambda n, unit: f"{n} {unit}",
+                st.integers(-(10**9), 10**9),
+                st.sampled_from(["microseconds", "ms", "s", "minutes", "hours", "days", "years"]),
+            ),
+        )
     if type_name in ("jsonb", "json"):
         leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | unicode_text
-        plain = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4)
-                             | st.dictionaries(unicode_text, inner, max_size=4), max_leaves=12).map(json.dumps)
-        deep = st.builds(lambda n: '{"Node Type": "Nested Loop", "Plans": [' * n + "{}" + "]}" * n,
-                         st.integers(100, 3000))
+        plain = st.recursive(
+            leaves,
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(unicode_text, inner, max_size=4),
+            max_leaves=12,
+        ).map(json.dumps)
+        deep = st.builds(
+            lambda n: '{"Node Type": "Nested Loop", "Plans": [' * n + "{}" + "]}" * n, st.integers(100, 3000)
+        )
         known = st.sampled_from(pools.jsons)
         return st.one_of(known, plain) if short else st.one_of(known, plain, deep)
     if type_name == "uuid":
@@ -336,12 +489,18 @@ class Catalog:
         if oid not in self.types:
             name, elem, typtype, relid = self.conn.execute(
                 "SELECT format_type(t.oid, NULL), CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END,"
-                " t.typtype, t.typrelid FROM pg_type t WHERE t.oid = %s", (oid,)).fetchone()  # type: ignore[misc]
+                " t.typtype, t.typrelid FROM pg_type t WHERE t.oid = %s",
+                (oid,),
+            ).fetchone()  # type: ignore[misc]
             fields: tuple[tuple[str, int], ...] = ()
             if typtype == "c":
-                fields = tuple(self.conn.execute(
-                    "SELECT attname::text, atttypid::int FROM pg_attribute WHERE attrelid = %s AND attnum > 0"
-                    " AND NOT attisdropped ORDER BY attnum", (relid,)).fetchall())
+                fields = tuple(
+                    self.conn.execute(
+                        "SELECT attname::text, atttypid::int FROM pg_attribute WHERE attrelid = %s AND attnum > 0"
+                        " AND NOT attisdropped ORDER BY attnum",
+                        (relid,),
+                    ).fetchall()
+                )
             self.types[oid] = SqlType(oid, name, int(elem), fields)
         return self.types[oid]
 
@@ -354,8 +513,12 @@ class Catalog:
             return st.one_of(null, domain(self.pools).map(lambda v: (f"%s::{t.name}", [v])))
         if t.fields:
             parts = [self.strategy(f_oid, f_name) for f_name, f_oid in t.fields]
-            row = st.tuples(*parts).map(lambda args: (
-                "ROW(" + ", ".join(frag for frag, _ in args) + f")::{t.name}", [p for _, ps in args for p in ps]))
+            row = st.tuples(*parts).map(
+                lambda args: (
+                    "ROW(" + ", ".join(frag for frag, _ in args) + f")::{t.name}",
+                    [p for _, ps in args for p in ps],
+                )
+            )
             return st.one_of(null, row, row, row, row, row, row, row)
         values: st.SearchStrategy[Any]
         if t.elem:
@@ -363,10 +526,13 @@ class Catalog:
             small = self._values(self.sql_type(t.elem), hint, short=True)
             elem_or_null = st.one_of(st.none(), elem, elem, elem)
             values = st.one_of(
-                st.just([]), st.lists(elem_or_null, min_size=1, max_size=6),
-                st.lists(elem, max_size=4, unique_by=repr), st.lists(elem, max_size=4, unique_by=repr),
+                st.just([]),
+                st.lists(elem_or_null, min_size=1, max_size=6),
+                st.lists(elem, max_size=4, unique_by=repr),
+                st.lists(elem, max_size=4, unique_by=repr),
                 st.builds(lambda a, b: [[a, b], [b, a]], small, small),  # two dimensions
-                st.builds(lambda e, n: [e] * n, small, st.integers(1_000, 20_000)))
+                st.builds(lambda e, n: [e] * n, small, st.integers(1_000, 20_000)),
+            )
         else:
             values = self._values(t, hint)
         given = values.map(lambda v: (f"%s::{t.name}", [v]))
@@ -384,6 +550,7 @@ class Catalog:
 
 # ---------------------------------------------------------------------------------------------
 # Checks.
+
 
 def _error_problem(exc: psycopg.Error) -> str | None:
     """Why an error is not a clean one, or None."""
@@ -437,8 +604,8 @@ class Fuzzer:
     def call(self, fn: SqlFunction, args: list[Arg]) -> None:
         """One call inside a transaction that is rolled back; raises AssertionError on a defect."""
         # The name comes from regprocedure and the fragments from format_type(): the values are parameters.
-        call_sql = ("CALL " if fn.kind == "p" else "SELECT * FROM ") + \
-            f"{fn.signature.split('(')[0]}({', '.join(frag for frag, _ in args)})"  # noqa: S608
+        verb = "CALL " if fn.kind == "p" else "SELECT * FROM "
+        call_sql = verb + f"{fn.signature.split('(')[0]}({', '.join(frag for frag, _ in args)})"
         params = [p for _, ps in args for p in ps]
         shown = f"{call_sql} with {_short(params, 400)}"
         try:
@@ -462,12 +629,15 @@ class Fuzzer:
                     rejected = self._input_rejected(args, params)
                     tally[2 if rejected else 1] += 1
                     if VERBOSE:
-                        print(f"  refused{' (input)' if rejected else ''}: [{error.sqlstate}] "
-                              f"{_short(error.diag.message_primary, 150)}")
+                        print(
+                            f"  refused{' (input)' if rejected else ''}: [{error.sqlstate}] "
+                            f"{_short(error.diag.message_primary, 150)}"
+                        )
                     if problem and error.sqlstate not in PROBLEM_STATES and rejected:
                         problem = None  # PostgreSQL refused the argument value itself, before the call
                     assert problem is None, (
-                        f"{fn.signature}: {problem}: [{error.sqlstate}] {_short(str(error), 600)}\n  call: {shown}")
+                        f"{fn.signature}: {problem}: [{error.sqlstate}] {_short(str(error), 600)}\n  call: {shown}"
+                    )
                     after = self.conn.execute("SELECT public.fz_asymm_tables()").fetchone()
                     assert before == after, f"{fn.signature}: a failed call changed asymm tables\n  call: {shown}"
         except psycopg.OperationalError as exc:
@@ -477,10 +647,19 @@ class Fuzzer:
             raise
         state = self._session_state()
         if state != self.session:
-            names = ("prepared statements", "temp objects", "LISTEN channels", "advisory locks", "settings",
-                     "hypothetical indexes")
-            changed = [f"{n}: {_short(a, 200)} -> {_short(b, 200)}"
-                       for n, a, b in zip(names, self.session, state, strict=True) if a != b]
+            names = (
+                "prepared statements",
+                "temp objects",
+                "LISTEN channels",
+                "advisory locks",
+                "settings",
+                "hypothetical indexes",
+            )
+            changed = [
+                f"{n}: {_short(a, 200)} -> {_short(b, 200)}"
+                for n, a, b in zip(names, self.session, state, strict=True)
+                if a != b
+            ]
             self._clean_session()
             raise AssertionError(f"{fn.signature}: the call left session state behind: {changed}\n  call: {shown}")
 
@@ -535,58 +714,123 @@ def _pools(conn: psycopg.Connection[Any]) -> Pools:
     def col(query: str) -> list[Any]:
         return [r[0] for r in conn.execute(query).fetchall()]
 
-    relations = col("SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
-                    " AND c.relkind IN ('r', 'v', 'm', 'i', 'p')")
-    columns = col("SELECT DISTINCT attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-                  " WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND c.relkind IN ('r', 'v')")
+    relations = col(
+        "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+        " AND c.relkind IN ('r', 'v', 'm', 'i', 'p')"
+    )
+    columns = col(
+        "SELECT DISTINCT attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND c.relkind IN ('r', 'v')"
+    )
     statements = col("SELECT query FROM pg_stat_statements WHERE query ~* 'fz_' AND query !~* 'asymm'")
     plan = conn.execute("SELECT asymm.generic_plan('SELECT * FROM fz_orders WHERE id = $1')").fetchone()
     jsons = [
-        json.dumps(plan[0] if plan else {}), "{}", "[]", "null", "1", '"x"', '{"Plans": 5}', '{"Plans": [1]}',
-        '{"Node Type": 5}', '{"Node Type": "Nested Loop", "Plans": [{}, {}, {}]}',
-        '[{"kind": "table"}]', '[{"kind": "table", "key": 1, "identity": null, "props": []}]', '[1, 2]',
+        json.dumps(plan[0] if plan else {}),
+        "{}",
+        "[]",
+        "null",
+        "1",
+        '"x"',
+        '{"Plans": 5}',
+        '{"Plans": [1]}',
+        '{"Node Type": 5}',
+        '{"Node Type": "Nested Loop", "Plans": [{}, {}, {}]}',
+        '[{"kind": "table"}]',
+        '[{"kind": "table", "key": 1, "identity": null, "props": []}]',
+        "[1, 2]",
         '{"symbol": "a", "lineage": "abc", "evidence": "x", "confidence": "y", "target_names": 5}',
         '{"symbol": "a", "scope": "local", "regime": "Balance", "cost": "O(1)", "source": "user",'
         ' "lineage": [1], "confidence": 1, "evidence": 1, "target_type": "table", "target_names": [1]}',
-        *[r[0] for r in conn.execute("SELECT asymm._drift_snapshot('{public}')::text"
-                                     " UNION ALL SELECT snapshot::text FROM asymm.drift_baselines").fetchall()],
-        *[json.dumps(r[0]) for r in conn.execute(
-            "SELECT to_jsonb(e) FROM asymm.annotation_entries e LIMIT 3").fetchall()],
+        *[
+            r[0]
+            for r in conn.execute(
+                "SELECT asymm._drift_snapshot('{public}')::text"
+                " UNION ALL SELECT snapshot::text FROM asymm.drift_baselines"
+            ).fetchall()
+        ],
+        *[
+            json.dumps(r[0])
+            for r in conn.execute("SELECT to_jsonb(e) FROM asymm.annotation_entries e LIMIT 3").fetchall()
+        ],
     ]
     vocab = conn.execute("SELECT asymm.annotation_vocabulary()").fetchone()[0]  # type: ignore[index]
     pools = Pools(
-        relations=relations, columns=columns,
-        functions=col("SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
-                      " AND p.proname LIKE 'fz%'"),
+        relations=relations,
+        columns=columns,
+        functions=col(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
+            " AND p.proname LIKE 'fz%'"
+        ),
         roles=col("SELECT rolname::text FROM pg_roles WHERE rolname = current_user OR rolname LIKE 'fz_%'"),
         settings=col("SELECT name FROM asymm.setting_defaults"),
         baselines=col("SELECT name FROM asymm.drift_baselines"),
         statements=statements,
         queryids=col("SELECT queryid FROM pg_stat_statements WHERE queryid IS NOT NULL LIMIT 20"),
         uuids=col("SELECT id::text FROM asymm.annotation_entries"),
-        fingerprints=col("SELECT 'query ' || target_names[1] FROM asymm.annotation_entries"
-                         " WHERE target_type = 'query'"),
-        jsons=jsons, schemas=["public", "asymm", "pg_catalog", "nope", "Odd.Name", ""],
-        snapshots=[r[0] for r in conn.execute(
-            "SELECT asymm._drift_snapshot(v.s) FROM (VALUES (NULL::text[]), ('{public}'), ('{}'), ('{nope}')) v(s)"
-            " UNION ALL SELECT snapshot FROM asymm.drift_baselines").fetchall()],
+        fingerprints=col(
+            "SELECT 'query ' || target_names[1] FROM asymm.annotation_entries WHERE target_type = 'query'"
+        ),
+        jsons=jsons,
+        schemas=["public", "asymm", "pg_catalog", "nope", "Odd.Name", ""],
+        snapshots=[
+            r[0]
+            for r in conn.execute(
+                "SELECT asymm._drift_snapshot(v.s) FROM (VALUES (NULL::text[]), ('{public}'), ('{}'), ('{nope}')) v(s)"
+                " UNION ALL SELECT snapshot FROM asymm.drift_baselines"
+            ).fetchall()
+        ],
         oids=[*col("SELECT oid::int FROM pg_class WHERE relnamespace = 'public'::regnamespace"), 1259, 1255, 2615, 0],
     )
-    setting_values = ["0", "-1", "1", "true", "off", "2 s", "-1 s", "1000000 years", "drop", "hmac", "a{b}c",
-                      "NaN", "Infinity", "1e300", "", "x"]
+    setting_values = [
+        "0",
+        "-1",
+        "1",
+        "true",
+        "off",
+        "2 s",
+        "-1 s",
+        "1000000 years",
+        "drop",
+        "hmac",
+        "a{b}c",
+        "NaN",
+        "Infinity",
+        "1e300",
+        "",
+        "x",
+    ]
     pools.hints = {
-        "symbol": ["dataEntity", "x", "_a1", "A" * 63], "scope": vocab["scope"], "regime": vocab["regime"],
-        "cost": vocab["cost"], "source": vocab["source"], "lineage": ["create", "query", "update", "delete"],
-        "target_type": vocab["target_type"], "field": ["scope", "cost", "source", "regime"],
+        "symbol": ["dataEntity", "x", "_a1", "A" * 63],
+        "scope": vocab["scope"],
+        "regime": vocab["regime"],
+        "cost": vocab["cost"],
+        "source": vocab["source"],
+        "lineage": ["create", "query", "update", "delete"],
+        "target_type": vocab["target_type"],
+        "field": ["scope", "cost", "source", "regime"],
         "value": vocab["scope"] + vocab["cost"] + vocab["source"],
-        "setting_name": pools.settings, "new_value": setting_values, "name": pools.baselines,
-        "baseline_name": pools.baselines, "column_name": columns, "columns": columns, "sensitive": columns,
-        "query": statements, "target": relations + pools.fingerprints + ["public.fz_fn(integer)", "fz_fn"],
-        "schemas": ["public", "Odd.Name", "nope"], "pgss_schema": ["public"], "lock_timeout": ["2s", "0", "-1"],
+        "setting_name": pools.settings,
+        "new_value": setting_values,
+        "name": pools.baselines,
+        "baseline_name": pools.baselines,
+        "column_name": columns,
+        "columns": columns,
+        "sensitive": columns,
+        "query": statements,
+        "target": relations + pools.fingerprints + ["public.fz_fn(integer)", "fz_fn"],
+        "schemas": ["public", "Odd.Name", "nope"],
+        "pgss_schema": ["public"],
+        "lock_timeout": ["2s", "0", "-1"],
         "target_names": [["public", "fz_customer"], ["public", "fz_orders", "customer_id"]],
-        "target_args": [[], ["integer"]], "entry_id": pools.uuids, "confidence": [0.0, 0.5, 1.0],
-        "rel": relations, "tables": relations, "grantee": pools.roles,
-        "classid": [1259, 1255], "objid": pools.oids, "objsubid": [0, 1, 2, 3],
+        "target_args": [[], ["integer"]],
+        "entry_id": pools.uuids,
+        "confidence": [0.0, 0.5, 1.0],
+        "rel": relations,
+        "tables": relations,
+        "grantee": pools.roles,
+        "classid": [1259, 1255],
+        "objid": pools.oids,
+        "objsubid": [0, 1, 2, 3],
     }
     return pools
 
@@ -609,22 +853,35 @@ def fuzz_db(make_db: Callable[..., str], admin_dsn: str) -> Iterator[str]:
         yield dsn
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}")
-                         .format(sql.Literal(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])))
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]))))
+            conn.execute(
+                sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
+                    sql.Literal(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+                )
+            )
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]))
+                )
+            )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _fuzz_one(fuzzer: Fuzzer, catalog: Catalog, fn: SqlFunction, examples: int) -> None:
     """Hypothesis over one function's arguments (the defaulted ones are sometimes left out)."""
     strategies = [catalog.strategy(oid, name, fn.name) for name, oid in fn.args]
-    given_args = st.integers(len(fn.args) - fn.defaults, len(fn.args)).flatmap(
-        lambda n: st.tuples(*strategies[:n]))
+    given_args = st.integers(len(fn.args) - fn.defaults, len(fn.args)).flatmap(lambda n: st.tuples(*strategies[:n]))
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None, print_blob=True,
-              report_multiple_bugs=False, phases=PHASES,
-              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
+        report_multiple_bugs=False,
+        phases=PHASES,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+    )
     @given(args=given_args)
     def check(args: tuple[Arg, ...]) -> None:
         fuzzer.call(fn, list(args))
@@ -651,8 +908,10 @@ def test_every_sql_function_survives_fuzzed_arguments(fuzz_db: str, admin_dsn: s
             _fuzz_one(fuzzer, catalog, fn, examples)
         except Exception as exc:  # an AssertionError, or hypothesis' Flaky* wrapping one
             notes = "\n".join(getattr(exc, "__notes__", []))
-            report = (f"{exc}\n{notes}\n  replay: ASYMM_FUZZ_ONLY='{fn.signature}' ASYMM_FUZZ_SHRINK=1"
-                      " pytest tests/integration/test_sql_fuzz.py")
+            report = (
+                f"{exc}\n{notes}\n  replay: ASYMM_FUZZ_ONLY='{fn.signature}' ASYMM_FUZZ_SHRINK=1"
+                " pytest tests/integration/test_sql_fuzz.py"
+            )
             if fn.name in KNOWN_ELSEWHERE:
                 known.append((fn.name, report))
             else:
@@ -674,9 +933,13 @@ def test_the_fuzzer_enumerates_internal_functions_and_skips_only_triggers(fuzz_d
     trigger and event-trigger functions (which cannot be called) may be left out."""
     with psycopg.connect(fuzz_db, autocommit=True) as conn:
         fuzzed = {fn.signature for fn in _functions(conn)}
-        every = {r[0] for r in conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace"
-            " AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)").fetchall()}
+        every = {
+            r[0]
+            for r in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace"
+                " AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)"
+            ).fetchall()
+        }
     assert fuzzed == every
     assert "asymm._annotation_problem(jsonb)" in fuzzed
     assert "asymm.annotate(regclass,text,text,text,text,text[])" in fuzzed

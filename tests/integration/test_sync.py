@@ -35,8 +35,9 @@ def test_capture_writes_thin_rows_and_notifies_once_per_transaction(db: str, con
             conn.execute("DELETE FROM items WHERE id = 3")
         notes = list(listener.notifies(timeout=0.5))
     assert [(n.channel, n.payload) for n in notes] == [("asymm_sync", "")]
-    rows = conn.execute("SELECT op::text, cardinality(keys), xid = min(xid) OVER () FROM asymm.sync_outbox"
-                        " ORDER BY op").fetchall()
+    rows = conn.execute(
+        "SELECT op::text, cardinality(keys), xid = min(xid) OVER () FROM asymm.sync_outbox ORDER BY op"
+    ).fetchall()
     # one row per statement, one xid; UPDATE lists new keys, and old keys that differ from them
     assert rows == [("D", 1, True), ("I", 1000, True), ("U", 2, True)]
 
@@ -99,8 +100,10 @@ def test_cached_wake_flag_follows_every_change(db: str, conn: Conn) -> None:
         assert not notified("UPDATE items SET qty = 2 WHERE id = 1")  # from the cache
         worker.execute("UPDATE asymm.sync_wake SET listening = true")  # committed elsewhere
         assert notified("UPDATE items SET qty = 3 WHERE id = 1")
-        worker.execute("INSERT INTO asymm.sync_wake (listening) VALUES (false)"
-                       " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening")  # the worker's way
+        worker.execute(
+            "INSERT INTO asymm.sync_wake (listening) VALUES (false)"
+            " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening"
+        )  # the worker's way
         assert not notified("UPDATE items SET qty = 4 WHERE id = 1")
         worker.execute("DELETE FROM asymm.sync_wake")  # no row: notify
         assert notified("UPDATE items SET qty = 5 WHERE id = 1")
@@ -124,8 +127,9 @@ def test_cached_wake_flag_follows_every_change(db: str, conn: Conn) -> None:
     assert conn.execute("SELECT count(*) FROM asymm.sync_outbox WHERE op = 'U'").fetchone() == (9,)
 
 
-def test_plain_writer_captures_with_own_rights_and_cannot_forge(db: str, conn: Conn, engine: SyncEngine,
-                                                                r: redis.Redis, redis_url: str) -> None:
+def test_plain_writer_captures_with_own_rights_and_cannot_forge(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """The C capture function writes the outbox itself: a writer with nothing but rights on the
     table captures its changes, and has no way to add, change or read outbox rows, nor to point the
     capture function at a table of its own."""
@@ -143,19 +147,26 @@ def test_plain_writer_captures_with_own_rights_and_cannot_forge(db: str, conn: C
             writer.execute("CREATE TABLE mine (id int PRIMARY KEY)")
             ins0 = "INSERT INTO asymm.sync_outbox_0 VALUES (%s, pg_current_xact_id(), 'items'::regclass, %s, %s)"
             forged: list[tuple[str, Any]] = [
-                (ins0, (0, "U", ["1", "999"])), (ins0, (0, "D", ["3"])), (ins0, (0, "T", None)),
-                ("INSERT INTO asymm.sync_outbox VALUES (1, pg_current_xact_id(), 'items'::regclass, 'D', '{3}')",
-                 None),
-                ("DELETE FROM asymm.sync_outbox_0", None), ("SELECT * FROM asymm.sync_outbox_1", None),
+                (ins0, (0, "U", ["1", "999"])),
+                (ins0, (0, "D", ["3"])),
+                (ins0, (0, "T", None)),
+                ("INSERT INTO asymm.sync_outbox VALUES (1, pg_current_xact_id(), 'items'::regclass, 'D', '{3}')", None),
+                ("DELETE FROM asymm.sync_outbox_0", None),
+                ("SELECT * FROM asymm.sync_outbox_1", None),
                 ("UPDATE asymm.sync_wake SET listening = false", None),
-                ("CREATE TRIGGER t AFTER DELETE ON mine REFERENCING OLD TABLE AS o FOR EACH STATEMENT"
-                 " EXECUTE FUNCTION asymm._sync_capture('id')", None),
-                ("SELECT asymm._sync_capture()", None)]
+                (
+                    "CREATE TRIGGER t AFTER DELETE ON mine REFERENCING OLD TABLE AS o FOR EACH STATEMENT"
+                    " EXECUTE FUNCTION asymm._sync_capture('id')",
+                    None,
+                ),
+                ("SELECT asymm._sync_capture()", None),
+            ]
             for query, params in forged:
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     writer.execute(query, params)
-        rows = conn.execute("SELECT op::text, keys FROM asymm.sync_outbox WHERE rel = 'items'::regclass"
-                            " ORDER BY op").fetchall()
+        rows = conn.execute(
+            "SELECT op::text, keys FROM asymm.sync_outbox WHERE rel = 'items'::regclass ORDER BY op"
+        ).fetchall()
         assert rows == [("D", ["2"]), ("I", ["10"]), ("U", ["1"])]  # the writer's changes, nothing else
         engine.run_until_idle()
         assert json.loads(doc(r, "public.items", "1")[b"d"])["qty"] == 42
@@ -209,13 +220,20 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
         conn.execute(f"CREATE TEMP TABLE src_{name} (k {sqltype})")
         conn.execute(f"INSERT INTO src_{name} {values}")
         tables.append((name, f"INSERT INTO {name} SELECT k, 0 FROM src_{name}"))  # noqa: S608 (test constants)
-    conn.execute("CREATE TABLE combo (i int, b bigint, t text, u uuid, n numeric, ts timestamptz, f boolean,"
-                  " v int, PRIMARY KEY (i, b, t, u, n, ts, f))")
-    tables.append(("combo", "INSERT INTO combo VALUES"
-                            " (1, 2, 'a \"quoted\" ü', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1.50,"
-                            "  '2026-11-24 12:00:00.5+00', true, 0),"
-                            " (-1, 9223372036854775807, '', '00000000-0000-0000-0000-000000000000', 'NaN',"
-                            "  'infinity', false, 0)"))
+    conn.execute(
+        "CREATE TABLE combo (i int, b bigint, t text, u uuid, n numeric, ts timestamptz, f boolean,"
+        " v int, PRIMARY KEY (i, b, t, u, n, ts, f))"
+    )
+    tables.append(
+        (
+            "combo",
+            "INSERT INTO combo VALUES"
+            " (1, 2, 'a \"quoted\" ü', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1.50,"
+            "  '2026-11-24 12:00:00.5+00', true, 0),"
+            " (-1, 9223372036854775807, '', '00000000-0000-0000-0000-000000000000', 'NaN',"
+            "  'infinity', false, 0)",
+        )
+    )
     for name, _ in tables:
         conn.execute("SELECT asymm.track(%s)", (name,))
     loaded = {t.table: t for t in load_tables(conn).values()}
@@ -238,32 +256,40 @@ def test_capture_keys_match_the_worker_key_expression(db: str, conn: Conn) -> No
         if name == "combo":  # a key change: old and new keys
             conn.execute("UPDATE combo SET i = i + 100, v = 1 WHERE f")
         else:
-            conn.execute(sql.SQL("UPDATE {} t SET v = 1 WHERE {} = {}").format(
-                sql.Identifier(name), table.key_expr(), first))
+            conn.execute(
+                sql.SQL("UPDATE {} t SET v = 1 WHERE {} = {}").format(sql.Identifier(name), table.key_expr(), first)
+            )
         after = worker_keys(name)
         changed = sorted(set(before) ^ set(after)) or sorted(
-            k for (k,) in worker.execute(sql.SQL("SELECT {} FROM {} t WHERE v = 1").format(
-                table.key_expr(), sql.Identifier(name))))
+            k
+            for (k,) in worker.execute(
+                sql.SQL("SELECT {} FROM {} t WHERE v = 1").format(table.key_expr(), sql.Identifier(name))
+            )
+        )
         checks.append(("U", changed))
         gone = worker_keys(name)
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
         checks.append(("D", gone))
         for op, expected in checks:
-            rows = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = %s",
-                                (name, op)).fetchall()
+            rows = conn.execute(
+                "SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = %s", (name, op)
+            ).fetchall()
             assert len(rows) == 1, (name, op, rows)
             assert sorted(rows[0][0]) == expected, (name, op)
         # the worker finds the rows of captured keys again (re-insert, then look every key up)
         conn.execute(insert)
-        keys = conn.execute("SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = 'I'"
-                            " ORDER BY xid DESC LIMIT 1", (name,)).fetchone()[0]  # type: ignore[index]
+        keys = conn.execute(
+            "SELECT keys FROM asymm.sync_outbox WHERE rel = %s::regclass AND op = 'I' ORDER BY xid DESC LIMIT 1",
+            (name,),
+        ).fetchone()[0]  # type: ignore[index]
         docs = worker.execute(table.fetch_sql("drop"), (keys,)).fetchall()
         assert len(docs) == len(keys) and all(d is not None for _, _, d in docs), name  # (xmin, key, doc)
     worker.close()
 
 
-def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn: Conn, engine: SyncEngine,
-                                                                   r: redis.Redis, redis_url: str) -> None:
+def test_changes_reach_redis_with_versions_tombstones_and_truncate(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_items(db, rows=50)
     conn.execute("CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b))")
     conn.execute("SELECT asymm.track('pairs')")
@@ -284,8 +310,9 @@ def test_changes_reach_redis_with_versions_tombstones_and_truncate(db: str, conn
     assert full_compare(db, redis_url).total == 0
 
 
-def test_columns_named_like_the_sync_aliases_do_not_replace_the_row(db: str, conn: Conn, engine: SyncEngine,
-                                                                    r: redis.Redis, redis_url: str) -> None:
+def test_columns_named_like_the_sync_aliases_do_not_replace_the_row(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """The sync's SQL calls the table ``t`` and the keys ``k.key``: a column named ``t`` must not
     stand in for the whole row (a bare ``to_jsonb(t)`` there is that column), with or without
     sensitive columns (the drop mode builds the row differently), in batches, backfill and fills."""
@@ -315,8 +342,9 @@ def test_columns_named_like_the_sync_aliases_do_not_replace_the_row(db: str, con
     assert full_compare(db, redis_url).total == 0
 
 
-def test_a_long_transaction_with_a_low_xid_is_not_skipped(db: str, conn: Conn, engine: SyncEngine,
-                                                          r: redis.Redis, redis_url: str) -> None:
+def test_a_long_transaction_with_a_low_xid_is_not_skipped(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_items(db, rows=5)
     engine.run_until_idle()
     with psycopg.connect(db) as slow:
@@ -335,8 +363,9 @@ def test_a_long_transaction_with_a_low_xid_is_not_skipped(db: str, conn: Conn, e
     assert full_compare(db, redis_url).total == 0
 
 
-def test_old_versions_and_stale_fills_never_resurrect_a_delete(db: str, conn: Conn, engine: SyncEngine,
-                                                               r: redis.Redis, redis_url: str) -> None:
+def test_old_versions_and_stale_fills_never_resurrect_a_delete(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_items(db, rows=10)
     engine.run_until_idle()
     before = int(conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0])  # type: ignore[index]
@@ -349,8 +378,9 @@ def test_old_versions_and_stale_fills_never_resurrect_a_delete(db: str, conn: Co
         assert cache.scripts.fill("public.items", before, old, "4", 60) is False
         # so does a replayed (older) daemon write
         epoch = r.hget("asymm:{public.items}", "epoch").decode()  # type: ignore[union-attr]
-        assert cache.scripts.write("public.items", epoch, before, 60, [("4", old)]) == -2 or \
-            b"t" in doc(r, "public.items", "4")
+        assert cache.scripts.write("public.items", epoch, before, 60, [("4", old)]) == -2 or b"t" in doc(
+            r, "public.items", "4"
+        )
         assert cache.get("items", 4) is None
         # after a TRUNCATE the floor refuses fills read before it, even for keys with no tombstone
         conn.execute("TRUNCATE items")
@@ -362,8 +392,9 @@ def test_old_versions_and_stale_fills_never_resurrect_a_delete(db: str, conn: Co
     assert full_compare(db, redis_url).total == 0
 
 
-def test_read_through_get_fills_and_counts(db: str, conn: Conn, engine: SyncEngine, r: redis.Redis,
-                                           redis_url: str) -> None:
+def test_read_through_get_fills_and_counts(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_items(db, rows=5)
     engine.run_until_idle()
     r.delete("asymm:{public.items}:2")  # evicted
@@ -385,8 +416,9 @@ def test_read_through_get_fills_and_counts(db: str, conn: Conn, engine: SyncEngi
     assert full_compare(db, redis_url).total == 0
 
 
-def test_query_cache_is_invalidated_by_changes_to_tables_it_reads(db: str, conn: Conn, engine: SyncEngine,
-                                                                  redis_url: str) -> None:
+def test_query_cache_is_invalidated_by_changes_to_tables_it_reads(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     make_items(db, rows=5)
     conn.execute("CREATE TABLE other (id int PRIMARY KEY)")
     conn.execute("CREATE TABLE untracked (id int PRIMARY KEY)")
@@ -412,8 +444,9 @@ def test_query_cache_is_invalidated_by_changes_to_tables_it_reads(db: str, conn:
         cache.close()
 
 
-def test_redis_flush_is_detected_and_tables_resynced(db: str, conn: Conn, engine: SyncEngine, r: redis.Redis,
-                                                     redis_url: str) -> None:
+def test_redis_flush_is_detected_and_tables_resynced(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_items(db, rows=300)
     engine.run_until_idle()
     r.flushall()
@@ -424,8 +457,7 @@ def test_redis_flush_is_detected_and_tables_resynced(db: str, conn: Conn, engine
     assert full_compare(db, redis_url).total == 0
 
 
-def test_backfill_is_consistent_with_concurrent_writes(db: str, conn: Conn, engine: SyncEngine,
-                                                       redis_url: str) -> None:
+def test_backfill_is_consistent_with_concurrent_writes(db: str, conn: Conn, engine: SyncEngine, redis_url: str) -> None:
     conn.execute("SELECT asymm.set_setting('sync.backfill_chunk', '40')")
     make_items(db, rows=300)
     engine.backfill_chunk = 40
@@ -437,8 +469,9 @@ def test_backfill_is_consistent_with_concurrent_writes(db: str, conn: Conn, engi
     assert full_compare(db, redis_url).total == 0
 
 
-def test_sensitive_columns_never_reach_redis_in_clear(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sensitive_columns_never_reach_redis_in_clear(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_items(db, rows=3)
     eng = SyncEngine(db, redis_url)
     eng.run_until_idle()
@@ -481,8 +514,12 @@ def test_cli_sync_status_and_backfill(db: str, conn: Conn) -> None:
     assert status["tables"][0]["table"] == "public.items" and status["backlog_rows"] == 0
     text = subprocess.run([ASYMM, "sync", "status", "--dsn", db], capture_output=True, text=True, check=True).stdout
     assert "backlog: 0 outbox rows" in text and "public.items" in text
-    out = subprocess.run([ASYMM, "sync", "backfill", "items", "--dsn", db, "--no-wait", "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [ASYMM, "sync", "backfill", "items", "--dsn", db, "--no-wait", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["backfill"] == "pending"
     bad = subprocess.run([ASYMM, "sync", "backfill", "nope", "--dsn", db], capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
@@ -490,6 +527,7 @@ def test_cli_sync_status_and_backfill(db: str, conn: Conn) -> None:
 
 def test_daemon_syncs_on_notify_and_reports_lag(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     from tests.harness.sync_helpers import settled, start_daemon, stop_daemon, wait_for
+
     make_items(db, rows=20)
     proc = start_daemon(db, redis_url)
     try:
@@ -547,16 +585,19 @@ def test_busy_interval_setting_spaces_the_worker_passes(db: str, conn: Conn, red
     assert full_compare(db, redis_url).total == 0
 
 
-def test_a_partitioned_table_is_tracked_through_its_parent(db: str, conn: Conn, engine: SyncEngine,
-                                                           r: redis.Redis, redis_url: str) -> None:
+def test_a_partitioned_table_is_tracked_through_its_parent(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """asymm.track() accepts a partitioned table: its statement triggers see the rows of every
     partition (an UPDATE that moves a row to another partition included), and the keys are its own."""
-    conn.execute("CREATE TABLE events (id int, region text, v int, PRIMARY KEY (id, region))"
-                 " PARTITION BY LIST (region)")
+    conn.execute(
+        "CREATE TABLE events (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)"
+    )
     conn.execute("CREATE TABLE events_eu PARTITION OF events FOR VALUES IN ('eu')")
     conn.execute("CREATE TABLE events_us PARTITION OF events FOR VALUES IN ('us')")
-    conn.execute("INSERT INTO events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g"
-                 " FROM generate_series(1, 2000) g")
+    conn.execute(
+        "INSERT INTO events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g"
+    )
     conn.execute("SELECT asymm.track('events')")
     engine.run_until_idle()  # backfill
     assert json.loads(doc(r, "public.events", '[2, "eu"]')[b"d"]) == {"id": 2, "region": "eu", "v": 2}

@@ -29,8 +29,8 @@ def stored_position(conn: Conn) -> int:
 
 
 def test_a_new_table_is_read_by_a_second_statement_then_by_the_batch_itself(
-        db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_items(db, rows=2000)
     conn.execute("ANALYZE items")  # (a table the planner thinks small is always read separately)
     engine.run_until_idle()
@@ -59,8 +59,9 @@ def test_a_new_table_is_read_by_a_second_statement_then_by_the_batch_itself(
     assert full_compare(db, redis_url).total == 0
 
 
-def test_a_renamed_or_dropped_table_is_not_read_through_stale_sql(db: str, conn: Conn, engine: SyncEngine,
-                                                                   r: redis.Redis, redis_url: str) -> None:
+def test_a_renamed_or_dropped_table_is_not_read_through_stale_sql(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """The batch statement names tables; the tables fingerprint in the same statement (same
     snapshot) tells the engine that its SQL is stale, and a table that is gone fails it."""
     make_items(db, rows=2000)
@@ -91,8 +92,9 @@ def test_a_renamed_or_dropped_table_is_not_read_through_stale_sql(db: str, conn:
     assert full_compare(db, redis_url).total == 0
 
 
-def test_the_position_is_stored_behind_the_applied_one_and_when_idle(db: str, conn: Conn, engine: SyncEngine,
-                                                                     redis_url: str) -> None:
+def test_the_position_is_stored_behind_the_applied_one_and_when_idle(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     make_items(db, rows=5)
     engine.run_until_idle()
     assert stored_position(conn) == engine.position
@@ -136,8 +138,9 @@ def test_a_batch_is_cut_at_a_transaction_boundary(db: str, conn: Conn, engine: S
     assert full_compare(db, redis_url).total == 0
 
 
-def test_truncate_clears_rows_overwritten_in_place_and_revived_tombstones(db: str, conn: Conn, engine: SyncEngine,
-                                                                          r: redis.Redis, redis_url: str) -> None:
+def test_truncate_clears_rows_overwritten_in_place_and_revived_tombstones(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """Overwriting a live row skips DEL and SADD: the key must still be in the table's key set."""
     make_items(db, rows=5)
     engine.run_until_idle()
@@ -156,8 +159,9 @@ def test_truncate_clears_rows_overwritten_in_place_and_revived_tombstones(db: st
     assert full_compare(db, redis_url).total == 0
 
 
-def test_multibyte_rows_and_a_lost_script_cache(db: str, conn: Conn, engine: SyncEngine, r: redis.Redis,
-                                                redis_url: str) -> None:
+def test_multibyte_rows_and_a_lost_script_cache(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """The batch write is packed by hand: lengths are in bytes; Redis forgetting the script
     (SCRIPT FLUSH, a restart) loads it again."""
     assert pack_command(["SET", "k", "é", 5]) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n$1\r\n5\r\n"
@@ -172,8 +176,7 @@ def test_multibyte_rows_and_a_lost_script_cache(db: str, conn: Conn, engine: Syn
     assert full_compare(db, redis_url).total == 0
 
 
-def test_hmac_mode_protects_rows_read_by_either_statement(db: str, conn: Conn, r: redis.Redis,
-                                                          redis_url: str) -> None:
+def test_hmac_mode_protects_rows_read_by_either_statement(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     make_items(db, rows=2000)
     conn.execute("ANALYZE items")  # (so the batch statement reads it the second time)
     conn.execute("SELECT asymm.set_setting('sync.sensitive_mode', 'hmac')")
@@ -192,9 +195,9 @@ def test_hmac_mode_protects_rows_read_by_either_statement(db: str, conn: Conn, r
 
 
 @pytest.mark.parametrize("rows_when_analyzed", [0, 1])
-def test_rows_of_a_table_analyzed_small_then_loaded_are_read_by_key(db: str, conn: Conn, engine: SyncEngine,
-                                                                    redis_url: str, rows_when_analyzed: int,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_of_a_table_analyzed_small_then_loaded_are_read_by_key(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str, rows_when_analyzed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A table analyzed while empty (or nearly) and then bulk-loaded still looks that small to a plan
     cached from then (inserts do not re-plan): such a plan read the whole table once per key (a load
     of 20,000 rows took 44 s to sync instead of 0.3 s).  The batch statement leaves such a table to

@@ -29,9 +29,17 @@ from tests.harness.sync_helpers import full_compare
 Conn = psycopg.Connection[Any]
 
 TABLES = {  # table -> key column types
-    "k_int": ["integer"], "k_big": ["bigint"], "k_text": ["text"], "k_uuid": ["uuid"], "k_num": ["numeric"],
-    "k_tstz": ["timestamp with time zone"], "k_date": ["date"], "k_bool": ["boolean"], "k_bytea": ["bytea"],
-    "k_float": ["double precision"], "k_comp": ["integer", "text", "timestamp with time zone", "uuid"],
+    "k_int": ["integer"],
+    "k_big": ["bigint"],
+    "k_text": ["text"],
+    "k_uuid": ["uuid"],
+    "k_num": ["numeric"],
+    "k_tstz": ["timestamp with time zone"],
+    "k_date": ["date"],
+    "k_bool": ["boolean"],
+    "k_bytea": ["bytea"],
+    "k_float": ["double precision"],
+    "k_comp": ["integer", "text", "timestamp with time zone", "uuid"],
 }
 
 
@@ -53,18 +61,20 @@ def test_the_sql_and_the_c_pin_the_settings_the_python_names(conn: Conn) -> None
     """The canonical key's settings are written in Python, in the SET clauses of
     asymm.sync_key_text and in the capture's C (key_settings, set only for key types that read
     them): all three agree."""
-    config = conn.execute("SELECT p.proconfig FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace"
-                          " AND p.proname = 'sync_key_text'").fetchone()
+    config = conn.execute(
+        "SELECT p.proconfig FROM pg_proc p WHERE p.pronamespace = 'asymm'::regnamespace AND p.proname = 'sync_key_text'"
+    ).fetchone()
     assert config is not None
     assert {f"{k}={v}" for k, v in KEY_SETTINGS} <= set(config[0])
     source = (Path(__file__).parents[2] / "extension" / "src" / "sync.c").read_text()
-    table = source[source.index("key_settings[][2] = {"):]
-    in_c = re.findall(r'\{"([^"]+)", "([^"]+)"\}', table[:table.index("};")])
+    table = source[source.index("key_settings[][2] = {") :]
+    in_c = re.findall(r'\{"([^"]+)", "([^"]+)"\}', table[: table.index("};")])
     assert sorted(in_c) == sorted(KEY_SETTINGS)
 
 
-def test_cache_spellings_reach_the_daemons_key(db: str, conn: Conn, engine: SyncEngine,
-                                               r: redis.Redis, redis_url: str) -> None:
+def test_cache_spellings_reach_the_daemons_key(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """'007' for an int key, an upper-case or braced uuid, non-ASCII text: each is the key the daemon
     writes, so an update made after the read is what the next read returns."""
     conn.execute("CREATE TABLE ki (k int PRIMARY KEY, v text)")
@@ -85,12 +95,17 @@ def test_cache_spellings_reach_the_daemons_key(db: str, conn: Conn, engine: Sync
             r.srem(keyset_key(redis_name("public", table)), key)
     cache = Cache(db, redis_url)
     try:
-        spellings = {"ki": ["007", " 7", 7, "+7"], "ku": [str(u).upper(), "{" + str(u) + "}", u, u.hex],
-                     "kt": ["é\u00e9😀"]}
+        spellings = {
+            "ki": ["007", " 7", 7, "+7"],
+            "ku": [str(u).upper(), "{" + str(u) + "}", u, u.hex],
+            "kt": ["é\u00e9😀"],
+        }
         for table, keys in spellings.items():
             for key in keys:
-                assert cache.get(table, key) == {"k": 7 if table == "ki" else str(u) if table == "ku"
-                                                 else "é\u00e9😀", "v": "old"}, (table, key)
+                assert cache.get(table, key) == {
+                    "k": 7 if table == "ki" else str(u) if table == "ku" else "é\u00e9😀",
+                    "v": "old",
+                }, (table, key)
             conn.execute(f"UPDATE {table} SET v = 'new'")  # noqa: S608 (constant names)
         engine.run_until_idle()
         for table, keys in spellings.items():
@@ -110,21 +125,35 @@ def test_cache_spellings_reach_the_daemons_key(db: str, conn: Conn, engine: Sync
 
 TIMEZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "Europe/Berlin"]
 DATESTYLES = ["ISO, MDY", "SQL, DMY", "German", "Postgres, YMD", "ISO, DMY"]
-SESSION = st.fixed_dictionaries({
-    "TimeZone": st.sampled_from(TIMEZONES), "DateStyle": st.sampled_from(DATESTYLES),
-    "IntervalStyle": st.sampled_from(["postgres", "iso_8601", "sql_standard", "postgres_verbose"]),
-    "extra_float_digits": st.integers(-15, 3).map(str), "bytea_output": st.sampled_from(["hex", "escape"])})
+SESSION = st.fixed_dictionaries(
+    {
+        "TimeZone": st.sampled_from(TIMEZONES),
+        "DateStyle": st.sampled_from(DATESTYLES),
+        "IntervalStyle": st.sampled_from(["postgres", "iso_8601", "sql_standard", "postgres_verbose"]),
+        "extra_float_digits": st.integers(-15, 3).map(str),
+        "bytea_output": st.sampled_from(["hex", "escape"]),
+    }
+)
 TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=8)
-OFFSETS = [datetime.UTC, datetime.timezone(datetime.timedelta(hours=5, minutes=45)),
-           datetime.timezone(-datetime.timedelta(hours=3))]
-INSTANT = st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2100, 1, 1),
-                       timezones=st.sampled_from(OFFSETS))
+OFFSETS = [
+    datetime.UTC,
+    datetime.timezone(datetime.timedelta(hours=5, minutes=45)),
+    datetime.timezone(-datetime.timedelta(hours=3)),
+]
+INSTANT = st.datetimes(
+    min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2100, 1, 1), timezones=st.sampled_from(OFFSETS)
+)
 VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "integer": st.integers(-2**31, 2**31 - 1), "bigint": st.integers(-2**63, 2**63 - 1), "text": TEXT,
-    "uuid": st.uuids(), "numeric": st.decimals(allow_nan=False, allow_infinity=False, places=3,
-                                                 min_value=-10**9, max_value=10**9),
-    "timestamp with time zone": INSTANT, "date": st.dates(), "boolean": st.booleans(),
-    "bytea": st.binary(max_size=6), "double precision": st.floats(allow_nan=False, width=64),
+    "integer": st.integers(-(2**31), 2**31 - 1),
+    "bigint": st.integers(-(2**63), 2**63 - 1),
+    "text": TEXT,
+    "uuid": st.uuids(),
+    "numeric": st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**9), max_value=10**9),
+    "timestamp with time zone": INSTANT,
+    "date": st.dates(),
+    "boolean": st.booleans(),
+    "bytea": st.binary(max_size=6),
+    "double precision": st.floats(allow_nan=False, width=64),
 }
 
 
@@ -160,8 +189,9 @@ def tracked(conn: Conn) -> Conn:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_one_key_per_row_whatever_the_sessions_and_spellings(db: str, tracked: Conn, engine: SyncEngine, r: redis.Redis,
-                                                            redis_url: str, data: st.DataObject) -> None:
+def test_one_key_per_row_whatever_the_sessions_and_spellings(
+    db: str, tracked: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str, data: st.DataObject
+) -> None:
     """Rows written by sessions with random TimeZone/DateStyle/IntervalStyle/extra_float_digits/
     bytea_output, read through Cache.get under other spellings of their keys, then updated by another
     such session: one Redis key per row, and every read after the sync returns the current row."""
@@ -178,8 +208,10 @@ def test_one_key_per_row_whatever_the_sessions_and_spellings(db: str, tracked: C
             cols = ", ".join(f"k{i}" for i in range(len(TABLES[table])))
             marks = ", ".join(["%s"] * len(TABLES[table]))
             for row in values:
-                writer.execute(f"INSERT INTO {table} VALUES ({marks}, 1) ON CONFLICT ({cols}) DO NOTHING",  # noqa: S608
-                               row)
+                writer.execute(
+                    f"INSERT INTO {table} VALUES ({marks}, 1) ON CONFLICT ({cols}) DO NOTHING",  # noqa: S608
+                    row,
+                )
     engine.run_until_idle()
     cache = Cache(db, redis_url)
     try:

@@ -57,7 +57,8 @@ COLUMN_DDL = [
 
 @pytest.mark.parametrize("ddl", COLUMN_DDL)
 def test_column_ddl_on_a_tracked_table_makes_redis_exact_again_by_itself(
-        db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str, ddl: str) -> None:
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str, ddl: str
+) -> None:
     make_items(db, rows=50)
     if "DROP COLUMN colour" in ddl:
         conn.execute("ALTER TABLE items ADD COLUMN colour text DEFAULT 'red'")
@@ -78,8 +79,9 @@ def test_column_ddl_on_a_tracked_table_makes_redis_exact_again_by_itself(
     exact(db, redis_url)
 
 
-def test_ddl_that_leaves_the_columns_alone_queues_no_backfill(db: str, conn: Conn, engine: SyncEngine,
-                                                              redis_url: str) -> None:
+def test_ddl_that_leaves_the_columns_alone_queues_no_backfill(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     make_items(db, rows=20)
     engine.run_until_idle()
     conn.execute("ALTER TABLE items SET (fillfactor = 90)")
@@ -98,27 +100,32 @@ def test_a_failure_to_follow_column_ddl_never_fails_the_ddl(db: str, conn: Conn)
         conn.execute("ALTER TABLE items ADD COLUMN extra int")
     finally:
         conn.execute("ALTER FUNCTION asymm._sync_follow_columns_away() RENAME TO _sync_follow_columns")
-    assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass"
-                        " AND attname = 'extra'").fetchone() == (1,)
+    assert conn.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'extra'"
+    ).fetchone() == (1,)
 
 
 # -- 5. partitions ------------------------------------------------------------------------------
 
+
 def make_events(conn: Conn) -> None:
     """events: LIST by region; 'us' is itself RANGE-partitioned by id (two levels); 2,000 rows."""
-    conn.execute("CREATE TABLE events (id int, region text, v int, PRIMARY KEY (id, region))"
-                 " PARTITION BY LIST (region)")
+    conn.execute(
+        "CREATE TABLE events (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)"
+    )
     conn.execute("CREATE TABLE events_eu PARTITION OF events FOR VALUES IN ('eu')")
     conn.execute("CREATE TABLE events_us PARTITION OF events FOR VALUES IN ('us') PARTITION BY RANGE (id)")
     conn.execute("CREATE TABLE events_us_lo PARTITION OF events_us FOR VALUES FROM (MINVALUE) TO (1000)")
     conn.execute("CREATE TABLE events_us_hi PARTITION OF events_us FOR VALUES FROM (1000) TO (MAXVALUE)")
-    conn.execute("INSERT INTO events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g"
-                 " FROM generate_series(1, 2000) g")
+    conn.execute(
+        "INSERT INTO events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 2000) g"
+    )
     conn.execute("SELECT asymm.track('events')")
 
 
 def test_writes_to_partitions_at_every_level_are_captured_under_the_tracked_table(
-        db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str) -> None:
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     make_events(conn)
     engine.run_until_idle()
     conn.execute("INSERT INTO events_eu VALUES (5000, 'eu', 1)")
@@ -128,8 +135,9 @@ def test_writes_to_partitions_at_every_level_are_captured_under_the_tracked_tabl
     conn.execute("INSERT INTO events_us_hi SELECT g, 'us', 0 FROM generate_series(3001, 3999, 2) g")
     conn.execute("DELETE FROM events_us_hi WHERE id = 1001")
     events = conn.execute("SELECT 'events'::regclass::oid").fetchone()
-    assert conn.execute("SELECT array_agg(DISTINCT rel) FROM asymm.sync_outbox WHERE op IN ('I', 'U', 'D')"
-                        ).fetchone() == ([events[0] if events else None],)
+    assert conn.execute(
+        "SELECT array_agg(DISTINCT rel) FROM asymm.sync_outbox WHERE op IN ('I', 'U', 'D')"
+    ).fetchone() == ([events[0] if events else None],)
     engine.run_until_idle()
     assert json.loads(doc(r, "public.events", '[2, "eu"]')[b"d"]) == {"id": 2, "region": "eu", "v": -1}
     assert b"t" in doc(r, "public.events", '[51, "us"]')
@@ -139,7 +147,8 @@ def test_writes_to_partitions_at_every_level_are_captured_under_the_tracked_tabl
 
 
 def test_partitions_created_later_are_captured_and_a_partition_cannot_be_tracked_twice(
-        db: str, conn: Conn, engine: SyncEngine, redis_url: str) -> None:
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     make_events(conn)
     conn.execute("CREATE TABLE events_asia PARTITION OF events FOR VALUES IN ('asia') PARTITION BY RANGE (id)")
     conn.execute("CREATE TABLE events_asia_all PARTITION OF events_asia DEFAULT")
@@ -157,8 +166,9 @@ def test_partitions_created_later_are_captured_and_a_partition_cannot_be_tracked
         conn.execute("SELECT asymm.track('other')")
 
 
-def test_attach_of_a_populated_table_with_its_own_column_order(db: str, conn: Conn, engine: SyncEngine,
-                                                               r: redis.Redis, redis_url: str) -> None:
+def test_attach_of_a_populated_table_with_its_own_column_order(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """A table built separately (columns in another order, a dropped column: other attnums) and
     attached with rows: its rows enter Redis, and later direct writes find the key by name."""
     make_events(conn)
@@ -177,33 +187,41 @@ def test_attach_of_a_populated_table_with_its_own_column_order(db: str, conn: Co
     exact(db, redis_url)
 
 
-@pytest.mark.parametrize("leave", [
-    "ALTER TABLE events DETACH PARTITION events_eu",
-    "DROP TABLE events_eu",
-    "TRUNCATE events_eu",
-    "ALTER TABLE events_us DETACH PARTITION events_us_lo",
-    "DROP TABLE events_us",  # a sub-partitioned partition, with its own partitions
-    "TRUNCATE events_us_hi",
-    "TRUNCATE events",  # the tracked table itself: a reset, its partitions' prunes skipped
-])
-def test_rows_that_leave_with_a_partition_leave_redis(db: str, conn: Conn, engine: SyncEngine,
-                                                      r: redis.Redis, redis_url: str, leave: str) -> None:
+@pytest.mark.parametrize(
+    "leave",
+    [
+        "ALTER TABLE events DETACH PARTITION events_eu",
+        "DROP TABLE events_eu",
+        "TRUNCATE events_eu",
+        "ALTER TABLE events_us DETACH PARTITION events_us_lo",
+        "DROP TABLE events_us",  # a sub-partitioned partition, with its own partitions
+        "TRUNCATE events_us_hi",
+        "TRUNCATE events",  # the tracked table itself: a reset, its partitions' prunes skipped
+    ],
+)
+def test_rows_that_leave_with_a_partition_leave_redis(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str, leave: str
+) -> None:
     make_events(conn)
     engine.run_until_idle()
     exact(db, redis_url)
     with conn.transaction():
         conn.execute(leave)
         for key, region, leaf in ((2, "eu", "events_eu"), (3, "us", "events_us_lo")):  # re-inserted at once
-            conn.execute("INSERT INTO events SELECT %s, %s, 42 WHERE EXISTS (SELECT FROM pg_partition_tree('events')"
-                         " WHERE relid = to_regclass(%s)) ON CONFLICT DO NOTHING", (key, region, leaf))
+            conn.execute(
+                "INSERT INTO events SELECT %s, %s, 42 WHERE EXISTS (SELECT FROM pg_partition_tree('events')"
+                " WHERE relid = to_regclass(%s)) ON CONFLICT DO NOTHING",
+                (key, region, leaf),
+            )
     engine.run_until_idle()
     if "events_eu" not in leave and leave != "TRUNCATE events":
         assert json.loads(doc(r, "public.events", '[2, "eu"]')[b"d"])["v"] == 2  # untouched partition
     exact(db, redis_url)
     if "DETACH" in leave:
         detached = leave.split()[-1]
-        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
-                            (detached,)).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", (detached,)
+        ).fetchone() == (0,)
         conn.execute(f"UPDATE {detached} SET v = 0")  # no longer part of events: not captured  # noqa: S608
         engine.run_until_idle()
         exact(db, redis_url)
@@ -216,8 +234,9 @@ def test_detach_partition_concurrently(db: str, conn: Conn, engine: SyncEngine, 
     conn.execute("ALTER TABLE events DETACH PARTITION events_eu CONCURRENTLY")
     engine.run_until_idle()
     exact(db, redis_url)
-    assert conn.execute("SELECT count(*) FROM asymm.sync_partitions WHERE part = 'events_eu'::regclass"
-                        ).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM asymm.sync_partitions WHERE part = 'events_eu'::regclass").fetchone() == (
+        0,
+    )
 
 
 def test_untrack_removes_the_partitions_triggers(db: str, conn: Conn) -> None:
@@ -227,8 +246,9 @@ def test_untrack_removes_the_partitions_triggers(db: str, conn: Conn) -> None:
     assert conn.execute("SELECT count(*) FROM asymm.sync_partitions").fetchone() == (0,)
 
 
-def test_prune_never_removes_a_row_inserted_again_concurrently(db: str, conn: Conn, engine: SyncEngine,
-                                                               redis_url: str) -> None:
+def test_prune_never_removes_a_row_inserted_again_concurrently(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     """The prune's versioning (see SyncEngine._prune): a key re-inserted by a transaction that
     commits while the prune walks is applied after it and wins."""
     make_events(conn)
@@ -276,14 +296,21 @@ def test_a_partman_cycle_under_a_write_storm(db: str, conn: Conn, redis_url: str
                     if action < 0.3:
                         c.execute("INSERT INTO log VALUES (%s, %s, 0) ON CONFLICT DO NOTHING", (key, day))
                     elif action < 0.55:
-                        c.execute(f"INSERT INTO log_{day} VALUES (%s, %s, 1) ON CONFLICT (id, day)"  # noqa: S608
-                                  f" DO UPDATE SET v = log_{day}.v + 1", (key, day))
+                        c.execute(
+                            f"INSERT INTO log_{day} VALUES (%s, %s, 1) ON CONFLICT (id, day)"  # noqa: S608
+                            f" DO UPDATE SET v = log_{day}.v + 1",
+                            (key, day),
+                        )
                     elif action < 0.8:
                         c.execute(f"UPDATE log_{day} SET v = v + 1 WHERE id %% 50 = %s", (key % 50,))  # noqa: S608
                     else:
                         c.execute(f"DELETE FROM log_{day} WHERE id = %s", (key,))  # noqa: S608
-                except (psycopg.errors.UndefinedTable, psycopg.errors.CheckViolation,
-                        psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+                except (
+                    psycopg.errors.UndefinedTable,
+                    psycopg.errors.CheckViolation,
+                    psycopg.errors.LockNotAvailable,
+                    psycopg.errors.DeadlockDetected,
+                ):
                     pass  # the partition was detached or dropped meanwhile
                 except psycopg.Error as exc:
                     errors.append(str(exc))
@@ -324,19 +351,31 @@ def test_a_partman_cycle_under_a_write_storm(db: str, conn: Conn, redis_url: str
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from([
-    "INSERT INTO events_eu SELECT g, 'eu', 7 FROM generate_series(1, 40) g"
-    " ON CONFLICT (id, region) DO UPDATE SET v = 8",
-    "UPDATE events_us_lo SET v = v + 1 WHERE id < 30",
-    "DELETE FROM events_us_hi WHERE id % 7 = 0",
-    "TRUNCATE events_us_lo",
-    "ALTER TABLE events_us DETACH PARTITION events_us_lo",
-    "ALTER TABLE events_us ATTACH PARTITION events_us_lo FOR VALUES FROM (MINVALUE) TO (1000)",
-    "DELETE FROM events WHERE id < 10",
-    "ALTER TABLE events ADD COLUMN IF NOT EXISTS w int DEFAULT 3",
-]), st.booleans()), min_size=1, max_size=6))
-def test_any_sequence_of_partition_writes_and_ddl_ends_exact(make_db: Any, redis_url: str,
-                                                              steps: list[tuple[str, bool]]) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "INSERT INTO events_eu SELECT g, 'eu', 7 FROM generate_series(1, 40) g"
+                    " ON CONFLICT (id, region) DO UPDATE SET v = 8",
+                    "UPDATE events_us_lo SET v = v + 1 WHERE id < 30",
+                    "DELETE FROM events_us_hi WHERE id % 7 = 0",
+                    "TRUNCATE events_us_lo",
+                    "ALTER TABLE events_us DETACH PARTITION events_us_lo",
+                    "ALTER TABLE events_us ATTACH PARTITION events_us_lo FOR VALUES FROM (MINVALUE) TO (1000)",
+                    "DELETE FROM events WHERE id < 10",
+                    "ALTER TABLE events ADD COLUMN IF NOT EXISTS w int DEFAULT 3",
+                ]
+            ),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_sequence_of_partition_writes_and_ddl_ends_exact(
+    make_db: Any, redis_url: str, steps: list[tuple[str, bool]]
+) -> None:
     """Writes to partitions and partition DDL in any order, with the sync run between any two
     (``True``) or not: exact at the end."""
     dsn = make_db()
@@ -371,7 +410,8 @@ PREPARED = [
 @pytest.mark.parametrize("finish", ["COMMIT PREPARED", "ROLLBACK PREPARED"])
 @pytest.mark.parametrize("statement", PREPARED)
 def test_two_phase_commit_on_a_tracked_table_while_the_worker_waits(
-        db: str, conn: Conn, engine: SyncEngine, redis_url: str, statement: str, finish: str) -> None:
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str, statement: str, finish: str
+) -> None:
     make_items(db, rows=20)
     engine.run_until_idle()
     engine.set_listening(True)  # the worker is idle, waiting for NOTIFY: capture would notify
@@ -388,8 +428,9 @@ def test_two_phase_commit_on_a_tracked_table_while_the_worker_waits(
     assert count is not None and (count[0] == 20) == (finish == "ROLLBACK PREPARED" or "UPDATE" in statement)
 
 
-def test_two_phase_commit_of_track_and_a_savepoint_rolled_back(db: str, conn: Conn, engine: SyncEngine,
-                                                               redis_url: str) -> None:
+def test_two_phase_commit_of_track_and_a_savepoint_rolled_back(
+    db: str, conn: Conn, engine: SyncEngine, redis_url: str
+) -> None:
     """asymm.sync_notify() (track, TRUNCATE) takes the same path: PREPARE works after it too."""
     conn.execute("CREATE TABLE later (id int PRIMARY KEY, v text)")
     conn.execute("INSERT INTO later SELECT g, 'v' || g FROM generate_series(1, 30) g")

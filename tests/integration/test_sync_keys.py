@@ -44,7 +44,7 @@ from tests.harness.sync_helpers import ASYMM, full_compare, settled, start_daemo
 Conn = psycopg.Connection[Any]
 
 # Characters that matter to the encoding (and look like its escapes), then anything else.
-_TRICKY = st.sampled_from([*".%{}:#[]\",\\ 2EB5D7é", "%7D", "%2E", "%25", "}:", "\U0001f600"])
+_TRICKY = st.sampled_from([*'.%{}:#[]",\\ 2EB5D7é', "%7D", "%2E", "%25", "}:", "\U0001f600"])
 NAMES = st.lists(_TRICKY | st.characters(exclude_categories=["Cs"]), max_size=6).map("".join)
 PREFIXES = st.from_regex(r"[A-Za-z0-9_.:/@-]{1,12}", fullmatch=True)  # sync.key_prefix's pattern (shorter)
 
@@ -52,7 +52,7 @@ PREFIXES = st.from_regex(r"[A-Za-z0-9_.:/@-]{1,12}", fullmatch=True)  # sync.key
 def _hash_tag(key: str) -> str:
     """What Redis Cluster hashes: the text between the first ``{`` and the first ``}`` after it."""
     start = key.index("{")
-    return key[start + 1:key.index("}", start + 1)]
+    return key[start + 1 : key.index("}", start + 1)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,10 +64,12 @@ def test_every_key_names_one_thing_and_decodes_back_to_it(items: list[tuple[str,
     for prefix, schema, table, key in items:
         name = redis_name(schema, table)
         assert check_prefix(prefix) == prefix and parse_redis_name(name) == (schema, table)
-        for built, owner in ((table_tag(name, prefix), (prefix, schema, table, "meta", None)),
-                             (keyset_key(name, prefix), (prefix, schema, table, "keys", None)),
-                             (results_key(name, prefix), (prefix, schema, table, "results", None)),
-                             (row_key(name, key, prefix), (prefix, schema, table, "row", key))):
+        for built, owner in (
+            (table_tag(name, prefix), (prefix, schema, table, "meta", None)),
+            (keyset_key(name, prefix), (prefix, schema, table, "keys", None)),
+            (results_key(name, prefix), (prefix, schema, table, "results", None)),
+            (row_key(name, key, prefix), (prefix, schema, table, "row", key)),
+        ):
             assert owners.setdefault(built, owner) == owner, f"{built!r} names {owner} and {owners[built]}"
             assert parse_key(built) == owner
             assert _hash_tag(built) == name  # one Cluster slot per table, the scripts' precondition
@@ -87,8 +89,18 @@ def test_table_names_never_collide(a: list[tuple[str, str]], b: list[tuple[str, 
 @given(st.lists(st.tuples(NAMES, NAMES | st.integers()), min_size=2, max_size=8, unique=True))
 def test_composite_key_texts_are_injective(keys: list[tuple[str, str | int]]) -> None:
     """Parts holding the separator (``", "``), quotes or brackets cannot fake a boundary."""
-    table = TrackedTable(oid=1, name="public.t", schema="public", table="t", key_columns=["a", "b"],
-                         key_types=["text", "text"], sensitive=[], state="done", cursor=None, epoch=None)
+    table = TrackedTable(
+        oid=1,
+        name="public.t",
+        schema="public",
+        table="t",
+        key_columns=["a", "b"],
+        key_types=["text", "text"],
+        sensitive=[],
+        state="done",
+        cursor=None,
+        epoch=None,
+    )
     # (text columns: the parts as text; no NUL, which PostgreSQL's text cannot hold: no fast path)
     parts = {tuple(str(p) for p in key) for key in keys if "\x00" not in "".join(map(str, key))}
     texts = {fast_key_text(table.key_types, list(key)): key for key in parts}
@@ -122,8 +134,9 @@ def _row(client: redis.Redis, schema: str, table: str, key: str) -> Any:
 VICTIM_KEYS = ["abc}:def", "abc}", "abc}#keys", "x"]
 
 
-def test_hostile_table_names_keep_to_their_own_keys(db: str, conn: Conn, engine: SyncEngine,
-                                                    r: redis.Redis, redis_url: str) -> None:
+def test_hostile_table_names_keep_to_their_own_keys(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """Tables named to collide with another table's rows and bookkeeping (a brace, a percent
     escape, a dot in a schema name, a composite key whose parts hold the separator, a % in table
     and column names) are synced,
@@ -133,16 +146,15 @@ def test_hostile_table_names_keep_to_their_own_keys(db: str, conn: Conn, engine:
     conn.execute("CREATE TABLE public.kv (k text PRIMARY KEY, v text)")
     conn.execute("INSERT INTO public.kv SELECT k, 'victim ' || k FROM unnest(%s::text[]) k", (VICTIM_KEYS,))
     conn.execute('CREATE TABLE public."kv}:abc" (k text PRIMARY KEY, v text)')
-    conn.execute('INSERT INTO public."kv}:abc" VALUES (\'def\', \'attacker\'), (\'\', \'empty key\')')
+    conn.execute("INSERT INTO public.\"kv}:abc\" VALUES ('def', 'attacker'), ('', 'empty key')")
     conn.execute('CREATE TABLE public."kv%7D:abc" ("k%" text PRIMARY KEY, v text, "s%" text)')
-    conn.execute('INSERT INTO public."kv%7D:abc" VALUES (\'def\', \'percent\', \'secret\')')
+    conn.execute("INSERT INTO public.\"kv%7D:abc\" VALUES ('def', 'percent', 'secret')")
     conn.execute('CREATE TABLE "a.b".c (k int PRIMARY KEY, v text)')
     conn.execute('CREATE TABLE a."b.c" (k int PRIMARY KEY, v text)')
-    conn.execute('INSERT INTO "a.b".c VALUES (1, \'schema a.b\')')
-    conn.execute('INSERT INTO a."b.c" VALUES (1, \'schema a\')')
+    conn.execute("INSERT INTO \"a.b\".c VALUES (1, 'schema a.b')")
+    conn.execute("INSERT INTO a.\"b.c\" VALUES (1, 'schema a')")
     conn.execute('CREATE TABLE public."p""}" (a text, b text, v text, PRIMARY KEY (a, b))')
-    conn.execute('INSERT INTO public."p""}" VALUES (\'x", "y\', \'z\', \'1\'), (\'x\', \'y", "z\', \'2\'),'
-                 ' (\'é\', \'}\', \'3\')')
+    conn.execute("INSERT INTO public.\"p\"\"}\" VALUES ('x\", \"y', 'z', '1'), ('x', 'y\", \"z', '2'), ('é', '}', '3')")
     tables = ["public.kv", 'public."kv}:abc"', 'public."kv%7D:abc"', '"a.b".c', 'a."b.c"', 'public."p""}"']
     for table in tables:  # (a % in a name is no placeholder of the sync's statements)
         conn.execute("SELECT asymm.track(%s, sensitive => %s)", (table, ["s%"] if "%" in table else []))
@@ -169,14 +181,14 @@ def test_hostile_table_names_keep_to_their_own_keys(db: str, conn: Conn, engine:
         query = 'SELECT v FROM public."p""}" WHERE a = %s'
         assert cache.query(query, ("x",)) == cache.query(query, ("x",)) == [{"v": "2"}]
         assert cache.stats.query_hits == 1
-        conn.execute('UPDATE public."p""}" SET v = \'two\' WHERE a = \'x\'')
+        conn.execute("UPDATE public.\"p\"\"}\" SET v = 'two' WHERE a = 'x'")
         engine.run_until_idle()
         assert cache.query(query, ("x",)) == [{"v": "two"}]  # the table's generation moved
     finally:
         cache.close()
 
-    conn.execute('UPDATE public."kv}:abc" SET v = \'attacker again\'')
-    conn.execute('INSERT INTO public."kv}:abc" VALUES (\'abc}:def\', \'x\')')
+    conn.execute("UPDATE public.\"kv}:abc\" SET v = 'attacker again'")
+    conn.execute("INSERT INTO public.\"kv}:abc\" VALUES ('abc}:def', 'x')")
     conn.execute('TRUNCATE "a.b".c')
     engine.run_until_idle()
     intact()
@@ -212,21 +224,30 @@ def test_two_tracked_tables_never_share_a_redis_key(db: str, redis_url: str) -> 
     mallory = role_dsn(db, m_name, m_pw)
     with psycopg.connect(mallory, autocommit=True) as conn:
         conn.execute('CREATE TABLE public."kv}:abc" (k text PRIMARY KEY, v text)')
-        conn.execute('INSERT INTO public."kv}:abc" VALUES (\'def\', \'attacker\')')
+        conn.execute("INSERT INTO public.\"kv}:abc\" VALUES ('def', 'attacker')")
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute('SELECT asymm.track(\'public."kv}:abc"\')')
+        conn.execute("SELECT asymm.track('public.\"kv}:abc\"')")
 
-    proc = subprocess.Popen([ASYMM, "daemon", "--dsn", db, "--period", "0.05", "--http-port", "0"],
-                            env={**os.environ, "ASYMM_REDIS_URL": redis_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [ASYMM, "daemon", "--dsn", db, "--period", "0.05", "--http-port", "0"],
+        env={**os.environ, "ASYMM_REDIS_URL": redis_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with psycopg.connect(db, autocommit=True) as conn:
-            assert wait_for(lambda: conn.execute(
-                "SELECT bool_and(backfill_state = 'done') FROM asymm.sync_tables").fetchone() == (True,), timeout=20)
+            assert wait_for(
+                lambda: (
+                    conn.execute("SELECT bool_and(backfill_state = 'done') FROM asymm.sync_tables").fetchone()
+                    == (True,)
+                ),
+                timeout=20,
+            )
     finally:
         stop_daemon(proc)
         with psycopg.connect(db, autocommit=True) as conn:
-            conn.execute('SELECT asymm.untrack(\'public."kv}:abc"\')')
+            conn.execute("SELECT asymm.untrack('public.\"kv}:abc\"')")
             conn.execute('DROP TABLE public."kv}:abc"')
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(m_name)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(m_name)))
@@ -242,20 +263,23 @@ def test_two_tracked_tables_never_share_a_redis_key(db: str, redis_url: str) -> 
         client.close()
 
 
-def test_keys_under_an_old_unencoded_name_are_cleared_after_an_upgrade(db: str, conn: Conn, engine: SyncEngine,
-                                                                       r: redis.Redis, redis_url: str) -> None:
+def test_keys_under_an_old_unencoded_name_are_cleared_after_an_upgrade(
+    db: str, conn: Conn, engine: SyncEngine, r: redis.Redis, redis_url: str
+) -> None:
     """A table tracked by a build that spliced names in unencoded (its ``redis_name`` is
     ``schema.table``, its keys under that text): the next ALTER TABLE clears the old keys and copies
     the table under its encoded name; an ordinary name keeps its keys."""
     conn.execute('CREATE TABLE public."old}:x" (k int PRIMARY KEY, v text)')
     conn.execute("CREATE TABLE public.plain (k int PRIMARY KEY, v text)")
-    conn.execute('INSERT INTO public."old}:x" VALUES (1, \'odd\')')
+    conn.execute("INSERT INTO public.\"old}:x\" VALUES (1, 'odd')")
     conn.execute("INSERT INTO public.plain VALUES (1, 'plain')")
-    conn.execute('SELECT asymm.track(\'public."old}:x"\')')
+    conn.execute("SELECT asymm.track('public.\"old}:x\"')")
     conn.execute("SELECT asymm.track('public.plain')")
     engine.run_until_idle()
-    conn.execute("UPDATE asymm.sync_tables SET redis_name = CASE WHEN rel = 'public.plain'::regclass"
-                 " THEN 'public.plain' ELSE 'public.old}:x' END")  # names spliced in, as before
+    conn.execute(
+        "UPDATE asymm.sync_tables SET redis_name = CASE WHEN rel = 'public.plain'::regclass"
+        " THEN 'public.plain' ELSE 'public.old}:x' END"
+    )  # names spliced in, as before
     legacy = "asymm:{public.old}:x}"  # the old meta key, key set and row
     r.hset(legacy, mapping={"epoch": "e", "gen": 1})
     r.hset(legacy + ":1", mapping={"v": 1, "d": "{}"})

@@ -145,8 +145,9 @@ def test_drop_extension_refuses_while_tracked_then_untrack_or_cascade(make_db: C
         conn.execute("INSERT INTO items VALUES (2, 'b')")  # no trigger left behind to fail
 
 
-def test_pg_dump_restore_keeps_tracking(sandbox: Sandbox, make_db: Callable[..., str], tmp_path: Path,
-                                        redis_url: str) -> None:
+def test_pg_dump_restore_keeps_tracking(
+    sandbox: Sandbox, make_db: Callable[..., str], tmp_path: Path, redis_url: str
+) -> None:
     source = make_db()
     make_items(source, rows=20)
     with psycopg.connect(source, autocommit=True) as conn:
@@ -157,23 +158,30 @@ def test_pg_dump_restore_keeps_tracking(sandbox: Sandbox, make_db: Callable[...,
     with psycopg.connect(target, autocommit=True) as conn:  # pg_restore creates the extension itself
         conn.execute("CREATE EXTENSION plpython3u")
         conn.execute("CREATE EXTENSION pg_stat_statements")
-    done = subprocess.run([sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-d", target, str(dump)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-d", target, str(dump)], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     with psycopg.connect(target, autocommit=True) as conn:
-        assert conn.execute("SELECT rel::text, key_columns, sensitive FROM asymm.sync_tables").fetchall() == \
-            [("items", ["id"], ["secret"])]
-        assert conn.execute("SELECT asymm.setting('sync.batch_rows')").fetchone() == ('500',)
-        triggers = conn.execute("SELECT tgname, tgfoid::regproc::text, encode(tgargs, 'escape') FROM pg_trigger"
-                                " WHERE tgrelid = 'items'::regclass ORDER BY 1").fetchall()
-        assert triggers == [("asymm_sync_del", "asymm._sync_capture", "id\\000"),
-                            ("asymm_sync_ins", "asymm._sync_capture", "id\\000"),
-                            ("asymm_sync_trunc", "asymm._sync_truncated", ""),
-                            ("asymm_sync_upd", "asymm._sync_capture", "id\\000")]
+        assert conn.execute("SELECT rel::text, key_columns, sensitive FROM asymm.sync_tables").fetchall() == [
+            ("items", ["id"], ["secret"])
+        ]
+        assert conn.execute("SELECT asymm.setting('sync.batch_rows')").fetchone() == ("500",)
+        triggers = conn.execute(
+            "SELECT tgname, tgfoid::regproc::text, encode(tgargs, 'escape') FROM pg_trigger"
+            " WHERE tgrelid = 'items'::regclass ORDER BY 1"
+        ).fetchall()
+        assert triggers == [
+            ("asymm_sync_del", "asymm._sync_capture", "id\\000"),
+            ("asymm_sync_ins", "asymm._sync_capture", "id\\000"),
+            ("asymm_sync_trunc", "asymm._sync_truncated", ""),
+            ("asymm_sync_upd", "asymm._sync_capture", "id\\000"),
+        ]
         new_oid = conn.execute("SELECT 'items'::regclass::oid").fetchone()[0]  # type: ignore[index]
         conn.execute("UPDATE items SET qty = 99 WHERE id = 1")
-        assert conn.execute("SELECT rel::oid, op::text, keys FROM asymm.sync_outbox").fetchall() == \
-            [(new_oid, "U", ["1"])]
+        assert conn.execute("SELECT rel::oid, op::text, keys FROM asymm.sync_outbox").fetchall() == [
+            (new_oid, "U", ["1"])
+        ]
         conn.execute("SELECT asymm.sync_backfill('items')")  # its Redis keys belong to the source database
     engine = SyncEngine(target, redis_url)
     try:
@@ -183,8 +191,7 @@ def test_pg_dump_restore_keeps_tracking(sandbox: Sandbox, make_db: Callable[...,
     assert full_compare(target, redis_url).total == 0
 
 
-def test_two_databases_share_one_redis_with_their_own_key_prefix(make_db: Callable[..., str],
-                                                                   redis_url: str) -> None:
+def test_two_databases_share_one_redis_with_their_own_key_prefix(make_db: Callable[..., str], redis_url: str) -> None:
     dbs = [make_db(), make_db()]
     client = redis.Redis.from_url(redis_url)
     try:

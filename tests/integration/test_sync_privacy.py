@@ -62,12 +62,13 @@ def leaks(client: redis.Redis, secrets: list[str]) -> list[str]:
 NUMBERS = "CREATE TABLE nums (id int PRIMARY KEY, n numeric, f float8, j jsonb, t text, card text)"
 
 
-def test_hmac_mode_keeps_numbers_exact_through_the_sync(db: str, conn: Conn, r: redis.Redis,
-                                                        redis_url: str) -> None:
+def test_hmac_mode_keeps_numbers_exact_through_the_sync(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     conn.execute(NUMBERS)
-    conn.execute("INSERT INTO nums VALUES (1, 12345678901234568856.123456789, 1e300,"
-                 " '{\"x\": 0.1000000000000000055511}', 'é\"\\', '4111111111111111'),"
-                 " (2, -0.000000000000000000001, 'NaN', '[1e400]', NULL, NULL)")
+    conn.execute(
+        "INSERT INTO nums VALUES (1, 12345678901234568856.123456789, 1e300,"
+        " '{\"x\": 0.1000000000000000055511}', 'é\"\\', '4111111111111111'),"
+        " (2, -0.000000000000000000001, 'NaN', '[1e400]', NULL, NULL)"
+    )
     conn.execute("SELECT asymm.track('nums', sensitive => '{card}')")
     conn.execute("SELECT asymm.set_setting('sync.sensitive_mode', 'hmac')")
     eng = SyncEngine(db, redis_url, hmac_key=HMAC_KEY)
@@ -75,8 +76,7 @@ def test_hmac_mode_keeps_numbers_exact_through_the_sync(db: str, conn: Conn, r: 
         eng.run_until_idle()
     finally:
         eng.close()
-    expected = {str(k): exact(d) for k, d in conn.execute(
-        "SELECT id, (to_jsonb(t.*) - 'card')::text FROM nums t")}
+    expected = {str(k): exact(d) for k, d in conn.execute("SELECT id, (to_jsonb(t.*) - 'card')::text FROM nums t")}
     for key, want in expected.items():
         stored = exact(r.hget("asymm:{public.nums}:" + key, "d"))  # type: ignore[arg-type]
         card = stored.pop("card")
@@ -89,16 +89,28 @@ def test_hmac_mode_keeps_numbers_exact_through_the_sync(db: str, conn: Conn, r: 
 
 SAFE_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12)
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-10**30, max_value=10**30)
-    | st.floats(allow_nan=False, allow_infinity=False) | SAFE_TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(SAFE_TEXT, inner, max_size=4), max_leaves=12)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | SAFE_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(SAFE_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
 NUMERIC_TEXT = st.one_of(
     st.sampled_from(["NaN", "Infinity", "-Infinity", "0", "-0.0", "1e-30"]),
-    st.builds(lambda sign, whole, frac: f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}",
-              st.sampled_from(["", "-"]), st.integers(min_value=0, max_value=10**40),
-              st.text("0123456789", max_size=30)))
-ROWS = st.lists(st.tuples(NUMERIC_TEXT, st.floats(), JSON_VALUES, st.none() | SAFE_TEXT, st.none() | SAFE_TEXT),
-                min_size=1, max_size=8)
+    st.builds(
+        lambda sign, whole, frac: f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}",
+        st.sampled_from(["", "-"]),
+        st.integers(min_value=0, max_value=10**40),
+        st.text("0123456789", max_size=30),
+    ),
+)
+ROWS = st.lists(
+    st.tuples(NUMERIC_TEXT, st.floats(), JSON_VALUES, st.none() | SAFE_TEXT, st.none() | SAFE_TEXT),
+    min_size=1,
+    max_size=8,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -110,12 +122,13 @@ def test_hmac_doc_equals_drop_doc_on_every_other_column(conn: Conn, rows: list[t
     conn.execute(NUMBERS.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
     conn.execute("TRUNCATE nums")
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO nums VALUES (%s, %s::numeric, %s, %s::jsonb, %s, %s)",
-                        [(i, n, f, json.dumps(j), t, c) for i, (n, f, j, t, c) in enumerate(rows)])
+        cur.executemany(
+            "INSERT INTO nums VALUES (%s, %s::numeric, %s, %s::jsonb, %s, %s)",
+            [(i, n, f, json.dumps(j), t, c) for i, (n, f, j, t, c) in enumerate(rows)],
+        )
     table = next(t for t in load_tables_or_track(conn).values() if t.table == "nums")
     protector = Protector("hmac", HMAC_KEY)
-    for hmac_doc, drop_doc, card in conn.execute(
-            sql_text("SELECT {hmac}, {drop}, card FROM nums t", table)).fetchall():
+    for hmac_doc, drop_doc, card in conn.execute(sql_text("SELECT {hmac}, {drop}, card FROM nums t", table)).fetchall():
         protected = exact(protector.protect(table, hmac_doc) or "null")
         digest = protected.pop("card")
         assert protected == exact(drop_doc)
@@ -143,8 +156,11 @@ def make_cards(dsn: str, rows: int = 20, dropped_first: bool = False) -> None:
         conn.execute("CREATE TABLE cards (id int PRIMARY KEY, gone int, name text, card text, qty int)")
         if dropped_first:  # a restored copy has no dropped column: its attnums differ from the source's
             conn.execute("ALTER TABLE cards DROP COLUMN gone")
-        conn.execute("INSERT INTO cards (id, name, card, qty) SELECT g, 'name ' || g, format(%s, g), g"
-                     " FROM generate_series(1, %s) g", (CARDS, rows))
+        conn.execute(
+            "INSERT INTO cards (id, name, card, qty) SELECT g, 'name ' || g, format(%s, g), g"
+            " FROM generate_series(1, %s) g",
+            (CARDS, rows),
+        )
         conn.execute("SELECT asymm.track('cards', sensitive => '{card}')")
 
 
@@ -164,8 +180,9 @@ def test_the_cards_are_what_the_scan_looks_for(conn: Conn) -> None:
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_a_renamed_sensitive_column_stays_protected(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                    mode: str) -> None:
+def test_a_renamed_sensitive_column_stays_protected(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     make_cards(db)
     eng = sync_engine(db, conn, redis_url, mode)
     try:
@@ -173,8 +190,10 @@ def test_a_renamed_sensitive_column_stays_protected(db: str, conn: Conn, r: redi
         conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
         assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["card_no"],)
         conn.execute("UPDATE cards SET qty = qty + 1, card_no = format(%s, id + 100) WHERE id <= 10", (CARDS,))
-        conn.execute("INSERT INTO cards (id, name, card_no, qty) SELECT g, 'n', format(%s, g), 1"
-                     " FROM generate_series(21, 40) g", (CARDS,))
+        conn.execute(
+            "INSERT INTO cards (id, name, card_no, qty) SELECT g, 'n', format(%s, g), 1 FROM generate_series(21, 40) g",
+            (CARDS,),
+        )
         eng.run_until_idle()
         assert leaks(r, all_cards()) == []
         conn.execute("SELECT asymm.sync_backfill('cards')")
@@ -232,8 +251,9 @@ def test_a_missed_event_trigger_over_protects(db: str, conn: Conn, r: redis.Redi
     assert full_compare(db, redis_url).total == 0
 
 
-def test_pg_dump_restore_keeps_following_the_column(sandbox: Any, make_db: Any, tmp_path: Any,
-                                                     r: redis.Redis, redis_url: str) -> None:
+def test_pg_dump_restore_keeps_following_the_column(
+    sandbox: Any, make_db: Any, tmp_path: Any, r: redis.Redis, redis_url: str
+) -> None:
     source = make_db()
     make_cards(source, dropped_first=True)  # card is attnum 4 here, 3 in the restored copy
     dump = tmp_path / "src.dump"
@@ -242,12 +262,14 @@ def test_pg_dump_restore_keeps_following_the_column(sandbox: Any, make_db: Any, 
     with psycopg.connect(target, autocommit=True) as conn:  # pg_restore creates the extension itself
         conn.execute("CREATE EXTENSION plpython3u")
         conn.execute("CREATE EXTENSION pg_stat_statements")
-    done = subprocess.run([sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-d", target, str(dump)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sandbox.pg_bindir + "/pg_restore", "--exit-on-error", "-d", target, str(dump)], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     with psycopg.connect(target, autocommit=True) as conn:
-        assert conn.execute("SELECT attnum FROM pg_attribute WHERE attrelid = 'cards'::regclass"
-                            " AND attname = 'card'").fetchone() == (3,)
+        assert conn.execute(
+            "SELECT attnum FROM pg_attribute WHERE attrelid = 'cards'::regclass AND attname = 'card'"
+        ).fetchone() == (3,)
         conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
         conn.execute("ALTER TABLE cards RENAME COLUMN name TO card")
         assert conn.execute("SELECT sensitive FROM asymm.sync_tables").fetchone() == (["card_no"],)
@@ -292,11 +314,14 @@ CACHED_CLEAR = [  # no sensitive value in the result: cached as is
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_cached_results_protect_sensitive_columns(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                  mode: str) -> None:
+def test_cached_results_protect_sensitive_columns(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     make_cards(db)
-    conn.execute("CREATE FUNCTION public.card_of(int) RETURNS text LANGUAGE sql STABLE"
-                 " AS $$ SELECT card FROM public.cards WHERE id = $1 $$")
+    conn.execute(
+        "CREATE FUNCTION public.card_of(int) RETURNS text LANGUAGE sql STABLE"
+        " AS $$ SELECT card FROM public.cards WHERE id = $1 $$"
+    )
     eng = sync_engine(db, conn, redis_url, mode)
     eng.run_until_idle()
     cache = Cache(db, redis_url, hmac_key=HMAC_KEY)
@@ -342,8 +367,9 @@ def test_cached_results_protect_sensitive_columns(db: str, conn: Conn, r: redis.
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_a_rename_the_running_sync_has_not_seen_yet_does_not_leak(db: str, conn: Conn, r: redis.Redis,
-                                                                  redis_url: str, mode: str) -> None:
+def test_a_rename_the_running_sync_has_not_seen_yet_does_not_leak(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     """The window between a RENAME COLUMN and the moment the engine (or a Cache) reloads its tables:
     statements built for the old name must not send the renamed column in clear.  The event
     trigger is off here, so the window stays open for the whole test; both read paths are used (the
@@ -362,8 +388,9 @@ def test_a_rename_the_running_sync_has_not_seen_yet_does_not_leak(db: str, conn:
         try:
             conn.execute("ALTER TABLE cards RENAME COLUMN card TO card_no")
             for round_ in range(3):  # the first round makes the table hot in the batch statement
-                conn.execute("UPDATE cards SET qty = qty + 1, card_no = format(%s, id + 100)"
-                             " WHERE id %% 7 = %s", (CARDS, round_))
+                conn.execute(
+                    "UPDATE cards SET qty = qty + 1, card_no = format(%s, id + 100) WHERE id %% 7 = %s", (CARDS, round_)
+                )
                 eng.run_until_idle()
             r.delete("asymm:{public.cards}:2")
             row = cache.get("cards", 2)

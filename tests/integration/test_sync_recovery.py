@@ -42,9 +42,23 @@ class OwnRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
-             "--save", "", "--appendonly", "no", *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.root),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert wait_for(self._ping, timeout=20), "redis-server did not start"
 
     def _ping(self) -> bool:
@@ -119,8 +133,7 @@ def test_restart_from_an_older_rdb_snapshot_is_detected_and_resynced(db: str, ow
     _assert_exact(db, server.url)
 
 
-def test_aof_losing_its_last_second_is_detected_by_the_running_engine(db: str, own_redis: Any,
-                                                                       tmp_path: Path) -> None:
+def test_aof_losing_its_last_second_is_detected_by_the_running_engine(db: str, own_redis: Any, tmp_path: Path) -> None:
     """``appendfsync everysec`` loses up to a second on a host crash: the AOF file ends earlier
     than what Redis acknowledged.  Simulated exactly: the file cut back to its size before the
     last writes, then Redis killed and restarted.  The same engine goes on (its connection
@@ -132,8 +145,12 @@ def test_aof_losing_its_last_second_is_detected_by_the_running_engine(db: str, o
         engine.run_until_idle()
         with server.client() as client:
             client.bgrewriteaof()
-            assert wait_for(lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0
-                            and client.info("persistence")["aof_rewrite_scheduled"] == 0)
+            assert wait_for(
+                lambda: (
+                    client.info("persistence")["aof_rewrite_in_progress"] == 0
+                    and client.info("persistence")["aof_rewrite_scheduled"] == 0
+                )
+            )
         time.sleep(1.5)  # let everysec fsync the rewrite's aftermath; the size below is then final
         incr = sorted((tmp_path / "aof").glob("*.incr.aof"))[-1]
         durable = incr.stat().st_size
@@ -158,8 +175,7 @@ def test_aof_losing_its_last_second_is_detected_by_the_running_engine(db: str, o
     _assert_exact(db, server.url)
 
 
-def test_no_false_resync_when_a_backfill_ends_with_an_empty_chunk(db: str, engine: SyncEngine,
-                                                                  redis_url: str) -> None:
+def test_no_false_resync_when_a_backfill_ends_with_an_empty_chunk(db: str, engine: SyncEngine, redis_url: str) -> None:
     """A table whose size is a multiple of the backfill chunk ends with a chunk of no rows: no script
     runs for it, so nothing may count as acknowledged (it made every such table re-sync for ever)."""
     make_items(db, rows=40)
@@ -187,8 +203,9 @@ def test_daemon_converges_after_redis_restarts_from_an_older_snapshot(db: str, o
     make_items(db, rows=200)
     proc = start_sync_daemon(db, server.url)
     try:
-        assert wait_for(lambda: full_compare(db, server.url).rows_compared == 200
-                        and full_compare(db, server.url).total == 0)
+        assert wait_for(
+            lambda: full_compare(db, server.url).rows_compared == 200 and full_compare(db, server.url).total == 0
+        )
         with server.client() as client:
             client.save()
         _change_after_snapshot(db)
@@ -196,8 +213,7 @@ def test_daemon_converges_after_redis_restarts_from_an_older_snapshot(db: str, o
         with server.client() as client:
             client.shutdown(nosave=True)
         server.start()
-        assert wait_for(lambda: full_compare(db, server.url).total == 0, timeout=30), \
-            full_compare(db, server.url)
+        assert wait_for(lambda: full_compare(db, server.url).total == 0, timeout=30), full_compare(db, server.url)
     finally:
         err = stop_daemon(proc)
     assert "Traceback" not in err, err
@@ -205,6 +221,7 @@ def test_daemon_converges_after_redis_restarts_from_an_older_snapshot(db: str, o
 
 
 # -- fencing ------------------------------------------------------------------------------------
+
 
 def _dump(client: redis.Redis) -> dict[bytes, Any]:
     out: dict[bytes, Any] = {}
@@ -214,8 +231,7 @@ def _dump(client: redis.Redis) -> dict[bytes, Any]:
     return out
 
 
-def test_stalled_leader_loses_the_lock_and_its_late_writes_are_refused(db: str, redis_url: str,
-                                                                        r: redis.Redis) -> None:
+def test_stalled_leader_loses_the_lock_and_its_late_writes_are_refused(db: str, redis_url: str, r: redis.Redis) -> None:
     make_items(db, rows=50)
     old = SyncEngine(db, redis_url, session_timeout_s=1.0)
     new = SyncEngine(db, redis_url, session_timeout_s=1.0)
@@ -259,15 +275,18 @@ def test_stalled_leader_loses_the_lock_and_its_late_writes_are_refused(db: str, 
 
 def _sync_lock_pid(db: str) -> int | None:
     with psycopg.connect(db, autocommit=True) as conn:
-        row = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                           " AND classid = %s AND objid = %s AND database ="
-                           " (SELECT oid FROM pg_database WHERE datname = current_database())",
-                           LOCK_KEY).fetchone()
+        row = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = %s AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            LOCK_KEY,
+        ).fetchone()
     return None if row is None else int(row[0])
 
 
 def test_sigstopped_daemon_is_replaced_and_converges_after_sigcont(
-        db: str, redis_url: str, start_daemon: Callable[..., Running]) -> None:
+    db: str, redis_url: str, start_daemon: Callable[..., Running]
+) -> None:
     make_items(db, rows=200)
     env = {"ASYMM_REDIS_URL": redis_url, "ASYMM_LEADER_SESSION_TIMEOUT_S": "1"}
     first = start_daemon(db, "--period", "0.05", env=env)
@@ -284,8 +303,10 @@ def test_sigstopped_daemon_is_replaced_and_converges_after_sigcont(
 
         def synced() -> bool:
             with redis.Redis.from_url(redis_url) as client:
-                return client.hget("asymm:{public.items}:20", "d") is not None and \
-                    b"while stopped" in client.hget("asymm:{public.items}:20", "d")  # type: ignore[operator]
+                return client.hget("asymm:{public.items}:20", "d") is not None and b"while stopped" in client.hget(
+                    "asymm:{public.items}:20", "d"
+                )  # type: ignore[operator]
+
         assert wait_for(synced, timeout=30)
     finally:
         first.proc.send_signal(signal.SIGCONT)
@@ -304,12 +325,14 @@ def test_sigstopped_daemon_is_replaced_and_converges_after_sigcont(
 
 # -- untrack --------------------------------------------------------------------------------------
 
+
 def _keys(client: redis.Redis, table: str) -> list[bytes]:
     return list(client.scan_iter(match=f"asymm:{{public.{table}}}*", count=1000))
 
 
-def test_untrack_removes_the_keys_unless_asked_to_keep_them(db: str, engine: SyncEngine, redis_url: str,
-                                                             r: redis.Redis) -> None:
+def test_untrack_removes_the_keys_unless_asked_to_keep_them(
+    db: str, engine: SyncEngine, redis_url: str, r: redis.Redis
+) -> None:
     make_items(db, rows=100)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (id int PRIMARY KEY, v text)")
@@ -330,8 +353,9 @@ def test_untrack_removes_the_keys_unless_asked_to_keep_them(db: str, engine: Syn
     assert (result.missing, result.different, result.extra) == ([], [], [])
 
 
-def test_retrack_right_after_untrack_keeps_the_new_backfill(db: str, engine: SyncEngine, redis_url: str,
-                                                            r: redis.Redis) -> None:
+def test_retrack_right_after_untrack_keeps_the_new_backfill(
+    db: str, engine: SyncEngine, redis_url: str, r: redis.Redis
+) -> None:
     make_items(db, rows=100)
     engine.run_until_idle()
     with psycopg.connect(db, autocommit=True) as conn:
@@ -353,8 +377,10 @@ def test_retrack_right_after_untrack_keeps_the_new_backfill(db: str, engine: Syn
 
 # -- limits: the cluster-wide xid horizon, the eviction policy ------------------------------------
 
+
 def test_sync_status_names_a_transaction_in_another_database_holding_the_horizon(
-        db: str, make_db: Callable[..., str], engine: SyncEngine, redis_url: str) -> None:
+    db: str, make_db: Callable[..., str], engine: SyncEngine, redis_url: str
+) -> None:
     other = make_db(extension=False)
     make_items(db, rows=10)
     engine.run_until_idle()
@@ -385,14 +411,18 @@ def test_sync_status_names_a_transaction_in_another_database_holding_the_horizon
     assert (result.missing, result.different, result.extra) == ([], [], [])
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (("--maxmemory-policy", "volatile-lru"), "volatile-lru"),
-    (("--maxmemory-policy", "allkeys-lfu"), "allkeys-lfu"),
-    (("--rename-command", "CONFIG", ""), "cannot check"),
-    (("--maxmemory-policy", "noeviction"), None),
-])
-def test_eviction_policy_is_checked_when_the_engine_connects(db: str, own_redis: Any, args: tuple[str, ...],
-                                                              expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--maxmemory-policy", "volatile-lru"), "volatile-lru"),
+        (("--maxmemory-policy", "allkeys-lfu"), "allkeys-lfu"),
+        (("--rename-command", "CONFIG", ""), "cannot check"),
+        (("--maxmemory-policy", "noeviction"), None),
+    ],
+)
+def test_eviction_policy_is_checked_when_the_engine_connects(
+    db: str, own_redis: Any, args: tuple[str, ...], expected: str | None
+) -> None:
     server = own_redis(*args)
     make_items(db, rows=20)
     engine = SyncEngine(db, server.url)

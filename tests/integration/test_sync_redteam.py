@@ -57,8 +57,9 @@ def all_cards() -> list[str]:
 
 def make_cards(conn: Conn, rows: int = 20) -> None:
     conn.execute("CREATE TABLE cards (id int PRIMARY KEY, name text, card text, qty int)")
-    conn.execute("INSERT INTO cards SELECT g, 'name ' || g, format(%s, g), g FROM generate_series(1, %s) g",
-                 (CARDS, rows))
+    conn.execute(
+        "INSERT INTO cards SELECT g, 'name ' || g, format(%s, g), g FROM generate_series(1, %s) g", (CARDS, rows)
+    )
     conn.execute("SELECT asymm.track('cards', sensitive => '{card}')")
 
 
@@ -81,14 +82,11 @@ def make_role(conn: Conn, who: str) -> tuple[str, str]:
 
 LEAKY_QUERIES = [
     # a VALUES list is no target list: LATERAL (VALUES (card)) hands the card out as column1
-    pytest.param("SELECT v.column1 AS c FROM cards, LATERAL (VALUES (card)) v WHERE id <= %s",
-                 id="lateral-values"),
+    pytest.param("SELECT v.column1 AS c FROM cards, LATERAL (VALUES (card)) v WHERE id <= %s", id="lateral-values"),
     # attribute notation k.f is the function call f(k) on the whole row (PostgREST-style computed column)
-    pytest.param("SELECT k.id, k.card_shown FROM cards k WHERE k.id <= %s",
-                 id="attribute-notation-function"),
+    pytest.param("SELECT k.id, k.card_shown FROM cards k WHERE k.id <= %s", id="attribute-notation-function"),
     # an operator is a function call too: id ## 0 runs a STABLE function that reads the card
-    pytest.param("SELECT id ## 0 AS c FROM cards WHERE id <= %s",
-                 id="operator"),
+    pytest.param("SELECT id ## 0 AS c FROM cards WHERE id <= %s", id="operator"),
     pytest.param("SELECT x FROM cards, LATERAL (SELECT card AS x) l WHERE id <= %s", id="lateral-select"),
     pytest.param("SELECT DISTINCT ON (card) card FROM cards WHERE id <= %s ORDER BY card", id="distinct-on"),
     pytest.param("SELECT g, card FROM cards, generate_series(1, 2) g WHERE id <= %s", id="generate-series"),
@@ -100,8 +98,11 @@ LEAKY_QUERIES = [
     pytest.param("SELECT first_value(card) OVER (ORDER BY id) AS f FROM cards WHERE id <= %s", id="window"),
     pytest.param("SELECT ARRAY[card] AS a FROM cards WHERE id <= %s", id="array"),
     pytest.param("TABLE cards", id="table-statement"),
-    pytest.param("WITH RECURSIVE w AS (SELECT card AS x FROM cards WHERE id <= %s UNION ALL"
-                 " SELECT x FROM w WHERE false) SELECT x FROM w", id="recursive-cte"),
+    pytest.param(
+        "WITH RECURSIVE w AS (SELECT card AS x FROM cards WHERE id <= %s UNION ALL"
+        " SELECT x FROM w WHERE false) SELECT x FROM w",
+        id="recursive-cte",
+    ),
     pytest.param("SELECT name FROM cards WHERE id <= %s UNION ALL SELECT card FROM cards", id="union-all"),
     pytest.param("SELECT t.* FROM (SELECT card FROM cards WHERE id <= %s OFFSET 0) t", id="subquery-star"),
     pytest.param("SELECT * FROM card_view WHERE id <= %s", id="view"),
@@ -112,13 +113,17 @@ LEAKY_QUERIES = [
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
 @pytest.mark.parametrize("statement", LEAKY_QUERIES)
-def test_query_shapes_never_cache_a_card_in_clear(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                  mode: str, statement: str) -> None:
+def test_query_shapes_never_cache_a_card_in_clear(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str, statement: str
+) -> None:
     make_cards(conn)
-    conn.execute("CREATE FUNCTION public.card_shown(cards) RETURNS text LANGUAGE sql IMMUTABLE"
-                 " AS $$ SELECT $1.card $$")  # a computed column: legitimately immutable
-    conn.execute("CREATE FUNCTION public.card_op(int, int) RETURNS text LANGUAGE sql STABLE"
-                 " AS $$ SELECT card FROM public.cards WHERE id = $1 $$")
+    conn.execute(
+        "CREATE FUNCTION public.card_shown(cards) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT $1.card $$"
+    )  # a computed column: legitimately immutable
+    conn.execute(
+        "CREATE FUNCTION public.card_op(int, int) RETURNS text LANGUAGE sql STABLE"
+        " AS $$ SELECT card FROM public.cards WHERE id = $1 $$"
+    )
     conn.execute("CREATE OPERATOR public.## (LEFTARG = int, RIGHTARG = int, FUNCTION = public.card_op)")
     conn.execute("CREATE VIEW public.card_view AS SELECT id, upper(card) AS c FROM cards")
     conn.execute("CREATE MATERIALIZED VIEW public.card_matview AS SELECT id, card AS c FROM cards")
@@ -148,12 +153,14 @@ def test_a_sensitive_primary_key_never_reaches_redis(db: str, conn: Conn, r: red
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_retrack_with_more_sensitive_columns_protects_rows_already_synced(db: str, conn: Conn, r: redis.Redis,
-                                                                          redis_url: str, mode: str) -> None:
+def test_retrack_with_more_sensitive_columns_protects_rows_already_synced(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     """A DBA who forgot a column tracks the table again with it: the copies sent before are replaced."""
     conn.execute("CREATE TABLE people (id int PRIMARY KEY, name text, card text)")
-    conn.execute("INSERT INTO people SELECT g, format('SSN-%%s-77', g), format(%s, g) FROM generate_series(1, 10) g",
-                 (CARDS,))
+    conn.execute(
+        "INSERT INTO people SELECT g, format('SSN-%%s-77', g), format(%s, g) FROM generate_series(1, 10) g", (CARDS,)
+    )
     conn.execute("SELECT asymm.track('people', sensitive => '{card}')")
     sync(db, conn, redis_url, mode)
     assert leaks(r, ["SSN-3-77"]) == ["SSN-3-77"]  # not sensitive yet: in Redis as it is
@@ -167,23 +174,28 @@ def test_retrack_with_more_sensitive_columns_protects_rows_already_synced(db: st
     assert full_compare(db, redis_url).total == 0
 
 
-def test_a_partition_with_its_own_column_order_keeps_the_card_protected(db: str, conn: Conn, r: redis.Redis,
-                                                                        redis_url: str) -> None:
+def test_a_partition_with_its_own_column_order_keeps_the_card_protected(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """A partition attached later, created with another column order (other attnums), read directly."""
     conn.execute("CREATE TABLE orders (id int PRIMARY KEY, card text, total int) PARTITION BY RANGE (id)")
     conn.execute("CREATE TABLE orders_1 PARTITION OF orders FOR VALUES FROM (0) TO (100)")
     conn.execute("SELECT asymm.track('orders', sensitive => '{card}')")
     conn.execute("CREATE TABLE orders_2 (total int, junk int, card text, id int NOT NULL)")
     conn.execute("ALTER TABLE orders_2 DROP COLUMN junk")
-    conn.execute("INSERT INTO orders_2 (id, card, total) SELECT g, format(%s, g), g FROM generate_series(100, 105) g",
-                 (CARDS,))
+    conn.execute(
+        "INSERT INTO orders_2 (id, card, total) SELECT g, format(%s, g), g FROM generate_series(100, 105) g", (CARDS,)
+    )
     conn.execute("ALTER TABLE orders ATTACH PARTITION orders_2 FOR VALUES FROM (100) TO (200)")
     conn.execute("INSERT INTO orders SELECT g, format(%s, g), g FROM generate_series(1, 5) g", (CARDS,))
     sync(db, conn, redis_url, "hmac")
     cache = Cache(db, redis_url, hmac_key=HMAC_KEY)
     try:
-        for statement in ("SELECT * FROM orders_2", "SELECT card FROM orders_2 WHERE id > %s",
-                          "SELECT * FROM orders WHERE id > %s"):
+        for statement in (
+            "SELECT * FROM orders_2",
+            "SELECT card FROM orders_2 WHERE id > %s",
+            "SELECT * FROM orders WHERE id > %s",
+        ):
             for _ in range(2):
                 assert cache.query(statement, (0,) if "%s" in statement else None)
     finally:
@@ -193,6 +205,7 @@ def test_a_partition_with_its_own_column_order_keeps_the_card_protected(db: str,
 
 
 # -- privacy/security: an untrusted table owner and the daemon ----------------------------------------
+
 
 def _owner_with_json_cast(conn: Conn, raise_error: bool, later: str) -> tuple[str, str]:
     """A non-superuser who owns a tracked table and, once it is tracked, gives it a column of her own
@@ -204,9 +217,12 @@ def _owner_with_json_cast(conn: Conn, raise_error: bool, later: str) -> tuple[st
     conn.execute("CREATE TABLE public.pwn (who text, super bool)")
     conn.execute("GRANT INSERT ON public.pwn TO PUBLIC")
     conn.execute(sql.SQL("CREATE SCHEMA a AUTHORIZATION {}").format(sql.Identifier(alice)))
-    body = ("BEGIN RAISE EXCEPTION 'alice says no'; END" if raise_error else
-            "BEGIN INSERT INTO public.pwn SELECT current_user, rolsuper FROM pg_roles"
-            " WHERE rolname = current_user; RETURN to_json(v::text); END")
+    body = (
+        "BEGIN RAISE EXCEPTION 'alice says no'; END"
+        if raise_error
+        else "BEGIN INSERT INTO public.pwn SELECT current_user, rolsuper FROM pg_roles"
+        " WHERE rolname = current_user; RETURN to_json(v::text); END"
+    )
     with psycopg.connect(dsn, autocommit=True) as own:
         own.execute("CREATE TABLE a.t (id int PRIMARY KEY, m text)")
         own.execute("INSERT INTO a.t VALUES (1, 'ok')")
@@ -227,8 +243,9 @@ def _owner_with_json_cast(conn: Conn, raise_error: bool, later: str) -> tuple[st
 
 
 @pytest.mark.parametrize("later", ["add", "type"])
-def test_a_table_owner_cannot_make_the_daemon_run_her_code(db: str, conn: Conn, r: redis.Redis,
-                                                           redis_url: str, later: str) -> None:
+def test_a_table_owner_cannot_make_the_daemon_run_her_code(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, later: str
+) -> None:
     _owner_with_json_cast(conn, raise_error=False, later=later)
     sync(db, conn, redis_url)
     assert conn.execute("SELECT who, super FROM public.pwn WHERE super").fetchall() == []
@@ -247,8 +264,9 @@ def _steps(db: str, redis_url: str, eng: SyncEngine, n: int = 20) -> SyncEngine:
 
 
 @pytest.mark.parametrize("later", ["add", "type"])
-def test_a_table_owner_cannot_stop_the_sync_of_other_tables(db: str, conn: Conn, r: redis.Redis,
-                                                            redis_url: str, later: str) -> None:
+def test_a_table_owner_cannot_stop_the_sync_of_other_tables(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, later: str
+) -> None:
     """Her cast raises: reading her table fails, but another table's changes still reach Redis."""
     conn.execute("CREATE TABLE public.other (id int PRIMARY KEY, v int)")
     conn.execute("INSERT INTO public.other VALUES (1, 1)")
@@ -264,6 +282,7 @@ def test_a_table_owner_cannot_stop_the_sync_of_other_tables(db: str, conn: Conn,
 
 # -- exactness ----------------------------------------------------------------------------------------
 
+
 def test_timestamptz_keys_written_under_another_timezone(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     """Writers in Tokyo and in New York, a daemon in UTC: one row, one key, and a delete sticks."""
     conn.execute("CREATE TABLE events (at timestamptz PRIMARY KEY, what text)")
@@ -278,18 +297,22 @@ def test_timestamptz_keys_written_under_another_timezone(db: str, conn: Conn, r:
     assert full_compare(db, redis_url).total == 0
 
 
-@pytest.mark.parametrize("style", [
-    "DateStyle=SQL, DMY", "extra_float_digits=0", "bytea_output=escape", "IntervalStyle=sql_standard"])
-def test_keys_written_under_other_output_settings(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                  style: str) -> None:
+@pytest.mark.parametrize(
+    "style", ["DateStyle=SQL, DMY", "extra_float_digits=0", "bytea_output=escape", "IntervalStyle=sql_standard"]
+)
+def test_keys_written_under_other_output_settings(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, style: str
+) -> None:
     """Key text must not depend on the writer's DateStyle/IntervalStyle/extra_float_digits."""
     conn.execute("CREATE TABLE k (d date, i interval, f float8, b bytea, v text, PRIMARY KEY (d, i, f, b))")
     conn.execute("SELECT asymm.track('k')")
     name, value = style.split("=")
     with psycopg.connect(db, autocommit=True) as other:
         other.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-        other.execute("INSERT INTO k VALUES ('2026-03-04', '1 day 02:03:04', 0.1, '\\x00ff', 'x'),"
-                      " ('2026-05-06', '-1 mon', 1e-7, 'ab', 'y')")
+        other.execute(
+            "INSERT INTO k VALUES ('2026-03-04', '1 day 02:03:04', 0.1, '\\x00ff', 'x'),"
+            " ('2026-05-06', '-1 mon', 1e-7, 'ab', 'y')"
+        )
     sync(db, conn, redis_url)
     with psycopg.connect(db, autocommit=True) as other:
         other.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
@@ -299,8 +322,9 @@ def test_keys_written_under_other_output_settings(db: str, conn: Conn, r: redis.
     assert full_compare(db, redis_url).total == 0
 
 
-def test_numeric_key_updated_to_an_equal_value_of_another_scale(db: str, conn: Conn, r: redis.Redis,
-                                                                 redis_url: str) -> None:
+def test_numeric_key_updated_to_an_equal_value_of_another_scale(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """1.0 = 1.00 for the primary key, but the key text ('1.0' vs '1.00') is not the same."""
     conn.execute("CREATE TABLE prices (k numeric PRIMARY KEY, p int)")
     conn.execute("INSERT INTO prices VALUES (1.0, 1), (2, 2)")
@@ -335,8 +359,10 @@ def test_capture_triggers_of_tables_and_their_partitions_fire_always(conn: Conn)
     conn.execute("CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')")
     conn.execute("SELECT asymm.track('ev')")
     conn.execute("CREATE TABLE ev_2 PARTITION OF ev FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')")
-    states = conn.execute("SELECT tgrelid::regclass::text, tgname, tgenabled FROM pg_trigger"
-                          " WHERE tgname LIKE 'asymm\\_sync\\_%' ORDER BY 1, 2").fetchall()
+    states = conn.execute(
+        "SELECT tgrelid::regclass::text, tgname, tgenabled FROM pg_trigger"
+        " WHERE tgname LIKE 'asymm\\_sync\\_%' ORDER BY 1, 2"
+    ).fetchall()
     assert {rel for rel, _, _ in states} == {"ev", "ev_1", "ev_2"}
     assert len(states) == 12 and {state for _, _, state in states} == {"A"}, states
 
@@ -349,8 +375,9 @@ def _inheritance(conn: Conn) -> None:
     conn.execute("SELECT asymm.track('parent')")
 
 
-def test_inheritance_child_writes_do_not_leave_stale_results(db: str, conn: Conn, r: redis.Redis,
-                                                              redis_url: str) -> None:
+def test_inheritance_child_writes_do_not_leave_stale_results(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """Old-style inheritance (not partitions): SELECT FROM parent reads the children's rows too."""
     _inheritance(conn)
     sync(db, conn, redis_url)
@@ -361,8 +388,10 @@ def test_inheritance_child_writes_do_not_leave_stale_results(db: str, conn: Conn
         assert cache.query(statement, (0,)) == first
         conn.execute("INSERT INTO child VALUES (101, 'z', 0)")
         sync(db, conn, redis_url)
-        want = [dict(zip(("n", "v"), row, strict=True)) for row in conn.execute(
-            "SELECT count(*), max(v) FROM parent WHERE id > 0")]
+        want = [
+            dict(zip(("n", "v"), row, strict=True))
+            for row in conn.execute("SELECT count(*), max(v) FROM parent WHERE id > 0")
+        ]
         assert cache.query(statement, (0,)) == want
         assert cache.stats.query_hits == 0  # never cached: the children's writes move no generation
     finally:
@@ -374,8 +403,9 @@ def test_inheritance_child_writes_do_not_leave_stale_results(db: str, conn: Conn
     assert full_compare(db, redis_url).total == 0
 
 
-def test_inheritance_child_rows_read_through_the_parent_key(db: str, conn: Conn, r: redis.Redis,
-                                                             redis_url: str) -> None:
+def test_inheritance_child_rows_read_through_the_parent_key(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """Cache.get(parent, key of a child row): a miss or the current row, never a stale copy."""
     _inheritance(conn)
     sync(db, conn, redis_url)
@@ -384,7 +414,7 @@ def test_inheritance_child_rows_read_through_the_parent_key(db: str, conn: Conn,
         got = cache.get("parent", 100)
         conn.execute("UPDATE child SET v = 'c2' WHERE id = 100")
         conn.execute("UPDATE parent SET v = 'p2' WHERE id = 100")  # through the parent: captured
-        conn.execute("UPDATE child SET v = 'c3' WHERE id = 100")   # straight to the child
+        conn.execute("UPDATE child SET v = 'c3' WHERE id = 100")  # straight to the child
         sync(db, conn, redis_url)
         now = cache.get("parent", 100)
         assert (got is None and now is None) or now == {"id": 100, "v": "c3"}, (got, now)
@@ -393,15 +423,17 @@ def test_inheritance_child_rows_read_through_the_parent_key(db: str, conn: Conn,
     assert full_compare(db, redis_url).total == 0
 
 
-def test_a_function_reading_an_untracked_table_is_not_cached_stale(db: str, conn: Conn, r: redis.Redis,
-                                                                   redis_url: str) -> None:
+def test_a_function_reading_an_untracked_table_is_not_cached_stale(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int)")
     conn.execute("INSERT INTO items VALUES (1, 1)")
     conn.execute("SELECT asymm.track('items')")
     conn.execute("CREATE TABLE rates (id int PRIMARY KEY, rate int)")  # not tracked
     conn.execute("INSERT INTO rates VALUES (1, 10)")
-    conn.execute("CREATE FUNCTION rate_of(int) RETURNS int LANGUAGE sql STABLE"
-                 " AS $$ SELECT rate FROM rates WHERE id = $1 $$")
+    conn.execute(
+        "CREATE FUNCTION rate_of(int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT rate FROM rates WHERE id = $1 $$"
+    )
     sync(db, conn, redis_url)
     cache = Cache(db, redis_url)
     try:
@@ -445,8 +477,7 @@ def test_a_lock_on_one_table_does_not_stop_the_others(db: str, conn: Conn, r: re
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     try:
-        reached = wait_for(lambda: json.loads(r.hget("asymm:{public.small}:1", "d") or b"{}").get("v") == 2,
-                           timeout=10)
+        reached = wait_for(lambda: json.loads(r.hget("asymm:{public.small}:1", "d") or b"{}").get("v") == 2, timeout=10)
     finally:
         done.set()
         locker.rollback()
@@ -480,30 +511,41 @@ def test_toast_values_and_odd_text_keys(db: str, conn: Conn, r: redis.Redis, red
 
 # -- guards: write patterns that must stay exact ------------------------------------------------------
 
+
 def test_write_patterns_stay_exact(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     """Upserts, writable CTEs, PK updates, MERGE, savepoints, COPY, deferred FKs, triggers that change
     NEW or write the same table again, generated columns, TRUNCATE ... CASCADE."""
-    conn.execute("CREATE TABLE acc (id int PRIMARY KEY, bal int, doubled int GENERATED ALWAYS AS (bal * 2) STORED,"
-                 " touched int DEFAULT 0)")
+    conn.execute(
+        "CREATE TABLE acc (id int PRIMARY KEY, bal int, doubled int GENERATED ALWAYS AS (bal * 2) STORED,"
+        " touched int DEFAULT 0)"
+    )
     conn.execute("CREATE TABLE mov (id int PRIMARY KEY, acc int REFERENCES acc DEFERRABLE INITIALLY DEFERRED, amt int)")
-    conn.execute("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.bal := NEW.bal + 1000;"
-                 " RETURN NEW; END $$")
+    conn.execute(
+        "CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.bal := NEW.bal + 1000;"
+        " RETURN NEW; END $$"
+    )
     conn.execute("CREATE TRIGGER a_bump BEFORE INSERT ON acc FOR EACH ROW EXECUTE FUNCTION bump()")
-    conn.execute("CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-                 " UPDATE acc SET touched = touched + 1 WHERE id = NEW.acc; RETURN NULL; END $$")
+    conn.execute(
+        "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " UPDATE acc SET touched = touched + 1 WHERE id = NEW.acc; RETURN NULL; END $$"
+    )
     conn.execute("CREATE TRIGGER z_touch AFTER INSERT ON mov FOR EACH ROW EXECUTE FUNCTION touch()")
     conn.execute("INSERT INTO acc (id, bal) SELECT g, g FROM generate_series(1, 50) g")
     conn.execute("SELECT asymm.track('acc')")
     conn.execute("SELECT asymm.track('mov')")
     sync(db, conn, redis_url)
     conn.execute("INSERT INTO acc (id, bal) VALUES (1, 0), (60, 6) ON CONFLICT (id) DO UPDATE SET bal = excluded.bal")
-    conn.execute("WITH d AS (DELETE FROM acc WHERE id BETWEEN 40 AND 45 RETURNING id)"
-                 " INSERT INTO acc (id, bal) SELECT id + 100, 1 FROM d")
+    conn.execute(
+        "WITH d AS (DELETE FROM acc WHERE id BETWEEN 40 AND 45 RETURNING id)"
+        " INSERT INTO acc (id, bal) SELECT id + 100, 1 FROM d"
+    )
     conn.execute("UPDATE acc SET id = id + 1000 WHERE id BETWEEN 30 AND 35")
     conn.execute("UPDATE acc SET id = -id WHERE id BETWEEN 20 AND 22")
-    conn.execute("MERGE INTO acc t USING (SELECT g AS id FROM generate_series(45, 52) g) s ON t.id = s.id"
-                 " WHEN MATCHED AND t.id % 2 = 0 THEN DELETE WHEN MATCHED THEN UPDATE SET bal = -1"
-                 " WHEN NOT MATCHED THEN INSERT (id, bal) VALUES (s.id, 7)")
+    conn.execute(
+        "MERGE INTO acc t USING (SELECT g AS id FROM generate_series(45, 52) g) s ON t.id = s.id"
+        " WHEN MATCHED AND t.id % 2 = 0 THEN DELETE WHEN MATCHED THEN UPDATE SET bal = -1"
+        " WHEN NOT MATCHED THEN INSERT (id, bal) VALUES (s.id, 7)"
+    )
     with conn.transaction():
         conn.execute("INSERT INTO mov VALUES (1, 999, 5)")  # deferred FK: the account comes later
         conn.execute("INSERT INTO acc (id, bal) VALUES (999, 0)")
@@ -534,8 +576,9 @@ def test_partition_maintenance_stays_exact(db: str, conn: Conn, r: redis.Redis, 
     conn.execute("CREATE TABLE m_eu_lo PARTITION OF m_eu FOR VALUES FROM (0) TO (100)")
     conn.execute("CREATE TABLE m_eu_hi PARTITION OF m_eu FOR VALUES FROM (100) TO (1000)")
     conn.execute("CREATE TABLE m_def PARTITION OF m DEFAULT")
-    conn.execute("INSERT INTO m SELECT g, CASE WHEN g % 3 = 0 THEN 'us' ELSE 'eu' END, g"
-                 " FROM generate_series(1, 300) g")
+    conn.execute(
+        "INSERT INTO m SELECT g, CASE WHEN g % 3 = 0 THEN 'us' ELSE 'eu' END, g FROM generate_series(1, 300) g"
+    )
     conn.execute("SELECT asymm.track('m')")
     sync(db, conn, redis_url)
     conn.execute("UPDATE m SET id = id + 500 WHERE region = 'eu' AND id < 20")  # row movement lo -> hi
@@ -560,8 +603,9 @@ def test_partition_maintenance_stays_exact(db: str, conn: Conn, r: redis.Redis, 
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_sensitive_column_ddl_keeps_it_protected(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                 mode: str) -> None:
+def test_sensitive_column_ddl_keeps_it_protected(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     """ALTER COLUMN TYPE of the sensitive column (text -> varchar -> jsonb), then a rename chain."""
     make_cards(conn)
     sync(db, conn, redis_url, mode)
@@ -580,12 +624,14 @@ def test_sensitive_column_ddl_keeps_it_protected(db: str, conn: Conn, r: redis.R
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_retrack_with_more_sensitive_columns_protects_cached_results(db: str, conn: Conn, r: redis.Redis,
-                                                                     redis_url: str, mode: str) -> None:
+def test_retrack_with_more_sensitive_columns_protects_cached_results(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str
+) -> None:
     """A result cached (long TTL) before a column was declared sensitive must not stay in Redis in clear."""
     conn.execute("CREATE TABLE people (id int PRIMARY KEY, name text, card text)")
-    conn.execute("INSERT INTO people SELECT g, format('SSN-%%s-77', g), format(%s, g) FROM generate_series(1, 10) g",
-                 (CARDS,))
+    conn.execute(
+        "INSERT INTO people SELECT g, format('SSN-%%s-77', g), format(%s, g) FROM generate_series(1, 10) g", (CARDS,)
+    )
     conn.execute("SELECT asymm.track('people', sensitive => '{card}')")
     sync(db, conn, redis_url, mode)
     cache = Cache(db, redis_url, hmac_key=HMAC_KEY)
@@ -603,8 +649,9 @@ def test_retrack_with_more_sensitive_columns_protects_cached_results(db: str, co
     assert full_compare(db, redis_url).total == 0
 
 
-def test_hmac_mode_without_a_key_never_stores_clear_results(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hmac_mode_without_a_key_never_stores_clear_results(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An application that forgot ASYMM_SYNC_HMAC_KEY in hmac mode: refused, or nothing in clear."""
     monkeypatch.delenv("ASYMM_SYNC_HMAC_KEY", raising=False)
     make_cards(conn)
@@ -624,8 +671,9 @@ def test_hmac_mode_without_a_key_never_stores_clear_results(db: str, conn: Conn,
     assert leaks(r, all_cards()) == []
 
 
-def test_an_untrusted_owner_cannot_forge_capture_for_another_table(db: str, conn: Conn, r: redis.Redis,
-                                                                   redis_url: str) -> None:
+def test_an_untrusted_owner_cannot_forge_capture_for_another_table(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """Mallory owns an untracked table and tries to attach the capture function to it (with the key
     columns of a tracked table as arguments), or to write the outbox; the victim's keys stay exact."""
     conn.execute("CREATE TABLE public.victim (id int PRIMARY KEY, v text)")
@@ -656,8 +704,9 @@ def test_an_untrusted_owner_cannot_forge_capture_for_another_table(db: str, conn
     assert full_compare(db, redis_url).total == 0
 
 
-def test_cache_get_of_a_timestamptz_key_in_the_applications_timezone(db: str, conn: Conn, r: redis.Redis,
-                                                                     redis_url: str) -> None:
+def test_cache_get_of_a_timestamptz_key_in_the_applications_timezone(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     """An application in Tokyo reads a row the daemon (UTC) wrote, then the row changes: no shadow key."""
     conn.execute("CREATE TABLE events (at timestamptz PRIMARY KEY, what text)")
     conn.execute("INSERT INTO events VALUES ('2026-01-01 00:00:00+00', 'a')")
@@ -676,15 +725,17 @@ def test_cache_get_of_a_timestamptz_key_in_the_applications_timezone(db: str, co
 
 
 VOLATILE = [
-    pytest.param("WITH u AS (UPDATE items SET qty = qty + 1 WHERE id = %s RETURNING qty) SELECT qty FROM u",
-                 id="writable-cte"),
+    pytest.param(
+        "WITH u AS (UPDATE items SET qty = qty + 1 WHERE id = %s RETURNING qty) SELECT qty FROM u", id="writable-cte"
+    ),
     pytest.param("SELECT nextval('ids') AS n, %s AS x", id="nextval"),
 ]
 
 
 @pytest.mark.parametrize("statement", VOLATILE)
-def test_statements_with_side_effects_are_never_served_from_the_cache(db: str, conn: Conn, r: redis.Redis,
-                                                                      redis_url: str, statement: str) -> None:
+def test_statements_with_side_effects_are_never_served_from_the_cache(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, statement: str
+) -> None:
     conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int)")
     conn.execute("INSERT INTO items VALUES (1, 0)")
     conn.execute("CREATE SEQUENCE ids")
@@ -720,8 +771,12 @@ def test_cached_results_follow_column_ddl_and_truncate(db: str, conn: Conn, r: r
         return [json.loads(json.dumps(dict(zip(names, row, strict=True)), default=str)) for row in cur]
 
     try:
-        for ddl in ("ALTER TABLE items ADD COLUMN note text DEFAULT 'n'", "ALTER TABLE items DROP COLUMN old",
-                    "ALTER TABLE items ALTER COLUMN qty TYPE numeric(10, 2)", "TRUNCATE items"):
+        for ddl in (
+            "ALTER TABLE items ADD COLUMN note text DEFAULT 'n'",
+            "ALTER TABLE items DROP COLUMN old",
+            "ALTER TABLE items ALTER COLUMN qty TYPE numeric(10, 2)",
+            "TRUNCATE items",
+        ):
             assert cache.query(statement, (3,)) == pg()
             assert cache.query(statement, (3,)) == pg()  # a hit
             conn.execute(ddl)
@@ -734,10 +789,14 @@ def test_cached_results_follow_column_ddl_and_truncate(db: str, conn: Conn, r: r
 
 def test_a_hit_returns_the_same_values_as_the_miss(db: str, conn: Conn, r: redis.Redis, redis_url: str) -> None:
     """Same statement, same rows: the second call (a hit) must give the application what the first gave."""
-    conn.execute("CREATE TABLE vals (id int PRIMARY KEY, n numeric(10, 2), t timestamptz, d date, b bytea,"
-                 " j jsonb, a int[], u uuid)")
-    conn.execute("INSERT INTO vals VALUES (1, 1.5, '2026-01-01 00:00+00', '2026-01-02', '\\x00ff',"
-                 " '{\"x\": 1.10}', '{1,2}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')")
+    conn.execute(
+        "CREATE TABLE vals (id int PRIMARY KEY, n numeric(10, 2), t timestamptz, d date, b bytea,"
+        " j jsonb, a int[], u uuid)"
+    )
+    conn.execute(
+        "INSERT INTO vals VALUES (1, 1.5, '2026-01-01 00:00+00', '2026-01-02', '\\x00ff',"
+        " '{\"x\": 1.10}', '{1,2}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')"
+    )
     conn.execute("SELECT asymm.track('vals')")
     sync(db, conn, redis_url)
     cache = Cache(db, redis_url)
@@ -752,8 +811,9 @@ def test_a_hit_returns_the_same_values_as_the_miss(db: str, conn: Conn, r: redis
 
 
 @pytest.mark.parametrize("setting", ["TimeZone=Asia/Tokyo", "IntervalStyle=postgres_verbose", "extra_float_digits=0"])
-def test_a_read_through_fill_in_another_session_setting_is_exact(db: str, conn: Conn, r: redis.Redis,
-                                                                 redis_url: str, setting: str) -> None:
+def test_a_read_through_fill_in_another_session_setting_is_exact(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str, setting: str
+) -> None:
     """An evicted row read back by an application whose session renders values differently: the
     read returns the row, and whatever the fill leaves in Redis is what the sync writes (a session
     whose output settings differ from the sync's does not fill: the row stays missing, as after any
@@ -773,8 +833,7 @@ def test_a_read_through_fill_in_another_session_setting_is_exact(db: str, conn: 
 
 
 @pytest.mark.parametrize("mode", ["drop", "hmac"])
-def test_track_with_a_misspelt_sensitive_column(db: str, conn: Conn, r: redis.Redis, redis_url: str,
-                                                mode: str) -> None:
+def test_track_with_a_misspelt_sensitive_column(db: str, conn: Conn, r: redis.Redis, redis_url: str, mode: str) -> None:
     """sensitive => '{crad}' (a typo): refused with an error, rather than syncing the card in clear."""
     conn.execute("CREATE TABLE cards (id int PRIMARY KEY, name text, card text, qty int)")
     conn.execute("INSERT INTO cards SELECT g, 'n', format(%s, g), g FROM generate_series(1, 3) g", (CARDS,))
@@ -782,8 +841,9 @@ def test_track_with_a_misspelt_sensitive_column(db: str, conn: Conn, r: redis.Re
         conn.execute("SELECT asymm.track('cards', sensitive => '{crad}')")
 
 
-def test_a_cached_result_is_what_postgres_gives_the_session(db: str, conn: Conn, r: redis.Redis,
-                                                             redis_url: str) -> None:
+def test_a_cached_result_is_what_postgres_gives_the_session(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     conn.execute("CREATE TABLE obs (id int PRIMARY KEY, at timestamptz)")
     conn.execute("INSERT INTO obs VALUES (1, '2026-01-01 00:00+00')")
     conn.execute("SELECT asymm.track('obs')")
@@ -800,8 +860,9 @@ def test_a_cached_result_is_what_postgres_gives_the_session(db: str, conn: Conn,
     assert full_compare(db, redis_url).total == 0
 
 
-def test_cache_get_does_not_serve_a_table_the_role_may_not_read(db: str, conn: Conn, r: redis.Redis,
-                                                                redis_url: str) -> None:
+def test_cache_get_does_not_serve_a_table_the_role_may_not_read(
+    db: str, conn: Conn, r: redis.Redis, redis_url: str
+) -> None:
     conn.execute("CREATE TABLE salaries (id int PRIMARY KEY, amount int)")
     conn.execute("INSERT INTO salaries VALUES (1, 99999)")
     conn.execute("SELECT asymm.track('salaries')")

@@ -42,8 +42,9 @@ def daemon_dsn(db: str) -> Iterator[tuple[str, str]]:
 
 
 def _status(conn: Conn, table: str) -> dict[str, Any]:
-    row = conn.execute("SELECT t FROM jsonb_array_elements(asymm.sync_status() -> 'tables') t"
-                       " WHERE t ->> 'table' = %s", (table,)).fetchone()
+    row = conn.execute(
+        "SELECT t FROM jsonb_array_elements(asymm.sync_status() -> 'tables') t WHERE t ->> 'table' = %s", (table,)
+    ).fetchone()
     assert row is not None
     return dict(row[0])
 
@@ -56,8 +57,9 @@ def _passes(engine: SyncEngine, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def test_one_unreadable_table_never_stops_the_others(db: str, conn: Conn, daemon_dsn: tuple[str, str],
-                                                     redis_url: str, r: redis.Redis) -> None:
+def test_one_unreadable_table_never_stops_the_others(
+    db: str, conn: Conn, daemon_dsn: tuple[str, str], redis_url: str, r: redis.Redis
+) -> None:
     dsn, role = daemon_dsn
     make_items(db)
     conn.execute("CREATE TABLE other (k int PRIMARY KEY, v int NOT NULL)")

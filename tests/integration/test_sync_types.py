@@ -63,8 +63,10 @@ def test_a_tracked_table_cannot_be_given_such_a_column(db: str, mallory: str) ->
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT asymm.track('public.plain')")
     with psycopg.connect(mallory, autocommit=True) as conn:
-        for statement in ("ALTER TABLE public.plain ADD COLUMN m public.mood",
-                          "ALTER TABLE public.plain ALTER COLUMN v TYPE public.mood USING 'ok'"):
+        for statement in (
+            "ALTER TABLE public.plain ADD COLUMN m public.mood",
+            "ALTER TABLE public.plain ALTER COLUMN v TYPE public.mood USING 'ok'",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a type a non-superuser owns"):
                 conn.execute(statement)
         conn.execute("ALTER TABLE public.plain ADD COLUMN n integer")  # built-in types stay free

@@ -46,9 +46,13 @@ def run_probe(app: Conn, times: int) -> None:
 
 
 def probe_history(ctl: Conn) -> list[tuple[int, float]]:
-    return [(int(r[0]), float(r[1])) for r in ctl.execute(  # type: ignore[arg-type]
-        "SELECT s.calls, s.total_ms FROM asymm.query_stats s JOIN asymm.queries q USING (dbid, userid, queryid)"
-        " WHERE q.query LIKE '%telemetry_probe%' ORDER BY s.sampled_at").fetchall()]
+    return [
+        (int(r[0]), float(r[1]))
+        for r in ctl.execute(  # type: ignore[arg-type]
+            "SELECT s.calls, s.total_ms FROM asymm.query_stats s JOIN asymm.queries q USING (dbid, userid, queryid)"
+            " WHERE q.query LIKE '%telemetry_probe%' ORDER BY s.sampled_at"
+        ).fetchall()
+    ]
 
 
 def probe_queryid(ctl: Conn) -> int:
@@ -92,8 +96,10 @@ def test_evicted_entry_recreated_between_snapshots_restarts_from_zero(ctl: Conn,
     run_probe(app, 5)
     telemetry.snapshot(ctl)
     qid = probe_queryid(ctl)
-    remove = ("SELECT public.pg_stat_statements_reset(0,"
-              " (SELECT oid FROM pg_database WHERE datname = current_database()), %s)")
+    remove = (
+        "SELECT public.pg_stat_statements_reset(0,"
+        " (SELECT oid FROM pg_database WHERE datname = current_database()), %s)"
+    )
     # removed and re-created with fewer calls before the next snapshot: counters went down
     ctl.execute(remove, (qid,))
     run_probe(app, 2)
@@ -133,13 +139,16 @@ def test_real_evictions_never_double_or_go_negative(db: str, sandbox: Sandbox) -
             assert sum(int(r["gone"]) for r in results) > 0  # type: ignore[call-overload]
             assert ctl.execute("SELECT deallocs_seen FROM asymm.telemetry_state").fetchone() == (evicted,)
             assert sum(c for c, _ in probe_history(ctl)) == 8, "5 then 3 calls, whether evicted or not"
-            bad = ctl.execute("SELECT count(*) FROM asymm.query_stats WHERE calls < 0 OR total_ms < 0"
-                              " OR rows < 0 OR shared_blks_hit < 0 OR shared_blks_read < 0").fetchone()
+            bad = ctl.execute(
+                "SELECT count(*) FROM asymm.query_stats WHERE calls < 0 OR total_ms < 0"
+                " OR rows < 0 OR shared_blks_hit < 0 OR shared_blks_read < 0"
+            ).fetchone()
             assert bad == (0,)
             flood = ctl.execute(
                 "SELECT q.query, sum(s.calls) FROM asymm.query_stats s"
                 " JOIN asymm.queries q USING (dbid, userid, queryid)"
-                " WHERE q.query LIKE '%flood%' GROUP BY q.query").fetchall()
+                " WHERE q.query LIKE '%flood%' GROUP BY q.query"
+            ).fetchall()
             assert flood and all(calls == 1 for _, calls in flood), "each flood statement ran once"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -179,8 +188,10 @@ def test_slow_query_appears_in_reports_and_lowers_smoothness(ctl: Conn, app: Con
     assert not ctl.execute("SELECT 1 FROM asymm.slow_queries(200, '1 hour')").fetchall()
     smooth = ctl.execute("SELECT asymm.smoothness('1 hour')").fetchone()[0]  # type: ignore[index]
     assert 0.0 <= smooth < 1.0  # type: ignore[operator]
-    report = {str(r[0]): (r[1], r[2]) for r in ctl.execute(
-        "SELECT query, calls, mean_ms FROM asymm.query_report('1 hour')").fetchall()}
+    report = {
+        str(r[0]): (r[1], r[2])
+        for r in ctl.execute("SELECT query, calls, mean_ms FROM asymm.query_report('1 hour')").fetchall()
+    }
     assert report["SELECT pg_sleep($1)"][0] == 1 and report["SELECT pg_sleep($1)"][1] >= 150  # type: ignore[operator]
     assert any("telemetry_probe" in q and calls == 30 for q, (calls, _) in report.items())
 
@@ -216,8 +227,9 @@ def test_retention_rolls_up_then_drops_whole_partitions(ctl: Conn) -> None:
     result = telemetry.retention(ctl, max_minutes=100000)
     assert "query_stats_old" in result["dropped_partitions"]
     assert ctl.execute("SELECT to_regclass('asymm.query_stats_old')").fetchone() == (None,)
-    minutes = ctl.execute("SELECT calls, total_ms, samples, max_mean_ms FROM asymm.query_stats_minute"
-                          " WHERE queryid = 42 ORDER BY minute").fetchall()
+    minutes = ctl.execute(
+        "SELECT calls, total_ms, samples, max_mean_ms FROM asymm.query_stats_minute WHERE queryid = 42 ORDER BY minute"
+    ).fetchall()
     assert minutes == [(600, 1200.0, 300, 2.0), (600, 1200.0, 300, 2.0)]
     history = ctl.execute("SELECT sum(calls) FROM asymm.query_history('6 days') WHERE queryid = 42").fetchone()
     assert history == (1200,)
@@ -236,13 +248,15 @@ def test_find_duplicates_groups_exactly(conn: Conn) -> None:
         ('bob', NULL, 40), ('bob', NULL, 40), ('bob', '', 40),
         ('cy', 'rome', 20), ('ann', 'oslo', 31)""")
     groups = conn.execute(
-        "SELECT copies, row_values, cardinality(ctids) FROM asymm.find_duplicates('people')").fetchall()
-    assert groups == [(3, {"name": "ann", "city": "oslo", "age": 30}, 3),
-                      (2, {"name": "bob", "city": None, "age": 40}, 2)]
+        "SELECT copies, row_values, cardinality(ctids) FROM asymm.find_duplicates('people')"
+    ).fetchall()
+    assert groups == [
+        (3, {"name": "ann", "city": "oslo", "age": 30}, 3),
+        (2, {"name": "bob", "city": None, "age": 40}, 2),
+    ]
     by_name = conn.execute("SELECT copies FROM asymm.find_duplicates('people', '{name}')").fetchall()
     assert by_name == [(4,), (3,)]
-    expected_hash = conn.execute(
-        "SELECT encode(sha256(convert_to(ROW('cy'::text)::text, 'UTF8')), 'hex')").fetchone()
+    expected_hash = conn.execute("SELECT encode(sha256(convert_to(ROW('cy'::text)::text, 'UTF8')), 'hex')").fetchone()
     hashes = conn.execute("SELECT row_hash FROM asymm.find_duplicates('people', '{name}')").fetchall()
     assert expected_hash not in hashes
     with pytest.raises(psycopg.errors.UndefinedColumn) as bad:
@@ -250,8 +264,9 @@ def test_find_duplicates_groups_exactly(conn: Conn) -> None:
     assert "id, name, city, age" in (bad.value.diag.message_hint or "")
     conn.execute("SELECT asymm.record_state('{people}')")
     conn.execute("INSERT INTO people (name) VALUES ('dan'), ('eve'), ('eve')")
-    report = conn.execute("SELECT row_count, distinct_states, duplicate_rows, distinct_growth"
-                          " FROM asymm.state_report('{people}')").fetchone()
+    report = conn.execute(
+        "SELECT row_count, distinct_states, duplicate_rows, distinct_growth FROM asymm.state_report('{people}')"
+    ).fetchone()
     assert report == (11, 7, 4, 2)
 
 
@@ -277,8 +292,9 @@ def test_index_health_reports_each_category(conn: Conn) -> None:
     assert ("unused", "orders_note") in found
     reported = {name for _, name in found}
     assert not reported & {"orders_pkey", "parent_pkey", "parent_code_key"}, "constraint indexes stay"
-    size, statement = conn.execute("SELECT index_size_bytes, drop_statement FROM asymm.index_health()"
-                                   " WHERE index_name = 'orders_customer_copy'").fetchone()  # type: ignore[misc]
+    size, statement = conn.execute(
+        "SELECT index_size_bytes, drop_statement FROM asymm.index_health() WHERE index_name = 'orders_customer_copy'"
+    ).fetchone()  # type: ignore[misc]
     assert size > 0 and statement == "DROP INDEX CONCURRENTLY public.orders_customer_copy;"
     conn.execute(statement)
     assert conn.execute("SELECT to_regclass('orders_customer_copy')").fetchone() == (None,)
@@ -302,7 +318,8 @@ def test_cli_top_health_duplicates(db: str, ctl: Conn, app: Conn) -> None:
     assert cli("top").returncode == 0
     health = json.loads(cli("health", "--json").stdout)
     assert {"category": "unused", "index_name": "dup_a"}.items() <= next(
-        i for i in health["indexes"] if i["index_name"] == "dup_a").items()
+        i for i in health["indexes"] if i["index_name"] == "dup_a"
+    ).items()
     dups = json.loads(cli("duplicates", "dup", "--json").stdout)
     assert dups["duplicate_rows"] == 1 and dups["groups"][0]["row_values"] == {"a": 1, "b": "x"}
     assert "1 duplicate groups" in cli("duplicates", "dup", "--columns", "a").stdout

@@ -32,12 +32,12 @@ def plpython_bodies(script: str) -> dict[str, str]:
     for match in re.finditer(r"^CREATE (?:OR REPLACE )?FUNCTION (asymm\.\w+)\(", script, re.M):
         header_end = re.compile(r"^AS (\$\w*\$)?.*$", re.M).search(script, match.end())
         assert header_end is not None, match.group(1)
-        header = script[match.end():header_end.start()]
+        header = script[match.end() : header_end.start()]
         if "LANGUAGE plpython3u" not in header or header_end.group(0) != f"AS {header_end.group(1)}":
             continue
         tag = header_end.group(1)
         close = script.index("\n" + tag, header_end.end())
-        bodies[match.group(1)] = script[header_end.end() + 1:close + 1]
+        bodies[match.group(1)] = script[header_end.end() + 1 : close + 1]
     return bodies
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from asymm.cache import statement_tables
 
-Q = ("SELECT (SELECT count(*) FROM items) AS n, x.one"
-     " FROM (WITH items AS (SELECT 1 AS one) SELECT one FROM items) x")
+Q = "SELECT (SELECT count(*) FROM items) AS n, x.one FROM (WITH items AS (SELECT 1 AS one) SELECT one FROM items) x"
 
 
 def test_a_cte_in_a_subquery_does_not_hide_the_table() -> None:

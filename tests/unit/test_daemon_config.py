@@ -50,14 +50,17 @@ def test_environment_lists_and_optional_values() -> None:
     assert c.redis_url is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ("period = 0", "period"),
-    ("nonsense = 1", "unknown setting"),
-    ("[weird]\nx = 1", "unknown section"),
-    ("[regime]\nexploration = 0.5\noptimization = 0.5\nstabilization = 0.5", "add up"),
-    ("[http]\nport = 70000", "http_port"),
-    ("period = [", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("period = 0", "period"),
+        ("nonsense = 1", "unknown setting"),
+        ("[weird]\nx = 1", "unknown section"),
+        ("[regime]\nexploration = 0.5\noptimization = 0.5\nstabilization = 0.5", "add up"),
+        ("[http]\nport = 70000", "http_port"),
+        ("period = [", "invalid TOML"),
+    ],
+)
 def test_bad_files_are_rejected_with_the_field_named(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -69,22 +72,38 @@ def test_check_config_prints_the_effective_config_and_exit_codes(tmp_path: Path)
     path = tmp_path / "asymm.toml"
     path.write_text(TOML)
     env = {"PATH": "/usr/bin:/bin", "ASYMM_HTTP_PORT": "2222", "ASYMM_DSN": "host=h password=secret dbname=d"}
-    out = subprocess.run([ASYMM, "daemon", "--config", str(path), "--period", "0.3", "--check-config", "--json"],
-                         capture_output=True, text=True, env=env, timeout=30)
+    out = subprocess.run(
+        [ASYMM, "daemon", "--config", str(path), "--period", "0.3", "--check-config", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["config"]["period"] == 0.3 and doc["sources"]["period"] == "flag"
     assert doc["config"]["http_port"] == 2222 and doc["sources"]["http_port"] == "env:ASYMM_HTTP_PORT"
     assert doc["config"]["http_host"] == "127.0.0.2"
     assert "secret" not in out.stdout
-    text = subprocess.run([ASYMM, "daemon", "--config", str(path), "--check-config"],
-                          capture_output=True, text=True, env=env, timeout=30)
+    text = subprocess.run(
+        [ASYMM, "daemon", "--config", str(path), "--check-config"], capture_output=True, text=True, env=env, timeout=30
+    )
     assert text.returncode == 0 and "http_port" in text.stdout and "env:ASYMM_HTTP_PORT" in text.stdout
-    bad = subprocess.run([ASYMM, "daemon", "--check-config"], capture_output=True, text=True, timeout=30,
-                         env={**env, "ASYMM_PERIOD": "fast"})
+    bad = subprocess.run(
+        [ASYMM, "daemon", "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**env, "ASYMM_PERIOD": "fast"},
+    )
     assert bad.returncode == 2 and "ASYMM_PERIOD" in bad.stderr and "Traceback" not in bad.stderr
-    missing = subprocess.run([ASYMM, "daemon", "--config", str(tmp_path / "nope.toml"), "--check-config"],
-                             capture_output=True, text=True, timeout=30, env=env)
+    missing = subprocess.run(
+        [ASYMM, "daemon", "--config", str(tmp_path / "nope.toml"), "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
@@ -95,8 +114,10 @@ def test_http_security_settings(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("0123456789abcdef-token\n")
     path = tmp_path / "asymm.toml"
-    path.write_text(f'[http]\nhost = "0.0.0.0"\nallow_remote = true\ntoken_file = "{token}"\n'
-                    'allowed_hosts = ["asymm.internal:9849"]\n')
+    path.write_text(
+        f'[http]\nhost = "0.0.0.0"\nallow_remote = true\ntoken_file = "{token}"\n'
+        'allowed_hosts = ["asymm.internal:9849"]\n'
+    )
     c = config_mod.load(path, env={"ASYMM_HTTP_ALLOWED_HOSTS": "a.example, b.example:80"}).config
     assert c.http_allow_remote is True and c.http_token == "0123456789abcdef-token"
     assert c.http_allowed_hosts == ["a.example", "b.example:80"]

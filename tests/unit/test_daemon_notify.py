@@ -89,8 +89,15 @@ def test_systemd_unit_is_notify_type_with_watchdog_and_hardening() -> None:
     assert service["Type"] == "notify"
     assert service["WatchdogSec"] and service["ExecReload"].endswith("-HUP $MAINPID")
     assert "asymm daemon" in service["ExecStart"]
-    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
-                       "PrivateTmp": "yes", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
-                       "CapabilityBoundingSet": "", "KillSignal": "SIGTERM"}.items():
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "RestrictSUIDSGID": "yes",
+        "CapabilityBoundingSet": "",
+        "KillSignal": "SIGTERM",
+    }.items():
         assert service[key] == value, key
     assert parser["Install"]["WantedBy"] == "multi-user.target"

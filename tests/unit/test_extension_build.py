@@ -38,8 +38,9 @@ def test_released_scripts_are_frozen_by_their_checksums() -> None:
     assert {"asymm--0.1.0.sql", "asymm--0.1.0--0.2.0.sql", "asymm--0.2.0.sql"} <= set(frozen)
 
 
-def test_build_refuses_an_edited_frozen_script(build: ModuleType, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_refuses_an_edited_frozen_script(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for path in [*EXTENSION.glob("asymm--*.sql"), EXTENSION / "frozen.sha256"]:
         (tmp_path / path.name).write_bytes(path.read_bytes())
     monkeypatch.setattr(build, "HERE", tmp_path)
@@ -54,8 +55,9 @@ def test_build_refuses_an_edited_frozen_script(build: ModuleType, tmp_path: Path
         build.check_frozen()
 
 
-def test_every_release_reaches_the_current_version_through_one_chain(build: ModuleType,
-                                                                     scripts: dict[str, str]) -> None:
+def test_every_release_reaches_the_current_version_through_one_chain(
+    build: ModuleType, scripts: dict[str, str]
+) -> None:
     current, latest = build.current_version(), build.latest_released()
     assert set(scripts) == {f"asymm--{current}.sql", f"asymm--{latest}--{current}.sql"}
     steps = {}
@@ -75,8 +77,9 @@ def test_every_release_reaches_the_current_version_through_one_chain(build: Modu
             seen.append(steps[seen[-1]])
 
 
-def test_the_dev_upgrade_replaces_spliced_functions_by_their_current_text(scripts: dict[str, str],
-                                                                          build: ModuleType) -> None:
+def test_the_dev_upgrade_replaces_spliced_functions_by_their_current_text(
+    scripts: dict[str, str], build: ModuleType
+) -> None:
     current, latest = build.current_version(), build.latest_released()
     fresh = plpython_bodies(scripts[f"asymm--{current}.sql"])
     upgrade = plpython_bodies(scripts[f"asymm--{latest}--{current}.sql"])
@@ -109,23 +112,27 @@ def _splice(build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     return str(build.splice(sql, source))
 
 
-def test_include_splices_a_module_into_its_body(build: ModuleType, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_include_splices_a_module_into_its_body(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sql = "CREATE FUNCTION f() RETURNS int\nAS $plpython$\n-- asymm: include m.py\nreturn g()\n$plpython$;\n"
     out = _splice(build, tmp_path, monkeypatch, sql, "def g() -> int:\n    return 1\n")
-    assert out == ("CREATE FUNCTION f() RETURNS int\nAS $plpython$\n"
-                   "def g() -> int:\n    return 1\nreturn g()\n$plpython$;\n")
+    assert out == (
+        "CREATE FUNCTION f() RETURNS int\nAS $plpython$\ndef g() -> int:\n    return 1\nreturn g()\n$plpython$;\n"
+    )
 
 
-def test_include_refuses_a_module_holding_the_body_delimiter(build: ModuleType, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_include_refuses_a_module_holding_the_body_delimiter(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sql = "CREATE FUNCTION f() RETURNS int\nAS $plpython$\n-- asymm: include m.py\n$plpython$;\n"
     with pytest.raises(build.BuildError, match=r"contains \$plpython\$"):
         _splice(build, tmp_path, monkeypatch, sql, "x = '$plpython$; DROP TABLE t; --'\n")
 
 
-def test_include_outside_a_function_body_is_refused(build: ModuleType, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_include_outside_a_function_body_is_refused(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sql = "CREATE FUNCTION f() RETURNS int\nAS $plpython$\nreturn 1\n$plpython$;\n-- asymm: include m.py\n"
     with pytest.raises(build.BuildError, match="must be inside"):
         _splice(build, tmp_path, monkeypatch, sql, "x = 1\n")
@@ -140,8 +147,9 @@ def test_sources_are_split_one_area_a_file(build: ModuleType) -> None:
     assert order.index("50_drift/30_report.sql") < order.index("99_privileges.sql") == len(order) - 1
 
 
-def test_release_freezes_the_current_scripts_and_asks_for_a_new_version(build: ModuleType, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_release_freezes_the_current_scripts_and_asks_for_a_new_version(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for path in [*EXTENSION.glob("asymm--*.sql"), EXTENSION / "frozen.sha256", EXTENSION / "asymm.control"]:
         (tmp_path / path.name).write_bytes(path.read_bytes())
     monkeypatch.setattr(build, "HERE", tmp_path)

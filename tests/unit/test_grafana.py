@@ -36,6 +36,7 @@ def test_provisioning_files() -> None:
         assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
     # The generator and the committed JSON agree.
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("make_dashboard", GRAFANA / "make_dashboard.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -14,13 +14,16 @@ from asymm.redact import RedactingFilter, mask_dsn, mask_text, mask_url
 TOKEN = "t0ken-for-the-http-test-0123456789"
 
 
-@pytest.mark.parametrize("url, masked", [
-    ("https://hooks.example/services/T0/B0/XXXX", "https://hooks.example/***"),
-    ("https://user:pw@hooks.example:8443/x?k=v#f", "https://user:***@hooks.example:8443/***?***#***"),
-    ("https://TOKEN@hooks.example/", "https://***@hooks.example/"),
-    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("not a url", "***"),
-])
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        ("https://hooks.example/services/T0/B0/XXXX", "https://hooks.example/***"),
+        ("https://user:pw@hooks.example:8443/x?k=v#f", "https://user:***@hooks.example:8443/***?***#***"),
+        ("https://TOKEN@hooks.example/", "https://***@hooks.example/"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("not a url", "***"),
+    ],
+)
 def test_mask_url(url: str, masked: str) -> None:
     assert mask_url(url) == masked
 
@@ -53,12 +56,27 @@ def test_the_log_filter_masks_messages_and_tracebacks() -> None:
     assert "redispw123" not in out and TOKEN not in out and "T0SECRETPATH" not in out, out
 
 
-@pytest.mark.parametrize("host, ok", [
-    ("localhost", True), ("localhost:9849", True), ("LOCALHOST:9849", True), ("127.0.0.1:9849", True),
-    ("[::1]:9849", True), ("[::1]", True), ("localhost:9850", False), ("evil.example", False),
-    ("evil.example:9849", False), ("localhost.evil.example:9849", False), ("127.0.0.1.nip.io", False),
-    ("localhost.", False), ("", False), ("localhost:9849:1", False), ("::1", False), ("user@localhost", False),
-])
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("localhost", True),
+        ("localhost:9849", True),
+        ("LOCALHOST:9849", True),
+        ("127.0.0.1:9849", True),
+        ("[::1]:9849", True),
+        ("[::1]", True),
+        ("localhost:9850", False),
+        ("evil.example", False),
+        ("evil.example:9849", False),
+        ("localhost.evil.example:9849", False),
+        ("127.0.0.1.nip.io", False),
+        ("localhost.", False),
+        ("", False),
+        ("localhost:9849:1", False),
+        ("::1", False),
+        ("user@localhost", False),
+    ],
+)
 def test_host_allowed_defaults(host: str, ok: bool) -> None:
     assert host_allowed(host, ["localhost", "127.0.0.1", "[::1]"], ("0.0.0.0", 9849)) is ok
 

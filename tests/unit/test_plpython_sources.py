@@ -29,11 +29,19 @@ def three_ways(name: str, args: dict[str, Any], plpy: Any = None) -> list[Any]:
 
 
 QUERIES = [
-    "SELECT * FROM t WHERE id = 42", "select *  from T where id=$1;", "SELECT 'a''b', E'x\\'y', B'01', X'ff'",
-    'SELECT "Mixed", "plain", "with""quote" FROM "S"."T"', "SELECT $tag$ body $tag$, $$x$$ /* a /* nested */ c */ -- x",
-    "SELECT a FROM t WHERE b IN (1, 2, 3) AND c = ANY(ARRAY[1, 2])", "SELECT 1.5e3, .5, 3.",
+    "SELECT * FROM t WHERE id = 42",
+    "select *  from T where id=$1;",
+    "SELECT 'a''b', E'x\\'y', B'01', X'ff'",
+    'SELECT "Mixed", "plain", "with""quote" FROM "S"."T"',
+    "SELECT $tag$ body $tag$, $$x$$ /* a /* nested */ c */ -- x",
+    "SELECT a FROM t WHERE b IN (1, 2, 3) AND c = ANY(ARRAY[1, 2])",
+    "SELECT 1.5e3, .5, 3.",
     "SELECT a::int, b->>'k' FROM t",
-    "SELECT ä FROM ü", "", ";;", "SELECT $unclosed$ never", "/* unclosed",
+    "SELECT ä FROM ü",
+    "",
+    ";;",
+    "SELECT $unclosed$ never",
+    "/* unclosed",
 ]
 
 
@@ -49,17 +57,44 @@ def test_normalize_query_agrees_on_generated_text(query: str) -> None:
     assert run_body(released_body("asymm.normalize_query"), {"query": query}) == normalize_query(query)
 
 
-VALID = {"symbol": "dataEntity", "scope": "local", "regime": "Balance", "cost": "O(n)", "source": "user",
-         "lineage": ["create", "query"], "confidence": 0.5, "evidence": 1, "target_type": "table",
-         "target_names": ["public", "t"], "derived_from": None}
-ENTRIES: list[Any] = [VALID, [1], "text", {**VALID, "symbol": ""}, {**VALID, "symbol": "9x" * 40},
-                      {**VALID, "scope": "galaxy"}, {**VALID, "regime": None}, {**VALID, "cost": "O(n^3)"},
-                      {**VALID, "source": "guess"}, {**VALID, "lineage": None}, {**VALID, "lineage": [["a"]]},
-                      {**VALID, "lineage": ["Create"]}, {**VALID, "lineage": ["a", "a"]}, {**VALID, "lineage": [None]},
-                      {**VALID, "confidence": 2}, {**VALID, "confidence": None}, {**VALID, "evidence": True},
-                      {**VALID, "evidence": 0}, {**VALID, "target_type": "cluster"}, {**VALID, "target_names": []},
-                      {**VALID, "target_names": [""]}, {**VALID, "source": "propagated"},
-                      {**VALID, "derived_from": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}]
+VALID = {
+    "symbol": "dataEntity",
+    "scope": "local",
+    "regime": "Balance",
+    "cost": "O(n)",
+    "source": "user",
+    "lineage": ["create", "query"],
+    "confidence": 0.5,
+    "evidence": 1,
+    "target_type": "table",
+    "target_names": ["public", "t"],
+    "derived_from": None,
+}
+ENTRIES: list[Any] = [
+    VALID,
+    [1],
+    "text",
+    {**VALID, "symbol": ""},
+    {**VALID, "symbol": "9x" * 40},
+    {**VALID, "scope": "galaxy"},
+    {**VALID, "regime": None},
+    {**VALID, "cost": "O(n^3)"},
+    {**VALID, "source": "guess"},
+    {**VALID, "lineage": None},
+    {**VALID, "lineage": [["a"]]},
+    {**VALID, "lineage": ["Create"]},
+    {**VALID, "lineage": ["a", "a"]},
+    {**VALID, "lineage": [None]},
+    {**VALID, "confidence": 2},
+    {**VALID, "confidence": None},
+    {**VALID, "evidence": True},
+    {**VALID, "evidence": 0},
+    {**VALID, "target_type": "cluster"},
+    {**VALID, "target_names": []},
+    {**VALID, "target_names": [""]},
+    {**VALID, "source": "propagated"},
+    {**VALID, "derived_from": "7c9e6679-7425-40de-944b-e07fc1f90ae7"},
+]
 
 
 @pytest.mark.parametrize("entry", [None, "[" * 5000 + "]" * 5000, *(json.dumps(e) for e in ENTRIES)])
@@ -72,15 +107,23 @@ def scan(kind: str, **extra: Any) -> dict[str, Any]:
 
 
 PLANS: list[Any] = [
-    scan("Result"), scan("Seq Scan", **{"Relation Name": "t", "Schema": "public"}),
+    scan("Result"),
+    scan("Seq Scan", **{"Relation Name": "t", "Schema": "public"}),
     scan("Index Scan", **{"Relation Name": "t", "Index Cond": "(id = 1)"}),
     scan("Index Only Scan", **{"Relation Name": "Odd.Name", "Schema": "S"}),
     scan("Bitmap Heap Scan", Plans=[scan("Bitmap Index Scan", **{"Index Name": "t_i"})]),
-    scan("Sort", Plans=[scan("Seq Scan", **{"Relation Name": "t"})]), scan("Sort", Plans=[scan("Result")]),
+    scan("Sort", Plans=[scan("Seq Scan", **{"Relation Name": "t"})]),
+    scan("Sort", Plans=[scan("Result")]),
     scan("Nested Loop", Plans=[scan("Seq Scan", **{"Relation Name": "a"}), scan("Seq Scan", **{"Relation Name": "b"})]),
-    scan("Nested Loop", Plans=[scan("Seq Scan", Alias="x"),
-                               scan("Index Scan", **{"Relation Name": "b", "Index Cond": "y"})]),
-    scan("Function Scan"), scan("CTE Scan", Plans=[scan("Result")]), [1], {"Node Type": 3}, {"Plans": {}},
+    scan(
+        "Nested Loop",
+        Plans=[scan("Seq Scan", Alias="x"), scan("Index Scan", **{"Relation Name": "b", "Index Cond": "y"})],
+    ),
+    scan("Function Scan"),
+    scan("CTE Scan", Plans=[scan("Result")]),
+    [1],
+    {"Node Type": 3},
+    {"Plans": {}},
     scan("Append", Plans=[1]),
 ]
 
@@ -118,21 +161,78 @@ class FakePlpy:
 
 
 def obj(kind: str, key: str, parent: str | None, name: str, address: str, /, **props: Any) -> dict[str, Any]:
-    return {"kind": kind, "key": key, "oid": int(key.split(":")[1]), "parent": parent, "name": name,
-            "schema": "app", "identity": address, "props": props,
-            "qname": address.split(" on ")[0] if kind not in ("column", "constraint") else name}
+    return {
+        "kind": kind,
+        "key": key,
+        "oid": int(key.split(":")[1]),
+        "parent": parent,
+        "name": name,
+        "schema": "app",
+        "identity": address,
+        "props": props,
+        "qname": address.split(" on ")[0] if kind not in ("column", "constraint") else name,
+    }
 
 
 BASE = [
     obj("schema", "nsp:1", None, "app", "app", owner="alice", acl=["alice:U"]),
-    obj("table", "rel:2", "nsp:1", "t", "app.t", relkind="r", owner="alice", acl=["alice:r", "bob:r"],
-        persistence="p", partition_key=None, partition_of=None, partition_bound=None),
-    obj("column", "att:2:1", "rel:2", "id", "app.t.id", type="integer", notnull=True, default=None,
-        generated=None, identity="a", collation=None, _attnum=1, _inherited=False),
-    obj("column", "att:2:2", "rel:2", "v", "app.t.v", type="app.checked", notnull=False,
-        default="app.f(1)", generated=None, identity=None, collation=None, _attnum=2, _inherited=False),
-    obj("constraint", "con:3", "rel:2", "t_v_check", "t_v_check on app.t", type="c",
-        def_="CHECK (v > 0)", validated=True, _index_def=None, _table="app.t", _partitioned=False),
+    obj(
+        "table",
+        "rel:2",
+        "nsp:1",
+        "t",
+        "app.t",
+        relkind="r",
+        owner="alice",
+        acl=["alice:r", "bob:r"],
+        persistence="p",
+        partition_key=None,
+        partition_of=None,
+        partition_bound=None,
+    ),
+    obj(
+        "column",
+        "att:2:1",
+        "rel:2",
+        "id",
+        "app.t.id",
+        type="integer",
+        notnull=True,
+        default=None,
+        generated=None,
+        identity="a",
+        collation=None,
+        _attnum=1,
+        _inherited=False,
+    ),
+    obj(
+        "column",
+        "att:2:2",
+        "rel:2",
+        "v",
+        "app.t.v",
+        type="app.checked",
+        notnull=False,
+        default="app.f(1)",
+        generated=None,
+        identity=None,
+        collation=None,
+        _attnum=2,
+        _inherited=False,
+    ),
+    obj(
+        "constraint",
+        "con:3",
+        "rel:2",
+        "t_v_check",
+        "t_v_check on app.t",
+        type="c",
+        def_="CHECK (v > 0)",
+        validated=True,
+        _index_def=None,
+        _table="app.t",
+        _partitioned=False,
+    ),
 ]
 for item in BASE:
     if "def_" in item["props"]:
@@ -152,15 +252,41 @@ def variant(change: str) -> list[dict[str, Any]]:
     elif change == "grant":
         cur[1]["props"]["acl"] = ["alice:r"]
     elif change == "added column":
-        cur.append(obj("column", "att:2:3", "rel:2", "w", "app.t.w", type="text", notnull=False, default=None,
-                       generated=None, identity=None, collation=None, _attnum=3, _inherited=False))
+        cur.append(
+            obj(
+                "column",
+                "att:2:3",
+                "rel:2",
+                "w",
+                "app.t.w",
+                type="text",
+                notnull=False,
+                default=None,
+                generated=None,
+                identity=None,
+                collation=None,
+                _attnum=3,
+                _inherited=False,
+            )
+        )
     elif change == "changed check":
         cur[4]["props"]["def"] = "CHECK (v > 1)"
     return cur
 
 
-@pytest.mark.parametrize("change", ["none", "dropped column", "dropped table", "renamed table", "retyped column",
-                                    "grant", "added column", "changed check"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "none",
+        "dropped column",
+        "dropped table",
+        "renamed table",
+        "retyped column",
+        "grant",
+        "added column",
+        "changed check",
+    ],
+)
 @pytest.mark.parametrize("same_db", [True, False])
 def test_drift_compare_is_the_released_comparison(change: str, same_db: bool) -> None:
     base, cur = json.dumps(BASE), json.dumps(variant(change))
@@ -173,5 +299,7 @@ def test_drift_compare_is_the_released_comparison(change: str, same_db: bool) ->
 
 def test_drift_compare_of_a_missing_snapshot_is_null() -> None:
     assert compare(None, "[]", True, "2s", FakePlpy()) is None
-    assert three_ways("asymm._drift_compare", {"base": "[]", "cur": None, "same_db": True,
-                                               "lock_timeout": "2s"}) == [None, None]
+    assert three_ways("asymm._drift_compare", {"base": "[]", "cur": None, "same_db": True, "lock_timeout": "2s"}) == [
+        None,
+        None,
+    ]

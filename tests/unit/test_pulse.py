@@ -86,6 +86,7 @@ def test_scheduler_defers_what_does_not_fit_and_resumes_there() -> None:
         def run(_tick: Tick) -> None:
             runs.append(name)
             clock.work(cost)
+
         return Task(name, run)
 
     for name in ("a", "b", "c"):

@@ -40,8 +40,9 @@ def test_every_relation_of_a_join_is_read(names: list[tuple[str | None, str]], a
 
 
 @given(relations, relations, st.sampled_from(["insert", "update", "delete", "merge"]))
-def test_the_target_of_a_write_is_written(target: tuple[str | None, str], source: tuple[str | None, str],
-                                          kind: str) -> None:
+def test_the_target_of_a_write_is_written(
+    target: tuple[str | None, str], source: tuple[str | None, str], kind: str
+) -> None:
     t, s = spelled(target), spelled(source)
     statement = {
         "insert": f"INSERT INTO {t} (c) SELECT c FROM {s}",  # noqa: S608
@@ -68,8 +69,12 @@ def test_a_cte_is_no_relation(cte: str, table: str) -> None:
 def test_column_references_with_their_qualifiers() -> None:
     found = info("SELECT o.total, name, c.* FROM orders o JOIN customers c USING (customer_id) WHERE o.id = $1")
     assert found.column_refs == {("o", "total"), (None, "name"), ("c", "*"), (None, "customer_id"), ("o", "id")}
-    assert found.aliases == {"o": (None, "orders"), "orders": (None, "orders"),
-                             "c": (None, "customers"), "customers": (None, "customers")}
+    assert found.aliases == {
+        "o": (None, "orders"),
+        "orders": (None, "orders"),
+        "c": (None, "customers"),
+        "customers": (None, "customers"),
+    }
 
 
 def test_insert_and_update_columns_count_for_their_target() -> None:
@@ -86,8 +91,10 @@ def test_schemas_only_and_locks() -> None:
 
 
 def test_functions_operators_and_fields() -> None:
-    found = info("SELECT pg_catalog.upper(k.f), (k).g, k.h FROM t k, generate_series(1, 2)"
-                 " WHERE d < current_date AND x BETWEEN 1 AND 2 AND y #~# 0 ORDER BY z USING <")
+    found = info(
+        "SELECT pg_catalog.upper(k.f), (k).g, k.h FROM t k, generate_series(1, 2)"
+        " WHERE d < current_date AND x BETWEEN 1 AND 2 AND y #~# 0 ORDER BY z USING <"
+    )
     assert {"upper", "generate_series"} <= found.calls
     assert found.value_functions
     assert {"<", ">=", "<=", "#~#"} <= found.operators
@@ -97,8 +104,7 @@ def test_functions_operators_and_fields() -> None:
 
 
 def test_aliases_targets_and_values() -> None:
-    found = info("WITH w (a, b) AS (SELECT 1, 2) SELECT v.x FROM t AS u (c, d),"
-                 " LATERAL (VALUES (u.c)) v (x)")
+    found = info("WITH w (a, b) AS (SELECT 1, 2) SELECT v.x FROM t AS u (c, d), LATERAL (VALUES (u.c)) v (x)")
     assert found.renamed_columns == {"a", "b", "c", "d", "x"}
     assert found.alias_names == {"u", "v"}
     assert len(found.targets) == 3  # 1, 2 and v.x

@@ -9,7 +9,8 @@ from asymm.cache import read_tables
 
 def test_read_tables_finds_what_a_statement_reads() -> None:
     _sql, names, ok = read_tables(
-        "WITH c AS (SELECT * FROM s.a) SELECT * FROM c JOIN b ON true WHERE EXISTS (SELECT 1 FROM d)")
+        "WITH c AS (SELECT * FROM s.a) SELECT * FROM c JOIN b ON true WHERE EXISTS (SELECT 1 FROM d)"
+    )
     assert names == {("s", "a"), (None, "b"), (None, "d")} and ok
     assert read_tables("SELECT * FROM a FOR UPDATE")[2] is False
 

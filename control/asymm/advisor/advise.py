@@ -45,12 +45,17 @@ class Settings:
 
     def options(self) -> Options:
         budget = int(self.budget_mb * 1024 * 1024) if self.budget_mb is not None else None
-        return Options(budget_bytes=budget, max_indexes=self.max_indexes,
-                       min_gain_fraction=self.min_gain_fraction, write_cost_per_row=self.write_cost_per_row,
-                       max_write_regression=self.max_write_regression,
-                       statement_overhead_ms=self.statement_overhead_ms, index_entry_ms=self.index_entry_ms,
-                       brin_entry_ms=self.brin_entry_ms,
-                       near_tie=self.near_tie)
+        return Options(
+            budget_bytes=budget,
+            max_indexes=self.max_indexes,
+            min_gain_fraction=self.min_gain_fraction,
+            write_cost_per_row=self.write_cost_per_row,
+            max_write_regression=self.max_write_regression,
+            statement_overhead_ms=self.statement_overhead_ms,
+            index_entry_ms=self.index_entry_ms,
+            brin_entry_ms=self.brin_entry_ms,
+            near_tie=self.near_tie,
+        )
 
 
 def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
@@ -59,8 +64,9 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'asymm'").fetchone() is None:
         return settings
     # asymm.setting(), not the view's value: it refuses a stored value that breaks the setting's rule
-    values = dict(conn.execute(
-        "SELECT name, asymm.setting(name) FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall())
+    values = dict(
+        conn.execute("SELECT name, asymm.setting(name) FROM asymm.settings WHERE name LIKE 'advisor.%'").fetchall()
+    )
     if "advisor.budget_mb" in values:
         settings.budget_mb = float(str(values["advisor.budget_mb"]))
     if "advisor.max_indexes" in values:
@@ -82,8 +88,9 @@ def write_bound(value: float) -> float | None:
     return value if 0.0 <= value < math.inf else None
 
 
-def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
-           statements: list[Statement] | None = None) -> dict[str, Any]:
+def advise(
+    conn: psycopg.Connection[Any], settings: Settings | None = None, statements: list[Statement] | None = None
+) -> dict[str, Any]:
     """Run the advisor on ``conn`` (autocommit); ``statements`` overrides pg_stat_statements.
 
     Each statement is planned as its ``userid`` (the current role for those without one); those
@@ -133,21 +140,23 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
         indexes = []
         for item in chosen:
             cand = item.candidate
-            indexes.append({
-                "table": cand.table,
-                "columns": cand.columns,
-                "method": cand.method,
-                "name": cand.name,
-                "definition": cand.definition(),
-                "estimated_benefit": round(item.benefit, 1),
-                "gross_benefit": round(item.gross, 1),
-                "maintenance_penalty": round(item.penalty, 1),
-                "size_bytes": item.size_bytes,
-                "size_note": SIZE_NOTE,
-                "queryids": item.queryids,
-                "cost_before": {str(k): round(v, 2) for k, v in item.cost_before.items()},
-                "cost_after": {str(k): round(v, 2) for k, v in item.cost_after.items()},
-            })
+            indexes.append(
+                {
+                    "table": cand.table,
+                    "columns": cand.columns,
+                    "method": cand.method,
+                    "name": cand.name,
+                    "definition": cand.definition(),
+                    "estimated_benefit": round(item.benefit, 1),
+                    "gross_benefit": round(item.gross, 1),
+                    "maintenance_penalty": round(item.penalty, 1),
+                    "size_bytes": item.size_bytes,
+                    "size_note": SIZE_NOTE,
+                    "queryids": item.queryids,
+                    "cost_before": {str(k): round(v, 2) for k, v in item.cost_before.items()},
+                    "cost_after": {str(k): round(v, 2) for k, v in item.cost_after.items()},
+                }
+            )
         modes = [p.mode for p in workload.prepared]
         planned = len(workload.prepared)
         result = {
@@ -176,8 +185,9 @@ def advise(conn: psycopg.Connection[Any], settings: Settings | None = None,
     return result
 
 
-def _unverified(conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workload,
-                candidates: list[cand_mod.Candidate]) -> list[dict[str, Any]]:
+def _unverified(
+    conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workload, candidates: list[cand_mod.Candidate]
+) -> list[dict[str, Any]]:
     """GIN candidates HypoPG could not simulate: reported for a DBA to judge, never chosen.
 
     HypoPG 1.3 simulates btree-like access methods and BRIN, not GIN, so a ``jsonb @>`` or array-containment
@@ -198,17 +208,19 @@ def _unverified(conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workloa
         if not users:
             continue
         costs = workload.base if len(workload.base) == len(workload.queryids) else []
-        out.append({
-            "table": cand.table,
-            "columns": cand.columns,
-            "method": cand.method,
-            "definition": cand.definition(),
-            "queryids": users,
-            "calls": int(sum(workload.weights[by_queryid[q]] for q in users)),
-            "cost_now": {str(q): round(costs[by_queryid[q]], 2) for q in users} if costs else {},
-            "reason": f"HypoPG {version} cannot simulate {cand.method} indexes ({failure}); "
-                      "benefit not estimated, so not chosen: create it on a copy and compare",
-        })
+        out.append(
+            {
+                "table": cand.table,
+                "columns": cand.columns,
+                "method": cand.method,
+                "definition": cand.definition(),
+                "queryids": users,
+                "calls": int(sum(workload.weights[by_queryid[q]] for q in users)),
+                "cost_now": {str(q): round(costs[by_queryid[q]], 2) for q in users} if costs else {},
+                "reason": f"HypoPG {version} cannot simulate {cand.method} indexes ({failure}); "
+                "benefit not estimated, so not chosen: create it on a copy and compare",
+            }
+        )
     out.sort(key=lambda item: -item["calls"])
     return out
 
@@ -236,8 +248,17 @@ def store(conn: psycopg.Connection[Any], result: dict[str, Any]) -> list[int]:
             "INSERT INTO asymm.index_suggestions (run_id, table_name, columns, method, index_name, definition,"
             "  estimated_benefit, size_bytes, queryids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " RETURNING suggestion_id",
-            (result["run_id"], item["table"], item["columns"], item["method"], item["name"], item["definition"],
-             item["estimated_benefit"], item["size_bytes"], item["queryids"]),
+            (
+                result["run_id"],
+                item["table"],
+                item["columns"],
+                item["method"],
+                item["name"],
+                item["definition"],
+                item["estimated_benefit"],
+                item["size_bytes"],
+                item["queryids"],
+            ),
         ).fetchone()
         assert row is not None
         item["suggestion_id"] = int(str(row[0]))

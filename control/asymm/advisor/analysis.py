@@ -125,8 +125,7 @@ def analyze(stmt: Any, catalog: Catalog) -> Analysis:
             walker.generic(stmt.targetList, scope)
             # the SET targets decide whether the update can be HOT (see selection.WriteModel)
             for target in stmt.targetList or ():
-                if isinstance(target, ast.ResTarget) and target.name \
-                        and target.name not in walker.result.set_columns:
+                if isinstance(target, ast.ResTarget) and target.name and target.name not in walker.result.set_columns:
                     walker.result.set_columns.append(target.name)
     elif isinstance(stmt, ast.InsertStmt):
         walker.result.kind = "insert"
@@ -182,8 +181,9 @@ class _Walker:
                     break
                 keys.append((resolved[0], resolved[1], sort_by.sortby_dir == enums.SortByDir.SORTBY_DESC))
             if keys and len({k[0].oid for k in keys}) == 1:
-                self.result.sorts.append(SortSpec(keys[0][0], [(k[1], k[2]) for k in keys],
-                                                  limit=stmt.limitCount is not None))
+                self.result.sorts.append(
+                    SortSpec(keys[0][0], [(k[1], k[2]) for k in keys], limit=stmt.limitCount is not None)
+                )
         if stmt.groupClause:
             groups: list[tuple[Table, str]] = []
             for node in stmt.groupClause:
@@ -267,8 +267,12 @@ class _Walker:
         kind = node.kind
         if kind == enums.A_Expr_Kind.AEXPR_OP:
             left, right = self.key(node.lexpr, scope), self.key(node.rexpr, scope)
-            if left is not None and right is not None and op == "=" and (
-                    left[0].oid != right[0].oid or _refers_apart(node.lexpr, node.rexpr)):
+            if (
+                left is not None
+                and right is not None
+                and op == "="
+                and (left[0].oid != right[0].oid or _refers_apart(node.lexpr, node.rexpr))
+            ):
                 # a join, including a self-join (e.manager_id = m.id, o1.customer_id = o2.customer_id)
                 self.result.preds.append(Pred(left[0], left[1], "join", op))
                 self.result.preds.append(Pred(right[0], right[1], "join", op))
@@ -311,7 +315,8 @@ class _Walker:
                 param = _param_of(item)
                 if param is not None:
                     self.result.params.setdefault(
-                        param, ParamContext(table, column, "=", table.columns[column].type if column else "text"))
+                        param, ParamContext(table, column, "=", table.columns[column].type if column else "text")
+                    )
         elif kind in (enums.A_Expr_Kind.AEXPR_BETWEEN, enums.A_Expr_Kind.AEXPR_BETWEEN_SYM):
             left = self.key(node.lexpr, scope)
             if left is None or not isinstance(node.rexpr, list | tuple) or len(node.rexpr) != 2:
@@ -340,8 +345,12 @@ class _Walker:
                 if child.testexpr is not None:
                     self.generic(child.testexpr, scope)
                 continue
-            if isinstance(child, ast.A_Expr) and child.kind == enums.A_Expr_Kind.AEXPR_OP and child.name \
-                    and child.name[-1].sval in ("+", "-", "*", "/"):
+            if (
+                isinstance(child, ast.A_Expr)
+                and child.kind == enums.A_Expr_Kind.AEXPR_OP
+                and child.name
+                and child.name[-1].sval in ("+", "-", "*", "/")
+            ):
                 for side in (child.lexpr, child.rexpr):
                     if isinstance(side, ast.ParamRef):
                         self.result.arith_params.add(side.number)
@@ -357,6 +366,7 @@ def _refers_apart(left: Any, right: Any) -> bool:
     ``e.manager_id = m.id`` over ``employees e JOIN employees m`` is a self-join whose both sides
     are join keys; ``l_commitdate < l_receiptdate`` compares two columns of one row and is not.
     """
+
     def text(node: Any) -> tuple[str, ...] | None:
         if isinstance(node, ast.ColumnRef):
             return tuple(f.sval for f in node.fields if isinstance(f, ast.String))

@@ -54,9 +54,11 @@ def statement_counters(conn: psycopg.Connection[Any], queryids: list[int]) -> di
     """Current (calls, total_exec_time ms) per queryid in this database."""
     home = extension_schema(conn, "pg_stat_statements") or "public"
     rows = conn.execute(
-        sql.SQL("SELECT queryid, sum(calls)::int8, sum(total_exec_time) FROM {}.pg_stat_statements"
-                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                "   AND toplevel AND queryid = ANY(%s) GROUP BY queryid").format(sql.Identifier(home)),
+        sql.SQL(
+            "SELECT queryid, sum(calls)::int8, sum(total_exec_time) FROM {}.pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "   AND toplevel AND queryid = ANY(%s) GROUP BY queryid"
+        ).format(sql.Identifier(home)),
         (queryids,),
     ).fetchall()
     return {int(str(q)): (int(str(c)), float(str(t))) for q, c, t in rows}
@@ -112,15 +114,22 @@ def apply_one(conn: psycopg.Connection[Any], item: dict[str, Any], record: bool)
         item["applied"] = f"failed: {message}"
         log.warning("advisor: %s failed: %s", item["definition"], message)
         if record and "suggestion_id" in item:
-            conn.execute("UPDATE asymm.index_suggestions SET status = 'failed', error = %s WHERE suggestion_id = %s",
-                         (message, item["suggestion_id"]))
+            conn.execute(
+                "UPDATE asymm.index_suggestions SET status = 'failed', error = %s WHERE suggestion_id = %s",
+                (message, item["suggestion_id"]),
+            )
         return
     item["applied"] = "yes"
     if record and "suggestion_id" in item:
         with conn.transaction():
-            conn.execute("UPDATE asymm.index_suggestions SET status = 'applied', applied_at = now(), error = NULL"
-                         " WHERE suggestion_id = %s", (item["suggestion_id"],))
+            conn.execute(
+                "UPDATE asymm.index_suggestions SET status = 'applied', applied_at = now(), error = NULL"
+                " WHERE suggestion_id = %s",
+                (item["suggestion_id"],),
+            )
             for queryid, (calls, total) in baseline.items():
-                conn.execute("INSERT INTO asymm.index_suggestion_baselines"
-                             " (suggestion_id, queryid, calls, total_exec_time) VALUES (%s, %s, %s, %s)",
-                             (item["suggestion_id"], queryid, calls, total))
+                conn.execute(
+                    "INSERT INTO asymm.index_suggestion_baselines"
+                    " (suggestion_id, queryid, calls, total_exec_time) VALUES (%s, %s, %s, %s)",
+                    (item["suggestion_id"], queryid, calls, total),
+                )

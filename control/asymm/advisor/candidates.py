@@ -151,8 +151,12 @@ def brin_suits(table: Table, key: str) -> bool:
     """Whether ``key`` is a plain column with a default BRIN operator class whose values follow the
     heap order (``|correlation| >= BRIN_MIN_CORRELATION``, from ANALYZE)."""
     column = table.columns.get(key.strip('"')) if "(" not in key else None
-    return (column is not None and column.brin and column.correlation is not None
-            and abs(column.correlation) >= BRIN_MIN_CORRELATION)
+    return (
+        column is not None
+        and column.brin
+        and column.correlation is not None
+        and abs(column.correlation) >= BRIN_MIN_CORRELATION
+    )
 
 
 def _unique(items: object) -> list[str]:
@@ -181,7 +185,7 @@ def covered_by_existing(cand: Candidate, table: Table) -> str | None:
         have = [_normalize(k) for k in index.keys]
         if cand.method == "btree":
             flipped = [_flip(k) for k in want]
-            if have[:len(want)] == want or have[:len(want)] == flipped:
+            if have[: len(want)] == want or have[: len(want)] == flipped:
                 return index.name
         elif cand.method == "brin":
             if set(want) <= set(have):

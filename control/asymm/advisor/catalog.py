@@ -78,9 +78,16 @@ class Catalog:
         ).fetchone()
         table: Table | None = None
         if row is not None:
-            table = Table(oid=int(row[0]), schema=str(row[1]), name=str(row[2]), qualified=str(row[3]),
-                          reltuples=float(row[4]), writes=int(row[5]), updates=int(row[6]),
-                          hot_updates=int(row[7]))
+            table = Table(
+                oid=int(row[0]),
+                schema=str(row[1]),
+                name=str(row[2]),
+                qualified=str(row[3]),
+                reltuples=float(row[4]),
+                writes=int(row[5]),
+                updates=int(row[6]),
+                hot_updates=int(row[7]),
+            )
             for attname, typ, cat, corr, brin in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
                 "       (SELECT s.correlation FROM pg_stats s WHERE s.schemaname = %s AND s.tablename = %s"
@@ -91,8 +98,9 @@ class Catalog:
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 (table.schema, table.name, table.oid),
             ):
-                table.columns[str(attname)] = Column(str(attname), str(typ), str(cat),
-                                                     None if corr is None else float(corr), bool(brin))
+                table.columns[str(attname)] = Column(
+                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin)
+                )
             for name_, method, keys, valid, partial, indexdef in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
                 "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
@@ -103,9 +111,16 @@ class Catalog:
                 "  JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = %s",
                 (table.oid,),
             ):
-                table.indexes.append(ExistingIndex(str(name_), str(method), [str(k) for k in keys],
-                                                   bool(valid), bool(partial),
-                                                   columns_in(str(indexdef).split(" USING ", 1)[-1], table)))
+                table.indexes.append(
+                    ExistingIndex(
+                        str(name_),
+                        str(method),
+                        [str(k) for k in keys],
+                        bool(valid),
+                        bool(partial),
+                        columns_in(str(indexdef).split(" USING ", 1)[-1], table),
+                    )
+                )
         self._by_name[key] = table
         return table
 
@@ -141,9 +156,12 @@ def columns_in(text: str, table: Table) -> frozenset[str]:
 
 def quote_ident(name: str) -> str:
     """Quote an identifier the way PostgreSQL's quote_ident() does (only when needed)."""
-    if name and (name[0].isalpha() or name[0] == "_") and all(
-        ch.islower() or ch.isdigit() or ch == "_" for ch in name
-    ) and name not in _RESERVED:
+    if (
+        name
+        and (name[0].isalpha() or name[0] == "_")
+        and all(ch.islower() or ch.isdigit() or ch == "_" for ch in name)
+        and name not in _RESERVED
+    ):
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -154,16 +172,106 @@ def quote_literal(value: str) -> str:
 
 # Words that must be quoted as column names in index definitions (the reserved ones that occur
 # as real column names; quoting more than necessary is harmless).
-_RESERVED = frozenset({
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
-    "check", "collate", "column", "constraint", "create", "current_date", "current_role", "current_time",
-    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
-    "except", "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially",
-    "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null",
-    "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select",
-    "session_user", "some", "symmetric", "table", "then", "to", "trailing", "true", "union", "unique",
-    "user", "using", "variadic", "when", "where", "window", "with", "authorization", "binary",
-    "collation", "concurrently", "cross", "current_schema", "freeze", "full", "ilike", "inner", "is",
-    "isnull", "join", "left", "like", "natural", "notnull", "outer", "overlaps", "right", "similar",
-    "tablesample", "verbose",
-})
+_RESERVED = frozenset(
+    {
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+        "authorization",
+        "binary",
+        "collation",
+        "concurrently",
+        "cross",
+        "current_schema",
+        "freeze",
+        "full",
+        "ilike",
+        "inner",
+        "is",
+        "isnull",
+        "join",
+        "left",
+        "like",
+        "natural",
+        "notnull",
+        "outer",
+        "overlaps",
+        "right",
+        "similar",
+        "tablesample",
+        "verbose",
+    }
+)

@@ -36,7 +36,8 @@ class ScheduledAdvisor:
         row = conn.execute(
             "SELECT asymm.setting('advisor.enabled')::boolean,"
             "       extract(epoch FROM asymm.setting('advisor.every')::interval),"
-            "       asymm.setting('advisor.auto_apply')::boolean").fetchone()
+            "       asymm.setting('advisor.auto_apply')::boolean"
+        ).fetchone()
         if row is None or not row[0]:
             return
         every = float(str(row[1]))
@@ -58,8 +59,13 @@ class ScheduledAdvisor:
                     apply_result(conn, result)
             self.runs += 1
             self.last_error = None
-            log.info("advisor: %d suggestions (%d statements, %d what-if calls, %.1f s)",
-                     len(result["indexes"]), result["statements"], result["whatif_calls"], result["runtime_s"])
+            log.info(
+                "advisor: %d suggestions (%d statements, %d what-if calls, %.1f s)",
+                len(result["indexes"]),
+                result["statements"],
+                result["whatif_calls"],
+                result["runtime_s"],
+            )
         except Exception as exc:  # the daemon keeps running; the next run may succeed
             self.last_error = str(exc)
             log.warning("advisor run failed: %s", exc)
@@ -78,5 +84,8 @@ class AdvisorFeature(FeatureBase):
     def status(self) -> dict[str, Any] | None:
         if self.runner is None:
             return None
-        return {"runs": self.runner.runs, "running": self.runner.thread is not None and self.runner.thread.is_alive(),
-                "failed": self.runner.last_error is not None}
+        return {
+            "runs": self.runner.runs,
+            "running": self.runner.thread is not None and self.runner.thread.is_alive(),
+            "failed": self.runner.last_error is not None,
+        }

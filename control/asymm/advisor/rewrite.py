@@ -19,11 +19,30 @@ from asymm.advisor.catalog import Catalog
 
 # Type names that may precede a string literal (``date '...'``) and so end up as ``date $n``.
 TYPE_WORDS = {
-    "date": "date", "interval": "interval", "timestamp": "timestamp", "timestamptz": "timestamptz",
-    "time": "time", "timetz": "timetz", "numeric": "numeric", "int": "integer", "integer": "integer",
-    "bigint": "bigint", "smallint": "smallint", "text": "text", "varchar": "varchar", "uuid": "uuid",
-    "json": "json", "jsonb": "jsonb", "inet": "inet", "bool": "boolean", "boolean": "boolean",
-    "real": "real", "float": "double precision", "money": "money", "bytea": "bytea", "point": "point",
+    "date": "date",
+    "interval": "interval",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+    "time": "time",
+    "timetz": "timetz",
+    "numeric": "numeric",
+    "int": "integer",
+    "integer": "integer",
+    "bigint": "bigint",
+    "smallint": "smallint",
+    "text": "text",
+    "varchar": "varchar",
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "jsonb",
+    "inet": "inet",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "real": "real",
+    "float": "double precision",
+    "money": "money",
+    "bytea": "bytea",
+    "point": "point",
 }
 ZONE_TYPES = {"timestamp": "timestamptz", "time": "timetz"}
 PARAM_RE = re.compile(r"\$(\d+)")
@@ -56,12 +75,12 @@ def repair_tokens(text: str) -> tuple[str, dict[int, str], list[str]]:
 
     def word(i: int) -> str:
         tok = tokens[i]
-        return text[tok.start:tok.end + 1].lower()
+        return text[tok.start : tok.end + 1].lower()
 
     for i, tok in enumerate(tokens):
         if tok.name != "PARAM":
             continue
-        number = int(text[tok.start + 1:tok.end + 1])
+        number = int(text[tok.start + 1 : tok.end + 1])
         # <type> $n  and  timestamp|time with[out] time zone $n
         if i >= 1:
             prev = word(i - 1)
@@ -78,13 +97,12 @@ def repair_tokens(text: str) -> tuple[str, dict[int, str], list[str]]:
                 repairs.append(f"{prev} ${number} -> ${number}::{type_name}")
                 continue
         # EXTRACT($n FROM ...): the field is grammar; any field gives the same plan.
-        if i >= 2 and word(i - 1) == "(" and word(i - 2) == "extract" and i + 1 < len(tokens) \
-                and word(i + 1) == "from":
+        if i >= 2 and word(i - 1) == "(" and word(i - 2) == "extract" and i + 1 < len(tokens) and word(i + 1) == "from":
             edits.append((tok.start, tok.end, "epoch"))
             forced[number] = "text"
             repairs.append(f"EXTRACT(${number} FROM ...) -> EXTRACT(epoch FROM ...)")
     for start, end, replacement in sorted(edits, reverse=True):
-        text = text[:start] + replacement + text[end + 1:]
+        text = text[:start] + replacement + text[end + 1 :]
     return text, forced, repairs
 
 

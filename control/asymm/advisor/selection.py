@@ -147,8 +147,17 @@ class WriteModel:
             rows = float(workload.rows[i]) if i < len(workload.rows) else 0.0
             calls = max(workload.weights[i], 1.0)
             mean = workload.mean_ms[i] if i < len(workload.mean_ms) else 0.0
-            self.writes.append(_Write(i, analysis.kind, analysis.write_table.oid, frozenset(analysis.set_columns),
-                                      rows, rows / calls, mean))
+            self.writes.append(
+                _Write(
+                    i,
+                    analysis.kind,
+                    analysis.write_table.oid,
+                    frozenset(analysis.set_columns),
+                    rows,
+                    rows / calls,
+                    mean,
+                )
+            )
         self._columns: dict[Candidate, frozenset[str]] = {}
 
     def columns(self, cand: Candidate) -> frozenset[str]:
@@ -215,14 +224,21 @@ class WriteModel:
             if write.kind == "update" and self.hot(write, others) and not self.hot(write, [*others, cand]):
                 n_existing, _ = self._existing(write.table_oid)
                 on_table = self.on_table(write.table_oid, others)
-                total += (write.rows * self.options.write_cost_per_row * (n_existing + on_table)
-                          * self.observed_hot(write.table_oid))
+                total += (
+                    write.rows
+                    * self.options.write_cost_per_row
+                    * (n_existing + on_table)
+                    * self.observed_hot(write.table_oid)
+                )
         return total
 
     def per_call_ms(self, write: _Write, plan_ratio: float, config: list[Candidate]) -> float:
         """Modelled time of one call under ``config``; ``plan_ratio``: its plan's cost relative to today's."""
-        return (self.options.statement_overhead_ms + write.mean_ms * plan_ratio
-                + write.rows_per_call * self.options.index_entry_ms * self.entries(write, config))
+        return (
+            self.options.statement_overhead_ms
+            + write.mean_ms * plan_ratio
+            + write.rows_per_call * self.options.index_entry_ms * self.entries(write, config)
+        )
 
 
 @dataclass
@@ -237,8 +253,9 @@ class Chosen:
     cost_after: dict[int, float] = field(default_factory=dict)
 
 
-def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table],
-           options: Options) -> tuple[list[Chosen], dict[str, Any]]:
+def select(
+    whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table], options: Options
+) -> tuple[list[Chosen], dict[str, Any]]:
     """Pick indexes; returns them with their final contributions, and summary figures (with the
     candidates the write bound refused, under ``refused_write_bound``)."""
     return _Selection(whatif, workload, candidates, tables, options).run()
@@ -247,8 +264,14 @@ def select(whatif: WhatIf, workload: Workload, candidates: list[Candidate], tabl
 class _Selection:
     """One run of the greedy selection (module docstring); its state, shared by the steps, in attributes."""
 
-    def __init__(self, whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table],
-                 options: Options) -> None:
+    def __init__(
+        self,
+        whatif: WhatIf,
+        workload: Workload,
+        candidates: list[Candidate],
+        tables: dict[int, Table],
+        options: Options,
+    ) -> None:
         self.whatif = whatif
         self.workload = workload
         self.options = options
@@ -259,8 +282,12 @@ class _Selection:
         # the statements each candidate may serve
         self.relevant: dict[Candidate, list[int]] = {}
         for cand in candidates:
-            idx = [i for i in range(n) if cand.table_oid in workload.prepared[i].tables
-                   and (workload.queryids[i] in cand.queryids or _mentions(workload.prepared[i], cand))]
+            idx = [
+                i
+                for i in range(n)
+                if cand.table_oid in workload.prepared[i].tables
+                and (workload.queryids[i] in cand.queryids or _mentions(workload.prepared[i], cand))
+            ]
             if idx:
                 self.relevant[cand] = idx
         self.written = workload.writes()
@@ -282,8 +309,9 @@ class _Selection:
     def penalty(self, cand: Candidate, others: list[Candidate] | None = None) -> float:
         """Maintenance of ``cand`` itself, plus the HOT updates it ends given ``others`` (default: chosen)."""
         writes = self.written.get(cand.table_oid, 0.0)
-        own = writes * self.options.write_cost_per_row * (3.0 if cand.method == "gin"
-                                                          else self.model.weight(cand.method))
+        own = (
+            writes * self.options.write_cost_per_row * (3.0 if cand.method == "gin" else self.model.weight(cand.method))
+        )
         return own + self.model.hot_penalty(cand, self.chosen if others is None else others)
 
     def write_regression(self, cand: Candidate) -> bool:
@@ -304,18 +332,33 @@ class _Selection:
             after = model.per_call_ms(write, plan_after, after_cfg)
             if after > base * (1 + bound) and after > model.per_call_ms(write, plan_before, before_cfg):
                 ends_hot = model.hot(write, before_cfg) and not model.hot(write, after_cfg)
-                why = ("one more index entry per row" if write.kind == "insert" else
-                       "ends HOT updates" if ends_hot else "one more entry per non-HOT update")
-                log.info("advisor: %s refused: it would make %s %.2fx costlier per call (%s)",
-                         cand.definition(), write.kind.upper(), after / base, why)
-                self.refused.append({"definition": cand.definition(), "queryid": self.workload.queryids[i],
-                                     "statement": write.kind, "modelled_ratio": round(after / base, 3),
-                                     "reason": why})
+                why = (
+                    "one more index entry per row"
+                    if write.kind == "insert"
+                    else "ends HOT updates"
+                    if ends_hot
+                    else "one more entry per non-HOT update"
+                )
+                log.info(
+                    "advisor: %s refused: it would make %s %.2fx costlier per call (%s)",
+                    cand.definition(),
+                    write.kind.upper(),
+                    after / base,
+                    why,
+                )
+                self.refused.append(
+                    {
+                        "definition": cand.definition(),
+                        "queryid": self.workload.queryids[i],
+                        "statement": write.kind,
+                        "modelled_ratio": round(after / base, 3),
+                        "reason": why,
+                    }
+                )
                 return True
         return False
 
-    def config(self, i: int, extra: Candidate | None = None, without: Candidate | None = None
-               ) -> frozenset[Candidate]:
+    def config(self, i: int, extra: Candidate | None = None, without: Candidate | None = None) -> frozenset[Candidate]:
         """The chosen indexes (plus ``extra``, less ``without``) on the tables statement ``i`` reads."""
         items = [c for c in self.chosen if c != without]
         if extra is not None:
@@ -371,8 +414,9 @@ class _Selection:
                 continue
             back.append((-other_gain, other_tie, evaluated, other))
             other_size = self.whatif.size(other) or 0
-            if other_gain < floor or (options.budget_bytes is not None
-                                      and self.used_bytes + other_size > options.budget_bytes):
+            if other_gain < floor or (
+                options.budget_bytes is not None and self.used_bytes + other_size > options.budget_bytes
+            ):
                 continue
             margin = self.tie_margin(cand, other)
             if margin is None:
@@ -386,8 +430,15 @@ class _Selection:
         if best_cand is not cand:
             back = [entry for entry in back if entry[3] is not best_cand]
             back.append((-gain, tie, self.round_no, cand))
-            log.info("advisor: near-tie: %s (net gain %.0f, %d bytes) rather than %s (net gain %.0f, %d bytes)",
-                     best_cand.definition(), best_gain, best_size, cand.definition(), gain, size)
+            log.info(
+                "advisor: near-tie: %s (net gain %.0f, %d bytes) rather than %s (net gain %.0f, %d bytes)",
+                best_cand.definition(),
+                best_gain,
+                best_size,
+                cand.definition(),
+                gain,
+                size,
+            )
         for entry in back:
             heapq.heappush(heap, entry)
         return -best_gain, best_tie, best_cand, best_size
@@ -466,17 +517,33 @@ class _Selection:
         for cand in chosen:
             gross = 0.0
             for i in self.relevant[cand]:
-                gross += workload.weights[i] * (self.cost(i, self.config(i, without=cand))
-                                                - self.cost(i, self.config(i)))
+                gross += workload.weights[i] * (
+                    self.cost(i, self.config(i, without=cand)) - self.cost(i, self.config(i))
+                )
             pen = self.penalty(cand, [c for c in chosen if c != cand])
-            result.append(Chosen(cand, gross - pen, gross, pen, self.whatif.size(cand) or 0,
-                                 sorted(set(users[cand])), *before_after[cand]))
+            result.append(
+                Chosen(
+                    cand,
+                    gross - pen,
+                    gross,
+                    pen,
+                    self.whatif.size(cand) or 0,
+                    sorted(set(users[cand])),
+                    *before_after[cand],
+                )
+            )
         result.sort(key=lambda c: -c.benefit)
         by_definition = {str(item["definition"]): item for item in self.refused}
-        summary = {"workload_cost_before": self.total, "workload_cost_after": final_cost,
-                   "refused_write_bound": [item for key, item in sorted(by_definition.items())
-                                           if key not in {c.candidate.definition() for c in result}],
-                   "storage_bytes": float(sum(c.size_bytes for c in result))}
+        summary = {
+            "workload_cost_before": self.total,
+            "workload_cost_after": final_cost,
+            "refused_write_bound": [
+                item
+                for key, item in sorted(by_definition.items())
+                if key not in {c.candidate.definition() for c in result}
+            ],
+            "storage_bytes": float(sum(c.size_bytes for c in result)),
+        }
         return result, summary
 
 

@@ -28,8 +28,9 @@ def _setting(conn: psycopg.Connection[Any], name: str, default: float) -> float:
     return float(str(row[0])) if row and row[0] is not None else default
 
 
-def history_means(conn: psycopg.Connection[Any], queryids: list[int],
-                  applied_at: datetime) -> dict[int, tuple[float, int, float, int]] | None:
+def history_means(
+    conn: psycopg.Connection[Any], queryids: list[int], applied_at: datetime
+) -> dict[int, tuple[float, int, float, int]] | None:
     """Per queryid (mean_before_ms, calls_before, mean_after_ms, calls_after) from the telemetry history.
 
     Why prefer it over the counters recorded at apply time: ``asymm.query_history`` compares two
@@ -53,13 +54,19 @@ def history_means(conn: psycopg.Connection[Any], queryids: list[int],
          WHERE h.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND h.queryid = ANY(%(ids)s)
          GROUP BY h.queryid
-        """, {"applied": applied_at, "ids": queryids}).fetchall()
+        """,
+        {"applied": applied_at, "ids": queryids},
+    ).fetchall()
     means: dict[int, tuple[float, int, float, int]] = {}
     for queryid, calls_before, total_before, calls_after, total_after in rows:
         if calls_before and calls_after:
             before, after = int(str(calls_before)), int(str(calls_after))
-            means[int(str(queryid))] = (float(str(total_before)) / before, before,
-                                        float(str(total_after)) / after, after)
+            means[int(str(queryid))] = (
+                float(str(total_before)) / before,
+                before,
+                float(str(total_after)) / after,
+                after,
+            )
     return means
 
 
@@ -70,18 +77,25 @@ def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, A
 
     recorded = may_write(conn, "index_suggestions", "UPDATE")
     if rollback and not recorded:
-        raise AsymmError("permission denied to roll back indexes: this role may not update asymm.index_suggestions"
-                         " (a reader role; run asymm verify without --rollback)")
+        raise AsymmError(
+            "permission denied to roll back indexes: this role may not update asymm.index_suggestions"
+            " (a reader role; run asymm verify without --rollback)"
+        )
     min_calls = _setting(conn, "advisor.verify_min_calls", 20)
     min_improvement = _setting(conn, "advisor.verify_min_improvement", 0.05)
     applied = conn.execute(
         "SELECT suggestion_id, index_name, table_name, definition, applied_at, queryids FROM asymm.index_suggestions"
-        " WHERE status = 'applied' ORDER BY applied_at, suggestion_id").fetchall()
+        " WHERE status = 'applied' ORDER BY applied_at, suggestion_id"
+    ).fetchall()
     out: list[dict[str, Any]] = []
     for suggestion_id, index_name, table_name, definition, applied_at, queryids in applied:
-        baselines = {int(str(q)): (int(str(c)), float(str(t))) for q, c, t in conn.execute(
-            "SELECT queryid, calls, total_exec_time FROM asymm.index_suggestion_baselines WHERE suggestion_id = %s",
-            (suggestion_id,))}
+        baselines = {
+            int(str(q)): (int(str(c)), float(str(t)))
+            for q, c, t in conn.execute(
+                "SELECT queryid, calls, total_exec_time FROM asymm.index_suggestion_baselines WHERE suggestion_id = %s",
+                (suggestion_id,),
+            )
+        }
         ids = sorted({int(str(q)) for q in (queryids or [])} | set(baselines))
         history = history_means(conn, ids, applied_at)
         now = statement_counters(conn, ids)
@@ -100,9 +114,15 @@ def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, A
                 else:  # pg_stat_statements was reset (or the entry evicted) since apply
                     d_calls, d_time = cur_calls, cur_total
                 mean_before = base_total / base_calls if base_calls else 0.0
-            per_query.append({"queryid": queryid, "calls_before": base_calls, "mean_before_ms": mean_before,
-                              "calls_since": d_calls,
-                              "mean_after_ms": d_time / d_calls if d_calls else None})
+            per_query.append(
+                {
+                    "queryid": queryid,
+                    "calls_before": base_calls,
+                    "mean_before_ms": mean_before,
+                    "calls_since": d_calls,
+                    "mean_after_ms": d_time / d_calls if d_calls else None,
+                }
+            )
             if base_calls and d_calls:
                 weighted_before += mean_before * d_calls
                 calls_since += d_calls
@@ -115,10 +135,18 @@ def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, A
             verdict = "paid_off"
         else:
             verdict = "no_gain"
-        item: dict[str, Any] = {"suggestion_id": int(str(suggestion_id)), "index_name": index_name,
-                                "table": table_name, "definition": definition, "verdict": verdict,
-                                "mean_before_ms": before, "mean_after_ms": after, "calls_since": int(calls_since),
-                                "queries": per_query, "action": ""}
+        item: dict[str, Any] = {
+            "suggestion_id": int(str(suggestion_id)),
+            "index_name": index_name,
+            "table": table_name,
+            "definition": definition,
+            "verdict": verdict,
+            "mean_before_ms": before,
+            "mean_after_ms": after,
+            "calls_since": int(calls_since),
+            "queries": per_query,
+            "action": "",
+        }
         if rollback and verdict == "no_gain":
             qualified = qualified_index(conn, str(table_name), str(index_name))
             with IndexLock(conn):
@@ -136,7 +164,8 @@ def verify(conn: psycopg.Connection[Any], rollback: bool = False) -> dict[str, A
         conn.execute(
             "UPDATE asymm.index_suggestions SET verified_at = now(), verdict = %s, verdict_detail = %s::jsonb,"
             " status = CASE WHEN %s THEN 'rolled_back' ELSE status END WHERE suggestion_id = %s",
-            (verdict, _json(detail), item["action"] == "dropped", suggestion_id))
+            (verdict, _json(detail), item["action"] == "dropped", suggestion_id),
+        )
     return {"indexes": out, "rollback": rollback, "recorded": recorded}
 
 

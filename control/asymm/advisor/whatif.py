@@ -30,9 +30,18 @@ FRAGILE_FACTOR = 2.0
 # (EXTRACT's field, arithmetic, a value in the target list): they only have to be non-NULL (NULL
 # would fold a whole condition away).
 NEUTRAL = {
-    "integer": "1", "bigint": "1", "smallint": "1", "numeric": "1", "real": "1", "double precision": "1",
-    "text": "epoch", "character varying": "x", "date": "today", "boolean": "true",
-    "timestamp without time zone": "now", "timestamp with time zone": "now",
+    "integer": "1",
+    "bigint": "1",
+    "smallint": "1",
+    "numeric": "1",
+    "real": "1",
+    "double precision": "1",
+    "text": "epoch",
+    "character varying": "x",
+    "date": "today",
+    "boolean": "true",
+    "timestamp without time zone": "now",
+    "timestamp with time zone": "now",
     "interval": "1 hour",
 }
 EXPLAIN_AS = "SELECT asymm._explain_as(%s, %s, %s::text[], %s::text[])"
@@ -64,8 +73,9 @@ def hypopg_installed(conn: psycopg.Connection[Any]) -> bool:
 
 def planner_installed(conn: psycopg.Connection[Any]) -> bool:
     """Whether asymm._explain_as exists: without it no statement can be planned as its own role."""
-    row = conn.execute("SELECT to_regprocedure('asymm._explain_as(oid, text, text[], text[], boolean, text)')"
-                       " IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT to_regprocedure('asymm._explain_as(oid, text, text[], text[], boolean, text)') IS NOT NULL"
+    ).fetchone()
     return bool(row and row[0])
 
 
@@ -75,12 +85,15 @@ class WhatIf:
     def __init__(self, conn: psycopg.Connection[Any], catalog: Catalog) -> None:
         if not hypopg_installed(conn):
             available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()
-            hint = ("CREATE EXTENSION hypopg" if available
-                    else "install postgresql-15-hypopg, then CREATE EXTENSION hypopg")
+            hint = (
+                "CREATE EXTENSION hypopg" if available else "install postgresql-15-hypopg, then CREATE EXTENSION hypopg"
+            )
             raise AsymmError(f"the index advisor needs HypoPG, which is not installed in this database ({hint})")
         if not planner_installed(conn):
-            raise AsymmError("the index advisor needs the asymm extension, which plans each statement as the role that "
-                             "ran it (CREATE EXTENSION asymm CASCADE)")
+            raise AsymmError(
+                "the index advisor needs the asymm extension, which plans each statement as the role that "
+                "ran it (CREATE EXTENSION asymm CASCADE)"
+            )
         self.conn = conn
         self.catalog = catalog
         # HypoPG's functions, by schema: asymm's session resolves nothing outside pg_catalog.
@@ -164,7 +177,8 @@ class WhatIf:
         actual = [str(t) for t in doc["param_types"]]
         values = self._representative(rw, actual)
         tables = frozenset(t.oid for t in rw.analysis.tables) | (
-            frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset())
+            frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset()
+        )
         prepared: Prepared | None = None
         if values is not None:
             prepared = Prepared(name, rw, actual, values, "custom", tables, author=role)
@@ -231,16 +245,16 @@ class WhatIf:
         for cand in relevant:
             self.create(cand)
         for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
-            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg),
-                              (self._hypo.pop(cand),))
+            self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg), (self._hypo.pop(cand),))
         relevant = frozenset(c for c in relevant if c in self._hypo)
         result = self._explain(prepared)
         self._cache[(prepared.name, relevant)] = result
         self._cache[key] = result
         return result
 
-    def _cost_by_proxy(self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate],
-                       expression: frozenset[Candidate]) -> PlanResult:
+    def _cost_by_proxy(
+        self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate], expression: frozenset[Candidate]
+    ) -> PlanResult:
         """Price expression indexes through the statement with ``f(col)`` replaced by ``col``.
 
         HypoPG cannot give a hypothetical expression index statistics, so the planner prices
@@ -265,8 +279,10 @@ class WhatIf:
         if cand in self._failed:
             return None
         try:
-            row = self.conn.execute(sql.SQL("SELECT indexrelid FROM {}.hypopg_create_index(%s)").format(self._hypopg),
-                                    (cand.hypothetical_sql(),)).fetchone()
+            row = self.conn.execute(
+                sql.SQL("SELECT indexrelid FROM {}.hypopg_create_index(%s)").format(self._hypopg),
+                (cand.hypothetical_sql(),),
+            ).fetchone()
         except psycopg.Error as exc:
             self._failed[cand] = (exc.diag.message_primary or str(exc)).strip()
             return None
@@ -274,8 +290,9 @@ class WhatIf:
         oid = int(str(row[0]))
         self._hypo[cand] = oid
         if cand not in self._sizes:
-            size = self.conn.execute(sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg),
-                                     (oid,)).fetchone()
+            size = self.conn.execute(
+                sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg), (oid,)
+            ).fetchone()
             self._sizes[cand] = int(str(size[0])) if size else 0
         return oid
 
@@ -292,16 +309,20 @@ class WhatIf:
         values = prepared.values if prepared.mode == "custom" else None
         self.calls += 1
         try:
-            row = self.conn.execute(EXPLAIN_AS, (prepared.author, prepared.rewritten.text, prepared.param_types,
-                                                 values)).fetchone()
+            row = self.conn.execute(
+                EXPLAIN_AS, (prepared.author, prepared.rewritten.text, prepared.param_types, values)
+            ).fetchone()
         except psycopg.Error as exc:
             raise PlanError(f"cannot EXPLAIN: {(exc.diag.message_primary or str(exc)).strip()}") from None
         assert row is not None
         doc = row[0] if not isinstance(row[0], str) else json.loads(row[0])
         plan = doc["plan"][0]["Plan"]
         by_oid = {oid: cand for cand, oid in self._hypo.items()}
-        used = frozenset(by_oid[int(m.group(1))] for name in _index_names(plan)
-                         if (m := HYPO_NAME.match(name)) and int(m.group(1)) in by_oid)
+        used = frozenset(
+            by_oid[int(m.group(1))]
+            for name in _index_names(plan)
+            if (m := HYPO_NAME.match(name)) and int(m.group(1)) in by_oid
+        )
         cost = float(plan["Total Cost"])
         if _fragile(plan, under_limit=False):
             cost *= FRAGILE_FACTOR
@@ -362,8 +383,12 @@ def expression_proxy(tree: Any) -> str | None:
 
     def strip(node: Any) -> Any:
         nonlocal changed
-        if isinstance(node, pg_ast.FuncCall) and node.args and len(node.args) == 1 \
-                and isinstance(node.args[0], pg_ast.ColumnRef):
+        if (
+            isinstance(node, pg_ast.FuncCall)
+            and node.args
+            and len(node.args) == 1
+            and isinstance(node.args[0], pg_ast.ColumnRef)
+        ):
             name = [f.sval for f in node.funcname if isinstance(f, pg_ast.String)]
             if name and name[-1].lower() in EXPRESSION_FUNCTIONS:
                 changed = True
@@ -390,8 +415,12 @@ def _fragile(plan: dict[str, Any], under_limit: bool) -> bool:
     assumption, so the fragile plan is charged :data:`FRAGILE_FACTOR` × its cost.
     """
     under_limit = under_limit or plan.get("Node Type") == "Limit"
-    if under_limit and plan.get("Node Type") in ("Index Scan", "Index Only Scan") and "Filter" in plan \
-            and HYPO_NAME.match(str(plan.get("Index Name", ""))):
+    if (
+        under_limit
+        and plan.get("Node Type") in ("Index Scan", "Index Only Scan")
+        and "Filter" in plan
+        and HYPO_NAME.match(str(plan.get("Index Name", "")))
+    ):
         return True
     return any(_fragile(child, under_limit) for child in plan.get("Plans", ()))
 

@@ -17,9 +17,12 @@ from asymm.db import extension_schema
 from asymm.errors import AsymmError
 
 SYSTEM_TEXT = re.compile(r"\b(pg_catalog|information_schema|pg_stat_\w+|hypopg\w*|asymm\.)", re.IGNORECASE)
-UTILITY = re.compile(r"^\s*(begin|commit|rollback|set|show|reset|prepare|deallocate|explain|vacuum|analy[sz]e|"
-                     r"create|drop|alter|grant|revoke|copy|truncate|listen|notify|discard|savepoint|release|"
-                     r"lock|do|call|checkpoint|fetch|close|declare|comment|refresh)\b", re.IGNORECASE)
+UTILITY = re.compile(
+    r"^\s*(begin|commit|rollback|set|show|reset|prepare|deallocate|explain|vacuum|analy[sz]e|"
+    r"create|drop|alter|grant|revoke|copy|truncate|listen|notify|discard|savepoint|release|"
+    r"lock|do|call|checkpoint|fetch|close|declare|comment|refresh)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -48,15 +51,17 @@ def read_workload(conn: psycopg.Connection[Any], *, limit: int = 2000, min_calls
     pg_stat_statements_ready(conn)
     home = extension_schema(conn, "pg_stat_statements")
     rows = conn.execute(
-        sql.SQL("SELECT s.queryid, s.query, sum(s.calls)::int8, sum(s.total_exec_time), sum(s.rows)::int8,"
-        "       (array_agg(s.userid ORDER BY coalesce(pg_has_role(s.userid, 'MEMBER'), false) DESC,"
-        "                  s.calls DESC, s.userid))[1]"
-        "  FROM {}.pg_stat_statements s"
-        " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        "   AND s.toplevel AND s.queryid IS NOT NULL"
-        " GROUP BY s.queryid, s.query"
-        " HAVING sum(s.calls) >= %s"
-        " ORDER BY sum(s.total_exec_time) DESC LIMIT %s").format(sql.Identifier(str(home))),
+        sql.SQL(
+            "SELECT s.queryid, s.query, sum(s.calls)::int8, sum(s.total_exec_time), sum(s.rows)::int8,"
+            "       (array_agg(s.userid ORDER BY coalesce(pg_has_role(s.userid, 'MEMBER'), false) DESC,"
+            "                  s.calls DESC, s.userid))[1]"
+            "  FROM {}.pg_stat_statements s"
+            " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "   AND s.toplevel AND s.queryid IS NOT NULL"
+            " GROUP BY s.queryid, s.query"
+            " HAVING sum(s.calls) >= %s"
+            " ORDER BY sum(s.total_exec_time) DESC LIMIT %s"
+        ).format(sql.Identifier(str(home))),
         (min_calls, limit * 2),
     ).fetchall()
     out: list[Statement] = []

@@ -13,13 +13,39 @@ from asymm.errors import AsymmError
 
 Conn = psycopg.Connection[Any]
 
-ANNOTATION_COLUMNS = ("id", "target", "target_type", "resolved", "symbol", "scope", "regime", "cost", "lineage",
-                      "source", "confidence", "evidence", "derived_from", "query_text", "created_at", "updated_at")
+ANNOTATION_COLUMNS = (
+    "id",
+    "target",
+    "target_type",
+    "resolved",
+    "symbol",
+    "scope",
+    "regime",
+    "cost",
+    "lineage",
+    "source",
+    "confidence",
+    "evidence",
+    "derived_from",
+    "query_text",
+    "created_at",
+    "updated_at",
+)
 
 
-def annotate(conn: Conn, *, target: str | None, symbol: str, scope: str, regime: str, cost: str,
-             lineage: list[str], column: str | None = None, query: str | None = None,
-             queryid: int | None = None) -> dict[str, Any]:
+def annotate(
+    conn: Conn,
+    *,
+    target: str | None,
+    symbol: str,
+    scope: str,
+    regime: str,
+    cost: str,
+    lineage: list[str],
+    column: str | None = None,
+    query: str | None = None,
+    queryid: int | None = None,
+) -> dict[str, Any]:
     """Write one user annotation through the matching ``asymm.annotate`` overload; returns its row.
 
     Exactly one of ``target`` (a relation or function signature, optionally with ``column``),
@@ -40,8 +66,9 @@ def annotate(conn: Conn, *, target: str | None, symbol: str, scope: str, regime:
         rel = lookup_relation(conn, target)
         if rel is None:
             raise AsymmError(f"invalid annotation field target: relation {target!r} does not exist")
-        row = conn.execute("SELECT asymm.annotate(%s::regclass, %s, %s, %s, %s, %s, %s)",
-                           (rel, column, *fields)).fetchone()
+        row = conn.execute(
+            "SELECT asymm.annotate(%s::regclass, %s, %s, %s, %s, %s, %s)", (rel, column, *fields)
+        ).fetchone()
     else:
         with session_search_path(conn):  # the target is named the way the user's session names it
             row = conn.execute("SELECT asymm.annotate(%s::text, %s, %s, %s, %s, %s)", (target, *fields)).fetchone()
@@ -59,8 +86,10 @@ def list_annotations(conn: Conn, annotation_id: str | None = None) -> list[dict[
             cur.execute(f"SELECT {columns} FROM asymm.annotations ORDER BY target, source, id")  # noqa: S608
         else:
             cur.execute(f"SELECT {columns} FROM asymm.annotations WHERE id = %s", (annotation_id,))  # noqa: S608
-        return [{k: (str(v) if k in ("id", "derived_from") and v is not None else v) for k, v in row.items()}
-                for row in cur.fetchall()]
+        return [
+            {k: (str(v) if k in ("id", "derived_from") and v is not None else v) for k, v in row.items()}
+            for row in cur.fetchall()
+        ]
 
 
 def coherence(conn: Conn) -> dict[str, Any]:

@@ -14,7 +14,8 @@ unquote a quoted identifier that would not need quotes; drop trailing ";".
 
 import re
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<line_comment>--[^\n]*)
   | (?P<block_comment>/\*)
@@ -29,7 +30,9 @@ _TOKEN = re.compile(r"""
   | (?P<op>[-+*/<>=~!@#%^&|`?]+)
   | (?P<punct>::|[(),;\[\].:])
   | (?P<other>.)
-""", re.X | re.S)
+""",
+    re.X | re.S,
+)
 _PLAIN = re.compile(r"[a-z_][a-z_0-9$]*")
 _CONSTANTS = ("estring", "prefixed", "string", "param", "number")
 

@@ -46,7 +46,7 @@ def plan_cost_class(plan: str) -> str:
         kind = node.get("Node Type", "")
         plans = node.get("Plans", [])
         if not isinstance(kind, str) or not isinstance(plans, list):
-            raise BadPlan("\"Node Type\" must be a string and \"Plans\" an array")
+            raise BadPlan('"Node Type" must be a string and "Plans" an array')
         children = [walk(child) for child in plans]
         worst = max(children, default=0)
         if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
@@ -59,8 +59,10 @@ def plan_cost_class(plan: str) -> str:
             full_scans.append(_rel(node))
             reasons.append(f"{kind} on {_rel(node)}")
             return max(worst, _N)
-        if kind in ("Function Scan", "Table Function Scan", "CTE Scan", "WorkTable Scan",
-                    "Named Tuplestore Scan") and not children:
+        if (
+            kind in ("Function Scan", "Table Function Scan", "CTE Scan", "WorkTable Scan", "Named Tuplestore Scan")
+            and not children
+        ):
             return max(worst, _N)
         if kind in ("Sort", "Incremental Sort"):
             if worst >= _N:

@@ -12,14 +12,17 @@ from asymm.errors import AsymmError
 
 
 def render_advice(result: dict[str, Any]) -> str:
-    rows = [{
-        "table": item["table"],
-        "index": item["definition"],
-        "benefit": f"{item['estimated_benefit']:.0f}",
-        "size*": _size(item["size_bytes"]),
-        "queries": len(item["queryids"]),
-        "applied": item.get("applied", ""),
-    } for item in result["indexes"]]
+    rows = [
+        {
+            "table": item["table"],
+            "index": item["definition"],
+            "benefit": f"{item['estimated_benefit']:.0f}",
+            "size*": _size(item["size_bytes"]),
+            "queries": len(item["queryids"]),
+            "applied": item.get("applied", ""),
+        }
+        for item in result["indexes"]
+    ]
     columns = ["table", "index", "benefit", "size*", "queries"]
     if any("applied" in item for item in result["indexes"]):
         columns.append("applied")
@@ -28,11 +31,15 @@ def render_advice(result: dict[str, Any]) -> str:
     if before:
         lines.append(f"estimated workload cost: {before:.0f} -> {after:.0f} ({100 * (1 - after / before):.0f} % less)")
     lines.append(f"* {result['size_note']}")
-    lines.append(f"{result['planned']} of {result['statements']} statements planned, "
-                 f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s")
+    lines.append(
+        f"{result['planned']} of {result['statements']} statements planned, "
+        f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s"
+    )
     for item in result.get("refused_write_bound", []):
-        lines.append(f"refused (write bound): {item['definition']} -- would make {item['statement'].upper()}"
-                     f" {item['queryid']} {item['modelled_ratio']:.2f}x costlier per call ({item['reason']})")
+        lines.append(
+            f"refused (write bound): {item['definition']} -- would make {item['statement'].upper()}"
+            f" {item['queryid']} {item['modelled_ratio']:.2f}x costlier per call ({item['reason']})"
+        )
     for item in result.get("unverified", []):
         lines.append(f"unverified (not chosen): {item['definition']} -- {item['calls']} calls; {item['reason']}")
     if result["skipped"]:
@@ -55,22 +62,52 @@ def _size(size: int) -> str:
 @dsn_option
 @json_option
 @click.option("--apply", "do_apply", is_flag=True, help="Create the suggested indexes (CONCURRENTLY, one at a time).")
-@click.option("--budget-mb", type=number(0, 16_777_216), default=None,
-              help="Storage budget in MB (HypoPG's pessimistic estimate); default: setting advisor.budget_mb.")
-@click.option("--max-indexes", type=whole(0, 1000), default=None,
-              help="At most this many indexes; default: setting advisor.max_indexes.")
-@click.option("--min-gain", type=number(0, 1), default=None,
-              help="Stop when the next index saves less than this fraction of the workload cost.")
-@click.option("--limit", type=whole(1, 100_000), default=2000, show_default=True,
-              help="Consider at most this many statements (heaviest total time first).")
-@click.option("--max-write-regression", type=number(0, 1000), default=None,
-              help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call;"
-                   " default: setting advisor.max_write_regression (0.10; negative: no bound).")
-@click.option("--no-write-bound", is_flag=True,
-              help="No per-call bound on writes (maintenance is still charged in the benefit).")
-def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | None, max_indexes: int | None,
-                   min_gain: float | None, limit: int, max_write_regression: float | None,
-                   no_write_bound: bool) -> None:
+@click.option(
+    "--budget-mb",
+    type=number(0, 16_777_216),
+    default=None,
+    help="Storage budget in MB (HypoPG's pessimistic estimate); default: setting advisor.budget_mb.",
+)
+@click.option(
+    "--max-indexes",
+    type=whole(0, 1000),
+    default=None,
+    help="At most this many indexes; default: setting advisor.max_indexes.",
+)
+@click.option(
+    "--min-gain",
+    type=number(0, 1),
+    default=None,
+    help="Stop when the next index saves less than this fraction of the workload cost.",
+)
+@click.option(
+    "--limit",
+    type=whole(1, 100_000),
+    default=2000,
+    show_default=True,
+    help="Consider at most this many statements (heaviest total time first).",
+)
+@click.option(
+    "--max-write-regression",
+    type=number(0, 1000),
+    default=None,
+    help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call;"
+    " default: setting advisor.max_write_regression (0.10; negative: no bound).",
+)
+@click.option(
+    "--no-write-bound", is_flag=True, help="No per-call bound on writes (maintenance is still charged in the benefit)."
+)
+def advise_command(
+    dsn: str,
+    as_json: bool,
+    do_apply: bool,
+    budget_mb: float | None,
+    max_indexes: int | None,
+    min_gain: float | None,
+    limit: int,
+    max_write_regression: float | None,
+    no_write_bound: bool,
+) -> None:
     """Suggest indexes for the workload in pg_stat_statements (validated with HypoPG)."""
     from asymm.advisor.advise import advise, settings_from_db, store
 
@@ -79,8 +116,10 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
             from asymm.advisor.advise import may_write
 
             if not may_write(conn, "index_suggestions", "UPDATE"):
-                raise AsymmError("permission denied to apply indexes: this role may not update"
-                                 " asymm.index_suggestions (a reader role; run asymm advise without --apply)")
+                raise AsymmError(
+                    "permission denied to apply indexes: this role may not update"
+                    " asymm.index_suggestions (a reader role; run asymm advise without --apply)"
+                )
         settings = settings_from_db(conn)
         if budget_mb is not None:
             settings.budget_mb = budget_mb
@@ -96,8 +135,9 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
         result = advise(conn, settings)
         store(conn, result)
         if result.get("stored") is False:
-            click.echo("note: this role may not write asymm.index_suggestions: the advice is shown, not stored",
-                       err=True)
+            click.echo(
+                "note: this role may not write asymm.index_suggestions: the advice is shown, not stored", err=True
+            )
         if do_apply:
             from asymm.advisor.apply import apply_result
 
@@ -106,14 +146,17 @@ def advise_command(dsn: str, as_json: bool, do_apply: bool, budget_mb: float | N
 
 
 def render_verify(result: dict[str, Any]) -> str:
-    rows = [{
-        "index": item["index_name"],
-        "verdict": item["verdict"],
-        "mean before ms": _ms(item.get("mean_before_ms")),
-        "mean after ms": _ms(item.get("mean_after_ms")),
-        "calls since": item.get("calls_since", 0),
-        "action": item.get("action", ""),
-    } for item in result["indexes"]]
+    rows = [
+        {
+            "index": item["index_name"],
+            "verdict": item["verdict"],
+            "mean before ms": _ms(item.get("mean_before_ms")),
+            "mean after ms": _ms(item.get("mean_after_ms")),
+            "calls since": item.get("calls_since", 0),
+            "action": item.get("action", ""),
+        }
+        for item in result["indexes"]
+    ]
     return table(rows, ["index", "verdict", "mean before ms", "mean after ms", "calls since", "action"])
 
 
@@ -132,6 +175,7 @@ def verify_command(dsn: str, as_json: bool, rollback: bool) -> None:
     with connect(dsn) as conn:
         result = verify(conn, rollback=rollback)
     if not result.get("recorded", True):
-        click.echo("note: this role may not write asymm.index_suggestions: the verdicts are shown, not recorded",
-                   err=True)
+        click.echo(
+            "note: this role may not write asymm.index_suggestions: the verdicts are shown, not recorded", err=True
+        )
     emit(result, as_json, render_verify)

@@ -20,10 +20,19 @@ def _lineage(value: str) -> list[str]:
 
 
 def _render_rows(rows: list[dict[str, Any]]) -> str:
-    shown = [{**row, "lineage": ",".join(row["lineage"] or []), "confidence": f"{row['confidence']:.2f}",
-              "resolved": "yes" if row["resolved"] else "NO"} for row in rows]
-    return table(shown, ["target", "target_type", "resolved", "symbol", "scope", "regime", "cost", "lineage",
-                         "source", "confidence"])
+    shown = [
+        {
+            **row,
+            "lineage": ",".join(row["lineage"] or []),
+            "confidence": f"{row['confidence']:.2f}",
+            "resolved": "yes" if row["resolved"] else "NO",
+        }
+        for row in rows
+    ]
+    return table(
+        shown,
+        ["target", "target_type", "resolved", "symbol", "scope", "regime", "cost", "lineage", "source", "confidence"],
+    )
 
 
 @click.command("annotate")
@@ -38,12 +47,33 @@ def _render_rows(rows: list[dict[str, Any]]) -> str:
 @click.option("--queryid", type=BIGINT, help="Annotate the pg_stat_statements query with this queryid.")
 @dsn_option
 @json_option
-def annotate_command(target: str | None, symbol: str, scope: str, regime: str, cost: str, lineage: str,
-                     column: str | None, query: str | None, queryid: int | None, dsn: str, as_json: bool) -> None:
+def annotate_command(
+    target: str | None,
+    symbol: str,
+    scope: str,
+    regime: str,
+    cost: str,
+    lineage: str,
+    column: str | None,
+    query: str | None,
+    queryid: int | None,
+    dsn: str,
+    as_json: bool,
+) -> None:
     """Annotate TARGET (a table, view, index or f(argtypes)), a column, or a query."""
     with connect(dsn) as conn:
-        row = api.annotate(conn, target=target, symbol=symbol, scope=scope, regime=regime, cost=cost,
-                           lineage=_lineage(lineage), column=column, query=query, queryid=queryid)
+        row = api.annotate(
+            conn,
+            target=target,
+            symbol=symbol,
+            scope=scope,
+            regime=regime,
+            cost=cost,
+            lineage=_lineage(lineage),
+            column=column,
+            query=query,
+            queryid=queryid,
+        )
     emit(row, as_json, lambda r: _render_rows([r]))
 
 
@@ -59,8 +89,10 @@ def annotations_command(dsn: str, as_json: bool) -> None:
 
 def _render_coherence(result: dict[str, Any]) -> str:
     score = "n/a (nothing evaluable)" if result["score"] is None else f"{result['score']} %"
-    head = (f"coherence: {score} (goal > {result['goal']} %): {result['coherent']} coherent, "
-            f"{result['incoherent']} incoherent, {result['not_evaluable']} not evaluable")
+    head = (
+        f"coherence: {score} (goal > {result['goal']} %): {result['coherent']} coherent, "
+        f"{result['incoherent']} incoherent, {result['not_evaluable']} not evaluable"
+    )
     return head + "\n" + table(result["verdicts"], ["target", "source", "cost", "verdict", "reason"])
 
 

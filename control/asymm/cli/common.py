@@ -49,8 +49,9 @@ def _one_line_usage(exc: click.UsageError) -> OneLineUsageError:
 class AsymmGroup(click.Group):
     """A click group that turns every failure into one line and the right exit code."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
         except (OneLineUsageError, NoArgsIsHelpError):
@@ -118,8 +119,9 @@ def check_interval(conn: psycopg.Connection[Any], value: str, option: str) -> No
     try:
         row = conn.execute("SELECT %s::text::interval >= interval '0'", (value,)).fetchone()
     except psycopg.DataError as exc:
-        raise click.BadParameter(f"{value!r} is not a PostgreSQL interval ({pg_error_line(exc)})",
-                                 param_hint=f"'{option}'") from None
+        raise click.BadParameter(
+            f"{value!r} is not a PostgreSQL interval ({pg_error_line(exc)})", param_hint=f"'{option}'"
+        ) from None
     if not (row and row[0]):
         raise click.BadParameter(f"{value!r} is negative", param_hint=f"'{option}'")
 

@@ -27,17 +27,30 @@ def baseline_command(name: str, schemas: tuple[str, ...], dsn: str, as_json: boo
     """Capture (or move) the schema baseline NAME."""
     with connect(dsn) as conn:
         count = drift.capture_baseline(conn, name, list(schemas) or None)
-    emit({"baseline": name, "objects": count, "schemas": list(schemas) or None}, as_json,
-         lambda d: f"baseline {d['baseline']}: {d['objects']} objects captured")
+    emit(
+        {"baseline": name, "objects": count, "schemas": list(schemas) or None},
+        as_json,
+        lambda d: f"baseline {d['baseline']}: {d['objects']} objects captured",
+    )
 
 
 def _render_items(items: list[dict[str, Any]]) -> str:
-    rows = [{**i, "hazards": ", ".join(i["hazards"]), "who": i["who"] or "", "property": i["property"] or "",
-             "when": i["changed_at"].strftime("%Y-%m-%d %H:%M:%S") if i["changed_at"] else ""} for i in items]
+    rows = [
+        {
+            **i,
+            "hazards": ", ".join(i["hazards"]),
+            "who": i["who"] or "",
+            "property": i["property"] or "",
+            "when": i["changed_at"].strftime("%Y-%m-%d %H:%M:%S") if i["changed_at"] else "",
+        }
+        for i in items
+    ]
     if not rows:
         return "no drift"
-    return table(rows, ["baseline", "kind", "object_type", "identity", "property", "severity", "hazards",
-                        "who", "when", "detection"])
+    return table(
+        rows,
+        ["baseline", "kind", "object_type", "identity", "property", "severity", "hazards", "who", "when", "detection"],
+    )
 
 
 @click.command("drift")
@@ -57,9 +70,13 @@ def drift_command(name: str | None, as_sql: bool, accept: bool, no_validate: boo
             if not names:
                 raise AsymmError("no baseline to accept (asymm baseline NAME captures one)")
             counts = {n: drift.accept(conn, n) for n in names}
-            emit({"accepted": counts}, as_json,
-                 lambda d: "\n".join(f"baseline {n} moved to the current schema ({c} objects)"
-                                     for n, c in d["accepted"].items()))
+            emit(
+                {"accepted": counts},
+                as_json,
+                lambda d: "\n".join(
+                    f"baseline {n} moved to the current schema ({c} objects)" for n, c in d["accepted"].items()
+                ),
+            )
             return
         items = drift.drift_items(conn, name)
         if as_sql:
@@ -71,11 +88,21 @@ def drift_command(name: str | None, as_sql: bool, accept: bool, no_validate: boo
                 validation = drift.validate_plan(conn, n, steps) if steps and not no_validate else None
                 documents.append((n, steps, validation))
             if as_json:
-                emit([{"baseline": n, "lock_timeout": timeout,
-                       "validated": None if v is None else v.ok,
-                       "validation_error": None if v is None else v.error,
-                       "remaining": [] if v is None else v.remaining,
-                       "steps": [s.__dict__ for s in steps]} for n, steps, v in documents], True, str)
+                emit(
+                    [
+                        {
+                            "baseline": n,
+                            "lock_timeout": timeout,
+                            "validated": None if v is None else v.ok,
+                            "validation_error": None if v is None else v.error,
+                            "remaining": [] if v is None else v.remaining,
+                            "steps": [s.__dict__ for s in steps],
+                        }
+                        for n, steps, v in documents
+                    ],
+                    True,
+                    str,
+                )
             else:
                 for n, steps, v in documents:
                     click.echo(f"-- baseline {n}")
@@ -83,8 +110,9 @@ def drift_command(name: str | None, as_sql: bool, accept: bool, no_validate: boo
             failed = [(n, v) for n, _s, v in documents if v is not None and not v.ok]
             if failed:
                 n, v = failed[0]
-                raise AsymmError(f"the plan for baseline {n} failed validation on a scratch copy"
-                                 f" (step {v.failed_step}): {v.error}")
+                raise AsymmError(
+                    f"the plan for baseline {n} failed validation on a scratch copy (step {v.failed_step}): {v.error}"
+                )
         else:
             emit(items, as_json, _render_items)
     if items:

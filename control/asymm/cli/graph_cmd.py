@@ -13,10 +13,21 @@ from asymm.db import connect
 
 
 @click.command("graph")
-@click.option("--format", "fmt", type=click.Choice(["json", "dot"]), default="json", show_default=True,
-              help="json: nodes and edges; dot: Graphviz text, for `dot -Tsvg` (package graphviz).")
-@click.option("--max-queries", type=click.IntRange(0, 100_000), default=graph_mod.MAX_QUERIES, show_default=True,
-              help="Keep at most this many statements (the most called).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "dot"]),
+    default="json",
+    show_default=True,
+    help="json: nodes and edges; dot: Graphviz text, for `dot -Tsvg` (package graphviz).",
+)
+@click.option(
+    "--max-queries",
+    type=click.IntRange(0, 100_000),
+    default=graph_mod.MAX_QUERIES,
+    show_default=True,
+    help="Keep at most this many statements (the most called).",
+)
 @dsn_option
 def graph_command(fmt: str, max_queries: int, dsn: str) -> None:
     """The semantic data graph: tables, views, indexes, statements, Redis keyspaces and their links."""
@@ -33,10 +44,16 @@ def _render_impact(data: dict[str, Any]) -> str:
     sections: list[tuple[str, list[dict[str, Any]], list[str]]] = [
         ("views", [{**v, "columns": ", ".join(v["columns"])} for v in data["views"]], ["view", "columns"]),
         ("indexes", [{**i, "columns": ", ".join(i["columns"])} for i in data["indexes"]], ["index", "columns"]),
-        ("foreign keys", [{**f, "columns": ", ".join(f["columns"])} for f in data["foreign_keys"]],
-         ["from", "to", "columns"]),
-        ("statements", [{**q, "query": q["query"][:70], "columns": ", ".join(q["columns"])} for q in data["queries"]],
-         ["queryid", "access", "via", "calls", "query"]),
+        (
+            "foreign keys",
+            [{**f, "columns": ", ".join(f["columns"])} for f in data["foreign_keys"]],
+            ["from", "to", "columns"],
+        ),
+        (
+            "statements",
+            [{**q, "query": q["query"][:70], "columns": ", ".join(q["columns"])} for q in data["queries"]],
+            ["queryid", "access", "via", "calls", "query"],
+        ),
         ("cache", [{**c, "key": ", ".join(c["key"])} for c in data["cache"]], ["keyspace", "key"]),
         ("annotations", data["annotations"], ["target", "symbol", "scope", "regime", "cost"]),
     ]

@@ -32,8 +32,10 @@ def render_status(status: dict[str, Any]) -> str:
     if daemons:
         for daemon in daemons:
             role = "leader" if daemon.get("leader") else "standby"
-            lines.append(f"daemon {daemon['host']}:{daemon['pid']} ({role}) up since {daemon['started_at']}, "
-                         f"{daemon['ticks']} ticks, {daemon['skipped_ticks']} skipped, {daemon['overruns']} overruns")
+            lines.append(
+                f"daemon {daemon['host']}:{daemon['pid']} ({role}) up since {daemon['started_at']}, "
+                f"{daemon['ticks']} ticks, {daemon['skipped_ticks']} skipped, {daemon['overruns']} overruns"
+            )
     else:
         lines.append("daemon: none running")
     leader = status.get("leader")
@@ -41,8 +43,9 @@ def render_status(status: dict[str, Any]) -> str:
         if daemons:
             lines.append("leader: none (no daemon holds the leader lock: scheduled work is not running)")
     elif leader.get("daemon_id") is None:
-        lines.append(f"leader: the leader lock is held by backend {leader['backend_pid']}, "
-                     "which is not a registered daemon")
+        lines.append(
+            f"leader: the leader lock is held by backend {leader['backend_pid']}, which is not a registered daemon"
+        )
     return "\n".join(lines)
 
 

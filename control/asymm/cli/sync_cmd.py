@@ -41,8 +41,7 @@ def _horizon_line(held: dict[str, Any]) -> str:
     """The oldest running transaction id of the cluster: what the sync waits for (any database)."""
     where = "this database" if held.get("this_database") else f"database {held.get('database')!r}"
     who = f"pid {held['pid']}" if held.get("pid") is not None else "a prepared transaction"
-    return (f"horizon held by: {who} in {where}, {held.get('xid_age')} transactions old,"
-            f" open {held.get('xact_age_s')} s")
+    return f"horizon held by: {who} in {where}, {held.get('xid_age')} transactions old, open {held.get('xact_age_s')} s"
 
 
 @click.group("sync")
@@ -62,8 +61,7 @@ def status_command(dsn: str, as_json: bool) -> None:
 @click.argument("table_name", metavar="TABLE")
 @dsn_option
 @json_option
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until the daemon has copied the table.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the daemon has copied the table.")
 @click.option("--timeout", type=number(0, 86_400), default=600.0, show_default=True, help="Seconds to wait.")
 def backfill_command(table_name: str, dsn: str, as_json: bool, wait: bool, timeout: float) -> None:
     """Re-copy TABLE into Redis (done by the running daemon, consistent with concurrent writes)."""
@@ -76,16 +74,26 @@ def backfill_command(table_name: str, dsn: str, as_json: bool, wait: bool, timeo
         deadline = time.monotonic() + timeout
         while wait and state != "done":
             if time.monotonic() > deadline:
-                raise AsymmError(f"backfill of {table_name} not finished after {timeout:g} s (is the daemon running"
-                                 " with --redis-url?)")
+                raise AsymmError(
+                    f"backfill of {table_name} not finished after {timeout:g} s (is the daemon running"
+                    " with --redis-url?)"
+                )
             time.sleep(0.2)
-            row = conn.execute("SELECT backfill_state, rows_backfilled FROM asymm.sync_tables"
-                               " WHERE rel = %s::text::regclass", (rel,)).fetchone()
+            row = conn.execute(
+                "SELECT backfill_state, rows_backfilled FROM asymm.sync_tables WHERE rel = %s::text::regclass", (rel,)
+            ).fetchone()
             assert row is not None
             state = str(row[0])
-        row = conn.execute("SELECT backfill_state, rows_backfilled FROM asymm.sync_tables"
-                           " WHERE rel = %s::text::regclass", (rel,)).fetchone()
+        row = conn.execute(
+            "SELECT backfill_state, rows_backfilled FROM asymm.sync_tables WHERE rel = %s::text::regclass", (rel,)
+        ).fetchone()
     assert row is not None
     result = {"table": table_name, "backfill": row[0], "rows_backfilled": row[1] if row[0] == "done" else None}
-    emit(result, as_json, lambda r: f"{r['table']}: backfill {r['backfill']}"
-         + (f", {r['rows_backfilled']} rows" if r["rows_backfilled"] is not None else ""))
+    emit(
+        result,
+        as_json,
+        lambda r: (
+            f"{r['table']}: backfill {r['backfill']}"
+            + (f", {r['rows_backfilled']} rows" if r["rows_backfilled"] is not None else "")
+        ),
+    )

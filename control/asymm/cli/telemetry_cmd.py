@@ -25,30 +25,63 @@ def _short(text: Any, width: int = 60) -> str:
 
 
 def render_top(data: dict[str, Any]) -> str:
-    rows = [{"calls": q["calls"], "calls/s": _fmt(q["calls_per_s"]), "mean ms": _fmt(q["mean_ms"], 3),
-             "max ms": _fmt(q["max_sample_mean_ms"], 3), "total ms": _fmt(q["total_ms"]),
-             "hit %": _fmt(None if q["hit_ratio"] is None else 100 * q["hit_ratio"], 1),
-             "query": _short(q["query"])} for q in data["queries"]]
-    slow = [{"slow calls": s["slow_calls"], "calls": s["calls"], "max ms": _fmt(s["max_sample_mean_ms"], 1),
-             "query": _short(s["query"])} for s in data["slow_queries"]]
+    rows = [
+        {
+            "calls": q["calls"],
+            "calls/s": _fmt(q["calls_per_s"]),
+            "mean ms": _fmt(q["mean_ms"], 3),
+            "max ms": _fmt(q["max_sample_mean_ms"], 3),
+            "total ms": _fmt(q["total_ms"]),
+            "hit %": _fmt(None if q["hit_ratio"] is None else 100 * q["hit_ratio"], 1),
+            "query": _short(q["query"]),
+        }
+        for q in data["queries"]
+    ]
+    slow = [
+        {
+            "slow calls": s["slow_calls"],
+            "calls": s["calls"],
+            "max ms": _fmt(s["max_sample_mean_ms"], 1),
+            "query": _short(s["query"]),
+        }
+        for s in data["slow_queries"]
+    ]
     smooth = data["smoothness"]
-    lines = [f"window: last {data['since']}   smoothness: {_fmt(smooth, 3)}",
-             table(rows, ["calls", "calls/s", "mean ms", "max ms", "total ms", "hit %", "query"]),
-             "", "slow queries:", table(slow, ["slow calls", "calls", "max ms", "query"])]
+    lines = [
+        f"window: last {data['since']}   smoothness: {_fmt(smooth, 3)}",
+        table(rows, ["calls", "calls/s", "mean ms", "max ms", "total ms", "hit %", "query"]),
+        "",
+        "slow queries:",
+        table(slow, ["slow calls", "calls", "max ms", "query"]),
+    ]
     return "\n".join(lines)
 
 
 def render_health(data: dict[str, Any]) -> str:
-    rows = [{"category": i["category"], "index": f"{i['schema_name']}.{i['index_name']}",
-             "table": i["table_name"], "size": i["index_size"], "detail": i["detail"],
-             "fix": i["drop_statement"]} for i in data["indexes"]]
+    rows = [
+        {
+            "category": i["category"],
+            "index": f"{i['schema_name']}.{i['index_name']}",
+            "table": i["table_name"],
+            "size": i["index_size"],
+            "detail": i["detail"],
+            "fix": i["drop_statement"],
+        }
+        for i in data["indexes"]
+    ]
     return table(rows, ["category", "index", "table", "size", "detail", "fix"])
 
 
 def render_duplicates(data: dict[str, Any]) -> str:
-    rows = [{"copies": g["copies"], "sha256": g["row_hash"][:16], "ctids": " ".join(g["ctids"][:5])
-             + (" …" if len(g["ctids"]) > 5 else ""), "values": _short(g["row_values"], 50)}
-            for g in data["groups"]]
+    rows = [
+        {
+            "copies": g["copies"],
+            "sha256": g["row_hash"][:16],
+            "ctids": " ".join(g["ctids"][:5]) + (" …" if len(g["ctids"]) > 5 else ""),
+            "values": _short(g["row_values"], 50),
+        }
+        for g in data["groups"]
+    ]
     head = f"{data['table']}: {len(data['groups'])} duplicate groups, {data['duplicate_rows']} surplus rows"
     return head + "\n" + table(rows, ["copies", "sha256", "ctids", "values"])
 
@@ -58,8 +91,13 @@ def render_duplicates(data: dict[str, Any]) -> str:
 @json_option
 @click.option("--since", default="15 minutes", show_default=True, help="Window, as a PostgreSQL interval.")
 @click.option("--limit", type=whole(1, 100_000), default=20, show_default=True, help="At most this many queries.")
-@click.option("--slow-ms", type=number(0, 86_400_000), default=100.0, show_default=True,
-              help="Threshold of a slow call, in milliseconds.")
+@click.option(
+    "--slow-ms",
+    type=number(0, 86_400_000),
+    default=100.0,
+    show_default=True,
+    help="Threshold of a slow call, in milliseconds.",
+)
 def top_command(dsn: str, as_json: bool, since: str, limit: int, slow_ms: float) -> None:
     """Per-query latency and throughput, slow queries and smoothness over a window."""
     with connect(dsn) as conn:

@@ -102,8 +102,16 @@ class DaemonConfig:
 
 
 # Changing these needs a restart (they are bound at start); everything else is applied on SIGHUP.
-RESTART_ONLY = ("dsn", "redis_url", "http_host", "http_port", "http_allow_remote", "http_auth", "http_token_dir",
-                "max_ticks")
+RESTART_ONLY = (
+    "dsn",
+    "redis_url",
+    "http_host",
+    "http_port",
+    "http_allow_remote",
+    "http_auth",
+    "http_token_dir",
+    "max_ticks",
+)
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(DaemonConfig)}
 
@@ -233,6 +241,7 @@ def load(
 
 def validate(config: DaemonConfig) -> None:
     """Range checks, and the regime split normalised to fractions (percentages are accepted)."""
+
     def need(ok: bool, message: str) -> None:
         if not ok:
             raise ConfigError(message)
@@ -242,18 +251,25 @@ def validate(config: DaemonConfig) -> None:
     need(0 < config.heartbeat_every_s <= 86400, "heartbeat_every_s must be positive and at most 86400 (a day)")
     need(0 < config.budget_fraction <= 1, "budget_fraction must be in (0, 1]")
     need(0 <= config.http_port <= 65535, "http_port must be between 0 (disabled) and 65535")
-    need(0 <= config.leader_session_timeout_s <= 86400,
-         "leader_session_timeout_s must be between 0 (disabled) and 86400 (a day)")
+    need(
+        0 <= config.leader_session_timeout_s <= 86400,
+        "leader_session_timeout_s must be between 0 (disabled) and 86400 (a day)",
+    )
     need(1 <= config.leader_keepalive_s <= 3600, "leader_keepalive_s must be between 1 and 3600")
-    need(0 < config.reconnect_base_s <= config.reconnect_max_s <= 3600,
-         "need 0 < reconnect_base_s <= reconnect_max_s <= 3600")
+    need(
+        0 < config.reconnect_base_s <= config.reconnect_max_s <= 3600,
+        "need 0 < reconnect_base_s <= reconnect_max_s <= 3600",
+    )
     need(0 < config.task_backoff_max_s <= 86400, "task_backoff_max_s must be positive and at most 86400 (a day)")
-    need(0 <= config.notify_retries <= 100 and 0 < config.notify_timeout_s <= 3600 and config.notify_queue >= 1,
-         "0 <= notify_retries <= 100, 0 < notify_timeout_s <= 3600 and notify_queue >= 1 are required")
+    need(
+        0 <= config.notify_retries <= 100 and 0 < config.notify_timeout_s <= 3600 and config.notify_queue >= 1,
+        "0 <= notify_retries <= 100, 0 < notify_timeout_s <= 3600 and notify_queue >= 1 are required",
+    )
     need(config.log_level in LOG_LEVELS, f"log_level must be one of {', '.join(LOG_LEVELS)}")
     for url in config.notify_urls:
-        need(url.startswith(("http://", "https://")),
-             f"notify URL {mask_url(url)!r} must start with http:// or https://")
+        need(
+            url.startswith(("http://", "https://")), f"notify URL {mask_url(url)!r} must start with http:// or https://"
+        )
     _validate_http(config, need)
     shares = [getattr(config, name) for name in REGIME_FIELDS]
     need(all(s >= 0 for s in shares), "regime shares must not be negative")
@@ -262,8 +278,10 @@ def validate(config: DaemonConfig) -> None:
         for name in REGIME_FIELDS:
             setattr(config, name, getattr(config, name) / 100)
     else:
-        need(abs(total - 1) < 1e-6,
-             f"regime shares must add up to 1 (or 100 %), not {total:g}: exploration, optimization, stabilization")
+        need(
+            abs(total - 1) < 1e-6,
+            f"regime shares must add up to 1 (or 100 %), not {total:g}: exploration, optimization, stabilization",
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -290,23 +308,34 @@ def _read_token_file(config: DaemonConfig) -> None:
 
 def _validate_http(config: DaemonConfig, need: Callable[[bool, str], None]) -> None:
     for name in config.http_allowed_hosts:
-        need(bool(name) and all(c.isalnum() or c in ".-_:[]" for c in name),
-             f"http_allowed_hosts: {name!r} is not a host name (host, host:port, [v6] or [v6]:port)")
+        need(
+            bool(name) and all(c.isalnum() or c in ".-_:[]" for c in name),
+            f"http_allowed_hosts: {name!r} is not a host name (host, host:port, [v6] or [v6]:port)",
+        )
     need(config.http_auth in HTTP_AUTH_MODES, f"http_auth must be one of {', '.join(HTTP_AUTH_MODES)}")
-    need(config.http_auth == "token" or not config.http_token,
-         "http_auth = none and a bearer token (http.token_file, ASYMM_HTTP_TOKEN) contradict each other: drop one")
+    need(
+        config.http_auth == "token" or not config.http_token,
+        "http_auth = none and a bearer token (http.token_file, ASYMM_HTTP_TOKEN) contradict each other: drop one",
+    )
     if config.http_token is not None:
-        need(len(config.http_token) >= MIN_TOKEN_LENGTH and config.http_token.isprintable()
-             and " " not in config.http_token,
-             f"http_token must be at least {MIN_TOKEN_LENGTH} printable characters without spaces")
+        need(
+            len(config.http_token) >= MIN_TOKEN_LENGTH
+            and config.http_token.isprintable()
+            and " " not in config.http_token,
+            f"http_token must be at least {MIN_TOKEN_LENGTH} printable characters without spaces",
+        )
     if config.http_port == 0 or is_loopback(config.http_host):
         return
-    need(config.http_allow_remote,
-         f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: set "
-         "http.allow_remote = true (and http.token_file) to serve other hosts")
-    need(bool(config.http_token),
-         f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: "
-         "http.allow_remote needs a bearer token (http.token_file or ASYMM_HTTP_TOKEN)")
+    need(
+        config.http_allow_remote,
+        f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: set "
+        "http.allow_remote = true (and http.token_file) to serve other hosts",
+    )
+    need(
+        bool(config.http_token),
+        f"http_host {config.http_host or '(all addresses)'!r} is not a loopback address: "
+        "http.allow_remote needs a bearer token (http.token_file or ASYMM_HTTP_TOKEN)",
+    )
 
 
 def public_view(config: DaemonConfig) -> dict[str, Any]:

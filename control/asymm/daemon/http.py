@@ -71,8 +71,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
-                               "form-action 'none'; frame-ancestors 'none'",
+    "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Referrer-Policy": "no-referrer",
 }
@@ -196,8 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
         bound = self.bound
         hosts = self.headers.get_all("Host") or []
         if len(hosts) != 1 or not host_allowed(hosts[0], config.http_allowed_hosts, bound):
-            log.info("http: refused a request for %s with Host %r (not in http_allowed_hosts)",
-                     path, hosts[0] if hosts else None)
+            log.info(
+                "http: refused a request for %s with Host %r (not in http_allowed_hosts)",
+                path,
+                hosts[0] if hosts else None,
+            )
             self._text(403, "forbidden: Host header not allowed (see http.allowed_hosts)")
             return True
         origin = self.headers.get("Origin")
@@ -216,11 +219,17 @@ class _Handler(BaseHTTPRequestHandler):
         token = config.http_token
         given = self.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")
-        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
-                credential.strip().encode(), token.encode()):
-            self._text(401, "unauthorized: send Authorization: Bearer <http token>"
-                       + ("" if token else " (no token is available, so the API is closed)"),
-                       {"WWW-Authenticate": 'Bearer realm="asymm"'})
+        if (
+            not token
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(credential.strip().encode(), token.encode())
+        ):
+            self._text(
+                401,
+                "unauthorized: send Authorization: Bearer <http token>"
+                + ("" if token else " (no token is available, so the API is closed)"),
+                {"WWW-Authenticate": 'Bearer realm="asymm"'},
+            )
             return True
         return False
 
@@ -231,8 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
-    def _send(self, status: int, body: str | bytes, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: str | bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -245,8 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(_json_safe(data), indent=1, sort_keys=True, default=str) + "\n",
-                   "application/json")
+        self._send(
+            status, json.dumps(_json_safe(data), indent=1, sort_keys=True, default=str) + "\n", "application/json"
+        )
 
     def _static(self, relative: str) -> None:
         """A file under STATIC_DIR; anything resolving outside it (``..``, links) is a 404."""
@@ -288,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/":
                 self._json(200, {"endpoints": ["/metrics", "/healthz", "/readyz", "/api"]})
             elif path.startswith("/static/"):
-                self._static(path[len("/static/"):])
+                self._static(path[len("/static/") :])
             else:
                 self._json(404, {"error": f"no such endpoint: {path}"})
         except ApiError as exc:
@@ -310,8 +319,9 @@ class HttpServer:
         self.server = server_class((host.strip("[]"), port), handler)
         self.server.daemon_threads = True
         handler.bound = self.address
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.5},
-                                       name="asymm-http", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.5}, name="asymm-http", daemon=True
+        )
 
     @property
     def address(self) -> tuple[str, int]:

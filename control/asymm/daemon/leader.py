@@ -59,8 +59,13 @@ LEADER_LOCK_KEY = int.from_bytes(b"asymmLDR", "big")  # 7022089754892846162
 def lock_session_dsn(dsn: str, keepalive_s: int) -> str:
     """The DSN with client-side keepalives, so the daemon too notices a dead server quickly."""
     return conninfo.make_conninfo(
-        dsn, keepalives="1", keepalives_idle=str(keepalive_s), keepalives_interval=str(keepalive_s),
-        keepalives_count="2", tcp_user_timeout=str(3 * keepalive_s * 1000), connect_timeout="5",
+        dsn,
+        keepalives="1",
+        keepalives_idle=str(keepalive_s),
+        keepalives_interval=str(keepalive_s),
+        keepalives_count="2",
+        tcp_user_timeout=str(3 * keepalive_s * 1000),
+        connect_timeout="5",
     )
 
 
@@ -119,8 +124,7 @@ class LeaderElection:
                 if row is not None and row[0]:
                     self._set_leader(True)
         except psycopg.Error as exc:
-            log.warning("lock session lost (%s)%s", type(exc).__name__,
-                        "; stepping down" if self.is_leader else "")
+            log.warning("lock session lost (%s)%s", type(exc).__name__, "; stepping down" if self.is_leader else "")
             self._drop()
             self.backoff.failure()
         return self.is_leader

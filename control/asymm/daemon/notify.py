@@ -119,13 +119,25 @@ class WebhookNotifier:
     def deliver(self, url: str, event: str, data: dict[str, Any]) -> bool:
         """POST one event with retries (runs on the worker thread; public for tests)."""
         for attempt in range(1, self.retries + 2):
-            body = json.dumps({
-                "event": event, "source": "asymm", "version": __version__, "daemon_id": self.daemon_id,
-                "host": socket.gethostname(), "time": dt.datetime.now(dt.UTC).isoformat(),
-                "attempt": attempt, "data": data,
-            }, default=str).encode()
-            request = urllib.request.Request(url, data=body, method="POST", headers={
-                "Content-Type": "application/json", "User-Agent": f"asymm/{__version__}"})
+            body = json.dumps(
+                {
+                    "event": event,
+                    "source": "asymm",
+                    "version": __version__,
+                    "daemon_id": self.daemon_id,
+                    "host": socket.gethostname(),
+                    "time": dt.datetime.now(dt.UTC).isoformat(),
+                    "attempt": attempt,
+                    "data": data,
+                },
+                default=str,
+            ).encode()
+            request = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": f"asymm/{__version__}"},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     response.read()
@@ -143,8 +155,7 @@ class WebhookNotifier:
             shown, reason = mask_url(url), mask_text(reason.replace(url, mask_url(url)))
             if not retryable or attempt > self.retries:
                 self.stats.failed += 1
-                log.error("webhook %s: giving up on a %s event after %d attempt(s): %s",
-                          shown, event, attempt, reason)
+                log.error("webhook %s: giving up on a %s event after %d attempt(s): %s", shown, event, attempt, reason)
                 return False
             self.stats.retries += 1
             delay = jittered_delay(attempt, self.backoff_base_s, self.backoff_cap_s)

@@ -165,12 +165,17 @@ class Scheduler:
                 task.pending = True
 
         def eligible(task: Task) -> bool:
-            return (task.pending and tick.index >= task.skip_until_tick
-                    and (leader or not task.leader_only) and (postgres_up or not task.needs_postgres))
+            return (
+                task.pending
+                and tick.index >= task.skip_until_tick
+                and (leader or not task.leader_only)
+                and (postgres_up or not task.needs_postgres)
+            )
 
         total = sum(self.regime_seconds.values())
-        order = sorted(REGIMES, key=lambda r: self.split[r] - (self.regime_seconds[r] / total if total else 0.0),
-                       reverse=True)
+        order = sorted(
+            REGIMES, key=lambda r: self.split[r] - (self.regime_seconds[r] / total if total else 0.0), reverse=True
+        )
         out_of_time = False
         for phase in ("share", "spare"):
             for regime in order:

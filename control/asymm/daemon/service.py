@@ -98,8 +98,14 @@ class DaemonContext:
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, features: Sequence[Feature], *,
-                 loaded: config_mod.LoadedConfig | None = None, flags: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        features: Sequence[Feature],
+        *,
+        loaded: config_mod.LoadedConfig | None = None,
+        flags: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
         self.config_file = loaded.file if loaded else None
         self.config_sources = loaded.sources if loaded else {}
@@ -108,8 +114,12 @@ class Daemon:
         self.started_at = time.time()
         self.stop_event = threading.Event()
         self.pulse = Pulse(config.period, stop=self.stop_event)
-        self.scheduler = Scheduler(config.budget_fraction, split=config.regime_split,
-                                   backoff_cap_s=config.task_backoff_max_s, period=config.period)
+        self.scheduler = Scheduler(
+            config.budget_fraction,
+            split=config.regime_split,
+            backoff_cap_s=config.task_backoff_max_s,
+            period=config.period,
+        )
         self.scheduler.on_error = self._task_failed
         self.conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.redis: RedisClient | None = None
@@ -123,9 +133,13 @@ class Daemon:
         self._pg_backoff = Backoff(config.reconnect_base_s, config.reconnect_max_s)
         self.leader = self._make_leader(config)
         self.sd = sdnotify.Notifier()
-        self.notifier = WebhookNotifier(config.notify_urls, retries=config.notify_retries,
-                                        timeout_s=config.notify_timeout_s, max_queue=config.notify_queue,
-                                        daemon_id=str(self.daemon_id))
+        self.notifier = WebhookNotifier(
+            config.notify_urls,
+            retries=config.notify_retries,
+            timeout_s=config.notify_timeout_s,
+            max_queue=config.notify_queue,
+            daemon_id=str(self.daemon_id),
+        )
         self.http: HttpServer | None = None
         self.generated_token: str | None = None  # made at start when the API needs one and none is configured
         self.token_dir: Path | None = None  # where the generated token is written (None: kept in memory)
@@ -135,8 +149,9 @@ class Daemon:
         self.heartbeat_task = Task("heartbeat", self._heartbeat, every_s=heartbeat_s, leader_only=False)
         self.scheduler.add(self.heartbeat_task)
         if config.redis_url:
-            self.scheduler.add(Task("redis-ping", self._redis_ping, every_s=heartbeat_s, leader_only=False,
-                                    needs_postgres=False))
+            self.scheduler.add(
+                Task("redis-ping", self._redis_ping, every_s=heartbeat_s, leader_only=False, needs_postgres=False)
+            )
         self.scheduler.add(Task("daemon-registry-gc", self._registry_gc, every_s=10 * heartbeat_s))
         self.features: tuple[Feature, ...] = tuple(features)
         self.routes: dict[str, Route] = {"status": api_status}
@@ -164,9 +179,13 @@ class Daemon:
     def _make_leader(self, config: DaemonConfig) -> LeaderElection:
         # The lock session must not time out between two polls, whatever the period.
         timeout = max(config.leader_session_timeout_s, 5 * config.period) if config.leader_session_timeout_s else 0
-        return LeaderElection(config.dsn, key=LEADER_LOCK_KEY, keepalive_s=config.leader_keepalive_s,
-                              session_timeout_s=timeout,
-                              backoff=Backoff(config.reconnect_base_s, config.reconnect_max_s))
+        return LeaderElection(
+            config.dsn,
+            key=LEADER_LOCK_KEY,
+            keepalive_s=config.leader_keepalive_s,
+            session_timeout_s=timeout,
+            backoff=Backoff(config.reconnect_base_s, config.reconnect_max_s),
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -203,8 +222,12 @@ class Daemon:
             self.notifier.start()
         self.ready = True
         self.sd.ready(self._status_line())
-        log.info("asymm daemon %s started as %s: period %.1f ms", self.daemon_id,
-                 "leader" if self.leader.is_leader else "standby", self.config.period * 1000)
+        log.info(
+            "asymm daemon %s started as %s: period %.1f ms",
+            self.daemon_id,
+            "leader" if self.leader.is_leader else "standby",
+            self.config.period * 1000,
+        )
         try:
             for tick in self.pulse.ticks():
                 if self._reload_requested.is_set():
@@ -231,13 +254,18 @@ class Daemon:
                 token_mod.remove(self.token_file, self.generated_token)
             self.notifier.stop()
             self.sd.close()
-        log.info("asymm daemon stopped after %d ticks (%d skipped, %d overruns)",
-                 self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns)
+        log.info(
+            "asymm daemon stopped after %d ticks (%d skipped, %d overruns)",
+            self.pulse.stats.ticks,
+            self.pulse.stats.skipped,
+            self.scheduler.overruns,
+        )
 
     def _serves_http(self) -> bool:
         """Whether :meth:`_start_http` will try to bind (a port, and loopback unless allowed remote)."""
-        return bool(self.config.http_port) and (config_mod.is_loopback(self.config.http_host)
-                                                or self.config.http_allow_remote)
+        return bool(self.config.http_port) and (
+            config_mod.is_loopback(self.config.http_host) or self.config.http_allow_remote
+        )
 
     def _prepare_token(self) -> None:
         """Generate the API token if the API needs one and none is configured, and check (or make)
@@ -258,8 +286,10 @@ class Daemon:
             return
         if not config_mod.is_loopback(self.config.http_host) and not self.config.http_allow_remote:
             # load() refuses this; a DaemonConfig built in code skips it, so refuse here as well
-            log.error("HTTP server not started: %r is not a loopback address and http_allow_remote is not set",
-                      self.config.http_host)
+            log.error(
+                "HTTP server not started: %r is not a loopback address and http_allow_remote is not set",
+                self.config.http_host,
+            )
             return
         try:
             self.http = HttpServer(self, self.config.http_host, self.config.http_port)
@@ -272,8 +302,11 @@ class Daemon:
         self._announce_access()
         if not config_mod.is_loopback(self.config.http_host):
             # validate() refused this unless http_allow_remote is set and a token is configured
-            log.warning("HTTP server on %s:%d is reachable from other hosts (http_allow_remote): /api and "
-                        "/metrics need the bearer token; put TLS in front of it", *self.http.address)
+            log.warning(
+                "HTTP server on %s:%d is reachable from other hosts (http_allow_remote): /api and "
+                "/metrics need the bearer token; put TLS in front of it",
+                *self.http.address,
+            )
 
     def _base_url(self) -> str:
         assert self.http is not None
@@ -286,12 +319,16 @@ class Daemon:
         other readers, and the log filter would mask it anyway): the log names the token file;
         only an interactive stderr (a person at a terminal) gets the dashboard URL with the token."""
         if self.config.http_auth == "none":
-            log.warning("http.auth = none: /api is open to every local user (statement texts of every role, "
-                        "the DDL log, table names); set a token unless you accept that")
+            log.warning(
+                "http.auth = none: /api is open to every local user (statement texts of every role, "
+                "the DDL log, table names); set a token unless you accept that"
+            )
             return
         if self.generated_token is None:
-            log.info("/api needs the configured bearer token (dashboard: %s with the URL fragment '#token' "
-                     "set to it)", self._base_url())
+            log.info(
+                "/api needs the configured bearer token (dashboard: %s with the URL fragment '#token' set to it)",
+                self._base_url(),
+            )
             return
         if self.token_dir is not None:
             try:
@@ -299,12 +336,17 @@ class Daemon:
             except (config_mod.ConfigError, OSError) as exc:
                 log.error("could not write the generated HTTP token (%s): /api answers 401 to everyone", exc)
             else:
-                log.info("/api needs the bearer token in %s (dashboard: %s with the URL fragment '#token' "
-                         "set to it)", self.token_file, self._base_url())
+                log.info(
+                    "/api needs the bearer token in %s (dashboard: %s with the URL fragment '#token' set to it)",
+                    self.token_file,
+                    self._base_url(),
+                )
         else:
-            log.warning("no private directory for the generated HTTP token (set http.token_dir or "
-                        "XDG_RUNTIME_DIR, or give a token: http.token_file, ASYMM_HTTP_TOKEN): it is kept in "
-                        "memory only, /api answers 401 to everyone")
+            log.warning(
+                "no private directory for the generated HTTP token (set http.token_dir or "
+                "XDG_RUNTIME_DIR, or give a token: http.token_file, ASYMM_HTTP_TOKEN): it is kept in "
+                "memory only, /api answers 401 to everyone"
+            )
         if sys.stderr.isatty():
             sys.stderr.write(f"asymm dashboard: {self._base_url()}#token={self.generated_token}\n")
             sys.stderr.flush()
@@ -375,8 +417,11 @@ class Daemon:
         self.config = new
         self.config_sources = loaded.sources
         self.reloads += 1
-        log.info("configuration reloaded (period %.1f ms, split %s)", new.period * 1000,
-                 "/".join(f"{new.regime_split[r] * 100:g}" for r in REGIMES))
+        log.info(
+            "configuration reloaded (period %.1f ms, split %s)",
+            new.period * 1000,
+            "/".join(f"{new.regime_split[r] * 100:g}" for r in REGIMES),
+        )
         self.sd.ready(self._status_line())
 
     # -- health ---------------------------------------------------------------------------------
@@ -423,14 +468,21 @@ class Daemon:
             "leader_since": self.leader.leader_since_unix,
             "ready": ready,
             "readiness": reason,
-            "connections": {"postgres": self.postgres_up, "lock_session": self.leader.connected,
-                            "redis": self.redis_up if self.config.redis_url else None},
+            "connections": {
+                "postgres": self.postgres_up,
+                "lock_session": self.leader.connected,
+                "redis": self.redis_up if self.config.redis_url else None,
+            },
             "reconnects": self.reconnects,
             "reloads": self.reloads,
             "pulse": {
-                "period_s": self.pulse.period, "ticks": stats.ticks, "skipped": stats.skipped,
-                "overruns": self.scheduler.overruns, "deferred": self.scheduler.deferred,
-                "lateness_p50_s": stats.lateness_quantile(0.5), "lateness_p99_s": stats.lateness_quantile(0.99),
+                "period_s": self.pulse.period,
+                "ticks": stats.ticks,
+                "skipped": stats.skipped,
+                "overruns": self.scheduler.overruns,
+                "deferred": self.scheduler.deferred,
+                "lateness_p50_s": stats.lateness_quantile(0.5),
+                "lateness_p99_s": stats.lateness_quantile(0.99),
                 "lateness_max_s": stats.lateness_max,
             },
             "regimes": {
@@ -440,14 +492,26 @@ class Daemon:
                 "balance_score": self.scheduler.balance_score(),
             },
             "tasks": [
-                {"name": t.name, "regime": t.regime, "every": t.every, "every_s": t.every_s, "runs": t.runs,
-                 "seconds": t.seconds,
-                 "failures_total": t.failures_total, "consecutive_failures": t.failures,
-                 "last_error": t.last_error, "leader_only": t.leader_only}
+                {
+                    "name": t.name,
+                    "regime": t.regime,
+                    "every": t.every,
+                    "every_s": t.every_s,
+                    "runs": t.runs,
+                    "seconds": t.seconds,
+                    "failures_total": t.failures_total,
+                    "consecutive_failures": t.failures,
+                    "last_error": t.last_error,
+                    "leader_only": t.leader_only,
+                }
                 for t in self.scheduler.tasks
             ],
-            "notifications": {"sent": self.notifier.stats.sent, "failed": self.notifier.stats.failed,
-                              "dropped": self.notifier.stats.dropped, "pending": self.notifier.pending()},
+            "notifications": {
+                "sent": self.notifier.stats.sent,
+                "failed": self.notifier.stats.failed,
+                "dropped": self.notifier.stats.dropped,
+                "pending": self.notifier.pending(),
+            },
             "config": config_mod.public_view(self.config),
             "features": {f.name: f.status() for f in self.features},
         }
@@ -459,8 +523,13 @@ class Daemon:
         self.conn.execute(
             "UPDATE asymm.daemons SET last_seen = now(), ticks = %s, skipped_ticks = %s, overruns = %s,"
             " lock_backend_pid = %s WHERE daemon_id = %s",
-            (self.pulse.stats.ticks, self.pulse.stats.skipped, self.scheduler.overruns,
-             self.leader.backend_pid(), self.daemon_id),
+            (
+                self.pulse.stats.ticks,
+                self.pulse.stats.skipped,
+                self.scheduler.overruns,
+                self.leader.backend_pid(),
+                self.daemon_id,
+            ),
         )
 
     def _redis_ping(self, _tick: Tick) -> None:
@@ -481,7 +550,8 @@ class Daemon:
         assert self.conn is not None
         self.conn.execute(
             "UPDATE asymm.daemons SET stopped_at = last_seen WHERE stopped_at IS NULL"
-            " AND last_seen < now() - asymm.setting('daemon.stale_after')::interval")
+            " AND last_seen < now() - asymm.setting('daemon.stale_after')::interval"
+        )
 
     # -- registration ---------------------------------------------------------------------------
 

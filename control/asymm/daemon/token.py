@@ -64,8 +64,10 @@ def file_name(port: int) -> str:
 
 
 def _refuse(path: Path, why: str) -> ConfigError:
-    return ConfigError(f"refusing {path} for the HTTP token: {why}; remove it or set http.token_dir "
-                       "(or give a token: http.token_file, ASYMM_HTTP_TOKEN)")
+    return ConfigError(
+        f"refusing {path} for the HTTP token: {why}; remove it or set http.token_dir "
+        "(or give a token: http.token_file, ASYMM_HTTP_TOKEN)"
+    )
 
 
 def _check_owned(path: Path, info: os.stat_result, *, directory: bool) -> None:

@@ -52,19 +52,27 @@ def series(conn: Conn, minutes: int) -> dict[str, Any]:
         "SELECT extract(epoch FROM date_bin(make_interval(secs => %s), h.sampled_at, 'epoch'))::float8 AS t,"
         "       sum(h.calls)::float8 AS calls, sum(h.total_ms) AS total_ms, max(h.mean_ms) AS worst_ms"
         "  FROM asymm.query_history(make_interval(mins => %s)) h WHERE h.calls > 0"
-        " GROUP BY 1 ORDER BY 1", (bucket_s, minutes)).fetchall()
+        " GROUP BY 1 ORDER BY 1",
+        (bucket_s, minutes),
+    ).fetchall()
     return {
         "bucket_s": bucket_s,
-        "points": [{"t": t, "calls_per_s": calls / bucket_s, "mean_ms": total / calls if calls else None,
-                    "worst_ms": worst} for t, calls, total, worst in rows],
+        "points": [
+            {"t": t, "calls_per_s": calls / bucket_s, "mean_ms": total / calls if calls else None, "worst_ms": worst}
+            for t, calls, total, worst in rows
+        ],
     }
 
 
 def slow(conn: Conn, minutes: int) -> dict[str, Any]:
     threshold = telemetry_api.slow_threshold_ms(conn)
-    rows = _rows(conn, "SELECT queryid::text AS queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query,"
-                       "       slow_calls, calls, mean_ms, max_sample_mean_ms, total_ms, last_slow_at"
-                       "  FROM asymm.slow_queries(%s, make_interval(mins => %s)) LIMIT 10", (threshold, minutes))
+    rows = _rows(
+        conn,
+        "SELECT queryid::text AS queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query,"
+        "       slow_calls, calls, mean_ms, max_sample_mean_ms, total_ms, last_slow_at"
+        "  FROM asymm.slow_queries(%s, make_interval(mins => %s)) LIMIT 10",
+        (threshold, minutes),
+    )
     return {"threshold_ms": threshold, "queries": rows}
 
 
@@ -94,7 +102,9 @@ def suggestions(conn: Conn) -> dict[str, Any]:
     """
     if not _exists(conn, "asymm.index_suggestions_latest"):
         return {"installed": False, "items": [], "size_note": SIZE_NOTE}
-    items = _rows(conn, """
+    items = _rows(
+        conn,
+        """
         SELECT suggestion_id, run_id::text AS run_id, suggested_at, table_name, columns, method, index_name,
                definition, estimated_benefit, size_bytes, cardinality(queryids) AS queries, status,
                applied_at, error, verified_at, verdict,
@@ -104,16 +114,20 @@ def suggestions(conn: Conn) -> dict[str, Any]:
           FROM asymm.index_suggestions_latest
          ORDER BY status = 'suggested', coalesce(applied_at, suggested_at) DESC, estimated_benefit DESC,
                   suggestion_id DESC
-         LIMIT 20""")
+         LIMIT 20""",
+    )
     hypopg = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')").fetchone()
     return {"installed": True, "hypopg": bool(hypopg and hypopg[0]), "items": items, "size_note": SIZE_NOTE}
 
 
 def drift_events(conn: Conn) -> dict[str, Any]:
-    ddl = _rows(conn, "SELECT id, logged_at, command_tag, object_type, object_identity, role_name,"
-                      "       left(statement, 200) AS statement"
-                      "  FROM asymm.ddl_log WHERE event = 'ddl_command_end' OR event = 'sql_drop'"
-                      " ORDER BY id DESC LIMIT 12")
+    ddl = _rows(
+        conn,
+        "SELECT id, logged_at, command_tag, object_type, object_identity, role_name,"
+        "       left(statement, 200) AS statement"
+        "  FROM asymm.ddl_log WHERE event = 'ddl_command_end' OR event = 'sql_drop'"
+        " ORDER BY id DESC LIMIT 12",
+    )
     findings = drift_api.open_findings(conn, limit=12)
     return {"ddl": ddl, "findings": findings, "baselines": len(drift_api.baseline_names(conn))}
 
@@ -126,9 +140,12 @@ def cache(conn: Conn, redis_url: str | None) -> dict[str, Any]:
             client = connect_redis(redis_url, timeout=1.0)
             info = client.info("stats")
             hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
-            redis_stats = {"keyspace_hits": hits, "keyspace_misses": misses,
-                           "hit_rate": hits / (hits + misses) if hits + misses else None,
-                           "keys": int(client.dbsize())}
+            redis_stats = {
+                "keyspace_hits": hits,
+                "keyspace_misses": misses,
+                "hit_rate": hits / (hits + misses) if hits + misses else None,
+                "keys": int(client.dbsize()),
+            }
             client.close()
         except Exception as exc:  # Redis down: the panel says so, the page stays up
             redis_stats = {"error": f"{type(exc).__name__}: {exc}"}
@@ -141,7 +158,8 @@ def graph_with_flow(conn: Conn) -> dict[str, Any]:
     recent: dict[str, float] = {}
     if _exists(conn, "asymm.query_stats"):
         for queryid, calls in conn.execute(
-                "SELECT queryid::text, sum(calls)::float8 FROM asymm.query_history('1 minute') GROUP BY 1").fetchall():
+            "SELECT queryid::text, sum(calls)::float8 FROM asymm.query_history('1 minute') GROUP BY 1"
+        ).fetchall():
             recent[queryid] = calls
     for node in data["nodes"]:
         if node["kind"] == "query":

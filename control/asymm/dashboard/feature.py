@@ -47,8 +47,21 @@ def api_dashboard(ctx: TaskContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {
         "now": time.time(),
         "window_minutes": minutes,
-        "daemon": {k: status[k] for k in ("daemon_id", "version", "host", "leader", "ready", "readiness",
-                                          "connections", "pulse", "regimes", "tasks")},
+        "daemon": {
+            k: status[k]
+            for k in (
+                "daemon_id",
+                "version",
+                "host",
+                "leader",
+                "ready",
+                "readiness",
+                "connections",
+                "pulse",
+                "regimes",
+                "tasks",
+            )
+        },
     }
     redis_url = ctx.redis_url
     with connect(ctx.dsn, autocommit=True) as conn:

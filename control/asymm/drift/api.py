@@ -77,9 +77,10 @@ def plan(conn: Conn, name: str) -> list[PlanStep]:
     rows = conn.execute(
         "SELECT step, phase, statement, transactional, online, hazards FROM asymm.drift_plan(%s)", (name,)
     ).fetchall()
-    return [PlanStep(int(str(r[0])), int(str(r[1])), str(r[2]), bool(r[3]), bool(r[4]),
-                     [str(h) for h in r[5]])  # type: ignore[attr-defined]
-            for r in rows]
+    return [
+        PlanStep(int(str(r[0])), int(str(r[1])), str(r[2]), bool(r[3]), bool(r[4]), [str(h) for h in r[5]])  # type: ignore[attr-defined]
+        for r in rows
+    ]
 
 
 def lock_timeout(conn: Conn) -> str:
@@ -120,28 +121,44 @@ def restore_indexes_enabled(conn: Conn) -> bool:
 
 def index_restore_statements(conn: Conn) -> list[str]:
     """The ``CREATE INDEX CONCURRENTLY`` statements that put back every dropped baseline index."""
-    return [str(r[0]) for r in conn.execute(
-        "SELECT s ->> 'sql' FROM asymm.drift() d, jsonb_array_elements(d.plan) s"
-        " WHERE d.kind = 'removed' AND d.object_type = 'index'"
-        "   AND s ->> 'sql' ~ '^CREATE (UNIQUE )?INDEX CONCURRENTLY '")]
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT s ->> 'sql' FROM asymm.drift() d, jsonb_array_elements(d.plan) s"
+            " WHERE d.kind = 'removed' AND d.object_type = 'index'"
+            "   AND s ->> 'sql' ~ '^CREATE (UNIQUE )?INDEX CONCURRENTLY '"
+        )
+    ]
 
 
 def latest_items(conn: Conn, limit: int) -> list[dict[str, Any]]:
     """The most recently changed drift items, in the shape a webhook carries."""
     return [
-        {"baseline": r[0], "kind": r[1], "object_type": r[2], "identity": r[3], "severity": r[4],
-         "hazards": r[5], "who": r[6], "detection": r[7]}
+        {
+            "baseline": r[0],
+            "kind": r[1],
+            "object_type": r[2],
+            "identity": r[3],
+            "severity": r[4],
+            "hazards": r[5],
+            "who": r[6],
+            "detection": r[7],
+        }
         for r in conn.execute(
             "SELECT baseline, kind, object_type, identity, severity, hazards, who, detection"
-            "  FROM asymm.drift() ORDER BY changed_at DESC NULLS LAST LIMIT %s", (limit,))
+            "  FROM asymm.drift() ORDER BY changed_at DESC NULLS LAST LIMIT %s",
+            (limit,),
+        )
     ]
 
 
 def open_findings(conn: Conn, limit: int = 12) -> list[dict[str, Any]]:
     """Unresolved drift findings (``asymm.drift_findings``), latest first."""
-    cur = conn.execute("SELECT baseline, item->>'kind' AS kind, item->>'identity' AS identity,"
-                       "       item->>'severity' AS severity, first_seen, last_seen"
-                       "  FROM asymm.drift_findings WHERE resolved_at IS NULL ORDER BY last_seen DESC LIMIT %s",
-                       (limit,))
+    cur = conn.execute(
+        "SELECT baseline, item->>'kind' AS kind, item->>'identity' AS identity,"
+        "       item->>'severity' AS severity, first_seen, last_seen"
+        "  FROM asymm.drift_findings WHERE resolved_at IS NULL ORDER BY last_seen DESC LIMIT %s",
+        (limit,),
+    )
     names = [d.name for d in cur.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

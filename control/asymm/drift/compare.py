@@ -31,8 +31,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
 
     bmap = {key(o): o for o in B}
     cmap = {key(o): o for o in C}
-    pair = {}      # base key -> cur object
-    rpair = {}     # cur key -> base object
+    pair = {}  # base key -> cur object
+    rpair = {}  # cur key -> base object
     if same_db:
         for k, o in bmap.items():
             if k in cmap:
@@ -75,8 +75,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     base_by_key = {o["key"]: o for o in B}
     cur_by_key = {o["key"]: o for o in C}
     REL_CHILD = {"column", "constraint", "index", "trigger"}
-    REL_KW = {"table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "index": "INDEX", "function": "FUNCTION",
-              "schema": "SCHEMA"}
+    REL_KW = {
+        "table": "TABLE",
+        "view": "VIEW",
+        "sequence": "SEQUENCE",
+        "index": "INDEX",
+        "function": "FUNCTION",
+        "schema": "SCHEMA",
+    }
 
     def kw(o: Any) -> Any:
         if o["kind"] == "view" and o["props"].get("relkind") == "m":
@@ -113,27 +119,49 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def stmt(phase: Any, sql: Any, hazards: Any = (), transactional: Any = True, online: Any = False) -> Any:
         return {"phase": phase, "sql": sql, "hazards": list(hazards), "transactional": transactional, "online": online}
 
-    def add(kind: Any, obj_b: Any, obj_c: Any, prop: Any, old: Any, new: Any, severity: Any, hazards: Any,
-            plan: Any, detail: Any = "") -> Any:
+    def add(
+        kind: Any,
+        obj_b: Any,
+        obj_c: Any,
+        prop: Any,
+        old: Any,
+        new: Any,
+        severity: Any,
+        hazards: Any,
+        plan: Any,
+        detail: Any = "",
+    ) -> Any:
         o = obj_b or obj_c
-        oids = sorted({int(x["oid"]) for x in (obj_b, obj_c) if x} |
-                      {int(x["parent"].split(":")[1]) for x in (obj_b, obj_c)
-                       if x and x["kind"] in REL_CHILD and x["parent"]})
-        items.append({
-            "kind": kind, "object_type": o["kind"],
-            "identity": (obj_c or obj_b)["identity"],
-            "baseline_identity": obj_b["identity"] if obj_b else None,
-            "property": prop, "old": old, "new": new, "severity": severity, "hazards": list(hazards),
-            "detail": detail, "plan": plan,
-            "match_oids": oids,
-            "match_identities": sorted({x["identity"] for x in (obj_b, obj_c) if x}
-                                       | {x["identity"].split(" on ", 1)[-1] for x in (obj_b, obj_c)
-                                          if x and x["kind"] in ("constraint", "trigger")}
-                                       | {x["identity"].rsplit(".", 1)[0] for x in (obj_b, obj_c)
-                                          if x and x["kind"] == "column"}
-                                       | {x["props"]["partition_of"] for x in (obj_b, obj_c)
-                                          if x and x["props"].get("partition_of")}),
-        })
+        oids = sorted(
+            {int(x["oid"]) for x in (obj_b, obj_c) if x}
+            | {int(x["parent"].split(":")[1]) for x in (obj_b, obj_c) if x and x["kind"] in REL_CHILD and x["parent"]}
+        )
+        items.append(
+            {
+                "kind": kind,
+                "object_type": o["kind"],
+                "identity": (obj_c or obj_b)["identity"],
+                "baseline_identity": obj_b["identity"] if obj_b else None,
+                "property": prop,
+                "old": old,
+                "new": new,
+                "severity": severity,
+                "hazards": list(hazards),
+                "detail": detail,
+                "plan": plan,
+                "match_oids": oids,
+                "match_identities": sorted(
+                    {x["identity"] for x in (obj_b, obj_c) if x}
+                    | {
+                        x["identity"].split(" on ", 1)[-1]
+                        for x in (obj_b, obj_c)
+                        if x and x["kind"] in ("constraint", "trigger")
+                    }
+                    | {x["identity"].rsplit(".", 1)[0] for x in (obj_b, obj_c) if x and x["kind"] == "column"}
+                    | {x["props"]["partition_of"] for x in (obj_b, obj_c) if x and x["props"].get("partition_of")}
+                ),
+            }
+        )
 
     # ---- code that a statement runs ----------------------------------------------------------------
     # Some ALTER TABLE forms evaluate an expression a role wrote, with the rights of whoever runs the
@@ -146,9 +174,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
 
     _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
     _STRING = re.compile(r"'(?:[^']|'')*'")
-    _CALL = re.compile(r'(?<![A-Za-z0-9_$."])(' + _IDENT + r')\.(' + _IDENT + r')\s*\(')
-    _OPERATOR = re.compile(r'OPERATOR\((' + _IDENT + r')\.([^)\s]+)\)')
-    _CAST = re.compile(r'::(' + _IDENT + r')\.(' + _IDENT + r')')
+    _CALL = re.compile(r'(?<![A-Za-z0-9_$."])(' + _IDENT + r")\.(" + _IDENT + r")\s*\(")
+    _OPERATOR = re.compile(r"OPERATOR\((" + _IDENT + r")\.([^)\s]+)\)")
+    _CAST = re.compile(r"::(" + _IDENT + r")\.(" + _IDENT + r")")
     _owner_plans = {}
 
     def unquote(ident: Any) -> Any:
@@ -158,11 +186,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         """Owners the catalog knows of a function, operator or type called schema.name."""
         queries = {
             "function": "SELECT DISTINCT pg_get_userbyid(p.proowner) AS o FROM pg_proc p"
-                        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+            " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
             "operator": "SELECT DISTINCT pg_get_userbyid(p.oprowner) AS o FROM pg_operator p"
-                        " JOIN pg_namespace n ON n.oid = p.oprnamespace WHERE n.nspname = $1 AND p.oprname = $2",
+            " JOIN pg_namespace n ON n.oid = p.oprnamespace WHERE n.nspname = $1 AND p.oprname = $2",
             "type": "SELECT DISTINCT pg_get_userbyid(t.typowner) AS o FROM pg_type t"
-                    " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
+            " JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 AND t.typname = $2",
         }
         if what not in _owner_plans:
             _owner_plans[what] = plpy.prepare(queries[what], ["text", "text"])
@@ -171,8 +199,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def owners_of(what: Any, schema_q: Any, name_q: Any) -> Any:
         schema, name = unquote(schema_q), unquote(name_q)
         if what == "function":
-            known = sorted({f["props"]["owner"] for f in B
-                            if f["kind"] == "function" and f["schema"] == schema and f["name"] == name})
+            known = sorted(
+                {
+                    f["props"]["owner"]
+                    for f in B
+                    if f["kind"] == "function" and f["schema"] == schema and f["name"] == name
+                }
+            )
             if known:
                 return known
         return sorted(set(catalog_owners(what, schema, name))) or [None]
@@ -189,8 +222,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 found += [(o, f"{m.group(1)}.{m.group(2)}()") for o in owners_of("function", m.group(1), m.group(2))]
         for m in _OPERATOR.finditer(text):
             if unquote(m.group(1)) != "pg_catalog":
-                found += [(o, f"OPERATOR({m.group(1)}.{m.group(2)})")
-                          for o in owners_of("operator", m.group(1), m.group(2))]
+                found += [
+                    (o, f"OPERATOR({m.group(1)}.{m.group(2)})") for o in owners_of("operator", m.group(1), m.group(2))
+                ]
         for m in _CAST.finditer(text):
             if unquote(m.group(1)) != "pg_catalog":
                 found += [(o, f"cast to {m.group(1)}.{m.group(2)}") for o in owners_of("type", m.group(1), m.group(2))]
@@ -204,10 +238,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if not type_text or "." not in type_text:
             return []
         if not _domain_plan:
-            _domain_plan.append(plpy.prepare(
-                "SELECT pg_get_userbyid(t.typowner) AS o FROM pg_type t WHERE t.oid = to_regtype($1)"
-                "   AND t.typtype = 'd' AND EXISTS (SELECT 1 FROM pg_constraint k"
-                "                                    WHERE k.contypid = t.oid AND k.contype = 'c')", ["text"]))
+            _domain_plan.append(
+                plpy.prepare(
+                    "SELECT pg_get_userbyid(t.typowner) AS o FROM pg_type t WHERE t.oid = to_regtype($1)"
+                    "   AND t.typtype = 'd' AND EXISTS (SELECT 1 FROM pg_constraint k"
+                    "                                    WHERE k.contypid = t.oid AND k.contype = 'c')",
+                    ["text"],
+                )
+            )
         try:
             rows = plpy.execute(_domain_plan[0], [type_text])
         except plpy.SPIError:
@@ -222,15 +260,21 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 labels = by_owner.setdefault(owner, [])
                 if label not in labels:
                     labels.append(label)
-        return [("runs code of role " + qi(owner) if owner else "runs code of an unknown role") + ": "
-                + ", ".join(labels) for owner, labels in sorted(by_owner.items(), key=lambda kv: kv[0] or "")]
+        return [
+            ("runs code of role " + qi(owner) if owner else "runs code of an unknown role") + ": " + ", ".join(labels)
+            for owner, labels in sorted(by_owner.items(), key=lambda kv: kv[0] or "")
+        ]
 
     def table_check_code(table_q: Any) -> Any:
         """Code of the CHECK constraints of a table (in the baseline or now): an ALTER TYPE re-validates
         those on the column; SET NOT NULL and ATTACH PARTITION constant-fold all of them, to see whether
         they already prove the new constraint."""
-        return [x for k in B + C if k["kind"] == "constraint" and k["props"].get("type") == "c"
-                and k["props"].get("_table") == table_q for x in expr_code(k["props"].get("def"))]
+        return [
+            x
+            for k in B + C
+            if k["kind"] == "constraint" and k["props"].get("type") == "c" and k["props"].get("_table") == table_q
+            for x in expr_code(k["props"].get("def"))
+        ]
 
     def partition_key_code(parent_q: Any) -> Any:
         """A partition key runs its expressions over the rows of a partition being attached."""
@@ -274,11 +318,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         evaluates = bool(p.get("generated")) and bool(expr_code(p["generated"]))
         split = bool(code) and not p.get("notnull")
         plain = dict(col, props=dict(p, notnull=False))
-        hazards = ["data loss: the old values cannot be restored",
-                   *runs_code([] if split else code, expr_code(p.get("generated")), type_code(p.get("type")))]
+        hazards = [
+            "data loss: the old values cannot be restored",
+            *runs_code([] if split else code, expr_code(p.get("generated")), type_code(p.get("type"))),
+        ]
         phase = 52 if (code and not split) or evaluates else 40
-        plan = [stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}",
-                     hazards=hazards)]
+        plan = [
+            stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}", hazards=hazards)
+        ]
         if split:
             plan.append(set_default(table, col))
         if p.get("notnull") and not p.get("identity"):
@@ -288,11 +335,16 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def not_null_route(table: Any, col_q: Any, col_name: Any, phase: Any = 43) -> Any:
         cname = qi(("asymm_nn_" + col_name)[:63])
         return [
-            stmt(phase, f"ALTER TABLE {table} ADD CONSTRAINT {cname} CHECK ({col_q} IS NOT NULL) NOT VALID",
-                 online=True),
+            stmt(
+                phase, f"ALTER TABLE {table} ADD CONSTRAINT {cname} CHECK ({col_q} IS NOT NULL) NOT VALID", online=True
+            ),
             stmt(phase, f"ALTER TABLE {table} VALIDATE CONSTRAINT {cname}", online=True),
-            stmt(phase, f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL", online=True,
-                 hazards=runs_code(table_check_code(table))),
+            stmt(
+                phase,
+                f"ALTER TABLE {table} ALTER COLUMN {col_q} SET NOT NULL",
+                online=True,
+                hazards=runs_code(table_check_code(table)),
+            ),
             stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
         ]
 
@@ -302,9 +354,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if p["type"] in ("p", "u") and p.get("_index_def") and not p.get("_partitioned") and not fresh_table:
             idx = p["_index_def"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
             idx_name = idx.split(" CONCURRENTLY ", 1)[1].split(" ON ", 1)[0]
-            return [stmt(60, idx, transactional=False, online=True),
-                    stmt(60, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} "
-                             f"{'PRIMARY KEY' if p['type'] == 'p' else 'UNIQUE'} USING INDEX {idx_name}", online=True)]
+            return [
+                stmt(60, idx, transactional=False, online=True),
+                stmt(
+                    60,
+                    f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} "
+                    f"{'PRIMARY KEY' if p['type'] == 'p' else 'UNIQUE'} USING INDEX {idx_name}",
+                    online=True,
+                ),
+            ]
         phase = 63 if p["type"] == "f" else (60 if p["type"] in ("p", "u", "x") else 62)
         # A CHECK is added NOT VALID (which evaluates nothing) and then validated, even on a table the
         # plan just created: validating prepares the expression, which constant-folds its calls.
@@ -312,11 +370,22 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if p["type"] == "c" or (p["type"] == "f" and not fresh_table and not p.get("_partitioned")):
             out = [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']} NOT VALID", online=True)]
             if p.get("validated"):
-                out.append(stmt(phase, f"ALTER TABLE {t} VALIDATE CONSTRAINT {k['qname']}", online=True,
-                                hazards=runs_code(expr_code(p["def"])) if p["type"] == "c" else ()))
+                out.append(
+                    stmt(
+                        phase,
+                        f"ALTER TABLE {t} VALIDATE CONSTRAINT {k['qname']}",
+                        online=True,
+                        hazards=runs_code(expr_code(p["def"])) if p["type"] == "c" else (),
+                    )
+                )
             return out
-        return [stmt(phase, f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
-                     hazards=() if fresh_table else ("long exclusive lock",))]
+        return [
+            stmt(
+                phase,
+                f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
+                hazards=() if fresh_table else ("long exclusive lock",),
+            )
+        ]
 
     def create_index(i: Any, fresh_table: Any = False) -> Any:
         p = i["props"]
@@ -334,8 +403,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             out.append(stmt(phase, f"REVOKE {priv} ON {target} FROM {grantee}"))
         for entry in sorted(set(old) - set(new)):
             parts = entry.split(":")
-            out.append(stmt(phase, f"GRANT {parts[1]} ON {target} TO {parts[0]}"
-                                   + (" WITH GRANT OPTION" if len(parts) > 2 else "")))
+            out.append(
+                stmt(
+                    phase,
+                    f"GRANT {parts[1]} ON {target} TO {parts[0]}" + (" WITH GRANT OPTION" if len(parts) > 2 else ""),
+                )
+            )
         return out
 
     def children(base_parent_key: Any, kind: Any) -> Any:
@@ -353,9 +426,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         me = plpy.execute("SELECT current_user AS u")[0]["u"]
         if p["owner"] != me:
             out.append(stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(p['owner'])}"))
-        default = json.loads(plpy.execute(
-            "SELECT asymm._drift_acl(acldefault(%s, %s::regrole))::text AS a"  # noqa: UP031 (quoted by ql)
-            % (ql(ACL_KIND[o["kind"]]), ql(p["owner"])))[0]["a"])
+        default = json.loads(
+            plpy.execute(
+                "SELECT asymm._drift_acl(acldefault(%s, %s::regrole))::text AS a"  # noqa: UP031 (quoted by ql)
+                % (ql(ACL_KIND[o["kind"]]), ql(p["owner"]))
+            )[0]["a"]
+        )
         return out + acl_plan(o, p.get("acl") or [], default)
 
     def create_relation(o: Any) -> Any:
@@ -373,17 +449,26 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 # CREATE TABLE evaluates no default or CHECK, but a default must not name a
                 # function before the plan re-creates it (phase 50): those are set afterwards.
                 later = [c for c in cols if expr_code(c["props"].get("default"))]
-                inline = [k for k in children(o["key"], "constraint")
-                          if k["props"]["type"] == "c" and k["props"].get("validated")]
-                sql = f"CREATE {'UNLOGGED ' if p.get('persistence') == 'u' else ''}TABLE {o['qname']} (" + \
-                    ", ".join([column_sql(c, with_default=c not in later) for c in cols]
-                              + [f"CONSTRAINT {k['qname']} {k['props']['def']}" for k in inline]) + ")"
+                inline = [
+                    k
+                    for k in children(o["key"], "constraint")
+                    if k["props"]["type"] == "c" and k["props"].get("validated")
+                ]
+                sql = (
+                    f"CREATE {'UNLOGGED ' if p.get('persistence') == 'u' else ''}TABLE {o['qname']} ("
+                    + ", ".join(
+                        [column_sql(c, with_default=c not in later) for c in cols]
+                        + [f"CONSTRAINT {k['qname']} {k['props']['def']}" for k in inline]
+                    )
+                    + ")"
+                )
                 if p.get("partition_key"):
                     sql += " PARTITION BY " + p["partition_key"]
                 # ... but it plans a generated expression and a partition key (checking that they are
                 # immutable), which constant-folds their calls.
-                hazards = runs_code(expr_code(p.get("partition_key")),
-                                    *[expr_code(c["props"].get("generated")) for c in cols])
+                hazards = runs_code(
+                    expr_code(p.get("partition_key")), *[expr_code(c["props"].get("generated")) for c in cols]
+                )
             phase = 32 if not p.get("partition_of") else 33
             out = [stmt(phase, sql, hazards=hazards)] + [set_default(o["qname"], c) for c in later]
             for k in children(o["key"], "constraint"):
@@ -399,14 +484,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 # WITH NO DATA, filled by REFRESH once its owner is back: CREATE ... WITH DATA would run
                 # the view's query (its functions) with the rights of whoever applies the plan, a
                 # superuser; REFRESH runs it as the view's owner, in a security-restricted operation.
-                return [stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')}"
-                                 " WITH NO DATA"),
-                        stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",))]
+                return [
+                    stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')} WITH NO DATA"),
+                    stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",)),
+                ]
             return [stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
         if o["kind"] == "sequence":
-            out = [stmt(31, f"CREATE SEQUENCE {o['qname']} AS {p['type']} INCREMENT BY {p['increment']}"
-                            f" MINVALUE {p['min']} MAXVALUE {p['max']} START WITH {p['start']} CACHE {p['cache']}"
-                            + (" CYCLE" if p["cycle"] else ""))]
+            out = [
+                stmt(
+                    31,
+                    f"CREATE SEQUENCE {o['qname']} AS {p['type']} INCREMENT BY {p['increment']}"
+                    f" MINVALUE {p['min']} MAXVALUE {p['max']} START WITH {p['start']} CACHE {p['cache']}"
+                    + (" CYCLE" if p["cycle"] else ""),
+                )
+            ]
             if p.get("owned_by"):
                 out.append(stmt(45, f"ALTER SEQUENCE {o['qname']} OWNED BY {p['owned_by']}"))
             return out
@@ -452,11 +543,19 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         elif o["kind"] == "index":
             add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], create_index(o))
         elif o["kind"] == "trigger":
-            add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"],
-                [stmt(71, p["_ddl"])])
+            add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"], [stmt(71, p["_ddl"])])
         elif o["kind"] in ("table", "sequence", "schema"):
-            add("removed", o, None, None, None, None, "destructive", ["data loss"] if o["kind"] != "schema" else [],
-                create_relation(o))
+            add(
+                "removed",
+                o,
+                None,
+                None,
+                None,
+                None,
+                "destructive",
+                ["data loss"] if o["kind"] != "schema" else [],
+                create_relation(o),
+            )
         else:
             add("removed", o, None, None, None, None, "functional", [], create_relation(o))
 
@@ -469,16 +568,43 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         p = o["props"]
         if o["kind"] == "column":
             t = table_now(o)
-            add("added", None, o, None, None, p, "functional", [],
-                [stmt(90, f"ALTER TABLE {t} DROP COLUMN {o['qname']}", hazards=("data loss",))])
+            add(
+                "added",
+                None,
+                o,
+                None,
+                None,
+                p,
+                "functional",
+                [],
+                [stmt(90, f"ALTER TABLE {t} DROP COLUMN {o['qname']}", hazards=("data loss",))],
+            )
         elif o["kind"] == "constraint":
-            add("added", None, o, None, None, p["def"], "functional", [],
-                [stmt(12 if p["type"] == "f" else 13, f"ALTER TABLE {p['_table']} DROP CONSTRAINT {o['qname']}")])
+            add(
+                "added",
+                None,
+                o,
+                None,
+                None,
+                p["def"],
+                "functional",
+                [],
+                [stmt(12 if p["type"] == "f" else 13, f"ALTER TABLE {p['_table']} DROP CONSTRAINT {o['qname']}")],
+            )
         elif o["kind"] == "index":
             add("added", None, o, None, None, p["def"], "cosmetic", [], drop_relation(o))
         elif o["kind"] == "trigger":
-            add("added", None, o, None, None, p["def"], "functional", [],
-                [stmt(10, f"DROP TRIGGER {o['qname']} ON {p['_table']}")])
+            add(
+                "added",
+                None,
+                o,
+                None,
+                None,
+                p["def"],
+                "functional",
+                [],
+                [stmt(10, f"DROP TRIGGER {o['qname']} ON {p['_table']}")],
+            )
         else:
             add("added", None, o, None, None, None, "functional", [], drop_relation(o))
 
@@ -494,8 +620,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if kind in ("table", "view", "sequence", "function"):
             sb = pair.get(("schema", o["parent"]))
             moved = (sb["key"] != c["parent"]) if sb else (o["schema"] != c["schema"])
-            cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + \
-                c["qname"].split(".", 1)[1]
+            cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + c["qname"].split(".", 1)[1]
             plan = []
             if moved:
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} SET SCHEMA {qi(o['schema'])}"))
@@ -507,8 +632,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             elif plan:
                 add("renamed", o, c, "name", o["name"], c["name"], "functional", ["breaks dependents"], plan)
         elif kind == "schema" and o["name"] != c["name"]:
-            add("renamed", o, c, "name", o["name"], c["name"], "functional", ["breaks dependents"],
-                [stmt(20, f"ALTER SCHEMA {c['qname']} RENAME TO {o['qname']}")])
+            add(
+                "renamed",
+                o,
+                c,
+                "name",
+                o["name"],
+                c["name"],
+                "functional",
+                ["breaks dependents"],
+                [stmt(20, f"ALTER SCHEMA {c['qname']} RENAME TO {o['qname']}")],
+            )
         elif kind in REL_CHILD and o["name"] != c["name"]:
             t = base_by_key[o["parent"]]["qname"]
             if kind == "column":
@@ -519,8 +653,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 sql = f"ALTER TRIGGER {c['qname']} ON {t} RENAME TO {o['qname']}"
             else:
                 sql = f"ALTER INDEX {qi(o['schema'])}.{qi(c['name'])} RENAME TO {qi(o['name'])}"
-            add("renamed", o, c, "name", o["name"], c["name"], "functional" if kind == "column" else "cosmetic",
-                ["breaks dependents"] if kind == "column" else [], [stmt(22, sql)])
+            add(
+                "renamed",
+                o,
+                c,
+                "name",
+                o["name"],
+                c["name"],
+                "functional" if kind == "column" else "cosmetic",
+                ["breaks dependents"] if kind == "column" else [],
+                [stmt(22, sql)],
+            )
 
         # property changes
         for prop in sorted(set(bp) | set(cp)):
@@ -537,13 +680,25 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     hazards = ["table rewrite", "long exclusive lock"]
                     # The cast may be another role's (cast function, domain checks), and the rewrite
                     # re-validates the table's CHECKs on the column.
-                    plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
-                                 hazards=["table rewrite", "long exclusive lock", "possible data loss",
-                                          *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t))])]
+                    plan = [
+                        stmt(
+                            41,
+                            f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
+                            hazards=[
+                                "table rewrite",
+                                "long exclusive lock",
+                                "possible data loss",
+                                *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t)),
+                            ],
+                        )
+                    ]
                 elif prop == "default":
                     # SET DEFAULT evaluates nothing; after phase 50, so that its functions exist.
-                    plan = [stmt(52, f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {old}") if old is not None
-                            else stmt(42, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")]
+                    plan = [
+                        stmt(52, f"ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {old}")
+                        if old is not None
+                        else stmt(42, f"ALTER TABLE {t} ALTER COLUMN {col} DROP DEFAULT")
+                    ]
                 elif prop == "notnull":
                     if old:
                         plan = not_null_route(t, col, o["name"])
@@ -552,33 +707,58 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                         hazards = ["long exclusive lock"]
                 elif prop == "identity":
                     if old and not new:
-                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} ADD GENERATED "
-                                         f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'} AS IDENTITY")]
+                        plan = [
+                            stmt(
+                                44,
+                                f"ALTER TABLE {t} ALTER COLUMN {col} ADD GENERATED "
+                                f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'} AS IDENTITY",
+                            )
+                        ]
                     elif new and not old:
                         plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP IDENTITY")]
                     else:
-                        plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} SET GENERATED "
-                                         f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'}")]
+                        plan = [
+                            stmt(
+                                44,
+                                f"ALTER TABLE {t} ALTER COLUMN {col} SET GENERATED "
+                                f"{'ALWAYS' if old == 'a' else 'BY DEFAULT'}",
+                            )
+                        ]
                 elif prop == "generated":
                     if new and not old:
                         plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION")]
                     else:
                         code = runs_code(expr_code(old), expr_code(bp.get("default")), type_code(bp.get("type")))
-                        plan = [stmt(44, f"ALTER TABLE {t} DROP COLUMN {col}", hazards=("data loss",)),
-                                stmt(52 if code else 44, f"ALTER TABLE {t} ADD COLUMN {column_sql(o)}",
-                                     hazards=["table rewrite", "long exclusive lock", *code])]
+                        plan = [
+                            stmt(44, f"ALTER TABLE {t} DROP COLUMN {col}", hazards=("data loss",)),
+                            stmt(
+                                52 if code else 44,
+                                f"ALTER TABLE {t} ADD COLUMN {column_sql(o)}",
+                                hazards=["table rewrite", "long exclusive lock", *code],
+                            ),
+                        ]
                         hazards = ["table rewrite"]
                 elif prop == "collation":
-                    plan = [stmt(41, f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {bp['type']}"
-                                     + (f" COLLATE {old}" if old else ' COLLATE "default"'),
-                                 hazards=["long exclusive lock",
-                                          *runs_code(type_code(bp["type"]), table_check_code(t))])]
+                    plan = [
+                        stmt(
+                            41,
+                            f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {bp['type']}"
+                            + (f" COLLATE {old}" if old else ' COLLATE "default"'),
+                            hazards=["long exclusive lock", *runs_code(type_code(bp["type"]), table_check_code(t))],
+                        )
+                    ]
             elif kind == "constraint":
                 t = bp["_table"]
                 if prop == "validated" and old and not new:
                     k, hazards = "invalid", ["constraint not validated"]
-                    plan = [stmt(62, f"ALTER TABLE {t} VALIDATE CONSTRAINT {o['qname']}", online=True,
-                                 hazards=runs_code(expr_code(bp["def"])) if bp.get("type") == "c" else ())]
+                    plan = [
+                        stmt(
+                            62,
+                            f"ALTER TABLE {t} VALIDATE CONSTRAINT {o['qname']}",
+                            online=True,
+                            hazards=runs_code(expr_code(bp["def"])) if bp.get("type") == "c" else (),
+                        )
+                    ]
                 elif prop == "validated":
                     severity = "cosmetic"
                 else:
@@ -588,8 +768,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     k, hazards = "invalid", ["index invalid"]
                     # Drop and rebuild rather than REINDEX: pg_dump leaves invalid indexes out, and an
                     # invalid index left by a failed CREATE INDEX CONCURRENTLY is best rebuilt anew.
-                    plan = [stmt(14, f"DROP INDEX CONCURRENTLY IF EXISTS {qi(o['schema'])}.{qi(c['name'])}",
-                                 transactional=False, online=True), *create_index(o)]
+                    plan = [
+                        stmt(
+                            14,
+                            f"DROP INDEX CONCURRENTLY IF EXISTS {qi(o['schema'])}.{qi(c['name'])}",
+                            transactional=False,
+                            online=True,
+                        ),
+                        *create_index(o),
+                    ]
                 elif prop == "valid":
                     severity = "cosmetic"
                 elif prop in ("def", "unique"):
@@ -613,9 +800,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 plan = [stmt(11, f"DROP {kw(c)} {o['qname']}", hazards=("breaks dependents",)), *create_relation(o)]
             elif kind == "function":
                 # One statement for all the changes of a function: the first changed property carries it.
-                changed = [p2 for p2 in sorted(set(bp) | set(cp)) if not p2.startswith("_")
-                           and p2 not in ("owner", "acl") and bp.get(p2) != cp.get(p2)
-                           and not (p2 in TRANSLATED and bp.get(p2) == translate(cp.get(p2)))]
+                changed = [
+                    p2
+                    for p2 in sorted(set(bp) | set(cp))
+                    if not p2.startswith("_")
+                    and p2 not in ("owner", "acl")
+                    and bp.get(p2) != cp.get(p2)
+                    and not (p2 in TRANSLATED and bp.get(p2) == translate(cp.get(p2)))
+                ]
                 if prop != changed[0]:
                     plan = []
                 elif {"result", "prokind"} & set(changed):
@@ -623,9 +815,16 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 else:
                     plan = [stmt(50, bp["_ddl"])]
             elif kind == "sequence":
-                clause = {"type": f"AS {old}", "start": f"START WITH {old}", "increment": f"INCREMENT BY {old}",
-                          "min": f"MINVALUE {old}", "max": f"MAXVALUE {old}", "cycle": "CYCLE" if old else "NO CYCLE",
-                          "cache": f"CACHE {old}", "owned_by": f"OWNED BY {old or 'NONE'}"}[prop]
+                clause = {
+                    "type": f"AS {old}",
+                    "start": f"START WITH {old}",
+                    "increment": f"INCREMENT BY {old}",
+                    "min": f"MINVALUE {old}",
+                    "max": f"MAXVALUE {old}",
+                    "cycle": "CYCLE" if old else "NO CYCLE",
+                    "cache": f"CACHE {old}",
+                    "owned_by": f"OWNED BY {old or 'NONE'}",
+                }[prop]
                 plan = [stmt(45, f"ALTER SEQUENCE {o['qname']} {clause}")]
             elif kind == "table":
                 t = o["qname"]
@@ -636,14 +835,28 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     if new:
                         plan.append(stmt(33, f"ALTER TABLE {cp['partition_of']} DETACH PARTITION {t}"))
                     if old:
-                        plan.append(stmt(33, f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
-                                             f"ATTACH PARTITION {t} {bp['partition_bound']}",
-                                         hazards=["scans the partition", *runs_code(partition_key_code(
-                                         old if prop == 'partition_of' else bp['partition_of']),
-                                         table_check_code(t))]))
+                        plan.append(
+                            stmt(
+                                33,
+                                f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
+                                f"ATTACH PARTITION {t} {bp['partition_bound']}",
+                                hazards=[
+                                    "scans the partition",
+                                    *runs_code(
+                                        partition_key_code(old if prop == "partition_of" else bp["partition_of"]),
+                                        table_check_code(t),
+                                    ),
+                                ],
+                            )
+                        )
                 elif prop == "persistence":
-                    plan = [stmt(41, f"ALTER TABLE {t} SET {'UNLOGGED' if old == 'u' else 'LOGGED'}",
-                                 hazards=("table rewrite", "long exclusive lock"))]
+                    plan = [
+                        stmt(
+                            41,
+                            f"ALTER TABLE {t} SET {'UNLOGGED' if old == 'u' else 'LOGGED'}",
+                            hazards=("table rewrite", "long exclusive lock"),
+                        )
+                    ]
                 else:
                     plan = []
                     severity = "destructive"

@@ -30,8 +30,7 @@ def _pg_tool(name: str) -> str:
     pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config")
     if pg_config:
         try:
-            bindir = subprocess.run([pg_config, "--bindir"], check=True, capture_output=True,
-                                    text=True).stdout.strip()
+            bindir = subprocess.run([pg_config, "--bindir"], check=True, capture_output=True, text=True).stdout.strip()
             if os.path.exists(os.path.join(bindir, name)):
                 return os.path.join(bindir, name)
         except (OSError, subprocess.CalledProcessError):
@@ -81,8 +80,10 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
     if row is None:
         raise AsymmError(f'no baseline named "{name}"')
     if conn.info.parameter_status("is_superuser") != "on":
-        raise AsymmError("validating a drift plan needs a superuser (it builds a scratch copy of the schema);"
-                         " --no-validate prints the plan unvalidated")
+        raise AsymmError(
+            "validating a drift plan needs a superuser (it builds a scratch copy of the schema);"
+            " --no-validate prints the plan unvalidated"
+        )
     snapshot, schemas = row
     scratch = f"asymm_scratch_{os.getpid()}_{next(_scratch_counter)}"
     src = source_dsn(conn)
@@ -91,15 +92,24 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
         env = tool_env(conn)
         # asymm's own tables (the daemon's telemetry partitions) come with CREATE EXTENSION: dumped
         # as well, they would clash with the indexes the extension's partitioned tables give them.
-        dump = subprocess.run([_pg_tool("pg_dump"), "--schema-only", "--no-comments", "--exclude-table=asymm.*",
-                               "-d", src], capture_output=True, text=True, env=env)
+        dump = subprocess.run(
+            [_pg_tool("pg_dump"), "--schema-only", "--no-comments", "--exclude-table=asymm.*", "-d", src],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if dump.returncode != 0:
             raise AsymmError(f"pg_dump failed: {one_line(dump.stderr)}")
         target = with_dbname(src, scratch)
         with connect(target) as scratch_conn:
             scratch_conn.execute(SCRATCH_GUARD)
-            restore = subprocess.run([_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
-                                     input=dump.stdout, capture_output=True, text=True, env=env)
+            restore = subprocess.run(
+                [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
+                input=dump.stdout,
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if restore.returncode != 0:
                 raise AsymmError(f"restoring the schema into {scratch} failed: {one_line(restore.stderr)}")
             timeout = lock_timeout(scratch_conn)
@@ -111,14 +121,20 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
                     return Validation(False, scratch, error=one_line(str(exc)), failed_step=s.step)
             scratch_conn.execute(SCRATCH_UNGUARD)
             left = scratch_conn.execute(
-                "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)",
-                (Jsonb(snapshot), schemas)).fetchone()
+                "SELECT asymm._drift_compare(%s, asymm._drift_snapshot(%s), false)", (Jsonb(snapshot), schemas)
+            ).fetchone()
             assert left is not None
             found: list[dict[str, Any]] = left[0]  # type: ignore[assignment]
-            remaining = [{k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
-                         for item in found]
-        return Validation(not remaining, scratch, remaining=remaining,
-                          error=None if not remaining else f"{len(remaining)} difference(s) remain after the plan")
+            remaining = [
+                {k: v for k, v in item.items() if k in ("kind", "object_type", "identity", "property")}
+                for item in found
+            ]
+        return Validation(
+            not remaining,
+            scratch,
+            remaining=remaining,
+            error=None if not remaining else f"{len(remaining)} difference(s) remain after the plan",
+        )
     finally:
         try:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))

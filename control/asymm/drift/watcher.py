@@ -56,8 +56,9 @@ class DriftWatcher:
         if restore_indexes_enabled(conn) and (self.restoring is None or not self.restoring.is_alive()):
             statements = index_restore_statements(conn)
             if statements:
-                self.restoring = threading.Thread(target=self._restore, args=(statements,), daemon=True,
-                                                  name="asymm-drift-restore")
+                self.restoring = threading.Thread(
+                    target=self._restore, args=(statements,), daemon=True, name="asymm-drift-restore"
+                )
                 self.restoring.start()
 
     def _notify(self, conn: Conn, new_findings: int) -> None:
@@ -85,8 +86,7 @@ def reconcile_every_s(dsn: str) -> float:
     """Seconds between reconciliations, from the ``drift.reconcile_every`` setting (read once at start)."""
     try:
         with connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT extract(epoch FROM asymm.setting('drift.reconcile_every')::interval)").fetchone()
+            row = conn.execute("SELECT extract(epoch FROM asymm.setting('drift.reconcile_every')::interval)").fetchone()
         return float(row[0]) if row else 10.0  # type: ignore[arg-type]
     except (AsymmError, psycopg.Error):
         return 10.0
@@ -100,8 +100,9 @@ class DriftFeature(FeatureBase):
 
     def tasks(self, ctx: TaskContext) -> list[Task]:
         self.watcher = DriftWatcher(ctx)
-        return [Task("drift-reconcile", self.watcher.reconcile, every_s=reconcile_every_s(ctx.dsn),
-                     regime="stabilization")]
+        return [
+            Task("drift-reconcile", self.watcher.reconcile, every_s=reconcile_every_s(ctx.dsn), regime="stabilization")
+        ]
 
     def status(self) -> dict[str, Any] | None:
         if self.watcher is None:

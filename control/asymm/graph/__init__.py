@@ -34,5 +34,16 @@ from asymm.graph.impact import impact
 from asymm.graph.model import Edge, Graph, Node, rel_id
 from asymm.graph.statements import StatementUse, statement_uses
 
-__all__ = ["EXCLUDED_SCHEMAS", "MAX_QUERIES", "Edge", "Graph", "Node", "StatementUse", "build", "impact", "rel_id",
-           "statement_uses", "to_dot"]
+__all__ = [
+    "EXCLUDED_SCHEMAS",
+    "MAX_QUERIES",
+    "Edge",
+    "Graph",
+    "Node",
+    "StatementUse",
+    "build",
+    "impact",
+    "rel_id",
+    "statement_uses",
+    "to_dot",
+]

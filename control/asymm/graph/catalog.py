@@ -37,14 +37,21 @@ def build(conn: psycopg.Connection[Any], *, max_queries: int = MAX_QUERIES) -> G
         "   AND n.nspname NOT LIKE 'pg\\_toast%%'"
         "   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
         "                      AND d.objid = c.oid AND d.deptype = 'e')",  # extensions' own views
-        (list(EXCLUDED_SCHEMAS),)).fetchall()
+        (list(EXCLUDED_SCHEMAS),),
+    ).fetchall()
     for oid, schema, name, relkind, tuples, atts in rows:
         kind = relkinds[relkind]
         qualified = _qualified(schema, name)
         node_id = rel_id(kind, qualified)
         cols = {int(a.split(":", 1)[0]): a.split(":", 1)[1] for a in atts}
-        graph.add(Node(node_id, kind, qualified, {"schema": schema, "name": name, "rows": max(int(tuples), 0),
-                                                   "columns": list(cols.values())}))
+        graph.add(
+            Node(
+                node_id,
+                kind,
+                qualified,
+                {"schema": schema, "name": name, "rows": max(int(tuples), 0), "columns": list(cols.values())},
+            )
+        )
         graph.by_oid[int(oid)] = node_id
         graph.columns[node_id] = cols
 
@@ -63,8 +70,8 @@ def _names(graph: Graph, node_id: str, attnums: list[int] | None) -> list[str]:
 
 def _foreign_keys(conn: psycopg.Connection[Any], graph: Graph) -> None:
     for conname, src, dst, src_cols, dst_cols in conn.execute(
-            "SELECT conname, conrelid, confrelid, conkey::int[], confkey::int[]"
-            "  FROM pg_constraint WHERE contype = 'f'").fetchall():
+        "SELECT conname, conrelid, confrelid, conkey::int[], confkey::int[]  FROM pg_constraint WHERE contype = 'f'"
+    ).fetchall():
         s, t = graph.by_oid.get(int(src)), graph.by_oid.get(int(dst))
         if s and t:
             cols = [f"{a}->{b}" for a, b in zip(_names(graph, s, src_cols), _names(graph, t, dst_cols), strict=False)]
@@ -75,10 +82,11 @@ def _foreign_keys(conn: psycopg.Connection[Any], graph: Graph) -> None:
 def _view_dependencies(conn: psycopg.Connection[Any], graph: Graph) -> None:
     deps: dict[tuple[int, int], list[int]] = {}
     for view, ref, attnum in conn.execute(
-            "SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid"
-            "  FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid"
-            " WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass"
-            "   AND d.refobjid <> r.ev_class").fetchall():
+        "SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid"
+        "  FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid"
+        " WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass"
+        "   AND d.refobjid <> r.ev_class"
+    ).fetchall():
         deps.setdefault((int(view), int(ref)), [])
         if attnum:
             deps[(int(view), int(ref))].append(int(attnum))
@@ -90,15 +98,16 @@ def _view_dependencies(conn: psycopg.Connection[Any], graph: Graph) -> None:
 
 def _indexes(conn: psycopg.Connection[Any], graph: Graph) -> None:
     for idx_oid, schema, name, table_oid, attnums, unique, primary, size, scans, expr_cols in conn.execute(
-            "SELECT i.indexrelid, n.nspname, c.relname, i.indrelid, i.indkey::int[], i.indisunique,"
-            "       i.indisprimary, pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0),"
-            "       coalesce((SELECT array_agg(DISTINCT d.refobjsubid) FROM pg_depend d"
-            "                  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid"
-            "                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid"
-            "                    AND d.refobjsubid > 0), '{}')"
-            "  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-            "  LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid").fetchall():
+        "SELECT i.indexrelid, n.nspname, c.relname, i.indrelid, i.indkey::int[], i.indisunique,"
+        "       i.indisprimary, pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0),"
+        "       coalesce((SELECT array_agg(DISTINCT d.refobjsubid) FROM pg_depend d"
+        "                  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid"
+        "                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid"
+        "                    AND d.refobjsubid > 0), '{}')"
+        "  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid"
+    ).fetchall():
         table = graph.by_oid.get(int(table_oid))
         if table is None:
             continue
@@ -106,9 +115,21 @@ def _indexes(conn: psycopg.Connection[Any], graph: Graph) -> None:
         node_id = rel_id("index", qualified)
         wanted = [a for a in attnums if a > 0] + [a for a in expr_cols if a not in attnums]
         cols = _names(graph, table, wanted)
-        graph.add(Node(node_id, "index", qualified, {"table": graph.nodes[table].label, "unique": unique,
-                                                      "primary": primary, "bytes": int(size), "scans": int(scans),
-                                                      "columns": cols}))
+        graph.add(
+            Node(
+                node_id,
+                "index",
+                qualified,
+                {
+                    "table": graph.nodes[table].label,
+                    "unique": unique,
+                    "primary": primary,
+                    "bytes": int(size),
+                    "scans": int(scans),
+                    "columns": cols,
+                },
+            )
+        )
         graph.by_oid[int(idx_oid)] = node_id
         graph.edges.append(Edge(node_id, table, "index_of", cols))
 
@@ -122,15 +143,21 @@ def _caches(conn: psycopg.Connection[Any], graph: Graph) -> None:
     if not has_asymm(conn, "asymm.sync_tables"):
         return
     for rel, keys, sensitive, backfill in conn.execute(
-            "SELECT rel::oid, key_columns, sensitive, backfill_state FROM asymm.sync_tables").fetchall():
+        "SELECT rel::oid, key_columns, sensitive, backfill_state FROM asymm.sync_tables"
+    ).fetchall():
         table = graph.by_oid.get(int(rel))
         if table is None:
             continue
         label = graph.nodes[table].label
         node_id = f"cache:{label}"
-        graph.add(Node(node_id, "cache", "asymm:{" + label + "}", {"table": label, "key": list(keys),
-                                                                  "sensitive": list(sensitive),
-                                                                  "backfill": backfill}))
+        graph.add(
+            Node(
+                node_id,
+                "cache",
+                "asymm:{" + label + "}",
+                {"table": label, "key": list(keys), "sensitive": list(sensitive), "backfill": backfill},
+            )
+        )
         graph.edges.append(Edge(table, node_id, "synced_to", list(keys)))
 
 
@@ -138,11 +165,14 @@ def _queries(conn: psycopg.Connection[Any], graph: Graph, limit: int) -> None:
     statements: dict[int, tuple[str, int]] = {}
     if has_asymm(conn, "asymm.queries"):
         for queryid, query in conn.execute(
-                "SELECT q.queryid, q.query FROM asymm.queries q JOIN pg_database d ON d.oid = q.dbid"
-                " WHERE d.datname = current_database() AND NOT q.own AND q.query IS NOT NULL").fetchall():
+            "SELECT q.queryid, q.query FROM asymm.queries q JOIN pg_database d ON d.oid = q.dbid"
+            " WHERE d.datname = current_database() AND NOT q.own AND q.query IS NOT NULL"
+        ).fetchall():
             statements[int(queryid)] = (query, 0)
-    home = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
-                        " WHERE e.extname = 'pg_stat_statements'").fetchone()
+    home = conn.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname = 'pg_stat_statements'"
+    ).fetchone()
     if home is not None:
         try:
             with conn.transaction():
@@ -150,7 +180,8 @@ def _queries(conn: psycopg.Connection[Any], graph: Graph, limit: int) -> None:
                     psycopg.sql.SQL(
                         "SELECT s.queryid, s.query, s.calls FROM {}.pg_stat_statements(true) s"
                         " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                        "   AND s.toplevel AND s.queryid IS NOT NULL").format(psycopg.sql.Identifier(home[0]))
+                        "   AND s.toplevel AND s.queryid IS NOT NULL"
+                    ).format(psycopg.sql.Identifier(home[0]))
                 ).fetchall()
         except psycopg.Error:
             rows = []  # pg_stat_statements not preloaded: asymm.queries alone
@@ -158,8 +189,9 @@ def _queries(conn: psycopg.Connection[Any], graph: Graph, limit: int) -> None:
             previous = statements.get(int(queryid))
             statements[int(queryid)] = (query, int(calls) + (previous[1] if previous else 0))
     with session_search_path(conn):  # statements name tables the way their sessions would
-        search_path = [r[0] for r in conn.execute(
-            "SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))").fetchall()]
+        search_path = [
+            r[0] for r in conn.execute("SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))").fetchall()
+        ]
     by_name: dict[tuple[str, str], str] = {}
     for node in graph.nodes.values():
         if node.kind in ("table", "view", "matview"):
@@ -201,12 +233,17 @@ def _queries(conn: psycopg.Connection[Any], graph: Graph, limit: int) -> None:
                 elif column in graph.columns.get(target, {}).values():
                     used[target].add(column)
         short = " ".join(query.split())
-        graph.add(Node(node_id, "query", short[:60] + ("…" if len(short) > 60 else ""),
-                       {"queryid": queryid, "query": short, "calls": calls}))
+        graph.add(
+            Node(
+                node_id,
+                "query",
+                short[:60] + ("…" if len(short) > 60 else ""),
+                {"queryid": queryid, "query": short, "calls": calls},
+            )
+        )
         for target in sorted(writes):
             graph.edges.append(Edge(node_id, target, "writes", sorted(used[target])))
         for target in sorted(reads - writes):
             graph.edges.append(Edge(node_id, target, "reads", sorted(used[target])))
         for target in sorted(reads & writes):
             graph.edges.append(Edge(node_id, target, "reads", sorted(used[target])))
-

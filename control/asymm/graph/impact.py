@@ -32,9 +32,11 @@ def _find_relation(graph: Graph, name: str) -> tuple[str, str | None]:
     if not candidates:
         raise AsymmError(f"no table, view or column named {name!r} (give table, schema.table or table.column)")
     if len(candidates) > 1:
-        raise AsymmError(f"{name!r} is ambiguous: "
-                         + ", ".join(graph.nodes[i].label + (f".{c}" if c else "") for i, c in candidates)
-                         + " (qualify it with the schema)")
+        raise AsymmError(
+            f"{name!r} is ambiguous: "
+            + ", ".join(graph.nodes[i].label + (f".{c}" if c else "") for i, c in candidates)
+            + " (qualify it with the schema)"
+        )
     return candidates[0]
 
 
@@ -61,17 +63,29 @@ def impact(conn: psycopg.Connection[Any], graph: Graph, name: str) -> dict[str, 
             if column is not None and edge.target == start and column not in edge.columns:
                 continue
             node = graph.nodes[edge.source]
-            queries.append({"queryid": node.data["queryid"], "access": edge.kind, "via": graph.nodes[edge.target].label,
-                            "columns": edge.columns, "calls": node.data.get("calls", 0), "query": node.data["query"]})
-    indexes = [{"index": graph.nodes[e.source].label, "columns": e.columns}
-               for e in graph.incoming(start, ("index_of",)) if column is None or column in e.columns]
+            queries.append(
+                {
+                    "queryid": node.data["queryid"],
+                    "access": edge.kind,
+                    "via": graph.nodes[edge.target].label,
+                    "columns": edge.columns,
+                    "calls": node.data.get("calls", 0),
+                    "query": node.data["query"],
+                }
+            )
+    indexes = [
+        {"index": graph.nodes[e.source].label, "columns": e.columns}
+        for e in graph.incoming(start, ("index_of",))
+        if column is None or column in e.columns
+    ]
     fks = []
     for e in graph.edges:
         if e.kind != "foreign_key" or start not in (e.source, e.target):
             continue
         pairs = [c.split("->") for c in e.columns]
-        if column is not None and not any((e.source == start and a == column) or (e.target == start and b == column)
-                                          for a, b in pairs):
+        if column is not None and not any(
+            (e.source == start and a == column) or (e.target == start and b == column) for a, b in pairs
+        ):
             continue
         fks.append({"from": graph.nodes[e.source].label, "to": graph.nodes[e.target].label, "columns": e.columns})
     caches = []
@@ -81,10 +95,18 @@ def impact(conn: psycopg.Connection[Any], graph: Graph, name: str) -> dict[str, 
             if column is not None and e.source == start and column in cache.data["sensitive"]:
                 continue  # a sensitive column never reaches Redis
             caches.append({"keyspace": cache.label, "table": cache.data["table"], "key": cache.data["key"]})
-    annotations = _annotations(conn, graph, start, column, affected | {i for i in graph.nodes
-                                                                      if i.startswith("index:")
-                                                                      and any(x["index"] == graph.nodes[i].label
-                                                                              for x in indexes)})
+    annotations = _annotations(
+        conn,
+        graph,
+        start,
+        column,
+        affected
+        | {
+            i
+            for i in graph.nodes
+            if i.startswith("index:") and any(x["index"] == graph.nodes[i].label for x in indexes)
+        },
+    )
     return {
         "object": graph.nodes[start].label + (f".{column}" if column else ""),
         "kind": "column" if column else graph.nodes[start].kind,
@@ -97,21 +119,26 @@ def impact(conn: psycopg.Connection[Any], graph: Graph, name: str) -> dict[str, 
     }
 
 
-def _annotations(conn: psycopg.Connection[Any], graph: Graph, start: str, column: str | None,
-                 affected: set[str]) -> list[dict[str, Any]]:
+def _annotations(
+    conn: psycopg.Connection[Any], graph: Graph, start: str, column: str | None, affected: set[str]
+) -> list[dict[str, Any]]:
     if not has_asymm(conn, "asymm.annotation_entries"):
         return []
     oids = {node_id: oid for oid, node_id in graph.by_oid.items() if node_id in affected}
     start_oid = next((oid for oid, node_id in graph.by_oid.items() if node_id == start), None)
-    queryids = {str(graph.nodes[e.source].data["queryid"]) for e in graph.edges
-                if e.kind in ("reads", "writes") and e.target in affected}
+    queryids = {
+        str(graph.nodes[e.source].data["queryid"])
+        for e in graph.edges
+        if e.kind in ("reads", "writes") and e.target in affected
+    }
     out = []
     for target, target_type, symbol, scope, regime, cost, objid, objsubid, names in conn.execute(
-            "SELECT a.target, a.target_type, a.symbol, a.scope, a.regime, a.cost, l.objid, l.objsubid,"
-            "       a.target_names"
-            "  FROM asymm.annotations a"
-            "  LEFT JOIN LATERAL asymm._locate(a.id, a.target_type, a.target_names, a.target_args) l ON true"
-            " ORDER BY a.target").fetchall():
+        "SELECT a.target, a.target_type, a.symbol, a.scope, a.regime, a.cost, l.objid, l.objsubid,"
+        "       a.target_names"
+        "  FROM asymm.annotations a"
+        "  LEFT JOIN LATERAL asymm._locate(a.id, a.target_type, a.target_names, a.target_args) l ON true"
+        " ORDER BY a.target"
+    ).fetchall():
         hit = False
         if objid is not None and int(objid) in oids.values():
             if column is None or int(objid) != start_oid or not objsubid:
@@ -121,6 +148,14 @@ def _annotations(conn: psycopg.Connection[Any], graph: Graph, start: str, column
         elif target_type == "query" and names and str(names[0]) in queryids:
             hit = True
         if hit:
-            out.append({"target": target, "type": target_type, "symbol": symbol, "scope": scope,
-                        "regime": regime, "cost": cost})
+            out.append(
+                {
+                    "target": target,
+                    "type": target_type,
+                    "symbol": symbol,
+                    "scope": scope,
+                    "regime": regime,
+                    "cost": cost,
+                }
+            )
     return out

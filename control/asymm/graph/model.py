@@ -62,4 +62,3 @@ class Graph:
 
 def rel_id(kind: str, qualified: str) -> str:
     return f"{kind}:{qualified}"
-

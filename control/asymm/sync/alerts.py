@@ -35,13 +35,25 @@ class SyncLagAlerts:
         row = conn.execute(EFFECTIVE_LAG, (HEARTBEAT_INTERVAL_MS,)).fetchone()
         if row is None or row[0] is None or not row[5]:
             return  # nothing tracked, or no heartbeat has ever reached Redis
-        lag_ms, measured_ms, lag_at, last_error, threshold_ms = (float(str(row[0])), row[1], row[2], row[3],
-                                                                 float(str(row[4])))
+        lag_ms, measured_ms, lag_at, last_error, threshold_ms = (
+            float(str(row[0])),
+            row[1],
+            row[2],
+            row[3],
+            float(str(row[4])),
+        )
         if not self.alerting and lag_ms > threshold_ms:
             self.alerting = True
-            self.ctx.notify("sync_lag", {
-                "database": conn.info.dbname, "lag_ms": round(lag_ms, 1), "threshold_ms": threshold_ms,
-                "measured_lag_ms": measured_ms, "last_heartbeat_at": lag_at, "last_error": last_error})
+            self.ctx.notify(
+                "sync_lag",
+                {
+                    "database": conn.info.dbname,
+                    "lag_ms": round(lag_ms, 1),
+                    "threshold_ms": threshold_ms,
+                    "measured_lag_ms": measured_ms,
+                    "last_heartbeat_at": lag_at,
+                    "last_error": last_error,
+                },
+            )
         elif self.alerting and lag_ms < threshold_ms / 2:
             self.alerting = False
-

@@ -77,10 +77,26 @@ from asymm.sync.tables import Protector, TrackedTable, find_table, load_tables
 
 # Session settings a result depends on (how values are written, how literals and names are read):
 # part of a result's key, so a session with other values computes its own.
-RESULT_SETTINGS = ("TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits", "bytea_output",
-                   "lc_monetary", "lc_numeric", "lc_time", "default_text_search_config", "xmlbinary",
-                   "xmloption", "standard_conforming_strings", "timezone_abbreviations", "transform_null_equals",
-                   "array_nulls", "backslash_quote", "gin_fuzzy_search_limit", "client_encoding")
+RESULT_SETTINGS = (
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "extra_float_digits",
+    "bytea_output",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "default_text_search_config",
+    "xmlbinary",
+    "xmloption",
+    "standard_conforming_strings",
+    "timezone_abbreviations",
+    "transform_null_equals",
+    "array_nulls",
+    "backslash_quote",
+    "gin_fuzzy_search_limit",
+    "client_encoding",
+)
 _PLACEHOLDER = re.compile(r"%%|%\([^)]+\)s|%s")
 MAX_FILL_AGE_S = 60.0  # a fill older than this is dropped (tombstones live far longer; see sync.tombstone_ttl)
 
@@ -103,6 +119,7 @@ class CacheStats:
 @dataclass(frozen=True)
 class Analysis:
     """What :meth:`Cache.query` needs to know of a statement, from its text alone (pglast)."""
+
     normalised: str
     names: frozenset[tuple[str | None, str]]  # relations read (CTE names left out)
     shadowed: frozenset[tuple[str | None, str]]  # names a CTE bears that may be a relation too
@@ -122,9 +139,16 @@ def analyse(statement: str) -> Analysis:
     info = sqlparse.describe(stmts[0].stmt)
     calls = info.calls | ({"now"} if info.value_functions else set())  # CURRENT_DATE, ...: STABLE, as now() is
     shadowed = info.cte_named
-    return Analysis(RawStream()(stmts[0]), frozenset(info.names - shadowed), frozenset(shadowed),
-                    frozenset(info.inherited), not info.functions_in_from and not info.modifies,
-                    frozenset(calls), frozenset(info.operators), frozenset(info.fields))
+    return Analysis(
+        RawStream()(stmts[0]),
+        frozenset(info.names - shadowed),
+        frozenset(shadowed),
+        frozenset(info.inherited),
+        not info.functions_in_from and not info.modifies,
+        frozenset(calls),
+        frozenset(info.operators),
+        frozenset(info.fields),
+    )
 
 
 def statement_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], set[tuple[str | None, str]], bool]:
@@ -192,15 +216,23 @@ def read_tables(statement: str) -> tuple[str, set[tuple[str | None, str]], bool]
 
 
 class Cache:
-    def __init__(self, dsn: str, redis_url: str | None = None, *, redis_client: RedisClient | None = None,
-                 hmac_key: str | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str | None = None,
+        *,
+        redis_client: RedisClient | None = None,
+        hmac_key: str | None = None,
+    ) -> None:
         # The application's own connection and search_path (its queries run here as it wrote
         # them); asymm's statements on it are schema-qualified throughout.
         self.conn = connect(dsn, observed=True, pin=False)
         self.redis: RedisClient = redis_client if redis_client is not None else connect_redis(redis_url or "")
-        mode_row = self.conn.execute("SELECT asymm.setting('sync.sensitive_mode'),"
-                                     " pg_catalog.date_part('epoch', asymm.setting('sync.tombstone_ttl')::interval),"
-                                     " asymm.setting('sync.key_prefix')").fetchone()
+        mode_row = self.conn.execute(
+            "SELECT asymm.setting('sync.sensitive_mode'),"
+            " pg_catalog.date_part('epoch', asymm.setting('sync.tombstone_ttl')::interval),"
+            " asymm.setting('sync.key_prefix')"
+        ).fetchone()
         assert mode_row is not None
         self.scripts = Scripts(self.redis, str(mode_row[2]))
         self.prefix = self.scripts.prefix
@@ -256,10 +288,13 @@ class Cache:
         fill_key = text if row[2] is None else str(row[2])
         fillable = bool(row[3]) and (doc is not None or exact_key_types(info.key_types))
         # A row this role's row-level security hides reads as missing: no tombstone for everyone.
-        hidden = self.conn.execute("SELECT pg_catalog.row_security_active(%s::oid::regclass)",
-                                   (info.oid,)).fetchone()
-        if fillable and not (hidden and hidden[0]) and time.monotonic() - started < MAX_FILL_AGE_S and \
-                self.scripts.fill(info.name, version, doc, fill_key, self.tombstone_ttl_s):
+        hidden = self.conn.execute("SELECT pg_catalog.row_security_active(%s::oid::regclass)", (info.oid,)).fetchone()
+        if (
+            fillable
+            and not (hidden and hidden[0])
+            and time.monotonic() - started < MAX_FILL_AGE_S
+            and self.scripts.fill(info.name, version, doc, fill_key, self.tombstone_ttl_s)
+        ):
             self.stats.fills += 1
         return None if doc is None else dict(json.loads(doc))
 
@@ -269,12 +304,13 @@ class Cache:
         holds every column).  Memoised per role (:meth:`_identity` follows SET ROLE)."""
         role = self._identity()[0]
         if (role, info.oid) not in self._readable:
-            row = self.conn.execute("SELECT pg_catalog.has_table_privilege(%s::oid, 'SELECT')",
-                                    (info.oid,)).fetchone()
+            row = self.conn.execute("SELECT pg_catalog.has_table_privilege(%s::oid, 'SELECT')", (info.oid,)).fetchone()
             self._readable[(role, info.oid)] = bool(row and row[0])
         if not self._readable[(role, info.oid)]:
-            raise AsymmError(f"permission denied: role {role} may not SELECT table {info.name}"
-                             " (Cache.get needs SELECT on the whole table: GRANT SELECT ON it)")
+            raise AsymmError(
+                f"permission denied: role {role} may not SELECT table {info.name}"
+                " (Cache.get needs SELECT on the whole table: GRANT SELECT ON it)"
+            )
 
     # -- query results ---------------------------------------------------------------------------
 
@@ -287,7 +323,8 @@ class Cache:
                 "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.rel::oid"
                 "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                 " WHERE t.rel::oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)::oid",
-                (_quoted(name),)).fetchone()
+                (_quoted(name),),
+            ).fetchone()
             self._relations[name] = None if row is None else redis_name(str(row[0]), str(row[1]))
             if row is not None:
                 self._oids[str(self._relations[name])] = int(str(row[3]))
@@ -329,18 +366,25 @@ class Cache:
             return self._run(statement, params)
         self._fresh_sensitive(tables, gens)
         sensitive = self._sensitive_columns([self._oids[str(t)] for t in tables])
-        risk = target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values())) \
-            if sensitive else "none"
+        risk = (
+            target_risk(statement, frozenset(n for cols in sensitive.values() for n in cols.values()))
+            if sensitive
+            else "none"
+        )
         if risk != "refuse" and self._reads_beyond(analysis, names, bool(sensitive)):
             risk = "refuse"  # a function, an operator or a child table nothing tracked would invalidate
         if risk == "refuse":
             self.stats.query_uncacheable += 1  # a sensitive value may come out of an expression
             return self._run(statement, params)
-        material = json.dumps([analysis.normalised, params, tables, [[_s(e), _s(g)] for e, g in gens],
-                               self._identity()], default=str).encode()
+        material = json.dumps(
+            [analysis.normalised, params, tables, [[_s(e), _s(g)] for e, g in gens], self._identity()], default=str
+        ).encode()
         # The parameters may be a card number: with an HMAC key, the digest is keyed with it.
-        digest = hmac.new(self.protector.key, material, hashlib.sha256).hexdigest() if self.protector.key \
+        digest = (
+            hmac.new(self.protector.key, material, hashlib.sha256).hexdigest()
+            if self.protector.key
             else hashlib.sha256(material).hexdigest()
+        )
         key = query_key(self.prefix, digest)
         cached = self.redis.get(key)
         if cached is not None:
@@ -370,7 +414,7 @@ class Cache:
             pipe.pexpire(record, ttl_ms, gt=True)  # the set lives as long as its longest result
         for name in tables:
             pipe.hmget(table_tag(name, self.prefix), "epoch", "gen")
-        now = pipe.execute()[4 * len(tables):]
+        now = pipe.execute()[4 * len(tables) :]
         if [[_s(e), _s(g)] for e, g in now] != [[_s(e), _s(g)] for e, g in gens]:
             self.redis.delete(key)
 
@@ -411,9 +455,14 @@ class Cache:
             "   WHERE c.relkind OPERATOR(pg_catalog.<>) 'p'"
             "     AND i.inhparent OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.to_regclass(n)::oid"
             "         FROM pg_catalog.unnest(%(inherited)s::text[]) n)))",
-            {"calls": sorted(analysis.calls), "fields": sorted(analysis.fields), "sensitive": sensitive,
-             "operators": sorted(analysis.operators),
-             "inherited": sorted(_quoted(n) for n in analysis.inherited if n in names)}).fetchone()
+            {
+                "calls": sorted(analysis.calls),
+                "fields": sorted(analysis.fields),
+                "sensitive": sensitive,
+                "operators": sorted(analysis.operators),
+                "inherited": sorted(_quoted(n) for n in analysis.inherited if n in names),
+            },
+        ).fetchone()
         return bool(row and row[0])
 
     def _fresh_sensitive(self, tables: list[str | None], gens: list[Any]) -> None:
@@ -439,12 +488,14 @@ class Cache:
                         "SELECT a.attnum, a.attname::text FROM pg_catalog.pg_attribute a"
                         " WHERE a.attrelid OPERATOR(pg_catalog.=) %s::oid"
                         "   AND a.attname::text OPERATOR(pg_catalog.=) ANY (%s::text[])",
-                        (table.oid, table.sensitive)).fetchall()
+                        (table.oid, table.sensitive),
+                    ).fetchall()
                     self._sensitive[table.oid] = {int(str(n)): str(name) for n, name in found}
         return {oid: self._sensitive[oid] for oid in oids if self._sensitive.get(oid)}
 
-    def _run_with_origins(self, statement: str, params: Any, sensitive: dict[int, dict[int, str]]
-                          ) -> tuple[list[dict[str, Any]], list[tuple[int, int] | None]]:
+    def _run_with_origins(
+        self, statement: str, params: Any, sensitive: dict[int, dict[int, str]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, int] | None]]:
         """The rows, protected, and each result column's origin (None: not a table column).
 
         A result column that is a sensitive column is protected exactly as the sync protects
@@ -471,8 +522,9 @@ class Cache:
                 if self.protector.mode == "drop":
                     values.pop(cols[i], None)
                 elif r[i] is not None:
-                    values[cols[i]] = self.protector.digest(_as_json(result.get_value(n, i), result.ftype(i),
-                                                                     result.fformat(i), r[i]))
+                    values[cols[i]] = self.protector.digest(
+                        _as_json(result.get_value(n, i), result.ftype(i), result.fformat(i), r[i])
+                    )
             out.append(values)
         return out, origins
 
@@ -484,7 +536,8 @@ class Cache:
             row = self.conn.execute(
                 "SELECT current_user::text, pg_catalog.current_setting('search_path'),"
                 " ARRAY(SELECT pg_catalog.current_setting(s, true) FROM pg_catalog.unnest(%s::text[]) s)",
-                (list(RESULT_SETTINGS),)).fetchone()
+                (list(RESULT_SETTINGS),),
+            ).fetchone()
             assert row is not None
             self._session = [str(row[0]), str(row[1]), *[str(v) for v in list(row[2])]]  # type: ignore[call-overload]
         return self._session

@@ -47,19 +47,25 @@ def eviction_warning(client: RedisClient) -> str | None:
     try:
         reply = client.config_get("maxmemory-policy")
     except redis.RedisError as exc:  # CONFIG disabled or renamed (hosted Redis), or ACL
-        return (f"cannot check the Redis maxmemory-policy ({type(exc).__name__}: {exc}): if it is volatile-* or"
-                " allkeys-*, Redis may evict delete tombstones or sync keys; noeviction is safe")
+        return (
+            f"cannot check the Redis maxmemory-policy ({type(exc).__name__}: {exc}): if it is volatile-* or"
+            " allkeys-*, Redis may evict delete tombstones or sync keys; noeviction is safe"
+        )
     policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
     if isinstance(policy, bytes):
         policy = policy.decode()
     if not policy:
         return "cannot check the Redis maxmemory-policy (CONFIG GET returned nothing); noeviction is safe"
     if policy.startswith("volatile-"):
-        return (f"Redis maxmemory-policy is {policy}: when memory runs out it evicts keys with a TTL, i.e. delete"
-                " tombstones, and a late read-through fill may then bring a deleted row back; set noeviction")
+        return (
+            f"Redis maxmemory-policy is {policy}: when memory runs out it evicts keys with a TTL, i.e. delete"
+            " tombstones, and a late read-through fill may then bring a deleted row back; set noeviction"
+        )
     if policy.startswith("allkeys-"):
-        return (f"Redis maxmemory-policy is {policy}: when memory runs out it evicts any key (rows, tombstones, a"
-                " table's meta hash), and the cache is then incomplete or briefly stale; set noeviction")
+        return (
+            f"Redis maxmemory-policy is {policy}: when memory runs out it evicts any key (rows, tombstones, a"
+            " table's meta hash), and the cache is then incomplete or briefly stale; set noeviction"
+        )
     return None
 
 
@@ -104,8 +110,15 @@ class _Batch:
 class SyncEngine:
     """Owns one PostgreSQL connection and one Redis client; not thread-safe (one worker uses it)."""
 
-    def __init__(self, dsn: str, redis_url: str | None = None, *, redis_client: RedisClient | None = None,
-                 hmac_key: str | None = None, session_timeout_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        redis_url: str | None = None,
+        *,
+        redis_client: RedisClient | None = None,
+        hmac_key: str | None = None,
+        session_timeout_s: float = 0.0,
+    ) -> None:
         self.conn: psycopg.Connection[Any] = connect(dsn)
         if session_timeout_s > 0:
             # The sync lock (try_lock) lives in this session: a worker that stalls (SIGSTOP, a long
@@ -114,8 +127,11 @@ class SyncEngine:
             # at least once a pulse (leader: every pass; standby: every lock attempt), far below
             # the timeout, which the worker sets to at least five pulses.
             ms = str(int(session_timeout_s * 1000))
-            self.conn.execute("SELECT set_config('idle_session_timeout', %s, false),"
-                              " set_config('idle_in_transaction_session_timeout', %s, false)", (ms, ms))
+            self.conn.execute(
+                "SELECT set_config('idle_session_timeout', %s, false),"
+                " set_config('idle_in_transaction_session_timeout', %s, false)",
+                (ms, ms),
+            )
         # Everything this connection reads, it reads through an index (outbox by xid, rows by key,
         # backfill chunks in key order).  Its statements are prepared, and PostgreSQL re-plans them
         # whenever an outbox slot is TRUNCATEd: planned against an empty slot, a sequential scan
@@ -141,10 +157,12 @@ class SyncEngine:
         self.protector = Protector(mode, hmac_key)
         self.batch_rows = int(self._setting("sync.batch_rows"))
         self.backfill_chunk = int(self._setting("sync.backfill_chunk"))
-        self.tombstone_ttl_s = int(self._scalar(
-            "SELECT extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval)"))
-        self.busy_interval_s = max(0.0, float(self._scalar(
-            "SELECT extract(epoch FROM asymm.setting('sync.busy_interval')::interval)")))
+        self.tombstone_ttl_s = int(
+            self._scalar("SELECT extract(epoch FROM asymm.setting('sync.tombstone_ttl')::interval)")
+        )
+        self.busy_interval_s = max(
+            0.0, float(self._scalar("SELECT extract(epoch FROM asymm.setting('sync.busy_interval')::interval)"))
+        )
         self.lag_samples: list[float] = []
         # The position of the last batch applied to Redis; stored in PostgreSQL by flush().
         self.position = self._stored_position = int(self._scalar("SELECT position::text::bigint FROM asymm.sync_state"))
@@ -252,8 +270,12 @@ class SyncEngine:
                 lost.append(table)
         for rel in sorted(batch.pruned - batch.truncated):  # (a reset removed every key already)
             table = tables.get(rel)
-            if table is not None and table.state not in ("pending", "failed") and table not in lost \
-                    and not self._prune(table, result):
+            if (
+                table is not None
+                and table.state not in ("pending", "failed")
+                and table not in lost
+                and not self._prune(table, result)
+            ):
                 lost.append(table)
         if lost:
             self._mark_resync(lost)
@@ -272,8 +294,9 @@ class SyncEngine:
         # Stored when the stream pauses (an empty batch), with each heartbeat (so the lag in
         # sync_state stays fresh), and at least every FLUSH_EVERY_S.  A batch without rows only moves
         # the position across a range that holds no outbox rows: nothing to store for it.
-        if self._unflushed.rows and (result.rows == 0 or batch.beats
-                                     or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S):
+        if self._unflushed.rows and (
+            result.rows == 0 or batch.beats or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S
+        ):
             self.flush()
         return result
 
@@ -287,8 +310,12 @@ class SyncEngine:
         one database, e.g. a test's next to a daemon that holds the lock, each store their own).
         """
         pending = self._unflushed
-        if (self.position == self._stored_position and pending.batches == 0 and self._unflushed_lag_ms is None
-                and not self._unflushed_acked):
+        if (
+            self.position == self._stored_position
+            and pending.batches == 0
+            and self._unflushed_lag_ms is None
+            and not self._unflushed_acked
+        ):
             return
         lag = self._unflushed_lag_ms
         acked = self._unflushed_acked
@@ -300,8 +327,18 @@ class SyncEngine:
             " rows_applied = rows_applied + %s, keys_applied = keys_applied + %s, last_batch_at = now(),"
             " truncations = truncations + %s,"
             " lag_ms = coalesce(%s, lag_ms), lag_at = CASE WHEN %s::float8 IS NULL THEN lag_at ELSE now() END",
-            (list(acked), list(acked.values()),
-             self.position, pending.batches, pending.rows, pending.applied, pending.truncated, lag, lag))
+            (
+                list(acked),
+                list(acked.values()),
+                self.position,
+                pending.batches,
+                pending.rows,
+                pending.applied,
+                pending.truncated,
+                lag,
+                lag,
+            ),
+        )
         self._stored_position = self.position
         self._unflushed = _Counters()
         self._unflushed_acked = {}
@@ -319,11 +356,13 @@ class SyncEngine:
             if self._query is None:
                 self._query = self._batch_query(tables).as_bytes(self.conn)  # composed once, not per pass
             try:
-                rows = self._cursor.execute(self._query, {"pos": self.position, "limit": self.batch_rows},
-                                            prepare=True).fetchall()
+                rows = self._cursor.execute(
+                    self._query, {"pos": self.position, "limit": self.batch_rows}, prepare=True
+                ).fetchall()
             except psycopg.Error as exc:
-                if attempt == 0 and isinstance(exc, (psycopg.errors.ProgrammingError,
-                                                     psycopg.errors.NotSupportedError)):
+                if attempt == 0 and isinstance(
+                    exc, (psycopg.errors.ProgrammingError, psycopg.errors.NotSupportedError)
+                ):
                     self.invalidate_tables()  # e.g. a tracked table was dropped or renamed since
                     continue
                 if not self._hot:
@@ -331,8 +370,7 @@ class SyncEngine:
                 # One table's branch fails (a revoked privilege, a key whose cast fails): read every
                 # table separately for this pass (their keys come back as 'm'), where a failure is
                 # that table's alone (sync_once); the others get their branches back as they change.
-                log.warning("sync: the batch statement failed (%s); reading the tables one by one",
-                            pg_error_line(exc))
+                log.warning("sync: the batch statement failed (%s); reading the tables one by one", pg_error_line(exc))
                 self._hot.clear()
                 self._query = None
                 continue
@@ -392,11 +430,18 @@ class SyncEngine:
         mode = self.protector.mode
         # A join, not a correlated subquery per key (measured ~3.5 us a key cheaper); it stays a
         # nested loop over the primary key index (enable_seqscan is off on this connection).
-        branches = [sql.SQL("SELECT 'k', k.rel::bigint, NULL, NULL, k.key, {doc} FROM k LEFT JOIN {tbl} t ON {match}"
-                            " WHERE k.rel = {oid}::oid AND EXISTS (SELECT FROM h WHERE h.oid = {oid}::oid)")
-                    .format(doc=tables[rel].doc_expr(mode), tbl=tables[rel].ident,
-                            match=tables[rel].match(sql.SQL("k.key")), oid=sql.Literal(rel))
-                    for rel in hot]
+        branches = [
+            sql.SQL(
+                "SELECT 'k', k.rel::bigint, NULL, NULL, k.key, {doc} FROM k LEFT JOIN {tbl} t ON {match}"
+                " WHERE k.rel = {oid}::oid AND EXISTS (SELECT FROM h WHERE h.oid = {oid}::oid)"
+            ).format(
+                doc=tables[rel].doc_expr(mode),
+                tbl=tables[rel].ident,
+                match=tables[rel].match(sql.SQL("k.key")),
+                oid=sql.Literal(rel),
+            )
+            for rel in hot
+        ]
         return sql.SQL("""
 WITH h AS MATERIALIZED (
     SELECT c.oid FROM pg_class c WHERE c.oid = ANY ({hot}::oid[]) AND c.reltuples >= {min_rows}),
@@ -420,9 +465,12 @@ SELECT b.op::text, b.rel::bigint, NULL, NULL, u.key, NULL
   FROM b, unnest(coalesce(b.keys, '{{NULL}}'::text[])) AS u(key) WHERE b.op NOT IN ('I', 'U', 'D')
 UNION ALL
 SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SELECT h.oid FROM h)
-{branches}""").format(fingerprint=sql.SQL(TABLES_FINGERPRINT), hot=sql.Literal(hot),
-                      min_rows=sql.Literal(PLANNED_MIN_ROWS),
-                      branches=sql.SQL("").join(sql.SQL("UNION ALL\n") + b + sql.SQL("\n") for b in branches))
+{branches}""").format(
+            fingerprint=sql.SQL(TABLES_FINGERPRINT),
+            hot=sql.Literal(hot),
+            min_rows=sql.Literal(PLANNED_MIN_ROWS),
+            branches=sql.SQL("").join(sql.SQL("UNION ALL\n") + b + sql.SQL("\n") for b in branches),
+        )
 
     def tables(self) -> dict[int, TrackedTable]:
         """The tracked tables, cached; the batch statement checks that they did not change."""
@@ -446,15 +494,17 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             return 0, []
         return int(rows[0][0]), [(key, self.protector.protect(table, doc)) for _, key, doc in rows]
 
-    def _write(self, table: TrackedTable, version: int, items: list[tuple[str, str | None]],
-               result: BatchResult) -> bool:
+    def _write(
+        self, table: TrackedTable, version: int, items: list[tuple[str, str | None]], result: BatchResult
+    ) -> bool:
         """CAS-write ``items``; False when the table's Redis epoch is gone (flushed/restarted)."""
         assert table.epoch is not None
         result.keys += len(items)
         expect = max(self._acked.get(table.oid, 0), table.applied or 0)
         for start in range(0, len(items), WRITE_CHUNK):
-            applied = self.scripts.write(table.name, table.epoch, version, self.tombstone_ttl_s,
-                                         items[start:start + WRITE_CHUNK], expect)
+            applied = self.scripts.write(
+                table.name, table.epoch, version, self.tombstone_ttl_s, items[start : start + WRITE_CHUNK], expect
+            )
             if applied == -1:
                 return False
             result.applied += max(applied, 0)
@@ -515,7 +565,9 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         log.warning("Redis lost the keys of %s: re-syncing", ", ".join(t.name for t in tables))
         self.conn.execute(
             "UPDATE asymm.sync_tables SET backfill_state = 'pending', backfill_cursor = NULL"
-            " WHERE rel::oid = ANY(%s::oid[])", ([t.oid for t in tables],))
+            " WHERE rel::oid = ANY(%s::oid[])",
+            ([t.oid for t in tables],),
+        )
         self.conn.execute("UPDATE asymm.sync_state SET resyncs = resyncs + %s", (len(tables),))
         self.invalidate_tables()
 
@@ -544,8 +596,11 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         if not tables:
             return []
         marks = self.scripts.marks([t.name for t in tables])
-        lost = [t for t, (epoch, applied) in zip(tables, marks, strict=True)
-                if epoch != t.epoch or applied < max(t.applied or 0, self._acked.get(t.oid, 0))]
+        lost = [
+            t
+            for t, (epoch, applied) in zip(tables, marks, strict=True)
+            if epoch != t.epoch or applied < max(t.applied or 0, self._acked.get(t.oid, 0))
+        ]
         if lost:
             self._mark_resync(lost)
         return [t.name for t in lost]
@@ -577,9 +632,11 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             self._ack(table.oid, floor)
             # (applied: the reset raised the Redis mark to the floor; a mark recorded before may be
             # from another Redis or xid space, e.g. after a restore of this table's row.)
-            conn.execute("UPDATE asymm.sync_tables SET backfill_state = 'running', backfill_cursor = NULL,"
-                         " epoch = %s, rows_backfilled = 0, applied = %s WHERE rel = %s::oid",
-                         (epoch, floor, table.oid))
+            conn.execute(
+                "UPDATE asymm.sync_tables SET backfill_state = 'running', backfill_cursor = NULL,"
+                " epoch = %s, rows_backfilled = 0, applied = %s WHERE rel = %s::oid",
+                (epoch, floor, table.oid),
+            )
             table.state, table.cursor, table.epoch, table.applied = "running", None, epoch, floor
             self.invalidate_tables()
         assert table.epoch is not None
@@ -587,8 +644,10 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 version = int(self._scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-                rows = conn.execute(table.chunk_sql(self.protector.mode, table.cursor is not None),
-                                    {"cursor": table.cursor, "limit": self.backfill_chunk}).fetchall()
+                rows = conn.execute(
+                    table.chunk_sql(self.protector.mode, table.cursor is not None),
+                    {"cursor": table.cursor, "limit": self.backfill_chunk},
+                ).fetchall()
         except psycopg.Error as exc:  # this table only (see _fail)
             self._fail(table, exc)
             return 1
@@ -604,8 +663,17 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             " sync_error = CASE WHEN %s THEN NULL ELSE sync_error END,"
             " sync_error_at = CASE WHEN %s THEN NULL ELSE sync_error_at END"
             " WHERE rel = %s::oid AND epoch = %s",
-            (rows[-1][2] if rows else table.cursor, len(rows), "done" if done else "running", done, done, done,
-             table.oid, table.epoch))
+            (
+                rows[-1][2] if rows else table.cursor,
+                len(rows),
+                "done" if done else "running",
+                done,
+                done,
+                done,
+                table.oid,
+                table.epoch,
+            ),
+        )
         if done:
             self._retry.pop(table.oid, None)
             self.invalidate_tables()
@@ -628,7 +696,9 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         self._hot.pop(table.oid, None)
         self.conn.execute(
             "UPDATE asymm.sync_tables SET backfill_state = 'failed', backfill_cursor = NULL, sync_error = %s,"
-            " sync_error_at = now() WHERE rel::oid = %s::oid", (message, table.oid))
+            " sync_error_at = now() WHERE rel::oid = %s::oid",
+            (message, table.oid),
+        )
         self.scripts.drop(table.name)
         table.state = "failed"
         self.invalidate_tables()
@@ -636,11 +706,17 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
     def _retry_failed(self) -> None:
         """Queue a new copy of each failed table whose retry is due (at once after a restart)."""
         now = time.monotonic()
-        due = [t.oid for t in self.tables().values()
-               if t.state == "failed" and self._retry.get(t.oid, (0.0, 0.0))[0] <= now]
+        due = [
+            t.oid
+            for t in self.tables().values()
+            if t.state == "failed" and self._retry.get(t.oid, (0.0, 0.0))[0] <= now
+        ]
         if due:
-            self.conn.execute("UPDATE asymm.sync_tables SET backfill_state = 'pending', backfill_cursor = NULL"
-                              " WHERE rel::oid = ANY(%s::oid[]) AND backfill_state = 'failed'", (due,))
+            self.conn.execute(
+                "UPDATE asymm.sync_tables SET backfill_state = 'pending', backfill_cursor = NULL"
+                " WHERE rel::oid = ANY(%s::oid[]) AND backfill_state = 'failed'",
+                (due,),
+            )
             self.invalidate_tables()
 
     def backfill_pending(self) -> bool:
@@ -668,8 +744,10 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
             with self.conn.transaction():
                 self.conn.execute("SET LOCAL lock_timeout = '200ms'")
                 self.conn.execute(f"LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE")
-                pending = self._scalar(f"SELECT EXISTS (SELECT 1 FROM {part} o, asymm.sync_state s"  # noqa: S608
-                                       " WHERE o.xid >= s.position)")
+                pending = self._scalar(
+                    f"SELECT EXISTS (SELECT 1 FROM {part} o, asymm.sync_state s"  # noqa: S608
+                    " WHERE o.xid >= s.position)"
+                )
                 if pending:
                     return False
                 self.conn.execute(f"TRUNCATE {part}")
@@ -691,14 +769,20 @@ SELECT 'm', k.rel::bigint, NULL, NULL, k.key, NULL FROM k WHERE k.rel NOT IN (SE
         raise TimeoutError("the sync did not become idle in time")
 
     def pending_below_horizon(self) -> int:
-        return int(self._scalar(
-            "SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
-            " WHERE o.xid >= s.position AND o.xid < pg_snapshot_xmin(pg_current_snapshot())"))
+        return int(
+            self._scalar(
+                "SELECT count(*) FROM asymm.sync_outbox o, asymm.sync_state s"
+                " WHERE o.xid >= s.position AND o.xid < pg_snapshot_xmin(pg_current_snapshot())"
+            )
+        )
 
     def set_listening(self, listening: bool) -> None:
         """Tell capture whether to NOTIFY (see :mod:`asymm.sync.worker`)."""
-        self.conn.execute("INSERT INTO asymm.sync_wake (listening) VALUES (%s)"
-                          " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening", (listening,))
+        self.conn.execute(
+            "INSERT INTO asymm.sync_wake (listening) VALUES (%s)"
+            " ON CONFLICT (singleton) DO UPDATE SET listening = excluded.listening",
+            (listening,),
+        )
 
     def record_error(self, message: str) -> None:
         self.conn.execute("UPDATE asymm.sync_state SET last_error = %s, last_error_at = now()", (message,))

@@ -39,8 +39,9 @@ class SyncFeature(FeatureBase):
         # A stalled sync leader loses the sync lock like a stalled daemon leader loses its own (the
         # same setting, the same floor of five pulses: the engine's session runs a statement every pulse).
         config = ctx.config
-        session_timeout = (max(config.leader_session_timeout_s, 5 * config.period)
-                           if config.leader_session_timeout_s else 0)
+        session_timeout = (
+            max(config.leader_session_timeout_s, 5 * config.period) if config.leader_session_timeout_s else 0
+        )
 
         def keep_alive(_tick: Tick) -> None:
             if self.worker is None or not self.worker.is_alive():
@@ -61,9 +62,11 @@ class SyncFeature(FeatureBase):
                 raise
 
         alerts = SyncLagAlerts(ctx)
-        return [Task("sync-worker", keep_alive, regime="stabilization"),
-                Task("sync-heartbeat", heartbeat, every_s=HEARTBEAT_EVERY_S, regime="stabilization"),
-                Task("sync-lag-alerts", alerts.run, every_s=CHECK_EVERY_S, regime="stabilization")]
+        return [
+            Task("sync-worker", keep_alive, regime="stabilization"),
+            Task("sync-heartbeat", heartbeat, every_s=HEARTBEAT_EVERY_S, regime="stabilization"),
+            Task("sync-lag-alerts", alerts.run, every_s=CHECK_EVERY_S, regime="stabilization"),
+        ]
 
     def status(self) -> dict[str, Any] | None:
         if self.worker is None:

@@ -23,28 +23,36 @@ from asymm.errors import AsymmError
 # (name, value) as SET takes them; extension/src/sync.c (key_settings) and the SET clauses of
 # asymm.sync_key_text repeat them (tests/integration/test_sync_canonical_keys.py checks that they agree).
 KEY_SETTINGS: tuple[tuple[str, str], ...] = (
-    ("TimeZone", "UTC"), ("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"),
-    ("extra_float_digits", "1"), ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
 )
 
 _INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 _PG_SPACE = " \t\n\r\f\v"  # what PostgreSQL's integer input skips around the digits (isspace)
 _DIGITS = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_UUID = re.compile(r"(\{)?([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})(\})?",
-                   re.ASCII | re.IGNORECASE)
+_UUID = re.compile(
+    r"(\{)?([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})(\})?", re.ASCII | re.IGNORECASE
+)
 # Types whose equal values have one text each (under KEY_SETTINGS): not numeric (1.5 = 1.50),
 # float (0 = -0), interval (1 day = 24 hours), or any type this list does not name.
-_EXACT = re.compile(r"smallint|integer|bigint|text|uuid|boolean|date|bytea|character varying(\([0-9]+\))?"
-                    r"|character(\([0-9]+\))?|timestamp(\([0-6]\))? with(out)? time zone")
+_EXACT = re.compile(
+    r"smallint|integer|bigint|text|uuid|boolean|date|bytea|character varying(\([0-9]+\))?"
+    r"|character(\([0-9]+\))?|timestamp(\([0-6]\))? with(out)? time zone"
+)
 _VARCHAR = re.compile(r"character varying\(([0-9]+)\)")
 
 
 def pin_key_settings(conn: psycopg.Connection[Any], *, local: bool = False) -> None:
     """Give ``conn`` the settings the key text is computed under (``local``: this transaction only)."""
     names, values = zip(*KEY_SETTINGS, strict=True)
-    conn.execute("SELECT pg_catalog.set_config(s.name, s.value, %s)"
-                 " FROM ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS s(name, value)",
-                 (local, list(names), list(values)))
+    conn.execute(
+        "SELECT pg_catalog.set_config(s.name, s.value, %s)"
+        " FROM ROWS FROM (pg_catalog.unnest(%s::text[]), pg_catalog.unnest(%s::text[])) AS s(name, value)",
+        (local, list(names), list(values)),
+    )
 
 
 def _as_text(value: Any) -> str:
@@ -122,8 +130,9 @@ def key_parts(key_columns: list[str], key: Any) -> list[Any]:
     else:
         raise AsymmError(f"the key has {len(key_columns)} columns ({', '.join(key_columns)}): pass a tuple")
     if len(parts) != len(key_columns):
-        raise AsymmError(f"the key has {len(key_columns)} column(s) ({', '.join(key_columns)}),"
-                         f" got {len(parts)} value(s)")
+        raise AsymmError(
+            f"the key has {len(key_columns)} column(s) ({', '.join(key_columns)}), got {len(parts)} value(s)"
+        )
     if any(p is None for p in parts):
         raise AsymmError("a primary-key value cannot be None")
     return parts
@@ -148,8 +157,9 @@ class KeyCanon:
             self._memo.move_to_end(memo)
             return self._memo[memo]
         try:
-            row = self.conn.execute("SELECT asymm.sync_key_text(%s::oid::regclass, %s::text[])",
-                                    (oid, texts)).fetchone()
+            row = self.conn.execute(
+                "SELECT asymm.sync_key_text(%s::oid::regclass, %s::text[])", (oid, texts)
+            ).fetchone()
         except psycopg.errors.DataError as exc:
             raise AsymmError(f"invalid key {key!r}: {exc.diag.message_primary}") from None
         assert row is not None and row[0] is not None

@@ -109,14 +109,16 @@ DEPOSED = -3  # what every script returns, writing nothing, to a caller whose to
 class Deposed(AsymmError):
     """Redis refused a script: a sync leader with a higher fencing token has taken over."""
 
+
 DEFAULT_PREFIX = "asymm"
 
 
 def check_prefix(prefix: str) -> str:
     """The ``sync.key_prefix`` setting, validated: braces would move the Cluster hash tag."""
     if not prefix or "{" in prefix or "}" in prefix:
-        raise AsymmError(f"sync.key_prefix must be non-empty and contain no braces, not {prefix!r}"
-                         " (e.g. 'asymm' or 'asymm:shopdb')")
+        raise AsymmError(
+            f"sync.key_prefix must be non-empty and contain no braces, not {prefix!r} (e.g. 'asymm' or 'asymm:shopdb')"
+        )
     return prefix
 
 
@@ -204,7 +206,7 @@ def parse_key(key: str) -> tuple[str, str, str, str, str | None]:
     closing = key.find("}", opening)
     if opening < 1 or "{" in key[:opening] or closing < 0:
         raise ValueError(f"not a table's Redis key: {key!r}")
-    prefix, (schema, table), rest = key[:opening], parse_redis_name(key[opening + 2:closing]), key[closing + 1:]
+    prefix, (schema, table), rest = key[:opening], parse_redis_name(key[opening + 2 : closing]), key[closing + 1 :]
     if rest == "":
         return prefix, schema, table, "meta", None
     if rest == "#keys":
@@ -223,8 +225,9 @@ def pack_command(args: list[Any]) -> bytes:
     lookups), measured as the largest single cost of the sync worker (two arguments per synced
     key, the key name and the row); this is one encode and one format per argument.
     """
-    data = [arg.encode() if isinstance(arg, str) else arg if isinstance(arg, bytes) else str(arg).encode()
-            for arg in args]
+    data = [
+        arg.encode() if isinstance(arg, str) else arg if isinstance(arg, bytes) else str(arg).encode() for arg in args
+    ]
     return b"*%d\r\n" % len(data) + b"".join([b"$%d\r\n%b\r\n" % (len(d), d) for d in data])
 
 
@@ -255,12 +258,14 @@ class Scripts:
     def _checked(reply: Any) -> int:
         value = int(reply)
         if value == DEPOSED:
-            raise Deposed("Redis refused a write: another sync worker took the lead (higher fencing token);"
-                          " giving up the lead")
+            raise Deposed(
+                "Redis refused a write: another sync worker took the lead (higher fencing token); giving up the lead"
+            )
         return value
 
-    def write(self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]],
-              expect: int = 0) -> int:
+    def write(
+        self, name: str, epoch: str, version: int, ttl_s: int, items: list[tuple[str, str | None]], expect: int = 0
+    ) -> int:
         """CAS-write rows (``None`` doc = tombstone) and raise the table's ``applied`` mark to
         ``version``; -1 if the table's epoch is not ``epoch`` or its mark is below ``expect`` (what
         Redis acknowledged before: it lost data since); :class:`Deposed` if our token is too low."""
@@ -273,8 +278,11 @@ class Scripts:
             args += [doc if doc is not None else "" for _, doc in items]
             return self._checked(self._evalsha(self._write, args))
         keys = [tag, tag + "#keys"] + [row_key(name, k, self.prefix) for k, _ in items]
-        return self._checked(self._write(keys=keys, args=[epoch, version, ttl_s, self._token(), expect]
-                                         + [doc or "" for _, doc in items]))
+        return self._checked(
+            self._write(
+                keys=keys, args=[epoch, version, ttl_s, self._token(), expect] + [doc or "" for _, doc in items]
+            )
+        )
 
     def _evalsha(self, script: Any, args: list[Any]) -> Any:
         """``args`` (``EVALSHA``, the script's sha, ...) packed by :func:`pack_command`, sent on a

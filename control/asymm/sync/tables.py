@@ -53,12 +53,14 @@ def _ident(*names: str) -> sql.SQL:
 # their output functions; dates and timestamps always in ISO form; a key's ::text also follows
 # DateStyle's first part): a read-through fill from a
 # session set otherwise would store a text the daemon never writes.
-SAME_RENDERING = ("pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY ('{UTC,Etc/UTC,Etc/UCT,UCT,"
-                  "Universal,Zulu,Etc/Universal,Etc/Zulu}'::text[])"
-                  " AND pg_catalog.current_setting('extra_float_digits')::int OPERATOR(pg_catalog.>) 0"
-                  " AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'"
-                  " AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'"
-                  " AND pg_catalog.current_setting('DateStyle') OPERATOR(pg_catalog.~~) 'ISO,%%'")
+SAME_RENDERING = (
+    "pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY ('{UTC,Etc/UTC,Etc/UCT,UCT,"
+    "Universal,Zulu,Etc/Universal,Etc/Zulu}'::text[])"
+    " AND pg_catalog.current_setting('extra_float_digits')::int OPERATOR(pg_catalog.>) 0"
+    " AND pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'"
+    " AND pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'"
+    " AND pg_catalog.current_setting('DateStyle') OPERATOR(pg_catalog.~~) 'ISO,%%'"
+)
 
 
 @dataclass
@@ -106,17 +108,18 @@ class TrackedTable:
             " WHERE a.attrelid OPERATOR(pg_catalog.=) {oid}::oid AND a.attnum OPERATOR(pg_catalog.>) 0"
             " AND NOT a.attisdropped AND (a.attname::text OPERATOR(pg_catalog.=) ANY ({names}::text[])"
             " OR a.attnum OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.unnest(p.attnums)"
-            " FROM asymm.sync_sensitive_pins p WHERE p.rel::oid OPERATOR(pg_catalog.=) {oid}::oid)))").format(
-            oid=sql.Literal(self.oid), names=_param_safe(sql.Literal(self.sensitive)))
+            " FROM asymm.sync_sensitive_pins p WHERE p.rel::oid OPERATOR(pg_catalog.=) {oid}::oid)))"
+        ).format(oid=sql.Literal(self.oid), names=_param_safe(sql.Literal(self.sensitive)))
         dropped = sql.SQL("(pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) {})::text").format(current)
         if mode == "drop":
             return dropped
         # hmac: the row as is, for the Protector to HMAC the columns it knows as sensitive, unless
         # the statement sees other sensitive columns than those: then they are dropped instead.
-        return sql.SQL("CASE WHEN {current} OPERATOR(pg_catalog.@>) {names}::text[]"
-                       " AND {current} OPERATOR(pg_catalog.<@) {names}::text[]"
-                       " THEN pg_catalog.row_to_json(t.*)::text ELSE {dropped} END").format(
-            current=current, names=_param_safe(sql.Literal(self.sensitive)), dropped=dropped)
+        return sql.SQL(
+            "CASE WHEN {current} OPERATOR(pg_catalog.@>) {names}::text[]"
+            " AND {current} OPERATOR(pg_catalog.<@) {names}::text[]"
+            " THEN pg_catalog.row_to_json(t.*)::text ELSE {dropped} END"
+        ).format(current=current, names=_param_safe(sql.Literal(self.sensitive)), dropped=dropped)
 
     def match(self, source: sql.Composable, strict: bool = True) -> sql.Composable:
         """``t.pk = <source text key>`` with each part cast to the column type (index-friendly).
@@ -133,26 +136,32 @@ class TrackedTable:
             same_text = sql.SQL(" AND {} OPERATOR(pg_catalog.=) ({})::text").format(self.key_expr(), source)
         if len(self.key_columns) == 1:
             return sql.SQL("t.{} OPERATOR(pg_catalog.=) ({})::{}{}").format(
-                _ident(self.key_columns[0]), source, _type(self.key_types[0]), same_text)
-        parts = [sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
-                     _ident(c), source, sql.Literal(i), _type(ty))
-                 for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))]
+                _ident(self.key_columns[0]), source, _type(self.key_types[0]), same_text
+            )
+        parts = [
+            sql.SQL("t.{} OPERATOR(pg_catalog.=) (({})::jsonb OPERATOR(pg_catalog.->>) {})::{}").format(
+                _ident(c), source, sql.Literal(i), _type(ty)
+            )
+            for i, (c, ty) in enumerate(zip(self.key_columns, self.key_types, strict=True))
+        ]
         return sql.SQL(" AND ").join(parts) + same_text
 
     def fetch_sql(self, mode: str) -> sql.Composed:
         """Current rows for a text[] of keys (a NULL doc: the row no longer exists), each with the
         xmin of the statement's snapshot (their version)."""
-        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key, {doc}"
-                       " FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}").format(
-            doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
+        return sql.SQL(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key, {doc}"
+            " FROM unnest(%s::text[]) AS k(key) LEFT JOIN {tbl} t ON {match}"
+        ).format(doc=self.doc_expr(mode), tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def gone_sql(self) -> sql.Composed:
         """Which of a text[] of keys have no row, with the xmin of the statement's snapshot (a prune
         tombstones them with it as version, see :meth:`asymm.sync.engine.SyncEngine._prune`)."""
-        return sql.SQL("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key"
-                       " FROM unnest(%s::text[]) AS k(key)"
-                       " WHERE NOT EXISTS (SELECT FROM {tbl} t WHERE {match})").format(
-            tbl=self.ident, match=self.match(sql.SQL("k.key")))
+        return sql.SQL(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, k.key"
+            " FROM unnest(%s::text[]) AS k(key)"
+            " WHERE NOT EXISTS (SELECT FROM {tbl} t WHERE {match})"
+        ).format(tbl=self.ident, match=self.match(sql.SQL("k.key")))
 
     def fetch_one_sql(self, mode: str) -> sql.Composed:
         """One row plus the snapshot's xmin, in one statement (so one snapshot): xmin, doc, the row's
@@ -160,11 +169,17 @@ class TrackedTable:
         (:data:`SAME_RENDERING`: else nothing it read may be filled into Redis).  The row's key text
         can differ from the one asked for where equal values have several spellings (numeric
         ``1.5`` = ``1.50``): the daemon writes the row under its own."""
-        return sql.SQL("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"
-                       " r.doc, r.key, {same} FROM (SELECT) one LEFT JOIN LATERAL"
-                       " (SELECT {doc} AS doc, {key} AS key FROM {tbl} t WHERE {match}) r ON true").format(
-            same=sql.SQL(SAME_RENDERING), doc=self.doc_expr(mode), tbl=self.ident, key=self.key_expr(),
-            match=self.match(sql.SQL("%(key)s::text"), strict=False))
+        return sql.SQL(
+            "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint,"
+            " r.doc, r.key, {same} FROM (SELECT) one LEFT JOIN LATERAL"
+            " (SELECT {doc} AS doc, {key} AS key FROM {tbl} t WHERE {match}) r ON true"
+        ).format(
+            same=sql.SQL(SAME_RENDERING),
+            doc=self.doc_expr(mode),
+            tbl=self.ident,
+            key=self.key_expr(),
+            match=self.match(sql.SQL("%(key)s::text"), strict=False),
+        )
 
     def chunk_sql(self, mode: str, after: bool) -> sql.Composed:
         """A backfill chunk in key order, after the cursor (a jsonb array of key values) if any."""
@@ -173,12 +188,16 @@ class TrackedTable:
         if after:
             bounds = sql.SQL(", ").join(
                 sql.SQL("(%(cursor)s::jsonb->>{})::{}").format(sql.Literal(i), _type(ty))
-                for i, ty in enumerate(self.key_types))
-            where = sql.SQL("WHERE ({}) > ({})").format(cols, bounds) if len(self.key_columns) > 1 else \
-                sql.SQL("WHERE {} > {}").format(cols, bounds)
-        return sql.SQL("SELECT {key}, {doc}, jsonb_build_array({cols})::text FROM {tbl} t {where}"
-                       " ORDER BY {cols} LIMIT %(limit)s").format(
-            key=self.key_expr(), doc=self.doc_expr(mode), cols=cols, tbl=self.ident, where=where)
+                for i, ty in enumerate(self.key_types)
+            )
+            where = (
+                sql.SQL("WHERE ({}) > ({})").format(cols, bounds)
+                if len(self.key_columns) > 1
+                else sql.SQL("WHERE {} > {}").format(cols, bounds)
+            )
+        return sql.SQL(
+            "SELECT {key}, {doc}, jsonb_build_array({cols})::text FROM {tbl} t {where} ORDER BY {cols} LIMIT %(limit)s"
+        ).format(key=self.key_expr(), doc=self.doc_expr(mode), cols=cols, tbl=self.ident, where=where)
 
 
 # What the sync worker caches about the tracked tables, as one value: the worker compares it with
@@ -209,9 +228,19 @@ _TABLES = f"""SELECT t.rel::oid::bigint, n.nspname, c.relname, t.key_columns, t.
 
 
 def _table(r: Any) -> TrackedTable:
-    return TrackedTable(oid=int(r[0]), name=redis_name(r[1], r[2]), schema=r[1], table=r[2], key_columns=list(r[3]),
-                        key_types=list(r[4]), sensitive=list(r[5]), state=r[6], cursor=r[7], epoch=r[8],
-                        applied=None if r[9] is None else int(r[9]))
+    return TrackedTable(
+        oid=int(r[0]),
+        name=redis_name(r[1], r[2]),
+        schema=r[1],
+        table=r[2],
+        key_columns=list(r[3]),
+        key_types=list(r[4]),
+        sensitive=list(r[5]),
+        state=r[6],
+        cursor=r[7],
+        epoch=r[8],
+        applied=None if r[9] is None else int(r[9]),
+    )
 
 
 def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TrackedTable]:
@@ -220,8 +249,10 @@ def load_tables(conn: psycopg.Connection[Any]) -> dict[int, TrackedTable]:
 
 def load_tables_fingerprint(conn: psycopg.Connection[Any]) -> tuple[dict[int, TrackedTable], str]:
     """The tracked tables and their fingerprint (:data:`TABLES_FINGERPRINT`), in one statement (one snapshot)."""
-    rows = conn.execute(f"SELECT t.*, f.fp FROM (SELECT {TABLES_FINGERPRINT} AS fp) f"  # noqa: S608 (constants)
-                        f" LEFT JOIN ({_TABLES}) t ON true").fetchall()
+    rows = conn.execute(
+        f"SELECT t.*, f.fp FROM (SELECT {TABLES_FINGERPRINT} AS fp) f"  # noqa: S608 (constants)
+        f" LEFT JOIN ({_TABLES}) t ON true"
+    ).fetchall()
     return {int(r[0]): _table(r) for r in rows if r[0] is not None}, str(rows[0][-1])
 
 
@@ -299,23 +330,23 @@ def _members(doc: str) -> list[tuple[str, int, int]]:
     scan, name_at = _DECODER.scan_once, scanstring  # type: ignore[attr-defined]
     out: list[tuple[str, int, int]] = []
     idx = _skip(doc, 0)
-    if doc[idx:idx + 1] != "{":
+    if doc[idx : idx + 1] != "{":
         raise AsymmError("a row document is not a JSON object")
     idx = _skip(doc, idx + 1)
-    if doc[idx:idx + 1] == "}":
+    if doc[idx : idx + 1] == "}":
         return out
     while True:
-        if doc[idx:idx + 1] != '"':
+        if doc[idx : idx + 1] != '"':
             raise AsymmError("a row document is not a JSON object")
         name, idx = name_at(doc, idx + 1)
         idx = _skip(doc, idx)
-        if doc[idx:idx + 1] != ":":
+        if doc[idx : idx + 1] != ":":
             raise AsymmError("a row document is not a JSON object")
         start = _skip(doc, idx + 1)
         end = scan(doc, start)[1]
         out.append((name, start, end))
         idx = _skip(doc, end)
-        sep = doc[idx:idx + 1]
+        sep = doc[idx : idx + 1]
         if sep == "}":
             return out
         if sep != ",":
@@ -324,7 +355,7 @@ def _members(doc: str) -> list[tuple[str, int, int]]:
 
 
 def _skip(doc: str, idx: int) -> int:
-    return _WS.match(doc, idx).end() if doc[idx:idx + 1] in _SPACES else idx  # type: ignore[union-attr]
+    return _WS.match(doc, idx).end() if doc[idx : idx + 1] in _SPACES else idx  # type: ignore[union-attr]
 
 
 _SPACES = frozenset(" \t\n\r")

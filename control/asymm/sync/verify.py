@@ -46,7 +46,8 @@ def _compare(conn: psycopg.Connection[Any], client: RedisClient, protector: Prot
     key_prefix = str(prefix_row[0]) if prefix_row else "asymm"
     for table in load_tables(conn).values():
         query = sql.SQL("SELECT {key}, {doc} FROM {tbl} t").format(
-            key=table.key_expr(), doc=table.doc_expr(protector.mode), tbl=table.ident)
+            key=table.key_expr(), doc=table.doc_expr(protector.mode), tbl=table.ident
+        )
         # (no parameters, but the names are written for statements that have some: see tables._param_safe)
         expected = {k: json.loads(protector.protect(table, d) or "null") for k, d in conn.execute(query, ())}
         out.rows_compared += len(expected)

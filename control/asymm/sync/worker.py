@@ -46,8 +46,9 @@ def busy_cadence(interval_s: float, keys: int, since_last_s: float, period_s: fl
 
 
 class SyncWorker(threading.Thread):
-    def __init__(self, dsn: str, redis_url: str, stop: threading.Event, period: float,
-                 session_timeout_s: float = 0.0) -> None:
+    def __init__(
+        self, dsn: str, redis_url: str, stop: threading.Event, period: float, session_timeout_s: float = 0.0
+    ) -> None:
         super().__init__(name="asymm-sync", daemon=True)
         self.session_timeout_s = session_timeout_s  # of the engine's session, which holds the sync lock
         self.dsn = dsn
@@ -149,4 +150,3 @@ class SyncWorker(threading.Thread):
                 conn.execute("UPDATE asymm.sync_state SET last_error = %s, last_error_at = now()", (message,))
         except (psycopg.Error, AsymmError):
             pass  # PostgreSQL is what is down: the log line is all we can do
-

@@ -70,9 +70,13 @@ def top(conn: Conn, since: str = "15 minutes", limit: int = 20, slow_ms: float =
 
 def recent_slow(conn: Conn, since: str) -> list[dict[str, Any]]:
     """Statements slower than ``telemetry.slow_threshold_ms`` over a window (what the webhooks carry)."""
-    return _rows(conn, "SELECT queryid, left(query, 1000) AS query, slow_calls, calls, mean_ms, last_slow_at"
-                       "  FROM asymm.slow_queries(asymm.setting('telemetry.slow_threshold_ms')::float8,"
-                       "                          %s::interval)", (since,))
+    return _rows(
+        conn,
+        "SELECT queryid, left(query, 1000) AS query, slow_calls, calls, mean_ms, last_slow_at"
+        "  FROM asymm.slow_queries(asymm.setting('telemetry.slow_threshold_ms')::float8,"
+        "                          %s::interval)",
+        (since,),
+    )
 
 
 def health(conn: Conn) -> dict[str, Any]:
@@ -87,8 +91,11 @@ def duplicates(conn: Conn, table: str, columns: list[str] | None = None) -> dict
     rel = lookup_relation(conn, table)
     if rel is None:
         raise AsymmError(f"no such table: {table}")
-    groups = _rows(conn, "SELECT row_hash, copies, ctids::text[] AS ctids, row_values"
-                         " FROM asymm.find_duplicates(%s::regclass, %s)", (rel, columns))
+    groups = _rows(
+        conn,
+        "SELECT row_hash, copies, ctids::text[] AS ctids, row_values FROM asymm.find_duplicates(%s::regclass, %s)",
+        (rel, columns),
+    )
     extra = sum(int(g["copies"]) - 1 for g in groups)
     return {"table": rel, "columns": columns, "groups": groups, "duplicate_rows": extra}
 

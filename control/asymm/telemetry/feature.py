@@ -57,8 +57,11 @@ class TelemetryFeature(FeatureBase):
         def run_snapshot(_tick: Tick) -> None:
             result = snapshot(ctx.conn())
             if result.get("reset") or result.get("dealloc"):
-                log.info("pg_stat_statements reset=%s dealloc=%s since the last snapshot",
-                         result.get("reset"), result.get("dealloc"))
+                log.info(
+                    "pg_stat_statements reset=%s dealloc=%s since the last snapshot",
+                    result.get("reset"),
+                    result.get("dealloc"),
+                )
 
         def run_retention(_tick: Tick) -> None:
             result = retention(ctx.conn())

@@ -45,8 +45,9 @@ class Progress:
         notes: list[str] = []
         yield notes.append
         detail = f" ({'; '.join(notes)})" if notes else ""
-        click.echo(f"[{self.number}/{self.total}] {title}: done in {time.monotonic() - started:.1f} s{detail}",
-                   err=True)
+        click.echo(
+            f"[{self.number}/{self.total}] {title}: done in {time.monotonic() - started:.1f} s{detail}", err=True
+        )
         sys.stderr.flush()
 
 
@@ -59,7 +60,9 @@ def top_statements(dsn: str, limit: int = 8) -> list[dict[str, Any]]:
             "       left(regexp_replace(s.query, '\\s+', ' ', 'g'), 70) AS query"
             "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
             " WHERE d.datname = current_database() AND s.query !~* 'asymm\\.|pg_stat_statements'"
-            " ORDER BY s.total_exec_time DESC LIMIT %s", (limit,)).fetchall()
+            " ORDER BY s.total_exec_time DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
     return [dict(zip(("calls", "mean_ms", "total_ms", "query"), row, strict=True)) for row in rows]
 
 
@@ -74,20 +77,33 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 
 @click.command("demo")
 @dsn_option
-@click.option("--redis-url", envvar="ASYMM_REDIS_URL", default="", show_envvar=True,
-              help="Redis for the cache step (the sandbox's); empty skips it.")
-@click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
-              help="Data size: 1 is 20k customers, 100k orders, about 250k order lines.")
-@click.option("--seconds", type=number(1, 3600), default=10, show_default=True,
-              help="How long the workload runs.")
-@click.option("--http-port", type=click.IntRange(0, 65535), default=0,
-              help="Dashboard port (0: a free one).")
+@click.option(
+    "--redis-url",
+    envvar="ASYMM_REDIS_URL",
+    default="",
+    show_envvar=True,
+    help="Redis for the cache step (the sandbox's); empty skips it.",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Data size: 1 is 20k customers, 100k orders, about 250k order lines.",
+)
+@click.option("--seconds", type=number(1, 3600), default=10, show_default=True, help="How long the workload runs.")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=0, help="Dashboard port (0: a free one).")
 @click.option("--serve", is_flag=True, help="Keep the daemon and the dashboard serving until Ctrl-C.")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the daemon's log lines go during the demo [default: demo.log in $ASYMM_SANDBOX_DIR;"
-                   " without a sandbox: stderr].")
-def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool,
-                 log_file: Path | None) -> None:
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the daemon's log lines go during the demo [default: demo.log in $ASYMM_SANDBOX_DIR;"
+    " without a sandbox: stderr].",
+)
+def demo_command(
+    dsn: str, redis_url: str, scale: int, seconds: float, http_port: int, serve: bool, log_file: Path | None
+) -> None:
     """Create the demo shop database next to DSN's database and show what asymm sees."""
     log = click.get_current_context().with_resource(logfile.routed_to(log_file or logfile.default_path()))
     progress = Progress(total=11)
@@ -104,8 +120,11 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
             if redis_url:  # before the baseline: its capture triggers are part of the intended schema
                 conn.execute("SELECT asymm.track('customers')")
             conn.execute("SELECT asymm.baseline('demo', ARRAY['public'])")
-        note("CREATE EXTENSION asymm CASCADE" + ("; asymm.track('customers')" if redis_url else "")
-             + "; asymm.baseline('demo')")
+        note(
+            "CREATE EXTENSION asymm CASCADE"
+            + ("; asymm.track('customers')" if redis_url else "")
+            + "; asymm.baseline('demo')"
+        )
     with progress.step("starting the asymm daemon with the dashboard") as note:
         port = http_port or _free_port()
         token = generate_token()  # the API needs one (every local user reaches 127.0.0.1): in the URL's fragment
@@ -119,8 +138,10 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
     try:
         with progress.step(f"running the shop workload for {seconds:g} s (the daemon samples it)") as note:
             result = workload.run(demo_dsn, sizes, seconds)
-            note(f"{result.statements:,} statements, {result.statements / result.seconds:,.0f}/s, "
-                 f"{result.errors} errors; {daemon.pulse.stats.ticks} pulses so far")
+            note(
+                f"{result.statements:,} statements, {result.statements / result.seconds:,.0f}/s, "
+                f"{result.errors} errors; {daemon.pulse.stats.ticks} pulses so far"
+            )
         advice: dict[str, Any] | None = None
         verdicts: dict[str, Any] = {}
         with progress.step("index advisor: suggest (HypoPG), apply with CREATE INDEX CONCURRENTLY") as note:
@@ -130,10 +151,16 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
                 note(f"skipped: {exc}")
             else:
                 applied = sum(1 for i in advice["indexes"] if i.get("applied") == "yes")
-                note(f"{len(advice['indexes'])} index(es) chosen, {applied} built; {advice['planned']} of "
-                     f"{advice['statements']} statements planned, {advice['whatif_calls']} what-if calls, "
-                     f"{advice['runtime_s']:.1f} s" + (f"; {len(advice['unverified'])} GIN index(es) HypoPG cannot"
-                                                       " price left unverified" if advice["unverified"] else ""))
+                note(
+                    f"{len(advice['indexes'])} index(es) chosen, {applied} built; {advice['planned']} of "
+                    f"{advice['statements']} statements planned, {advice['whatif_calls']} what-if calls, "
+                    f"{advice['runtime_s']:.1f} s"
+                    + (
+                        f"; {len(advice['unverified'])} GIN index(es) HypoPG cannot price left unverified"
+                        if advice["unverified"]
+                        else ""
+                    )
+                )
         if advice and any(i.get("applied") == "yes" for i in advice["indexes"]):
             with progress.step(f"re-running the workload for {seconds:g} s, then asymm verify") as note:
                 again = workload.run(demo_dsn, sizes, seconds)
@@ -141,9 +168,11 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
                 tally: dict[str, int] = {}
                 for item in verdicts["indexes"]:
                     tally[item["verdict"]] = tally.get(item["verdict"], 0) + 1
-                note(f"{again.statements:,} statements ({again.statements / again.seconds:,.0f}/s, before: "
-                     f"{result.statements / result.seconds:,.0f}/s); verdicts: "
-                     + ", ".join(f"{n} {v}" for v, n in sorted(tally.items())))
+                note(
+                    f"{again.statements:,} statements ({again.statements / again.seconds:,.0f}/s, before: "
+                    f"{result.statements / result.seconds:,.0f}/s); verdicts: "
+                    + ", ".join(f"{n} {v}" for v, n in sorted(tally.items()))
+                )
         else:
             with progress.step("re-running the workload, then asymm verify") as note:
                 note("skipped: no index was applied")
@@ -152,18 +181,24 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         with progress.step("schema drift: ALTER TABLE against baseline 'demo'") as note:
             with connect(demo_dsn, pin=False) as conn:  # the shop's own DDL
                 conn.execute("ALTER TABLE orders ADD COLUMN gift_note text")
-                drift_rows = conn.execute("SELECT kind, object_type, identity, severity FROM asymm.drift('demo')"
-                                          " ORDER BY identity").fetchall()
+                drift_rows = conn.execute(
+                    "SELECT kind, object_type, identity, severity FROM asymm.drift('demo') ORDER BY identity"
+                ).fetchall()
             note(f"{len(drift_rows)} finding(s): " + "; ".join(f"{k} {t} {i} ({s})" for k, t, i, s in drift_rows))
         with progress.step("semantic data graph") as note:
             with connect(demo_dsn) as conn:
                 counts = graph_mod.build(conn).as_dict()["counts"]
-            note(", ".join(f"{v} {k}" for k, v in sorted(counts["nodes"].items())) + "; edges "
-                 + ", ".join(f"{v} {k}" for k, v in sorted(counts["edges"].items())))
+            note(
+                ", ".join(f"{v} {k}" for k, v in sorted(counts["nodes"].items()))
+                + "; edges "
+                + ", ".join(f"{v} {k}" for k, v in sorted(counts["edges"].items()))
+            )
         with progress.step("status") as note:
             status = fetch_status(demo_dsn)
-            note(f"{daemon.pulse.stats.ticks} pulses, {daemon.pulse.stats.skipped} skipped, "
-                 f"{daemon.scheduler.overruns} overruns")
+            note(
+                f"{daemon.pulse.stats.ticks} pulses, {daemon.pulse.stats.skipped} skipped, "
+                f"{daemon.scheduler.overruns} overruns"
+            )
         click.echo("What asymm sees")
         click.echo("===============")
         click.echo(render_status(status))
@@ -174,8 +209,10 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         click.echo(table(top_statements(demo_dsn), ["calls", "mean_ms", "total_ms", "query"]))
         click.echo(f"\nDashboard: {url}" + ("" if serve else " (served during the demo; `make demo-serve` keeps it)"))
         quoted = shlex.quote(demo_dsn)
-        click.echo(f"Graph:     asymm graph --dsn {quoted} --format dot | dot -Tsvg > graph.svg"
-                   + ("" if shutil.which("dot") else "  (dot is Graphviz's: make deps installs it)"))
+        click.echo(
+            f"Graph:     asymm graph --dsn {quoted} --format dot | dot -Tsvg > graph.svg"
+            + ("" if shutil.which("dot") else "  (dot is Graphviz's: make deps installs it)")
+        )
         click.echo(f"Impact:    asymm impact --dsn {quoted} orders.status")
         click.echo(f"Explore:   psql {quoted}")
         click.echo(f"Log:       {log.describe()}")
@@ -187,8 +224,10 @@ def demo_command(dsn: str, redis_url: str, scale: int, seconds: float, http_port
         daemon.stop_event.set()
         thread.join(15)
     if serve:
-        click.echo("stopped: the daemon left cleanly" if not thread.is_alive()
-                   else "the daemon did not stop within 15 s", err=True)
+        click.echo(
+            "stopped: the daemon left cleanly" if not thread.is_alive() else "the daemon did not stop within 15 s",
+            err=True,
+        )
 
 
 def _serve_until_signal(daemon: Daemon, thread: threading.Thread) -> None:
@@ -226,9 +265,11 @@ def indexes_table(advice: dict[str, Any], verdicts: dict[str, Any]) -> str:
     """The chosen indexes: estimated benefit (planner cost units), verdict, mean latency before → after."""
     if not advice["indexes"]:
         return "(no index worth its cost for this workload)"
-    return (table(indexes.summary_rows(advice, verdicts), indexes.COLUMNS)
-            + "\nbenefit: planner cost units saved (calls x cost) minus the write penalty;"
-              " latency: mean of the index's statements")
+    return (
+        table(indexes.summary_rows(advice, verdicts), indexes.COLUMNS)
+        + "\nbenefit: planner cost units saved (calls x cost) minus the write penalty;"
+        " latency: mean of the index's statements"
+    )
 
 
 def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
@@ -251,8 +292,10 @@ def _cache_step(dsn: str, redis_url: str, daemon: Daemon) -> str:
     finally:
         cache.close()
     name = (row or {}).get("full_name")
-    return (f"customers row 1 from Redis: full_name={name!r} ({cache.stats.hits} hit(s), "
-            f"{cache.stats.misses} miss(es)); sync lag {lag}; same row again: {again == row}")
+    return (
+        f"customers row 1 from Redis: full_name={name!r} ({cache.stats.hits} hit(s), "
+        f"{cache.stats.misses} miss(es)); sync lag {lag}; same row again: {again == row}"
+    )
 
 
 def _sync_lag(dsn: str) -> str:

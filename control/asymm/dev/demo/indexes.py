@@ -46,14 +46,16 @@ def summary_rows(advice: dict[str, Any], verdicts: dict[str, Any]) -> list[dict[
             else:
                 change = f" ({100 * (after / before - 1):+.0f} %)" if before else ""
             latency = f"{before:.3f} -> {after:.3f} ms{change}"
-        rows.append({
-            "index": f"{item['table']} ({', '.join(item['columns'])})",
-            "est. benefit": f"{item['estimated_benefit']:,.0f}",
-            "applied": str(item.get("applied", "no")),
-            "verdict": measured.get("verdict", "-"),
-            "mean latency before -> after": latency,
-            "calls since": str(measured.get("calls_since", "-")),
-        })
+        rows.append(
+            {
+                "index": f"{item['table']} ({', '.join(item['columns'])})",
+                "est. benefit": f"{item['estimated_benefit']:,.0f}",
+                "applied": str(item.get("applied", "no")),
+                "verdict": measured.get("verdict", "-"),
+                "mean latency before -> after": latency,
+                "calls since": str(measured.get("calls_since", "-")),
+            }
+        )
     return rows
 
 

@@ -33,25 +33,34 @@ def load_schema(dsn: str, scale: int = 1) -> dict[str, int]:
             " SELECT 'user' || g || '@example.' || (ARRAY['com','org','net'])[1 + g %% 3],"
             "        'Customer ' || g, (ARRAY['FR','DE','US','JP','BR','IN'])[1 + g %% 6],"
             "        now() - make_interval(days => g %% 900)"
-            "   FROM generate_series(1, %s) g", (customers,))
+            "   FROM generate_series(1, %s) g",
+            (customers,),
+        )
         conn.execute(
             "INSERT INTO products (sku, name, category, price_cents, attributes)"
             " SELECT 'SKU-' || lpad(g::text, 6, '0'), 'Product ' || g,"
             "        (ARRAY['books','games','garden','kitchen','music','tools'])[1 + g %% 6],"
             "        100 + (g * 37) %% 20000,"
             "        jsonb_build_object('color', (ARRAY['red','green','blue'])[1 + g %% 3], 'size', g %% 5)"
-            "   FROM generate_series(1, %s) g", (products,))
+            "   FROM generate_series(1, %s) g",
+            (products,),
+        )
         conn.execute(
             "INSERT INTO orders (customer_id, status, placed_at)"
             " SELECT 1 + (g * 7919) %% %s, (ARRAY['new','paid','shipped','cancelled'])[1 + g %% 4],"
             "        now() - make_interval(mins => g %% 200000)"
-            "   FROM generate_series(1, %s) g", (customers, orders))
+            "   FROM generate_series(1, %s) g",
+            (customers, orders),
+        )
         conn.execute(
             "INSERT INTO order_items (order_id, line_no, product_id, quantity, price_cents)"
             " SELECT o, l, 1 + (o * 31 + l * 17) %% %s, 1 + (o + l) %% 4, 100 + (o * l) %% 5000"
-            "   FROM generate_series(1, %s) o, generate_series(1, 1 + o %% 4) l", (products, orders))
+            "   FROM generate_series(1, %s) o, generate_series(1, 1 + o %% 4) l",
+            (products, orders),
+        )
         conn.execute(
-            "UPDATE orders o SET total_cents = t.total_cents FROM order_totals t WHERE t.order_id = o.order_id")
+            "UPDATE orders o SET total_cents = t.total_cents FROM order_totals t WHERE t.order_id = o.order_id"
+        )
         conn.commit()
     with connect(dsn, pin=False) as conn:
         conn.execute("VACUUM ANALYZE")

@@ -19,22 +19,25 @@ from asymm.db import connect
 STATEMENTS: list[tuple[str, str]] = [
     ("customer by id", "SELECT * FROM customers WHERE customer_id = %(customer)s"),
     ("customer by email", "SELECT customer_id FROM customers WHERE lower(email) = lower(%(email)s)"),
-    ("recent orders of a customer",
-     "SELECT order_id, status, placed_at FROM orders WHERE customer_id = %(customer)s"
-     " ORDER BY placed_at DESC LIMIT 10"),
-    ("orders by status and date",
-     "SELECT count(*) FROM orders WHERE status = %(status)s AND placed_at > now() - %(age)s::interval"),
+    (
+        "recent orders of a customer",
+        "SELECT order_id, status, placed_at FROM orders WHERE customer_id = %(customer)s"
+        " ORDER BY placed_at DESC LIMIT 10",
+    ),
+    (
+        "orders by status and date",
+        "SELECT count(*) FROM orders WHERE status = %(status)s AND placed_at > now() - %(age)s::interval",
+    ),
     ("order lines", "SELECT * FROM order_items WHERE order_id = %(order)s"),
-    ("product sales",
-     "SELECT sum(quantity) FROM order_items WHERE product_id = %(product)s"),
-    ("products by attribute",
-     "SELECT product_id, name FROM products WHERE attributes @> %(attrs)s::jsonb LIMIT 20"),
-    ("category revenue",
-     "SELECT p.category, sum(i.quantity * i.price_cents) FROM order_items i"
-     " JOIN products p USING (product_id) WHERE p.category = %(category)s GROUP BY p.category"),
+    ("product sales", "SELECT sum(quantity) FROM order_items WHERE product_id = %(product)s"),
+    ("products by attribute", "SELECT product_id, name FROM products WHERE attributes @> %(attrs)s::jsonb LIMIT 20"),
+    (
+        "category revenue",
+        "SELECT p.category, sum(i.quantity * i.price_cents) FROM order_items i"
+        " JOIN products p USING (product_id) WHERE p.category = %(category)s GROUP BY p.category",
+    ),
     ("pay an order", "UPDATE orders SET status = 'paid' WHERE order_id = %(order)s AND status = 'new'"),
-    ("new customer",
-     "INSERT INTO customers (email, full_name, country) VALUES (%(email)s, 'Walk-in', 'FR')"),
+    ("new customer", "INSERT INTO customers (email, full_name, country) VALUES (%(email)s, 'Walk-in', 'FR')"),
 ]
 
 

@@ -44,6 +44,16 @@ from asymm.dev.sandbox.statedir import DEFAULT_DIR, default_dir
 from asymm.dev.sandbox.users import DEFAULT_SERVER_USER
 
 __all__ = [
-    "DEFAULT_DIR", "DEFAULT_SERVER_USER", "PASS_FILE", "STATE_FILE", "RedisClusterBox", "Sandbox",
-    "cluster_down", "cluster_up", "default_dir", "down", "load", "up",
+    "DEFAULT_DIR",
+    "DEFAULT_SERVER_USER",
+    "PASS_FILE",
+    "STATE_FILE",
+    "RedisClusterBox",
+    "Sandbox",
+    "cluster_down",
+    "cluster_up",
+    "default_dir",
+    "down",
+    "load",
+    "up",
 ]

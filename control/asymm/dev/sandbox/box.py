@@ -45,13 +45,20 @@ class Sandbox:
     def dsn(self, dbname: str = "postgres") -> str:
         """Through the unix socket in the 0700 ``run`` directory, which trusts every role: tests connect as
         roles they just made, without passwords.  ``passfile`` is there for whoever swaps in a TCP host."""
-        return conninfo.make_conninfo("", host=str(self.socket_dir), port=str(self.pg_port), user=SUPERUSER,
-                                      dbname=dbname, passfile=str(self.pass_file))
+        return conninfo.make_conninfo(
+            "",
+            host=str(self.socket_dir),
+            port=str(self.pg_port),
+            user=SUPERUSER,
+            dbname=dbname,
+            passfile=str(self.pass_file),
+        )
 
     def tcp_dsn(self, dbname: str = "postgres") -> str:
         """Over TCP on 127.0.0.1, where the superuser needs the generated password (from ``passfile``)."""
-        return conninfo.make_conninfo("", host="127.0.0.1", port=str(self.pg_port), user=SUPERUSER,
-                                      dbname=dbname, passfile=str(self.pass_file))
+        return conninfo.make_conninfo(
+            "", host="127.0.0.1", port=str(self.pg_port), user=SUPERUSER, dbname=dbname, passfile=str(self.pass_file)
+        )
 
     @property
     def redis_url(self) -> str:
@@ -96,5 +103,9 @@ class Sandbox:
 
     def running(self) -> bool:
         """Both servers are up, and they are ours (pid files in our directory, our server user)."""
-        return (postgres.postmaster_pid(self) is not None and redis_server.pid(self) is not None
-                and port_open(self.pg_port) and port_open(self.redis_port))
+        return (
+            postgres.postmaster_pid(self) is not None
+            and redis_server.pid(self) is not None
+            and port_open(self.pg_port)
+            and port_open(self.redis_port)
+        )

@@ -79,18 +79,50 @@ def cluster_up(root: Path, nodes: int = 3, os_user: str | None = None) -> RedisC
             if os.geteuid() == 0:
                 os.chown(root, entry.pw_uid, entry.pw_gid)
                 os.chown(node, entry.pw_uid, entry.pw_gid)
-            run_as(user, [
-                shutil.which("redis-server") or "redis-server",
-                "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-                "--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
-                "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no", "--dir", str(node),
-                "--pidfile", str(node / "redis.pid"), "--logfile", str(node / "redis.log"),
-            ], what="start a Redis Cluster node")
+            run_as(
+                user,
+                [
+                    shutil.which("redis-server") or "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--daemonize",
+                    "yes",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(node / "nodes.conf"),
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(node),
+                    "--pidfile",
+                    str(node / "redis.pid"),
+                    "--logfile",
+                    str(node / "redis.log"),
+                ],
+                what="start a Redis Cluster node",
+            )
         for port in ports:
             wait_for_port(port, "Redis Cluster node")
-        run_as(user, [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
-                      *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0", "--cluster-yes"],
-               what="create the Redis Cluster")
+        run_as(
+            user,
+            [
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            what="create the Redis Cluster",
+        )
         _wait_cluster_ok(ports)
     except BaseException:
         cluster_down(box)
@@ -105,8 +137,12 @@ def _wait_cluster_ok(ports: list[int]) -> None:
     while True:
         states = []
         for port in ports:
-            out = subprocess.run([cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
-                                 capture_output=True, text=True, check=False).stdout
+            out = subprocess.run(
+                [cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
             states.append("cluster_state:ok" in out)
         if all(states):
             return

@@ -12,9 +12,12 @@ from asymm.cli.common import emit, json_option
 from asymm.dev import sandbox
 
 dir_option = click.option(
-    "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Sandbox directory, created 0700 and refused if another user could have made or changed it "
-         "[default: $ASYMM_SANDBOX_DIR or /tmp/asymm-sandbox-UID].",
+    "[default: $ASYMM_SANDBOX_DIR or /tmp/asymm-sandbox-UID].",
 )
 
 
@@ -38,8 +41,12 @@ def sandbox_up(root: Path | None, as_json: bool) -> None:
 
 @sandbox_group.command("env")
 @dir_option
-@click.option("--dbname", default="postgres", show_default=True,
-              help="The database that PGDATABASE and ASYMM_DSN name (the demo's is asymm_demo).")
+@click.option(
+    "--dbname",
+    default="postgres",
+    show_default=True,
+    help="The database that PGDATABASE and ASYMM_DSN name (the demo's is asymm_demo).",
+)
 @json_option
 def sandbox_env(root: Path | None, dbname: str, as_json: bool) -> None:
     """Print the environment variables that point at a running sandbox (eval-able)."""

@@ -48,8 +48,14 @@ def up(root: Path | None = None) -> Sandbox:
     make_root(root, server)
     pg_port = free_port()
     redis_port = free_port(avoid=pg_port)
-    box = Sandbox(root=str(root), pg_bindir=bindir, pg_port=pg_port, redis_port=redis_port, os_user=os_user,
-                  redis_password=secrets.token_urlsafe(32))
+    box = Sandbox(
+        root=str(root),
+        pg_bindir=bindir,
+        pg_port=pg_port,
+        redis_port=redis_port,
+        os_user=os_user,
+        redis_password=secrets.token_urlsafe(32),
+    )
     try:
         prepare_server_dirs((box.data_dir, box.socket_dir, box.redis_dir), server)
         redis_server.write_config(box, server)

@@ -56,11 +56,23 @@ def initdb(box: ServerPaths, server: pwd.struct_passwd) -> None:
     pwfile = box.socket_dir / "initdb.pw"
     write_private(pwfile, password + "\n", owner=server)
     try:
-        run_as(box.os_user, [
-            box.pg_bindir + "/initdb", "-D", str(box.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-            "--auth-host=scram-sha-256", "--auth-local=trust",
-            "--no-locale", "--encoding=UTF8", "--no-instructions",
-        ], what="initialise the PostgreSQL cluster")
+        run_as(
+            box.os_user,
+            [
+                box.pg_bindir + "/initdb",
+                "-D",
+                str(box.data_dir),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "--no-locale",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            what="initialise the PostgreSQL cluster",
+        )
     finally:
         pwfile.unlink(missing_ok=True)
     write_private(box.pass_file, f"127.0.0.1:*:*:{SUPERUSER}:{password}\n")
@@ -72,16 +84,32 @@ def initdb(box: ServerPaths, server: pwd.struct_passwd) -> None:
 
 
 def start(box: ServerPaths) -> None:
-    run_as(box.os_user, [
-        box.pg_bindir + "/pg_ctl", "-D", str(box.data_dir), "-l", str(box.socket_dir / "postgres.log"),
-        "-w", "-t", str(START_TIMEOUT_S), "-o", f"-p {box.pg_port} -k {box.socket_dir}", "start",
-    ], what="start PostgreSQL")
+    run_as(
+        box.os_user,
+        [
+            box.pg_bindir + "/pg_ctl",
+            "-D",
+            str(box.data_dir),
+            "-l",
+            str(box.socket_dir / "postgres.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-o",
+            f"-p {box.pg_port} -k {box.socket_dir}",
+            "start",
+        ],
+        what="start PostgreSQL",
+    )
 
 
 def stop(box: ServerPaths, mode: str = "fast") -> None:
     if (box.data_dir / "postmaster.pid").exists():
-        run_as(box.os_user, [box.pg_bindir + "/pg_ctl", "-D", str(box.data_dir), "-m", mode,
-                             "-w", "-t", str(START_TIMEOUT_S), "stop"], what="stop PostgreSQL")
+        run_as(
+            box.os_user,
+            [box.pg_bindir + "/pg_ctl", "-D", str(box.data_dir), "-m", mode, "-w", "-t", str(START_TIMEOUT_S), "stop"],
+            what="stop PostgreSQL",
+        )
 
 
 def postmaster_pid(box: ServerPaths) -> int | None:
@@ -91,11 +119,13 @@ def postmaster_pid(box: ServerPaths) -> int | None:
 
 # -- binaries -------------------------------------------------------------------------------------
 
+
 def _pg_config_bindir() -> str | None:
     pg_config = os.environ.get("PG_CONFIG") or shutil.which("pg_config") or "pg_config"
     try:
-        return subprocess.run([pg_config, "--bindir"], check=True, capture_output=True,
-                              text=True).stdout.strip() or None
+        return (
+            subprocess.run([pg_config, "--bindir"], check=True, capture_output=True, text=True).stdout.strip() or None
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
 

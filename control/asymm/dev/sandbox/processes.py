@@ -26,8 +26,7 @@ def run_as(user: str, argv: list[str], *, what: str) -> None:
         entry = pwd.getpwnam(user)
         kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     try:
-        subprocess.run(argv, check=True, capture_output=True, text=True, cwd="/", timeout=START_TIMEOUT_S * 2,
-                       **kwargs)  # type: ignore[call-overload]
+        subprocess.run(argv, check=True, capture_output=True, text=True, cwd="/", timeout=START_TIMEOUT_S * 2, **kwargs)  # type: ignore[call-overload]
     except FileNotFoundError:
         raise SandboxError(f"cannot {what}: {argv[0]} not found") from None
     except subprocess.CalledProcessError as exc:

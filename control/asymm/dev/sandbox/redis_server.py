@@ -21,12 +21,30 @@ def write_config(box: ServerPaths, server: pwd.struct_passwd) -> None:
 
 
 def start(box: ServerPaths) -> None:
-    run_as(box.os_user, [
-        shutil.which("redis-server") or "redis-server", str(box.redis_dir / "redis.conf"),
-        "--port", str(box.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
-        "--save", "", "--appendonly", "no", "--dir", str(box.redis_dir),
-        "--pidfile", str(box.redis_dir / "redis.pid"), "--logfile", str(box.redis_dir / "redis.log"),
-    ], what="start Redis")
+    run_as(
+        box.os_user,
+        [
+            shutil.which("redis-server") or "redis-server",
+            str(box.redis_dir / "redis.conf"),
+            "--port",
+            str(box.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(box.redis_dir),
+            "--pidfile",
+            str(box.redis_dir / "redis.pid"),
+            "--logfile",
+            str(box.redis_dir / "redis.log"),
+        ],
+        what="start Redis",
+    )
     wait_for_port(box.redis_port, "Redis")
 
 

@@ -51,10 +51,12 @@ def read_state(root: Path) -> Sandbox | None:
 
 def _validated(root: Path, path: Path, data: object) -> Sandbox:
     """A Sandbox from the state file's data, each value checked against what it may be."""
-    fields = {"root": str, "pg_bindir": str, "pg_port": int, "redis_port": int, "os_user": str,
-              "redis_password": str}
-    if not isinstance(data, dict) or set(data) != set(fields) \
-            or not all(isinstance(data[k], t) for k, t in fields.items()):
+    fields = {"root": str, "pg_bindir": str, "pg_port": int, "redis_port": int, "os_user": str, "redis_password": str}
+    if (
+        not isinstance(data, dict)
+        or set(data) != set(fields)
+        or not all(isinstance(data[k], t) for k, t in fields.items())
+    ):
         raise SandboxError(f"{path} is not a sandbox state file of this asymm version; remove {root}")
     bad = _state_problem(root, data)
     if bad:

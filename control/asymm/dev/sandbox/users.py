@@ -29,8 +29,7 @@ def server_user() -> str:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        raise SandboxError(f"user {name!r} does not exist; set ASYMM_SANDBOX_USER to an unprivileged user") \
-            from None
+        raise SandboxError(f"user {name!r} does not exist; set ASYMM_SANDBOX_USER to an unprivileged user") from None
     if entry.pw_uid == 0:
         raise SandboxError("ASYMM_SANDBOX_USER must not be root: PostgreSQL refuses to run as root")
     return name
@@ -43,16 +42,32 @@ def _ensure_system_user(name: str) -> None:
         return
     except KeyError:
         pass
-    done = subprocess.run([shutil.which("useradd") or "/usr/sbin/useradd", "--system", "--user-group",
-                           "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                           "--comment", "asymm sandbox servers", name],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            shutil.which("useradd") or "/usr/sbin/useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "asymm sandbox servers",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         pwd.getpwnam(name)  # made by us, or by a concurrent sandbox a moment ago
     except KeyError:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise SandboxError(f"cannot create the system user {name!r} ({detail[-1] if detail else done.returncode});"
-                           " set ASYMM_SANDBOX_USER to an unprivileged user") from None
+        raise SandboxError(
+            f"cannot create the system user {name!r} ({detail[-1] if detail else done.returncode});"
+            " set ASYMM_SANDBOX_USER to an unprivileged user"
+        ) from None
 
 
 def check_reachable(directory: Path, user: str) -> None:
