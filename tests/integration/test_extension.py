@@ -41,8 +41,8 @@ def test_create_extension_cascade_in_a_plain_database(make_db: Callable[..., str
         assert status["plpython"].startswith("3.")
         assert (
             status["version"]
-            == conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'asymm'").fetchone()[0]
-        )  # type: ignore[index]
+            == conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'asymm'").fetchone()[0]  # type: ignore[index]
+        )
 
 
 def test_drop_extension_leaves_nothing_behind(make_db: Callable[..., str]) -> None:
@@ -211,8 +211,10 @@ def test_every_extension_function_pins_search_path(conn: psycopg.Connection[tupl
     languages = {str(r[1]) for r in rows}
     assert {"sql", "plpgsql", "plpython3u", "c"} <= languages
     unpinned = sorted(
-        str(name) for name, _lang, config in rows if "search_path=pg_catalog, pg_temp" not in list(config)
-    )  # type: ignore[call-overload]
+        str(name)
+        for name, _lang, config in rows
+        if "search_path=pg_catalog, pg_temp" not in list(config)  # type: ignore[call-overload]
+    )
     assert [u for u in unpinned if u not in CALLER_PATH_WRAPPERS] == []
 
 

@@ -47,8 +47,8 @@ def run_probe(app: Conn, times: int) -> None:
 
 def probe_history(ctl: Conn) -> list[tuple[int, float]]:
     return [
-        (int(r[0]), float(r[1]))
-        for r in ctl.execute(  # type: ignore[arg-type]
+        (int(r[0]), float(r[1]))  # type: ignore[arg-type]
+        for r in ctl.execute(
             "SELECT s.calls, s.total_ms FROM asymm.query_stats s JOIN asymm.queries q USING (dbid, userid, queryid)"
             " WHERE q.query LIKE '%telemetry_probe%' ORDER BY s.sampled_at"
         ).fetchall()
