@@ -139,6 +139,10 @@ def leader_pid_in_status(dsn: str) -> int | None:
     return int(flagged[0]["pid"])
 
 
+def _task_runs(daemon: Running, name: str) -> int:
+    return int(next(t for t in daemon.status()["tasks"] if t["name"] == name)["runs"])
+
+
 def test_exactly_one_leader_and_failover_after_sigkill(db: str, start_daemon) -> None:  # type: ignore[no-untyped-def]
     daemons = [start_daemon(db) for _ in range(3)]
     assert wait_for(lambda: len(leaders(daemons)) == 1)
@@ -147,7 +151,10 @@ def test_exactly_one_leader_and_failover_after_sigkill(db: str, start_daemon) ->
     assert wait_for(lambda: leader_pid_in_status(db) == leaders(daemons)[0].proc.pid)
     text = render_status(fetch_status(db))
     assert text.count("(leader)") == 1 and text.count("(standby)") == 2, text
-    time.sleep(1.0)  # a few heartbeats: the leader-only task ran on the leader only
+    # Wait on the counter, not the clock: once the leader ran its leader-only task twice, the standbys
+    # have had as many pulses to (wrongly) run it too.
+    leader = leaders(daemons)[0]
+    assert wait_for(lambda: _task_runs(leader, "daemon-registry-gc") >= 2)
     assert len(leaders(daemons)) == 1
     for d in daemons:
         gc = next(t for t in d.status()["tasks"] if t["name"] == "daemon-registry-gc")
