@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
 from asymm.sync.tables import Protector, load_tables
+from tests.harness.leaks import leaks
 from tests.harness.sync_helpers import full_compare
 
 Conn = psycopg.Connection[Any]
@@ -35,26 +36,6 @@ HMAC_KEY = "test-key"  # the key full_compare() protects with
 def exact(doc: str) -> Any:
     """A JSON text parsed without losing any number (compare two documents by value, exactly)."""
     return json.loads(doc, parse_float=Decimal, parse_int=Decimal)
-
-
-def redis_values(client: redis.Redis) -> list[bytes]:
-    """Every value of every key in Redis (strings, hashes, sets), to look for a secret in."""
-    out: list[bytes] = []
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        out.append(key)
-        if kind == b"string":
-            out.append(client.get(key) or b"")
-        elif kind == b"hash":
-            out += [v for pair in client.hgetall(key).items() for v in pair]  # type: ignore[union-attr]
-        elif kind == b"set":
-            out += list(client.smembers(key))  # type: ignore[arg-type]
-    return out
-
-
-def leaks(client: redis.Redis, secrets: list[str]) -> list[str]:
-    values = redis_values(client)
-    return [s for s in secrets if any(s.encode() in v for v in values)]
 
 
 # -- point 3: hmac mode keeps every other value exactly --------------------------------------------

@@ -23,32 +23,13 @@ from psycopg import sql
 
 from asymm.cache import Cache
 from asymm.sync import SyncEngine
+from tests.harness.leaks import leaks
 from tests.harness.roles import role_dsn
 from tests.harness.sync_helpers import full_compare, wait_for
 
 Conn = psycopg.Connection[Any]
 HMAC_KEY = "test-key"  # the key full_compare() protects with
 CARDS = "CARD-%s-4111"
-
-
-def redis_values(client: redis.Redis) -> list[bytes]:
-    """Every key name and every value (strings, hashes, sets) in Redis, to look for a secret in."""
-    out: list[bytes] = []
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        out.append(key)
-        if kind == b"string":
-            out.append(client.get(key) or b"")
-        elif kind == b"hash":
-            out += [v for pair in client.hgetall(key).items() for v in pair]  # type: ignore[union-attr]
-        elif kind == b"set":
-            out += list(client.smembers(key))  # type: ignore[arg-type]
-    return out
-
-
-def leaks(client: redis.Redis, secrets: list[str]) -> list[str]:
-    values = redis_values(client)
-    return [s for s in secrets if any(s.encode() in v for v in values)]
 
 
 def all_cards() -> list[str]:
