@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from asymm.advisor import api as advisor_api
 from asymm.daemon.feature import FeatureBase, TaskContext
 from asymm.daemon.pulse import Tick
 from asymm.daemon.scheduler import Task
@@ -48,15 +49,9 @@ class ScheduledAdvisor:
         self.thread.start()
 
     def run(self, auto_apply: bool) -> None:
-        from asymm.advisor.advise import advise, settings_from_db, store
-        from asymm.advisor.apply import apply_result
-
         try:
             with connect(self.ctx.dsn) as conn:
-                result = advise(conn, settings_from_db(conn))
-                store(conn, result)
-                if auto_apply:
-                    apply_result(conn, result)
+                result = advisor_api.advise_and_store(conn, auto_apply=auto_apply)
             self.runs += 1
             self.last_error = None
             log.info(

@@ -3,7 +3,7 @@
 Why each its own function: every section is computed independently and reports its own error
 (:mod:`asymm.dashboard.feature`), so a missing piece (no Redis, no advisor, no
 pg_stat_statements) leaves the rest of the page working.  Where a feature has an API function for
-what a panel shows, the panel calls it (telemetry, drift, sync, graph) rather than repeat its SQL.
+what a panel shows, the panel calls it (telemetry, drift, sync, advisor, graph) rather than repeat its SQL.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from asymm import graph as graph_mod
+from asymm.advisor import api as advisor_api
 from asymm.daemon.feature import ApiError
 from asymm.db import session_search_path
 from asymm.drift import api as drift_api
@@ -94,30 +95,16 @@ SIZE_NOTE = "HypoPG's size estimate, pessimistic: the real index is usually smal
 def suggestions(conn: Conn) -> dict[str, Any]:
     """The index advisor's latest run plus everything applied, failed or rolled back, with the verify verdict.
 
-    Reads ``asymm.index_suggestions_latest`` (sql/30_advisor.sql).  ``estimated_benefit`` is in
+    Through :func:`asymm.advisor.api.latest_suggestions`.  ``estimated_benefit`` is in
     planner cost units (calls × cost saved, minus the write penalty); ``size_bytes`` is HypoPG's
     estimate, which is pessimistic; the verified gain (verdict and mean latency of the index's
     queries before → after) comes from ``asymm verify`` (``verdict_detail``).  Applied indexes
     come first: they are what changed the database.
     """
-    if not _exists(conn, "asymm.index_suggestions_latest"):
+    items = advisor_api.latest_suggestions(conn)
+    if items is None:
         return {"installed": False, "items": [], "size_note": SIZE_NOTE}
-    items = _rows(
-        conn,
-        """
-        SELECT suggestion_id, run_id::text AS run_id, suggested_at, table_name, columns, method, index_name,
-               definition, estimated_benefit, size_bytes, cardinality(queryids) AS queries, status,
-               applied_at, error, verified_at, verdict,
-               (verdict_detail->>'mean_before_ms')::float8 AS mean_before_ms,
-               (verdict_detail->>'mean_after_ms')::float8 AS mean_after_ms,
-               (verdict_detail->>'calls_since')::int8 AS calls_since
-          FROM asymm.index_suggestions_latest
-         ORDER BY status = 'suggested', coalesce(applied_at, suggested_at) DESC, estimated_benefit DESC,
-                  suggestion_id DESC
-         LIMIT 20""",
-    )
-    hypopg = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')").fetchone()
-    return {"installed": True, "hypopg": bool(hypopg and hypopg[0]), "items": items, "size_note": SIZE_NOTE}
+    return {"installed": True, "hypopg": advisor_api.hypopg_installed(conn), "items": items, "size_note": SIZE_NOTE}
 
 
 def drift_events(conn: Conn) -> dict[str, Any]:
