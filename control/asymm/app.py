@@ -13,7 +13,7 @@ from asymm.daemon.config import DaemonConfig, LoadedConfig
 from asymm.daemon.feature import Feature
 from asymm.daemon.service import Daemon
 from asymm.dashboard.feature import DashboardFeature
-from asymm.drift.watcher import DriftFeature
+from asymm.drift.feature import DriftFeature
 from asymm.sync.feature import SyncFeature
 from asymm.telemetry.feature import TelemetryFeature
 

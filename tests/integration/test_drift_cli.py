@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from asymm.app import make_daemon
 from asymm.cli import main
 from asymm.daemon.service import DaemonConfig
-from asymm.drift.watcher import DriftFeature
+from asymm.drift.feature import DriftFeature
 
 SCHEMA = """
 CREATE SCHEMA app;

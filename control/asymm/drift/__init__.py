@@ -2,7 +2,7 @@
 
 Faces, like every feature: :mod:`asymm.drift.api` (functions over a connection: baseline, accept,
 items, plan, render_sql), :mod:`asymm.drift.scratch` (validating a plan on a scratch copy of the
-schema, which the server cannot do from inside a transaction) and :mod:`asymm.drift.watcher` (the
+schema, which the server cannot do from inside a transaction) and :mod:`asymm.drift.feature` (the
 daemon's reconciliation and opt-in restore of dropped baseline indexes).  The public names are
 re-exported here, so ``from asymm import drift; drift.plan(...)`` keeps working.
 """
