@@ -29,11 +29,11 @@ class Options:
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
     max_regression: float = 0.10
-    # the write bound (module docstring); None turns it off
+    # the write bound (docs/advisor.md); None turns it off
     max_write_regression: float | None = 0.10
     statement_overhead_ms: float = 0.15
     index_entry_ms: float = 0.012
-    brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), module docstring
+    brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), docs/advisor.md
     near_tie: float = 0.15
 
 
@@ -70,7 +70,7 @@ class _Write:
 
 
 class WriteModel:
-    """What a set of indexes costs the workload's INSERT and UPDATE statements; see the module docstring."""
+    """What a set of indexes costs the workload's INSERT and UPDATE statements (docs/advisor.md, "The write bound")."""
 
     def __init__(self, workload: Workload, tables: dict[int, Table], options: Options) -> None:
         self.options = options
@@ -114,7 +114,7 @@ class WriteModel:
     def weight(self, method: str) -> float:
         """What an index of ``method`` costs a written row, in btree entries (``index_entry_ms``).
 
-        BRIN: ``brin_entry_ms`` (measured, see the module docstring); every other method as a btree."""
+        BRIN: ``brin_entry_ms`` (measured, see docs/advisor.md); every other method as a btree."""
         if method == "brin" and self.options.index_entry_ms > 0:
             return self.options.brin_entry_ms / self.options.index_entry_ms
         return 1.0
@@ -200,7 +200,7 @@ def select(
 
 
 class _Selection:
-    """One run of the greedy selection (module docstring); its state, shared by the steps, in attributes."""
+    """One run of the greedy selection (docs/advisor.md); its state, shared by the steps, in attributes."""
 
     def __init__(
         self,

@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         loopback = config_mod.is_loopback(bound[0])
         if loopback and (path == "/metrics" or config.http_auth == "none"):
-            return False  # /metrics: counters only (see the module docstring); none: the operator's choice
+            return False  # /metrics: counters only (docs/daemon.md, "Security"); none: the operator's choice
         token = config.http_token
         given = self.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")

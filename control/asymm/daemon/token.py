@@ -28,7 +28,7 @@ def generate() -> str:
 
 
 def directory(config: DaemonConfig, env: Mapping[str, str]) -> Path | None:
-    """Where a generated token goes (see the module docstring), or None if nowhere is suitable."""
+    """Where a generated token goes (docs/daemon.md, "The generated token"), or None if nowhere is suitable."""
     if config.http_token_dir:
         return private_paths.absolute(Path(config.http_token_dir))
     runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
