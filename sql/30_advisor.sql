@@ -1,5 +1,5 @@
 -- asymm: since 0.2.0
--- Index advisor (SPEC section 4): suggestions, what was applied, and whether it paid off.
+-- Index advisor: suggestions, what was applied, and whether it paid off.
 -- The advisor itself runs in the control plane (control/asymm/advisor/); the database keeps its
 -- results so that SQL users, the dashboard and a later `asymm verify` can read them.
 

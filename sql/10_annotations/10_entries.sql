@@ -1,5 +1,5 @@
 -- asymm: since 0.2.0
--- Annotations (SPEC section 2): the σ ρ γ κ λ catalog, its validation, addressing and lifecycle.
+-- Annotations: the σ ρ γ κ λ catalog, its validation, addressing and lifecycle.
 --
 -- Keying.  An annotation is keyed by the portable address of its target, the triple that
 -- pg_identify_object_as_address() returns (type, names, args), never by an OID or a regclass

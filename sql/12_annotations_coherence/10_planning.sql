@@ -26,7 +26,7 @@ $$;
 COMMENT ON FUNCTION asymm._pgss_queries() IS 'Top-level statements pg_stat_statements recorded in this database, with the role that ran each (empty when it is absent); internal';
 
 -- ---------------------------------------------------------------------------------------------
--- Planning text asymm did not write (SPEC section 9): only ever as the role that wrote it, in a
+-- Planning text asymm did not write (README, "Security"): only ever as the role that wrote it, in a
 -- security-restricted operation, never executed (extension/src/planas.c explains how and why).
 
 CREATE FUNCTION asymm._explain_as(author oid, query text, param_types text[] DEFAULT NULL,
@@ -99,7 +99,7 @@ AS $$ SELECT asymm._generic_plan(query, pg_catalog.to_regrole(pg_catalog.quote_i
                                  pg_catalog.current_setting('search_path')) $$;
 COMMENT ON FUNCTION asymm.generic_plan(text) IS 'Generic plan (EXPLAIN JSON) of a query with $n parameters, planned as the caller with the caller''s search_path (a security-restricted operation: what it runs cannot change role); never executes it';
 
--- The role a query annotation's text is planned as (SPEC section 9).  A text pg_stat_statements
+-- The role a query annotation's text is planned as (README, "Security").  A text pg_stat_statements
 -- recorded in this database (asymm annotate --queryid, asymm.infer()) belongs to the role that
 -- ran it (when several did, the most frequent one the writer may assume); any other text to the
 -- role that wrote the annotation.  Kept by pg_dump with the annotation, as a role name.

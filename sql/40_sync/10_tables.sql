@@ -1,7 +1,7 @@
 -- asymm: since 0.2.0
--- Redis sync (SPEC section 5): change capture into a thin outbox, consumed by the daemon.
+-- Redis sync: change capture into a thin outbox, consumed by the daemon.
 --
--- Design, in short (control/asymm/sync/__init__.py has the full argument):
+-- Design, in short (docs/sync.md has the full argument):
 -- * capture: per tracked table, statement-level AFTER triggers with transition tables write ONE
 --   outbox row per statement (table, op, xid, keys text[]), so a 200k-row INSERT ... SELECT adds
 --   one row holding an array of keys instead of 200k rows; one C function (asymm._sync_capture,

@@ -1,5 +1,5 @@
 -- asymm: since 0.2.0
--- Schema drift (SPEC section 6): the DDL log written by event triggers, baselines of the schema,
+-- Schema drift: the DDL log written by event triggers, baselines of the schema,
 -- and the comparison of a baseline with the live catalog.
 --
 -- Event triggers are a fast hint, not the truth (they do not fire under

@@ -1,13 +1,11 @@
 """What a statement asks of its tables, read from the pglast parse tree.
 
 The advisor never guesses from text: every predicate, join key, ``ORDER BY`` and ``GROUP BY`` is
-resolved through the ``FROM`` clause (aliases, joins, subqueries, CTEs) to a real table and column
-of the catalog.  The same walk tells :mod:`asymm.advisor.rewrite` which column each ``$n`` is
-compared with, which gives the parameter its type and a representative value.
+resolved through the ``FROM`` clause to a real table and column, following scopes (unlike the
+flat walk of :mod:`asymm.sqlparse`, whose node helpers it shares); the same walk types each ``$n``
+for :mod:`asymm.advisor.rewrite`.
 
-Unlike the flat walk of :mod:`asymm.sqlparse` (what a statement names, anywhere), this one follows
-scopes, which resolving a column to a table needs; it uses that module's node helpers (a column
-reference's names, a node's children) so that both read the tree alike.
+Details: docs/advisor.md, "Reading a statement".
 """
 
 from __future__ import annotations

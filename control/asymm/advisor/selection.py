@@ -1,73 +1,11 @@
 """Workload-wide greedy selection of indexes.
 
-benefit(set) = Σ over statements of calls × (cost without the set − cost with it), in planner
-cost units; each index pays a write-maintenance penalty = rows written to its table ×
-``write_cost_per_row`` (GIN × 3).  The rows written are those of the workload's own INSERT, UPDATE
-and DELETE statements (``pg_stat_statements.rows``), so that benefit and penalty cover the same
-window; pg_stat_user_tables' n_tup_ins/upd/del count since the statistics reset and include bulk
-loads, which would make a freshly loaded table look write-heavy forever (they are reported as
-``table_writes`` for information).  The
-greedy loop adds, at each step, the candidate with the highest net marginal benefit that fits the
-storage budget and the index cap; it stops when the best net gain is below ``min_gain_fraction``
-of the workload's *remaining* estimated cost (after the indexes already chosen): once the big
-scans are gone, a cheap index that halves what is left is still worth it, as a DBA would judge.
-A candidate that makes any statement more than ``max_regression``
-costlier is refused.  Marginal gains are evaluated lazily (a candidate's previous gain is an upper
-bound for its next one), and only on the statements that can use it, which keeps the number of
-what-if calls close to linear in the number of statements.  A final pass removes indexes made
-redundant by later, wider ones, and measures each kept index's own contribution.
+Benefit is calls × planner-cost saved over the whole workload, less a write-maintenance penalty
+per index; the loop adds the best net candidate while it fits the budget and gains enough of the
+remaining cost, refuses any that slows a read (``max_regression``) or a write
+(:class:`WriteModel`, ``max_write_regression``) too much, then drops redundant ones.
 
-The write bound (see :class:`WriteModel`).  No write statement of the workload may become more
-than ``max_write_regression`` (10 %, the bound reads have) costlier per call, and each index pays
-the maintenance it causes in its net benefit.  Per call, a write costs what it costs now (its mean
-execution time in pg_stat_statements, which includes the existing indexes' maintenance; scaled by
-the plan's estimated cost when a candidate changes how it finds its rows), plus
-``statement_overhead_ms`` outside the executor (round trip, protocol, commit: the same with any
-index), plus ``index_entry_ms`` for every index entry per written row the added indexes bring:
-
-- INSERT: one entry per row in every added index.
-- UPDATE: an update that sets no indexed column can be HOT (the new row version stays on its page
-  and no index is touched); an index whose keys, expressions (or partial predicate) read a SET
-  column ends that, and every such update must then insert an entry into *every* index of the
-  table.  How many updates are HOT today is observed (pg_stat_user_tables: ``n_tup_hot_upd /
-  n_tup_upd``; a freshly loaded table with full pages has almost none); with no updates observed
-  they are assumed HOT.  Non-HOT updates pay an entry in every added index.
-- DELETE: none.  A DELETE marks the heap tuple and touches no index; the dead entries are removed
-  by VACUUM, which the net-benefit penalty accounts for.
-
-The constants were measured with ``bench/write_cost.py`` (2026-11-24, 2-core x86_64, PostgreSQL
-15 sandbox, everything cached, load average ~2): an index entry costs 10.5 us (INSERT) to 14 us
-(non-HOT UPDATE) of server time per row, and the client (psycopg over local TCP) sees 9 to 14 us;
-outside the executor a single-row statement costs 0.167 ms.  ``index_entry_ms`` = 0.012 and
-``statement_overhead_ms`` = 0.15 (a little under what was measured, which makes the bound
-stricter; a client across a network has more).  With them the model gives 1.07x for an INSERT
-into a table with a primary key that gets one more index, where ``bench/advisor.py`` measured
-1.04x to 1.11x of the client's latency, and 1.21x / 1.28x for a primary-key UPDATE with 3 / 4 more
-entries per row (measured 1.20x to 1.29x).  By the server's execution time alone such an INSERT
-is 1.5x: no index on a table written one row at a time keeps *that* within 10 %.
-
-A BRIN is charged ``brin_entry_ms`` (0.0036 ms), not a btree entry, per written row.  It keeps
-one summary (min, max) per block range, and a written row costs a revmap lookup and, only when its
-value lies outside its range's summary, an in-place update of that summary; rows on pages past the
-last summarized range cost nothing until VACUUM summarizes them.  ``bench/write_cost.py --methods
-btree,brin`` (2026-11-24, same machine; BRIN on columns that grow with the heap order, as an
-append-only timestamp does; server time per row and index, btree / BRIN): fillfactor 70, INSERT
-4.2 / 0.9 us, non-HOT UPDATE 5.8 / 1.3 us; fillfactor 100 (full pages: the new row version moves
-to another page) 3.6 / 0.6 and 5.0 / 0.9 us; with ``--brin-summarize`` (every inserted row lands
-in a summarized range and widens it: the worst case) 4.4 / 1.2 and 5.9 / 0.8 us.  So 0.14-0.27
-of a btree entry, charged as 0.3 x ``index_entry_ms``.  On PostgreSQL 15 a BRIN on a SET column
-still ends HOT, as a btree does (16 lets summarizing indexes keep it), and is modelled so.  The
-net-benefit penalty weighs it the same way (0.3 x ``write_cost_per_row`` per row).
-
-In the net benefit, rows written by the workload x ``write_cost_per_row`` (planner cost units) are
-charged per index; a candidate that ends HOT for an UPDATE is also charged rows updated x
-``write_cost_per_row`` x (existing + already chosen indexes on the table) x the fraction of its
-updates that are HOT today.
-
-Storage on near-ties: when another candidate leaves no statement that either serves more than
-``near_tie`` (15 %) costlier than the best one does, the one with the most gain per byte
-(HypoPG's size) is taken; the others stay in the queue, but are taken later only if what they add
-beyond the winner is more than that margin.
+Details: docs/advisor.md, "Selection".
 """
 
 from __future__ import annotations
@@ -91,11 +29,11 @@ class Options:
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
     max_regression: float = 0.10
-    # the write bound (module docstring); None turns it off
+    # the write bound (docs/advisor.md); None turns it off
     max_write_regression: float | None = 0.10
     statement_overhead_ms: float = 0.15
     index_entry_ms: float = 0.012
-    brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), module docstring
+    brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), docs/advisor.md
     near_tie: float = 0.15
 
 
@@ -132,7 +70,7 @@ class _Write:
 
 
 class WriteModel:
-    """What a set of indexes costs the workload's INSERT and UPDATE statements; see the module docstring."""
+    """What a set of indexes costs the workload's INSERT and UPDATE statements (docs/advisor.md, "The write bound")."""
 
     def __init__(self, workload: Workload, tables: dict[int, Table], options: Options) -> None:
         self.options = options
@@ -176,7 +114,7 @@ class WriteModel:
     def weight(self, method: str) -> float:
         """What an index of ``method`` costs a written row, in btree entries (``index_entry_ms``).
 
-        BRIN: ``brin_entry_ms`` (measured, see the module docstring); every other method as a btree."""
+        BRIN: ``brin_entry_ms`` (measured, see docs/advisor.md); every other method as a btree."""
         if method == "brin" and self.options.index_entry_ms > 0:
             return self.options.brin_entry_ms / self.options.index_entry_ms
         return 1.0
@@ -262,7 +200,7 @@ def select(
 
 
 class _Selection:
-    """One run of the greedy selection (module docstring); its state, shared by the steps, in attributes."""
+    """One run of the greedy selection (docs/advisor.md); its state, shared by the steps, in attributes."""
 
     def __init__(
         self,

@@ -1,15 +1,11 @@
 """Query normalization ("asymm fingerprint v1"): the one tokenizer of both the server and the CLI.
 
 Why here and standard library only: ``extension/build.py`` splices this file into the PL/Python
-function ``asymm.normalize_query`` (``sql/10_annotations/40_fingerprints.sql``), whose interpreter has only the
-standard library, and :mod:`asymm.annotations.fingerprint` imports it, so the fingerprint the
-control plane computes is the server's by construction.  Spliced into a function body, it must
-not use ``from __future__`` imports or ``global``.
+function ``asymm.normalize_query``, whose interpreter has only the standard library, and
+:mod:`asymm.annotations.fingerprint` imports it, so both fingerprints agree by construction.
+Spliced into a function body, it must not use ``from __future__`` imports or ``global``.
 
-The algorithm: tokenize the SQL; drop comments and whitespace; replace every constant (string,
-number, bit/hex string, dollar-quoted string) and every $n parameter by "?"; collapse a
-parenthesised or bracketed list of "?" into one "?"; lowercase keywords and unquoted identifiers;
-unquote a quoted identifier that would not need quotes; drop trailing ";".
+Details (the algorithm): docs/architecture.md, "The query fingerprint".
 """
 
 import re

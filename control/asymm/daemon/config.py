@@ -1,33 +1,11 @@
 """Daemon configuration: defaults, then a TOML file, then ``ASYMM_*`` variables, then flags.
 
-Why this order: packages ship defaults, operators write the file, deployment tools (systemd
-``Environment=``, containers) override single values through the environment, and a person at a
-terminal overrides anything with a flag.  Every value remembers where it came from so that
-``asymm daemon --check-config`` can show the effective configuration and its sources.
+Why this order: packages ship defaults, operators write the file, deployment tools override single
+values through the environment, and a person at a terminal overrides anything with a flag.  Every
+value remembers where it came from (``asymm daemon --check-config`` shows them).  A key ``k`` in
+section ``[s]`` names the field ``s_k``; the variable is ``ASYMM_`` + the field name.
 
-The file is flat TOML with optional sections; a key ``k`` in section ``[s]`` names the field
-``s_k`` (``[daemon]`` and the top level name fields directly)::
-
-    dsn = "host=/run/postgresql dbname=shop"
-    redis_url = "redis://127.0.0.1:6379/0"
-    period = 0.2037
-    [regime]            # shares of each tick's budget (fractions or percentages)
-    exploration = 30
-    optimization = 20
-    stabilization = 50
-    [http]
-    host = "127.0.0.1"
-    port = 9849         # 0 disables the HTTP server
-    allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]   # accepted Host headers (port optional)
-    allow_remote = false  # must be true to bind a non-loopback address (then a token is required)
-    token_file = "/etc/asymm/http-token"  # or token = "..." (ASYMM_HTTP_TOKEN): Bearer token for the API
-    # auth = "token"      # default: /api needs the token; none given -> one is generated at start
-    # token_dir = "..."   # where a generated token goes (default $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/asymm)
-    [notify]
-    urls = ["https://hooks.example/asymm"]
-
-The environment uses the field name: ``ASYMM_PERIOD``, ``ASYMM_HTTP_PORT``,
-``ASYMM_NOTIFY_URLS`` (comma-separated), ...; ``ASYMM_CONFIG`` names the file.
+Details and an example file: docs/daemon.md, "Configuration".
 """
 
 from __future__ import annotations

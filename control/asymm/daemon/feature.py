@@ -2,13 +2,10 @@
 
 Why a protocol owned by the daemon: the daemon runs tasks and serves routes without knowing which
 features exist, and features plug in without importing the daemon's service (no import cycle).
-The one list of features is built by the composition root (:mod:`asymm.app`).
+:class:`TaskContext` is all a task or handler may use; :class:`Feature` is a name, tasks, JSON
+routes and a status.  The one list of features is built by :mod:`asymm.app`.
 
-* :class:`TaskContext` is all a task or a route handler may use: the pulse thread's connection,
-  the current configuration (a reload replaces it), the stop event, the webhook notifier and the
-  daemon's own status.
-* :class:`Feature` is a name, the tasks it adds (made once, at the daemon's start, with the
-  context), its JSON routes (``GET /api/<name>``) and what it adds to ``/api/status``.
+Details: docs/daemon.md, "Features".
 """
 
 from __future__ import annotations

@@ -1,45 +1,11 @@
 """The daemon's HTTP side: ``/metrics``, ``/healthz``, ``/readyz`` and a JSON API, stdlib only.
 
-Why a thread and the standard library: the endpoints are tiny and scraped a few times a minute;
-a framework would cost more start-up time and memory than it saves.  It listens on 127.0.0.1 by
-default (metrics and reports describe the database: not something to expose by accident).
+Why a thread and the standard library: the endpoints are tiny and scraped a few times a minute; a
+framework would cost more than it saves.  It listens on 127.0.0.1 by default and defends against a
+web page in the operator's browser and other local users: Host/Origin checks, a bearer token for
+``/api``, strict response headers, masked errors.  Handlers open their own connection.
 
-* ``/healthz`` — liveness: 200 while the pulse loop completed a tick recently (3 periods + 5 s).
-* ``/readyz`` — readiness: 200 when PostgreSQL and the lock session are connected (as leader or
-  standby) and Redis answers (if configured); 503 otherwise, with the reason in the body.
-* ``/`` is the web dashboard (``static/index.html``) and ``/static/...`` its files (the page's
-  own code is committed; ``static/vendor/`` is filled from npm by ``make dashboard``).
-* ``/api`` lists the JSON endpoints; ``/api/status`` is built in.  Features add theirs as routes
-  (:class:`asymm.daemon.feature.Feature`); a handler gets the daemon's context and the query
-  parameters and returns JSON-able data.  Handlers run on the HTTP thread: they must not use
-  ``ctx.conn()`` (it belongs to the pulse thread) but open their own short connection
-  (``asymm.db.connect(ctx.dsn)``).
-
-Security (threat: a web page in the operator's browser, and other hosts on the network):
-
-* Every request, whatever its path, must carry a ``Host`` header naming an allowed host
-  (``http_allowed_hosts``: loopback names by default, each with or without the port; plus the bound
-  address when it is a specific IP), else 403.  This defeats DNS rebinding: a page on
-  ``evil.example`` that rebinds its name to 127.0.0.1 still sends ``Host: evil.example``.
-* A request with an ``Origin`` that is not an allowed host is refused (403), and so are
-  ``/api`` and ``/metrics`` requests a browser marks ``Sec-Fetch-Site: cross-site``/``same-site``.
-  No CORS headers are ever sent.  Only GET and HEAD exist (405 for the others).
-* ``/api...`` needs ``Authorization: Bearer <token>`` (constant-time compare), else 401, on
-  loopback too: every local OS user can connect to 127.0.0.1, and the API serves statement texts
-  of every role, the DDL log and table names (more than PostgreSQL would show that user).  The
-  token is ``http_token``/``http_token_file``, or, when none is configured, one the daemon
-  generates at start and writes to a private file (:mod:`asymm.daemon.token`).  ``http_auth =
-  "none"`` opens the API on a loopback bind, for people who accept that (the daemon warns).
-* ``/metrics`` carries only counters, gauges and timings with fixed labels (task and regime
-  names from the code, the version): no statement text, table name or error string.  So it stays
-  open on a loopback bind for Prometheus, and needs the token on any other bind (Prometheus:
-  ``authorization.credentials_file``).  ``/healthz``, ``/readyz`` (probes: one word of state) and
-  the page shell (``/``, ``/static/...``: code, no data) are always open; the page reads the
-  token from its URL fragment (``/#token=...``) into ``sessionStorage``.
-* Every answer carries ``X-Content-Type-Options: nosniff``, a Content-Security-Policy that allows
-  only this server's own scripts and connections, ``frame-ancestors 'none'``/``X-Frame-Options:
-  DENY``, ``Cross-Origin-Resource-Policy: same-origin`` and ``Referrer-Policy: no-referrer``.
-* Error messages are masked (:func:`asymm.redact.mask_text`): no URL or DSN secret in an answer.
+Details (every endpoint and security rule): docs/daemon.md, "The HTTP side".
 """
 
 from __future__ import annotations
@@ -215,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         loopback = config_mod.is_loopback(bound[0])
         if loopback and (path == "/metrics" or config.http_auth == "none"):
-            return False  # /metrics: counters only (see the module docstring); none: the operator's choice
+            return False  # /metrics: counters only (docs/daemon.md, "Security"); none: the operator's choice
         token = config.http_token
         given = self.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")

@@ -1,40 +1,11 @@
 """Leader election: a PostgreSQL advisory lock held by a dedicated session.
 
 Why an advisory lock: the database is the one thing every daemon of a deployment already shares,
-and a session-level advisory lock is released by the server the moment the session ends, so no
-lease table or clock agreement is needed.  The lock is per database (advisory locks are scoped
-to the current database), with the fixed key :data:`LEADER_LOCK_KEY`::
+and the server releases a session lock the moment the session ends, so no lease table or clock
+agreement is needed.  The leader checks its lock session every pulse (fencing); keepalives and
+``idle_session_timeout`` bound how long a dead host or a hung process holds it.
 
-    0x6173796D6D4C4452  = 7022089754892846162  (the ASCII bytes "asymmLDR")
-
-so a DBA can see the leader with::
-
-    SELECT a.pid, a.client_addr, a.client_port, a.backend_start
-      FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-     WHERE l.locktype = 'advisory' AND l.granted
-       AND ((l.classid::bigint << 32) | l.objid::bigint) = 7022089754892846162;
-
-Every pulse, a standby calls ``pg_try_advisory_lock`` (never blocking) and the leader runs a
-trivial round trip on the lock session to learn at once if it lost it (fencing: a leader whose
-lock session broke stops acting on the very next tick).
-
-How fast a standby takes over depends on how the leader died:
-
-* the leader *process* dies (SIGKILL, crash, OOM) on a live host: the kernel closes its socket,
-  the backend reads EOF and exits, and the lock is free within milliseconds.  The next standby
-  poll wins: takeover within one pulse plus the poll phase offset, i.e. at most two pulses (the
-  failover test and ``bench/daemon.py`` measure it);
-* the leader's *host or network* goes away: nothing closes the socket.  The lock session sets
-  server-side TCP keepalives (``tcp_keepalives_idle/interval = leader_keepalive_s``, count 2) and
-  ``tcp_user_timeout``, so the server drops the session after about ``3 × leader_keepalive_s``
-  (6 s by default, about 30 pulses) — slower than two pulses, by design of TCP;
-* the leader process *hangs* (SIGSTOP, a stuck task): ``idle_session_timeout =
-  leader_session_timeout_s`` (5 s by default) ends its idle lock session, so a standby takes over
-  after about that long.
-
-Terminating the holder's backend from a standby (``pg_terminate_backend``) is deliberately not
-done: a standby cannot know that the holder's client is really dead, and killing a live leader
-would give two actors.
+Details (the lock key, how to see the leader, takeover times): docs/daemon.md, "Leader election".
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Webhook notifications: POST a JSON document to configured URLs, with retries, off the pulse loop.
 
-Other areas call :meth:`WebhookNotifier.notify` (through ``daemon.notifier``) when something an
-operator should hear about happens: schema drift, a new slow query, Redis sync lag over its
-threshold.  Delivery must never slow a tick, so ``notify`` only puts the event on a bounded
-queue; a background thread POSTs it to each URL, retrying with exponential backoff and jitter on
-network errors and 5xx/429 answers.  When the queue is full the event is dropped and counted
-(an alerting backlog that grows without bound would eventually take the daemon down with it).
+Delivery must never slow a tick, so ``notify`` only queues the event (bounded: when full, the event
+is dropped and counted) and a background thread POSTs it with backoff.  A webhook URL usually is
+its own secret, so it is only ever logged masked (:func:`asymm.redact.mask_url`).
 
-A webhook URL usually is its own secret (a token in the path or query string), so it is only ever
-logged masked (:func:`asymm.redact.mask_url`), and so are failure reasons that quote it.
-
-Body::
-
-    {"event": "drift", "source": "asymm", "daemon_id": "...", "host": "...", "time": "ISO-8601",
-     "attempt": 1, "data": {...}}
+Details (the body): docs/daemon.md, "Webhook notifications".
 """
 
 from __future__ import annotations

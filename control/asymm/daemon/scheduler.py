@@ -1,32 +1,11 @@
 """Runs registered tasks inside each tick's time budget, split between the three regimes.
 
-Why a budget: the daemon shares the database with the workload it watches, so its work per tick
-is bounded (``budget_fraction`` of the period).  Why regimes: exploration (advisor evaluation),
-optimization (applying approved actions, cache warming) and stabilization (snapshots, sync,
-drift and consistency checks) compete for that budget, and stabilization must never be starved
-by an eager advisor.  Default split 30 / 20 / 50 %.
+Why a budget: the daemon shares the database with the workload it watches.  Why regimes:
+exploration, optimization and stabilization compete for that budget, and stabilization must never
+be starved by an eager advisor.  The split is deficit round robin, work conserving; a failing
+task is backed off without stopping the others; periods in seconds become ticks here.
 
-How the split is enforced (deficit round robin, work conserving):
-
-1. *Share phase*: every tick each regime earns ``share × budget`` seconds of credit (capped at one
-   tick's share, so an idle regime cannot bank time and burst later).  Regimes are visited most
-   under-served first; a regime starts tasks while its credit is positive, and a task's run time is
-   charged to it (a task longer than its slice drives the credit negative, which is paid back on
-   later ticks: the long-run split holds even with coarse tasks).
-2. *Spare phase*: budget left over (because some regime had nothing due) goes to whatever is still
-   due, most under-served regime first, uncharged.  So the split binds only under contention and
-   an idle regime's time is not wasted.
-
-Tasks that do not fit stay pending and start first in their regime next tick, so none starves.
-A task that raises is logged and backed off (2, 4, 8 … ticks, capped) without stopping the others.
-
-Periods are given in seconds (a task's ``every_s``, the backoff cap) and turned into ticks here,
-once for the current pulse period and again when a reload changes it (:meth:`Scheduler.set_period`).
-
-The measured split is each regime's share of the seconds actually spent in tasks; the balance
-score is ``100 × (1 − d)`` with ``d`` the total-variation distance (half the L1 distance) between
-measured and target split, so 100 means exactly on target and 0 means all time went to regimes
-whose target is zero.  With no work measured yet the score is undefined (NaN / null).
+Details (and the balance score): docs/daemon.md, "The scheduler".
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """The daemon process: connections, leadership, registration, signals, HTTP and the pulse loop.
 
-State that matters lives in PostgreSQL (``asymm.daemons`` and each area's own tables), so a
-daemon can be killed at any point and another started in its place.  Several daemons may run
-against one database: the advisory-lock leader (see :mod:`asymm.daemon.leader`) runs the tasks;
-standbys only keep their heartbeat and try to take the lock every pulse.
+State that matters lives in PostgreSQL, so a daemon can be killed at any point and another started
+in its place; only the advisory-lock leader runs tasks.  Broken connections are replaced on a
+later tick with backoff, never fatal.  The daemon knows no feature: it runs the
+:class:`~asymm.daemon.feature.Feature` list the composition root (:mod:`asymm.app`) gives it.
 
-Connections break (PostgreSQL restarts, network drops, Redis restarts).  The loop never dies of
-it: a broken ``daemon.conn`` is replaced at the start of a later tick, with exponential backoff
-and jitter between attempts, and tasks simply ask for ``ctx.conn()`` afresh on their next run; while
-PostgreSQL is away only tasks that do not need it run.  The Redis client reconnects by itself on
-its next command; the ``redis-ping`` task tracks whether it answers.
-
-The daemon knows no feature: it is given a list of :class:`~asymm.daemon.feature.Feature` objects
-(the composition root, :mod:`asymm.app`, builds it), schedules their tasks, serves their routes and
-adds their status to ``/api/status``; they see it only through a :class:`DaemonContext`.
+Details: docs/daemon.md, "The process".
 """
 
 from __future__ import annotations

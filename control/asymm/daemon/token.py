@@ -1,30 +1,11 @@
 """The HTTP API's bearer token when none is configured: generated at start, kept where only we read it.
 
-Why a token even on 127.0.0.1: ``/api/graph`` and ``/api/dashboard`` serve ``pg_stat_statements``
-texts of every role (PostgreSQL 15 keeps the literals of utility statements), the DDL log and table
-names, and every local OS user can connect to any loopback port (SPEC section 9).  PostgreSQL would
-show such a user nothing; the daemon must not show more.
+Why a token even on 127.0.0.1: the API serves statement texts of every role, and every local OS
+user can connect to any loopback port.  The token goes to ``DIR/http-token-PORT`` (0600) in a
+directory checked like the sandbox's state directory, never a fixed ``/tmp`` path; with no safe
+directory it stays in memory and the API fails closed.
 
-So with ``http.auth = "token"`` (the default) and no token configured (``http.token_file``,
-``http.token``/``ASYMM_HTTP_TOKEN``), the daemon makes one (``secrets.token_urlsafe``, 256 bits)
-and writes it to ``DIR/http-token-PORT``, mode 0600, where DIR is, first found:
-
-1. ``http.token_dir`` (``ASYMM_HTTP_TOKEN_DIR``);
-2. ``$RUNTIME_DIRECTORY`` (systemd's ``RuntimeDirectory=asymm``: ``/run/asymm``);
-3. ``$XDG_RUNTIME_DIR/asymm`` (a login session's ``/run/user/UID``, itself 0700).
-
-Never a fixed ``/tmp`` path: another user could create it first.  DIR is treated like the
-sandbox's state directory (:mod:`asymm.dev.sandbox`): created 0700 if missing, and refused when it is
-a symlink, belongs to someone else or is group/world-writable, or when a parent could be renamed
-by someone else; an existing token file must be a regular file of ours.  A refusal is a
-:class:`~asymm.daemon.config.ConfigError` (one line, exit 2) raised before anything is written or
-connected.  With none of the three available the token stays in memory: the API then answers
-401 to everyone (fail closed) and the daemon says how to fix it.
-
-The file is written only once the HTTP server is bound (a second daemon that cannot bind the
-port must not replace the first one's token), as a new file renamed into place, and removed at
-a clean stop if it still holds our token.  The file name carries the port so that several
-daemons of one user (tests, a leader and its standbys) do not overwrite each other's token.
+Details (where DIR is looked for, when the file is written): docs/daemon.md, "The generated token".
 """
 
 from __future__ import annotations
@@ -47,7 +28,7 @@ def generate() -> str:
 
 
 def directory(config: DaemonConfig, env: Mapping[str, str]) -> Path | None:
-    """Where a generated token goes (see the module docstring), or None if nowhere is suitable."""
+    """Where a generated token goes (docs/daemon.md, "The generated token"), or None if nowhere is suitable."""
     if config.http_token_dir:
         return private_paths.absolute(Path(config.http_token_dir))
     runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]

@@ -1,18 +1,11 @@
 """The web dashboard's JSON endpoints, as a daemon feature (no periodic work, two routes).
 
-* ``/api/dashboard`` — everything the page shows except the graph, in one round trip: the
-  pulse and regime split (from the daemon itself), throughput and latency series (from
-  ``asymm.query_history``, bucketed), slow statements, smoothness, coherence, index
-  suggestions with their estimated and verified gains (``asymm.index_suggestions_latest``), drift events
-  (``asymm.ddl_log``, ``asymm.drift_findings``), and the Redis cache (``asymm.sync_status()``
-  plus Redis' own keyspace hit counters).
-* ``/api/graph`` — the semantic data graph (:mod:`asymm.graph`) with each statement's recent
-  calls, which the page uses for the speed of the data flowing along the edges.
+``/api/dashboard`` is every panel but the graph in one round trip, and ``/api/graph`` the
+semantic data graph with recent calls.  Why one endpoint for the panels: the page polls every
+couple of seconds, and one short connection keeps each poll to a few milliseconds.  Handlers run
+on the HTTP thread and open their own connection.
 
-Why one endpoint for the panels: the page polls every couple of seconds; one short connection
-and one response keep the cost per poll to a few milliseconds of catalog and history reads.
-Handlers run on the HTTP thread and open their own connection (the pulse connection belongs to
-the pulse thread).  The page itself is ``asymm/daemon/static/index.html``.
+Details: docs/daemon.md, "The dashboard's endpoints".
 """
 
 from __future__ import annotations

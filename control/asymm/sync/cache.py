@@ -1,48 +1,12 @@
 """Public read API over the Redis mirror: ``Cache.get(table, key)`` and ``Cache.query(sql, params, ttl)``.
 
 Lives in the sync package because it shares the sync's Redis layout, fill scripts and protection;
-applications import it as :mod:`asymm.cache`, the stable path.
+applications import it as :mod:`asymm.cache`, the stable path.  ``get`` is read-through with the
+sync's version-guarded fill; ``query`` keys a result by the statement, its parameters and the
+change generations of the tables it reads, caches only what nothing else can change, and never
+stores a sensitive column in clear.
 
-``get`` is read-through: Redis first; on a miss the row is read from PostgreSQL together with the
-xmin of the reading snapshot, and written back only through the version-guarded fill script (see
-:mod:`asymm.sync`).  A fill therefore never overwrites a newer value and never brings back a
-deleted row: a concurrent write has a higher version, and deletes leave versioned tombstones.
-
-``query`` caches a result under a key made of the normalised SQL (parsed and deparsed with
-pglast), the parameters, and the change generation of every table the statement reads (found
-with pglast).  The sync worker bumps a table's generation atomically with each change it applies,
-so once a change is in Redis no reader can reach a result computed before it; stale entries are
-simply never read again and expire with their TTL; each is also recorded in its tables' ``T#q``
-set, which the sync empties (deleting the results) whenever it resets or drops a table.
-
-A statement is cached only when nothing but tracked tables' generations can change its result,
-which one walk (:func:`asymm.sqlparse.describe`, the whole statement: target lists, ``WHERE``,
-``ORDER BY``, CTEs, sub-selects) and one catalog query (:meth:`Cache._reads_beyond`) decide.  It is run but not
-cached if it writes or locks (a data-modifying CTE, ``FOR UPDATE``), reads a view, an untracked
-table, a function in ``FROM`` or (without ``ONLY``) a table with plain inheritance children, calls
-a function any overload of whose name is not IMMUTABLE (aggregates and window functions alike;
-``CURRENT_DATE`` counts as ``now()``; ``x.f`` where ``f`` takes a whole row is the call ``f(x)``),
-or uses an operator whose function is not IMMUTABLE outside ``pg_catalog`` (the built-in STABLE
-ones follow session settings, which are in the key) or VOLATILE anywhere.  The key holds the role,
-the search_path and the settings that change how values are written (:data:`RESULT_SETTINGS`).
-
-Sensitive columns (``asymm.track(..., sensitive => ...)``) never reach Redis in clear through a
-cached result either.  When a table the statement reads has any, :func:`target_risk` looks at
-every target list and VALUES list of the statement (sub-selects and CTEs included): a sensitive
-column name, a ``*`` or a possible whole-row reference (a column reference naming a relation or alias) inside an
-expression there (a function call, an operator, a cast, ``CASE``, a row constructor, a sub-select)
-makes the statement uncacheable: it is run and returned, never stored (``query_uncacheable``).
-References in ``WHERE``, ``JOIN ... ON``, ``GROUP BY``, ``HAVING``, ``ORDER BY`` yield no value
-and are fine; a whole-row function call ``x.f`` is refused anywhere (``f`` sees every column),
-and a function that is not IMMUTABLE is refused by the rule above.  Once it has
-run, the result's column origins (``PQftable``/``PQftablecol``, which PostgreSQL fills through
-sub-queries and CTEs) tell which result columns ARE a sensitive column
-(table oid and attnum: a renamed column is still found); those are protected as rows are, in what
-is returned and in what is stored: dropped (the key left out) or ``hmac:<hex>`` from the same
-:class:`~asymm.sync.tables.Protector`.  A result column with no origin (an expression, a
-``UNION``) in a statement whose target lists name a sensitive column, a ``*`` or a whole row is
-not cached.  The key of a result is a digest of the statement and its parameters (which may be a
-card number): keyed HMAC-SHA256 when an HMAC key is configured, SHA-256 otherwise.
+Details: docs/sync.md, "The read API".
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A throwaway 3-master Redis Cluster for the sync's cluster tests.
 
-The sync must work against Redis Cluster (SPEC section 5: a table's keys share one hash slot), and
-only a real cluster proves it: MOVED redirections, per-slot scripts, CROSSSLOT errors.  Three
-masters, no replicas, on free 127.0.0.1 ports, in a directory we own; stopped by our own pid files.
+The sync must work against Redis Cluster (a table's keys share one hash slot), and only a real
+cluster proves it: MOVED redirections, per-slot scripts, CROSSSLOT errors.  Three masters, no
+replicas, on free 127.0.0.1 ports, in a directory we own; stopped by our own pid files.
 """
 
 from __future__ import annotations
