@@ -49,7 +49,7 @@ BEGIN
                   coalesce(asymm._observed_lineage(t.oid), '{}'), 'inferred', conf);
         RETURN QUERY SELECT v.target, v.target_type, v.cost, v.lineage, v.confidence, NULL::text FROM asymm.annotations v WHERE v.id = new_id;
     END LOOP;
-    -- Each statement is planned as one role that ran it (SPEC section 9): of the pg_stat_statements
+    -- Each statement is planned as one role that ran it: of the pg_stat_statements
     -- entries with the same fingerprint, the most frequent one whose role the caller may assume.
     FOR q IN
         SELECT x.fp, x.query, x.userid, x.calls

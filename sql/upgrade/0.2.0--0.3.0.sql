@@ -7,3 +7,6 @@
 -- asymm: replace asymm._drift_compare
 -- asymm: replace asymm._annotation_problem
 -- asymm: replace asymm._plan_cost_class
+
+-- A comment in the body changed (it cited a document outside the repository).
+-- asymm: replace asymm.infer
