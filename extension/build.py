@@ -217,6 +217,12 @@ def release() -> None:
     )
 
 
+USAGE = (
+    "usage: build.py [build [DIR]] | --check | --outputs | --inputs | release\n"
+    "  build [DIR]  write the current install and upgrade scripts into DIR (default: extension/build)"
+)
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--check"]:
         check_frozen()
@@ -226,11 +232,13 @@ def main(argv: list[str]) -> None:
         print(" ".join(os.path.relpath(path, Path.cwd()) for path in inputs()))
     elif argv[:1] == ["release"]:
         release()
-    else:
-        out_dir = Path(argv[0]) if argv else HERE / "build"
+    elif argv[:1] in (["build"], []) and len(argv) <= 2:
+        out_dir = Path(argv[1]) if len(argv) == 2 else HERE / "build"
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, content in plan().items():
             (out_dir / name).write_text(content)
+    else:
+        sys.exit(USAGE)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -165,3 +167,11 @@ def test_release_freezes_the_current_scripts_and_asks_for_a_new_version(
     control = tmp_path / "asymm.control"
     control.write_text(control.read_text().replace(f"'{current}'", "'99.0.0'"))
     assert set(build.plan()) == {"asymm--99.0.0.sql", f"asymm--{current}--99.0.0.sql"}
+
+
+def test_an_unknown_argument_is_a_usage_error_not_an_output_directory(tmp_path: Path) -> None:
+    """``build.py --help`` once wrote the scripts into a directory named ``--help``."""
+    script = REPO / "extension" / "build.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0 and "usage: build.py" in done.stderr
+    assert list(tmp_path.iterdir()) == []
