@@ -127,7 +127,7 @@ BEGIN
         EXECUTE expr INTO result USING parts;
     EXCEPTION WHEN data_exception THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-        RAISE EXCEPTION 'invalid key for %: %', rel, message USING ERRCODE = state,
+        RAISE EXCEPTION 'invalid key for %: %', rel, left(message, 200) || CASE WHEN length(message) > 200 THEN format('... (%s characters)', length(message)) ELSE '' END USING ERRCODE = state,
             HINT = format('The key columns are of type %s.', array_to_string(types, ', '));
     END;
     RETURN result;

@@ -238,3 +238,14 @@ def test_one_key_per_row_whatever_the_sessions_and_spellings(
     finally:
         cache.close()
     assert full_compare(db, redis_url).total == 0
+
+
+def test_an_invalid_key_part_is_echoed_short(conn: Conn) -> None:
+    """A 100 kB key part must not come back whole in the error (the SQL fuzzer found it did)."""
+    conn.execute("CREATE TABLE k (id int PRIMARY KEY)")
+    conn.execute("SELECT asymm.track('k')")
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation) as caught:
+        conn.execute("SELECT asymm.sync_key_text('k', ARRAY[repeat('x', 100000)])")
+    message = caught.value.diag.message_primary or ""
+    assert message.startswith("invalid key for k: invalid input syntax for type integer")
+    assert len(message) < 300 and "characters)" in message
