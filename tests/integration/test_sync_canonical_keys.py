@@ -247,5 +247,5 @@ def test_an_invalid_key_part_is_echoed_short(conn: Conn) -> None:
     with pytest.raises(psycopg.errors.InvalidTextRepresentation) as caught:
         conn.execute("SELECT asymm.sync_key_text('k', ARRAY[repeat('x', 100000)])")
     message = caught.value.diag.message_primary or ""
-    assert message.startswith("invalid key for k: invalid input syntax for type integer")
+    assert message.startswith("invalid key for public.k: invalid input syntax for type integer")
     assert len(message) < 300 and "characters)" in message
