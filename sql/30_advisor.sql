@@ -11,7 +11,7 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, 
     ('advisor.max_indexes', '10', 'integer', '1', '1000', NULL, NULL, 'At most this many indexes per advisor run'),
     ('advisor.min_gain_fraction', '0.01', 'number', '0', '1', NULL, NULL, 'The advisor stops when the best next index saves less than this fraction of the workload cost'),
     ('advisor.write_cost_per_row', '0.5', 'number', '0', '1000000', NULL, NULL, 'Maintenance penalty per written row (insert, non-HOT update, delete) and index, in planner cost units'),
-    ('advisor.max_write_regression', '0.10', 'number', '-1', '1000', NULL, NULL, 'Refuse an index that makes an INSERT or UPDATE of the workload more than this fraction costlier per call (modelled); a negative value turns the bound off'),
+    ('advisor.max_write_regression', '0.50', 'number', '-1', '1000', NULL, NULL, 'Refuse an index that makes an INSERT or UPDATE of the workload more than this fraction costlier per call (modelled); a negative value turns the bound off'),
     ('advisor.lock_timeout', '5 s', 'interval', '1 ms', '1 hour', NULL, '^[0-9]{1,9}(\.[0-9]{1,6})? ?(us|ms|s|min|h|d)$', 'lock_timeout for CREATE/DROP INDEX CONCURRENTLY when applying or rolling back'),
     ('advisor.verify_min_calls', '20', 'integer', '1', '1000000000', NULL, NULL, 'asymm verify judges an index only after this many calls of its queries since it was applied'),
     ('advisor.verify_min_improvement', '0.05', 'number', '0', '1', NULL, NULL, 'An index pays off when the mean latency of its queries fell by at least this fraction');

@@ -90,10 +90,14 @@ def test_psql_refuses_to_run_a_script_directly(sandbox: Sandbox) -> None:
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'asymm'").fetchone() is None
 
 
+DEFAULTS = "SELECT to_jsonb(d) FROM asymm.setting_defaults d ORDER BY name"
+
+
 def test_upgrade_from_every_released_version_equals_a_fresh_install(make_db: Callable[..., str]) -> None:
     fresh_dsn = make_db(fresh=True)  # installed here, not copied from the template
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         fresh = definitions(conn)
+        fresh_defaults = conn.execute(DEFAULTS).fetchall()
         current = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'asymm'").fetchone()[0]  # type: ignore[index]
         released = [
             r[0]
@@ -117,8 +121,17 @@ def test_upgrade_from_every_released_version_equals_a_fresh_install(make_db: Cal
         dsn = make_db(extension=False)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE EXTENSION asymm VERSION {} CASCADE").format(sql.Literal(version)))
+            # a value the DBA set survives the upgrade, even where the upgrade changes the default
+            had_bound = conn.execute(
+                "SELECT 1 FROM asymm.setting_defaults WHERE name = 'advisor.max_write_regression'"
+            ).fetchone()
+            if had_bound:
+                conn.execute("SELECT asymm.set_setting('advisor.max_write_regression', '0.2')")
             conn.execute("ALTER EXTENSION asymm UPDATE")
             assert definitions(conn) == fresh, f"upgrade from {version} differs from a fresh install"
+            assert conn.execute(DEFAULTS).fetchall() == fresh_defaults, f"setting defaults after {version}"
+            if had_bound:
+                assert conn.execute("SELECT asymm.setting('advisor.max_write_regression')").fetchone() == ("0.2",)
 
 
 def test_pg_dump_restores_into_a_new_database_with_the_extension(

@@ -30,7 +30,7 @@ class Options:
     write_cost_per_row: float = 0.5
     max_regression: float = 0.10
     # the write bound (docs/advisor.md); None turns it off
-    max_write_regression: float | None = 0.10
+    max_write_regression: float | None = 0.50
     statement_overhead_ms: float = 0.15
     index_entry_ms: float = 0.012
     brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), docs/advisor.md
@@ -481,8 +481,43 @@ class _Selection:
                 if key not in {c.candidate.definition() for c in result}
             ],
             "storage_bytes": float(sum(c.size_bytes for c in result)),
+            "slower_statements": self.slower(),
         }
         return result, summary
+
+    def slower(self, epsilon: float = 1e-3) -> list[dict[str, Any]]:
+        """Every statement the final set is expected to make slower per call, heaviest first.
+
+        The same models the selection weighs: a write's modelled time per call (:class:`WriteModel`),
+        a read's planner cost.  ``extra_ms`` (per call) puts both in one unit (a read's mean time x
+        its cost ratio - 1) so that the list sorts by calls x extra time: what the DBA pays."""
+        workload, model = self.workload, self.model
+        writes = {w.index: w for w in model.writes}
+        out: list[dict[str, Any]] = []
+        for i in range(len(workload.prepared)):
+            base_cost = max(workload.base[i], 1e-9)
+            plan_ratio = self.cost(i, self.config(i)) / base_cost
+            write = writes.get(i)
+            if write is not None:
+                before = model.per_call_ms(write, 1.0, [])
+                after = model.per_call_ms(write, plan_ratio, self.chosen)
+                factor, extra_ms = after / before, after - before
+            else:
+                mean = workload.mean_ms[i] if i < len(workload.mean_ms) else 0.0
+                factor, extra_ms = plan_ratio, mean * (plan_ratio - 1.0)
+            if factor <= 1.0 + epsilon:
+                continue
+            out.append(
+                {
+                    "queryid": workload.queryids[i],
+                    "statement": workload.prepared[i].rewritten.analysis.kind,
+                    "estimated_factor": round(factor, 3),
+                    "calls": int(workload.weights[i]),
+                    "extra_ms_per_call": round(extra_ms, 4),
+                }
+            )
+        out.sort(key=lambda item: -item["calls"] * item["extra_ms_per_call"])
+        return out
 
 
 def _mentions(prepared: Prepared, cand: Candidate) -> bool:

@@ -40,6 +40,20 @@ def render_advice(result: dict[str, Any]) -> str:
             f"refused (write bound): {item['definition']} -- would make {item['statement'].upper()}"
             f" {item['queryid']} {item['modelled_ratio']:.2f}x costlier per call ({item['reason']})"
         )
+    slower = result.get("slower_statements", [])
+    if slower:
+        lines.append("expected slower with these indexes (modelled; heaviest first):")
+        rows = [
+            {
+                "queryid": item["queryid"],
+                "statement": item["statement"],
+                "factor": f"{item['estimated_factor']:.2f}x",
+                "calls": item["calls"],
+                "query": item["query"],
+            }
+            for item in slower
+        ]
+        lines.append(table(rows, ["queryid", "statement", "factor", "calls", "query"]))
     for item in result.get("unverified", []):
         lines.append(f"unverified (not chosen): {item['definition']} -- {item['calls']} calls; {item['reason']}")
     if result["skipped"]:
@@ -92,7 +106,7 @@ def _size(size: int) -> str:
     type=number(0, 1000),
     default=None,
     help="Refuse indexes that make an INSERT or UPDATE more than this fraction costlier per call;"
-    " default: setting advisor.max_write_regression (0.10; negative: no bound).",
+    " default: setting advisor.max_write_regression (0.50; negative: no bound).",
 )
 @click.option(
     "--no-write-bound", is_flag=True, help="No per-call bound on writes (maintenance is still charged in the benefit)."
