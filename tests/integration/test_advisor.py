@@ -275,6 +275,30 @@ def test_definitions_are_runnable(aconn: psycopg.Connection[Any]) -> None:
 # -- selection ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("function", ["lower", "upper", "md5"])
+def test_an_expression_candidate_is_kept_next_to_a_plain_one_on_its_column(
+    aconn: psycopg.Connection[Any], function: str
+) -> None:
+    """(email) serves email = $1, never f(email) = f($1): each statement keeps its own index.
+
+    The expression index is priced through its column; the plain index on that column must not
+    count as already serving the expression predicate there."""
+    aconn.execute(
+        "CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, pad text NOT NULL);"
+        "INSERT INTO people SELECT g, 'User' || g || '@example.com', repeat('x', 60)"
+        "  FROM generate_series(1, 50000) g;"
+        "ANALYZE people"
+    )
+    plain = stmt("select * from people where email = $1", 1000)
+    expression = stmt(f"select * from people where {function}(email) = {function}($1)", 1000)  # noqa: S608
+    alone = [[i["columns"] for i in advise(aconn, Settings(), [s])["indexes"]] for s in (plain, expression)]
+    assert alone == [[["email"]], [[f"{function}(email)"]]]
+    both = advise(aconn, Settings(), [plain, expression])
+    assert sorted(i["columns"] for i in both["indexes"]) == sorted([["email"], [f"{function}(email)"]])
+    by_columns = {tuple(i["columns"]): sorted(i["queryids"]) for i in both["indexes"]}
+    assert by_columns == {("email",): [plain.queryid], (f"{function}(email)",): [expression.queryid]}
+
+
 def test_a_query_whose_plan_does_not_change_gets_no_suggestion(aconn: psycopg.Connection[Any]) -> None:
     result = advise(
         aconn,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from asymm.advisor.analysis import Analysis, Pred, SortSpec
+from asymm.advisor.candidates import Candidate, expression_columns, merge, on_columns
+from asymm.advisor.catalog import Table
 from asymm.advisor.rewrite import repair_tokens
 
 
@@ -14,3 +17,29 @@ def test_repairs_what_normalization_breaks() -> None:
     assert forced == {1: "text"}
     text, _, _ = repair_tokens("select * from t where ts > timestamp with time zone $1")
     assert text == "select * from t where ts > ($1::timestamptz)"
+
+
+def test_an_index_on_a_column_never_serves_an_expression_of_it() -> None:
+    """Candidates are told apart by their full keys; the proxy pricing leaves out plain indexes on
+    a column the statement uses only through f(col) (see WhatIf._cost_by_proxy)."""
+    people = Table(1, "public", "people", "public.people")
+    other = Table(2, "public", "other", "public.other")
+    analysis = Analysis(
+        "select",
+        preds=[Pred(people, "lower(email)", "eq", "="), Pred(people, "country", "eq", "=")],
+        sorts=[SortSpec(people, [("md5(name)", True)], True)],
+        groups=[(other, ["upper(code)"])],
+    )
+    columns = expression_columns(analysis)
+    assert columns == {(1, "email"), (1, "name"), (2, "code")}
+    plain = Candidate(1, "public.people", ("email",))
+    expression = Candidate(1, "public.people", ("lower(email)",))
+    assert plain != expression and len({plain, expression}) == 2
+    assert merge([[plain], [expression], [plain]]) == [plain, expression]
+    assert on_columns(plain, columns)
+    assert on_columns(Candidate(1, "public.people", ("country", "name DESC")), columns)
+    assert not on_columns(expression, columns)
+    assert not on_columns(Candidate(1, "public.people", ("country",)), columns)
+    assert not on_columns(Candidate(2, "public.other", ("email",)), columns)  # same name, other table
+    assert on_columns(Candidate(2, "public.other", ("code",)), columns)
+    assert expression_columns(Analysis("select", preds=[Pred(people, "email", "eq", "=")])) == frozenset()

@@ -76,6 +76,31 @@ def _plain(key: str) -> str:
     return key.removesuffix(" DESC")
 
 
+# f(col), as analysis writes an expression key (optionally with " DESC")
+EXPRESSION_KEY = re.compile(r"^(\w+)\((.+)\)( DESC)?$")
+
+
+def expression_columns(analysis: Analysis) -> frozenset[tuple[int, str]]:
+    """(table oid, column key) of every ``f(col)`` the statement filters, sorts or groups on.
+
+    Pricing by proxy replaces ``f(col)`` by ``col``; there an index on ``col`` would look as if it
+    served the expression predicate, which in the real statement it never does."""
+    keys = [(p.table.oid, p.expr) for p in analysis.preds]
+    keys += [(s.table.oid, k) for s in analysis.sorts for k, _ in s.keys]
+    keys += [(t.oid, k) for t, group in analysis.groups for k in group]
+    found = set()
+    for oid, key in keys:
+        m = EXPRESSION_KEY.match(key)
+        if m:
+            found.add((oid, m.group(2)))
+    return frozenset(found)
+
+
+def on_columns(cand: Candidate, columns: frozenset[tuple[int, str]]) -> bool:
+    """Whether ``cand`` has a plain key on one of ``columns`` (pairs from :func:`expression_columns`)."""
+    return any((cand.table_oid, _plain(key)) in columns for key in cand.keys)
+
+
 def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
     """Every candidate one statement suggests (not yet filtered against existing indexes)."""
     out: dict[tuple[int, tuple[str, ...], str, str | None], Candidate] = {}

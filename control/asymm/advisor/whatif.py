@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from asymm.advisor.candidates import Candidate
+from asymm.advisor.candidates import EXPRESSION_KEY, Candidate, expression_columns, on_columns
 from asymm.advisor.catalog import Catalog
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
 from asymm.db import extension_schema
@@ -262,14 +262,19 @@ class WhatIf:
         On the proxy statement (``email = $1``, index on ``email``) the column's statistics
         apply; functions such as lower() keep about as many distinct values as their column.
         cost = cost(original, other indexes) × cost(proxy, mapped) / cost(proxy, other indexes).
+        The other indexes on the proxy exclude those with a key on a column the proxy put in
+        place of ``f(col)``: in the proxy, (email) would answer what stood for lower(email) = $1
+        and make (lower(email)) look useless next to it, while in the statement it serves none of it.
         """
         plain = relevant - expression
+        columns = expression_columns(prepared.rewritten.analysis)
+        apart = frozenset(c for c in plain if not on_columns(c, columns))
         mapped = {column_proxy(c): c for c in expression}
         base = self.cost(prepared, plain)
-        proxy_plain = self.cost(proxy, plain)
-        proxy_with = self.cost(proxy, plain | frozenset(mapped))
+        proxy_plain = self.cost(proxy, apart)
+        proxy_with = self.cost(proxy, apart | frozenset(mapped))
         ratio = proxy_with.cost / proxy_plain.cost if proxy_plain.cost > 0 else 1.0
-        used = frozenset(mapped.get(c, c) for c in proxy_with.used)
+        used = frozenset(mapped.get(c, c) for c in proxy_with.used) | (base.used - apart)
         return PlanResult(base.cost * min(1.0, ratio), used)
 
     def create(self, cand: Candidate) -> int | None:
@@ -353,9 +358,6 @@ def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False
     if mcv and op == "=":
         return mcv[len(mcv) // 2]
     return None
-
-
-EXPRESSION_KEY = re.compile(r"^(\w+)\((.+)\)( DESC)?$")
 
 
 def column_proxy(cand: Candidate) -> Candidate:
