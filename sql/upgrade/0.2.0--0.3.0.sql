@@ -19,3 +19,11 @@
 -- workload's time, writes included, and 0.10 refused what a careful DBA builds.  Only the default
 -- row changes: a value set with asymm.set_setting() lives in asymm.setting_values and is kept.
 UPDATE asymm.setting_defaults SET default_value = '0.50' WHERE name = 'advisor.max_write_regression';
+
+-- The index cap becomes a user limit (issue 18): by default there is none ('0') and the advisor
+-- stops on marginal benefit.  Only the default row changes; a value set with asymm.set_setting()
+-- lives in asymm.setting_values and is kept.
+UPDATE asymm.setting_defaults
+   SET default_value = '0', min_value = '0',
+       description = 'At most this many indexes per advisor run; 0: no cap (the advisor stops when the next index no longer pays)'
+ WHERE name = 'advisor.max_indexes';

@@ -325,6 +325,32 @@ def test_selection_respects_max_indexes_and_budget(aconn: psycopg.Connection[Any
     assert advise(aconn, Settings(budget_mb=0.01), workload)["indexes"] == []
 
 
+WIDE_COLUMNS = 12
+
+
+def wide_workload(aconn: psycopg.Connection[Any]) -> list[Statement]:
+    """12 statements on one table, each served by its own single-column index (and by no other)."""
+    cols = ", ".join(f"c{k} int NOT NULL" for k in range(1, WIDE_COLUMNS + 1))
+    values = ", ".join(f"abs(hashint4(g * {WIDE_COLUMNS} + {k})) % 30000" for k in range(1, WIDE_COLUMNS + 1))
+    aconn.execute(f"CREATE TABLE wide (id int PRIMARY KEY, {cols})")
+    aconn.execute(f"INSERT INTO wide SELECT g, {values} FROM generate_series(1, 30000) g")  # noqa: S608
+    aconn.execute("ANALYZE wide")
+    return [stmt(f"select * from wide where c{k} = $1", 1000) for k in range(1, WIDE_COLUMNS + 1)]  # noqa: S608
+
+
+def test_the_selection_stops_on_marginal_benefit_not_on_a_count(aconn: psycopg.Connection[Any]) -> None:
+    """No cap by default: every index that pays is proposed; a cap the user sets is obeyed and reported."""
+    workload = wide_workload(aconn)
+    result = advise(aconn, Settings(), workload)
+    assert sorted(i["columns"][0] for i in result["indexes"]) == sorted(f"c{k}" for k in range(1, WIDE_COLUMNS + 1))
+    assert result["stopped_by"] == "marginal_benefit"
+    assert result["beneficial_candidates_left"] == 0
+    capped = advise(aconn, Settings(max_indexes=5), workload)
+    assert len(capped["indexes"]) == 5
+    assert capped["stopped_by"] == "max_indexes"
+    assert capped["beneficial_candidates_left"] == WIDE_COLUMNS - 5
+
+
 def test_multi_column_index_for_equality_plus_sort(aconn: psycopg.Connection[Any]) -> None:
     aconn.execute("UPDATE orders SET customer_id = 1 + id % 50")
     aconn.execute("ANALYZE orders")

@@ -43,3 +43,27 @@ def test_an_index_on_a_column_never_serves_an_expression_of_it() -> None:
     assert not on_columns(Candidate(2, "public.other", ("email",)), columns)  # same name, other table
     assert on_columns(Candidate(2, "public.other", ("code",)), columns)
     assert expression_columns(Analysis("select", preds=[Pred(people, "email", "eq", "=")])) == frozenset()
+
+
+def test_advise_prints_one_line_when_the_cap_stopped_the_selection() -> None:
+    from asymm.cli.advisor_cmd import render_advice
+
+    result = {
+        "indexes": [],
+        "workload_cost_before": 0.0,
+        "workload_cost_after": 0.0,
+        "size_note": "note",
+        "planned": 0,
+        "statements": 0,
+        "whatif_calls": 0,
+        "runtime_s": 0.0,
+        "skipped": [],
+        "stopped_by": "max_indexes",
+        "beneficial_candidates_left": 7,
+    }
+    capped = [line for line in render_advice(result).splitlines() if "index cap" in line]
+    assert capped == [
+        "stopped by the index cap (advisor.max_indexes / --max-indexes): 7 more candidates would still pay"
+    ]
+    result["stopped_by"] = "marginal_benefit"
+    assert "index cap" not in render_advice(result)

@@ -32,7 +32,7 @@ class Settings:
     """Options of one run; :func:`settings_from_db` reads the defaults from asymm.settings."""
 
     budget_mb: float | None = 1024
-    max_indexes: int | None = 10
+    max_indexes: int | None = None  # a user limit; None (the setting's 0): no cap
     min_gain_fraction: float = 0.01
     write_cost_per_row: float = 0.5
     # no write statement more than this much costlier per call (None: no bound); see selection
@@ -70,7 +70,7 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
     if "advisor.budget_mb" in values:
         settings.budget_mb = float(str(values["advisor.budget_mb"]))
     if "advisor.max_indexes" in values:
-        settings.max_indexes = int(str(values["advisor.max_indexes"]))
+        settings.max_indexes = int(str(values["advisor.max_indexes"])) or None
     if "advisor.min_gain_fraction" in values:
         settings.min_gain_fraction = float(str(values["advisor.min_gain_fraction"]))
     if "advisor.write_cost_per_row" in values:
@@ -179,6 +179,8 @@ def advise(
             "workload_cost_before": round(summary.get("workload_cost_before", 0.0), 1),
             "workload_cost_after": round(summary.get("workload_cost_after", 0.0), 1),
             "storage_bytes": int(summary.get("storage_bytes", 0.0)),
+            "stopped_by": summary.get("stopped_by", "marginal_benefit"),
+            "beneficial_candidates_left": summary.get("beneficial_candidates_left", 0),
             "size_note": SIZE_NOTE,
             "runtime_s": 0.0,
         }

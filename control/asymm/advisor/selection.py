@@ -236,6 +236,9 @@ class _Selection:
         self.remaining = self.total
         self.heap: list[tuple[float, int, int, Candidate]] = []  # (-bound, tiebreak, round evaluated, cand)
         self.round_no = 0
+        # why the greedy loop ended: the cap (with beneficial candidates left) or marginal benefit
+        self.stopped_by = "marginal_benefit"
+        self.beneficial_left = 0
         # Candidates that lost a near-tie, with the tie's margin: taken later only if what they still
         # add beyond the winner exceeds it (else (a, b) would follow (a) for the little it adds, and
         # the final pass would drop (a): the bytes saved by the tie-break lost).
@@ -398,6 +401,9 @@ class _Selection:
                 heapq.heappush(heap, (-gain, order[cand], 0, cand))
         while heap:
             if options.max_indexes is not None and len(self.chosen) >= options.max_indexes:
+                self.beneficial_left = self.still_beneficial()
+                if self.beneficial_left:
+                    self.stopped_by = "max_indexes"
                 break
             neg, tie, evaluated, cand = heapq.heappop(heap)
             if -neg < options.min_gain_fraction * self.remaining:
@@ -418,6 +424,21 @@ class _Selection:
             self.used_bytes += size
             self.round_no += 1
             log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
+
+    def still_beneficial(self) -> int:
+        """How many queued candidates the loop would still take (net gain above the margin, within
+        the budget) if the cap had not stopped it; reported, so a cap that hides gains is seen."""
+        options, refused = self.options, len(self.refused)
+        count = 0
+        for neg, _tie, evaluated, cand in self.heap:
+            gain = -neg if evaluated == self.round_no else self.marginal(cand)
+            size = self.whatif.size(cand) or 0
+            if options.budget_bytes is not None and self.used_bytes + size > options.budget_bytes:
+                continue
+            if gain is not None and gain > 0 and gain >= options.min_gain_fraction * self.remaining:
+                count += 1
+        del self.refused[refused:]  # a refusal seen only while counting is no refusal of this run
+        return count
 
     def prune(self) -> None:
         """Final pass: drop indexes the others made redundant."""
@@ -482,6 +503,8 @@ class _Selection:
             ],
             "storage_bytes": float(sum(c.size_bytes for c in result)),
             "slower_statements": self.slower(),
+            "stopped_by": self.stopped_by,
+            "beneficial_candidates_left": self.beneficial_left,
         }
         return result, summary
 

@@ -35,6 +35,11 @@ def render_advice(result: dict[str, Any]) -> str:
         f"{result['planned']} of {result['statements']} statements planned, "
         f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s"
     )
+    if result.get("stopped_by") == "max_indexes":
+        lines.append(
+            f"stopped by the index cap (advisor.max_indexes / --max-indexes): "
+            f"{result.get('beneficial_candidates_left', 0)} more candidates would still pay"
+        )
     for item in result.get("refused_write_bound", []):
         lines.append(
             f"refused (write bound): {item['definition']} -- would make {item['statement'].upper()}"
@@ -86,7 +91,8 @@ def _size(size: int) -> str:
     "--max-indexes",
     type=whole(0, 1000),
     default=None,
-    help="At most this many indexes; default: setting advisor.max_indexes.",
+    help="At most this many indexes (0: no cap; the selection stops on marginal benefit);"
+    " default: setting advisor.max_indexes.",
 )
 @click.option(
     "--min-gain",
@@ -138,7 +144,7 @@ def advise_command(
         if budget_mb is not None:
             settings.budget_mb = budget_mb
         if max_indexes is not None:
-            settings.max_indexes = max_indexes
+            settings.max_indexes = max_indexes or None
         if min_gain is not None:
             settings.min_gain_fraction = min_gain
         settings.limit = limit
