@@ -429,13 +429,18 @@ class _Selection:
         """How many queued candidates the loop would still take (net gain above the margin, within
         the budget) if the cap had not stopped it; reported, so a cap that hides gains is seen."""
         options, refused = self.options, len(self.refused)
+        threshold = options.min_gain_fraction * self.remaining
         count = 0
         for neg, _tie, evaluated, cand in self.heap:
-            gain = -neg if evaluated == self.round_no else self.marginal(cand)
+            # A queued gain is an upper bound (the greedy loop relies on it too): below the margin,
+            # no what-if call can lift it over, so it is not priced again.
+            if -neg <= 0 or -neg < threshold:
+                continue
             size = self.whatif.size(cand) or 0
             if options.budget_bytes is not None and self.used_bytes + size > options.budget_bytes:
                 continue
-            if gain is not None and gain > 0 and gain >= options.min_gain_fraction * self.remaining:
+            gain = -neg if evaluated == self.round_no else self.marginal(cand)
+            if gain is not None and gain > 0 and gain >= threshold:
                 count += 1
         del self.refused[refused:]  # a refusal seen only while counting is no refusal of this run
         return count
