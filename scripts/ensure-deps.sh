@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   postgresql-15 postgresql-client-15 postgresql-plpython3-15 postgresql-15-hypopg
   postgresql-server-dev-15 gcc libc6-dev redis-server make  # the extension has a C part
+  postgresql-15-pg-qualstats  # the index-advisor benchmark compares with pg_qualstats_index_advisor()
   chromium chromium-driver  # the dashboard's headless-browser test
   graphviz  # `asymm graph --format dot | dot -Tsvg`, as the demo suggests
 )
