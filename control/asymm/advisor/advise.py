@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
@@ -25,6 +25,7 @@ from asymm.advisor.workload import Statement, read_workload
 
 log = logging.getLogger("asymm.advisor")
 SIZE_NOTE = "HypoPG's estimate, pessimistic: the real index is usually smaller"
+SAMPLE_SIZE_NOTE = "measured on the sample copy, scaled to the table's rows"
 
 
 @dataclass
@@ -134,6 +135,7 @@ def advise(
                 redundant += 1
                 continue
             candidates.append(cand)
+        whatif.price_by_sample(workload.prepared, workload.queryids, workload.weights, candidates)
         chosen, summary = select(whatif, workload, candidates, tables, settings.options())
         rejected = {c.definition(): whatif.failure(c) for c in candidates if whatif.failure(c)}
         unverified = _unverified(conn, whatif, workload, candidates)
@@ -151,7 +153,8 @@ def advise(
                     "gross_benefit": round(item.gross, 1),
                     "maintenance_penalty": round(item.penalty, 1),
                     "size_bytes": item.size_bytes,
-                    "size_note": SIZE_NOTE,
+                    "size_note": SAMPLE_SIZE_NOTE if whatif.sample_price(cand) else SIZE_NOTE,
+                    "estimate": whatif.estimate(cand),
                     "queryids": item.queryids,
                     "cost_before": {str(k): round(v, 2) for k, v in item.cost_before.items()},
                     "cost_after": {str(k): round(v, 2) for k, v in item.cost_after.items()},
@@ -174,6 +177,7 @@ def advise(
             "refused_write_bound": summary.get("refused_write_bound", []),
             "slower_statements": _with_text(summary.get("slower_statements", []), statements),
             "unverified": unverified,
+            "sample_copies": [asdict(run) for run in whatif.sample_runs],
             "whatif_calls": whatif.calls,
             "whatif_cache_hits": whatif.cache_hits,
             "workload_cost_before": round(summary.get("workload_cost_before", 0.0), 1),
@@ -201,13 +205,15 @@ def _short(text: str, width: int = 80) -> str:
 def _unverified(
     conn: psycopg.Connection[Any], whatif: WhatIf, workload: Workload, candidates: list[cand_mod.Candidate]
 ) -> list[dict[str, Any]]:
-    """GIN candidates HypoPG could not simulate: reported for a DBA to judge, never chosen.
+    """Candidates nothing could price: reported for a DBA to judge, never chosen.
 
-    HypoPG 1.3 simulates btree-like access methods and BRIN, not GIN, so a ``jsonb @>`` or array-containment
-    index cannot be priced; silence would hide the one index such statements need.  Each entry
-    gives the statement that would create it, the statements asking for it with their calls and
-    current estimated cost, and why it is unverified.  It is not in ``indexes``, not stored as a
-    suggestion, and ``--apply`` ignores it.
+    HypoPG 1.3 simulates btree-like access methods and BRIN, not GIN; a GIN candidate is priced
+    on a sample copy instead (:mod:`asymm.advisor.sample`), and lands here only when that was not
+    possible either (the advisor may not read the table, row-level security, a column type from
+    outside pg_catalog, the per-run limit, ...): silence would hide the one index such statements
+    need.  Each entry gives the statement that would create it, the statements asking for it with
+    their calls and current estimated cost, and why it is unverified.  It is not in ``indexes``,
+    not stored as a suggestion, and ``--apply`` ignores it.
     """
     row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'hypopg'").fetchone()
     version = str(row[0]) if row else "?"
@@ -215,7 +221,8 @@ def _unverified(
     out: list[dict[str, Any]] = []
     for cand in candidates:
         failure = whatif.failure(cand)
-        if cand.method != "gin" or failure is None:
+        unpriced = whatif.unpriced(cand)
+        if cand.method != "gin" or failure is None or unpriced is None:
             continue
         users = sorted(q for q in cand.queryids if q in by_queryid)
         if not users:
@@ -230,7 +237,7 @@ def _unverified(
                 "queryids": users,
                 "calls": int(sum(workload.weights[by_queryid[q]] for q in users)),
                 "cost_now": {str(q): round(costs[by_queryid[q]], 2) for q in users} if costs else {},
-                "reason": f"HypoPG {version} cannot simulate {cand.method} indexes ({failure}); "
+                "reason": f"HypoPG {version} cannot simulate {cand.method} indexes ({failure}) and {unpriced}; "
                 "benefit not estimated, so not chosen: create it on a copy and compare",
             }
         )

@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from asymm.advisor import sample as sample_mod
 from asymm.advisor.candidates import EXPRESSION_KEY, Candidate, expression_columns, on_columns
-from asymm.advisor.catalog import Catalog
+from asymm.advisor.catalog import Catalog, Table
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
 from asymm.db import extension_schema
 from asymm.errors import AsymmError
@@ -108,6 +109,11 @@ class WhatIf:
         self._cache: dict[tuple[str, frozenset[Candidate]], PlanResult] = {}
         self._refusals: dict[int, str | None] = {}
         self._saved: dict[str, str] = {}
+        # candidates HypoPG refuses, priced on a sample copy instead (sample.py), or why they are not
+        self._sampled: dict[Candidate, sample_mod.SamplePrice] = {}
+        self._unpriced: dict[Candidate, str] = {}
+        self._by_proxy: set[Candidate] = set()
+        self.sample_runs: list[sample_mod.SampleRun] = []
         row = conn.execute("SELECT oid FROM pg_roles WHERE rolname = current_user").fetchone()
         self.me = int(str(row[0])) if row else 0
 
@@ -231,12 +237,19 @@ class WhatIf:
 
     def cost(self, prepared: Prepared, config: frozenset[Candidate]) -> PlanResult:
         """Cost of the statement with exactly ``config`` (restricted to its tables) as hypothetical indexes."""
-        relevant = frozenset(c for c in config if c.table_oid in prepared.tables and c not in self._failed)
+        relevant = frozenset(
+            c for c in config if c.table_oid in prepared.tables and (c not in self._failed or c in self._sampled)
+        )
         key = (prepared.name, relevant)
         cached = self._cache.get(key)
         if cached is not None:
             self.cache_hits += 1
             return cached
+        sampled = frozenset(c for c in relevant if c in self._sampled)
+        if sampled:
+            result = self._cost_with_samples(prepared, relevant, sampled)
+            self._cache[key] = result
+            return result
         expression = frozenset(c for c in relevant if c.method == "btree" and any("(" in k for k in c.keys))
         if expression and prepared.proxy is not None:
             result = self._cost_by_proxy(prepared, prepared.proxy, relevant, expression)
@@ -251,6 +264,76 @@ class WhatIf:
         self._cache[(prepared.name, relevant)] = result
         self._cache[key] = result
         return result
+
+    def _cost_with_samples(
+        self, prepared: Prepared, relevant: frozenset[Candidate], sampled: frozenset[Candidate]
+    ) -> PlanResult:
+        """Combine sample-priced candidates (:mod:`asymm.advisor.sample`) with hypothetical ones.
+
+        cost = cost(statement, the hypothetical rest) × min over the sample-priced candidates of
+        their factor for this statement (copy cost with the real index / without, at most 1; 1 for
+        a statement that was not planned on the copy).  The minimum, not the product: a statement
+        answered by one GIN index rarely gains as much again from a second one (a BitmapAnd of two
+        such scans saves far less than both ratios multiplied), so the minimum never promises
+        more than the best single index did on the copy.  The factor was measured against the
+        copy with the table's own plain indexes, not with the other hypothetical candidates, so
+        on a statement a new btree already serves well the product of both would overstate; the
+        selection's marginal gains then take the GIN only when it still pays on top.
+        """
+        base = self.cost(prepared, relevant - sampled)
+        best: Candidate | None = None
+        factor = 1.0
+        for cand in sorted(sampled, key=lambda c: c.name):
+            value = self._sampled[cand].factors.get(prepared.name, 1.0)
+            if value < factor:
+                best, factor = cand, value
+        used = base.used
+        if best is not None and prepared.name in self._sampled[best].used:
+            used = used | {best}
+        return PlanResult(base.cost * factor, used)
+
+    def price_by_sample(
+        self, prepared: list[Prepared], queryids: list[int], weights: list[float], candidates: list[Candidate]
+    ) -> None:
+        """Price the candidates HypoPG refuses on a sample copy of their table (see :mod:`asymm.advisor.sample`).
+
+        At most :data:`sample.MAX_SAMPLED` candidates, those whose statements run most often
+        first: each costs one real index build on a copy of at most ``SAMPLE_ROWS`` rows; one copy
+        per table serves all of that table's candidates.
+        """
+        wanted: list[tuple[float, Candidate, list[Prepared]]] = []
+        for cand in candidates:
+            if self.create(cand) is not None:
+                continue  # HypoPG simulates it
+            users = [
+                (p, w)
+                for p, q, w in zip(prepared, queryids, weights, strict=True)
+                if q in cand.queryids and cand.table_oid in p.tables
+            ]
+            if users:
+                wanted.append((sum(w for _, w in users), cand, [p for p, _ in users]))
+        wanted.sort(key=lambda item: (-item[0], item[1].name))
+        by_table: dict[int, dict[Candidate, list[Prepared]]] = {}
+        for rank, (_, cand, asking) in enumerate(wanted):
+            if rank >= sample_mod.MAX_SAMPLED:
+                self._unpriced[cand] = (
+                    f"not priced on a sample copy: at most {sample_mod.MAX_SAMPLED} such candidates per run, "
+                    "those asked for more often first"
+                )
+                continue
+            by_table.setdefault(cand.table_oid, {})[cand] = asking
+        for oid, group in by_table.items():
+            table = _table_of(oid, [p for ps in group.values() for p in ps])
+            if table is None:
+                continue
+            priced, run = sample_mod.price_table(self.conn, self.catalog, table, group)
+            if run is not None:
+                self.sample_runs.append(run)
+            for cand, outcome in priced.items():
+                if isinstance(outcome, str):
+                    self._unpriced[cand] = outcome
+                else:
+                    self._sampled[cand] = outcome
 
     def _cost_by_proxy(
         self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate], expression: frozenset[Candidate]
@@ -270,6 +353,7 @@ class WhatIf:
         columns = expression_columns(prepared.rewritten.analysis)
         apart = frozenset(c for c in plain if not on_columns(c, columns))
         mapped = {column_proxy(c): c for c in expression}
+        self._by_proxy.update(expression)
         base = self.cost(prepared, plain)
         proxy_plain = self.cost(proxy, apart)
         proxy_with = self.cost(proxy, apart | frozenset(mapped))
@@ -302,13 +386,34 @@ class WhatIf:
         return oid
 
     def size(self, cand: Candidate) -> int | None:
-        """HypoPG's size estimate in bytes (pessimistic: it assumes a fill factor and no compression)."""
+        """HypoPG's size estimate in bytes (pessimistic: it assumes a fill factor and no compression),
+        or for a candidate priced on a sample copy its size there scaled to the table's rows."""
+        if cand in self._sampled:
+            return self._sampled[cand].size_bytes
         if cand not in self._sizes and self.create(cand) is None:
             return None
         return self._sizes.get(cand)
 
     def failure(self, cand: Candidate) -> str | None:
+        """Why HypoPG refused the candidate (None: it simulates it)."""
         return self._failed.get(cand)
+
+    def unpriced(self, cand: Candidate) -> str | None:
+        """Why the candidate has no price at all (None: HypoPG or a sample copy priced it)."""
+        if cand in self._sampled or cand not in self._failed:
+            return None
+        return self._unpriced.get(cand, "not priced on a sample copy: no statement that asks for it was planned")
+
+    def sample_price(self, cand: Candidate) -> sample_mod.SamplePrice | None:
+        return self._sampled.get(cand)
+
+    def estimate(self, cand: Candidate) -> str:
+        """How the candidate's benefit was obtained (the advise JSON's ``estimate``)."""
+        if cand in self._sampled:
+            return self._sampled[cand].estimate
+        if cand in self._by_proxy:
+            return "hypopg via column proxy (expression index)"
+        return "hypopg"
 
     def _explain(self, prepared: Prepared) -> PlanResult:
         values = prepared.values if prepared.mode == "custom" else None
@@ -425,6 +530,17 @@ def _fragile(plan: dict[str, Any], under_limit: bool) -> bool:
     ):
         return True
     return any(_fragile(child, under_limit) for child in plan.get("Plans", ()))
+
+
+def _table_of(oid: int, prepared: list[Prepared]) -> Table | None:
+    for p in prepared:
+        for table in p.rewritten.analysis.tables:
+            if table.oid == oid:
+                return table
+        write = p.rewritten.analysis.write_table
+        if write is not None and write.oid == oid:
+            return write
+    return None
 
 
 def _index_names(plan: dict[str, Any]) -> list[str]:

@@ -19,11 +19,12 @@ def render_advice(result: dict[str, Any]) -> str:
             "benefit": f"{item['estimated_benefit']:.0f}",
             "size*": _size(item["size_bytes"]),
             "queries": len(item["queryids"]),
+            "estimate": item.get("estimate", "hypopg"),
             "applied": item.get("applied", ""),
         }
         for item in result["indexes"]
     ]
-    columns = ["table", "index", "benefit", "size*", "queries"]
+    columns = ["table", "index", "benefit", "size*", "queries", "estimate"]
     if any("applied" in item for item in result["indexes"]):
         columns.append("applied")
     lines = [table(rows, columns)]
@@ -31,6 +32,8 @@ def render_advice(result: dict[str, Any]) -> str:
     if before:
         lines.append(f"estimated workload cost: {before:.0f} -> {after:.0f} ({100 * (1 - after / before):.0f} % less)")
     lines.append(f"* {result['size_note']}")
+    if any(item.get("size_note", result["size_note"]) != result["size_note"] for item in result["indexes"]):
+        lines.append("  (an index priced on a sample copy: its size there, scaled to the table's rows)")
     lines.append(
         f"{result['planned']} of {result['statements']} statements planned, "
         f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s"
