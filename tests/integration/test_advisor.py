@@ -372,7 +372,26 @@ def test_a_wide_index_that_subsumes_the_narrow_one_is_chosen_alone(aconn: psycop
     assert sorted(both["indexes"][0]["queryids"]) == sorted([heavy.queryid, light.queryid])
 
 
-def test_gin_candidates_hypopg_cannot_simulate_are_reported_as_unverified(aconn: psycopg.Connection[Any]) -> None:
+def test_gin_candidates_hypopg_cannot_simulate_are_priced_on_a_sample_copy(aconn: psycopg.Connection[Any]) -> None:
+    meta = stmt("select id from customers where meta @> $1 limit $2", 500, queryid=41)
+    tags = stmt("select id from customers where tags && $1", 200, queryid=42)
+    plain = stmt("select * from orders where customer_id = $1", 1000, queryid=43)
+    result = advise(aconn, Settings(), [meta, tags, plain])
+    assert result["unverified"] == []
+    assert [(c["table"], c["copy_rows"], c["candidates"]) for c in result["sample_copies"]] == [
+        ("public.customers", 20000, 2)
+    ]
+    by_columns = {tuple(i["columns"]): i for i in result["indexes"]}
+    assert by_columns[("customer_id",)]["estimate"] == "hypopg"
+    for item in result["indexes"]:
+        if item["method"] == "gin":
+            assert item["estimate"] == "real index on a sample copy (20000 of 20000 rows), planner cost scaled"
+            assert item["size_note"] == "measured on the sample copy, scaled to the table's rows"
+
+
+def test_gin_candidates_nothing_can_price_are_reported_as_unverified(aconn: psycopg.Connection[Any]) -> None:
+    """Row-level security on the table: a copy without its policies would plan differently, so no copy."""
+    aconn.execute("ALTER TABLE customers ENABLE ROW LEVEL SECURITY")
     meta = stmt("select id from customers where meta @> $1 limit $2", 500, queryid=41)
     tags = stmt("select id from customers where tags && $1", 200, queryid=42)
     plain = stmt("select * from orders where customer_id = $1", 1000, queryid=43)
@@ -386,8 +405,12 @@ def test_gin_candidates_hypopg_cannot_simulate_are_reported_as_unverified(aconn:
     assert "jsonb_path_ops" in unverified[("meta",)]["definition"]  # only @> is asked for
     for item in result["unverified"]:
         assert item["method"] == "gin" and "cannot simulate gin" in item["reason"]
+        assert "row-level security" in item["reason"]
         assert item["cost_now"][str(item["queryids"][0])] > 0
         aconn.execute(item["definition"])  # runnable as is
+    from asymm.cli.advisor_cmd import render_advice
+
+    assert "unverified (not chosen): CREATE INDEX" in render_advice(result)
     # once the index exists, it is no longer suggested at all
     assert advise(aconn, Settings(), [meta, tags])["unverified"] == []
 
@@ -448,13 +471,16 @@ def test_cli_json_shape_and_apply_and_verify(shop: str) -> None:
     doc = json.loads(out.stdout)
     assert set(doc) >= {"indexes", "skipped", "unverified"}
     assert doc["indexes"], doc
-    assert [u["columns"] for u in doc["unverified"]] == [["meta"]]
+    assert doc["unverified"] == []  # the jsonb GIN is priced on a sample copy
     for item in doc["indexes"]:
-        assert {"table", "columns", "definition", "estimated_benefit", "size_bytes", "queryids"} <= set(item)
+        assert {"table", "columns", "definition", "estimated_benefit", "size_bytes", "queryids", "estimate"} <= set(
+            item
+        )
         assert item["queryids"] and item["size_bytes"] > 0
+    assert any(i["method"] == "gin" and "sample copy" in i["estimate"] for i in doc["indexes"]), doc["indexes"]
     out = runner.invoke(main, ["advise", "--dsn", shop])
     assert out.exit_code == 0 and "HypoPG's estimate, pessimistic" in out.output
-    assert "unverified (not chosen): CREATE INDEX" in out.output
+    assert "estimate" in out.output and "real index on a sample copy (20000 of 20000 rows)" in out.output
 
     out = runner.invoke(main, ["advise", "--dsn", shop, "--json", "--apply"])
     assert out.exit_code == 0, out.output
