@@ -130,6 +130,44 @@ def test_jsonb_containment_gets_a_gin_index_priced_on_a_sample_copy(docs: str) -
     assert uses_index(docs, query, index["name"])
 
 
+def test_the_sampled_size_counts_against_the_budget(docs: str) -> None:
+    workload = [stmt("select id from docs where payload @> $1", 2000, 87)]
+    with connect(docs, pin=False) as conn:
+        size = gin_on(advise(conn, Settings(), workload), "payload")["size_bytes"]
+        tight = advise(conn, Settings(budget_mb=size / 2 / 1024 / 1024), workload)
+    assert all(i["method"] != "gin" for i in tight["indexes"]), tight["indexes"]
+
+
+def test_an_error_or_an_interrupt_inside_the_copy_leaves_nothing_behind(
+    docs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = relations(docs)
+    with connect(docs, pin=False) as conn:
+        catalog = Catalog(conn)
+        with WhatIf(conn, catalog) as whatif:
+            prepared = whatif.prepare(rewrite("select id from docs where payload @> $1", catalog))
+            table = catalog.table("public", "docs")
+            assert table is not None
+            # an index the server refuses to build: the whole copy is rolled back, with the reason
+            broken = Candidate(table.oid, table.qualified, ("kind",), "gin")  # int has no default GIN class
+            priced, run = sample_mod.price_table(conn, catalog, table, {broken: [prepared]})
+            assert run is None and "the sample copy of public.docs failed" in str(priced[broken]), priced
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            # an interrupt while the copy exists: propagated, and the transaction is rolled back
+            good = Candidate(table.oid, table.qualified, ("payload",), "gin", "jsonb_path_ops")
+
+            def interrupted(*_: object) -> None:
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(sample_mod, "_price_one", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                sample_mod.price_table(conn, catalog, table, {good: [prepared]})
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            row = conn.execute("SELECT to_regclass('pg_temp.asymm_sample_copy') IS NULL").fetchone()
+            assert row is not None and row[0]
+    assert relations(docs) == before
+
+
 def test_array_containment_and_overlap_get_a_gin_index(docs: str) -> None:
     before = relations(docs)
     with connect(docs, pin=False) as conn:
