@@ -275,10 +275,11 @@ class WhatIf:
         a statement that was not planned on the copy).  The minimum, not the product: a statement
         answered by one GIN index rarely gains as much again from a second one (a BitmapAnd of two
         such scans saves far less than both ratios multiplied), so the minimum never promises
-        more than the best single index did on the copy.  The factor was measured against the
-        copy with the table's own plain indexes, not with the other hypothetical candidates, so
-        on a statement a new btree already serves well the product of both would overstate; the
-        selection's marginal gains then take the GIN only when it still pays on top.
+        more than the best single index did on the copy.  Applying the factor to the cost with the
+        hypothetical rest keeps one model for both kinds: the factor was measured against the
+        table's own indexes, so when a hypothetical btree already makes the statement cheap the
+        product may overstate what the GIN still adds, but never by more than what the statement
+        still costs with the btree (the GIN's marginal gain is a fraction of that residual cost).
         """
         base = self.cost(prepared, relevant - sampled)
         best: Candidate | None = None
