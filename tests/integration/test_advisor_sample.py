@@ -277,3 +277,28 @@ def test_a_planted_function_runs_only_as_the_planner_role_on_the_copy(
             admin.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(name)))
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_an_infix_like_gets_a_trigram_gin_index_when_pg_trgm_is_installed(docs: str) -> None:
+    """``LIKE $1``/``ILIKE $1`` on a text column: a GIN gin_trgm_ops candidate, only with pg_trgm.
+
+    The pattern is unknown (normalized to ``$1``), so the statement is planned generically: the
+    planner's default selectivity for an unknown pattern."""
+    workload = [
+        stmt("select id from docs where secret like $1", 1500, 88),
+        stmt("select id from docs where secret ilike $1", 500, 89),
+    ]
+    with connect(docs, pin=False) as conn:
+        without = advise(conn, Settings(), workload)
+        conn.execute("CREATE EXTENSION pg_trgm")
+        result = advise(conn, Settings(), workload)
+    assert all(i["method"] != "gin" for i in without["indexes"]) and without["unverified"] == []
+    index = gin_on(result, "secret")
+    assert index["definition"].endswith("USING gin (secret public.gin_trgm_ops)")
+    assert index["estimate"] == SAMPLE_ESTIMATE
+    assert sorted(index["queryids"]) == [88, 89]
+    with psycopg.connect(docs, autocommit=True) as conn:
+        conn.execute(index["definition"])
+        conn.execute("ANALYZE docs")
+    assert uses_index(docs, "SELECT id FROM docs WHERE secret LIKE '%abc1%'", index["name"])
+    assert uses_index(docs, "SELECT id FROM docs WHERE secret ILIKE '%ABC1%'", index["name"])

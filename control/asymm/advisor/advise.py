@@ -17,11 +17,12 @@ from typing import Any
 import psycopg
 
 from asymm.advisor import candidates as cand_mod
-from asymm.advisor.catalog import Catalog, Table
+from asymm.advisor.catalog import Catalog, Table, quote_ident
 from asymm.advisor.rewrite import Unplannable, rewrite
 from asymm.advisor.selection import Options, Workload, select
 from asymm.advisor.whatif import PlanError, WhatIf
 from asymm.advisor.workload import Statement, read_workload
+from asymm.db import extension_schema
 
 log = logging.getLogger("asymm.advisor")
 SIZE_NOTE = "HypoPG's estimate, pessimistic: the real index is usually smaller"
@@ -103,6 +104,8 @@ def advise(
     if statements is None:
         statements = read_workload(conn, limit=settings.limit)
     skipped: list[dict[str, Any]] = []
+    trgm = extension_schema(conn, "pg_trgm")
+    trgm_schema = quote_ident(trgm) if trgm is not None else None
     with WhatIf(conn, catalog) as whatif:
         workload = Workload([], [], [])
         per_statement: list[list[cand_mod.Candidate]] = []
@@ -122,7 +125,7 @@ def advise(
             workload.queryids.append(stmt.queryid)
             workload.rows.append(stmt.rows)
             workload.mean_ms.append(stmt.mean_exec_time)
-            per_statement.append(cand_mod.for_statement(rw.analysis, stmt.queryid))
+            per_statement.append(cand_mod.for_statement(rw.analysis, stmt.queryid, trgm_schema))
         tables: dict[int, Table] = {}
         for prepared in workload.prepared:
             for table in prepared.rewritten.analysis.tables:

@@ -101,8 +101,11 @@ def on_columns(cand: Candidate, columns: frozenset[tuple[int, str]]) -> bool:
     return any((cand.table_oid, _plain(key)) in columns for key in cand.keys)
 
 
-def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
-    """Every candidate one statement suggests (not yet filtered against existing indexes)."""
+def for_statement(analysis: Analysis, queryid: int, trgm_schema: str | None = None) -> list[Candidate]:
+    """Every candidate one statement suggests (not yet filtered against existing indexes).
+
+    ``trgm_schema``: the quoted schema of pg_trgm when it is installed; then a ``LIKE``/``ILIKE``
+    on a plain text column also suggests a GIN ``gin_trgm_ops`` index (priced on a sample copy)."""
     out: dict[tuple[int, tuple[str, ...], str, str | None], Candidate] = {}
 
     def add(table: Table, keys: list[str], method: str = "btree", opclass: str | None = None) -> None:
@@ -169,6 +172,10 @@ def for_statement(analysis: Analysis, queryid: int) -> list[Candidate]:
             column = table.columns.get(key.strip('"'))
             opclass = "jsonb_path_ops" if column is not None and column.type == "jsonb" and ops == {"@>"} else None
             add(table, [key], "gin", opclass)
+        for key in _unique(p.expr for p in preds if p.kind == "like") if trgm_schema else []:
+            column = table.columns.get(key.strip('"')) if "(" not in key else None
+            if column is not None and column.category == "S":
+                add(table, [key], "gin", f"{trgm_schema}.gin_trgm_ops")
     return list(out.values())
 
 

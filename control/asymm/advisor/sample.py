@@ -218,9 +218,9 @@ def _build_copy(conn: psycopg.Connection[Any], table: Table, max_rows: int) -> t
     BERNOULLI, not SYSTEM: SYSTEM takes whole pages, and rows written together (one tenant's, one
     day's) would come in clumps and skew the copy's statistics.  The percentage asks for 10 % more
     rows than needed and LIMIT cuts; a table no larger than ``max_rows`` is copied whole.  The
-    table's plain-column indexes (with pg_catalog operator classes only: no code of the table's
-    owner runs) are built on the copy too, so the cost "without" the candidate is what the
-    statement costs with the indexes it has today.
+    table's plain-column indexes (with operator classes of pg_catalog or of an extension, such as
+    pg_trgm's: no code of the table's owner runs) are built on the copy too, so the cost
+    "without" the candidate is what the statement costs with the indexes it has today.
     """
     conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
     source = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
@@ -240,7 +240,10 @@ def _build_copy(conn: psycopg.Connection[Any], table: Table, max_rows: int) -> t
         "SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i"
         " WHERE i.indrelid = %s AND i.indisvalid AND i.indisready AND i.indexprs IS NULL AND i.indpred IS NULL"
         "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_opclass o WHERE o.oid = ANY (i.indclass)"
-        "                      AND o.opcnamespace <> 'pg_catalog'::pg_catalog.regnamespace)",
+        "                      AND o.opcnamespace <> 'pg_catalog'::pg_catalog.regnamespace"
+        "                      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+        "                                       WHERE d.classid = 'pg_catalog.pg_opclass'::pg_catalog.regclass"
+        "                                         AND d.objid = o.oid AND d.deptype = 'e'))",
         (table.oid,),
     ).fetchall():
         statement = _index_on_copy(str(definition))
