@@ -67,3 +67,64 @@ def test_advise_prints_one_line_when_the_cap_stopped_the_selection() -> None:
     ]
     result["stopped_by"] = "marginal_benefit"
     assert "index cap" not in render_advice(result)
+
+
+def test_the_readable_advice_shows_how_each_index_was_priced() -> None:
+    from asymm.cli.advisor_cmd import render_advice
+
+    sampled = "real index on a sample copy (100000 of 2000000 rows), planner cost scaled"
+    index: dict[str, object] = {
+        "table": "public.docs",
+        "definition": "CREATE INDEX i ON public.docs USING gin (payload)",
+    }
+    index |= {"estimated_benefit": 10.0, "size_bytes": 1024, "queryids": [1], "estimate": sampled, "size_note": "x"}
+    result = {
+        "indexes": [index],
+        "workload_cost_before": 0.0,
+        "workload_cost_after": 0.0,
+        "size_note": "note",
+        "planned": 1,
+        "statements": 1,
+        "whatif_calls": 0,
+        "runtime_s": 0.0,
+        "skipped": [],
+    }
+    text = render_advice(result)
+    assert "estimate" in text.splitlines()[0] and sampled in text
+    assert "scaled to the table's rows" in text
+
+
+class _Catalog:
+    """Catalog.table for retarget: public.docs (oid 7) and public.other (oid 8)."""
+
+    def table(self, schema: str | None, name: str) -> Table | None:
+        oids = {"docs": 7, "other": 8}
+        return (
+            Table(oids[name], "public", name, f"public.{name}") if name in oids and schema in (None, "public") else None
+        )
+
+
+def test_retarget_replaces_only_the_tables_references_on_the_parse_tree() -> None:
+    import pglast
+
+    from asymm.advisor.sample import retarget
+
+    docs = Table(7, "public", "docs", "public.docs")
+
+    def tree(text: str) -> object:
+        return pglast.parse_sql(text)[0].stmt
+
+    out = retarget(
+        tree("select docs.id from docs join other o on o.id = docs.id where payload @> $1"), _Catalog(), docs
+    )
+    assert out == (
+        "SELECT docs.id FROM pg_temp.asymm_sample_copy AS docs INNER JOIN other AS o ON o.id = docs.id"
+        " WHERE payload @> $1"
+    )
+    out = retarget(tree("select d.id from public.docs d where d.tags && $1"), _Catalog(), docs)
+    assert out == "SELECT d.id FROM pg_temp.asymm_sample_copy AS d WHERE d.tags && $1"
+    # a WITH query named like the table shadows it; a statement not on the table is left alone
+    assert retarget(tree("with docs as (select 1 as id) select id from docs"), _Catalog(), docs) is None
+    # a string that spells the table's name is data, not a reference
+    out = retarget(tree("update docs set note = 'from docs' where tags @> $1"), _Catalog(), docs)
+    assert out == "UPDATE pg_temp.asymm_sample_copy AS docs SET note = 'from docs' WHERE tags @> $1"

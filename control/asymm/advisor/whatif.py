@@ -304,8 +304,8 @@ class WhatIf:
         """
         wanted: list[tuple[float, Candidate, list[Prepared]]] = []
         for cand in candidates:
-            if self.create(cand) is not None:
-                continue  # HypoPG simulates it
+            if cand.method != "gin" or self.create(cand) is not None:
+                continue  # HypoPG simulates it (only GIN is built on a copy: see sample.py)
             users = [
                 (p, w)
                 for p, q, w in zip(prepared, queryids, weights, strict=True)

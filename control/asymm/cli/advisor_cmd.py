@@ -33,7 +33,7 @@ def render_advice(result: dict[str, Any]) -> str:
         lines.append(f"estimated workload cost: {before:.0f} -> {after:.0f} ({100 * (1 - after / before):.0f} % less)")
     lines.append(f"* {result['size_note']}")
     if any(item.get("size_note", result["size_note"]) != result["size_note"] for item in result["indexes"]):
-        lines.append("  (an index priced on a sample copy: its size there, scaled to the table's rows)")
+        lines.append("  an index estimated on a sample copy: its size there, scaled to the table's rows")
     lines.append(
         f"{result['planned']} of {result['statements']} statements planned, "
         f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s"
