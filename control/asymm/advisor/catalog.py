@@ -49,6 +49,7 @@ class ExistingIndex:
     # every column the index reads (keys, expressions, partial-index predicate): an UPDATE that
     # sets one of them cannot be HOT
     columns: frozenset[str] = frozenset()
+    include: list[str] = field(default_factory=list)  # INCLUDE (...) columns, after the keys
 
 
 class Catalog:
@@ -58,6 +59,7 @@ class Catalog:
         self.conn = conn
         self._by_name: dict[tuple[str | None, str], Table | None] = {}
         self._stats: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
+        self._expression_errors: dict[tuple[int, str], str | None] = {}
 
     def table(self, schema: str | None, name: str) -> Table | None:
         """The table ``schema.name`` (search_path when ``schema`` is None), or None (not a plain table)."""
@@ -101,12 +103,14 @@ class Catalog:
                 table.columns[str(attname)] = Column(
                     str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin)
                 )
-            for name_, method, keys, valid, partial, indexdef in self.conn.execute(
+            for name_, method, keys, valid, partial, indexdef, include in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
                 "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
                 "                    || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END"
                 "               FROM generate_series(1, i.indnkeyatts) k ORDER BY k),"
-                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL, pg_get_indexdef(i.indexrelid)"
+                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL, pg_get_indexdef(i.indexrelid),"
+                "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
+                "               FROM generate_series(i.indnkeyatts + 1, i.indnatts) k ORDER BY k)"
                 "  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
                 "  JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = %s",
                 (table.oid,),
@@ -119,10 +123,23 @@ class Catalog:
                         bool(valid),
                         bool(partial),
                         columns_in(str(indexdef).split(" USING ", 1)[-1], table),
+                        [str(k) for k in include],
                     )
                 )
         self._by_name[key] = table
         return table
+
+    def index_expression_error(self, table: Table, key: str) -> str | None:
+        """Why PostgreSQL refuses ``key`` (a parenthesised expression) as a btree key on ``table``, or None.
+
+        The server decides (:mod:`asymm.advisor.validate`): it resolves the functions for the column's
+        type and checks that each is IMMUTABLE (pg_proc.provolatile), as CREATE INDEX would."""
+        from asymm.advisor.validate import rejection
+
+        cache_key = (table.oid, key)
+        if cache_key not in self._expression_errors:
+            self._expression_errors[cache_key] = rejection(self.conn, table.qualified, f"btree ({key})")
+        return self._expression_errors[cache_key]
 
     def stats(self, table: Table, column: str) -> tuple[list[str], list[str]]:
         """(most_common_vals, histogram_bounds) of a column as text, empty when not analyzed."""
