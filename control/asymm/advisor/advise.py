@@ -109,11 +109,10 @@ def advise(
         per_statement: list[list[cand_mod.Candidate]] = []
         analyses: list[tuple[Analysis, int, float]] = []
         for stmt in statements:
-            refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
-            if refused is not None:  # before anything else: its tables may have gone with the role
-                skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": refused})
-                continue
             try:
+                refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
+                if refused is not None:  # before anything else: its tables may have gone with the role
+                    raise PlanError(refused)
                 rw = rewrite(stmt.query, catalog)
                 prepared = whatif.prepare(rw, author=stmt.userid)
                 suggested = cand_mod.for_statement(rw.analysis, stmt.queryid)

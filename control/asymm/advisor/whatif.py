@@ -143,8 +143,10 @@ class WhatIf:
 
     def refusal(self, author: int) -> str | None:
         """Why statements of role ``author`` may not be planned as that role by us (None: they may)."""
+        if not -(2**31) <= author < 2**32:  # what the oid type takes (a negative one wraps, as in PostgreSQL)
+            return f"userid {author} is no OID: no role to plan it as"
         if author not in self._refusals:
-            row = self.conn.execute("SELECT asymm._plan_as_refusal(%s)", (author,)).fetchone()
+            row = self.conn.execute("SELECT asymm._plan_as_refusal(%s)", (author % 2**32,)).fetchone()
             self._refusals[author] = str(row[0]) if row and row[0] is not None else None
         return self._refusals[author]
 
