@@ -217,6 +217,22 @@ def test_an_expression_that_is_not_immutable_for_its_column_type_is_no_candidate
     assert not [c for c in cand_mod.for_statement(normalized.analysis, 1) if "born" in "".join(c.keys)]
 
 
+def test_an_expression_over_a_user_type_is_no_candidate(aconn: psycopg.Connection[Any]) -> None:
+    """A domain's CHECK (or a user type's input function) would run when a constant is coerced to
+    it, as the advisor's role, in HypoPG or in the validation: such a column gets no expression key."""
+    aconn.execute(
+        "CREATE TABLE spied (who text);"
+        "CREATE FUNCTION public.spy(v text) RETURNS boolean LANGUAGE sql AS"
+        " $$ INSERT INTO spied VALUES (current_user) RETURNING true $$;"
+        "CREATE DOMAIN tagged AS text CHECK (public.spy(VALUE));"
+        "CREATE TABLE labels (id int PRIMARY KEY, tag tagged);"
+        "ANALYZE labels"
+    )
+    rw = rewrite("select * from labels where coalesce(tag, 'x') = 'y'", Catalog(aconn))
+    assert not [c for c in cand_mod.for_statement(rw.analysis, 1) if "tag" in "".join(c.keys)]
+    assert aconn.execute("SELECT count(*) FROM spied").fetchone() == (0,)
+
+
 def test_two_expressions_of_one_column_are_priced_apart(aconn: psycopg.Connection[Any]) -> None:
     """btrim(email) > 'A' matches every row; lower(email) = ... one.  Through one shared proxy
     (email = ... AND email > 'A') an index on either looked as selective as the equality."""

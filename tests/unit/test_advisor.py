@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from asymm.advisor.analysis import Analysis, Expression, Pred, SortSpec
-from asymm.advisor.candidates import Candidate, expression_columns, merge, on_columns
-from asymm.advisor.catalog import Table
+from asymm.advisor.candidates import Candidate, across_statements, expression_columns, merge, on_columns
+from asymm.advisor.catalog import Column, Table
 from asymm.advisor.rewrite import repair_tokens
 
 
@@ -61,6 +61,32 @@ def test_a_candidate_with_include_columns_is_its_own_index() -> None:
     )
     assert merge([[wide], [narrow, wide]]) == [wide, narrow]
     assert merge([[wide]])[0].include == wide.include
+
+
+def test_candidates_across_statements_are_bounded_per_table() -> None:
+    """However many statements share a table, it gets at most 8 candidates built across them
+    (MAX_LEADS families of PER_LEAD): their pricing stays a small part of a run."""
+    names = [f"c{k}" for k in range(12)]
+    table = Table(1, "public", "t", "public.t", columns={n: Column(n, "integer", "N") for n in names})
+    statements = []
+    for k in range(500):
+        eq = [names[k % 5], names[(k * 7) % 12]]
+        analysis = Analysis(
+            "select",
+            preds=[Pred(table, c, "eq", "=") for c in eq] + [Pred(table, names[(k * 3) % 12], "range", ">")],
+            columns={1: {names[(k * 5) % 12], names[(k * 11) % 12]}},
+        )
+        statements.append((analysis, k, float(k % 97)))
+    made = across_statements(statements)
+    assert 0 < len(made) <= 8
+    assert any(c.include for c in made)  # INCLUDE for index-only scans of the statements' columns
+    assert all(len(c.include) <= 4 and len(c.keys) <= 4 for c in made)
+    # the most shared equality column leads, and each candidate carries the statements it serves
+    shared = {
+        n: sum(1 for a, _, _ in statements if any(p.expr == n and p.kind == "eq" for p in a.preds)) for n in names
+    }
+    assert shared[made[0].keys[0]] == max(shared.values())
+    assert len(made[0].queryids) == max(shared.values())
 
 
 def test_advise_prints_one_line_when_the_cap_stopped_the_selection() -> None:

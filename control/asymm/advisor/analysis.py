@@ -272,16 +272,18 @@ class _Walker:
         """Index key text for an expression of columns and constants, and the columns it reads.
 
         None for anything else: a parameter (a normalized text has lost the constant an index
-        needs: ``date_trunc($1, at)``), a function, type or operator outside pg_catalog, an
-        aggregate or window call.  Every function, type and operator is written pg_catalog-qualified
-        (``OPERATOR(pg_catalog.->>)``): the index must mean the same whatever search_path the DBA
-        applies it with, and an overload planted in a schema on that path must never run there.
+        needs: ``date_trunc($1, at)``), a function, type or operator outside pg_catalog, a column
+        of a type outside pg_catalog (a domain or user type: coercing a constant to it would run
+        its input function or CHECK, as the advisor's role), an aggregate or window call.  Every
+        function, type and operator is written pg_catalog-qualified (``OPERATOR(pg_catalog.->>)``):
+        the index must mean the same whatever search_path the DBA applies it with, and an overload
+        planted in a schema on that path must never run there.
         """
         if isinstance(node, ast.ColumnRef):
             fields = column_fields(node)
             resolved = scope.resolve(list(fields)) if fields is not None else None
-            if resolved is None:
-                return None
+            if resolved is None or not resolved[0].columns[resolved[1]].builtin:
+                return None  # a user type: its input function or a domain's CHECK would run our code
             return quote_ident(resolved[1]), {(resolved[0].oid, resolved[1]): resolved[0]}
         if isinstance(node, ast.A_Const):
             return RawStream()(node), {}

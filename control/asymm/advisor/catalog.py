@@ -23,6 +23,9 @@ class Column:
     # not analyzed).  Near +-1 a BRIN index on it is selective (see candidates.BRIN_MIN_CORRELATION).
     correlation: float | None = None
     brin: bool = False  # the type has a default BRIN operator class
+    # the type is pg_catalog's (no domain, enum or other user type): an expression over it runs
+    # only pg_catalog code (a user type's input function or a domain's CHECK would run ours)
+    builtin: bool = True
 
 
 @dataclass
@@ -90,18 +93,19 @@ class Catalog:
                 updates=int(row[6]),
                 hot_updates=int(row[7]),
             )
-            for attname, typ, cat, corr, brin in self.conn.execute(
+            for attname, typ, cat, corr, brin, builtin in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
                 "       (SELECT s.correlation FROM pg_stats s WHERE s.schemaname = %s AND s.tablename = %s"
                 "           AND s.attname = a.attname ORDER BY s.inherited LIMIT 1),"
                 "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
-                "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid)"
+                "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid),"
+                "       t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype IN ('b', 'p')"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 (table.schema, table.name, table.oid),
             ):
                 table.columns[str(attname)] = Column(
-                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin)
+                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin), bool(builtin)
                 )
             for name_, method, keys, valid, partial, indexdef, include in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
