@@ -465,11 +465,11 @@ class _Selection:
         """Final pass: drop indexes the others made redundant, the least missed first.
 
         Redundant: what dropping it costs (net of its maintenance) is below the greedy loop's
-        margin, or no statement it serves costs more than ``near_tie`` more without it (a narrow
-        (user_id) next to (user_id, created_at DESC), which serves its statements nearly as well):
-        the tolerance of a near-tie, for the same reason (one index fewer to store and maintain).
-        Relative to what each statement still costs, not to what it gained: next to a sequential
-        scan's cost every index's residue looks small."""
+        margin, or other chosen indexes serve its statements and none costs more than ``near_tie``
+        more without it (a narrow (user_id) next to (user_id, created_at DESC), which serves its
+        statements nearly as well): the tolerance of a near-tie, for the same reason (one index
+        fewer to store and maintain).  Relative to what each statement still costs, not to what it
+        gained: next to a sequential scan's cost every index's residue looks small."""
         chosen, weights = self.chosen, self.workload.weights
         while chosen:
             drop: tuple[float, Candidate] | None = None
@@ -477,9 +477,12 @@ class _Selection:
                 loss, covered = 0.0, True
                 for i in self.relevant[cand]:
                     with_all = self.cost(i, self.config(i))
-                    without = self.cost(i, self.config(i, without=cand))
+                    plan = self.whatif.cost(self.workload.prepared[i], self.config(i, without=cand))
+                    without = plan.cost
                     loss += weights[i] * (without - with_all)
-                    covered = covered and without <= with_all * (1 + self.options.near_tie) + 1e-9
+                    # covered by another chosen index (used without it), not by the sequential scan
+                    served = without <= with_all + 1e-9 or bool(plan.used)
+                    covered = covered and served and without <= with_all * (1 + self.options.near_tie) + 1e-9
                 net = loss - self.penalty(cand, [c for c in chosen if c != cand])
                 if (net < self.options.min_gain_fraction * self.remaining or covered) and (
                     drop is None or net < drop[0]
