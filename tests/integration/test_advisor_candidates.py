@@ -202,6 +202,13 @@ def test_an_expression_key_is_a_candidate_chosen_and_used_by_the_real_plan(
     # functions, casts and operators resolve in pg_catalog only (COALESCE is grammar, no function)
     assert "pg_catalog." in definition or key.startswith("COALESCE")
     assert result["indexes"][0]["name"] in plan_uses(aconn, other, definition)
+    # once it exists, the same candidate is covered by it (pg_get_indexdef's spelling matches ours)
+    catalog = Catalog(aconn)
+    fresh = rewrite(query, catalog)
+    (cand,) = [c for c in cand_mod.for_statement(fresh.analysis, 1) if c.columns == [key]]
+    table = catalog.table(None, "people")
+    assert table is not None
+    assert cand_mod.covered_by_existing(cand, table) == result["indexes"][0]["name"]
 
 
 def test_an_expression_that_is_not_immutable_for_its_column_type_is_no_candidate(
