@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from asymm.advisor.analysis import Analysis, Pred, SortSpec
-from asymm.advisor.candidates import Candidate, expression_columns, merge, on_columns
-from asymm.advisor.catalog import Table
+from asymm.advisor.analysis import Analysis, Expression, Pred, SortSpec
+from asymm.advisor.candidates import Candidate, across_statements, expression_columns, merge, on_columns
+from asymm.advisor.catalog import Column, Table
 from asymm.advisor.rewrite import repair_tokens
 
 
@@ -21,19 +21,25 @@ def test_repairs_what_normalization_breaks() -> None:
 
 def test_an_index_on_a_column_never_serves_an_expression_of_it() -> None:
     """Candidates are told apart by their full keys; the proxy pricing leaves out plain indexes on
-    a column the statement uses only through f(col) (see WhatIf._cost_by_proxy)."""
+    a column the statement uses only through an expression of it (see WhatIf._cost_by_proxy)."""
     people = Table(1, "public", "people", "public.people")
     other = Table(2, "public", "other", "public.other")
     analysis = Analysis(
         "select",
-        preds=[Pred(people, "lower(email)", "eq", "="), Pred(people, "country", "eq", "=")],
-        sorts=[SortSpec(people, [("md5(name)", True)], True)],
-        groups=[(other, ["upper(code)"])],
+        preds=[Pred(people, "(pg_catalog.lower(email))", "eq", "="), Pred(people, "country", "eq", "=")],
+        sorts=[SortSpec(people, [("(pg_catalog.md5(name))", True)], True)],
+        groups=[(other, ["(pg_catalog.upper(code))"])],
+        expressions={
+            (1, "(pg_catalog.lower(email))"): Expression("email"),
+            (1, "(pg_catalog.md5(name))"): Expression("name"),
+            (2, "(pg_catalog.upper(code))"): Expression("code"),
+        },
     )
     columns = expression_columns(analysis)
     assert columns == {(1, "email"), (1, "name"), (2, "code")}
     plain = Candidate(1, "public.people", ("email",))
-    expression = Candidate(1, "public.people", ("lower(email)",))
+    expression = Candidate(1, "public.people", ("(pg_catalog.lower(email))",))
+    assert expression.columns == ["lower(email)"]
     assert plain != expression and len({plain, expression}) == 2
     assert merge([[plain], [expression], [plain]]) == [plain, expression]
     assert on_columns(plain, columns)
@@ -43,6 +49,44 @@ def test_an_index_on_a_column_never_serves_an_expression_of_it() -> None:
     assert not on_columns(Candidate(2, "public.other", ("email",)), columns)  # same name, other table
     assert on_columns(Candidate(2, "public.other", ("code",)), columns)
     assert expression_columns(Analysis("select", preds=[Pred(people, "email", "eq", "=")])) == frozenset()
+
+
+def test_a_candidate_with_include_columns_is_its_own_index() -> None:
+    """INCLUDE columns are part of the definition, the name and the identity of a candidate."""
+    narrow = Candidate(1, "public.t", ("user_id",))
+    wide = Candidate(1, "public.t", ("user_id",), include=("created_at", '"Status"'))
+    assert narrow != wide and narrow.name != wide.name
+    assert wide.definition() == (
+        f'CREATE INDEX {wide.name} ON public.t USING btree (user_id) INCLUDE (created_at, "Status")'
+    )
+    assert merge([[wide], [narrow, wide]]) == [wide, narrow]
+    assert merge([[wide]])[0].include == wide.include
+
+
+def test_candidates_across_statements_are_bounded_per_table() -> None:
+    """However many statements share a table, it gets at most 8 candidates built across them
+    (MAX_LEADS families of PER_LEAD): their pricing stays a small part of a run."""
+    names = [f"c{k}" for k in range(12)]
+    table = Table(1, "public", "t", "public.t", columns={n: Column(n, "integer", "N") for n in names})
+    statements = []
+    for k in range(500):
+        eq = [names[k % 5], names[(k * 7) % 12]]
+        analysis = Analysis(
+            "select",
+            preds=[Pred(table, c, "eq", "=") for c in eq] + [Pred(table, names[(k * 3) % 12], "range", ">")],
+            columns={1: {names[(k * 5) % 12], names[(k * 11) % 12]}},
+        )
+        statements.append((analysis, k, float(k % 97)))
+    made = across_statements(statements)
+    assert 0 < len(made) <= 8
+    assert any(c.include for c in made)  # INCLUDE for index-only scans of the statements' columns
+    assert all(len(c.include) <= 4 and len(c.keys) <= 4 for c in made)
+    # the most shared equality column leads, and each candidate carries the statements it serves
+    shared = {
+        n: sum(1 for a, _, _ in statements if any(p.expr == n and p.kind == "eq" for p in a.preds)) for n in names
+    }
+    assert shared[made[0].keys[0]] == max(shared.values())
+    assert len(made[0].queryids) == max(shared.values())
 
 
 def test_advise_prints_one_line_when_the_cap_stopped_the_selection() -> None:

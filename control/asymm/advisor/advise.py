@@ -17,9 +17,11 @@ from typing import Any
 import psycopg
 
 from asymm.advisor import candidates as cand_mod
+from asymm.advisor.analysis import Analysis
 from asymm.advisor.catalog import Catalog, Table, quote_ident
 from asymm.advisor.rewrite import Unplannable, rewrite
 from asymm.advisor.selection import Options, Workload, select
+from asymm.advisor.validate import rejection
 from asymm.advisor.whatif import PlanError, WhatIf
 from asymm.advisor.workload import Statement, read_workload
 from asymm.db import extension_schema
@@ -109,38 +111,57 @@ def advise(
     with WhatIf(conn, catalog) as whatif:
         workload = Workload([], [], [])
         per_statement: list[list[cand_mod.Candidate]] = []
+        analyses: list[tuple[Analysis, int, float]] = []
         for stmt in statements:
-            refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
-            if refused is not None:  # before anything else: its tables may have gone with the role
-                skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": refused})
-                continue
             try:
+                refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
+                if refused is not None:  # before anything else: its tables may have gone with the role
+                    raise PlanError(refused)
                 rw = rewrite(stmt.query, catalog)
                 prepared = whatif.prepare(rw, author=stmt.userid)
+                suggested = cand_mod.for_statement(rw.analysis, stmt.queryid, trgm_schema)
             except (Unplannable, PlanError) as exc:
                 skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": str(exc)})
+                continue
+            except psycopg.OperationalError:
+                raise  # the connection is gone: nothing else can be planned either
+            except Exception as exc:  # one statement the advisor cannot read must not end the run
+                log.warning("advisor: cannot analyse statement %s", stmt.queryid, exc_info=True)
+                skipped.append(
+                    {"queryid": stmt.queryid, "query": stmt.query, "reason": f"cannot analyse: {_one_line(exc)}"}
+                )
                 continue
             workload.prepared.append(prepared)
             workload.weights.append(float(stmt.calls))
             workload.queryids.append(stmt.queryid)
             workload.rows.append(stmt.rows)
             workload.mean_ms.append(stmt.mean_exec_time)
-            per_statement.append(cand_mod.for_statement(rw.analysis, stmt.queryid, trgm_schema))
+            per_statement.append(suggested)
+            analyses.append((rw.analysis, stmt.queryid, float(stmt.calls)))
         tables: dict[int, Table] = {}
         for prepared in workload.prepared:
             for table in prepared.rewritten.analysis.tables:
                 tables[table.oid] = table
         candidates: list[cand_mod.Candidate] = []
         redundant = 0
-        for cand in cand_mod.merge(per_statement):
+        for cand in cand_mod.merge([*per_statement, cand_mod.across_statements(analyses)]):
             owner = tables.get(cand.table_oid)
             if owner is None or cand_mod.covered_by_existing(cand, owner) is not None:
                 redundant += 1
                 continue
             candidates.append(cand)
         whatif.price_by_sample(workload.prepared, workload.queryids, workload.weights, candidates)
-        chosen, summary = select(whatif, workload, candidates, tables, settings.options())
+        refusals: dict[cand_mod.Candidate, str | None] = {}
+
+        def refusal(cand: cand_mod.Candidate) -> str | None:
+            """PostgreSQL's message if it refuses the exact definition (checked once, rolled back)."""
+            if cand not in refusals:
+                refusals[cand] = rejection(conn, cand.table, cand.body(), cand.name)
+            return refusals[cand]
+
+        chosen, summary = select(whatif, workload, candidates, tables, settings.options(), refusal)
         rejected = {c.definition(): whatif.failure(c) for c in candidates if whatif.failure(c)}
+        refused_by_pg = [{"definition": c.definition(), "reason": r} for c, r in refusals.items() if r is not None]
         unverified = _unverified(conn, whatif, workload, candidates)
         indexes = []
         for item in chosen:
@@ -149,6 +170,7 @@ def advise(
                 {
                     "table": cand.table,
                     "columns": cand.columns,
+                    "include": list(cand.include),
                     "method": cand.method,
                     "name": cand.name,
                     "definition": cand.definition(),
@@ -177,6 +199,7 @@ def advise(
             "candidates": len(candidates),
             "candidates_covered_by_existing_indexes": redundant,
             "candidates_rejected_by_hypopg": rejected,
+            "candidates_rejected": refused_by_pg,
             "refused_write_bound": summary.get("refused_write_bound", []),
             "slower_statements": _with_text(summary.get("slower_statements", []), statements),
             "unverified": unverified,
@@ -193,6 +216,12 @@ def advise(
         }
     result["runtime_s"] = round(time.monotonic() - started, 3)
     return result
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line (its type when it says nothing)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return _short(text, 200)
 
 
 def _with_text(slower: list[dict[str, Any]], statements: list[Statement]) -> list[dict[str, Any]]:

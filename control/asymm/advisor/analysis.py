@@ -10,11 +10,13 @@ Details: docs/advisor.md, "Reading a statement".
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from pglast import ast as _ast
 from pglast import enums as _enums
+from pglast.stream import RawStream
 
 from asymm.advisor.catalog import Catalog, Table, quote_ident
 from asymm.sqlparse import children as _children
@@ -25,8 +27,9 @@ from asymm.sqlparse import flatten as _flatten
 ast: Any = _ast
 enums: Any = _enums
 
-# Functions whose result over one column is worth an expression index (all immutable).
-EXPRESSION_FUNCTIONS = frozenset({"lower", "upper", "btrim", "md5", "abs"})
+# Operators an expression key may be built with, besides function calls, casts and COALESCE: jsonb
+# access and arithmetic.  Comparisons are predicates, never keys.
+EXPRESSION_OPS = frozenset({"->>", "->", "#>>", "#>", "+", "-", "*", "/", "%", "||"})
 RANGE_OPS = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 GIN_OPS = frozenset({"@>", "<@", "&&", "?", "?|", "?&"})
 
@@ -39,6 +42,14 @@ class Pred:
     expr: str  # index key text: a quoted column name or an expression such as lower(email)
     kind: str  # eq | range | join | like | gin
     op: str
+
+
+@dataclass
+class Expression:
+    """An expression key: computed from one column of one table and constants only."""
+
+    column: str  # the column it is computed from (its stand-in in the proxy statement, see whatif)
+    locations: set[tuple[str, int]] = field(default_factory=set)  # (node type, location) in the parse tree
 
 
 @dataclass
@@ -70,6 +81,11 @@ class Analysis:
     params: dict[int, ParamContext] = field(default_factory=dict)
     arith_params: set[int] = field(default_factory=set)
     unresolved: list[str] = field(default_factory=list)  # relations not found (CTE names excluded)
+    # expression keys by (table oid, key text): what the proxy pricing replaces by their column
+    expressions: dict[tuple[int, str], Expression] = field(default_factory=dict)
+    # the columns the statement reads per table oid (for INCLUDE); whole_row: tables read with *
+    columns: dict[int, set[str]] = field(default_factory=dict)
+    whole_row: set[int] = field(default_factory=set)
 
     def add_table(self, table: Table) -> None:
         if all(t.oid != table.oid for t in self.tables):
@@ -236,14 +252,92 @@ class _Walker:
             resolved = scope.resolve(list(fields))
             if resolved is None:
                 return None
+            self.result.columns.setdefault(resolved[0].oid, set()).add(resolved[1])
             return resolved[0], quote_ident(resolved[1]), resolved[1]
-        if isinstance(node, ast.FuncCall) and node.args and len(node.args) == 1 and not node.agg_star:
+        if not isinstance(node, ast.FuncCall | ast.A_Expr | ast.TypeCast | ast.CoalesceExpr):
+            return None
+        rendered = self.render(node, scope, top=True)
+        if rendered is None or len(rendered[1]) != 1:
+            return None
+        (((_, column), table),) = rendered[1].items()
+        text = f"({rendered[0]})"
+        error = self.catalog.index_expression_error(table, text)
+        if error is not None:  # STABLE for this type (date_trunc on timestamptz), an aggregate, ...
+            return None
+        expression = self.result.expressions.setdefault((table.oid, text), Expression(column))
+        expression.locations.add((type(node).__name__, int(node.location)))
+        return table, text, None
+
+    def render(self, node: Any, scope: Scope, top: bool = False) -> tuple[str, dict[tuple[int, str], Table]] | None:
+        """Index key text for an expression of columns and constants, and the columns it reads.
+
+        None for anything else: a parameter (a normalized text has lost the constant an index
+        needs: ``date_trunc($1, at)``), a function, type or operator outside pg_catalog, a column
+        of a type outside pg_catalog (a domain or user type: coercing a constant to it would run
+        its input function or CHECK, as the advisor's role), an aggregate or window call.  Every
+        function, type and operator is written pg_catalog-qualified (``OPERATOR(pg_catalog.->>)``):
+        the index must mean the same whatever search_path the DBA applies it with, and an overload
+        planted in a schema on that path must never run there.
+        """
+        if isinstance(node, ast.ColumnRef):
+            fields = column_fields(node)
+            resolved = scope.resolve(list(fields)) if fields is not None else None
+            if resolved is None or not resolved[0].columns[resolved[1]].builtin:
+                return None  # a user type: its input function or a domain's CHECK would run our code
+            return quote_ident(resolved[1]), {(resolved[0].oid, resolved[1]): resolved[0]}
+        if isinstance(node, ast.A_Const):
+            return RawStream()(node), {}
+        parts: list[tuple[str, dict[tuple[int, str], Table]] | None]
+        if isinstance(node, ast.FuncCall):
             name = [f.sval for f in node.funcname if isinstance(f, ast.String)]
-            if name and name[-1].lower() in EXPRESSION_FUNCTIONS and (len(name) == 1 or name[0] == "pg_catalog"):
-                inner = self.key(node.args[0], scope)
-                if inner is not None and inner[2] is not None:
-                    return inner[0], f"{name[-1].lower()}({inner[1]})", None
-        return None
+            plain_call = not (
+                node.agg_star
+                or node.agg_distinct
+                or node.agg_order
+                or node.agg_filter is not None
+                or node.over is not None
+                or node.func_variadic
+                or node.agg_within_group
+            )
+            if not plain_call or not node.args or not name or (len(name) == 2 and name[0] != "pg_catalog"):
+                return None
+            if len(name) > 2 or len(name) != len(node.funcname):
+                return None
+            parts = [self.render(arg, scope) for arg in node.args]
+            text = f"pg_catalog.{quote_ident(name[-1])}({{}})"
+        elif isinstance(node, ast.CoalesceExpr):
+            parts = [self.render(arg, scope) for arg in node.args or ()]
+            text = "COALESCE({})"
+        elif isinstance(node, ast.TypeCast):
+            names = [f.sval for f in node.typeName.names if isinstance(f, ast.String)]
+            if not names or len(names) > 2 or (len(names) == 2 and names[0] != "pg_catalog") or node.typeName.setof:
+                return None
+            type_name = copy.deepcopy(node.typeName)
+            type_name.names = (ast.String(sval="pg_catalog"), ast.String(sval=names[-1]))
+            inner = self.render(node.arg, scope)
+            if inner is None:
+                return None
+            arg = inner[0] if isinstance(node.arg, ast.ColumnRef | ast.A_Const) else f"({inner[0]})"
+            return f"{arg}::{RawStream()(type_name)}", inner[1]
+        elif isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
+            name = [f.sval for f in node.name if isinstance(f, ast.String)]
+            if not name or name[-1] not in EXPRESSION_OPS or (len(name) == 2 and name[0] != "pg_catalog"):
+                return None
+            if len(name) > 2:
+                return None
+            parts = [self.render(side, scope) for side in (node.lexpr, node.rexpr) if side is not None]
+            operator = f"OPERATOR(pg_catalog.{name[-1]})"
+            text = f"{{}} {operator} {{}}" if node.lexpr is not None else f"{operator} {{}}"
+            if not top:
+                text = f"({text})"
+            if any(part is None for part in parts):
+                return None
+            return text.format(*(str(part[0]) for part in parts if part)), _union(parts)
+        else:
+            return None
+        if any(part is None for part in parts):
+            return None
+        return text.format(", ".join(str(part[0]) for part in parts if part)), _union(parts)
 
     def conditions(self, node: Any, scope: Scope) -> None:
         if node is None:
@@ -282,7 +376,7 @@ class _Walker:
             else:
                 return
             table, expr, column = left
-            column_type = table.columns[column].type if column else "text"
+            column_type = table.columns[column].type if column else None
             if op == "=":
                 self.result.preds.append(Pred(table, expr, "eq", op))
             elif op in RANGE_OPS:
@@ -313,7 +407,7 @@ class _Walker:
                 param = _param_of(item)
                 if param is not None:
                     self.result.params.setdefault(
-                        param, ParamContext(table, column, "=", table.columns[column].type if column else "text")
+                        param, ParamContext(table, column, "=", table.columns[column].type if column else None)
                     )
         elif kind in (enums.A_Expr_Kind.AEXPR_BETWEEN, enums.A_Expr_Kind.AEXPR_BETWEEN_SYM):
             left = self.key(node.lexpr, scope)
@@ -321,7 +415,7 @@ class _Walker:
                 return
             table, expr, column = left
             self.result.preds.append(Pred(table, expr, "range", "BETWEEN"))
-            column_type = table.columns[column].type if column else "text"
+            column_type = table.columns[column].type if column else None
             for item, bound_op in zip(node.rexpr, (">=", "<="), strict=True):
                 param = _param_of(item)
                 if param is not None:
@@ -334,9 +428,30 @@ class _Walker:
                 if param is not None:
                     self.result.params.setdefault(param, ParamContext(left[0], left[2], "like", "text"))
 
+    def column_ref(self, node: Any, scope: Scope) -> None:
+        """Note which table column ``node`` reads (or that it reads whole rows: ``*``, ``t.*``, ``t``)."""
+        fields = column_fields(node)
+        names = [f.sval for f in node.fields if isinstance(f, ast.String)]
+        if fields is None:  # ends in *
+            if names:
+                table = scope.by_alias.get(names[-1])
+                if table is not None:
+                    self.result.whole_row.add(table.oid)
+            else:
+                self.result.whole_row.update(t.oid for t in scope.by_alias.values())
+            return
+        resolved = scope.resolve(list(fields))
+        if resolved is not None:
+            self.result.columns.setdefault(resolved[0].oid, set()).add(resolved[1])
+        elif len(fields) == 1 and fields[0] in scope.by_alias:
+            self.result.whole_row.add(scope.by_alias[fields[0]].oid)
+
     def generic(self, node: Any, scope: Scope) -> None:
         """Find sub-queries and parameter arithmetic anywhere below ``node``."""
         for child in _children(node):
+            if isinstance(child, ast.ColumnRef):
+                self.column_ref(child, scope)
+                continue
             if isinstance(child, ast.SubLink):
                 if isinstance(child.subselect, ast.SelectStmt):
                     self.select(child.subselect, scope)
@@ -356,6 +471,14 @@ class _Walker:
                 self.select(child, scope)
                 continue
             self.generic(child, scope)
+
+
+def _union(parts: list[tuple[str, dict[tuple[int, str], Table]] | None]) -> dict[tuple[int, str], Table]:
+    out: dict[tuple[int, str], Table] = {}
+    for part in parts:
+        if part is not None:
+            out.update(part[1])
+    return out
 
 
 def _refers_apart(left: Any, right: Any) -> bool:

@@ -15,6 +15,16 @@ from asymm.advisor.analysis import Analysis, Pred
 from asymm.advisor.catalog import Table, quote_ident
 
 MAX_KEYS = 4
+# Bounds of the candidates built across statements (see across_statements), which keep the cost of
+# pricing them (one what-if call per candidate and statement it may serve, and lazily again per
+# round) small next to the per-statement ones: per table, the MAX_LEADS equality columns most
+# statements share each lead a family of at most PER_LEAD candidates, with MAX_TAILS range or sort
+# column and at most MAX_INCLUDE INCLUDE columns.  At most 8 per table, whatever the number of
+# statements: bench/advisor.py's 1,000 distinct statements on 5 tables get at most 40 more.
+MAX_LEADS = 2
+MAX_TAILS = 1
+MAX_INCLUDE = 4
+PER_LEAD = 4
 
 # A BRIN candidate needs |pg_stats.correlation| >= this.  A BRIN (minmax) keeps each block range's
 # smallest and largest value; a range predicate reads the ranges whose [min, max] overlap it.  The
@@ -30,70 +40,75 @@ BRIN_MIN_CORRELATION = 0.9
 class Candidate:
     table_oid: int
     table: str  # qualified, quoted
-    keys: tuple[str, ...]  # key texts, with " DESC" where descending
+    keys: tuple[str, ...]  # key texts, with " DESC" where descending; an expression is parenthesised
     method: str = "btree"
     opclass: str | None = None  # for GIN: jsonb_path_ops when only @> is used
     queryids: frozenset[int] = field(default=frozenset(), compare=False, hash=False)
+    include: tuple[str, ...] = ()  # INCLUDE (...) columns (btree only): for index-only scans
 
     @property
     def columns(self) -> list[str]:
-        return list(self.keys)
+        """The keys as a DBA reads them (``lower(email)``, not ``(pg_catalog.lower(email))``)."""
+        return [display(key) for key in self.keys]
 
     @property
     def name(self) -> str:
         """A deterministic index name within PostgreSQL's 63 bytes."""
         base = self.table.split(".")[-1].strip('"')
-        words = re.sub(r"[^a-z0-9]+", "_", "_".join(self.keys).lower()).strip("_")
-        digest = hashlib.sha1(f"{self.table}|{self.method}|{self.keys}|{self.opclass}".encode()).hexdigest()[:6]
+        words = re.sub(r"[^a-z0-9]+", "_", "_".join(self.columns).lower()).strip("_")
+        ident = f"{self.table}|{self.method}|{self.keys}|{self.opclass}"
+        if self.include:
+            ident += f"|{self.include}"
+        digest = hashlib.sha1(ident.encode()).hexdigest()[:6]
         return f"asymm_{base}_{words}"[:50] + f"_{digest}"
 
     def key_sql(self) -> str:
-        keys = []
-        for key in self.keys:
-            text = key
-            expression = "(" in key.removesuffix(" DESC")
-            if expression:
-                # f(col) with f from analysis.EXPRESSION_FUNCTIONS, all in pg_catalog: qualified, so
-                # that an overload someone planted in the applier's search_path is never what runs
-                body, desc = (key[:-5], " DESC") if key.endswith(" DESC") else (key, "")
-                text = f"(pg_catalog.{body}){desc}"
-            if self.opclass:
-                text = f"{text} {self.opclass}"
-            keys.append(text)
-        return ", ".join(keys)
+        """The key list.  Expression keys are written by analysis.render, schema-qualified already:
+        an overload someone planted in the applier's search_path is never what runs."""
+        return ", ".join(f"{key} {self.opclass}" if self.opclass else key for key in self.keys)
+
+    def body(self) -> str:
+        """Everything after ``USING``: method, keys and INCLUDE columns."""
+        include = f" INCLUDE ({', '.join(self.include)})" if self.include else ""
+        return f"{self.method} ({self.key_sql()}){include}"
 
     def definition(self, name: str | None = None, concurrently: bool = False) -> str:
         """A complete, runnable CREATE INDEX statement."""
         conc = " CONCURRENTLY" if concurrently else ""
         index = quote_ident(name or self.name)
-        return f"CREATE INDEX{conc} {index} ON {self.table} USING {self.method} ({self.key_sql()})"
+        return f"CREATE INDEX{conc} {index} ON {self.table} USING {self.body()}"
 
     def hypothetical_sql(self) -> str:
-        return f"CREATE INDEX ON {self.table} USING {self.method} ({self.key_sql()})"
+        return f"CREATE INDEX ON {self.table} USING {self.body()}"
 
 
 def _plain(key: str) -> str:
     return key.removesuffix(" DESC")
 
 
-# f(col), as analysis writes an expression key (optionally with " DESC")
-EXPRESSION_KEY = re.compile(r"^(\w+)\((.+)\)( DESC)?$")
+def is_expression(key: str) -> bool:
+    """Whether a key text is an expression: analysis writes those parenthesised, and a column name
+    is written bare or double-quoted, so it never starts with a parenthesis."""
+    return key.startswith("(")
+
+
+QUALIFIED_OPERATOR = re.compile(r"OPERATOR\(pg_catalog\.([^)]+)\)")
+
+
+def display(key: str) -> str:
+    """A key as a DBA would write it: unqualified, without the outer parentheses."""
+    body, desc = (key[:-5], " DESC") if key.endswith(" DESC") else (key, "")
+    if is_expression(body):
+        body = QUALIFIED_OPERATOR.sub(r"\1", body[1:-1]).replace("pg_catalog.", "")
+    return body + desc
 
 
 def expression_columns(analysis: Analysis) -> frozenset[tuple[int, str]]:
-    """(table oid, column key) of every ``f(col)`` the statement filters, sorts or groups on.
+    """(table oid, column key) of every expression the statement filters, sorts or groups on.
 
-    Pricing by proxy replaces ``f(col)`` by ``col``; there an index on ``col`` would look as if it
-    served the expression predicate, which in the real statement it never does."""
-    keys = [(p.table.oid, p.expr) for p in analysis.preds]
-    keys += [(s.table.oid, k) for s in analysis.sorts for k, _ in s.keys]
-    keys += [(t.oid, k) for t, group in analysis.groups for k in group]
-    found = set()
-    for oid, key in keys:
-        m = EXPRESSION_KEY.match(key)
-        if m:
-            found.add((oid, m.group(2)))
-    return frozenset(found)
+    Pricing by proxy replaces the expression by its column; there an index on the column would
+    look as if it served the expression predicate, which in the real statement it never does."""
+    return frozenset((oid, quote_ident(e.column)) for (oid, _), e in analysis.expressions.items())
 
 
 def on_columns(cand: Candidate, columns: frozenset[tuple[int, str]]) -> bool:
@@ -114,7 +129,7 @@ def for_statement(analysis: Analysis, queryid: int, trgm_schema: str | None = No
             if _plain(key) not in [_plain(k) for k in seen]:
                 seen.append(key)
         seen = seen[:MAX_KEYS]
-        if not seen:
+        if not seen or not _one_expression_per_column(analysis, table.oid, seen):
             return
         if method == "btree" and all(k.endswith(" DESC") for k in seen):
             seen = [_plain(k) for k in seen]  # a btree is scanned backwards just as well
@@ -179,16 +194,125 @@ def for_statement(analysis: Analysis, queryid: int, trgm_schema: str | None = No
     return list(out.values())
 
 
+@dataclass
+class _Use:
+    """What one statement asks of one table, for :func:`across_statements`."""
+
+    queryid: int
+    weight: float
+    eq: list[str]
+    tails: list[str]  # its range key, or its ORDER BY's first key (with " DESC"), in that order
+    columns: set[str] | None  # the columns it reads; None: whole rows, or a write (no index-only scan)
+
+
+def across_statements(statements: list[tuple[Analysis, int, float]]) -> list[Candidate]:
+    """Wider candidates that serve several statements of a table at once, as a DBA would build them.
+
+    ``statements``: (analysis, queryid, calls).  Per table: the equality columns that lead most
+    statements (``MAX_LEADS``), each followed by the other equality columns of the statements it
+    leads (all of them, by how many statements share each, or only those every one of them has),
+    then one range or ORDER BY column of those statements (the ``MAX_TAILS`` with the most calls),
+    then, for index-only scans, the other columns the statements read (the hottest one's, then all
+    of theirs) as ``INCLUDE``.  The what-if stage decides which pay; the selection's final pass
+    keeps the wide index rather than narrow ones it serves about as well.
+    """
+    uses: dict[int, tuple[Table, list[_Use]]] = {}
+    for analysis, queryid, weight in statements:
+        tables = {p.table.oid: p.table for p in analysis.preds} | {s.table.oid: s.table for s in analysis.sorts}
+        for oid, table in tables.items():
+            preds = [p for p in analysis.preds if p.table.oid == oid]
+            eq = _unique(p.expr for p in preds if p.kind == "eq")
+            tails = _unique(p.expr for p in preds if p.kind == "range")
+            for sort in analysis.sorts:
+                if sort.table.oid == oid and sort.keys and (sort.limit or eq):
+                    tails.append(sort.keys[0][0] + (" DESC" if sort.keys[0][1] else ""))
+            readable = analysis.kind == "select" and oid not in analysis.whole_row
+            columns = set(analysis.columns.get(oid, set())) if readable else None
+            uses.setdefault(oid, (table, []))[1].append(_Use(queryid, weight, eq, tails, columns))
+    out: dict[Candidate, None] = {}
+    for table, group_all in uses.values():
+        made: list[Candidate] = []
+        share: dict[str, float] = {}
+        for use in group_all:
+            for key in use.eq:
+                share[key] = share.get(key, 0.0) + 1.0 + use.weight * 1e-9  # statements first, calls break ties
+        for lead in sorted(share, key=lambda k: -share[k])[:MAX_LEADS]:
+            group = [u for u in group_all if lead in u.eq]
+            counts = {k: sum(1 for u in group if k in u.eq) for u in group for k in u.eq}
+            others = sorted((k for k in counts if k != lead), key=lambda k: -counts[k])
+            union = [lead, *others][: MAX_KEYS - 1]
+            common = [lead, *[k for k in others if counts[k] == len(group)]][: MAX_KEYS - 1]
+            tail_calls: dict[str, float] = {}
+            tail_text: dict[str, tuple[float, str]] = {}  # per column, the direction with the most calls
+            for use in group:
+                for tail in use.tails[:1]:
+                    column = _plain(tail)
+                    tail_calls[column] = tail_calls.get(column, 0.0) + use.weight
+                    if use.weight > tail_text.get(column, (-1.0, ""))[0]:
+                        tail_text[column] = (use.weight, tail)
+            ranked = sorted(tail_calls, key=lambda c: -tail_calls[c])[:MAX_TAILS]
+            lasts: list[str | None] = [tail_text[c][1] for c in ranked] or [None]
+            queryids = frozenset(u.queryid for u in group)
+            readers = sorted((u for u in group if u.columns is not None), key=lambda u: -u.weight)
+            family: list[Candidate] = []
+            for prefix in _unique_lists([union, common]):
+                for last in lasts:
+                    keys = [*prefix, last] if last is not None and _plain(last) not in prefix else list(prefix)
+                    if len(group) > 1:
+                        _add_across(family, table, keys, [], queryids)
+                    plain = {_plain(k).strip('"') for k in keys}
+                    # for index-only scans: what all the readers read, else what the hottest one reads
+                    for chosen in (readers, readers[:1]):
+                        cols = sorted({c for u in chosen for c in u.columns or ()} - plain)
+                        if cols and len(cols) <= MAX_INCLUDE and all(c in table.columns for c in cols):
+                            _add_across(family, table, keys, [quote_ident(c) for c in cols], queryids)
+                            break
+            made.extend(c for c in family[:PER_LEAD] if c not in made)
+        out.update(dict.fromkeys(made))
+    return list(out)
+
+
+def _add_across(
+    made: list[Candidate], table: Table, keys: list[str], include: list[str], queryids: frozenset[int]
+) -> None:
+    """Add one candidate of :func:`across_statements` to ``made`` (within its bounds)."""
+    keys = [k for i, k in enumerate(keys) if _plain(k) not in [_plain(x) for x in keys[:i]]][:MAX_KEYS]
+    plain_keys = {_plain(k) for k in keys}
+    include = [c for c in include if c not in plain_keys]
+    if sum(is_expression(k) for k in keys) > 1:
+        return
+    if all(k.endswith(" DESC") for k in keys):
+        keys = [_plain(k) for k in keys]
+    cand = Candidate(table.oid, table.qualified, tuple(keys), queryids=queryids, include=tuple(include))
+    if cand not in made:
+        made.append(cand)
+
+
+def _unique_lists(items: list[list[str]]) -> list[list[str]]:
+    out: list[list[str]] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
 def brin_suits(table: Table, key: str) -> bool:
     """Whether ``key`` is a plain column with a default BRIN operator class whose values follow the
     heap order (``|correlation| >= BRIN_MIN_CORRELATION``, from ANALYZE)."""
-    column = table.columns.get(key.strip('"')) if "(" not in key else None
+    column = table.columns.get(key.strip('"')) if not is_expression(key) else None
     return (
         column is not None
         and column.brin
         and column.correlation is not None
         and abs(column.correlation) >= BRIN_MIN_CORRELATION
     )
+
+
+def _one_expression_per_column(analysis: Analysis, oid: int, keys: list[str]) -> bool:
+    """Whether no two keys are expressions of one column: the proxy pricing (whatif) puts the column
+    in place of each, and could not tell them apart."""
+    columns = [analysis.expressions[(oid, _plain(k))].column for k in keys if (oid, _plain(k)) in analysis.expressions]
+    return len(columns) == len(set(columns))
 
 
 def _unique(items: object) -> list[str]:
@@ -205,11 +329,16 @@ def merge(per_statement: list[list[Candidate]]) -> list[Candidate]:
     for cands in per_statement:
         for cand in cands:
             merged.setdefault(cand, set()).update(cand.queryids)
-    return [Candidate(c.table_oid, c.table, c.keys, c.method, c.opclass, frozenset(q)) for c, q in merged.items()]
+    return [
+        Candidate(c.table_oid, c.table, c.keys, c.method, c.opclass, frozenset(q), c.include) for c, q in merged.items()
+    ]
 
 
 def covered_by_existing(cand: Candidate, table: Table) -> str | None:
-    """The name of an existing valid index that makes ``cand`` redundant, if any."""
+    """The name of an existing valid index that makes ``cand`` redundant, if any.
+
+    A btree covers a candidate whose keys are a prefix of its own (in either direction) and whose
+    INCLUDE columns it has, as keys or INCLUDE columns: it serves the same scans, index-only ones too."""
     want = [_normalize(k) for k in cand.keys]
     for index in table.indexes:
         if not index.valid or index.partial or index.method != cand.method:
@@ -217,7 +346,10 @@ def covered_by_existing(cand: Candidate, table: Table) -> str | None:
         have = [_normalize(k) for k in index.keys]
         if cand.method == "btree":
             flipped = [_flip(k) for k in want]
-            if have[: len(want)] == want or have[: len(want)] == flipped:
+            stored = {_normalize(k).removesuffix("desc") for k in [*index.keys, *index.include]}
+            if (have[: len(want)] == want or have[: len(want)] == flipped) and {
+                _normalize(c) for c in cand.include
+            } <= stored:
                 return index.name
         elif cand.method == "brin":
             if set(want) <= set(have):
@@ -228,8 +360,11 @@ def covered_by_existing(cand: Candidate, table: Table) -> str | None:
 
 
 def _normalize(key: str) -> str:
-    text = key.replace('"', "").replace(" ", "").lower()
-    text = re.sub(r"::[a-z ]+", "", text)
+    """A key text as comparable as pg_get_indexdef's and ours can be made: no qualification, no
+    quotes or blanks, no cast of a literal (the server writes ``'day'::text``), lower case."""
+    text = QUALIFIED_OPERATOR.sub(r"\1", key).replace("pg_catalog.", "")
+    text = re.sub(r"('(?:[^']|'')*')::[a-z ]+(\[\])?", r"\1", text)
+    text = text.replace('"', "").replace(" ", "").lower()
     text = text.replace("nullslast", "").replace("ascnullsfirst", "").replace("jsonb_path_ops", "")
     while text.startswith("(") and text.endswith(")"):
         text = text[1:-1]

@@ -23,6 +23,9 @@ class Column:
     # not analyzed).  Near +-1 a BRIN index on it is selective (see candidates.BRIN_MIN_CORRELATION).
     correlation: float | None = None
     brin: bool = False  # the type has a default BRIN operator class
+    # the type is pg_catalog's (no domain, enum or other user type): an expression over it runs
+    # only pg_catalog code (a user type's input function or a domain's CHECK would run ours)
+    builtin: bool = True
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ExistingIndex:
     # every column the index reads (keys, expressions, partial-index predicate): an UPDATE that
     # sets one of them cannot be HOT
     columns: frozenset[str] = frozenset()
+    include: list[str] = field(default_factory=list)  # INCLUDE (...) columns, after the keys
 
 
 class Catalog:
@@ -58,6 +62,7 @@ class Catalog:
         self.conn = conn
         self._by_name: dict[tuple[str | None, str], Table | None] = {}
         self._stats: dict[tuple[int, str], tuple[list[str], list[str]]] = {}
+        self._expression_errors: dict[tuple[int, str], str | None] = {}
 
     def table(self, schema: str | None, name: str) -> Table | None:
         """The table ``schema.name`` (search_path when ``schema`` is None), or None (not a plain table)."""
@@ -88,25 +93,28 @@ class Catalog:
                 updates=int(row[6]),
                 hot_updates=int(row[7]),
             )
-            for attname, typ, cat, corr, brin in self.conn.execute(
+            for attname, typ, cat, corr, brin, builtin in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
                 "       (SELECT s.correlation FROM pg_stats s WHERE s.schemaname = %s AND s.tablename = %s"
                 "           AND s.attname = a.attname ORDER BY s.inherited LIMIT 1),"
                 "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
-                "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid)"
+                "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid),"
+                "       t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype IN ('b', 'p')"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 (table.schema, table.name, table.oid),
             ):
                 table.columns[str(attname)] = Column(
-                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin)
+                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin), bool(builtin)
                 )
-            for name_, method, keys, valid, partial, indexdef in self.conn.execute(
+            for name_, method, keys, valid, partial, indexdef, include in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
                 "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
                 "                    || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END"
                 "               FROM generate_series(1, i.indnkeyatts) k ORDER BY k),"
-                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL, pg_get_indexdef(i.indexrelid)"
+                "       i.indisvalid AND i.indisready, i.indpred IS NOT NULL, pg_get_indexdef(i.indexrelid),"
+                "       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)"
+                "               FROM generate_series(i.indnkeyatts + 1, i.indnatts) k ORDER BY k)"
                 "  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
                 "  JOIN pg_am am ON am.oid = ic.relam WHERE i.indrelid = %s",
                 (table.oid,),
@@ -119,10 +127,23 @@ class Catalog:
                         bool(valid),
                         bool(partial),
                         columns_in(str(indexdef).split(" USING ", 1)[-1], table),
+                        [str(k) for k in include],
                     )
                 )
         self._by_name[key] = table
         return table
+
+    def index_expression_error(self, table: Table, key: str) -> str | None:
+        """Why PostgreSQL refuses ``key`` (a parenthesised expression) as a btree key on ``table``, or None.
+
+        The server decides (:mod:`asymm.advisor.validate`): it resolves the functions for the column's
+        type and checks that each is IMMUTABLE (pg_proc.provolatile), as CREATE INDEX would."""
+        from asymm.advisor.validate import rejection
+
+        cache_key = (table.oid, key)
+        if cache_key not in self._expression_errors:
+            self._expression_errors[cache_key] = rejection(self.conn, table.qualified, f"btree ({key})")
+        return self._expression_errors[cache_key]
 
     def stats(self, table: Table, column: str) -> tuple[list[str], list[str]]:
         """(most_common_vals, histogram_bounds) of a column as text, empty when not analyzed."""

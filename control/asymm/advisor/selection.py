@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +103,8 @@ class WriteModel:
         """The table columns a candidate's keys and expressions read."""
         if cand not in self._columns:
             table = self.tables.get(cand.table_oid)
-            self._columns[cand] = columns_in(" ".join(cand.keys), table) if table else frozenset()
+            text = " ".join([*cand.keys, *cand.include])  # an INCLUDE column set by an UPDATE ends HOT too
+            self._columns[cand] = columns_in(text, table) if table else frozenset()
         return self._columns[cand]
 
     def _existing(self, oid: int) -> tuple[float, list[frozenset[str]]]:
@@ -192,11 +194,21 @@ class Chosen:
 
 
 def select(
-    whatif: WhatIf, workload: Workload, candidates: list[Candidate], tables: dict[int, Table], options: Options
+    whatif: WhatIf,
+    workload: Workload,
+    candidates: list[Candidate],
+    tables: dict[int, Table],
+    options: Options,
+    rejection: Callable[[Candidate], str | None] | None = None,
 ) -> tuple[list[Chosen], dict[str, Any]]:
     """Pick indexes; returns them with their final contributions, and summary figures (with the
-    candidates the write bound refused, under ``refused_write_bound``)."""
-    return _Selection(whatif, workload, candidates, tables, options).run()
+    candidates the write bound refused, under ``refused_write_bound``).
+
+    ``rejection`` tells why PostgreSQL would refuse a candidate's definition (None: it accepts it);
+    it is asked only of a candidate about to be chosen, and a refused one is never chosen."""
+    selection = _Selection(whatif, workload, candidates, tables, options)
+    selection.rejection = rejection
+    return selection.run()
 
 
 class _Selection:
@@ -243,6 +255,7 @@ class _Selection:
         # add beyond the winner exceeds it (else (a, b) would follow (a) for the little it adds, and
         # the final pass would drop (a): the bytes saved by the tie-break lost).
         self.tie_losers: dict[Candidate, float] = {}
+        self.rejection: Callable[[Candidate], str | None] | None = None
 
     def cost(self, i: int, config: frozenset[Candidate]) -> float:
         return self.whatif.cost(self.workload.prepared[i], config).cost
@@ -419,6 +432,9 @@ class _Selection:
                     heapq.heappush(heap, (-gain, tie, self.round_no, cand))
                 continue
             neg, tie, cand, size = self.near_ties(-neg, tie, cand, size)
+            if self.rejection is not None and self.rejection(cand) is not None:
+                self.tie_losers.pop(cand, None)
+                continue  # PostgreSQL refuses its definition: never chosen (advise reports why)
             self.remaining = max(0.0, self.remaining - (-neg + self.penalty(cand)))
             self.chosen.append(cand)
             self.used_bytes += size
@@ -446,22 +462,38 @@ class _Selection:
         return count
 
     def prune(self) -> None:
-        """Final pass: drop indexes the others made redundant."""
+        """Final pass: drop indexes the others made redundant, the least missed first.
+
+        Redundant: what dropping it costs (net of its maintenance) is below the greedy loop's
+        margin, or other chosen indexes serve its statements and none costs more than ``near_tie``
+        more without it (a narrow (user_id) next to (user_id, created_at DESC), which serves its
+        statements nearly as well): the tolerance of a near-tie, for the same reason (one index
+        fewer to store and maintain).  Relative to what each statement still costs, not to what it
+        gained: next to a sequential scan's cost every index's residue looks small."""
         chosen, weights = self.chosen, self.workload.weights
-        changed = True
-        while changed and chosen:
-            changed = False
-            for cand in reversed(list(chosen)):
-                loss = 0.0
+        while chosen:
+            drop: tuple[float, Candidate] | None = None
+            for cand in chosen:
+                loss, covered = 0.0, True
                 for i in self.relevant[cand]:
                     with_all = self.cost(i, self.config(i))
-                    without = self.cost(i, self.config(i, without=cand))
+                    plan = self.whatif.cost(self.workload.prepared[i], self.config(i, without=cand))
+                    without = plan.cost
                     loss += weights[i] * (without - with_all)
-                others = [c for c in chosen if c != cand]
-                if loss - self.penalty(cand, others) < self.options.min_gain_fraction * self.remaining:
-                    chosen.remove(cand)
-                    changed = True
-                    break
+                    # covered by another chosen index (used without it), not by the sequential scan
+                    served = without <= with_all + 1e-9 or bool(plan.used)
+                    covered = covered and served and without <= with_all * (1 + self.options.near_tie) + 1e-9
+                net = loss - self.penalty(cand, [c for c in chosen if c != cand])
+                if (net < self.options.min_gain_fraction * self.remaining or covered) and (
+                    drop is None or net < drop[0]
+                ):
+                    drop = (net, cand)
+            if drop is None:
+                break
+            log.info(
+                "advisor: dropped %s: the others serve its statements (net loss %.0f)", drop[1].definition(), drop[0]
+            )
+            chosen.remove(drop[1])
 
     def results(self) -> tuple[list[Chosen], dict[str, Any]]:
         """What each kept index still brings, and the summary figures."""

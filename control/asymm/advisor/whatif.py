@@ -17,8 +17,9 @@ import psycopg
 from psycopg import sql
 
 from asymm.advisor import sample as sample_mod
-from asymm.advisor.candidates import EXPRESSION_KEY, Candidate, expression_columns, on_columns
-from asymm.advisor.catalog import Catalog, Table
+from asymm.advisor.analysis import Analysis
+from asymm.advisor.candidates import Candidate, is_expression, on_columns
+from asymm.advisor.catalog import Catalog, Table, quote_ident
 from asymm.advisor.rewrite import Rewritten, Unplannable, fallback_types, rewrite
 from asymm.db import extension_schema
 from asymm.errors import AsymmError
@@ -58,7 +59,9 @@ class Prepared:
     values: list[str | None]  # in each type's input syntax (unused for a generic plan)
     mode: str  # generic | custom
     tables: frozenset[int] = field(default_factory=frozenset)
-    proxy: Prepared | None = None  # f(col) replaced by col, to price expression indexes (see cost())
+    # per set of expression keys ((table oid, key)), the statement with them replaced by their
+    # column, to price expression indexes (see _cost_by_proxy); None: it could not be planned
+    proxies: dict[frozenset[tuple[int, str]], Prepared | None] = field(default_factory=dict)
     author: int = 0  # the role it is planned as (pg_stat_statements.userid)
 
 
@@ -146,12 +149,14 @@ class WhatIf:
 
     def refusal(self, author: int) -> str | None:
         """Why statements of role ``author`` may not be planned as that role by us (None: they may)."""
+        if not -(2**31) <= author < 2**32:  # what the oid type takes (a negative one wraps, as in PostgreSQL)
+            return f"userid {author} is no OID: no role to plan it as"
         if author not in self._refusals:
-            row = self.conn.execute("SELECT asymm._plan_as_refusal(%s)", (author,)).fetchone()
+            row = self.conn.execute("SELECT asymm._plan_as_refusal(%s)", (author % 2**32,)).fetchone()
             self._refusals[author] = str(row[0]) if row and row[0] is not None else None
         return self._refusals[author]
 
-    def prepare(self, rw: Rewritten, proxy: bool = True, author: int | None = None) -> Prepared:
+    def prepare(self, rw: Rewritten, author: int | None = None) -> Prepared:
         """Learn the statement's parameter types as ``author`` (retrying types the server could not infer).
 
         ``author`` is the role that ran it; None for a text the caller gives (planned as the
@@ -195,13 +200,6 @@ class WhatIf:
         if prepared is None:
             prepared = Prepared(name, rw, actual, [], "generic", tables, author=role)
             self._explain(prepared)  # raises PlanError when even the generic plan fails
-        if proxy and any("(" in p.expr for p in rw.analysis.preds):
-            proxy_text = expression_proxy(rw.tree)
-            if proxy_text is not None:
-                try:
-                    prepared.proxy = self.prepare(rewrite(proxy_text, self.catalog), proxy=False, author=role)
-                except (PlanError, Unplannable):
-                    prepared.proxy = None
         return prepared
 
     def _representative(self, rw: Rewritten, types: list[str]) -> list[str | None] | None:
@@ -250,19 +248,27 @@ class WhatIf:
             result = self._cost_with_samples(prepared, relevant, sampled)
             self._cache[key] = result
             return result
-        expression = frozenset(c for c in relevant if c.method == "btree" and any("(" in k for k in c.keys))
-        if expression and prepared.proxy is not None:
-            result = self._cost_by_proxy(prepared, prepared.proxy, relevant, expression)
+        expression = frozenset(c for c in relevant if c.method == "btree" and any(is_expression(k) for k in c.keys))
+        if expression and prepared.rewritten.analysis.expressions:
+            result = self._cost_by_proxy(prepared, relevant, expression)
             self._cache[key] = result
             return result
+        result = self._plan_with(prepared, relevant)
+        self._cache[key] = result
+        return result
+
+    def _plan_with(self, prepared: Prepared, relevant: frozenset[Candidate]) -> PlanResult:
+        """EXPLAIN the statement with exactly ``relevant`` as HypoPG indexes on its tables."""
         for cand in relevant:
             self.create(cand)
         for cand in [c for c in self._hypo if c.table_oid in prepared.tables and c not in relevant]:
             self.conn.execute(sql.SQL("SELECT {}.hypopg_drop_index(%s)").format(self._hypopg), (self._hypo.pop(cand),))
         relevant = frozenset(c for c in relevant if c in self._hypo)
+        cached = self._cache.get((prepared.name, relevant))
+        if cached is not None:
+            return cached
         result = self._explain(prepared)
         self._cache[(prepared.name, relevant)] = result
-        self._cache[key] = result
         return result
 
     def _cost_with_samples(
@@ -336,10 +342,25 @@ class WhatIf:
                 else:
                     self._sampled[cand] = outcome
 
+    def _proxy(self, prepared: Prepared, expressions: frozenset[tuple[int, str]]) -> Prepared | None:
+        """The statement with ``expressions`` (and no other) replaced by their columns, planned once."""
+        if expressions not in prepared.proxies:
+            analysis = prepared.rewritten.analysis
+            locations = {loc for e in expressions for loc in analysis.expressions[e].locations}
+            text = expression_proxy(prepared.rewritten.tree, locations)
+            proxy: Prepared | None = None
+            if text is not None:
+                try:
+                    proxy = self.prepare(rewrite(text, self.catalog), author=prepared.author)
+                except (PlanError, Unplannable):
+                    proxy = None
+            prepared.proxies[expressions] = proxy
+        return prepared.proxies[expressions]
+
     def _cost_by_proxy(
-        self, prepared: Prepared, proxy: Prepared, relevant: frozenset[Candidate], expression: frozenset[Candidate]
+        self, prepared: Prepared, relevant: frozenset[Candidate], expression: frozenset[Candidate]
     ) -> PlanResult:
-        """Price expression indexes through the statement with ``f(col)`` replaced by ``col``.
+        """Price expression indexes through the statement with each expression replaced by its column.
 
         HypoPG cannot give a hypothetical expression index statistics, so the planner prices
         ``lower(email) = $1`` at a default 0.5 % of the rows and an index on it looks useless.
@@ -347,20 +368,45 @@ class WhatIf:
         apply; functions such as lower() keep about as many distinct values as their column.
         cost = cost(original, other indexes) × cost(proxy, mapped) / cost(proxy, other indexes).
         The other indexes on the proxy exclude those with a key on a column the proxy put in
-        place of ``f(col)``: in the proxy, (email) would answer what stood for lower(email) = $1
-        and make (lower(email)) look useless next to it, while in the statement it serves none of it.
+        place of an expression: in the proxy, (email) would answer what stood for
+        ``lower(email) = $1`` and make (lower(email)) look useless next to it, while in the
+        statement it serves none of it.
+
+        One proxy per set of expressions the candidates index: ``lower(email)`` and ``md5(email)``
+        in one statement are priced each through a proxy that replaces only that one (a shared
+        proxy would make an index on either serve both).  With several such sets in ``relevant``
+        the best one prices the statement (they are alternatives; their combination is not priced).
         """
+        analysis = prepared.rewritten.analysis
         plain = relevant - expression
-        columns = expression_columns(prepared.rewritten.analysis)
-        apart = frozenset(c for c in plain if not on_columns(c, columns))
-        mapped = {column_proxy(c): c for c in expression}
         self._by_proxy.update(expression)
         base = self.cost(prepared, plain)
-        proxy_plain = self.cost(proxy, apart)
-        proxy_with = self.cost(proxy, apart | frozenset(mapped))
-        ratio = proxy_with.cost / proxy_plain.cost if proxy_plain.cost > 0 else 1.0
-        used = frozenset(mapped.get(c, c) for c in proxy_with.used) | (base.used - apart)
-        return PlanResult(base.cost * min(1.0, ratio), used)
+        groups: dict[frozenset[tuple[int, str]], set[Candidate]] = {}
+        for cand in expression:
+            keys = [k.removesuffix(" DESC") for k in cand.keys]
+            exprs = frozenset((cand.table_oid, k) for k in keys if is_expression(k))
+            if all(e in analysis.expressions for e in exprs):  # else it serves no expression here
+                groups.setdefault(exprs, set()).add(cand)
+        best_ratio, used = 1.0, base.used
+        for exprs, cands in groups.items():
+            proxy = self._proxy(prepared, exprs)
+            if proxy is None:
+                # the column cannot stand in for the expression (meta->>'k' = 'x': 'x' is no jsonb):
+                # HypoPG prices the expression index itself, with the planner's default selectivity
+                direct = self._plan_with(prepared, plain | frozenset(cands))
+                if base.cost > 0 and direct.cost / base.cost < best_ratio:
+                    best_ratio, used = direct.cost / base.cost, direct.used
+                continue
+            columns = frozenset((oid, quote_ident(analysis.expressions[(oid, k)].column)) for oid, k in exprs)
+            apart = frozenset(c for c in plain if not on_columns(c, columns))
+            mapped = {column_proxy(c, analysis): c for c in cands}
+            proxy_plain = self.cost(proxy, apart)
+            proxy_with = self.cost(proxy, apart | frozenset(mapped))
+            ratio = proxy_with.cost / proxy_plain.cost if proxy_plain.cost > 0 else 1.0
+            if ratio < best_ratio:
+                best_ratio = ratio
+                used = frozenset(mapped.get(c, c) for c in proxy_with.used) | (base.used - apart)
+        return PlanResult(base.cost * best_ratio, used)
 
     def create(self, cand: Candidate) -> int | None:
         """Create (once) the hypothetical index; None when HypoPG refuses it (then it is no candidate)."""
@@ -466,41 +512,50 @@ def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False
     return None
 
 
-def column_proxy(cand: Candidate) -> Candidate:
-    """The candidate with ``f(col)`` keys replaced by ``col`` (for :meth:`WhatIf._cost_by_proxy`)."""
+def column_proxy(cand: Candidate, analysis: Analysis) -> Candidate:
+    """The candidate with expression keys replaced by their column (for :meth:`WhatIf._cost_by_proxy`)."""
     keys = []
     for key in cand.keys:
-        m = EXPRESSION_KEY.match(key)
-        keys.append(m.group(2) + (m.group(3) or "") if m else key)
-    return Candidate(cand.table_oid, cand.table, tuple(keys), cand.method, cand.opclass, cand.queryids)
+        plain, desc = (key[:-5], " DESC") if key.endswith(" DESC") else (key, "")
+        expression = analysis.expressions.get((cand.table_oid, plain))
+        keys.append(quote_ident(expression.column) + desc if expression is not None else key)
+    return Candidate(cand.table_oid, cand.table, tuple(keys), cand.method, cand.opclass, cand.queryids, cand.include)
 
 
-def expression_proxy(tree: Any) -> str | None:
-    """The statement's SQL with every ``f(col)`` of an indexable function replaced by ``col``."""
+def expression_proxy(tree: Any, locations: set[tuple[str, int]]) -> str | None:
+    """The statement's SQL with the expressions at ``locations`` ((node type, location), as
+    analysis recorded them) replaced by the column they are computed from."""
     import copy
 
     from pglast import ast as typed_ast
     from pglast.stream import RawStream
 
     pg_ast: Any = typed_ast
-
-    from asymm.advisor.analysis import EXPRESSION_FUNCTIONS
-
     root = copy.deepcopy(tree)
     changed = False
 
+    def column_in(node: Any) -> Any:
+        if isinstance(node, pg_ast.ColumnRef):
+            return node
+        children = (
+            node
+            if isinstance(node, tuple | list)
+            else [getattr(node, slot, None) for slot in getattr(node, "__slots__", ())]
+        )
+        for child in children:
+            if isinstance(child, pg_ast.Node | tuple | list):
+                found = column_in(child)
+                if found is not None:
+                    return found
+        return None
+
     def strip(node: Any) -> Any:
         nonlocal changed
-        if (
-            isinstance(node, pg_ast.FuncCall)
-            and node.args
-            and len(node.args) == 1
-            and isinstance(node.args[0], pg_ast.ColumnRef)
-        ):
-            name = [f.sval for f in node.funcname if isinstance(f, pg_ast.String)]
-            if name and name[-1].lower() in EXPRESSION_FUNCTIONS:
+        if isinstance(node, pg_ast.Node) and (type(node).__name__, getattr(node, "location", None)) in locations:
+            column = column_in(node)
+            if column is not None:
                 changed = True
-                return node.args[0]
+                return column
         if isinstance(node, tuple | list):
             return type(node)(strip(child) for child in node)
         if isinstance(node, pg_ast.Node):

@@ -64,6 +64,8 @@ def render_advice(result: dict[str, Any]) -> str:
         lines.append(table(rows, ["queryid", "statement", "factor", "calls", "query"]))
     for item in result.get("unverified", []):
         lines.append(f"unverified (not chosen): {item['definition']} -- {item['calls']} calls; {item['reason']}")
+    for item in result.get("candidates_rejected", []):
+        lines.append(f"refused by PostgreSQL (not chosen): {item['definition']} -- {item['reason']}")
     if result["skipped"]:
         lines.append("skipped:")
         for item in result["skipped"]:
