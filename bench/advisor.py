@@ -76,9 +76,7 @@ def workload_conn(dsn: str, *, tracked: bool = True) -> psycopg.Connection[Any]:
 
 def control(dsn: str) -> psycopg.Connection[Any]:
     """The bench's own connection (DDL, resets, sizes): kept out of pg_stat_statements and pg_qualstats."""
-    return psycopg.connect(
-        dsn, autocommit=True, options="-c pg_stat_statements.track=none -c pg_qualstats.enabled=off"
-    )
+    return psycopg.connect(dsn, autocommit=True, options="-c pg_stat_statements.track=none -c pg_qualstats.enabled=off")
 
 
 def create_db(admin: str, name: str) -> None:
@@ -145,7 +143,9 @@ def load_db(dsn: str, wl: Workload, scale: float) -> float:
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
         conn.execute("CREATE EXTENSION IF NOT EXISTS asymm CASCADE")
         conn.execute(wl.schema(scale))
-        for (table,) in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace").fetchall():
+        for (table,) in conn.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        ).fetchall():
             conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(str(table))))
         conn.execute("VACUUM ANALYZE")
     return time.perf_counter() - started
@@ -259,7 +259,8 @@ def build(dsn: str, result: SetResult) -> list[int]:
                 result.rejected.append((definition, one_line(str(exc))))
         created = sorted(public_indexes(conn) - before)
         for (table,) in conn.execute(
-            "SELECT DISTINCT indrelid::regclass::text FROM pg_index WHERE indexrelid = ANY(%s) AND indexprs IS NOT NULL",
+            "SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+            " WHERE i.indexrelid = ANY(%s) AND i.indexprs IS NOT NULL",
             (created,),
         ).fetchall():
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(str(table))))
@@ -274,9 +275,7 @@ def build(dsn: str, result: SetResult) -> list[int]:
 
 def drop(dsn: str, created: list[int]) -> None:
     with control(dsn) as conn:
-        for (name,) in conn.execute(
-            "SELECT oid::regclass::text FROM pg_class WHERE oid = ANY(%s)", (created,)
-        ).fetchall():
+        for (name,) in conn.execute("SELECT relname FROM pg_class WHERE oid = ANY(%s)", (created,)).fetchall():
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(str(name))))
 
 
@@ -514,13 +513,21 @@ DISTINCT_TABLES = {
         ["tenant_id", "project_id", "assignee_id", "status"],
         ["created_at", "due_date", "priority"],
     ),
-    "users": (["id", "tenant_id", "email", "name", "status", "created_at"], ["tenant_id", "email", "status"], ["created_at"]),
+    "users": (
+        ["id", "tenant_id", "email", "name", "status", "created_at"],
+        ["tenant_id", "email", "status"],
+        ["created_at"],
+    ),
     "comments": (
         ["id", "tenant_id", "task_id", "author_id", "created_at"],
         ["tenant_id", "task_id", "author_id"],
         ["created_at"],
     ),
-    "projects": (["id", "tenant_id", "owner_id", "name", "archived", "created_at"], ["tenant_id", "owner_id", "name"], ["created_at"]),
+    "projects": (
+        ["id", "tenant_id", "owner_id", "name", "archived", "created_at"],
+        ["tenant_id", "owner_id", "name"],
+        ["created_at"],
+    ),
 }
 
 

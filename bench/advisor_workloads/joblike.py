@@ -48,7 +48,8 @@ INSERT INTO store SELECT g, 'store ' || g, 'city ' || (g % {CITIES}), 'S' || (g 
        (ARRAY['north','south','east','west'])[1 + g % 4] FROM generate_series(1, {st}) g;
 CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL, brand text NOT NULL, category text NOT NULL,
                    class text NOT NULL, price numeric(10,2) NOT NULL);
-INSERT INTO item SELECT g, 'item ' || g, 'brand ' || (g * 7 % {BRANDS}), 'category ' || (g * 7 % {BRANDS} % {CATEGORIES}),
+INSERT INTO item SELECT g, 'item ' || g, 'brand ' || (g * 7 % {BRANDS}),
+       'category ' || (g * 7 % {BRANDS} % {CATEGORIES}),
        'class ' || (g % 100), 1 + (g * 7919 % 50000) / 100.0 FROM generate_series(1, {it}) g;
 CREATE TABLE customer (id int PRIMARY KEY, name text NOT NULL, segment text NOT NULL, birth_year int NOT NULL,
                        city text NOT NULL, state text NOT NULL);
@@ -59,13 +60,14 @@ CREATE TABLE promotion (id int PRIMARY KEY, channel text NOT NULL, discount nume
 INSERT INTO promotion SELECT g, (ARRAY['tv','email','web','radio','none'])[1 + g % 5], (g % 30) / 100.0
   FROM generate_series(1, {pr}) g;
 CREATE TABLE sales (id bigint PRIMARY KEY, date_id int NOT NULL, store_id int NOT NULL, item_id int NOT NULL,
-                    customer_id int NOT NULL, promo_id int NOT NULL, quantity int NOT NULL, amount numeric(12,2) NOT NULL);
+                    customer_id int NOT NULL, promo_id int NOT NULL, quantity int NOT NULL,
+                    amount numeric(12,2) NOT NULL);
 INSERT INTO sales SELECT g, 1 + ((g - 1) * {DAYS}::bigint / {sa})::int, 1 + g * 7 % {st}, 1 + g * 7919 % {it},
        1 + g * 104729 % {cu}, 1 + g * 13 % {pr}, 1 + g % 9, (1 + g % 9) * (1 + (g * 7919 % 50000) / 100.0)
   FROM generate_series(1::bigint, {sa}) g;
 CREATE SEQUENCE sales_id_seq START {sa + 1} OWNED BY sales.id;
 ALTER TABLE sales ALTER id SET DEFAULT nextval('sales_id_seq');
-"""
+"""  # noqa: S608 - numbers and this module's fixed lists only
 
 
 def shapes(scale: float) -> list[Shape]:
@@ -199,7 +201,8 @@ EXPERT = [
 
 WORKLOAD = Workload(
     name="joblike",
-    description="TPC-DS-like star: sales 1.5M, customer 200k, item 50k, date_dim 1.5k, store 200, promotion 500 (scale 1)",
+    description="TPC-DS-like star: sales 1.5M, customer 200k, item 50k, date_dim 1.5k, store 200,"
+    " promotion 500 (scale 1)",
     schema=schema,
     shapes=shapes,
     expert=EXPERT,

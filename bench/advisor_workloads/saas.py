@@ -72,7 +72,7 @@ CREATE SEQUENCE tasks_id_seq START {n + 1} OWNED BY tasks.id;
 ALTER TABLE tasks ALTER id SET DEFAULT nextval('tasks_id_seq');
 CREATE SEQUENCE comments_id_seq START {m + 1} OWNED BY comments.id;
 ALTER TABLE comments ALTER id SET DEFAULT nextval('comments_id_seq');
-"""
+"""  # noqa: S608 - numbers and this module's fixed lists only
 
 
 def shapes(scale: float) -> list[Shape]:

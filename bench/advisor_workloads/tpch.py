@@ -22,7 +22,9 @@ DAYS = 2400  # o_orderdate = START + (key * 97 % 2400)
 SHIPMODES = ["REG AIR", "AIR", "RAIL", "SHIP", "TRUCK", "MAIL", "FOB"]
 SEGMENTS = ["AUTOMOBILE", "BUILDING", "FURNITURE", "MACHINERY", "HOUSEHOLD"]
 CONTAINERS = [
-    f"{a} {b}" for a in ("SM", "MED", "LG", "JUMBO", "WRAP") for b in ("CASE", "BOX", "BAG", "JAR", "PKG", "PACK", "CAN")
+    f"{a} {b}"
+    for a in ("SM", "MED", "LG", "JUMBO", "WRAP")
+    for b in ("CASE", "BOX", "BAG", "JAR", "PKG", "PACK", "CAN")
 ]
 
 
@@ -78,7 +80,7 @@ INSERT INTO lineitem SELECT 1 + (g - 1) / 4, 1 + (g - 1) % 4, 1 + g * 7919 % {p}
        date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % {DAYS} + g % 120 + 1 + g % 30)::int,
        (ARRAY['REG AIR','AIR','RAIL','SHIP','TRUCK','MAIL','FOB'])[1 + g / 5 % 7]
   FROM generate_series(1::bigint, {li}) g;
-"""
+"""  # noqa: S608 - numbers and this module's fixed lists only
 
 
 def _brand(r: random.Random) -> str:

@@ -87,9 +87,7 @@ def configured(conf_text: str) -> ServerOptions:
         if match:
             values[match.group(1)] = match.group(2)
     libraries = [x.strip() for x in values.get("shared_preload_libraries", "").split(",") if x.strip()]
-    return ServerOptions(
-        tuple(lib for lib in libraries if lib not in ALWAYS_PRELOADED), values.get("shared_buffers")
-    )
+    return ServerOptions(tuple(lib for lib in libraries if lib not in ALWAYS_PRELOADED), values.get("shared_buffers"))
 
 
 def missing(wanted: ServerOptions, have: ServerOptions) -> list[str]:
