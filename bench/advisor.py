@@ -16,12 +16,15 @@ timeseries), in one run:
 3. compute four index sets: none; pg_qualstats (``pg_qualstats_index_advisor(min_filter => 0,
    min_selectivity => 0)``; the defaults' set is printed too); the module's ``EXPERT`` (written
    before asymm's advisor ever ran on the workload); asymm (``advise(conn)``, default settings);
-4. for each set: execute every definition (recording each one PostgreSQL rejects), ANALYZE the
-   tables that got an expression index, prewarm, replay the workload (a fixed seeded parameter
-   list identical for every set, a warm-up round, then the median of ``--rounds`` rounds per
-   shape, client wall time; pg_stat_statements execution time per shape beside it), drop the
-   set's indexes; index count and real storage (pg_relation_size of the created indexes);
-5. print the table, per shape times, and the goals check.
+4. for each set, a file-level copy of the loaded database (``CREATE DATABASE ... TEMPLATE``: same
+   data, statistics and OIDs) in which every definition is executed (each one PostgreSQL rejects
+   is recorded), then ANALYZE of the tables that got an expression index; index count and real
+   storage (pg_relation_size of the created indexes); all copies prewarmed;
+5. an interleaved replay (:func:`replay`): a fixed seeded parameter list identical for every set
+   and round, a warm-up round, then per round and shape each set's block back to back in a
+   rotating order; the median over ``--rounds`` rounds per shape of the client wall time, and
+   pg_stat_statements execution time per shape beside it;
+6. print the table, per shape times, and the goals check.
 
 Then 1,000 distinct statements over the saas schema through the advisor: its runtime (goal < 30 s).
 """
@@ -273,12 +276,6 @@ def build(dsn: str, result: SetResult) -> list[int]:
     return created
 
 
-def drop(dsn: str, created: list[int]) -> None:
-    with control(dsn) as conn:
-        for (name,) in conn.execute("SELECT relname FROM pg_class WHERE oid = ANY(%s)", (created,)).fetchall():
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(str(name))))
-
-
 def prewarm(dsn: str) -> tuple[int, int]:
     """Load the database's relations into shared_buffers; (database bytes, pool bytes)."""
     with control(dsn) as conn:
@@ -305,22 +302,67 @@ def server_times(dsn: str, queryids: list[int | None]) -> list[float | None]:
     return [by_id.get(q) if q is not None else None for q in queryids]
 
 
+def block_order(names: list[str], j: int) -> list[str]:
+    """The ``j``-th order of the sets' blocks: rotated, and reversed every other cycle, so that each
+    set runs first, last and between as often over ``2 x len(names)`` blocks."""
+    shift = j % len(names)
+    order = names[shift:] + names[:shift]
+    return order[::-1] if (j // len(names)) % 2 else order
+
+
 def replay(
-    dsn: str, shapes: list[Shape], queryids: list[int | None], result: SetResult, rounds: int, max_round_s: float
+    dsns: dict[str, str],
+    shapes: list[Shape],
+    queryids: list[int | None],
+    results: dict[str, SetResult],
+    rounds: int,
+    max_round_s: float,
+    feed_s: float,
 ) -> None:
-    """A warm-up round, then ``rounds`` recorded rounds (one when the warm-up took over ``max_round_s``)."""
+    """Interleaved replay of every set, each in its own copy of the database.
+
+    Per round and per shape, each set runs the shape's block (its ``weight`` calls, the same
+    parameters in every set and every round) back to back, in an order that rotates
+    (:func:`block_order`): a burst of load from other jobs on this shared machine hits the sets
+    alike.  A warm-up round first (not recorded) decides each set's recorded rounds: ``rounds``,
+    or one when the warm-up took over ``max_round_s``.  The no-index set's warm-up is the feed
+    itself (the same weights on the same data): when that took over ``max_round_s`` it gets no
+    further warm-up (the prewarm loaded its tables) and one recorded round.
+    """
     params = param_lists(shapes, REPLAY_SEED)
-    with workload_conn(dsn) as conn:
-        warm = sum(run_block(conn, s, p) for s, p in zip(shapes, params, strict=True))
-        result.rounds = rounds if warm <= max_round_s else 1
-        with control(dsn) as ctl:
+    names = list(dsns)
+    conns = {n: workload_conn(d) for n, d in dsns.items()}
+    try:
+        for name in names:
+            if name == "none" and feed_s > max_round_s:
+                results[name].rounds = 1
+                continue
+            warm = sum(run_block(conns[name], s, p) for s, p in zip(shapes, params, strict=True))
+            results[name].rounds = rounds if warm <= max_round_s else 1
+        with control(dsns["none"]) as ctl:
             ctl.execute("SELECT pg_stat_statements_reset()")
-        samples: list[list[float]] = [[] for _ in shapes]
-        for _ in range(result.rounds):
+        samples: dict[str, list[list[float]]] = {n: [[] for _ in shapes] for n in names}
+        j = 0
+        for round_no in range(max(r.rounds for r in results.values())):
             for k, (shape, values) in enumerate(zip(shapes, params, strict=True)):
-                samples[k].append(run_block(conn, shape, values) * 1000)
-    result.shape_ms = [statistics.median(x) for x in samples]
-    result.server_ms = [t / result.rounds if t is not None else None for t in server_times(dsn, queryids)]
+                for name in block_order(names, j):
+                    if round_no < results[name].rounds:
+                        samples[name][k].append(run_block(conns[name], shape, values) * 1000)
+                j += 1
+    finally:
+        for conn in conns.values():
+            conn.close()
+    for name in names:
+        res = results[name]
+        res.shape_ms = [statistics.median(x) for x in samples[name]]
+        res.server_ms = [t / res.rounds if t is not None else None for t in server_times(dsns[name], queryids)]
+
+
+def copy_db(admin: str, template: str, name: str) -> None:
+    """A file-level copy: same data, visibility, statistics and relation OIDs (so the same queryids)."""
+    with control(admin) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
 
 
 # -- one workload -----------------------------------------------------------------------------------
@@ -331,6 +373,7 @@ def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str
     create_db(admin, db)
     dsn = with_dbname(admin, db)
     out: dict[str, Any] = {"workload": wl.name}
+    copies: list[str] = []
     try:
         print(f"\n== {wl.name}{' (hold-out)' if wl.holdout else ''}: {wl.description}; scale {args.scale} ==")
         loaded = load_db(dsn, wl, args.scale)
@@ -358,20 +401,30 @@ def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str
             "asymm": [item["definition"] for item in adv["indexes"]],
         }
         results: dict[str, SetResult] = {}
+        dsns: dict[str, str] = {}
+        started = time.perf_counter()
         for name, definitions in sets.items():
-            res = SetResult(name, definitions)
-            created = build(dsn, res)
-            db_bytes, pool = prewarm(dsn)
-            started = time.perf_counter()
-            replay(dsn, shapes, queryids, res, args.rounds, args.max_round_s)
-            drop(dsn, created)
-            print(
-                f"  set {name}: {res.created} indexes built in {res.build_s:.1f} s"
-                f" ({res.storage_bytes / 2**20:.1f} MB; database {db_bytes / 2**20:.0f} MB,"
-                f" shared_buffers {pool / 2**20:.0f} MB), replay 1 + {res.rounds} rounds in"
-                f" {time.perf_counter() - started:.1f} s"
-            )
-            results[name] = res
+            if name != "none":
+                copy_db(admin, db, f"{db}_{name}")
+                copies.append(f"{db}_{name}")
+            dsns[name] = with_dbname(admin, db if name == "none" else f"{db}_{name}")
+            results[name] = SetResult(name, definitions)
+            build(dsns[name], results[name])
+        print(f"copies made and index sets built in {time.perf_counter() - started:.1f} s")
+        total_db, pool = 0, 0
+        for name in sets:
+            db_bytes, pool = prewarm(dsns[name])
+            total_db += db_bytes
+        print(
+            f"buffer pool: shared_buffers {pool / 2**20:.0f} MB, the {len(sets)} copies {total_db / 2**20:.0f} MB"
+            + (" (prewarmed)" if total_db < 0.9 * pool else " (do NOT fit: replays also read from outside it)")
+        )
+        started = time.perf_counter()
+        replay(dsns, shapes, queryids, results, args.rounds, args.max_round_s, fed)
+        print(
+            f"interleaved replay in {time.perf_counter() - started:.1f} s; recorded rounds per set: "
+            + ", ".join(f"{n} {r.rounds}" for n, r in results.items())
+        )
         out["sets"] = {
             n: {
                 "definitions": r.definitions,
@@ -389,7 +442,8 @@ def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str
             out["distinct"] = distinct_check(dsn)
     finally:
         if not args.keep:
-            drop_db(admin, db)
+            for name in [*copies, db]:
+                drop_db(admin, name)
     return out
 
 
@@ -459,17 +513,17 @@ def report(
             print(f"  rejected ({name}): {definition}: {error}")
     print()
     print(
-        f"{'shape (ms per round: median client time; server exec ms in brackets for asymm)':60} {'w':>3}"
+        f"{'shape: ms per round (median client time); server = asymm/none by exec time':60} {'w':>3}"
         + "".join(f" {n:>12}" for n in SETS)
         + f" {'asymm/none':>10}"
     )
     for k, shape in enumerate(shapes):
-        srv = res["asymm"].server_ms[k]
+        srv, srv_none = res["asymm"].server_ms[k], res["none"].server_ms[k]
         print(
             f"{(shape.name + (' [W]' if shape.write else ''))[:60]:60} {shape.weight:3}"
             + "".join(f" {res[n].shape_ms[k]:12.2f}" for n in SETS)
             + f" {ratio(res['asymm'].shape_ms[k], res['none'].shape_ms[k]):>10}"
-            + (f"  [{srv:.2f}]" if srv is not None else "")
+            + f" {ratio(srv, srv_none) if srv is not None and srv_none is not None else '-':>7}"
         )
     named = {int(item["queryid"]) for item in adv.get("slower_statements", [])}
     slower = [

@@ -28,10 +28,9 @@ def counts(scale: float) -> dict[str, int]:
 def schema(scale: float) -> str:
     c = counts(scale)
     a, e, us = c["accounts"], c["events"], c["users"]
-    types = "ARRAY[" + ",".join(f"'{x}'" for x in TYPES) + "]"
-    countries = "ARRAY[" + ",".join(f"'{x}'" for x in COUNTRIES) + "]"
-    common = "ARRAY[" + ",".join(f"'{x}'" for x in COMMON_TAGS) + "]"
-    rare = "ARRAY[" + ",".join(f"'{x}'" for x in RARE_TAGS) + "]"
+    types, countries, common, rare = (
+        "(ARRAY[" + ",".join(f"'{x}'" for x in values) + "])" for values in (TYPES, COUNTRIES, COMMON_TAGS, RARE_TAGS)
+    )
     return f"""
 CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL, plan text NOT NULL);
 INSERT INTO accounts SELECT g, 'account ' || g, (ARRAY['free','pro','enterprise'])[1 + g % 3]
