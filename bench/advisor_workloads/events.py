@@ -34,7 +34,7 @@ def schema(scale: float) -> str:
     return f"""
 CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL, plan text NOT NULL);
 INSERT INTO accounts SELECT g, 'account ' || g, (ARRAY['free','pro','enterprise'])[1 + g % 3]
-  FROM generate_series(1, {a}) g;
+  FROM generate_series(1::bigint, {a}) g;
 CREATE TABLE events (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL,
                      occurred_at timestamptz NOT NULL, payload jsonb NOT NULL, tags text[] NOT NULL);
 INSERT INTO events SELECT g, 1 + (g * 7919) % {a}, {types}[1 + g % {len(TYPES)}],
@@ -44,7 +44,7 @@ INSERT INTO events SELECT g, 1 + (g * 7919) % {a}, {types}[1 + g % {len(TYPES)}]
                           'amount', g % 500),
        CASE WHEN g % 997 = 0 THEN ARRAY[{common}[1 + g % {len(COMMON_TAGS)}], {rare}[1 + (g / 997) % {len(RARE_TAGS)}]]
             ELSE ARRAY[{common}[1 + g % {len(COMMON_TAGS)}], {common}[1 + (g / 7) % {len(COMMON_TAGS)}]] END
-  FROM generate_series(1, {e}) g;
+  FROM generate_series(1::bigint, {e}) g;
 CREATE SEQUENCE events_id_seq START {e + 1} OWNED BY events.id;
 ALTER TABLE events ALTER id SET DEFAULT nextval('events_id_seq');
 """  # noqa: S608 - numbers and this module's fixed lists only

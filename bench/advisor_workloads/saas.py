@@ -41,18 +41,18 @@ def schema(scale: float) -> str:
     return f"""
 CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL, plan text NOT NULL);
 INSERT INTO tenants SELECT g, 'tenant ' || g, (ARRAY['free','pro','enterprise'])[1 + g % 3]
-  FROM generate_series(1, {t}) g;
+  FROM generate_series(1::bigint, {t}) g;
 CREATE TABLE users (id int PRIMARY KEY, tenant_id int NOT NULL, email text NOT NULL, name text NOT NULL,
                     status text NOT NULL, created_at timestamptz NOT NULL);
 INSERT INTO users SELECT g, 1 + (g - 1) % {t}, 'User' || g || '@Tenant' || (1 + (g - 1) % {t}) || '.example.com',
        'user ' || g, (ARRAY['active','active','active','invited','disabled'])[1 + g % 5],
        timestamptz '2025-01-01 00:00+00' + (g * 7919 % 31536000) * interval '1 s'
-  FROM generate_series(1, {u}) g;
+  FROM generate_series(1::bigint, {u}) g;
 CREATE TABLE projects (id int PRIMARY KEY, tenant_id int NOT NULL, owner_id int NOT NULL, name text NOT NULL,
                        archived boolean NOT NULL, created_at timestamptz NOT NULL);
 INSERT INTO projects SELECT g, 1 + (g - 1) % {t}, 1 + (g - 1) % {t} + {t} * (g * 31 % {upt}),
        'project ' || (g * 7 % 1000), g % 5 = 0, timestamptz '2025-06-01 00:00+00' + g * interval '10 min'
-  FROM generate_series(1, {p}) g;
+  FROM generate_series(1::bigint, {p}) g;
 CREATE TABLE tasks (id bigint PRIMARY KEY, tenant_id int NOT NULL, project_id int NOT NULL, assignee_id int NOT NULL,
                     status text NOT NULL, priority int NOT NULL, title text NOT NULL, created_at timestamptz NOT NULL,
                     updated_at timestamptz NOT NULL, due_date date NOT NULL);
@@ -60,14 +60,14 @@ INSERT INTO tasks SELECT g, tn, tn + {t} * (g * 31 % {ppt}), tn + {t} * (g * 791
        (ARRAY{STATUSES!r})[1 + (g * 13) % {len(STATUSES)}], g % 5, 'task ' || g,
        timestamptz '2026-01-01 00:00+00' + (g::float8 * {SPAN_S} / {n}) * interval '1 s',
        timestamptz '2026-01-01 00:00+00' + (g::float8 * {SPAN_S} / {n} + g % 86400 * 3) * interval '1 s',
-       date '2026-01-01' + ((g::float8 * 300 / {n})::int + g % 60)
-  FROM (SELECT g, 1 + (g - 1) % {t} AS tn FROM generate_series(1, {n}) g) s;
+       date '2026-01-01' + ((g::float8 * 300 / {n})::int + g % 60)::int
+  FROM (SELECT g, 1 + (g - 1) % {t} AS tn FROM generate_series(1::bigint, {n}) g) s;
 CREATE TABLE comments (id bigint PRIMARY KEY, tenant_id int NOT NULL, task_id bigint NOT NULL, author_id int NOT NULL,
                        body text NOT NULL, created_at timestamptz NOT NULL);
 INSERT INTO comments SELECT g, 1 + (tk - 1) % {t}, tk, 1 + (tk - 1) % {t} + {t} * (g % {upt}),
        'comment ' || g || ' on task ' || tk,
        timestamptz '2026-01-01 00:00+00' + (g::float8 * {SPAN_S} / {m}) * interval '1 s'
-  FROM (SELECT g, 1 + (g::bigint * 7 % {n}) AS tk FROM generate_series(1, {m}) g) s;
+  FROM (SELECT g, 1 + (g::bigint * 7 % {n}) AS tk FROM generate_series(1::bigint, {m}) g) s;
 CREATE SEQUENCE tasks_id_seq START {n + 1} OWNED BY tasks.id;
 ALTER TABLE tasks ALTER id SET DEFAULT nextval('tasks_id_seq');
 CREATE SEQUENCE comments_id_seq START {m + 1} OWNED BY comments.id;

@@ -27,12 +27,12 @@ def schema(scale: float) -> str:
     return f"""
 CREATE TABLE devices (id int PRIMARY KEY, site_id int NOT NULL, model text NOT NULL, installed_at timestamptz NOT NULL);
 INSERT INTO devices SELECT g, 1 + g % {s}, 'model ' || (g % 12), timestamptz '2025-06-01 00:00+00' + g * interval '1 h'
-  FROM generate_series(1, {d}) g;
+  FROM generate_series(1::bigint, {d}) g;
 CREATE TABLE readings (id bigint PRIMARY KEY, device_id int NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL,
                        status smallint NOT NULL);
 INSERT INTO readings SELECT g, 1 + g % {d}, timestamptz '2026-01-01 00:00+00' + g * interval '1 s',
        20 + 10 * sin(g / 5000.0) + (g * 7919 % 100) / 50.0, CASE WHEN g % 1009 = 0 THEN 2 ELSE g % 2 END
-  FROM generate_series(1, {n}) g;
+  FROM generate_series(1::bigint, {n}) g;
 CREATE SEQUENCE readings_id_seq START {n + 1} OWNED BY readings.id;
 ALTER TABLE readings ALTER id SET DEFAULT nextval('readings_id_seq');
 """  # noqa: S608 - numbers and this module's fixed lists only
