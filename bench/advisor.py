@@ -660,7 +660,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="scale 0.1 (unless --scale) and 1 recorded round")
     parser.add_argument("--rounds", type=int, default=None, help="recorded rounds after the warm-up [default 5]")
     parser.add_argument(
-        "--max-round-s", type=float, default=20.0, help="a set whose warm-up round takes longer records one round"
+        "--max-round-s", type=float, default=40.0, help="a set whose warm-up round takes longer records one round"
     )
     parser.add_argument("--no-distinct", action="store_true", help="skip the 1,000-distinct-statements check")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
