@@ -1,535 +1,610 @@
 #!/usr/bin/env python3
-"""Index advisor benchmark: replayed OLTP workload with no indexes, a DBA's hand-made set, the advisor's set.
+"""Index advisor benchmark (issue 18): asymm's advisor against no indexes, pg_qualstats and an expert's set.
 
-Usage: ``.venv/bin/python bench/advisor.py [--dsn DSN] [--scale 1.0]`` against a throwaway server
-(``asymm sandbox up``); it creates (and at the end drops) databases ``asymm_bench_advisor*``.
-Give the server a buffer pool that holds the copies (about 1.3 GB at scale 1: ``ALTER SYSTEM SET
-shared_buffers = '2GB'`` and a restart), else the copies compete for it (see :func:`prewarm`).
+Usage: ``.venv/bin/python bench/advisor.py [--dsn DSN] [--scale 1.0] [--only WORKLOAD] [--quick]``
+against a throwaway server started with ``asymm sandbox up --preload pg_qualstats --shared-buffers 3GB``
+(the bench refuses to run without pg_qualstats preloaded, and says what to set when the buffer
+pool is small).  It creates and drops databases ``asymm_bench_adv_*``.
 
-1. An OLTP schema (customers 200k, products 20k, orders 1.2M, order_items 2M, events 300k at
-   scale 1) generated with generate_series, ANALYZEd, only primary keys.
-2. 18 query shapes with parameters, each with a weight (calls per replay).  Some need
-   multi-column or expression indexes, some cannot use any index, two are writes.  One pass of
-   the workload feeds pg_stat_statements (reset first): that is what the advisor reads.
-3. ``advise()`` on that workload (default settings, then without the write bound), then a
-   file-level copy of the database per index set, and an interleaved replay (:func:`measure`):
-   per shape, paired samples of at least ``--sample-ms`` of work each, client wall time and
-   server execution time (pg_stat_statements) per call, the median of the paired ratios with a
-   bootstrap interval, and per shape whether it is within 10 % of no indexes.
-4. 1,000 distinct statements (generated variations over the same schema) through the advisor:
-   runtime and what-if calls.
-5. Analytic (TPC-H-style) statements at 250 MB / 500 MB / 1 GB budgets: estimated workload cost
-   relative to no indexes.
+Per workload (``bench/advisor_workloads/``: tpch, joblike, saas, events, and the hold-out
+timeseries), in one run:
+
+1. create the database, load it (generate_series, only primary keys), VACUUM ANALYZE; autovacuum
+   is off on its tables so that statistics do not change between the index sets;
+2. reset pg_stat_statements and pg_qualstats, run one pass of the workload (the "feed", with
+   ``pg_qualstats.sample_rate = 1``): what both tools observe;
+3. compute four index sets: none; pg_qualstats (``pg_qualstats_index_advisor(min_filter => 0,
+   min_selectivity => 0)``: its defaults, min_filter 1000 and min_selectivity 30, leave out quals
+   that filter few rows or are unselective, so the permissive call, everything pg_qualstats can
+   offer, is the one the goals use; when the defaults give another set it is measured too, as
+   ``qs_defaults``); the module's ``EXPERT``
+   (written before asymm's advisor ever ran on the workload); asymm (``advise(conn)``, default
+   settings);
+4. for each set, a file-level copy of the loaded database (``CREATE DATABASE ... TEMPLATE``: same
+   data, statistics and OIDs) in which every definition is executed (each one PostgreSQL rejects
+   is recorded), then ANALYZE of the tables that got an expression index; index count and real
+   storage (pg_relation_size of the created indexes); all copies prewarmed;
+5. an interleaved replay (:func:`replay`): a fixed seeded parameter list identical for every set
+   and round, a warm-up round, then per round and shape each set's block back to back in a
+   rotating order; the median over ``--rounds`` rounds per shape of the client wall time, and
+   pg_stat_statements execution time per shape beside it;
+6. print the table, per shape times, and the goals check.
+
+Then 1,000 distinct statements over the saas schema through the advisor: its runtime (goal < 30 s).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
+import json
 import random
-import re
 import statistics
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from advisor_workloads import Shape, Workload, load, names
 from psycopg import sql
+from psycopg.types.numeric import Int8Dumper
 
-from asymm.advisor.advise import Settings, advise
-from asymm.advisor.workload import Statement, read_workload
-from asymm.db import resolve_dsn, with_dbname
+from asymm.advisor.advise import advise
+from asymm.advisor.workload import Statement
+from asymm.db import connect, one_line, resolve_dsn, with_dbname
 
-DB = "asymm_bench_advisor"
-
-SCHEMA = """
-CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
-CREATE EXTENSION IF NOT EXISTS hypopg;
-CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, country text NOT NULL, tier text NOT NULL,
-                        created_at timestamp NOT NULL);
-INSERT INTO customers SELECT g, 'Customer' || g || '@Example.com', 'C' || (g % 20),
-       (ARRAY['free','pro','team'])[1 + g % 3],
-       timestamp '2024-01-01' + (g * 157 % {c}) * interval '5 min' FROM generate_series(1, {c}) g;
-CREATE TABLE products (id int PRIMARY KEY, category int NOT NULL, price numeric(10,2) NOT NULL, name text NOT NULL,
-                       attrs jsonb NOT NULL);
-INSERT INTO products SELECT g, g % 200, (g * 7919 % 100000) / 100.0, 'product ' || g,
-       jsonb_build_object('color', (ARRAY['red','blue','green','black'])[1 + g % 4], 'size', g % 10)
-  FROM generate_series(1, {p}) g;
-CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL, total numeric(10,2) NOT NULL,
-                     shipping_country text NOT NULL, created_at timestamp NOT NULL, note text);
-INSERT INTO orders SELECT g, 1 + (g * 7 % {c}), (ARRAY['new','paid','shipped','done','done','done'])[1 + g % 6],
-       (g * 31 % 100000) / 100.0, 'C' || (g * 13 % 20), timestamp '2024-01-01' + g * interval '20 s', NULL
-  FROM generate_series(1, {o}) g;
-CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL, product_id int NOT NULL, quantity int NOT NULL,
-                          price numeric(10,2) NOT NULL);
-INSERT INTO order_items SELECT g, 1 + (g * 3 % {o}), 1 + (g * 101 % {p}), 1 + g % 5, (g % 10000) / 100.0
-  FROM generate_series(1, {i}) g;
-CREATE TABLE events (id bigserial PRIMARY KEY, customer_id int NOT NULL, kind text NOT NULL, at timestamp NOT NULL);
-INSERT INTO events (customer_id, kind, at) SELECT 1 + g % {c}, (ARRAY['login','view','cart'])[1 + g % 3],
-       timestamp '2024-06-01' + g * interval '30 s' FROM generate_series(1, {e}) g;
-"""
-
-# The careful DBA's set: what one would create by hand reading the same 18 shapes.
-HAND = [
-    "CREATE INDEX hand_orders_cust_created ON orders (customer_id, created_at DESC)",
-    "CREATE INDEX hand_customers_lower_email ON customers (lower(email))",
-    "CREATE INDEX hand_orders_status_created ON orders (status, created_at)",
-    "CREATE INDEX hand_items_order ON order_items (order_id)",
-    "CREATE INDEX hand_items_product ON order_items (product_id)",
-    "CREATE INDEX hand_products_cat_price ON products (category, price)",
-    "CREATE INDEX hand_events_cust_at ON events (customer_id, at DESC)",
-    "CREATE INDEX hand_products_attrs ON products USING gin (attrs jsonb_path_ops)",
-    "CREATE INDEX hand_customers_created ON customers (created_at)",
-    "CREATE INDEX hand_orders_country_total ON orders (shipping_country, total)",
-]
+DB_PREFIX = "asymm_bench_adv_"
+FEED_SEED = 7
+REPLAY_SEED = 1009
+WANT_SHARED_BUFFERS = 2 * 2**30
+QUALSTATS_CALL = "SELECT pg_qualstats_index_advisor(min_filter => 0, min_selectivity => 0)"
+QUALSTATS_DEFAULT_CALL = "SELECT pg_qualstats_index_advisor()"
 
 
-@dataclass
-class Shape:
-    name: str
-    query: str
-    params: Any  # (rng, scale) -> tuple
-    weight: int  # calls per replay
-    note: str
+# -- connections ----------------------------------------------------------------------------------
 
 
-def shapes(c: int, p: int, o: int) -> list[Shape]:
-    return [
-        Shape(
-            "recent orders of a customer",
-            "SELECT * FROM orders WHERE customer_id = %s ORDER BY created_at DESC LIMIT 10",
-            lambda r: (r.randint(1, c),),
-            40,
-            "multi-column (eq + sort)",
-        ),
-        Shape(
-            "login by e-mail",
-            "SELECT id, tier FROM customers WHERE lower(email) = lower(%s)",
-            lambda r: (f"customer{r.randint(1, c)}@example.com",),
-            40,
-            "expression index",
-        ),
-        Shape(
-            "orders by status in a window",
-            "SELECT count(*), sum(total) FROM orders WHERE status = %s AND created_at >= %s AND created_at < %s",
-            lambda r: ("paid", *_window(r, o)),
-            20,
-            "multi-column (eq + range)",
-        ),
-        Shape(
-            "items of an order",
-            "SELECT * FROM order_items WHERE order_id = %s",
-            lambda r: (r.randint(1, o),),
-            40,
-            "join key",
-        ),
-        Shape(
-            "customer's ordered items",
-            "SELECT i.product_id, i.quantity FROM orders o JOIN order_items i ON i.order_id = o.id"
-            " WHERE o.customer_id = %s",
-            lambda r: (r.randint(1, c),),
-            20,
-            "join",
-        ),
-        Shape(
-            "cheapest in category",
-            "SELECT id, name, price FROM products WHERE category = %s ORDER BY price LIMIT 20",
-            lambda r: (r.randint(0, 199),),
-            20,
-            "multi-column (eq + sort)",
-        ),
-        Shape(
-            "customers per tier in a country",
-            "SELECT count(*) FROM customers WHERE country = %s AND tier = %s",
-            lambda r: (f"C{r.randint(0, 19)}", "pro"),
-            5,
-            "index does not help (low selectivity)",
-        ),
-        Shape("order by id", "SELECT * FROM orders WHERE id = %s", lambda r: (r.randint(1, o),), 40, "primary key"),
-        Shape(
-            "revenue of a status",
-            "SELECT sum(total) FROM orders WHERE status = %s",
-            lambda r: ("done",),
-            2,
-            "index does not help (half the table)",
-        ),
-        Shape(
-            "record event",
-            "INSERT INTO events (customer_id, kind, at) VALUES (%s, %s, now())",
-            lambda r: (r.randint(1, c), "view"),
-            60,
-            "write",
-        ),
-        Shape(
-            "latest events of a customer",
-            "SELECT kind, at FROM events WHERE customer_id = %s ORDER BY at DESC LIMIT 20",
-            lambda r: (r.randint(1, c),),
-            20,
-            "multi-column on a written table",
-        ),
-        Shape(
-            "daily revenue",
-            "SELECT date_trunc('day', created_at) d, sum(total) FROM orders GROUP BY 1 ORDER BY 1 LIMIT 5",
-            lambda r: (),
-            1,
-            "index does not help (full scan)",
-        ),
-        Shape(
-            "products with attribute",
-            "SELECT id FROM products WHERE attrs @> %s::jsonb LIMIT 50",
-            lambda r: ('{"color": "red", "size": 3}',),
-            10,
-            "GIN (jsonb @>)",
-        ),
-        Shape(
-            "sales of a product",
-            "SELECT sum(quantity) FROM order_items WHERE product_id = %s",
-            lambda r: (r.randint(1, p),),
-            20,
-            "join key / eq",
-        ),
-        Shape(
-            "pay an order",
-            "UPDATE orders SET status = 'paid' WHERE id = %s",
-            lambda r: (r.randint(1, o),),
-            20,
-            "write (primary key)",
-        ),
-        Shape(
-            "new customers",
-            "SELECT id, email FROM customers WHERE created_at >= %s ORDER BY created_at LIMIT 50",
-            lambda r: (_ts(r, c * 5 * 60 // 20),),
-            10,
-            "range + sort",
-        ),
-        Shape(
-            "big orders to a country",
-            "SELECT id, total FROM orders WHERE shipping_country = %s AND total > %s ORDER BY total DESC LIMIT 20",
-            lambda r: (f"C{r.randint(0, 19)}", 995),
-            10,
-            "multi-column (eq + range/sort)",
-        ),
-        Shape(
-            "orders in the last days (literal interval)",
-            "SELECT count(*) FROM orders WHERE created_at > timestamp '2024-01-01' + interval '270 days'"
-            " AND status = 'new'",
-            lambda r: (),
-            5,
-            "normalized interval/timestamp literals",
-        ),
-    ]
+def workload_conn(dsn: str, *, tracked: bool = True) -> psycopg.Connection[Any]:
+    """A connection that runs the workload's text as an application would.
+
+    ``$n`` placeholders are sent as they are (RawCursor), so pg_stat_statements shows the shapes'
+    own text; every Python int is sent as int8 (psycopg would pick int2, int4 or int8 by value,
+    and the parameter type is part of the queryid, which would split one shape into several
+    entries).  ``tracked=False`` keeps this connection's statements out of pg_stat_statements.
+    """
+    options = "-c pg_qualstats.sample_rate=1 -c statement_timeout=600s"
+    if not tracked:
+        options += " -c pg_stat_statements.track=none"
+    conn = psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.RawCursor, options=options)
+    conn.adapters.register_dumper(int, Int8Dumper)
+    return conn
 
 
-EPOCH = datetime(2024, 1, 1)
+def control(dsn: str) -> psycopg.Connection[Any]:
+    """The bench's own connection (DDL, resets, sizes): kept out of pg_stat_statements and pg_qualstats."""
+    return psycopg.connect(dsn, autocommit=True, options="-c pg_stat_statements.track=none -c pg_qualstats.enabled=off")
 
 
-def _window(r: random.Random, o: int) -> tuple[datetime, datetime]:
-    """A six-hour window inside the orders' time span."""
-    start = EPOCH + timedelta(seconds=r.randint(0, o * 20 - 86400))
-    return start, start + timedelta(hours=6)
+def create_db(admin: str, name: str) -> None:
+    with control(admin) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _ts(r: random.Random, span_s: int) -> datetime:
-    return EPOCH + timedelta(seconds=r.randint(0, span_s))
+def drop_db(admin: str, name: str) -> None:
+    with control(admin) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def params_for(items: list[Shape], seed: int) -> dict[str, list[tuple[Any, ...]]]:
-    """The parameters of one round: the same for every configuration, so only the indexes differ."""
-    rng = random.Random(seed)
-    return {shape.name: [shape.params(rng) for _ in range(shape.weight)] for shape in items}
+# -- the server -----------------------------------------------------------------------------------
 
 
-def run_shape(conn: psycopg.Connection[Any], shape: Shape, params: list[tuple[Any, ...]]) -> float:
+def check_server(admin: str) -> dict[str, str]:
+    """Versions to print; exits with one line when pg_qualstats is not preloaded or an extension is missing."""
+    with control(admin) as conn:
+        libs = str(conn.execute("SHOW shared_preload_libraries").fetchone()[0])  # type: ignore[index]
+        if "pg_qualstats" not in [x.strip() for x in libs.split(",")]:
+            sys.exit(
+                "bench/advisor.py: pg_qualstats is not in shared_preload_libraries"
+                f" ({libs or 'empty'}): start the server with it, e.g."
+                " 'asymm sandbox up --dir DIR --preload pg_qualstats --shared-buffers 3GB'"
+            )
+        available = dict(
+            conn.execute(
+                "SELECT name, default_version FROM pg_available_extensions"
+                " WHERE name IN ('hypopg', 'pg_qualstats', 'pg_prewarm', 'asymm', 'pg_stat_statements')"
+            ).fetchall()
+        )
+        lacking = {"hypopg", "pg_qualstats", "pg_prewarm", "asymm", "pg_stat_statements"} - set(available)
+        if lacking:
+            sys.exit(f"bench/advisor.py: extensions not available on the server: {', '.join(sorted(lacking))}")
+        row = conn.execute(
+            "SELECT current_setting('server_version'), current_setting('shared_buffers'),"
+            " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
+        ).fetchone()
+    assert row is not None
+    if int(row[2]) < WANT_SHARED_BUFFERS:
+        print(
+            f"WARNING: shared_buffers is {row[1]}: a workload's tables and an index set (about 1 GB at scale 1)"
+            " do not stay cached, so the sets' replays also measure reads from outside the buffer pool."
+            " Use 'asymm sandbox up --shared-buffers 3GB' (new sandbox) or ALTER SYSTEM SET shared_buffers ="
+            " '3GB' and restart the server."
+        )
+    return {
+        "server": str(row[0]),
+        "shared_buffers": str(row[1]),
+        "hypopg": str(available["hypopg"]),
+        "pg_qualstats": str(available["pg_qualstats"]),
+    }
+
+
+# -- load, feed, advice -----------------------------------------------------------------------------
+
+
+def load_db(dsn: str, wl: Workload, scale: float) -> float:
+    """Extensions, schema and data, autovacuum off on every table, VACUUM ANALYZE; seconds taken."""
+    started = time.perf_counter()
+    with control(dsn) as conn:
+        for ext in ("pg_stat_statements", "hypopg", "pg_qualstats", "pg_prewarm"):
+            conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS asymm CASCADE")
+        conn.execute(wl.schema(scale))
+        for (table,) in conn.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        ).fetchall():
+            conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(str(table))))
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def param_lists(shapes: list[Shape], seed: int) -> list[list[tuple[Any, ...]]]:
+    """``weight`` parameter tuples per shape, from one seeded generator per shape (order-independent)."""
+    out = []
+    for k, shape in enumerate(shapes):
+        rng = random.Random(seed * 1_000_003 + k)
+        out.append([shape.params(rng) for _ in range(shape.weight)])
+    return out
+
+
+def run_block(conn: psycopg.Connection[Any], shape: Shape, params: list[tuple[Any, ...]]) -> float:
+    """Seconds for running ``shape`` once per parameter tuple, results fetched."""
     started = time.perf_counter()
     for values in params:
-        cur = conn.execute(shape.query, values)
+        cur = conn.execute(shape.sql, values)
         if cur.description is not None:
             cur.fetchall()
     return time.perf_counter() - started
 
 
-def feed(dsn: str, items: list[Shape], seed: int = 7) -> None:
-    """One pass of the workload: what pg_stat_statements records and the advisor reads."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        params = params_for(items, seed)
-        for shape in items:
-            run_shape(conn, shape, params[shape.name])
+def feed(dsn: str, shapes: list[Shape]) -> float:
+    """One pass of the workload, what pg_stat_statements and pg_qualstats record (after a reset)."""
+    with control(dsn) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+        conn.execute("SELECT pg_qualstats_reset()")
+    started = time.perf_counter()
+    with workload_conn(dsn) as conn:
+        for shape, params in zip(shapes, param_lists(shapes, FEED_SEED), strict=True):
+            run_block(conn, shape, params)
+    return time.perf_counter() - started
+
+
+def shape_queryids(dsn: str, shapes: list[Shape]) -> list[int | None]:
+    """Each shape's queryid (EXPLAIN VERBOSE's "Query Identifier", same parameter types as the replay)."""
+    out: list[int | None] = []
+    with workload_conn(dsn, tracked=False) as conn:
+        for shape, params in zip(shapes, param_lists(shapes, FEED_SEED), strict=True):
+            row = conn.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + shape.sql, params[0]).fetchone()
+            qid = row[0][0].get("Query Identifier") if row else None
+            out.append(int(qid) if qid is not None else None)
+    return out
+
+
+def qualstats_advice(dsn: str) -> dict[str, Any]:
+    """pg_qualstats' index advisor, permissive (what is measured) and with its defaults (printed)."""
+    out: dict[str, Any] = {}
+    with control(dsn) as conn:
+        for key, call in (("permissive", QUALSTATS_CALL), ("defaults", QUALSTATS_DEFAULT_CALL)):
+            started = time.perf_counter()
+            try:
+                row = conn.execute(call).fetchone()
+                doc = row[0] if row else {}
+                result = json.loads(doc) if isinstance(doc, str) else dict(doc or {})
+            except psycopg.Error as exc:
+                result = {"indexes": [], "unoptimised": [], "error": one_line(str(exc))}
+            result["runtime_s"] = round(time.perf_counter() - started, 3)
+            out[key] = result
+    return out
+
+
+def asymm_advice(dsn: str) -> dict[str, Any]:
+    with connect(dsn) as conn:  # as `asymm advise` connects
+        started = time.perf_counter()
+        result = advise(conn)
+        result["wall_s"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+# -- one index set ----------------------------------------------------------------------------------
 
 
 @dataclass
-class Sample:
-    """One block of ``calls`` executions of a shape in one configuration."""
+class SetResult:
+    """What one index set built and how the workload ran with it."""
 
-    calls: int
-    client_s: float  # wall time of the block seen by the client (round trips included)
-    server_s: float | None  # pg_stat_statements execution + planning time of those calls
-    reads: int | None  # blocks those calls read from outside shared_buffers (shared_blks_read)
+    name: str
+    definitions: list[str]
+    created: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    storage_bytes: int = 0
+    build_s: float = 0.0
+    rounds: int = 0
+    shape_ms: list[float] = field(default_factory=list)  # median over rounds of each shape's block, client
+    server_ms: list[float | None] = field(default_factory=list)  # pg_stat_statements exec time per round
+
+    def total(self, shapes: list[Shape], writes: bool | None = None) -> float:
+        return sum(ms for s, ms in zip(shapes, self.shape_ms, strict=True) if writes is None or s.write == writes)
 
 
-class Probe:
-    """A connection to one configuration's database, and a view on its pg_stat_statements totals.
+def public_indexes(conn: psycopg.Connection[Any]) -> set[int]:
+    rows = conn.execute(
+        "SELECT i.indexrelid FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+        " WHERE c.relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    return {int(r[0]) for r in rows}
 
-    The server-side time of a block is the delta of ``total_exec_time + total_plan_time`` summed
-    over the entries of this database (``dbid``): only the block's statements run in it
-    meanwhile, and a shape may have several entries (psycopg sends a Python int as int2, int4 or
-    int8 by its value, and the parameter type is part of the queryid).  The totals are read
-    through ``stats``, a connection to another database, so that reading them adds no entry
-    here.  This time has no client round trip and no scheduling of the client process in it, so
-    a small difference in execution is not drowned in jitter; it also leaves out the protocol,
-    executor start-up (opening the table's indexes) and commit, which the client time has.
-    Planning time is counted (``track_planning`` on for this session) because more indexes on a
-    table are more paths for the planner to cost.
-    """
 
-    def __init__(self, dsn: str, stats: psycopg.Connection[Any]) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True)
-        self.stats = stats
-        with contextlib.suppress(psycopg.Error):  # not a superuser: execution time only
-            self.conn.execute("SET pg_stat_statements.track_planning = on")
-        row = self.conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
-        assert row is not None
-        self.dboid = int(row[0])
-
-    def server(self) -> tuple[float, int, int]:
-        """(ms, calls, blocks read) so far over this database's pg_stat_statements entries."""
-        row = self.stats.execute(
-            "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), coalesce(sum(calls), 0),"
-            " coalesce(sum(shared_blks_read), 0) FROM pg_stat_statements(false) WHERE dbid = %s",
-            (self.dboid,),
+def build(dsn: str, result: SetResult) -> list[int]:
+    """Create the set's indexes (each refusal recorded), ANALYZE tables that got an expression index."""
+    started = time.perf_counter()
+    with control(dsn) as conn:
+        before = public_indexes(conn)
+        for definition in result.definitions:
+            try:
+                conn.execute(definition)
+            except psycopg.Error as exc:
+                result.rejected.append((definition, one_line(str(exc))))
+        created = sorted(public_indexes(conn) - before)
+        for (table,) in conn.execute(
+            "SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+            " WHERE i.indexrelid = ANY(%s) AND i.indexprs IS NOT NULL",
+            (created,),
+        ).fetchall():
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(str(table))))
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_relation_size(oid)), 0) FROM pg_class WHERE oid = ANY(%s)", (created,)
         ).fetchone()
-        assert row is not None
-        return float(row[0]), int(row[1]), int(row[2])
-
-    def block(self, shape: Shape, params: list[tuple[Any, ...]]) -> Sample:
-        before = self.server()
-        elapsed = run_shape(self.conn, shape, params)
-        after = self.server()
-        # None if anything else ran in the database meanwhile (or an entry was evicted)
-        if after[1] - before[1] != len(params):
-            return Sample(len(params), elapsed, None, None)
-        return Sample(len(params), elapsed, (after[0] - before[0]) / 1000, after[2] - before[2])
-
-    def close(self) -> None:
-        self.conn.close()
+    result.created = len(created)
+    result.storage_bytes = int(row[0]) if row else 0
+    result.build_s = time.perf_counter() - started
+    return created
 
 
-def sample_params(shape: Shape, k: int, round_no: int, rep: int, calls: int) -> list[tuple[Any, ...]]:
-    """The parameters of one sample: the same in every configuration, so only the indexes differ."""
-    rng = random.Random(1_000_003 * round_no + 1009 * rep + k)
-    return [shape.params(rng) for _ in range(calls)]
+def prewarm(dsn: str) -> tuple[int, int]:
+    """Load the database's relations into shared_buffers; (database bytes, pool bytes)."""
+    with control(dsn) as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()),"
+            " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
+        ).fetchone()
+        conn.execute(
+            "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            " AND c.relkind IN ('r', 'i', 't', 'm') AND c.relpersistence = 'p'"
+        )
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
-REPEAT_UNDER_S = 2.5  # shapes whose slowest block takes less are sampled ``reps`` times per round
+def server_times(dsn: str, queryids: list[int | None]) -> list[float | None]:
+    """Total execution ms per shape since the last reset, from pg_stat_statements (by queryid)."""
+    with control(dsn) as conn:
+        rows = conn.execute(
+            "SELECT queryid, sum(total_exec_time) FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) GROUP BY queryid"
+        ).fetchall()
+    by_id = {int(q): float(t) for q, t in rows if q is not None}
+    return [by_id.get(q) if q is not None else None for q in queryids]
 
 
 def block_order(names: list[str], j: int) -> list[str]:
-    """The ``j``-th order of the configurations' blocks: rotated, and reversed every other cycle, so
-    that over ``2 x len(names)`` samples each configuration runs first, last and between as often."""
+    """The ``j``-th order of the sets' blocks: rotated, and reversed every other cycle, so that each
+    set runs first, last and between as often over ``2 x len(names)`` blocks."""
     shift = j % len(names)
     order = names[shift:] + names[:shift]
     return order[::-1] if (j // len(names)) % 2 else order
 
 
-def measure(
-    dsns: dict[str, str], stats_dsn: str, items: list[Shape], rounds: int, reps: int, target_s: float, max_calls: int
-) -> tuple[dict[str, dict[str, list[Sample]]], dict[str, int]]:
-    """Paired samples per (configuration, shape): the configurations interleaved block by block.
+def replay(
+    dsns: dict[str, str],
+    shapes: list[Shape],
+    queryids: list[int | None],
+    results: dict[str, SetResult],
+    rounds: int,
+    max_round_s: float,
+    feed_s: float,
+) -> None:
+    """Interleaved replay of every set, each in its own copy of the database.
 
-    Each configuration lives in its own database, a file-level copy (CREATE DATABASE ... TEMPLATE)
-    of the same data and statistics, differing only by the added indexes.  A warm-up round (not
-    recorded) runs every shape at its weight in every configuration and fixes the calls per
-    sample: at least the weight, and enough for ``target_s`` of work in the slowest
-    configuration (capped at ``max_calls``), so that a 0.1 ms statement is timed over a thousand
-    calls rather than forty.  Then, per round and per shape, the configurations run one block
-    each with identical parameters, back to back, in an order that changes from sample to sample
-    (:func:`block_order`); shapes whose slowest block takes under ``REPEAT_UNDER_S`` repeat that
-    ``reps`` times per round (where the configurations are close, precision matters most).
-    A burst of load from the neighbours on this shared machine thus hits all configurations
-    of a sample alike, and the per-sample ratio cancels it.  Writes run in every configuration
-    alike (the same rows updated, the same events inserted).
+    Per round and per shape, each set runs the shape's block (its ``weight`` calls, the same
+    parameters in every set and every round) back to back, in an order that rotates
+    (:func:`block_order`): a burst of load from other jobs on this shared machine hits the sets
+    alike.  A warm-up round first (not recorded) decides each set's recorded rounds: ``rounds``,
+    or one when the warm-up took over ``max_round_s``.  The no-index set's warm-up is the feed
+    itself (the same weights on the same data): when that took over ``max_round_s`` it gets no
+    further warm-up (the prewarm loaded its tables) and one recorded round.
     """
+    params = param_lists(shapes, REPLAY_SEED)
     names = list(dsns)
-    stats = psycopg.connect(stats_dsn, autocommit=True)
-    probes = {n: Probe(dsn, stats) for n, dsn in dsns.items()}
-    out: dict[str, dict[str, list[Sample]]] = {n: {s.name: [] for s in items} for n in names}
-    calls: dict[str, int] = {}
-    repeat: dict[str, int] = {}
+    conns = {n: workload_conn(d) for n, d in dsns.items()}
     try:
-        for k, shape in enumerate(items):  # warm-up
-            params = sample_params(shape, k, 0, 0, shape.weight)
-            slowest = max(probes[n].block(shape, params).client_s for n in names) / shape.weight
-            calls[shape.name] = min(max_calls, max(shape.weight, math.ceil(target_s / max(slowest, 1e-6))))
-            repeat[shape.name] = reps if calls[shape.name] * slowest < REPEAT_UNDER_S else 1
-        for round_no in range(1, rounds + 1):
-            for k, shape in enumerate(items):
-                for rep in range(repeat[shape.name]):
-                    params = sample_params(shape, k, round_no, rep, calls[shape.name])
-                    for name in block_order(names, round_no * repeat[shape.name] + rep + k):
-                        out[name][shape.name].append(probes[name].block(shape, params))
+        for name in names:
+            if name == "none" and feed_s > max_round_s:
+                results[name].rounds = 1
+                continue
+            warm = sum(run_block(conns[name], s, p) for s, p in zip(shapes, params, strict=True))
+            results[name].rounds = rounds if warm <= max_round_s else 1
+        with control(dsns["none"]) as ctl:
+            ctl.execute("SELECT pg_stat_statements_reset()")
+        samples: dict[str, list[list[float]]] = {n: [[] for _ in shapes] for n in names}
+        j = 0
+        for round_no in range(max(r.rounds for r in results.values())):
+            for k, (shape, values) in enumerate(zip(shapes, params, strict=True)):
+                for name in block_order(names, j):
+                    if round_no < results[name].rounds:
+                        samples[name][k].append(run_block(conns[name], shape, values) * 1000)
+                j += 1
     finally:
-        for probe in probes.values():
-            probe.close()
-        stats.close()
-    return out, calls
+        for conn in conns.values():
+            conn.close()
+    for name in names:
+        res = results[name]
+        res.shape_ms = [statistics.median(x) for x in samples[name]]
+        res.server_ms = [t / res.rounds if t is not None else None for t in server_times(dsns[name], queryids)]
 
 
-@dataclass
-class Ratio:
-    """Median of paired per-sample ratios, with a bootstrap 95 % interval and the middle 50 %."""
-
-    median: float
-    low: float  # 2.5th percentile of the bootstrapped median
-    high: float  # 97.5th percentile
-    q1: float
-    q3: float
-    n: int
-
-    def text(self) -> str:
-        return f"{self.median:5.2f} [{self.low:4.2f}-{self.high:4.2f}]"
+def copy_db(admin: str, template: str, name: str) -> None:
+    """A file-level copy: same data, visibility, statistics and relation OIDs (so the same queryids)."""
+    with control(admin) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
 
 
-def paired(a: list[float], b: list[float], seed: int = 5, resamples: int = 2000) -> Ratio:
-    """a[i] / b[i] summarized: the median, a percentile-bootstrap interval for it, the quartiles."""
-    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
-    rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
-    return Ratio(
-        statistics.median(ratios),
-        medians[int(0.025 * resamples)],
-        medians[int(0.975 * resamples) - 1],
-        q1,
-        q3,
-        len(ratios),
-    )
+# -- one workload -----------------------------------------------------------------------------------
 
 
-BOUND = 1.10
-
-
-def verdict(ratios: list[Ratio]) -> str:
-    """'ok' when every interval is under the bound, 'OVER' when one is entirely above it, else '?'."""
-    if any(r.low > BOUND for r in ratios):
-        return "OVER"
-    if all(r.high <= BOUND for r in ratios):
-        return "ok"
-    return "?"
-
-
-def plans(dsn: str, items: list[Shape], seed: int = 7) -> dict[str, str]:
-    """A plan signature (node types and index names) per shape, for its first parameters."""
-    out: dict[str, str] = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rng = random.Random(seed)
-        for shape in items:
-            row = conn.execute("EXPLAIN (FORMAT JSON) " + shape.query, shape.params(rng)).fetchone()
-            assert row is not None
-            out[shape.name] = _signature(row[0][0]["Plan"])
+def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str, Any]:
+    db = DB_PREFIX + wl.name
+    create_db(admin, db)
+    dsn = with_dbname(admin, db)
+    out: dict[str, Any] = {"workload": wl.name}
+    copies: list[str] = []
+    try:
+        print(f"\n== {wl.name}{' (hold-out)' if wl.holdout else ''}: {wl.description}; scale {args.scale} ==")
+        loaded = load_db(dsn, wl, args.scale)
+        with control(dsn) as conn:
+            sizes = conn.execute(
+                "SELECT relname, reltuples::bigint, pg_total_relation_size(oid) FROM pg_class"
+                " WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY reltuples DESC"
+            ).fetchall()
+        print(
+            f"loaded in {loaded:.1f} s: "
+            + ", ".join(f"{n} {int(r):,} rows ({int(b) / 2**20:.0f} MB)" for n, r, b in sizes)
+        )
+        shapes = wl.shapes(args.scale)
+        fed = feed(dsn, shapes)
+        print(f"feed: {sum(s.weight for s in shapes)} calls of {len(shapes)} shapes in {fed:.1f} s")
+        queryids = shape_queryids(dsn, shapes)
+        qual = qualstats_advice(dsn)
+        adv = asymm_advice(dsn)
+        out.update(qualstats=qual, asymm=adv, queryids=queryids)
+        describe_advice(qual, adv)
+        sets = {
+            "none": [],
+            "pg_qualstats": list(qual["permissive"].get("indexes", [])),
+            "expert": list(wl.expert),
+            "asymm": [item["definition"] for item in adv["indexes"]],
+        }
+        defaults = list(qual["defaults"].get("indexes", []))
+        if sorted(defaults) != sorted(sets["pg_qualstats"]):  # measured too, beside the permissive call's
+            sets = {**dict(list(sets.items())[:2]), "qs_defaults": defaults, **dict(list(sets.items())[2:])}
+        results: dict[str, SetResult] = {}
+        dsns: dict[str, str] = {}
+        started = time.perf_counter()
+        for name, definitions in sets.items():
+            if name != "none":
+                copy_db(admin, db, f"{db}_{name}")
+                copies.append(f"{db}_{name}")
+            dsns[name] = with_dbname(admin, db if name == "none" else f"{db}_{name}")
+            results[name] = SetResult(name, definitions)
+            build(dsns[name], results[name])
+        print(f"copies made and index sets built in {time.perf_counter() - started:.1f} s")
+        total_db, pool = 0, 0
+        for name in sets:
+            db_bytes, pool = prewarm(dsns[name])
+            total_db += db_bytes
+        print(
+            f"buffer pool: shared_buffers {pool / 2**20:.0f} MB, the {len(sets)} copies {total_db / 2**20:.0f} MB"
+            + (" (prewarmed)" if total_db < 0.9 * pool else " (do NOT fit: replays also read from outside it)")
+        )
+        started = time.perf_counter()
+        replay(dsns, shapes, queryids, results, args.rounds, args.max_round_s, fed)
+        print(
+            f"interleaved replay in {time.perf_counter() - started:.1f} s; recorded rounds per set: "
+            + ", ".join(f"{n} {r.rounds}" for n, r in results.items())
+        )
+        out["sets"] = {
+            n: {
+                "definitions": r.definitions,
+                "created": r.created,
+                "rejected": r.rejected,
+                "storage_bytes": r.storage_bytes,
+                "rounds": r.rounds,
+                "shape_ms": r.shape_ms,
+                "server_ms": r.server_ms,
+            }
+            for n, r in results.items()
+        }
+        out["goals"] = report(wl, shapes, queryids, results, adv)
+        if wl.name == "saas" and not args.no_distinct:
+            out["distinct"] = distinct_check(dsn)
+    finally:
+        if not args.keep:
+            for name in [*copies, db]:
+                drop_db(admin, name)
     return out
 
 
-def _signature(plan: dict[str, Any]) -> str:
-    here = plan["Node Type"] + (f"[{plan['Index Name']}]" if "Index Name" in plan else "")
-    children = ",".join(_signature(child) for child in plan.get("Plans", ()))
-    return f"{here}({children})" if children else here
-
-
-def prewarm(admin: str, dbs: list[str]) -> None:
-    """Load every copy into shared_buffers when they all fit, else say that they do not.
-
-    The three copies share one buffer pool.  When it cannot hold them, a configuration's
-    statements find fewer of their pages cached for reasons foreign to their own plans: the
-    no-index copy's sequential scans keep its tables' usage counts up, the other copies' index
-    scans and index maintenance take buffers.  A primary-key read measured up to 1.6x slower
-    in the advisor's copy than in the no-index copy, with an identical plan, from blocks read
-    alone (2026-11-24, shared_buffers 256 MB for 1.2 GB of copies).  In a single database,
-    new indexes do take cache from the rest; that is not the per-statement effect measured here.
-    The blocks read per call are printed either way.
-    """
-    with psycopg.connect(admin, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT sum(pg_database_size(datname)), current_setting('shared_buffers'),"
-            " (SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')"
-            " FROM pg_database WHERE datname = ANY(%s)",
-            (dbs,),
-        ).fetchone()
-        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'").fetchone()
-    assert row is not None
-    total, setting, pool = int(row[0]), row[1], int(row[2])
-    fits = total < 0.9 * pool
+def describe_advice(qual: dict[str, Any], adv: dict[str, Any]) -> None:
+    perm, dflt = qual["permissive"], qual["defaults"]
     print(
-        f"buffer pool: shared_buffers {setting}, the three copies {total / 2**20:.0f} MB:"
+        f"pg_qualstats (min_filter => 0, min_selectivity => 0): {len(perm.get('indexes', []))} indexes,"
+        f" {len(perm.get('unoptimised', []))} unoptimised quals, {perm['runtime_s']:.2f} s"
+        + (f"; error: {perm['error']}" if "error" in perm else "")
+    )
+    for definition in perm.get("indexes", []):
+        print(f"  {definition}")
+    same = sorted(perm.get("indexes", [])) == sorted(dflt.get("indexes", []))
+    print(
+        f"pg_qualstats with its defaults: {len(dflt.get('indexes', []))} indexes"
+        + (" (the same set)" if same else ": " + "; ".join(dflt.get("indexes", [])))
+    )
+    skipped = adv.get("skipped", [])
+    accounted = adv["planned"] + len(skipped)
+    share = "100 %" if accounted == adv["statements"] else f"{accounted} of {adv['statements']}"
+    print(
+        f"asymm advisor: {adv['runtime_s']:.2f} s ({adv['wall_s']:.2f} s wall), {adv['statements']} statements,"
+        f" {adv['planned']} planned, {len(skipped)} skipped"
+        f" ({share} accounted for),"
+        f" {adv['whatif_calls']} what-if calls, stopped by {adv.get('stopped_by')};"
+        f" estimated cost {adv['workload_cost_before']:.0f} -> {adv['workload_cost_after']:.0f}"
+    )
+    for item in skipped:
+        print(f"  skipped {item['queryid']}: {item['reason']}")
+    for item in adv["indexes"]:
+        estimate = f", estimate: {item['estimate']}" if "estimate" in item else ""
+        print(
+            f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
+            f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB{estimate})"
+        )
+    for item in adv.get("unverified", []):
+        print(f"  unverified: {item['definition']} ({item['reason']})")
+    for item in adv.get("refused_write_bound", []):
+        print(f"  refused by the write bound: {item['definition']}")
+    for item in adv.get("slower_statements", []):
+        print(f"  slower_statements: {item['queryid']} {item.get('query', '')[:90]}")
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "-"
+
+
+def report(
+    wl: Workload, shapes: list[Shape], queryids: list[int | None], res: dict[str, SetResult], adv: dict[str, Any]
+) -> dict[str, Any]:
+    """The per-set and per-shape tables and the goals check; returns the goals."""
+    expert = res["expert"].total(shapes)
+    print()
+    print(
+        f"{'set':13} {'indexes':>7} {'rejected':>8} {'storage MB':>10} {'reads ms':>10} {'writes ms':>10}"
+        f" {'total ms':>10} {'/ expert':>8}"
+    )
+    order = list(res)
+    for name in order:
+        r = res[name]
+        print(
+            f"{name:13} {r.created:7} {len(r.rejected):8} {r.storage_bytes / 2**20:10.1f}"
+            f" {r.total(shapes, False):10.1f} {r.total(shapes, True):10.1f} {r.total(shapes):10.1f}"
+            f" {ratio(r.total(shapes), expert):>8}"
+        )
+    for name in order:
+        for definition, error in res[name].rejected:
+            print(f"  rejected ({name}): {definition}: {error}")
+    print()
+    print(
+        f"{'shape: ms per round (median client time); server = asymm/none by exec time':60} {'w':>3}"
+        + "".join(f" {n:>12}" for n in order)
+        + f" {'asymm/none':>10}"
+    )
+    for k, shape in enumerate(shapes):
+        srv, srv_none = res["asymm"].server_ms[k], res["none"].server_ms[k]
+        print(
+            f"{(shape.name + (' [W]' if shape.write else ''))[:60]:60} {shape.weight:3}"
+            + "".join(f" {res[n].shape_ms[k]:12.2f}" for n in order)
+            + f" {ratio(res['asymm'].shape_ms[k], res['none'].shape_ms[k]):>10}"
+            + f" {ratio(srv, srv_none) if srv is not None and srv_none is not None else '-':>7}"
+        )
+    named = {int(item["queryid"]) for item in adv.get("slower_statements", [])}
+    slower = [
+        (shape, queryids[k])
+        for k, shape in enumerate(shapes)
+        if res["asymm"].shape_ms[k] > 1.10 * res["none"].shape_ms[k]
+    ]
+    unnamed = [shape.name for shape, qid in slower if qid is None or qid not in named]
+    a = res["asymm"]
+    goals = {
+        "asymm total <= 1.25x expert": a.total(shapes) <= 1.25 * expert,
+        "asymm index count <= expert": a.created <= res["expert"].created,
+        "asymm storage <= 1.1x expert": a.storage_bytes <= 1.1 * res["expert"].storage_bytes,
+        "asymm faster than pg_qualstats": a.total(shapes) < res["pg_qualstats"].total(shapes),
+        "asymm better than none": a.total(shapes) < res["none"].total(shapes),
+        "every shape > 1.10x none is in slower_statements": not unnamed,
+    }
+    print()
+    print(
+        f"goals ({wl.name}): asymm/expert {ratio(a.total(shapes), expert)}, indexes {a.created} vs"
+        f" {res['expert'].created}, storage {a.storage_bytes / 2**20:.1f} vs"
+        f" {res['expert'].storage_bytes / 2**20:.1f} MB, asymm/pg_qualstats"
+        f" {ratio(a.total(shapes), res['pg_qualstats'].total(shapes))}, asymm/none"
+        f" {ratio(a.total(shapes), res['none'].total(shapes))}"
         + (
-            " prewarmed (pg_prewarm)"
-            if fits and available
-            else " do not fit, not prewarmed"
-            if not fits
-            else " pg_prewarm not available, not prewarmed"
+            f", asymm/qs_defaults {ratio(a.total(shapes), res['qs_defaults'].total(shapes))} (not a goal)"
+            if "qs_defaults" in res
+            else ""
         )
     )
-    if not (fits and available):
-        return
-    for db in dbs:
-        with psycopg.connect(with_dbname(admin, db), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-            conn.execute(
-                "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.relkind IN ('r', 'i', 't', 'm') AND n.nspname NOT IN ('pg_catalog',"
-                " 'information_schema') AND c.relpersistence = 'p'"
-            )
+    for goal, held in goals.items():
+        print(f"  {'holds ' if held else 'MISSED'}  {goal}")
+    if slower:
+        print(
+            "  shapes over 1.10x none with asymm: "
+            + "; ".join(f"{s.name} ({'named' if q in named else 'not named'})" for s, q in slower)
+        )
+    return {"goals": goals, "slower_unnamed": unnamed}
 
 
-def index_sizes(conn: psycopg.Connection[Any], names: list[str]) -> int:
-    row = conn.execute(
-        "SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c WHERE relname = ANY(%s)", (names,)
-    ).fetchone()
-    return int(row[0]) if row else 0
+# -- 1,000 distinct statements ------------------------------------------------------------------------
 
-
-def with_indexes(conn: psycopg.Connection[Any], statements: list[str]) -> list[str]:
-    """Create the indexes; ANALYZE only tables that got an expression index (which needs statistics).
-
-    The other tables keep the statistics copied from the template, so that a plan differs between
-    configurations only because of the indexes, not because ANALYZE drew another sample.
-    """
-    names, analyze = [], set()
-    for statement in statements:
-        conn.execute(statement)
-        names.append(statement.split()[2].strip('"'))
-        match = re.search(r" ON (\S+) (?:USING \w+ )?\((.*)\)$", statement)
-        if match and "(" in match.group(2):
-            analyze.add(match.group(1))
-    for table in sorted(analyze):
-        conn.execute(f"ANALYZE {table}")
-    return names
+DISTINCT_TABLES = {
+    "tasks": (
+        ["id", "tenant_id", "project_id", "assignee_id", "status", "priority", "created_at", "due_date"],
+        ["tenant_id", "project_id", "assignee_id", "status"],
+        ["created_at", "due_date", "priority"],
+    ),
+    "users": (
+        ["id", "tenant_id", "email", "name", "status", "created_at"],
+        ["tenant_id", "email", "status"],
+        ["created_at"],
+    ),
+    "comments": (
+        ["id", "tenant_id", "task_id", "author_id", "created_at"],
+        ["tenant_id", "task_id", "author_id"],
+        ["created_at"],
+    ),
+    "projects": (
+        ["id", "tenant_id", "owner_id", "name", "archived", "created_at"],
+        ["tenant_id", "owner_id", "name"],
+        ["created_at"],
+    ),
+}
 
 
 def distinct_statements(n: int) -> list[Statement]:
-    """``n`` distinct normalized statements: variations of select lists, filters, sorts and limits."""
-    tables = {
-        "orders": (
-            ["id", "customer_id", "status", "total", "shipping_country", "created_at"],
-            ["customer_id", "status", "shipping_country"],
-            ["created_at", "total"],
-        ),
-        "customers": (["id", "email", "country", "tier", "created_at"], ["country", "tier", "email"], ["created_at"]),
-        "order_items": (
-            ["id", "order_id", "product_id", "quantity", "price"],
-            ["order_id", "product_id"],
-            ["quantity", "price"],
-        ),
-        "products": (["id", "category", "price", "name"], ["category", "name"], ["price"]),
-        "events": (["id", "customer_id", "kind", "at"], ["customer_id", "kind"], ["at"]),
-    }
+    """``n`` distinct normalized statements over the saas tables: select lists, filters, sorts, limits."""
     rng = random.Random(11)
     seen: set[str] = set()
     out: list[Statement] = []
     while len(out) < n:
-        table = rng.choice(sorted(tables))
-        cols, eqs, ranges = tables[table]
+        table = rng.choice(sorted(DISTINCT_TABLES))
+        cols, eqs, ranges = DISTINCT_TABLES[table]
         select = ", ".join(rng.sample(cols, rng.randint(1, len(cols))))
         preds, k = [], 1
         for col in rng.sample(eqs, rng.randint(0, min(2, len(eqs)))):
@@ -555,434 +630,66 @@ def distinct_statements(n: int) -> list[Statement]:
     return out
 
 
-# -- TPC-H-style analytic part -------------------------------------------------------------------
-
-TPCH_DB = "asymm_bench_tpch"
-
-TPCH_SCHEMA = """
-CREATE EXTENSION IF NOT EXISTS hypopg;
-CREATE TABLE supplier (s_suppkey int PRIMARY KEY, s_nationkey int NOT NULL, s_acctbal numeric(12,2) NOT NULL);
-INSERT INTO supplier SELECT g, g % 25, (g * 7919 % 1100000) / 100.0 - 1000 FROM generate_series(1::bigint, {s}) g;
-CREATE TABLE part (p_partkey int PRIMARY KEY, p_brand text NOT NULL, p_type text NOT NULL, p_size int NOT NULL,
-                   p_container text NOT NULL, p_retailprice numeric(12,2) NOT NULL);
-INSERT INTO part SELECT g, 'Brand#' || (1 + g % 5) || (1 + g / 5 % 5),
-       (ARRAY['STANDARD','SMALL','MEDIUM','LARGE','ECONOMY','PROMO'])[1 + g % 6] || ' '
-       || (ARRAY['ANODIZED','BURNISHED','PLATED','POLISHED','BRUSHED'])[1 + g / 6 % 5] || ' '
-       || (ARRAY['TIN','NICKEL','BRASS','STEEL','COPPER'])[1 + g / 30 % 5],
-       1 + g % 50, (ARRAY['SM','MED','LG','JUMBO','WRAP'])[1 + g / 7 % 5] || ' '
-       || (ARRAY['CASE','BOX','BAG','JAR','PKG','PACK','CAN','DRUM'])[1 + g / 11 % 8],
-       900 + (g % 20000) / 100.0 FROM generate_series(1::bigint, {p}) g;
-CREATE TABLE customer (c_custkey int PRIMARY KEY, c_nationkey int NOT NULL, c_mktsegment text NOT NULL,
-                       c_acctbal numeric(12,2) NOT NULL);
-INSERT INTO customer SELECT g, g * 13 % 25,
-       (ARRAY['AUTOMOBILE','BUILDING','FURNITURE','MACHINERY','HOUSEHOLD'])[1 + g * 7 % 5],
-       (g * 104729 % 1100000) / 100.0 - 1000 FROM generate_series(1::bigint, {c}) g;
-CREATE TABLE orders (o_orderkey int PRIMARY KEY, o_custkey int NOT NULL, o_orderstatus char(1) NOT NULL,
-                     o_totalprice numeric(12,2) NOT NULL, o_orderdate date NOT NULL, o_orderpriority text NOT NULL);
-INSERT INTO orders SELECT g, 1 + g * 7 % {c}, (ARRAY['F','O','P'])[1 + g % 3], (g * 31 % 50000000) / 100.0,
-       date '1992-01-01' + (g * 97 % 2400)::int,
-       (ARRAY['1-URGENT','2-HIGH','3-MEDIUM','4-NOT SPECIFIED','5-LOW'])[1 + g % 5]
-  FROM generate_series(1::bigint, {o}) g;
-CREATE TABLE lineitem (l_orderkey int NOT NULL, l_linenumber int NOT NULL, l_partkey int NOT NULL,
-                       l_suppkey int NOT NULL, l_quantity numeric(12,2) NOT NULL,
-                       l_extendedprice numeric(12,2) NOT NULL,
-                       l_discount numeric(12,2) NOT NULL, l_tax numeric(12,2) NOT NULL, l_returnflag char(1) NOT NULL,
-                       l_linestatus char(1) NOT NULL, l_shipdate date NOT NULL, l_commitdate date NOT NULL,
-                       l_receiptdate date NOT NULL, l_shipmode text NOT NULL,
-                       PRIMARY KEY (l_orderkey, l_linenumber));
-INSERT INTO lineitem SELECT 1 + (g - 1) / 4, 1 + (g - 1) % 4, 1 + g * 7919 % {p}, 1 + g * 31 % {s}, 1 + g % 50,
-       (1 + g % 50) * (900 + (g * 7919 % {p}) % 20000 / 100.0), (g % 11) / 100.0, (g % 9) / 100.0,
-       (ARRAY['A','N','R'])[1 + g % 3], (ARRAY['F','O'])[1 + g / 3 % 2],
-       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + g % 120)::int,
-       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + 30 + g % 60)::int,
-       date '1992-01-02' + ((1 + (g - 1) / 4) * 97 % 2400 + g % 120 + 1 + g % 30)::int,
-       (ARRAY['REG AIR','AIR','RAIL','SHIP','TRUCK','MAIL','FOB'])[1 + g / 5 % 7]
-  FROM generate_series(1::bigint, {l}) g;
-"""
-
-# (statement, calls): TPC-H queries 3, 4, 5, 6, 10, 12, 14, 17, 19, 21 in spirit (parameters as
-# pg_stat_statements shows them), and the drill-downs an analyst runs around them.
-TPCH: list[tuple[str, int]] = [
-    (
-        "SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice * (1 - l_discount)), count(*)"
-        " FROM lineitem WHERE l_shipdate <= $1 GROUP BY 1, 2 ORDER BY 1, 2",
-        2,
-    ),
-    (
-        "SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate FROM customer, orders,"
-        " lineitem WHERE c_mktsegment = $1 AND c_custkey = o_custkey AND l_orderkey = o_orderkey"
-        " AND o_orderdate < $2 AND o_orderdate >= $3 AND l_shipdate > $4 GROUP BY l_orderkey, o_orderdate"
-        " ORDER BY revenue DESC LIMIT 10",
-        20,
-    ),
-    (
-        "SELECT o_orderpriority, count(*) FROM orders WHERE o_orderdate >= $1 AND o_orderdate < $2 AND EXISTS"
-        " (SELECT 1 FROM lineitem WHERE l_orderkey = o_orderkey AND l_commitdate < l_receiptdate) GROUP BY 1",
-        10,
-    ),
-    (
-        "SELECT sum(l_extendedprice * l_discount) FROM lineitem WHERE l_shipdate >= $1 AND l_shipdate < $2"
-        " AND l_discount BETWEEN $3 AND $4 AND l_quantity < $5",
-        30,
-    ),
-    (
-        "SELECT c_custkey, sum(l_extendedprice * (1 - l_discount)) FROM customer, orders, lineitem"
-        " WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND o_orderdate >= $1 AND o_orderdate < $2"
-        " AND l_returnflag = $3 GROUP BY c_custkey ORDER BY 2 DESC LIMIT 20",
-        10,
-    ),
-    (
-        "SELECT l_shipmode, count(*) FROM orders, lineitem WHERE o_orderkey = l_orderkey AND l_shipmode = $1"
-        " AND l_commitdate < l_receiptdate AND l_shipdate < l_commitdate AND l_receiptdate >= $2"
-        " AND l_receiptdate < $3 GROUP BY l_shipmode",
-        20,
-    ),
-    (
-        "SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE l_partkey = p_partkey"
-        " AND l_shipdate >= $1 AND l_shipdate < $2 AND p_type LIKE $3",
-        10,
-    ),
-    (
-        "SELECT sum(l_extendedprice) / 7.0 FROM lineitem, part WHERE p_partkey = l_partkey AND p_brand = $1"
-        " AND p_container = $2"
-        " AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)",
-        10,
-    ),
-    (
-        "SELECT sum(l_extendedprice * (1 - l_discount)) FROM lineitem, part WHERE p_partkey = l_partkey"
-        " AND p_brand = $1 AND p_container = $2 AND l_quantity BETWEEN $3 AND $4 AND l_shipmode = $5",
-        10,
-    ),
-    ("SELECT count(*) FROM lineitem WHERE l_suppkey = $1 AND l_receiptdate > l_commitdate", 40),
-    ("SELECT l_orderkey, l_quantity FROM lineitem WHERE l_partkey = $1 AND l_suppkey = $2", 50),
-    ("SELECT * FROM lineitem WHERE l_receiptdate = $1 AND l_shipmode = $2", 30),
-    ("SELECT o_orderkey, o_totalprice FROM orders WHERE o_custkey = $1 ORDER BY o_orderdate DESC LIMIT $2", 50),
-    ("SELECT l_returnflag, count(*) FROM lineitem WHERE l_commitdate = $1 GROUP BY 1", 20),
-    (
-        "SELECT l_orderkey, l_extendedprice FROM lineitem WHERE l_returnflag = $1 AND l_shipdate = $2"
-        " ORDER BY l_extendedprice DESC LIMIT $3",
-        20,
-    ),
-    ("SELECT count(*) FROM lineitem WHERE l_extendedprice > $1", 10),
-]
-
-
-def tpch(admin: str, scale: float) -> None:
-    """The analytic workload's estimated cost relative to no indexes at 250 MB, 500 MB and 1 GB."""
-    s, p, c, o, li = (max(10, int(x * scale)) for x in (10_000, 200_000, 150_000, 1_500_000, 6_000_000))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TPCH_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TPCH_DB)))
-    dsn = with_dbname(admin, TPCH_DB)
-    from asymm.db import connect
-
-    try:
+def distinct_check(dsn: str) -> dict[str, Any]:
+    many = distinct_statements(1000)
+    with connect(dsn) as conn:  # as `asymm advise` connects
         started = time.perf_counter()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(TPCH_SCHEMA.format(s=s, p=p, c=c, o=o, l=li))
-            conn.execute("VACUUM ANALYZE")
-            row = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('lineitem'))").fetchone()
-        print(
-            f"TPC-H-style schema (scale {scale}): lineitem {li:,} rows ({row[0] if row else '?'}), orders {o:,},"
-            f" part {p:,}, customer {c:,}, supplier {s:,} (generated in {time.perf_counter() - started:.1f} s);"
-            f" {len(TPCH)} statements"
-        )
-        stmts = [Statement(k + 1, q, calls, 1.0, 1) for k, (q, calls) in enumerate(TPCH)]
-        print()
-        print(
-            f"{'analytic budget':16} {'indexes':>7} {'est. cost / no indexes':>23} {'HypoPG MB':>10}"
-            f" {'what-if':>8} {'runtime s':>9}  indexes"
-        )
-        with connect(dsn) as conn:
-            for budget in (250, 500, 1024, None):
-                res = advise(conn, Settings(budget_mb=budget, max_indexes=None, min_gain_fraction=0.001), stmts)
-                ratio = res["workload_cost_after"] / res["workload_cost_before"]
-                label = f"{budget:>11} MB" if budget else "  (no budget)  "
-                chosen = "; ".join(f"{i['table'].split('.')[-1]}({', '.join(i['columns'])})" for i in res["indexes"])
-                print(
-                    f"{label:16} {len(res['indexes']):7} {ratio:23.3f} {res['storage_bytes'] / 2**20:10.1f}"
-                    f" {res['whatif_calls']:8} {res['runtime_s']:9.2f}  {chosen}"
-                )
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TPCH_DB)))
+        big = advise(conn, None, many)
+        elapsed = time.perf_counter() - started
+    print(
+        f"\n1,000 distinct statements (saas schema): {elapsed:.1f} s, {big['whatif_calls']} what-if calls"
+        f" ({big['whatif_cache_hits']} cache hits), {big['planned']} planned, {len(big['skipped'])} skipped,"
+        f" {len(big['indexes'])} indexes: goal < 30 s {'holds' if elapsed < 30 else 'MISSED'}"
+    )
+    return {"seconds": round(elapsed, 2), "whatif_calls": big["whatif_calls"], "planned": big["planned"]}
 
 
-# -- driver ------------------------------------------------------------------------------------
+# -- driver ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class MeasureOpts:
-    rounds: int
-    reps: int
-    target_s: float
-    max_calls: int
-
-
-def uptime(when: str) -> None:
-    """The load average, which RESULTS.md states: the machine is shared with other jobs."""
+def loadavg() -> str:
     with open("/proc/loadavg") as f:
-        print(f"load average {when}: {' '.join(f.read().split()[:3])}")
-
-
-def create_db(admin: str, name: str, template: str | None = None) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        if template:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-            )
-        else:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_dbs(admin: str, names: list[str]) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in names:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        return " ".join(f.read().split()[:3])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dsn", default="")
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=5, help="recorded interleaved rounds (after one warm-up)")
-    parser.add_argument("--reps", type=int, default=4, help="samples per round of shapes under 2.5 s per block")
+    parser.add_argument("--scale", type=float, default=None, help="data scale (1.0: largest tables 1.2M-1.5M rows)")
+    parser.add_argument("--only", choices=names(), action="append", help="run only this workload (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="scale 0.1 (unless --scale) and 1 recorded round")
+    parser.add_argument("--rounds", type=int, default=None, help="recorded rounds after the warm-up [default 5]")
     parser.add_argument(
-        "--sample-ms",
-        type=float,
-        default=250.0,
-        help="minimum work per sample in the slowest configuration (more calls for cheap shapes)",
+        "--max-round-s", type=float, default=40.0, help="a set whose warm-up round takes longer records one round"
     )
-    parser.add_argument("--max-calls", type=int, default=5000, help="cap on the calls per sample")
-    parser.add_argument("--tpch-scale", type=float, default=1.0, help="TPC-H-style scale (1: 6M lineitem rows)")
-    parser.add_argument("--only", choices=("oltp", "tpch"), default=None)
+    parser.add_argument("--no-distinct", action="store_true", help="skip the 1,000-distinct-statements check")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
+    if args.scale is None:
+        args.scale = 0.1 if args.quick else 1.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 5
     admin = resolve_dsn(args.dsn)
-    status = 0
-    if args.only != "tpch":
-        opts = MeasureOpts(args.rounds, args.reps, args.sample_ms / 1000, args.max_calls)
-        status = oltp(admin, args.scale, opts, args.keep)
-    if args.only != "oltp":
-        tpch(admin, args.tpch_scale)
-    return status
-
-
-def oltp(admin: str, scale: float, measure_opts: MeasureOpts, keep: bool) -> int:
-    c, p, o, i, e = (int(x * scale) for x in (200_000, 20_000, 1_200_000, 2_000_000, 300_000))
-    create_db(admin, DB)
-    dsn = with_dbname(admin, DB)
+    versions = check_server(admin)
+    print(
+        f"PostgreSQL {versions['server']}, shared_buffers {versions['shared_buffers']}, HypoPG {versions['hypopg']},"
+        f" pg_qualstats {versions['pg_qualstats']}; load average {loadavg()}"
+    )
     started = time.perf_counter()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA.format(c=c, p=p, o=o, i=i, e=e))
-        conn.execute("VACUUM ANALYZE")
-    print(
-        f"schema: orders {o:,} rows, order_items {i:,}, customers {c:,}, products {p:,}, events {e:,}"
-        f" (generated in {time.perf_counter() - started:.1f} s)"
-    )
-    items = shapes(c, p, o)
-    try:
-        return run(admin, dsn, items, measure_opts)
-    finally:
-        if not keep:
-            drop_dbs(admin, [DB, DB + "_hand", DB + "_adv", DB + "_free", DB + "_stats"])
-
-
-def describe(label: str, result: dict[str, Any], statements: int) -> None:
-    print(
-        f"{label}: {statements} statements, {result['planned']} planned, {len(result['skipped'])} skipped, "
-        f"{result['whatif_calls']} what-if calls, {result['runtime_s']:.2f} s; "
-        f"estimated cost {result['workload_cost_before']:.0f} -> {result['workload_cost_after']:.0f}"
-    )
-    for item in result["indexes"]:
-        print(
-            f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
-            f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB)"
-        )
-    for item in result["skipped"]:
-        print(f"  skipped {item['queryid']}: {item['reason']}")
-    for item in result.get("refused_write_bound", []):
-        print(
-            f"  refused by the write bound: {item['definition']} ({item['statement'].upper()}"
-            f" {item['modelled_ratio']:.2f}x per call, modelled: {item['reason']})"
-        )
-    for item in result.get("unverified", []):
-        print(f"  unverified: {item['definition']} ({item['reason']})")
-
-
-LABELS = {
-    "hand": "the hand-made set",
-    "adv": "the advisor's set",
-    "free": "the advisor's set without the write bound (--no-write-bound)",
-}
-
-
-def run(admin: str, dsn: str, items: list[Shape], measure_opts: MeasureOpts) -> int:
-    from asymm.db import connect
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_statements_reset()")
-    feed(dsn, items)  # what pg_stat_statements records: the advisor's input
-    with connect(dsn) as conn:
-        statements = read_workload(conn)
-        row = conn.execute(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'orders'"
-        ).fetchone()
-        print(
-            f"orders updates observed by the advisor: {row[0] if row else '?'}, of which HOT {row[1] if row else '?'}"
-        )
-        result = advise(conn, Settings())
-        describe("advisor", result, len(statements))
-        free = advise(conn, Settings(max_write_regression=None))
-    sets = {"none": [], "hand": HAND, "adv": [item["definition"] for item in result["indexes"]]}
-    free_set = [item["definition"] for item in free["indexes"]]
-    if sorted(free_set) != sorted(sets["adv"]):
-        describe("advisor without the write bound", free, len(statements))
-        sets["free"] = free_set
-    else:
-        print("advisor without the write bound: the same set")
-
-    # Identical copies (data, visibility, statistics); then each gets its indexes.
-    configs = {name: DB if name == "none" else f"{DB}_{name}" for name in sets}
-    started = time.perf_counter()
-    sizes: dict[str, int] = {}
-    for name, definitions in sets.items():
-        if name != "none":
-            create_db(admin, configs[name], template=DB)
-        with psycopg.connect(with_dbname(admin, configs[name]), autocommit=True) as conn:
-            sizes[name] = index_sizes(conn, with_indexes(conn, definitions))
-    print(f"copies and indexes built in {time.perf_counter() - started:.1f} s")
-    dsns = {name: with_dbname(admin, db) for name, db in configs.items()}
-    shape_plans = {name: plans(d, items) for name, d in dsns.items()}
-    prewarm(admin, list(configs.values()))
-    stats_dsn = with_dbname(admin, DB + "_stats")
-    create_db(admin, DB + "_stats")
-    with psycopg.connect(stats_dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    uptime("before the replay")
-    started = time.perf_counter()
-    samples, calls = measure(
-        dsns, stats_dsn, items, measure_opts.rounds, measure_opts.reps, measure_opts.target_s, measure_opts.max_calls
-    )
-    elapsed = time.perf_counter() - started
-    print(
-        f"interleaved replay: 1 warm-up + {measure_opts.rounds} rounds x {len(configs)} configurations"
-        f" ({measure_opts.reps} samples per round for shapes under {REPEAT_UNDER_S} s per block;"
-        f" >= {measure_opts.target_s * 1000:.0f} ms of work per sample in the slowest configuration)"
-        f" in {elapsed:.0f} s"
-    )
-    uptime("after the replay")
-
-    def per_call(name: str, shape: Shape, server: bool = False) -> list[float]:
-        if server:
-            return [(s.server_s or 0.0) / s.calls for s in samples[name][shape.name]]
-        return [s.client_s / s.calls for s in samples[name][shape.name]]
-
-    def has_server(shape: Shape) -> bool:
-        return all(s.server_s is not None for name in configs for s in samples[name][shape.name])
-
-    totals = {name: sum(shape.weight * statistics.median(per_call(name, shape)) for shape in items) for name in configs}
-    goals: dict[str, dict[str, dict[str, list[str]]]] = {}
-    for name in configs:
-        if name == "none":
-            continue
-        print()
-        print(
-            f"{LABELS[name]} ('{name}') against no indexes, per call: medians over paired samples; {name}/none ="
-            " median of the per-sample ratios [bootstrap 95 % interval]; client = wall time at the client,"
-            " server = pg_stat_statements execution + planning time; verdict client/server: ok when the interval is"
-            " <= 1.10, OVER when it is entirely above, ? otherwise"
-        )
-        print(
-            f"{'shape':44} {'w':>3} {'calls':>5} {'n':>3} {'none ms':>8} {name + ' ms':>8}"
-            f" {'client ratio':>17} {'server ratio':>17} {'server us/call':>17}  {'plan':9} {'verdict':9}  note"
-        )
-        found: dict[str, dict[str, list[str]]] = {
-            side: {"ok": [], "OVER": [], "?": []} for side in ("client", "server")
-        }
-        for k, shape in enumerate(items):
-            med = {c: statistics.median(per_call(c, shape)) for c in ("none", name)}
-            client = paired(per_call(name, shape), per_call("none", shape), seed=k)
-            server = (
-                paired(per_call(name, shape, True), per_call("none", shape, True), seed=k)
-                if has_server(shape)
-                else None
-            )
-            us = (
-                (
-                    f"{statistics.median(per_call('none', shape, True)) * 1e6:7.1f} ->"
-                    f"{statistics.median(per_call(name, shape, True)) * 1e6:8.1f}"
-                )
-                if server
-                else "-"
-            )
-            marks = {"client": verdict([client]), "server": verdict([server]) if server else "?"}
-            for side, mark in marks.items():
-                found[side][mark].append(shape.name)
-            same = shape_plans[name][shape.name] == shape_plans["none"][shape.name]
-            print(
-                f"{shape.name:44} {shape.weight:3} {calls[shape.name]:5} {client.n:3} {med['none'] * 1000:8.3f}"
-                f" {med[name] * 1000:8.3f} {client.text():>17} {server.text() if server else '-':>17} {us:>17}"
-                f"  {'identical' if same else 'changed':9} {marks['client'] + '/' + marks['server']:9}  {shape.note}"
-            )
-        print(
-            f"{'workload (sum of weight x median per call)':44} {'':3} {'':5} {'':3} {totals['none'] * 1000:8.1f}"
-            f" {totals[name] * 1000:8.1f} {totals[name] / totals['none']:17.3f}"
-        )
-        goals[name] = found
-
-    print()
-
-    def reads(c: str, shape: Shape) -> float:
-        return sum(x.reads or 0 for x in samples[c][shape.name]) / sum(x.calls for x in samples[c][shape.name])
-
-    print(
-        "blocks read from outside shared_buffers per call ("
-        + " -> ".join(configs)
-        + "), shapes with any: "
-        + (
-            "; ".join(
-                f"{shape.name} " + " -> ".join(f"{reads(c, shape):.3f}" for c in configs)
-                for shape in items
-                if any(reads(c, shape) for c in configs)
-            )
-            or "none"
-        )
-    )
-    print(
-        f"indexes: hand {len(HAND)} ({sizes['hand'] / 2**20:.1f} MB real), advisor {len(result['indexes'])}"
-        f" ({sizes['adv'] / 2**20:.1f} MB real, {result['storage_bytes'] / 2**20:.1f} MB HypoPG estimate)"
-        + (
-            f", advisor without the write bound {len(free['indexes'])} ({sizes['free'] / 2**20:.1f} MB real)"
-            if "free" in sizes
-            else ""
-        )
-    )
-    for name in configs:
-        if name in ("none", "hand"):
-            continue
-        print(f"{name} time / hand time: {totals[name] / totals['hand']:.2f} (goal <= 1.25)")
-    for name, found in goals.items():
-        for side in ("client", "server"):
-            over, unclear = found[side]["OVER"], found[side]["?"]
-            goal = "holds" if not over and not unclear else "does not hold" if over else "not shown"
-            print(
-                f"{name}: no shape more than 10 % slower than with no indexes, by {side} time: {goal}"
-                f" ({len(found[side]['ok'])} of {len(items)} within; over: {', '.join(over) or 'none'};"
-                f" undecided: {', '.join(unclear) or 'none'})"
-            )
-
-    with connect(dsn) as conn:
-        many = distinct_statements(1000)
-        started = time.perf_counter()
-        big = advise(conn, Settings(), many)
-        elapsed = time.perf_counter() - started
-    print(
-        f"1,000 distinct statements: {elapsed:.1f} s, {big['whatif_calls']} what-if calls"
-        f" ({big['whatif_cache_hits']} cache hits), {big['planned']} planned, {len(big['indexes'])} indexes"
-        f" (goal < 30 s)"
-    )
+    results = []
+    for name in args.only or names():
+        results.append(run_workload(admin, load(name), args))
+        print(f"(load average {loadavg()}, {time.perf_counter() - started:.0f} s so far)")
+    print("\n== goals per workload ==")
+    goal_names = list(results[0]["goals"]["goals"]) if results else []
+    print(f"{'goal':52}" + "".join(f" {r['workload']:>10}" for r in results))
+    for goal in goal_names:
+        print(f"{goal:52}" + "".join(f" {'holds' if r['goals']['goals'][goal] else 'MISSED':>10}" for r in results))
+    print(f"total {time.perf_counter() - started:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"versions": versions, "args": vars(args), "results": results}, f, indent=1, default=str)
     return 0
 
 

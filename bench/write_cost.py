@@ -13,7 +13,7 @@ range's summary already covers costs a revmap lookup and no write; one beyond it
 summary in place; one on pages past the last summarized range costs nothing until VACUUM
 summarizes them (``--brin-summarize`` summarizes before every block, so that every inserted row
 widens a summary: the worst case).  ``--fillfactor 100`` makes the pages full, as in a freshly loaded table: a
-non-HOT update then moves the row version to another page (in ``bench/advisor.py``'s ``orders``
+non-HOT update then moves the row version to another page (in the pre-issue-18 ``bench/advisor.py``'s ``orders``
 it does).  Three statements run in
 every copy, interleaved block by block (the copies' order cycles from block to block):
 ``INSERT`` of one row, an UPDATE by primary key that sets ``v`` (never HOT: ``v`` is indexed

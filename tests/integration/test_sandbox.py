@@ -98,3 +98,21 @@ def test_an_unreachable_directory_is_refused_with_a_reason(tmp_path: Path) -> No
     private.mkdir(mode=0o700)
     with pytest.raises(SandboxError, match="cannot enter"):
         sandbox_mod.up(private / "box")
+
+
+def test_preload_puts_the_library_in_shared_preload_libraries(reachable_dir: Path) -> None:
+    """``asymm sandbox up --preload pg_qualstats --shared-buffers 300MB``: the new cluster has both;
+    reusing it without them is fine, asking a running one for a library it lacks is refused."""
+    root = reachable_dir / "box"
+    box = sandbox_mod.up(root, sandbox_mod.server_options(["pg_qualstats"], "300MB"))
+    try:
+        with psycopg.connect(box.dsn()) as conn:
+            assert conn.execute("SHOW shared_preload_libraries").fetchone() == ("pg_stat_statements,pg_qualstats",)
+            assert conn.execute("SHOW shared_buffers").fetchone() == ("300MB",)
+            conn.execute("CREATE EXTENSION pg_qualstats")  # needs the library preloaded
+        assert sandbox_mod.up(root) == box
+        assert sandbox_mod.up(root, sandbox_mod.server_options(["pg_qualstats"])) == box
+        with pytest.raises(SandboxError, match="not started with --preload pg_prewarm"):
+            sandbox_mod.up(root, sandbox_mod.server_options(["pg_prewarm"]))
+    finally:
+        sandbox_mod.down(root)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from asymm.dev.sandbox.box import PASS_FILE, Sandbox
 from asymm.dev.sandbox.cluster import RedisClusterBox, cluster_down, cluster_up
 from asymm.dev.sandbox.lifecycle import down, load, up
+from asymm.dev.sandbox.options import ServerOptions, server_options
 from asymm.dev.sandbox.state import STATE_FILE
 from asymm.dev.sandbox.statedir import DEFAULT_DIR, default_dir
 from asymm.dev.sandbox.users import DEFAULT_SERVER_USER
@@ -24,10 +25,12 @@ __all__ = [
     "STATE_FILE",
     "RedisClusterBox",
     "Sandbox",
+    "ServerOptions",
     "cluster_down",
     "cluster_up",
     "default_dir",
     "down",
     "load",
+    "server_options",
     "up",
 ]

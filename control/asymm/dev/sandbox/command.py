@@ -32,10 +32,24 @@ def sandbox_group() -> None:
 
 @sandbox_group.command("up")
 @dir_option
+@click.option(
+    "--preload",
+    "preload",
+    multiple=True,
+    metavar="LIBRARY",
+    help="Also put LIBRARY in shared_preload_libraries (repeatable; e.g. pg_qualstats for bench/advisor.py). "
+    "A plain name whose .so is in pg_config --pkglibdir.",
+)
+@click.option(
+    "--shared-buffers",
+    default=None,
+    metavar="SIZE",
+    help="shared_buffers for the new cluster, e.g. 2GB [default: 256MB].",
+)
 @json_option
-def sandbox_up(root: Path | None, as_json: bool) -> None:
-    """Start the sandbox (or reuse a running one) and print its environment."""
-    box = sandbox.up(root)
+def sandbox_up(root: Path | None, preload: tuple[str, ...], shared_buffers: str | None, as_json: bool) -> None:
+    """Start the sandbox (or reuse a running one started with the same options) and print its environment."""
+    box = sandbox.up(root, sandbox.server_options(preload, shared_buffers))
     emit(box.env(), as_json, _render_env)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from asymm.dev.sandbox import postgres, redis_server
 from asymm.dev.sandbox.box import Sandbox
+from asymm.dev.sandbox.options import ServerOptions, configured, missing
 from asymm.dev.sandbox.processes import START_TIMEOUT_S, free_port
 from asymm.dev.sandbox.state import read_state, write_state
 from asymm.dev.sandbox.statedir import absolute, check_root, make_root, prepare_server_dirs
@@ -28,13 +29,23 @@ def load(root: Path | None = None) -> Sandbox:
     return box
 
 
-def up(root: Path | None = None) -> Sandbox:
-    """Start a sandbox in ``root`` (idempotent: an existing healthy one is returned as is)."""
+def up(root: Path | None = None, options: ServerOptions | None = None) -> Sandbox:
+    """Start a sandbox in ``root`` (idempotent: an existing healthy one is returned as is).
+
+    ``options`` apply when the cluster is created; a running sandbox that lacks one of them is
+    refused with what to do, rather than silently returned without it.
+    """
     root = absolute(root)
     if check_root(root):
         box = read_state(root)
         if box is not None:
             if box.running():
+                lacking = missing(options or ServerOptions(), _configured(box))
+                if lacking:
+                    raise SandboxError(
+                        f"the sandbox running in {root} was not started with {', '.join(lacking)};"
+                        f" run 'asymm sandbox down --dir {root}' first"
+                    )
                 return box
             down(root)
         elif any(root.iterdir()):
@@ -59,7 +70,7 @@ def up(root: Path | None = None) -> Sandbox:
     try:
         prepare_server_dirs((box.data_dir, box.socket_dir, box.redis_dir), server)
         redis_server.write_config(box, server)
-        postgres.initdb(box, server)
+        postgres.initdb(box, server, options)
         box.start_postgres()
         box.start_redis()
         _wait_until_running(box)
@@ -68,6 +79,14 @@ def up(root: Path | None = None) -> Sandbox:
         _teardown(box)
         raise
     return box
+
+
+def _configured(box: Sandbox) -> ServerOptions:
+    """The options in a running sandbox's postgresql.conf (none readable: the defaults)."""
+    try:
+        return configured((box.data_dir / "postgresql.conf").read_text())
+    except OSError:
+        return ServerOptions()
 
 
 def down(root: Path | None = None) -> bool:

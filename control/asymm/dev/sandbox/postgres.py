@@ -20,6 +20,7 @@ from asymm.dev.sandbox.statedir import write_private
 from asymm.errors import SandboxError
 
 if TYPE_CHECKING:
+    from asymm.dev.sandbox.options import ServerOptions
     from asymm.dev.sandbox.paths import ServerPaths
 
 DEBIAN_BINDIR = "/usr/lib/postgresql/15/bin"
@@ -50,8 +51,12 @@ POSTGRES_SETTINGS = {
 }
 
 
-def initdb(box: ServerPaths, server: pwd.struct_passwd) -> None:
-    """initdb with a generated superuser password: scram-sha-256 on TCP, trust only on the 0700 socket dir."""
+def initdb(box: ServerPaths, server: pwd.struct_passwd, options: ServerOptions | None = None) -> None:
+    """initdb with a generated superuser password: scram-sha-256 on TCP, trust only on the 0700 socket dir.
+
+    ``options`` (validated by :mod:`asymm.dev.sandbox.options`) override the preloaded libraries
+    and ``shared_buffers`` of :data:`POSTGRES_SETTINGS`.
+    """
     password = secrets.token_urlsafe(32)
     pwfile = box.socket_dir / "initdb.pw"
     write_private(pwfile, password + "\n", owner=server)
@@ -77,7 +82,11 @@ def initdb(box: ServerPaths, server: pwd.struct_passwd) -> None:
         pwfile.unlink(missing_ok=True)
     write_private(box.pass_file, f"127.0.0.1:*:*:{SUPERUSER}:{password}\n")
     conf = box.data_dir / "postgresql.conf"
-    settings = {**POSTGRES_SETTINGS, "unix_socket_directories": "'" + str(box.socket_dir).replace("'", "''") + "'"}
+    settings = {
+        **POSTGRES_SETTINGS,
+        **(options.settings() if options is not None else {}),
+        "unix_socket_directories": "'" + str(box.socket_dir).replace("'", "''") + "'",
+    }
     lines = [f"{name} = {value}" for name, value in settings.items()]
     with conf.open("a") as handle:
         handle.write("\n# asymm sandbox\n" + "\n".join(lines) + "\n")
