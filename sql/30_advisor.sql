@@ -7,7 +7,7 @@ INSERT INTO asymm.setting_defaults (name, default_value, value_type, min_value, 
     ('advisor.enabled', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Whether the daemon runs the index advisor on a schedule (suggest only unless advisor.auto_apply)'),
     ('advisor.every', '1 hour', 'interval', '1 min', '30 days', NULL, NULL, 'How often the daemon runs the index advisor when advisor.enabled'),
     ('advisor.auto_apply', 'false', 'boolean', NULL, NULL, NULL, NULL, 'Whether the scheduled advisor also creates its indexes (CREATE INDEX CONCURRENTLY)'),
-    ('advisor.budget_mb', '1024', 'integer', '1', '16777216', NULL, NULL, 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s (pessimistic) estimate'),
+    ('advisor.budget_mb', '1024', 'integer', '1', '16777216', NULL, NULL, 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s estimate corrected for btree deduplication'),
     ('advisor.max_indexes', '0', 'integer', '0', '1000', NULL, NULL, 'At most this many indexes per advisor run; 0: no cap (the advisor stops when the next index no longer pays)'),
     ('advisor.min_gain_fraction', '0.01', 'number', '0', '1', NULL, NULL, 'The advisor stops when the best next index saves less than this fraction of the workload cost'),
     ('advisor.write_cost_per_row', '0.5', 'number', '0', '1000000', NULL, NULL, 'Maintenance penalty per written row (insert, non-HOT update, delete) and index, in planner cost units'),
@@ -38,7 +38,7 @@ CREATE TABLE asymm.index_suggestions (
 );
 COMMENT ON TABLE asymm.index_suggestions IS 'Index advisor results: one row per suggested index, with what was applied and the verdict of asymm verify; kept by pg_dump';
 COMMENT ON COLUMN asymm.index_suggestions.estimated_benefit IS 'Σ calls × planner cost saved, minus the write-maintenance penalty (planner cost units)';
-COMMENT ON COLUMN asymm.index_suggestions.size_bytes IS 'HypoPG''s size estimate: pessimistic, the real index is usually smaller';
+COMMENT ON COLUMN asymm.index_suggestions.size_bytes IS 'HypoPG''s size estimate corrected for btree deduplication (from n_distinct); for an index priced on a sample copy, its size there scaled to the table';
 COMMENT ON COLUMN asymm.index_suggestions.status IS 'suggested, applied (index created), failed (creation failed, leftovers dropped), rolled_back (dropped by asymm verify --rollback)';
 COMMENT ON COLUMN asymm.index_suggestions.verdict IS 'asymm verify: paid_off, no_gain, or insufficient_data (too few calls since it was applied)';
 CREATE INDEX index_suggestions_status_idx ON asymm.index_suggestions (status, suggested_at);

@@ -27,3 +27,9 @@ UPDATE asymm.setting_defaults
    SET default_value = '0', min_value = '0',
        description = 'At most this many indexes per advisor run; 0: no cap (the advisor stops when the next index no longer pays)'
  WHERE name = 'advisor.max_indexes';
+
+-- Index sizes are HypoPG's corrected for btree deduplication (issue 18): the texts say so.
+UPDATE asymm.setting_defaults
+   SET description = 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s estimate corrected for btree deduplication'
+ WHERE name = 'advisor.budget_mb';
+COMMENT ON COLUMN asymm.index_suggestions.size_bytes IS 'HypoPG''s size estimate corrected for btree deduplication (from n_distinct); for an index priced on a sample copy, its size there scaled to the table';

@@ -142,7 +142,7 @@ def test_dashboard_api(live: tuple[str, str]) -> None:
     assert "score" in data["coherence"]
     suggestions = data["suggestions"]
     assert suggestions["installed"] is True and suggestions["hypopg"] is True
-    assert "pessimistic" in suggestions["size_note"]
+    assert "deduplication" in suggestions["size_note"]
     [item] = suggestions["items"]
     assert item["definition"].startswith("CREATE INDEX") and "ledger" in item["definition"]
     assert item["table_name"] == "public.ledger" and item["columns"] == ["account_id"]
@@ -210,7 +210,7 @@ def test_dashboard_in_headless_chromium(live: tuple[str, str]) -> None:
     assert "tracked tables" in data["cache"].lower()
     suggestions = data["suggestions"]
     assert "CREATE INDEX" in suggestions and "ledger" in suggestions, suggestions
-    assert "applied" in suggestions and "pessimistic" in suggestions
+    assert "applied" in suggestions and "deduplication" in suggestions
     assert any(v in suggestions for v in ("paid off", "no gain", "insufficient data"))
     assert "→" in suggestions and " ms" in suggestions
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

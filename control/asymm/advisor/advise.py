@@ -27,7 +27,7 @@ from asymm.advisor.workload import Statement, read_workload
 from asymm.db import extension_schema
 
 log = logging.getLogger("asymm.advisor")
-SIZE_NOTE = "HypoPG's estimate, pessimistic: the real index is usually smaller"
+SIZE_NOTE = "HypoPG's estimate corrected for btree deduplication from the column statistics"
 SAMPLE_SIZE_NOTE = "measured on the sample copy, scaled to the table's rows"
 
 
@@ -45,6 +45,8 @@ class Settings:
     index_entry_ms: float = 0.012
     brin_entry_ms: float = Options.brin_entry_ms
     near_tie: float = 0.15  # net gains this close (x the residual cost) tie, broken by gain per byte
+    # an index as big as the data it indexes must save this fraction of the remaining cost
+    storage_weight: float = Options.storage_weight
     limit: int = 2000
 
     def options(self) -> Options:
@@ -59,6 +61,7 @@ class Settings:
             index_entry_ms=self.index_entry_ms,
             brin_entry_ms=self.brin_entry_ms,
             near_tie=self.near_tie,
+            storage_weight=self.storage_weight,
         )
 
 
@@ -79,6 +82,8 @@ def settings_from_db(conn: psycopg.Connection[Any]) -> Settings:
         settings.min_gain_fraction = float(str(values["advisor.min_gain_fraction"]))
     if "advisor.write_cost_per_row" in values:
         settings.write_cost_per_row = float(str(values["advisor.write_cost_per_row"]))
+    if "advisor.storage_weight" in values:
+        settings.storage_weight = float(str(values["advisor.storage_weight"]))
     if "advisor.max_write_regression" in values:
         settings.max_write_regression = write_bound(float(str(values["advisor.max_write_regression"])))
     return settings

@@ -26,6 +26,12 @@ class Column:
     # the type is pg_catalog's (no domain, enum or other user type): an expression over it runs
     # only pg_catalog code (a user type's input function or a domain's CHECK would run ours)
     builtin: bool = True
+    # pg_stats.n_distinct (negative: a fraction of the rows) and avg_width; None when not analyzed
+    n_distinct: float | None = None
+    avg_width: int | None = None
+    # a btree on it may deduplicate (its default opclass has an equalimage support function and
+    # its collation, if any, is deterministic), so its size depends on how many values repeat
+    dedup: bool = False
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Table:
     qualified: str  # quoted, schema-qualified name usable in SQL text
     columns: dict[str, Column] = field(default_factory=dict)
     reltuples: float = 0.0
+    bytes: int = 0  # pg_table_size: heap, TOAST, free space and visibility maps
     writes: int = 0  # n_tup_ins + non-HOT n_tup_upd + n_tup_del since the statistics reset
     updates: int = 0  # n_tup_upd since the statistics reset
     hot_updates: int = 0  # n_tup_hot_upd: how many of those touched no index
@@ -75,7 +82,7 @@ class Catalog:
         row = self.conn.execute(
             "SELECT c.oid::int8, n.nspname, c.relname, format('%%I.%%I', n.nspname, c.relname), c.reltuples,"
             "       coalesce(s.n_tup_ins + s.n_tup_upd - s.n_tup_hot_upd + s.n_tup_del, 0),"
-            "       coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_hot_upd, 0)"
+            "       coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_hot_upd, 0), pg_table_size(c.oid)"
             "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             "  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
             " WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'm', 'p')",
@@ -92,20 +99,38 @@ class Catalog:
                 writes=int(row[5]),
                 updates=int(row[6]),
                 hot_updates=int(row[7]),
+                bytes=int(row[8] or 0),
             )
-            for attname, typ, cat, corr, brin, builtin in self.conn.execute(
+            for attname, typ, cat, corr, brin, builtin, n_distinct, width, dedup in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
-                "       (SELECT s.correlation FROM pg_stats s WHERE s.schemaname = %s AND s.tablename = %s"
-                "           AND s.attname = a.attname ORDER BY s.inherited LIMIT 1),"
+                "       s.correlation,"
                 "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
                 "                WHERE am.amname = 'brin' AND o.opcdefault AND o.opcintype = a.atttypid),"
-                "       t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype IN ('b', 'p')"
+                "       t.typnamespace = 'pg_catalog'::regnamespace AND t.typtype IN ('b', 'p'),"
+                "       s.n_distinct, s.avg_width,"
+                "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
+                "                 JOIN pg_amproc p ON p.amprocfamily = o.opcfamily AND p.amprocnum = 4"
+                "                  AND p.amproclefttype = o.opcintype AND p.amprocrighttype = o.opcintype"
+                "                WHERE am.amname = 'btree' AND o.opcdefault AND o.opcintype = a.atttypid)"
+                "       AND (a.attcollation = 0 OR coalesce((SELECT co.collisdeterministic FROM pg_collation co"
+                "                                             WHERE co.oid = a.attcollation), true))"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                "  LEFT JOIN LATERAL (SELECT st.correlation, st.n_distinct, st.avg_width FROM pg_stats st"
+                "                      WHERE st.schemaname = %s AND st.tablename = %s AND st.attname = a.attname"
+                "                      ORDER BY st.inherited LIMIT 1) s ON true"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 (table.schema, table.name, table.oid),
             ):
                 table.columns[str(attname)] = Column(
-                    str(attname), str(typ), str(cat), None if corr is None else float(corr), bool(brin), bool(builtin)
+                    str(attname),
+                    str(typ),
+                    str(cat),
+                    None if corr is None else float(corr),
+                    bool(brin),
+                    bool(builtin),
+                    None if n_distinct is None else float(n_distinct),
+                    None if width is None else int(width),
+                    bool(dedup),
                 )
             for name_, method, keys, valid, partial, indexdef, include in self.conn.execute(
                 "SELECT ic.relname, am.amname,"
@@ -132,6 +157,10 @@ class Catalog:
                 )
         self._by_name[key] = table
         return table
+
+    def loaded(self, oid: int) -> Table | None:
+        """A table this run has already looked up, by oid (candidates only name loaded tables)."""
+        return next((t for t in self._by_name.values() if t is not None and t.oid == oid), None)
 
     def index_expression_error(self, table: Table, key: str) -> str | None:
         """Why PostgreSQL refuses ``key`` (a parenthesised expression) as a btree key on ``table``, or None.

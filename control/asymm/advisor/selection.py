@@ -1,8 +1,8 @@
 """Workload-wide greedy selection of indexes.
 
 Benefit is calls × planner-cost saved over the whole workload, less a write-maintenance penalty
-per index; the loop adds the best net candidate while it fits the budget and gains enough of the
-remaining cost, refuses any that slows a read (``max_regression``) or a write
+and a storage price per index; the loop adds the best net candidate while it fits the budget and
+gains enough of the remaining cost, refuses any that slows a read (``max_regression``) or a write
 (:class:`WriteModel`, ``max_write_regression``) too much, then drops redundant ones.
 
 Details: docs/advisor.md, "Selection".
@@ -36,6 +36,8 @@ class Options:
     index_entry_ms: float = 0.012
     brin_entry_ms: float = 0.0036  # a BRIN: 0.3 of a btree entry (measured 0.14-0.27), docs/advisor.md
     near_tie: float = 0.15
+    # the storage price: an index of the data's size must save this fraction of the remaining cost
+    storage_weight: float = 0.25
 
 
 @dataclass
@@ -256,6 +258,10 @@ class _Selection:
         # the final pass would drop (a): the bytes saved by the tie-break lost).
         self.tie_losers: dict[Candidate, float] = {}
         self.rejection: Callable[[Candidate], str | None] | None = None
+        # the bytes of the tables the workload reads or writes: what an index's size is weighed against
+        touched = {oid for p in workload.prepared for oid in p.tables}
+        self.data_bytes = sum(t.bytes for oid, t in tables.items() if oid in touched)
+        self.gross: dict[Candidate, float] = {}  # each candidate's gain before charges, when last priced
 
     def cost(self, i: int, config: frozenset[Candidate]) -> float:
         return self.whatif.cost(self.workload.prepared[i], config).cost
@@ -267,6 +273,24 @@ class _Selection:
             writes * self.options.write_cost_per_row * (3.0 if cand.method == "gin" else self.model.weight(cand.method))
         )
         return own + self.model.hot_penalty(cand, self.chosen if others is None else others)
+
+    def storage_price(self, cand: Candidate, left: float) -> float:
+        """What ``cand``'s storage costs, in the unit of gains: ``storage_weight`` × its size
+        relative to the data it indexes × ``left``, what the workload still costs with it.
+
+        Why what is left: the unit in which a DBA weighs an index's bytes is what remains to gain,
+        not the window's total (which grows with the window while the bytes do not).  An index a
+        tenth of the data's size has to save a fortieth of what the workload costs with it: wide
+        indexes (INCLUDE columns, composites that cannot deduplicate) pay for their bytes, a narrow
+        one that serves a statement nearly as well wins, and an index for a statement run twice
+        does not buy its bytes.  What is left, not what was there before it: the first index
+        takes most of a sequential-scan workload's cost, and a price on that cost would outweigh
+        the difference between the candidates for it."""
+        weight = self.options.storage_weight
+        size = self.whatif.size(cand)
+        if weight <= 0 or not size or self.data_bytes <= 0:
+            return 0.0
+        return weight * max(left, 0.0) * size / self.data_bytes
 
     def write_regression(self, cand: Candidate) -> bool:
         """Whether adding ``cand`` makes a write statement's modelled cost per call exceed the bound."""
@@ -331,7 +355,10 @@ class _Selection:
             gain += self.workload.weights[i] * (before - after)
         if self.write_regression(cand):
             return None
-        return gain - self.penalty(cand)
+        self.gross[cand] = gain
+        price = self.storage_price(cand, self.remaining - gain)
+        log.debug("advisor: %s: gain %.0f, storage price %.0f", cand.definition(), gain, price)
+        return gain - self.penalty(cand) - price
 
     def tie_margin(self, best: Candidate, other: Candidate) -> float | None:
         """None when ``other`` leaves a statement either serves more than ``near_tie`` costlier than
@@ -435,7 +462,7 @@ class _Selection:
             if self.rejection is not None and self.rejection(cand) is not None:
                 self.tie_losers.pop(cand, None)
                 continue  # PostgreSQL refuses its definition: never chosen (advise reports why)
-            self.remaining = max(0.0, self.remaining - (-neg + self.penalty(cand)))
+            self.remaining = max(0.0, self.remaining - self.gross[cand])
             self.chosen.append(cand)
             self.used_bytes += size
             self.round_no += 1
@@ -483,7 +510,11 @@ class _Selection:
                     # covered by another chosen index (used without it), not by the sequential scan
                     served = without <= with_all + 1e-9 or bool(plan.used)
                     covered = covered and served and without <= with_all * (1 + self.options.near_tie) + 1e-9
-                net = loss - self.penalty(cand, [c for c in chosen if c != cand])
+                net = (
+                    loss
+                    - self.penalty(cand, [c for c in chosen if c != cand])
+                    - self.storage_price(cand, self.remaining)
+                )
                 if (net < self.options.min_gain_fraction * self.remaining or covered) and (
                     drop is None or net < drop[0]
                 ):

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from asymm.advisor import sample as sample_mod
+from asymm.advisor import sizing
 from asymm.advisor.analysis import Analysis
 from asymm.advisor.candidates import Candidate, is_expression, on_columns
 from asymm.advisor.catalog import Catalog, Table, quote_ident
@@ -429,12 +430,13 @@ class WhatIf:
             size = self.conn.execute(
                 sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg), (oid,)
             ).fetchone()
-            self._sizes[cand] = int(str(size[0])) if size else 0
+            hypothetical = int(str(size[0])) if size else 0
+            self._sizes[cand] = sizing.btree_size(hypothetical, cand, self.catalog.loaded(cand.table_oid))
         return oid
 
     def size(self, cand: Candidate) -> int | None:
-        """HypoPG's size estimate in bytes (pessimistic: it assumes a fill factor and no compression),
-        or for a candidate priced on a sample copy its size there scaled to the table's rows."""
+        """HypoPG's size estimate in bytes, corrected for btree deduplication (:mod:`sizing`), or
+        for a candidate priced on a sample copy its size there scaled to the table's rows."""
         if cand in self._sampled:
             return self._sampled[cand].size_bytes
         if cand not in self._sizes and self.create(cand) is None:

@@ -90,7 +90,7 @@ def _size(size: int) -> str:
     "--budget-mb",
     type=number(0, 16_777_216),
     default=None,
-    help="Storage budget in MB (HypoPG's pessimistic estimate); default: setting advisor.budget_mb.",
+    help="Storage budget in MB (HypoPG's estimate corrected for deduplication); default: setting advisor.budget_mb.",
 )
 @click.option(
     "--max-indexes",
@@ -104,6 +104,13 @@ def _size(size: int) -> str:
     type=number(0, 1),
     default=None,
     help="Stop when the next index saves less than this fraction of the workload cost.",
+)
+@click.option(
+    "--storage-weight",
+    type=number(0, 100),
+    default=None,
+    help="Storage price: an index as big as its tables must save this fraction of the remaining cost"
+    " (0: storage is free); default: setting advisor.storage_weight.",
 )
 @click.option(
     "--limit",
@@ -129,6 +136,7 @@ def advise_command(
     budget_mb: float | None,
     max_indexes: int | None,
     min_gain: float | None,
+    storage_weight: float | None,
     limit: int,
     max_write_regression: float | None,
     no_write_bound: bool,
@@ -152,6 +160,8 @@ def advise_command(
             settings.max_indexes = max_indexes or None
         if min_gain is not None:
             settings.min_gain_fraction = min_gain
+        if storage_weight is not None:
+            settings.storage_weight = storage_weight
         settings.limit = limit
         if max_write_regression is not None:
             settings.max_write_regression = max_write_regression

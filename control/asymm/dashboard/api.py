@@ -89,7 +89,7 @@ def coherence(conn: Conn) -> dict[str, Any]:
     return data
 
 
-SIZE_NOTE = "HypoPG's size estimate, pessimistic: the real index is usually smaller"
+SIZE_NOTE = "HypoPG's size estimate corrected for btree deduplication from the column statistics"
 
 
 def suggestions(conn: Conn) -> dict[str, Any]:
@@ -97,9 +97,9 @@ def suggestions(conn: Conn) -> dict[str, Any]:
 
     Through :func:`asymm.advisor.api.latest_suggestions`.  ``estimated_benefit`` is in
     planner cost units (calls × cost saved, minus the write penalty); ``size_bytes`` is HypoPG's
-    estimate, which is pessimistic; the verified gain (verdict and mean latency of the index's
-    queries before → after) comes from ``asymm verify`` (``verdict_detail``).  Applied indexes
-    come first: they are what changed the database.
+    estimate corrected for btree deduplication (advisor.sizing); the verified gain (verdict and
+    mean latency of the index's queries before → after) comes from ``asymm verify``
+    (``verdict_detail``).  Applied indexes come first: they are what changed the database.
     """
     items = advisor_api.latest_suggestions(conn)
     if items is None:

@@ -193,7 +193,7 @@ const STATUS_PILL = { suggested: "", applied: "good", failed: "bad", rolled_back
 const VERDICT_PILL = { paid_off: "good", no_gain: "bad", insufficient_data: "warn" };
 
 // One row per suggestion of asymm.index_suggestions_latest (sql/30_advisor.sql): the definition,
-// the estimated benefit (planner cost units), HypoPG's size estimate (pessimistic), the status,
+// the estimated benefit (planner cost units), HypoPG's size estimate (corrected for deduplication), the status,
 // and what asymm verify measured: the verdict and the mean latency of the index's queries.
 function renderSuggestions(s) {
   const el = $("suggestions");
