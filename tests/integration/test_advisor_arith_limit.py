@@ -77,6 +77,7 @@ NORMALIZED = [
     "UPDATE tasks SET effort = tasks.effort * $1 + $2 FROM tasks AS t2 "
     "WHERE t2.id = tasks.id AND t2.due_on > current_date - $3",
     "SELECT id FROM tasks WHERE tenant_id = $1 AND due_on < current_date + $2 AND done_at > localtimestamp - $3",
+    "SELECT id FROM tasks WHERE $1 - due_on > $2 AND due_on < current_date + $3 AND $4 - created_at > $5",
 ]
 
 

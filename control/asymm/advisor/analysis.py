@@ -496,10 +496,15 @@ def _arithmetic(stmt: Any, result: Analysis) -> None:
             and node.name[-1].sval in ARITH_OPS
         ):
             continue
-        for side, other in ((node.lexpr, node.rexpr), (node.rexpr, node.lexpr)):
+        op = node.name[-1].sval
+        for side, other, offset in ((node.lexpr, node.rexpr, op == "+"), (node.rexpr, node.lexpr, op in ("+", "-"))):
             if isinstance(side, ast.ParamRef):
                 result.arith_params.add(int(side.number))
-                wanted = _offset_type(other, tables) if node.name[-1].sval in ("+", "-") else None
+                # an offset: either side of +, the right of -; the left of - is the other side's
+                # type ($n - current_date is date - date), which the server infers from unknown
+                wanted = _offset_type(other, tables)
+                if wanted is not None and not offset:
+                    wanted = "unknown" if op == "-" else None
                 if wanted is not None:
                     result.arith_types.setdefault(int(side.number), wanted)
 
