@@ -80,6 +80,8 @@ class Analysis:
     groups: list[tuple[Table, list[str]]] = field(default_factory=list)
     params: dict[int, ParamContext] = field(default_factory=dict)
     arith_params: set[int] = field(default_factory=set)
+    # per arithmetic parameter, the type its other operand asks for (date + $n: integer), when known
+    arith_types: dict[int, str] = field(default_factory=dict)
     unresolved: list[str] = field(default_factory=list)  # relations not found (CTE names excluded)
     # expression keys by (table oid, key text): what the proxy pricing replaces by their column
     expressions: dict[tuple[int, str], Expression] = field(default_factory=dict)
@@ -149,6 +151,7 @@ def analyze(stmt: Any, catalog: Catalog) -> Analysis:
             walker.select(stmt.selectStmt, None)
     else:
         walker.result.kind = "other"
+    _arithmetic(stmt, walker.result)
     return walker.result
 
 
@@ -447,7 +450,7 @@ class _Walker:
             self.result.whole_row.add(scope.by_alias[fields[0]].oid)
 
     def generic(self, node: Any, scope: Scope) -> None:
-        """Find sub-queries and parameter arithmetic anywhere below ``node``."""
+        """Find sub-queries and the columns read anywhere below ``node``."""
         for child in _children(node):
             if isinstance(child, ast.ColumnRef):
                 self.column_ref(child, scope)
@@ -458,19 +461,82 @@ class _Walker:
                 if child.testexpr is not None:
                     self.generic(child.testexpr, scope)
                 continue
-            if (
-                isinstance(child, ast.A_Expr)
-                and child.kind == enums.A_Expr_Kind.AEXPR_OP
-                and child.name
-                and child.name[-1].sval in ("+", "-", "*", "/")
-            ):
-                for side in (child.lexpr, child.rexpr):
-                    if isinstance(side, ast.ParamRef):
-                        self.result.arith_params.add(side.number)
             if isinstance(child, ast.SelectStmt):
                 self.select(child, scope)
                 continue
             self.generic(child, scope)
+
+
+ARITH_OPS = frozenset({"+", "-", "*", "/"})
+# What a parameter added to or subtracted from a value of these types must be for PostgreSQL to
+# find the operator (date + integer, timestamp - interval); other types (numeric) take integer.
+DATE_OFFSET = "integer"
+TIME_OFFSET = "interval"
+TIME_TYPES = frozenset(
+    {"timestamp without time zone", "timestamp with time zone", "time without time zone", "time with time zone"}
+)
+TIME_CASTS = frozenset({"timestamp", "timestamptz", "time", "timetz", "interval"})
+TIME_FUNCTIONS = frozenset({"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "date_trunc"})
+
+
+def _arithmetic(stmt: Any, result: Analysis) -> None:
+    """Every ``$n`` that is an operand of ``+ - * /`` anywhere in the statement, and its type when known.
+
+    Why the whole tree and not the scoped walk: a normalized constant in arithmetic has no type
+    the server can infer (``current_date + $7`` is ``date + unknown``), wherever it stands: a
+    VALUES list, SET, ON CONFLICT DO UPDATE, RETURNING, a data-modifying CTE.  Missing one makes
+    the statement unplannable (see rewrite.fallback_types), so no clause may be left out.
+    """
+    tables = [*result.tables, *([result.write_table] if result.write_table else [])]
+    for node in _all_nodes(stmt):
+        if not (
+            isinstance(node, ast.A_Expr)
+            and node.kind == enums.A_Expr_Kind.AEXPR_OP
+            and node.name
+            and node.name[-1].sval in ARITH_OPS
+        ):
+            continue
+        op = node.name[-1].sval
+        for side, other, offset in ((node.lexpr, node.rexpr, op == "+"), (node.rexpr, node.lexpr, op in ("+", "-"))):
+            if isinstance(side, ast.ParamRef):
+                result.arith_params.add(int(side.number))
+                # an offset: either side of +, the right of -; the left of - is the other side's
+                # type ($n - current_date is date - date), which the server infers from unknown
+                wanted = _offset_type(other, tables)
+                if wanted is not None and not offset:
+                    wanted = "unknown" if op == "-" else None
+                if wanted is not None:
+                    result.arith_types.setdefault(int(side.number), wanted)
+
+
+def _offset_type(node: Any, tables: list[Table]) -> str | None:
+    """The type a parameter added to ``node`` needs: integer beside a date, interval beside a time."""
+    if isinstance(node, ast.SQLValueFunction):
+        return DATE_OFFSET if node.op == enums.SQLValueFunctionOp.SVFOP_CURRENT_DATE else TIME_OFFSET
+    if isinstance(node, ast.FuncCall):
+        name = [f.sval for f in node.funcname if isinstance(f, ast.String)]
+        return TIME_OFFSET if name and name[-1] in TIME_FUNCTIONS else None
+    if isinstance(node, ast.TypeCast):
+        names = [f.sval for f in node.typeName.names if isinstance(f, ast.String)]
+        if names and names[-1] == "date":
+            return DATE_OFFSET
+        return TIME_OFFSET if names and names[-1] in TIME_CASTS else None
+    if isinstance(node, ast.ColumnRef):
+        fields = column_fields(node)
+        if not fields:
+            return None
+        types = {t.columns[fields[-1]].type for t in tables if fields[-1] in t.columns}
+        if types == {"date"}:
+            return DATE_OFFSET
+        if types and types <= TIME_TYPES | {"interval"}:
+            return TIME_OFFSET
+    return None
+
+
+def _all_nodes(node: Any) -> Any:
+    for child in _flatten(node):
+        yield child
+        yield from _all_nodes(child)
 
 
 def _union(parts: list[tuple[str, dict[tuple[int, str], Table]] | None]) -> dict[tuple[int, str], Table]:

@@ -128,8 +128,13 @@ def rewrite(query: str, catalog: Catalog) -> Rewritten:
     count = max((int(m) for m in PARAM_RE.findall(text)), default=0)
     count = max(count, *forced, 0) if forced else count
     types: list[str] = []
+    present = {int(m) for m in PARAM_RE.findall(text)}
     for number in range(1, count + 1):
-        if number in forced:
+        if number not in present and number not in forced:
+            # a gap in the numbering (a constant normalization folded away): nothing uses it, any
+            # type will do, and left unknown it would fail the whole statement
+            types.append("text")
+        elif number in forced:
             types.append(forced[number])
         elif number in analysis.params and analysis.params[number].type:
             types.append(str(analysis.params[number].type))
@@ -138,22 +143,29 @@ def rewrite(query: str, catalog: Catalog) -> Rewritten:
     return Rewritten(text=text, param_types=types, tree=stmt, analysis=analysis, repairs=repairs)
 
 
+FALLBACK_ATTEMPTS = 4
+
+
 def fallback_types(rw: Rewritten, attempt: int) -> list[str] | None:
     """Types for a retry after the server could not infer them (``None``: nothing left to try).
 
-    Attempt 1 gives parameters used in arithmetic ``integer`` (``date + $n``), attempt 2 gives them
-    ``interval`` (``timestamp - $n``), attempt 3 gives every still unknown parameter ``text``.
+    Parameters used in arithmetic get the type their other operand asks for when analysis knows
+    it (``current_date + $n``: integer, ``now() - $n``: interval), else ``integer`` at attempts
+    1 and 3 and ``interval`` at attempts 2 and 4; attempts 3 and 4 also give every other still
+    unknown parameter ``text`` (an unused ``$5``, a value in a VALUES list), keeping the
+    arithmetic ones typed: text there would fail again (``date + text``).
     """
     types = list(rw.param_types)
-    arith = [n for n in rw.analysis.arith_params if n <= len(types) and types[n - 1] == "unknown"]
-    if attempt == 1 and arith:
-        for n in arith:
-            types[n - 1] = "integer"
-        return types
-    if attempt == 2 and arith:
-        for n in arith:
-            types[n - 1] = "interval"
-        return types
-    if attempt == 3 and "unknown" in types:
-        return ["text" if t == "unknown" else t for t in types]
-    return None
+    arith = [n for n in sorted(rw.analysis.arith_params) if n <= len(types) and types[n - 1] == "unknown"]
+    others = [n for n in range(1, len(types) + 1) if types[n - 1] == "unknown" and n not in arith]
+    if attempt not in range(1, FALLBACK_ATTEMPTS + 1):
+        return None
+    with_text = attempt >= 3
+    if (with_text and not others) or (not arith and attempt != 3):
+        return None
+    default = "integer" if attempt in (1, 3) else "interval"
+    for n in arith:
+        types[n - 1] = rw.analysis.arith_types.get(n, default)
+    for n in others if with_text else ():
+        types[n - 1] = "text"
+    return types
