@@ -9,12 +9,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from asymm.advisor.advise import Settings, advise
 from asymm.advisor.constants import match, sample_constants, substitute
@@ -182,3 +183,56 @@ def _small(shape: Any) -> Any:
     from dataclasses import replace
 
     return replace(shape, weight=min(shape.weight, 5))
+
+
+def test_only_owner_and_daemon_roles_read_the_constants(aconn: psycopg.Connection[Any]) -> None:
+    suffix = aconn.info.dbname
+    reader, daemon = f"{suffix}_reader", f"{suffix}_daemon"
+    aconn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(reader)))
+    aconn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(daemon)))
+    try:
+        aconn.execute("SELECT asymm.grant_reader(%s::regrole)", (reader,))
+        aconn.execute("SELECT asymm.grant_daemon(%s::regrole)", (daemon,))
+        rows = aconn.execute(
+            "SELECT r, has_table_privilege(r, 'asymm.query_constants', 'SELECT'),"
+            "       has_table_privilege(r, 'asymm.query_constants', 'INSERT')"
+            "  FROM unnest(ARRAY[%s, %s, 'public']) r ORDER BY r",
+            (reader, daemon),
+        ).fetchall()
+        by_role = {r: (s, i) for r, s, i in rows}
+        assert by_role[daemon] == (True, True)
+        assert by_role[reader] == (False, False)
+        assert by_role["public"] == (False, False)
+    finally:
+        aconn.execute("SELECT asymm.revoke_daemon(%s::regrole)", (daemon,))
+        for role in (reader, daemon):
+            aconn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            aconn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+class _Ctx:
+    """The daemon as the constants task sees it: only its connection is used."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def conn(self) -> psycopg.Connection[Any]:
+        return self._conn
+
+
+def test_daemon_task_samples_each_statement_once(aconn: psycopg.Connection[Any], dsn: str) -> None:
+    from asymm.advisor.feature import AdvisorFeature
+    from asymm.daemon.feature import TaskContext
+
+    feature = AdvisorFeature()
+    tasks = {t.name: t for t in feature.tasks(cast(TaskContext, _Ctx(aconn)))}
+    sampler = tasks["advisor-constants"]
+    with psycopg.connect(dsn, autocommit=True) as app:
+        app.execute("SELECT id FROM events WHERE payload->>'session' = 's1'")
+        sampler.run(cast(Any, None))
+        app.execute("SELECT id FROM events WHERE id = 1")  # no grammar constant: tried once, not again
+        sampler.run(cast(Any, None))
+        assert feature.constants is not None and feature.constants.tried
+        sampler.run(cast(Any, None))
+    assert stored(aconn) == [{"1": "'session'"}]
+    assert (feature.status() or {})["constants_stored"] == 1
