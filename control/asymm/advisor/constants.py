@@ -268,9 +268,10 @@ def substitute(query: str, constants: dict[int, str]) -> str:
 
 def stored_constants(conn: psycopg.Connection[Any]) -> dict[int, dict[int, str]]:
     """``{queryid: {n: literal}}`` of this database (empty when the table is not there or not readable)."""
+    # CASE, not AND: has_table_privilege raises on a missing table (an install older than 0.3.0)
     row = conn.execute(
-        "SELECT to_regclass('asymm.query_constants') IS NOT NULL"
-        "   AND pg_catalog.has_table_privilege('asymm.query_constants', 'SELECT')"
+        "SELECT CASE WHEN to_regclass('asymm.query_constants') IS NOT NULL"
+        "  THEN pg_catalog.has_table_privilege('asymm.query_constants', 'SELECT') ELSE false END"
     ).fetchone()
     if not (row and row[0]):
         return {}

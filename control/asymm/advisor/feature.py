@@ -45,9 +45,10 @@ class ConstantsSampler:
 
         conn = self.ctx.conn()
         if self.available is None:
+            # CASE, not AND: has_table_privilege raises on a missing table (an install older than 0.3.0)
             row = conn.execute(
-                "SELECT to_regclass('asymm.query_constants') IS NOT NULL"
-                "   AND pg_catalog.has_table_privilege('asymm.query_constants', 'INSERT')"
+                "SELECT CASE WHEN to_regclass('asymm.query_constants') IS NOT NULL"
+                "  THEN pg_catalog.has_table_privilege('asymm.query_constants', 'INSERT') ELSE false END"
                 "   AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
             ).fetchone()
             self.available = bool(row and row[0])
