@@ -89,6 +89,10 @@ def test_date_trunc_unit_and_group_by_ordinal(aconn: psycopg.Connection[Any], ds
             " AND kind IN ('view', 'buy') GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
             ("2026-01-02",),
         )
+        aconn.execute(
+            "SELECT asymm.snapshot()"
+        )  # the telemetry records the text: read there, not from pg_stat_statements
+        assert aconn.execute("SELECT count(*) FROM asymm.queries WHERE query LIKE '%date_trunc($%'").fetchone() == (1,)
         sample_constants(aconn)
     (constants,) = stored(aconn)
     assert sorted(constants.values()) == ["'day'", "'type'"]

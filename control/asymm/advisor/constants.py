@@ -296,26 +296,60 @@ def sample_constants(
     Needs pg_read_all_stats (or the same role) to see other sessions' texts.  ``exclude``: queryids
     not to look at again (the daemon's tried ones that gave nothing).  Returns the counts and the
     queryids looked at (``tried``) and stored.
+
+    Why pg_stat_activity first: it is cheap, and usually every statement it shows is stored or
+    tried already, so nothing else is read.  The normalized texts come from asymm.queries (what the
+    telemetry snapshot recorded) and only the missing ones from pg_stat_statements, which reads its
+    whole text file on each call.
     """
     home = extension_schema(conn, "pg_stat_statements")
     if home is None or conn.execute("SELECT to_regclass('asymm.query_constants')").fetchone() in (None, (None,)):
         return {"seen": 0, "stored": 0, "tried": []}
-    rows = conn.execute(
-        psycopg.sql.SQL(
-            "SELECT DISTINCT ON (s.queryid) s.queryid, s.query, a.query"
-            "  FROM pg_catalog.pg_stat_activity a"
-            "  JOIN {}.pg_stat_statements s ON s.queryid = a.query_id AND s.dbid = a.datid"
-            " WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            "   AND a.pid <> pg_catalog.pg_backend_pid() AND a.query_id IS NOT NULL"
-            "   AND s.query LIKE '%%$%%' AND NOT (s.queryid = ANY(%s))"
-            "   AND NOT EXISTS (SELECT 1 FROM asymm.query_constants c WHERE c.dbid = s.dbid AND c.queryid = s.queryid)"
-            " ORDER BY s.queryid LIMIT %s"
-        ).format(psycopg.sql.Identifier(str(home))),
+    visible = conn.execute(
+        "SELECT DISTINCT ON (a.query_id) a.query_id, a.query, a.state = 'idle'"
+        "  FROM pg_catalog.pg_stat_activity a"
+        " WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        "   AND a.pid <> pg_catalog.pg_backend_pid() AND a.query_id IS NOT NULL"
+        "   AND NOT (a.query_id = ANY(%s))"
+        "   AND NOT EXISTS (SELECT 1 FROM asymm.query_constants c WHERE c.dbid = a.datid AND c.queryid = a.query_id)"
+        " ORDER BY a.query_id, a.state = 'idle' DESC LIMIT %s",
         (sorted(exclude or ()), limit),
     ).fetchall()
+    if not visible:
+        return {"seen": 0, "stored": 0, "tried": []}
+    ids = [int(r[0]) for r in visible]
+    texts: dict[int, str] = {}
+    if conn.execute("SELECT has_table_privilege('asymm.queries', 'SELECT')").fetchone() == (True,):
+        texts.update(
+            conn.execute(
+                "SELECT DISTINCT ON (queryid) queryid, query FROM asymm.queries"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                "   AND queryid = ANY(%s) AND query IS NOT NULL",
+                (ids,),
+            ).fetchall()
+        )
+    missing = [q for q in ids if q not in texts]
+    if missing:
+        texts.update(
+            conn.execute(
+                psycopg.sql.SQL(
+                    "SELECT DISTINCT ON (queryid) queryid, query FROM {}.pg_stat_statements"
+                    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    "   AND queryid = ANY(%s)"
+                ).format(psycopg.sql.Identifier(str(home))),
+                (missing,),
+            ).fetchall()
+        )
     stored = 0
-    for queryid, normalized, raw in rows:
-        found = match(str(raw or ""), str(normalized))
+    tried: list[int] = []
+    for queryid, raw, idle in visible:
+        normalized = texts.get(int(queryid))
+        if normalized is None:
+            if idle:  # finished and still not in pg_stat_statements: untracked (a utility, track = none)
+                tried.append(int(queryid))
+            continue
+        tried.append(int(queryid))
+        found = match(str(raw or ""), str(normalized)) if "$" in normalized else {}
         if not found:
             continue
         conn.execute(
@@ -325,4 +359,4 @@ def sample_constants(
             (int(queryid), json.dumps({str(k): v for k, v in found.items()})),
         )
         stored += 1
-    return {"seen": len(rows), "stored": stored, "tried": [int(r[0]) for r in rows]}
+    return {"seen": len(visible), "stored": stored, "tried": tried}
