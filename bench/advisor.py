@@ -50,6 +50,7 @@ from psycopg import sql
 from psycopg.types.numeric import Int8Dumper
 
 from asymm.advisor.advise import advise
+from asymm.advisor.constants import sample_constants
 from asymm.advisor.workload import Statement
 from asymm.db import connect, one_line, resolve_dsn, with_dbname
 
@@ -181,11 +182,24 @@ def feed(dsn: str, shapes: list[Shape]) -> float:
     with control(dsn) as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
         conn.execute("SELECT pg_qualstats_reset()")
-    started = time.perf_counter()
-    with workload_conn(dsn) as conn:
+    return feed_shapes(dsn, shapes)[0]
+
+
+def feed_shapes(dsn: str, shapes: list[Shape]) -> tuple[float, int]:
+    """Run each shape's feed block; after each, sample its grammar constants as the daemon would.
+
+    Why after each block: pg_stat_activity shows only a session's last statement, so a second
+    (untracked) connection sees the feeding one idle with that shape's raw text and stores the
+    constants normalization took (``payload->>'session'``, asymm.advisor.constants).  The sampling
+    is outside the timed blocks.  Returns (seconds in the blocks, statements whose constants were stored).
+    """
+    spent = 0.0
+    stored = 0
+    with workload_conn(dsn) as conn, control(dsn) as sampler:
         for shape, params in zip(shapes, param_lists(shapes, FEED_SEED), strict=True):
-            run_block(conn, shape, params)
-    return time.perf_counter() - started
+            spent += run_block(conn, shape, params)
+            stored += int(sample_constants(sampler)["stored"])
+    return spent, stored
 
 
 def shape_queryids(dsn: str, shapes: list[Shape]) -> list[int | None]:

@@ -122,7 +122,7 @@ def advise(
                 refused = whatif.refusal(stmt.userid) if stmt.userid is not None else None
                 if refused is not None:  # before anything else: its tables may have gone with the role
                     raise PlanError(refused)
-                rw = rewrite(stmt.query, catalog)
+                rw = rewrite(stmt.query, catalog, stmt.constants)
                 prepared = whatif.prepare(rw, author=stmt.userid)
                 suggested = cand_mod.for_statement(rw.analysis, stmt.queryid, trgm_schema)
             except (Unplannable, PlanError) as exc:

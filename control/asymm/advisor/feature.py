@@ -20,6 +20,45 @@ from asymm.db import connect
 
 log = logging.getLogger("asymm.advisor")
 CHECK_EVERY_S = 5.0
+CONSTANTS_EVERY_S = 2.0
+"""How often the daemon reads grammar constants from pg_stat_activity (one bounded query)."""
+TRIED_CAP = 10_000
+
+
+class ConstantsSampler:
+    """Grammar constants of the statements other sessions show now (:mod:`asymm.advisor.constants`).
+
+    Why on a short period and not with the advisor run: pg_stat_activity shows only each session's
+    current or last statement, so the constants must be caught while a session still shows it.
+    Statements already stored are filtered in SQL; those tried without result are not parsed again
+    (a set capped at TRIED_CAP, then forgotten, so that a later, complete text gets its chance).
+    """
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.tried: set[int] = set()
+        self.stored = 0
+        self.available: bool | None = None
+
+    def tick(self, _tick: Tick) -> None:
+        from asymm.advisor.constants import sample_constants
+
+        conn = self.ctx.conn()
+        if self.available is None:
+            # CASE, not AND: has_table_privilege raises on a missing table (an install older than 0.3.0)
+            row = conn.execute(
+                "SELECT CASE WHEN to_regclass('asymm.query_constants') IS NOT NULL"
+                "  THEN pg_catalog.has_table_privilege('asymm.query_constants', 'INSERT') ELSE false END"
+                "   AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
+            ).fetchone()
+            self.available = bool(row and row[0])
+        if not self.available:
+            return
+        if len(self.tried) > TRIED_CAP:
+            self.tried.clear()
+        result = sample_constants(conn, exclude=self.tried)
+        self.stored += int(result["stored"])
+        self.tried.update(result["tried"])
 
 
 class ScheduledAdvisor:
@@ -71,10 +110,15 @@ class AdvisorFeature(FeatureBase):
 
     def __init__(self) -> None:
         self.runner: ScheduledAdvisor | None = None
+        self.constants: ConstantsSampler | None = None
 
     def tasks(self, ctx: TaskContext) -> list[Task]:
         self.runner = ScheduledAdvisor(ctx)
-        return [Task("advisor", self.runner.tick, every_s=CHECK_EVERY_S, regime="exploration")]
+        self.constants = ConstantsSampler(ctx)
+        return [
+            Task("advisor", self.runner.tick, every_s=CHECK_EVERY_S, regime="exploration"),
+            Task("advisor-constants", self.constants.tick, every_s=CONSTANTS_EVERY_S, regime="stabilization"),
+        ]
 
     def status(self) -> dict[str, Any] | None:
         if self.runner is None:
@@ -83,4 +127,5 @@ class AdvisorFeature(FeatureBase):
             "runs": self.runner.runs,
             "running": self.runner.thread is not None and self.runner.thread.is_alive(),
             "failed": self.runner.last_error is not None,
+            "constants_stored": self.constants.stored if self.constants else 0,
         }

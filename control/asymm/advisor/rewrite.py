@@ -16,6 +16,7 @@ from pglast import ast, parser
 
 from asymm.advisor.analysis import Analysis, analyze
 from asymm.advisor.catalog import Catalog
+from asymm.advisor.constants import substitute
 
 # Type names that may precede a string literal (``date '...'``) and so end up as ``date $n``.
 TYPE_WORDS = {
@@ -106,9 +107,16 @@ def repair_tokens(text: str) -> tuple[str, dict[int, str], list[str]]:
     return text, forced, repairs
 
 
-def rewrite(query: str, catalog: Catalog) -> Rewritten:
-    """Make ``query`` plannable or raise :class:`Unplannable` with the reason."""
-    text, forced, repairs = repair_tokens(query.strip().rstrip(";"))
+def rewrite(query: str, catalog: Catalog, constants: dict[int, str] | None = None) -> Rewritten:
+    """Make ``query`` plannable or raise :class:`Unplannable` with the reason.
+
+    ``constants``: grammar constants normalization took (:mod:`asymm.advisor.constants`), put back
+    first so that ``payload->>$2`` is analysed as the key ``payload->>'session'``.
+    """
+    query = query.strip().rstrip(";")
+    if constants:
+        query = substitute(query, constants)
+    text, forced, repairs = repair_tokens(query)
     try:
         statements = pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:

@@ -7,12 +7,13 @@ role, and nothing may be planned with more rights than the role that ran it (doc
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from asymm.advisor.constants import stored_constants
 from asymm.db import extension_schema
 from asymm.errors import AsymmError
 
@@ -34,6 +35,8 @@ class Statement:
     rows: int
     # the role that ran it (pg_stat_statements.userid); None: a text the caller gives, planned as the caller
     userid: int | None = None
+    # grammar constants normalization took ({n: SQL literal}, asymm.query_constants): put back before analysis
+    constants: dict[int, str] = field(default_factory=dict)
 
     @property
     def mean_exec_time(self) -> float:
@@ -64,10 +67,21 @@ def read_workload(conn: psycopg.Connection[Any], *, limit: int = 2000, min_calls
         ).format(sql.Identifier(str(home))),
         (min_calls, limit * 2),
     ).fetchall()
+    constants = stored_constants(conn)
     out: list[Statement] = []
     for queryid, query, calls, total, nrows, userid in rows:
         text = str(query)
         if UTILITY.match(text) or SYSTEM_TEXT.search(text):
             continue
-        out.append(Statement(int(queryid), text, int(calls), float(total), int(nrows or 0), int(userid)))
+        out.append(
+            Statement(
+                int(queryid),
+                text,
+                int(calls),
+                float(total),
+                int(nrows or 0),
+                int(userid),
+                constants.get(int(queryid), {}),
+            )
+        )
     return out[:limit]
