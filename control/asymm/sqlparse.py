@@ -136,6 +136,29 @@ def flatten(node: Any) -> Iterator[Any]:
             yield child
 
 
+def descendants(node: Any) -> Iterator[Any]:
+    """Every node below ``node``, in tree order (sub-selects included)."""
+    for child in flatten(node):
+        yield child
+        yield from descendants(child)
+
+
+def param_number(node: Any) -> int | None:
+    """The number of a parameter (``$3``, or ``$3::type``), None for anything else."""
+    if isinstance(node, ast.ParamRef):
+        return int(node.number)
+    if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
+        return int(node.arg.number)
+    return None
+
+
+def param_numbers(node: Any) -> list[int]:
+    """The numbers of every parameter at or below ``node``, in tree order."""
+    if isinstance(node, ast.ParamRef):
+        return [int(node.number)]
+    return [n for child in flatten(node) for n in param_numbers(child)]
+
+
 def column_nodes(node: Any) -> list[Any]:
     """Every ``ColumnRef`` node at or below ``node`` (sub-selects included), in tree order."""
     found: list[Any] = []

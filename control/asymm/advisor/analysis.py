@@ -20,7 +20,7 @@ from pglast.stream import RawStream
 
 from asymm.advisor.catalog import Catalog, Table, quote_ident
 from asymm.sqlparse import children as _children
-from asymm.sqlparse import column_fields
+from asymm.sqlparse import column_fields, descendants, param_number, param_numbers
 from asymm.sqlparse import flatten as _flatten
 
 # The parse tree is walked generically (any node, any slot): its precise stub types add nothing here.
@@ -388,12 +388,12 @@ class _Walker:
                 self.result.preds.append(Pred(table, expr, "like", op))
             elif op in GIN_OPS and column and (column_type == "jsonb" or table.columns[column].category == "A"):
                 self.result.preds.append(Pred(table, expr, "gin", op))
-            param = _param_of(value)
+            param = param_number(value)
             if param is None:
                 # a computed bound (now() - interval $2): no representative value exists for its
                 # parameters, so the statement is planned generically (see whatif); a computed
                 # equality value (lower($1)) needs none: any non-NULL value plans the same
-                for number in _params_in(value) if op in RANGE_OPS or op in ("~~", "~~*") else ():
+                for number in param_numbers(value) if op in RANGE_OPS or op in ("~~", "~~*") else ():
                     self.result.params.setdefault(number, ParamContext(table, column, "expr", None))
             elif op not in GIN_OPS:
                 ctx_op = "like" if op in ("~~", "~~*") else op
@@ -407,7 +407,7 @@ class _Walker:
             table, expr, column = left
             self.result.preds.append(Pred(table, expr, "eq", "IN"))
             for item in node.rexpr:
-                param = _param_of(item)
+                param = param_number(item)
                 if param is not None:
                     self.result.params.setdefault(
                         param, ParamContext(table, column, "=", table.columns[column].type if column else None)
@@ -420,14 +420,14 @@ class _Walker:
             self.result.preds.append(Pred(table, expr, "range", "BETWEEN"))
             column_type = table.columns[column].type if column else None
             for item, bound_op in zip(node.rexpr, (">=", "<="), strict=True):
-                param = _param_of(item)
+                param = param_number(item)
                 if param is not None:
                     self.result.params.setdefault(param, ParamContext(table, column, bound_op, column_type))
         elif kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE) and op in ("~~", "~~*"):
             left = self.key(node.lexpr, scope)
             if left is not None:
                 self.result.preds.append(Pred(left[0], left[1], "like", op))
-                param = _param_of(node.rexpr)
+                param = param_number(node.rexpr)
                 if param is not None:
                     self.result.params.setdefault(param, ParamContext(left[0], left[2], "like", "text"))
 
@@ -488,7 +488,7 @@ def _arithmetic(stmt: Any, result: Analysis) -> None:
     the statement unplannable (see rewrite.fallback_types), so no clause may be left out.
     """
     tables = [*result.tables, *([result.write_table] if result.write_table else [])]
-    for node in _all_nodes(stmt):
+    for node in descendants(stmt):
         if not (
             isinstance(node, ast.A_Expr)
             and node.kind == enums.A_Expr_Kind.AEXPR_OP
@@ -533,12 +533,6 @@ def _offset_type(node: Any, tables: list[Table]) -> str | None:
     return None
 
 
-def _all_nodes(node: Any) -> Any:
-    for child in _flatten(node):
-        yield child
-        yield from _all_nodes(child)
-
-
 def _union(parts: list[tuple[str, dict[tuple[int, str], Table]] | None]) -> dict[tuple[int, str], Table]:
     out: dict[tuple[int, str], Table] = {}
     for part in parts:
@@ -561,20 +555,6 @@ def _refers_apart(left: Any, right: Any) -> bool:
 
     a, b = text(left), text(right)
     return a is not None and b is not None and len(a) >= 2 and len(b) >= 2 and a[:-1] != b[:-1]
-
-
-def _param_of(node: Any) -> int | None:
-    if isinstance(node, ast.ParamRef):
-        return int(node.number)
-    if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
-        return int(node.arg.number)
-    return None
-
-
-def _params_in(node: Any) -> list[int]:
-    if isinstance(node, ast.ParamRef):
-        return [int(node.number)]
-    return [n for child in _flatten(node) for n in _params_in(child)]
 
 
 def _is_value(node: Any) -> bool:

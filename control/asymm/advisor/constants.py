@@ -27,6 +27,7 @@ from pglast.stream import RawStream
 
 from asymm.db import extension_schema
 from asymm.sqlparse import children as _children
+from asymm.sqlparse import param_number, param_numbers
 
 ast: Any = _ast
 enums: Any = _enums
@@ -52,14 +53,6 @@ def _has_column(node: Any) -> bool:
     return any(_has_column(child) for child in _children(node))
 
 
-def _param_number(node: Any) -> int | None:
-    if isinstance(node, ast.ParamRef):
-        return int(node.number)
-    if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
-        return int(node.arg.number)
-    return None
-
-
 def _grammar_in_key(node: Any, out: set[int]) -> None:
     """Parameters of ``node`` (an expression key) that are part of its shape."""
     if isinstance(node, ast.SubLink):
@@ -67,11 +60,11 @@ def _grammar_in_key(node: Any, out: set[int]) -> None:
     if isinstance(node, ast.FuncCall) and node.over is None and not node.agg_star:
         args = list(node.args or ())
         for i, arg in enumerate(args):
-            number = _param_number(arg)
+            number = param_number(arg)
             if number is not None and any(_has_column(other) for j, other in enumerate(args) if j != i):
                 out.add(number)
     elif isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP and node.name:
-        number = _param_number(node.rexpr)
+        number = param_number(node.rexpr)
         if node.name[-1].sval in ACCESS_OPS and number is not None and _has_column(node.lexpr):
             out.add(number)
     for child in _children(node):
@@ -228,15 +221,6 @@ def _replace(node: Any, consts: dict[int, Any], renumber: dict[int, int]) -> Any
     return node
 
 
-def _param_numbers(node: Any) -> set[int]:
-    if isinstance(node, ast.ParamRef):
-        return {int(node.number)}
-    out: set[int] = set()
-    for child in _children(node):
-        out |= _param_numbers(child)
-    return out
-
-
 def substitute(query: str, constants: dict[int, str]) -> str:
     """``query`` with its grammar parameters replaced by their stored literals, the rest renumbered.
 
@@ -258,7 +242,7 @@ def substitute(query: str, constants: dict[int, str]) -> str:
             consts[number] = node
     if not consts:
         return query
-    remaining = sorted(_param_numbers(stmt) - set(consts))
+    remaining = sorted(set(param_numbers(stmt)) - set(consts))
     renumber = {old: new for new, old in enumerate(remaining, start=1)}
     return str(RawStream()(_replace(stmt, consts, renumber)))
 

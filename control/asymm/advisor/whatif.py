@@ -435,8 +435,8 @@ class WhatIf:
         return oid
 
     def size(self, cand: Candidate) -> int | None:
-        """HypoPG's size estimate in bytes, corrected for btree deduplication (:mod:`sizing`), or
-        for a candidate priced on a sample copy its size there scaled to the table's rows."""
+        """The btree size modelled from the statistics (:mod:`sizing`; HypoPG's estimate when they
+        do not say), or for a candidate priced on a sample copy its size there scaled to the rows."""
         if cand in self._sampled:
             return self._sampled[cand].size_bytes
         if cand not in self._sizes and self.create(cand) is None:
