@@ -32,6 +32,11 @@ class Column:
     # a btree on it may deduplicate (its default opclass has an equalimage support function and
     # its collation, if any, is deterministic), so its size depends on how many values repeat
     dedup: bool = False
+    # pg_type.typlen and typalign in bytes (1, 2, 4, 8), and pg_stats.null_frac: the layout of an
+    # index tuple (a fixed-width key starts at its alignment; a NULL takes no data bytes)
+    length: int = -1
+    align: int = 1
+    null_frac: float = 0.0
 
 
 @dataclass
@@ -101,7 +106,20 @@ class Catalog:
                 hot_updates=int(row[7]),
                 bytes=int(row[8] or 0),
             )
-            for attname, typ, cat, corr, brin, builtin, n_distinct, width, dedup in self.conn.execute(
+            for (
+                attname,
+                typ,
+                cat,
+                corr,
+                brin,
+                builtin,
+                n_distinct,
+                width,
+                dedup,
+                length,
+                align,
+                nulls,
+            ) in self.conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,"
                 "       s.correlation,"
                 "       EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod"
@@ -113,9 +131,11 @@ class Catalog:
                 "                  AND p.amproclefttype = o.opcintype AND p.amprocrighttype = o.opcintype"
                 "                WHERE am.amname = 'btree' AND o.opcdefault AND o.opcintype = a.atttypid)"
                 "       AND (a.attcollation = 0 OR coalesce((SELECT co.collisdeterministic FROM pg_collation co"
-                "                                             WHERE co.oid = a.attcollation), true))"
+                "                                             WHERE co.oid = a.attcollation), true)),"
+                "       t.typlen, CASE t.typalign WHEN 'd' THEN 8 WHEN 'i' THEN 4 WHEN 's' THEN 2 ELSE 1 END,"
+                "       coalesce(s.null_frac, 0)"
                 "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-                "  LEFT JOIN LATERAL (SELECT st.correlation, st.n_distinct, st.avg_width FROM pg_stats st"
+                "  LEFT JOIN LATERAL (SELECT st.correlation, st.n_distinct, st.avg_width, st.null_frac FROM pg_stats st"
                 "                      WHERE st.schemaname = %s AND st.tablename = %s AND st.attname = a.attname"
                 "                      ORDER BY st.inherited LIMIT 1) s ON true"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
@@ -131,6 +151,9 @@ class Catalog:
                     None if n_distinct is None else float(n_distinct),
                     None if width is None else int(width),
                     bool(dedup),
+                    int(length),
+                    int(align),
+                    float(nulls),
                 )
             for name_, method, keys, valid, partial, indexdef, include in self.conn.execute(
                 "SELECT ic.relname, am.amname,"

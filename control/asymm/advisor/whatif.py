@@ -110,6 +110,7 @@ class WhatIf:
         self._hypo: dict[Candidate, int] = {}
         self._failed: dict[Candidate, str] = {}
         self._sizes: dict[Candidate, int] = {}
+        self._combinations: dict[tuple[int, frozenset[str]], float | None] = {}  # sizing.sampled_distinct
         self._cache: dict[tuple[str, frozenset[Candidate]], PlanResult] = {}
         self._refusals: dict[int, str | None] = {}
         self._saved: dict[str, str] = {}
@@ -431,8 +432,19 @@ class WhatIf:
                 sql.SQL("SELECT {}.hypopg_relation_size(%s)").format(self._hypopg), (oid,)
             ).fetchone()
             hypothetical = int(str(size[0])) if size else 0
-            self._sizes[cand] = sizing.btree_size(hypothetical, cand, self.catalog.loaded(cand.table_oid))
+            table = self.catalog.loaded(cand.table_oid)
+            self._sizes[cand] = sizing.btree_size(hypothetical, cand, table, self._distinct_keys(cand, table))
         return oid
+
+    def _distinct_keys(self, cand: Candidate, table: Table | None) -> float | None:
+        """Key combinations counted on a sample (sizing.sampled_distinct), once per table and key
+        set (the order of the keys does not change the count); None when not needed or not known."""
+        if table is None or not sizing.needs_sample(cand, table):
+            return None
+        key = (cand.table_oid, frozenset(cand.keys))
+        if key not in self._combinations:
+            self._combinations[key] = sizing.sampled_distinct(self.conn, cand, table)
+        return self._combinations[key]
 
     def size(self, cand: Candidate) -> int | None:
         """The btree size modelled from the statistics (:mod:`sizing`; HypoPG's estimate when they
