@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asymm.advisor.candidates import Candidate
+from asymm.advisor.candidates import Candidate, covered_by_existing
 from asymm.advisor.catalog import Table, columns_in
 from asymm.advisor.whatif import Prepared, WhatIf
 
@@ -243,6 +243,7 @@ class _Selection:
             if idx:
                 self.relevant[cand] = idx
         self.written = workload.writes()
+        self.tables = tables
         self.model = WriteModel(workload, tables, options)
         self.chosen: list[Candidate] = []
         self.refused: list[dict[str, Any]] = []
@@ -427,6 +428,8 @@ class _Selection:
     def run(self) -> tuple[list[Chosen], dict[str, Any]]:
         self.greedy()
         self.prune()
+        if self.narrow():
+            self.prune()
         return self.results()
 
     def greedy(self) -> None:
@@ -525,6 +528,66 @@ class _Selection:
                 "advisor: dropped %s: the others serve its statements (net loss %.0f)", drop[1].definition(), drop[0]
             )
             chosen.remove(drop[1])
+
+    def narrow(self) -> bool:
+        """Re-examine each chosen btree once the others exist: replace it by a narrower one (a
+        prefix of its keys, without INCLUDE columns) when what that loses in the workload's cost
+        is less than what it saves in maintenance and storage.  Returns whether anything changed.
+
+        Why: the greedy loop judges a candidate against what is chosen so far.  It takes
+        (date_id, customer_id) first, while customer_id in the key still saves a customer's
+        statement; once (customer_id) is chosen too, that second key only costs bytes.  prune()
+        can drop an index, never make it narrower."""
+        changed = False
+        for _ in range(len(self.chosen) * 4):  # each swap makes an index strictly narrower
+            swap = next(
+                ((old, new) for old in self.chosen for new in self._narrower(old) if self._swap_net(old, new) > 0),
+                None,
+            )
+            if swap is None:
+                break
+            old, new = swap
+            log.info("advisor: narrowed %s to %s: the others serve what it added", old.definition(), new.definition())
+            self.chosen[self.chosen.index(old)] = new
+            self.used_bytes += (self.whatif.size(new) or 0) - (self.whatif.size(old) or 0)
+            changed = True
+        return changed
+
+    def _narrower(self, cand: Candidate) -> list[Candidate]:
+        """The btree prefixes of ``cand`` (without its INCLUDE columns) not chosen yet, widest first."""
+        if cand.method != "btree":
+            return []
+        lengths = range(len(cand.keys), 0, -1) if cand.include else range(len(cand.keys) - 1, 0, -1)
+        out = []
+        for n in lengths:
+            new = Candidate(cand.table_oid, cand.table, cand.keys[:n], queryids=cand.queryids)
+            table = self.tables.get(cand.table_oid)
+            if new in self.chosen or (table is not None and covered_by_existing(new, table)):
+                continue
+            if self.whatif.size(new) is None:
+                continue
+            self.relevant.setdefault(new, self.relevant[cand])
+            out.append(new)
+        return out
+
+    def _swap_net(self, old: Candidate, new: Candidate) -> float:
+        """What replacing ``old`` by ``new`` saves (maintenance and storage) less what it costs the
+        statements; negative when it would regress a statement past ``max_regression``."""
+        others = [c for c in self.chosen if c != old]
+        loss = 0.0
+        for i in self.relevant[old]:
+            with_all = self.cost(i, self.config(i))
+            after = self.cost(i, self.config(i, extra=new, without=old))
+            if after > self.workload.base[i] * (1 + self.options.max_regression) and after > with_all:
+                return -1.0
+            loss += self.workload.weights[i] * (after - with_all)
+        saved = (
+            self.penalty(old, others)
+            - self.penalty(new, others)
+            + self.storage_price(old, self.remaining)
+            - self.storage_price(new, self.remaining)
+        )
+        return saved - loss - 1e-9 * max(self.total, 1.0)
 
     def results(self) -> tuple[list[Chosen], dict[str, Any]]:
         """What each kept index still brings, and the summary figures."""
