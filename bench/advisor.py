@@ -19,7 +19,9 @@ timeseries), in one run:
    offer, is the one the goals use; when the defaults give another set it is measured too, as
    ``qs_defaults``); the module's ``EXPERT``
    (written before asymm's advisor ever ran on the workload); asymm (``advise(conn)``, default
-   settings);
+   settings: it plans with the parameter values pg_qualstats observed, asymm.advisor.observed);
+   when it differs, asymm without those values (``asymm_stats``, ``--no-observed-values``: only
+   the column statistics), measured beside it;
 4. for each set, a file-level copy of the loaded database (``CREATE DATABASE ... TEMPLATE``: same
    data, statistics and OIDs) in which every definition is executed (each one PostgreSQL rejects
    is recorded), then ANALYZE of the tables that got an expression index; index count and real
@@ -52,7 +54,7 @@ from advisor_workloads import Shape, Workload, load, names
 from psycopg import sql
 from psycopg.types.numeric import Int8Dumper
 
-from asymm.advisor.advise import advise
+from asymm.advisor.advise import advise, settings_from_db
 from asymm.advisor.constants import sample_constants
 from asymm.advisor.workload import Statement
 from asymm.db import connect, one_line, resolve_dsn, with_dbname
@@ -233,10 +235,14 @@ def qualstats_advice(dsn: str) -> dict[str, Any]:
     return out
 
 
-def asymm_advice(dsn: str) -> dict[str, Any]:
+def asymm_advice(dsn: str, observed: bool = True) -> dict[str, Any]:
+    """asymm's advice with its default settings; ``observed=False``: without the parameter values
+    pg_qualstats observed (``asymm advise --no-observed-values``), measured beside it."""
     with connect(dsn) as conn:  # as `asymm advise` connects
         started = time.perf_counter()
-        result = advise(conn)
+        settings = settings_from_db(conn)
+        settings.observed_values = observed
+        result = advise(conn, settings)
         result["wall_s"] = round(time.perf_counter() - started, 3)
     return result
 
@@ -448,7 +454,8 @@ def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str
         queryids = shape_queryids(dsn, shapes)
         qual = qualstats_advice(dsn)
         adv = asymm_advice(dsn)
-        out.update(qualstats=qual, asymm=adv, queryids=queryids)
+        own = asymm_advice(dsn, observed=False)
+        out.update(qualstats=qual, asymm=adv, asymm_stats=own, queryids=queryids)
         describe_advice(qual, adv)
         sets = {
             "none": [],
@@ -459,6 +466,13 @@ def run_workload(admin: str, wl: Workload, args: argparse.Namespace) -> dict[str
         defaults = list(qual["defaults"].get("indexes", []))
         if sorted(defaults) != sorted(sets["pg_qualstats"]):  # measured too, beside the permissive call's
             sets = {**dict(list(sets.items())[:2]), "qs_defaults": defaults, **dict(list(sets.items())[2:])}
+        own_set = [item["definition"] for item in own["indexes"]]
+        if sorted(own_set) != sorted(sets["asymm"]):  # without pg_qualstats' values: measured too
+            sets["asymm_stats"] = own_set
+        print(
+            f"asymm without observed values (--no-observed-values): {len(own_set)} indexes"
+            + (" (the same set)" if "asymm_stats" not in sets else ": " + "; ".join(own_set))
+        )
         results: dict[str, SetResult] = {}
         dsns: dict[str, str] = {}
         started = time.perf_counter()
@@ -528,7 +542,8 @@ def describe_advice(qual: dict[str, Any], adv: dict[str, Any]) -> None:
         f"asymm advisor: {adv['runtime_s']:.2f} s ({adv['wall_s']:.2f} s wall), {adv['statements']} statements,"
         f" {adv['planned']} planned, {len(skipped)} skipped"
         f" ({share} accounted for),"
-        f" {adv['whatif_calls']} what-if calls, stopped by {adv.get('stopped_by')};"
+        f" {adv['whatif_calls']} what-if calls, {adv.get('observed_value_plans', 0)} planned with observed values,"
+        f" stopped by {adv.get('stopped_by')};"
         f" estimated cost {adv['workload_cost_before']:.0f} -> {adv['workload_cost_after']:.0f}"
     )
     for item in skipped:
@@ -537,7 +552,7 @@ def describe_advice(qual: dict[str, Any], adv: dict[str, Any]) -> None:
         estimate = f", estimate: {item['estimate']}" if "estimate" in item else ""
         print(
             f"  {item['definition']}  (benefit {item['estimated_benefit']:.0f},"
-            f" HypoPG size {item['size_bytes'] / 2**20:.1f} MB{estimate})"
+            f" modelled size {item['size_bytes'] / 2**20:.1f} MB{estimate})"
         )
     for item in adv.get("unverified", []):
         print(f"  unverified: {item['definition']} ({item['reason']})")
@@ -619,6 +634,12 @@ def report(
         + (
             f", asymm/qs_defaults {ratio(a.total(shapes), res['qs_defaults'].total(shapes))} (not a goal)"
             if "qs_defaults" in res
+            else ""
+        )
+        + (
+            f", asymm_stats/expert {ratio(res['asymm_stats'].total(shapes), expert)}, asymm_stats/pg_qualstats"
+            f" {ratio(res['asymm_stats'].total(shapes), res['pg_qualstats'].total(shapes))} (not goals)"
+            if "asymm_stats" in res
             else ""
         )
     )

@@ -52,6 +52,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
@@ -360,6 +361,35 @@ capture_nothing(DestReceiver *self)
 static Oid	planning_as = InvalidOid;
 
 /*
+ * The statistics are the author's to see.  The planner uses a column's histogram and most common
+ * values with an operator that is not leakproof (numeric's comparisons, jsonb's) only when
+ * the role it checks may SELECT the table (examine_variable: the RTE's checkAsUser, else the
+ * current user).  Planning runs as asymm_planner, which may read nothing, so every such estimate
+ * was a default: a range on a numeric column was half the table whatever its bounds, and the
+ * advisor priced an index for `price > $1` near the maximum as useless.  Each table the author's
+ * statement reads directly (the rewriter already gave a view's tables their owner) is checked as
+ * the author, who ran the statement and whom the caller may become; the code the planner folds
+ * still runs as asymm_planner: only whose privileges the statistics check consults changes.
+ */
+static bool
+statistics_as_author(Node *node, void *author)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && !OidIsValid(rte->checkAsUser))
+			rte->checkAsUser = *(Oid *) author;
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, statistics_as_author, author, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, statistics_as_author, author);
+}
+
+/*
  * ExplainOneQuery_hook while asymm explains: pg_plan_query as planning_as (the planner constant-folds
  * whatever functions the query and the views and defaults the rewriter expanded reach), then the
  * EXPLAIN output as the author, as ExplainOneQuery would do it.  On an error plan_as() restores the
@@ -374,6 +404,7 @@ explain_planned_as(Query *query, int cursorOptions, IntoClause *into, ExplainSta
 	PlannedStmt *planned;
 
 	GetUserIdAndSecContext(&author_id, &sec_context);
+	statistics_as_author((Node *) query, &author_id);
 	SetUserIdAndSecContext(planning_as, sec_context);
 	planned = pg_plan_query(query, queryString, cursorOptions, params);
 	SetUserIdAndSecContext(author_id, sec_context);

@@ -17,8 +17,10 @@ from typing import Any
 import psycopg
 
 from asymm.advisor import candidates as cand_mod
+from asymm.advisor import observed as observed_mod
 from asymm.advisor.analysis import Analysis
 from asymm.advisor.catalog import Catalog, Table, quote_ident
+from asymm.advisor.constants import renumbering
 from asymm.advisor.rewrite import Unplannable, rewrite
 from asymm.advisor.selection import Options, Workload, select
 from asymm.advisor.validate import rejection
@@ -48,6 +50,8 @@ class Settings:
     # an index as big as the data it indexes must save this fraction of the remaining cost
     storage_weight: float = Options.storage_weight
     limit: int = 2000
+    # plan with the parameter values pg_qualstats observed, when it is installed (asymm.advisor.observed)
+    observed_values: bool = True
 
     def options(self) -> Options:
         budget = int(self.budget_mb * 1024 * 1024) if self.budget_mb is not None else None
@@ -113,6 +117,7 @@ def advise(
     skipped: list[dict[str, Any]] = []
     trgm = extension_schema(conn, "pg_trgm")
     trgm_schema = quote_ident(trgm) if trgm is not None else None
+    observations = observed_mod.read_observed(conn) if settings.observed_values else {}
     with WhatIf(conn, catalog) as whatif:
         workload = Workload([], [], [])
         per_statement: list[list[cand_mod.Candidate]] = []
@@ -123,7 +128,9 @@ def advise(
                 if refused is not None:  # before anything else: its tables may have gone with the role
                     raise PlanError(refused)
                 rw = rewrite(stmt.query, catalog, stmt.constants)
-                prepared = whatif.prepare(rw, author=stmt.userid)
+                seen = observed_mod.values_by_param(stmt.query, observations.get(stmt.queryid, []))
+                seen = observed_mod.renumbered(seen, renumbering(stmt.query, stmt.constants))
+                prepared = whatif.prepare(rw, author=stmt.userid, observed=seen)
                 suggested = cand_mod.for_statement(rw.analysis, stmt.queryid, trgm_schema)
             except (Unplannable, PlanError) as exc:
                 skipped.append({"queryid": stmt.queryid, "query": stmt.query, "reason": str(exc)})
@@ -200,6 +207,7 @@ def advise(
             "planned": planned,
             "planned_fraction": round(planned / len(statements), 4) if statements else 1.0,
             "custom_plans": modes.count("custom"),
+            "observed_value_plans": sum(p.observed for p in workload.prepared),
             "generic_plans": modes.count("generic"),
             "candidates": len(candidates),
             "candidates_covered_by_existing_indexes": redundant,

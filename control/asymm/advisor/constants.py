@@ -221,6 +221,26 @@ def _replace(node: Any, consts: dict[int, Any], renumber: dict[int, int]) -> Any
     return node
 
 
+def _substitution(query: str, constants: dict[int, str]) -> tuple[Any, dict[int, Any], dict[int, int]] | None:
+    """(statement tree, {n: A_Const} to put back, {old n: new n} for the rest), or None when
+    nothing applies or the text does not parse."""
+    if not constants:
+        return None
+    stmt = _one_statement(query)
+    if stmt is None:
+        return None
+    grammar = grammar_params(stmt)
+    consts = {}
+    for number, literal in constants.items():
+        node = literal_node(literal)
+        if number in grammar and node is not None:
+            consts[number] = node
+    if not consts:
+        return None
+    remaining = sorted(set(param_numbers(stmt)) - set(consts))
+    return stmt, consts, {old: new for new, old in enumerate(remaining, start=1)}
+
+
 def substitute(query: str, constants: dict[int, str]) -> str:
     """``query`` with its grammar parameters replaced by their stored literals, the rest renumbered.
 
@@ -229,22 +249,17 @@ def substitute(query: str, constants: dict[int, str]) -> str:
     grammar positions of ``query`` itself are replaced; the text comes back unchanged when nothing
     applies or it does not parse.
     """
-    if not constants:
+    found = _substitution(query, constants)
+    if found is None:
         return query
-    stmt = _one_statement(query)
-    if stmt is None:
-        return query
-    grammar = grammar_params(stmt)
-    consts = {}
-    for number, literal in constants.items():
-        node = literal_node(literal)
-        if number in grammar and node is not None:
-            consts[number] = node
-    if not consts:
-        return query
-    remaining = sorted(set(param_numbers(stmt)) - set(consts))
-    renumber = {old: new for new, old in enumerate(remaining, start=1)}
+    stmt, consts, renumber = found
     return str(RawStream()(_replace(stmt, consts, renumber)))
+
+
+def renumbering(query: str, constants: dict[int, str]) -> dict[int, int] | None:
+    """``{old n: new n}`` of the parameters :func:`substitute` keeps (None: it changes nothing)."""
+    found = _substitution(query, constants)
+    return None if found is None else found[2]
 
 
 # -- the sampler -----------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class Prepared:
     # column, to price expression indexes (see _cost_by_proxy); None: it could not be planned
     proxies: dict[frozenset[tuple[int, str]], Prepared | None] = field(default_factory=dict)
     author: int = 0  # the role it is planned as (pg_stat_statements.userid)
+    # its values include some pg_qualstats observed (asymm.advisor.observed), not only statistics'
+    observed: bool = False
 
 
 @dataclass
@@ -158,11 +160,15 @@ class WhatIf:
             self._refusals[author] = str(row[0]) if row and row[0] is not None else None
         return self._refusals[author]
 
-    def prepare(self, rw: Rewritten, author: int | None = None) -> Prepared:
+    def prepare(
+        self, rw: Rewritten, author: int | None = None, observed: dict[int, list[str]] | None = None
+    ) -> Prepared:
         """Learn the statement's parameter types as ``author`` (retrying types the server could not infer).
 
         ``author`` is the role that ran it; None for a text the caller gives (planned as the
-        current role).  Raises :class:`PlanError` with the reason to skip it.
+        current role).  ``observed``: values pg_qualstats saw per parameter (most frequent
+        first), planned with in preference to the statistics' (:mod:`asymm.advisor.observed`).
+        Raises :class:`PlanError` with the reason to skip it.
         """
         role = self.me if author is None else author
         refused = self.refusal(role)
@@ -188,29 +194,40 @@ class WhatIf:
         assert row is not None
         doc = row[0] if not isinstance(row[0], str) else json.loads(row[0])
         actual = [str(t) for t in doc["param_types"]]
-        values = self._representative(rw, actual)
         tables = frozenset(t.oid for t in rw.analysis.tables) | (
             frozenset({rw.analysis.write_table.oid}) if rw.analysis.write_table else frozenset()
         )
         prepared: Prepared | None = None
-        if values is not None:
-            prepared = Prepared(name, rw, actual, values, "custom", tables, author=role)
+        attempts = [(self._representative(rw, actual, observed), True)] if observed else []
+        attempts.append((self._representative(rw, actual), False))
+        for values, seen in attempts:
+            if values is None or prepared is not None:
+                continue
+            prepared = Prepared(name, rw, actual, values, "custom", tables, author=role, observed=seen)
             try:
                 self._explain(prepared)
             except PlanError:
-                prepared = None  # a representative value the statement rejects: use the generic plan
+                prepared = None  # a value the statement rejects: the next attempt, then the generic plan
         if prepared is None:
             prepared = Prepared(name, rw, actual, [], "generic", tables, author=role)
             self._explain(prepared)  # raises PlanError when even the generic plan fails
         return prepared
 
-    def _representative(self, rw: Rewritten, types: list[str]) -> list[str | None] | None:
+    def _representative(
+        self, rw: Rewritten, types: list[str], observed: dict[int, list[str]] | None = None
+    ) -> list[str | None] | None:
+        """A value per parameter for a custom plan, or None when one has none (then the generic
+        plan).  An observed value first (the median of what pg_qualstats saw), else one from the
+        column's statistics (:func:`pick_value`)."""
         values: list[str | None] = []
         sides: dict[tuple[int, str], set[str]] = {}
         for known in rw.analysis.params.values():
             if known.table is not None and known.column is not None and known.op in RANGE_SIDE:
                 sides.setdefault((known.table.oid, known.column), set()).add(RANGE_SIDE[known.op])
         for number, type_name in enumerate(types, start=1):
+            if observed and observed.get(number):
+                values.append(typical(observed[number]))
+                continue
             ctx = rw.analysis.params.get(number)
             if ctx is None:
                 neutral = NEUTRAL.get(type_name)
@@ -503,6 +520,18 @@ class WhatIf:
 
 class PlanError(Exception):
     """The statement cannot be planned (the message is the skip reason)."""
+
+
+def typical(values: list[str]) -> str:
+    """The median of observed values: numerically when every one is a number, else in text order
+    (ISO dates and timestamps, as pg_qualstats prints them, sort right as text).  The median, not
+    the most frequent: a range's two bounds are observed apart, and their medians keep a typical
+    width where two most frequent bounds of different calls could cross."""
+    try:
+        ordered = sorted(values, key=float)
+    except ValueError:
+        ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False) -> str | None:

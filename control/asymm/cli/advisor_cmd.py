@@ -129,6 +129,11 @@ def _size(size: int) -> str:
 @click.option(
     "--no-write-bound", is_flag=True, help="No per-call bound on writes (maintenance is still charged in the benefit)."
 )
+@click.option(
+    "--no-observed-values",
+    is_flag=True,
+    help="Plan with values from the column statistics only, not with those pg_qualstats observed.",
+)
 def advise_command(
     dsn: str,
     as_json: bool,
@@ -140,6 +145,7 @@ def advise_command(
     limit: int,
     max_write_regression: float | None,
     no_write_bound: bool,
+    no_observed_values: bool,
 ) -> None:
     """Suggest indexes for the workload in pg_stat_statements (validated with HypoPG)."""
     from asymm.advisor.advise import advise, settings_from_db, store
@@ -167,6 +173,7 @@ def advise_command(
             settings.max_write_regression = max_write_regression
         if no_write_bound:
             settings.max_write_regression = None
+        settings.observed_values = not no_observed_values
         result = advise(conn, settings)
         store(conn, result)
         if result.get("stored") is False:
