@@ -19,10 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from asymm.advisor.candidates import Candidate
-from asymm.advisor.catalog import Catalog
-from asymm.advisor.whatif import WhatIf
 from asymm.db import connect
+from tests.harness.index_sizes import estimated_and_built
 
 TOLERANCE = 1.5  # wider than the fixed shapes' 1.35: these tables are smaller and drawn at random
 
@@ -124,16 +122,6 @@ def test_modelled_size_is_near_the_built_index(
         + f" FROM generate_series(1, {rows}) g"
     )
     aconn.execute("ANALYZE generated")
-    catalog = Catalog(aconn)
-    table = catalog.table(None, "generated")
-    assert table is not None
-    cand = Candidate(table.oid, table.qualified, tuple(keys), include=tuple(include))
-    with WhatIf(aconn, catalog) as whatif:
-        estimated = whatif.size(cand)
-    assert estimated is not None
-    aconn.execute(cand.definition(name="generated_real"))
-    row = aconn.execute("SELECT pg_relation_size('generated_real')").fetchone()
-    assert row is not None
-    real = int(row[0])
+    estimated, real = estimated_and_built(aconn, "generated", tuple(keys), tuple(include))
     shape = [(c.name, c.type, c.value) for c in columns]
     assert real / TOLERANCE <= estimated <= real * TOLERANCE, (rows, shape, keys, include, estimated, real)

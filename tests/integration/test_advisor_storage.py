@@ -11,11 +11,9 @@ import psycopg
 import pytest
 
 from asymm.advisor.advise import Settings, advise
-from asymm.advisor.candidates import Candidate
-from asymm.advisor.catalog import Catalog
-from asymm.advisor.whatif import WhatIf
 from asymm.advisor.workload import Statement
 from asymm.db import connect
+from tests.harness.index_sizes import estimated_and_built
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;
@@ -79,18 +77,7 @@ def test_estimated_size_is_within_a_third_of_the_real_index(
     """HypoPG counts one tuple per row; the estimate the advisor weighs must be the built size.
 
     On main the estimate was HypoPG's alone: 2.4-3.3x the real size for the repeating columns."""
-    catalog = Catalog(aconn)
-    table = catalog.table(None, "lines")
-    assert table is not None
-    cand = Candidate(table.oid, table.qualified, keys, include=include)
-    with WhatIf(aconn, catalog) as whatif:
-        estimated = whatif.size(cand)
-    assert estimated is not None
-    aconn.execute(cand.definition(name="real_one"))
-    row = aconn.execute("SELECT pg_relation_size('real_one')").fetchone()
-    assert row is not None
-    real = int(row[0])
-    aconn.execute("DROP INDEX real_one")
+    estimated, real = estimated_and_built(aconn, "lines", keys, include)
     assert real / 1.35 <= estimated <= real * 1.35, (keys, include, estimated, real)
 
 

@@ -263,6 +263,8 @@ class _Selection:
         touched = {oid for p in workload.prepared for oid in p.tables}
         self.data_bytes = sum(t.bytes for oid, t in tables.items() if oid in touched)
         self.gross: dict[Candidate, float] = {}  # each candidate's gain before charges, when last priced
+        # candidates a regression refused (marginal() None): priced again after each choice
+        self.vetoed: list[Candidate] = []
 
     def cost(self, i: int, config: frozenset[Candidate]) -> float:
         return self.whatif.cost(self.workload.prepared[i], config).cost
@@ -440,7 +442,9 @@ class _Selection:
             if self.whatif.size(cand) is None:
                 continue
             gain = self.marginal(cand)
-            if gain is not None and gain > 0:
+            if gain is None:
+                self.vetoed.append(cand)
+            elif gain > 0:
                 heapq.heappush(heap, (-gain, order[cand], 0, cand))
         while heap:
             if options.max_indexes is not None and len(self.chosen) >= options.max_indexes:
@@ -456,9 +460,12 @@ class _Selection:
                 continue
             if evaluated != self.round_no:
                 gain = self.marginal(cand)
-                if cand in self.tie_losers and gain is not None and gain <= self.tie_losers[cand]:
+                if gain is None:
+                    self.vetoed.append(cand)
                     continue
-                if gain is not None and gain > 0:
+                if cand in self.tie_losers and gain <= self.tie_losers[cand]:
+                    continue
+                if gain > 0:
                     heapq.heappush(heap, (-gain, tie, self.round_no, cand))
                 continue
             neg, tie, cand, size = self.near_ties(-neg, tie, cand, size)
@@ -470,6 +477,23 @@ class _Selection:
             self.used_bytes += size
             self.round_no += 1
             log.info("advisor: chose %s (net gain %.0f)", cand.definition(), -neg)
+            self.requeue_vetoed(order)
+
+    def requeue_vetoed(self, order: dict[Candidate, int]) -> None:
+        """Price again, with the index just chosen in place, the candidates a regression refused.
+
+        Why: a veto depends on what is chosen.  Alone, (l_extendedprice) turns `... WHERE
+        l_shipdate = $1 ORDER BY l_extendedprice DESC LIMIT 10` into a walk of the whole index
+        (priced as the fragile walk it is), so it is refused; once (l_shipdate) is chosen the
+        planner takes that instead, and (l_extendedprice) may serve the statement it was for.
+        Refused once and never looked at again, it was lost for the run."""
+        vetoed, self.vetoed = self.vetoed, []
+        for cand in vetoed:
+            gain = self.marginal(cand)
+            if gain is None:
+                self.vetoed.append(cand)
+            elif gain > 0:
+                heapq.heappush(self.heap, (-gain, order[cand], self.round_no, cand))
 
     def still_beneficial(self) -> int:
         """How many queued candidates the loop would still take (net gain above the margin, within

@@ -1,0 +1,57 @@
+"""Index advisor, issue #18: a candidate refused because it would regress a statement is priced
+again once a later choice takes that statement over (real PostgreSQL + HypoPG)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from asymm.advisor.advise import Settings, advise
+from asymm.advisor.workload import Statement
+from asymm.db import connect
+
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS hypopg;
+CREATE TABLE lines (id int PRIMARY KEY, day date NOT NULL, price numeric NOT NULL, flag text NOT NULL,
+                    note text NOT NULL);
+INSERT INTO lines SELECT g, date '2020-01-01' + (g::bigint * 7919 % 2000)::int, (g::bigint * 104729 % 300000) / 3.0,
+       (ARRAY['A','N','R'])[1 + g % 3], repeat('x', 40)
+  FROM generate_series(1, 300000) g
+"""
+
+
+@pytest.fixture
+def aconn(make_db: Callable[..., str]) -> Iterator[psycopg.Connection[Any]]:
+    dsn = make_db()
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        setup.execute(SCHEMA)
+        setup.execute("VACUUM ANALYZE lines")
+    with connect(dsn, pin=False) as conn:
+        yield conn
+
+
+def stmt(query: str, calls: int) -> Statement:
+    return Statement(abs(hash(query)) % 2**62, query, calls, calls * 1.0, calls)
+
+
+LIMITED = "SELECT id, price FROM lines WHERE day = $1 AND flag = $2 ORDER BY price DESC LIMIT 10"
+WORKLOAD = [
+    stmt("SELECT count(*) FROM lines WHERE price > $1", 200),  # (price) serves it
+    stmt(LIMITED, 500),  # alone, (price) turns this into a walk of the whole index
+]
+
+
+def test_a_candidate_refused_for_a_regression_is_priced_again_after_the_next_choice(
+    aconn: psycopg.Connection[Any],
+) -> None:
+    """Round 0: with (price) alone the LIMIT statement walks (price) backwards, hoping to meet a
+    day's rows early (priced as that fragile walk), which regresses it, so (price) is refused.
+    (day, flag) is chosen for it; with it there the planner no longer walks (price), and (price)
+    pays for the count.  On main the refusal of round 0 was final: only (day, flag)."""
+    result = advise(aconn, Settings(observed_values=False), WORKLOAD)
+    assert sorted(i["columns"] for i in result["indexes"]) == [["day", "flag"], ["price"]], result["indexes"]
+    limited = [s for s in result["slower_statements"] if s.get("query", "").startswith("SELECT id, price")]
+    assert not limited, limited  # the walk it was refused for does not come back
