@@ -162,6 +162,10 @@ def for_statement(analysis: Analysis, queryid: int, trgm_schema: str | None = No
         for r in rng:
             if eq:
                 add(table, [*eq, r])
+            if len(rng) > 1:
+                # several ranges: one bounds the scan, the others are checked in the index before
+                # any heap fetch (Q6's date window with its discount and quantity ranges)
+                add(table, [*eq, r, *(other for other in rng if other != r)])
         for j in joins:
             if eq:
                 add(table, [j, *eq])
