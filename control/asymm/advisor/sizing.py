@@ -69,7 +69,9 @@ def needs_sample(cand: Candidate, table: Table) -> bool:
     if cand.method != "btree" or cand.include or len(cand.keys) < 2 or table.reltuples < 1:
         return False
     columns = [_column(table, k) for k in cand.keys]
-    if any(c is None or c.n_distinct is None or not c.dedup for c in columns):
+    # GROUP BY runs the types' equality and hash functions: only pg_catalog's, never a type some
+    # role defined (its code would run with the advisor's rights)
+    if any(c is None or c.n_distinct is None or not c.dedup or not c.builtin for c in columns):
         return False
     # NULLs group together in a btree but n_distinct does not count them: a key with NULLs
     # repeats more than the product says, whatever the product
@@ -90,8 +92,11 @@ def sampled_distinct(conn: psycopg.Connection[Any], cand: Candidate, table: Tabl
     """The number of distinct key combinations, estimated from a sample of about ``SAMPLE_ROWS``
     rows with Duj1 (Haas and Stokes; what ANALYZE uses for one column): n·d / (n − f1 + f1·n/N),
     d distinct in the sample, f1 of them seen once.  None when the table cannot be read (no
-    privilege, a lock timeout): the caller keeps the product.  The text is the advisor's own, with
-    quoted identifiers; it reads rows, never returns them."""
+    privilege, a lock timeout, TABLESAMPLE refused on a view): the caller keeps the product.  The
+    text is the advisor's own, with quoted identifiers, over pg_catalog types only
+    (:func:`needs_sample`); it reads rows, never returns them.  Row-level security: the advisor's
+    connections refuse it (asymm.db.refuse_row_security), so a policy's code never runs here, the
+    read fails instead."""
     keys = [sql.Identifier(_unquoted(k)) for k in cand.keys]
     percent = min(100.0, 100.0 * SAMPLE_ROWS / max(table.reltuples, 1.0))
     query = sql.SQL(
