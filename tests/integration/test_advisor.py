@@ -803,10 +803,13 @@ def test_a_brin_costs_a_written_row_a_third_of_a_btree_entry(aconn: psycopg.Conn
     # its maintenance penalty is the charged fraction of a btree's (5000 rows x 0.5 x 0.3)
     assert brin["maintenance_penalty"] == pytest.approx(btree["maintenance_penalty"] * 0.3)
     # the btree on created_at (which the reads would prefer) is the second btree: refused at 1.14x
+    # when first priced; a refused candidate is priced again after each choice, so what is reported
+    # is its ratio next to the final set, the btree and the BRIN (+ 0.0036 ms): 1.16x
     refusals = result["refused_write_bound"]  # with it, INCLUDE variants built across the statements
     assert [r for r in refusals if r["definition"].endswith("USING btree (created_at)")], refusals
     for refused in refusals:
-        assert refused["modelled_ratio"] == pytest.approx((0.15 + 0.02 + 2 * 0.012) / (0.15 + 0.02), abs=1e-3)
+        expected = (0.15 + 0.02 + 2 * 0.012 + 0.3 * 0.012) / (0.15 + 0.02)
+        assert refused["modelled_ratio"] == pytest.approx(expected, abs=1e-3)
 
     # charged as a btree entry, the BRIN would be refused like a second btree
     as_btree = advise(aconn, bounded(brin_entry_ms=0.012), [by_customer, by_time, insert])
