@@ -10,8 +10,7 @@ import psycopg
 import pytest
 
 from asymm.advisor.advise import Settings, advise
-from asymm.advisor.workload import Statement
-from asymm.db import connect
+from tests.harness.advisor_db import advisor_conn, stmt
 
 # a and b: 1,000 values each (400 rows a value), together nearly unique
 SCHEMA = """
@@ -24,16 +23,8 @@ INSERT INTO pairs SELECT g, (g::bigint * 7919) % 1000, ((g::bigint * 7919) / 100
 
 @pytest.fixture
 def aconn(make_db: Callable[..., str]) -> Iterator[psycopg.Connection[Any]]:
-    dsn = make_db()
-    with psycopg.connect(dsn, autocommit=True) as setup:
-        setup.execute(SCHEMA)
-        setup.execute("VACUUM ANALYZE pairs")
-    with connect(dsn, pin=False) as conn:
+    with advisor_conn(make_db, SCHEMA, "pairs") as conn:
         yield conn
-
-
-def stmt(query: str, calls: int) -> Statement:
-    return Statement(abs(hash(query)) % 2**62, query, calls, calls * 1.0, calls)
 
 
 WORKLOAD = [

@@ -11,8 +11,7 @@ import psycopg
 import pytest
 
 from asymm.advisor.advise import Settings, advise
-from asymm.advisor.workload import Statement
-from asymm.db import connect
+from tests.harness.advisor_db import advisor_conn, stmt
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS hypopg;
@@ -26,16 +25,8 @@ INSERT INTO lines SELECT g, date '2020-01-01' + (g::bigint * 7919 % 2000)::int, 
 
 @pytest.fixture
 def aconn(make_db: Callable[..., str]) -> Iterator[psycopg.Connection[Any]]:
-    dsn = make_db()
-    with psycopg.connect(dsn, autocommit=True) as setup:
-        setup.execute(SCHEMA)
-        setup.execute("VACUUM ANALYZE lines")
-    with connect(dsn, pin=False) as conn:
+    with advisor_conn(make_db, SCHEMA, "lines") as conn:
         yield conn
-
-
-def stmt(query: str, calls: int) -> Statement:
-    return Statement(abs(hash(query)) % 2**62, query, calls, calls * 1.0, calls)
 
 
 LIMITED = "SELECT id, price FROM lines WHERE day = $1 AND flag = $2 ORDER BY price DESC LIMIT 10"

@@ -7,8 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asymm.advisor.constants import renumbering
-from asymm.advisor.observed import literal_value, renumbered, values_by_param
-from asymm.advisor.whatif import typical
+from asymm.advisor.observed import literal_value, renumbered, typical, values_by_param
 
 
 def test_a_single_literal_gives_its_value_in_input_syntax() -> None:

@@ -122,3 +122,15 @@ def renumbered(values: dict[int, list[str]], renumber: dict[int, int] | None) ->
     if renumber is None:
         return values
     return {renumber[n]: v for n, v in values.items() if n in renumber}
+
+
+def typical(values: list[str]) -> str:
+    """The median of observed values: numerically when every one is a number, else in text order
+    (ISO dates and timestamps, as pg_qualstats prints them, sort right as text).  The median, not
+    the most frequent: a range's two bounds are observed apart, and their medians keep a typical
+    width where two most frequent bounds of different calls could cross."""
+    try:
+        ordered = sorted(values, key=float)
+    except ValueError:
+        ordered = sorted(values)
+    return ordered[len(ordered) // 2]

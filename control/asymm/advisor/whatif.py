@@ -21,6 +21,7 @@ from asymm.advisor import sizing
 from asymm.advisor.analysis import Analysis
 from asymm.advisor.candidates import Candidate, is_expression, on_columns
 from asymm.advisor.catalog import Catalog, Table, quote_ident
+from asymm.advisor.observed import typical
 from asymm.advisor.rewrite import FALLBACK_ATTEMPTS, Rewritten, Unplannable, fallback_types, rewrite
 from asymm.db import extension_schema
 from asymm.errors import AsymmError
@@ -528,18 +529,6 @@ class WhatIf:
 
 class PlanError(Exception):
     """The statement cannot be planned (the message is the skip reason)."""
-
-
-def typical(values: list[str]) -> str:
-    """The median of observed values: numerically when every one is a number, else in text order
-    (ISO dates and timestamps, as pg_qualstats prints them, sort right as text).  The median, not
-    the most frequent: a range's two bounds are observed apart, and their medians keep a typical
-    width where two most frequent bounds of different calls could cross."""
-    try:
-        ordered = sorted(values, key=float)
-    except ValueError:
-        ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 def pick_value(op: str, mcv: list[str], hist: list[str], two_sided: bool = False) -> str | None:
