@@ -101,7 +101,7 @@ def sampled_distinct(conn: psycopg.Connection[Any], cand: Candidate, table: Tabl
     percent = min(100.0, 100.0 * SAMPLE_ROWS / max(table.reltuples, 1.0))
     query = sql.SQL(
         "SELECT coalesce(sum(c), 0), count(*), count(*) FILTER (WHERE c = 1)"
-        " FROM (SELECT count(*) AS c FROM {} TABLESAMPLE SYSTEM (%s) GROUP BY {}) g"
+        " FROM (SELECT count(*) AS c FROM {} TABLESAMPLE SYSTEM (%s) REPEATABLE (0) GROUP BY {}) g"
     ).format(sql.SQL(table.qualified), sql.SQL(", ").join(keys))
     try:
         with conn.transaction():  # a savepoint inside the advisor's transaction: an error stays here
