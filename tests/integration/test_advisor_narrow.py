@@ -45,9 +45,10 @@ def test_a_composite_is_narrowed_once_a_later_index_serves_its_second_key(aconn:
     nearly as cheap, and (a) keeps serving `a = $1`: the narrow (a), a third of the pair's bytes
     (it deduplicates), is what the objective prefers.  On main prune() could only drop (a, b),
     which `a = $1` still needs, so (a, b) and (b) were proposed.  With storage free, nothing pays
-    for the loss and (a, b) stays: the swap is the storage price's decision, not a rule."""
+    for the loss and a composite of a and b stays: the swap is the storage price's decision, not a rule."""
     priced = advise(aconn, Settings(), WORKLOAD)
     free = advise(aconn, Settings(storage_weight=0.0), WORKLOAD)
     assert keys(priced) == [["a"], ["b"]], priced["indexes"]
-    assert ["a", "b"] in keys(free), free["indexes"]
+    # (a, b) or (b, a): both serve the pair and one of the singles, the order is the planner's call
+    assert any(sorted(k) == ["a", "b"] for k in keys(free)), free["indexes"]
     assert priced["storage_bytes"] < free["storage_bytes"]

@@ -43,7 +43,11 @@ POSTGRES_SETTINGS = {
     "max_replication_slots": "4",
     # Throwaway data: durability is traded for speed.  Benchmarks state this in RESULTS.md.
     "fsync": "off",
-    "synchronous_commit": "off",
+    # Not off: VACUUM cannot mark a page all-visible until the inserter's commit record is
+    # flushed, so with asynchronous commit a VACUUM right after a load left relallvisible at 0
+    # when the WAL writer was late, and index-only scans were priced (and run) as heap fetches,
+    # at random.  With fsync off a synchronous commit is a write to the page cache.
+    "synchronous_commit": "on",
     "full_page_writes": "off",
     "logging_collector": "off",
     "log_min_messages": "warning",
