@@ -77,7 +77,8 @@ RETURNS TABLE (step integer, phase integer, statement text, transactional boolea
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT (row_number() OVER (ORDER BY (s.value ->> 'phase')::int, s.ord, s.pos))::int,
+SELECT (row_number() OVER (ORDER BY (s.value ->> 'phase')::int, coalesce((s.value ->> 'seq')::int, 0), s.ord,
+                              s.pos))::int,
        (s.value ->> 'phase')::int, s.value ->> 'sql', (s.value ->> 'transactional')::boolean,
        (s.value ->> 'online')::boolean, ARRAY(SELECT jsonb_array_elements_text(s.value -> 'hazards'))
   FROM (SELECT p.value, i.ord, p.ordinality AS pos

@@ -5,6 +5,8 @@
 -- PL/Python bodies now spliced from the control package (same behaviour, new source text).
 -- asymm: replace asymm.normalize_query
 -- asymm: replace asymm._drift_compare
+-- Renames are planned as a permutation: drift_plan orders a phase's statements by their "seq".
+-- asymm: replace asymm.drift_plan
 -- asymm: replace asymm._annotation_problem
 -- asymm: replace asymm._plan_cost_class
 

@@ -72,6 +72,49 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             value = value.replace(cur_text, base_text)
         return value
 
+    # Column renames print through the definitions of what stays on the table (a CHECK, an index,
+    # a default, the columns of a foreign key): after the plan renames the columns back, those
+    # print as in the baseline again, so they are compared with the current names mapped back.
+    column_renames: dict[Any, Any] = {}  # base table key -> {current name: baseline name}
+    for k, o in bmap.items():
+        c = pair.get(k)
+        if c is not None and o["kind"] == "column" and o["name"] != c["name"]:
+            column_renames.setdefault(o["parent"], {})[c["name"]] = o["name"]
+    _TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*|\s+|.""", re.S)
+
+    def translate_columns(text: Any, table_key: Any) -> Any:
+        """``text`` with the renamed columns of a table named as in the baseline: an identifier token
+        (PostgreSQL prints those lower case or quoted) that is not qualified, not a cast's type and
+        not a call."""
+        mapping = column_renames.get(table_key)
+        if not mapping or not isinstance(text, str):
+            return text
+        tokens = _TOKEN.findall(text)
+        out = []
+        for i, tok in enumerate(tokens):
+            before = next((t for t in reversed(tokens[:i]) if not t.isspace()), "")
+            after = next((t for t in tokens[i + 1 :] if not t.isspace()), "")
+            name = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+            if (tok[0].isalpha() or tok[0] in '_"') and name in mapping and before not in (".", ":") and after != "(":
+                out.append(qi(mapping[name]))
+            else:
+                out.append(tok)
+        return "".join(out)
+
+    def same_after_renames(o: Any, prop: Any, old: Any, new: Any) -> Any:
+        """Whether a property differs only by the renames the plan undoes."""
+        if prop not in TRANSLATED:
+            return False
+        new = translate(new)
+        table = o["parent"] if o["kind"] in ("column", "constraint", "index", "trigger") else None
+        if table and isinstance(new, str) and " REFERENCES " in new:  # a foreign key: two tables' columns
+            mine, theirs = new.split(" REFERENCES ", 1)
+            target = next((t for t in B if t["kind"] == "table" and theirs.startswith(t["qname"] + "(")), None)
+            new = translate_columns(mine, table) + " REFERENCES " + translate_columns(theirs, target and target["key"])
+        elif table:
+            new = translate_columns(new, table)
+        return old == new
+
     base_by_key = {o["key"]: o for o in B}
     cur_by_key = {o["key"]: o for o in C}
     REL_CHILD = {"column", "constraint", "index", "trigger"}
@@ -303,6 +346,62 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             s += " NOT NULL"
         return s
 
+    _CALLED = re.compile(r"(?:(" + _IDENT + r")\.)?(" + _IDENT + r")\s*\(")
+    _volatile_plan: list[Any] = []
+
+    def volatile(expr: Any) -> Any:
+        """Whether an expression calls a volatile function (any overload of that name: the safe side),
+        the case where ADD COLUMN ... DEFAULT computes a value for every row, a table rewrite."""
+        if not expr:
+            return False
+        if not _volatile_plan:
+            _volatile_plan.append(
+                plpy.prepare(
+                    "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                    " WHERE n.nspname = coalesce($1, 'pg_catalog') AND p.proname = $2 AND p.provolatile = 'v') AS v",
+                    ["text", "text"],
+                )
+            )
+        for m in _CALLED.finditer(_STRING.sub("''", expr)):
+            schema = unquote(m.group(1)) if m.group(1) else None
+            if plpy.execute(_volatile_plan[0], [schema, unquote(m.group(2))])[0]["v"]:
+                return True
+        return False
+
+    _TYPMOD = re.compile(r"^(.*)\((\d+)(?:,(\d+))?\)$")
+    _cast_plan: list[Any] = []
+
+    def rewrites(from_type: Any, to_type: Any) -> Any:
+        """Whether ALTER COLUMN ... TYPE from ``from_type`` to ``to_type`` rewrites the table: not for a
+        binary-coercible cast into an unconstrained type (varchar <-> text), a longer varchar or a
+        numeric of more precision and the same scale; otherwise, on the safe side, yes."""
+        fm, tm = _TYPMOD.match(from_type), _TYPMOD.match(to_type)
+        f_base, t_base = (fm.group(1) if fm else from_type), (tm.group(1) if tm else to_type)
+        if not _cast_plan:
+            _cast_plan.append(
+                plpy.prepare(
+                    "SELECT s.t = d.t AS same, EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = s.t"
+                    "   AND c.casttarget = d.t AND c.castmethod = 'b') AS binary"
+                    "  FROM (SELECT to_regtype($1) AS t) s, (SELECT to_regtype($2) AS t) d",
+                    ["text", "text"],
+                )
+            )
+        try:
+            row = plpy.execute(_cast_plan[0], [f_base, t_base])[0]
+        except plpy.SPIError:
+            return True
+        if row["same"] and f_base in ("character varying", "bit varying", "numeric"):
+            if tm is None:
+                return False  # the same type without a limit: nothing to check
+            if fm is None:
+                return True
+            if f_base == "numeric":
+                return not (int(tm.group(2)) >= int(fm.group(2)) and (tm.group(3) or "0") == (fm.group(3) or "0"))
+            return int(tm.group(2)) < int(fm.group(2))
+        if row["binary"] and not row["same"] and tm is None:
+            return False
+        return not (row["same"] and from_type == to_type)
+
     def set_default(table: Any, col: Any) -> Any:
         """ALTER COLUMN ... SET DEFAULT stores the expression and evaluates nothing."""
         return stmt(52, f"ALTER TABLE {table} ALTER COLUMN {col['qname']} SET DEFAULT {col['props']['default']}")
@@ -322,6 +421,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             "data loss: the old values cannot be restored",
             *runs_code([] if split else code, expr_code(p.get("generated")), type_code(p.get("type"))),
         ]
+        if p.get("generated") or p.get("identity") or (not split and volatile(p.get("default"))):
+            hazards[1:1] = ["table rewrite", "long exclusive lock"]  # a value computed for every row
         phase = 52 if (code and not split) or evaluates else 40
         plan = [
             stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}", hazards=hazards)
@@ -348,8 +449,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {cname}"),
         ]
 
+    def constraint_def(k: Any) -> Any:
+        """pg_get_constraintdef() ends a constraint not yet validated with " NOT VALID": that is
+        the ``validated`` property, not a new definition (a CHECK re-added NOT VALID is the same
+        constraint waiting for one VALIDATE)."""
+        d = k["props"].get("def")
+        return d[: -len(" NOT VALID")] if isinstance(d, str) and d.endswith(" NOT VALID") else d
+
     def create_constraint(k: Any, fresh_table: Any = False) -> Any:
-        p = k["props"]
+        p = dict(k["props"], **{"def": constraint_def(k)})
         t = p["_table"]
         if p["type"] in ("p", "u") and p.get("_index_def") and not p.get("_partitioned") and not fresh_table:
             idx = p["_index_def"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1)
@@ -382,7 +490,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return [
             stmt(
                 phase,
-                f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}",
+                f"ALTER TABLE {t} ADD CONSTRAINT {k['qname']} {p['def']}"
+                + ("" if p.get("validated", True) else " NOT VALID"),
                 hazards=() if fresh_table else ("long exclusive lock",),
             )
         ]
@@ -392,6 +501,21 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if p.get("_partitioned") or fresh_table:
             return [stmt(61, p["_ddl"], hazards=() if fresh_table else ("blocks writes while building",))]
         return [stmt(61, p["_ddl"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1), transactional=False, online=True)]
+
+    def replace_index(o: Any) -> Any:
+        """An index with the baseline's name and another definition: the baseline's is built under a
+        temporary name first, then the current one is dropped and the new one takes the name (as
+        pg-schema-diff does), so that the table is never without the index.  A UNIQUE build that
+        meets duplicate rows fails there, before anything was dropped."""
+        p = o["props"]
+        sch, name = qi(o["schema"]), o["name"]
+        tmp = name[:50] + "_asymm_new"
+        ddl = p["_ddl"].replace(f" INDEX {qi(name)} ON ", f" INDEX {qi(tmp)} ON ", 1)
+        build = create_index(dict(o, props=dict(p, _ddl=ddl)))
+        if p.get("unique"):
+            build[0]["hazards"].append("fails if existing rows are duplicates (the current index stays)")
+        drop = drop_relation(dict(o, qname=f"{sch}.{qi(name)}"))[0]
+        return [*build, dict(drop, phase=61), stmt(61, f"ALTER INDEX {sch}.{qi(tmp)} RENAME TO {qi(name)}")]
 
     def acl_plan(o: Any, old: Any, new: Any, phase: Any = 81) -> Any:
         target = kw(o) + " " + o["qname"]
@@ -525,6 +649,114 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return [stmt(14, f"DROP INDEX CONCURRENTLY {o['qname']}", transactional=False, online=True)]
         raise ValueError(o["kind"])
 
+    # ---- renames, planned as a permutation ---------------------------------------------------------
+    # A rename back can need a name that another object holds now (a swap of a and b through a
+    # temporary name, a chain a -> b -> c, a column renamed away and a new one given its name).
+    # Each rename is registered with its scope (the namespace its name lives in) and planned at the
+    # end by schedule_renames(): free targets first, cycles broken through a temporary name, and a
+    # name held by an object the plan drops moved out of the way first.
+
+    _renames: list[Any] = []  # [scope, current name, baseline name, render(from, to), its stmt]
+    _droppable: dict[Any, Any] = {}  # (scope, name) -> (drop stmt, render(from, to), drop_sql(name))
+
+    def renamer(before: Any, between: Any) -> Any:
+        """render(from, to) of a rename statement: ``before`` "from" ``between`` "to"."""
+        return lambda frm, to: before + qi(frm) + between + qi(to)
+
+    def dropper(before: Any) -> Any:
+        return lambda name: before + qi(name)
+
+    def temporary(taken: Any) -> Any:
+        n = 1
+        while f"asymm_rename_{n}" in taken:
+            n += 1
+        taken.add(f"asymm_rename_{n}")
+        return f"asymm_rename_{n}"
+
+    def rename(phase: Any, scope: Any, cur_name: Any, base_name: Any, render: Any) -> Any:
+        s = stmt(phase, render(cur_name, base_name))
+        _renames.append([scope, cur_name, base_name, render, s])
+        return s
+
+    def schema_after(x: Any) -> Any:
+        """The schema a current object is in once the plan has renamed schemas and moved objects back."""
+        b = rpair.get(key(x))
+        if b is not None:
+            return b["schema"]
+        for sc in C:
+            if sc["kind"] == "schema" and sc["name"] == x["schema"]:
+                sb = rpair.get(key(sc))
+                return sb["name"] if sb else sc["name"]
+        return x["schema"]
+
+    REL_SCOPE_KINDS = ("table", "view", "sequence", "index")
+
+    def scope_of(x: Any, current: Any) -> Any:
+        """The namespace of a name: a schema's relations, a table's columns, constraints or triggers."""
+        if x["kind"] in REL_SCOPE_KINDS:
+            return ("rel", schema_after(x) if current else x["schema"])
+        if x["kind"] in ("column", "constraint", "trigger"):
+            parent = x["parent"]
+            if current:
+                pb = rpair.get(("table", parent))
+                parent = pb["key"] if pb else parent
+            return (x["kind"], parent)
+        if x["kind"] == "schema":
+            return ("schema",)
+        return None
+
+    def names_now(scope: Any) -> Any:
+        return {x["name"] for x in C if scope_of(x, True) == scope}
+
+    def schedule_renames() -> None:
+        by_scope: dict[Any, Any] = {}
+        for r in _renames:
+            by_scope.setdefault(r[0], []).append(r)
+        for scope in sorted(by_scope, key=repr):
+            pending = {r[1]: r for r in by_scope[scope] if r[1] != r[2]}
+            occupied = names_now(scope)
+            taken = occupied | {r[2] for r in pending.values()}
+            order = []  # (stmt of the item that carries it, sql)
+            while pending:
+                free = sorted(n for n, r in pending.items() if r[2] not in occupied)
+                if free:
+                    r = pending.pop(free[0])
+                    order.append((r[4], r[3](r[1], r[2])))
+                    occupied.discard(r[1])
+                    occupied.add(r[2])
+                    continue
+                cur, r = sorted(pending.items())[0]
+                target = r[2]
+                if target in pending:  # a cycle: move one name aside
+                    tmp = temporary(taken)
+                    del pending[cur]
+                    order.append((r[4], r[3](cur, tmp)))
+                    occupied.discard(cur)
+                    occupied.add(tmp)
+                    pending[tmp] = [scope, tmp, target, r[3], r[4]]
+                elif (scope, target) in _droppable:  # held by what the plan drops: out of its way
+                    drop_stmt, render, drop_sql = _droppable.pop((scope, target))
+                    tmp = temporary(taken)
+                    order.append((r[4], render(target, tmp)))
+                    drop_stmt["sql"] = drop_sql(tmp)
+                    occupied.discard(target)
+                    occupied.add(tmp)
+                else:  # held by an object the plan keeps: left for PostgreSQL to refuse
+                    del pending[cur]
+                    order.append((r[4], r[3](cur, target)))
+            first: dict[int, Any] = {}
+            for seq, (carrier, text) in enumerate(order, start=1):
+                if id(carrier) not in first:
+                    first[id(carrier)] = carrier
+                    carrier["sql"], carrier["seq"] = text, seq
+                else:
+                    extra = dict(carrier, sql=text, seq=seq, hazards=[])
+                    for item in items:
+                        plan = item["plan"]
+                        if any(x is carrier for x in plan):
+                            plan.insert(next(i for i, x in enumerate(plan) if x is carrier) + 1, extra)
+                            break
+
     # ---- removed -----------------------------------------------------------------------------------
     removed_keys = {o["key"] for o in B if key(o) not in pair}
     added_keys = {o["key"] for o in C if key(o) not in rpair}
@@ -568,17 +800,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         p = o["props"]
         if o["kind"] == "column":
             t = table_now(o)
-            add(
-                "added",
-                None,
-                o,
-                None,
-                None,
-                p,
-                "functional",
-                [],
-                [stmt(90, f"ALTER TABLE {t} DROP COLUMN {o['qname']}", hazards=("data loss",))],
+            dropped = stmt(90, f"ALTER TABLE {t} DROP COLUMN {o['qname']}", hazards=("data loss",))
+            _droppable[(scope_of(o, True), o["name"])] = (
+                dropped,
+                renamer(f"ALTER TABLE {t} RENAME COLUMN ", " TO "),
+                dropper(f"ALTER TABLE {t} DROP COLUMN "),
             )
+            add("added", None, o, None, None, p, "functional", [], [dropped])
         elif o["kind"] == "constraint":
             add(
                 "added",
@@ -591,6 +819,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 [],
                 [stmt(12 if p["type"] == "f" else 13, f"ALTER TABLE {p['_table']} DROP CONSTRAINT {o['qname']}")],
             )
+        elif o["kind"] == "index" and p.get("valid") is False:
+            # the leftover of a failed CREATE INDEX CONCURRENTLY: writes maintain it, nothing reads it
+            drop = f"DROP INDEX CONCURRENTLY IF EXISTS {o['qname']}"
+            plan = [stmt(14, drop, transactional=False, online=True)]
+            add("invalid", None, o, "valid", None, False, "functional", ["index invalid"], plan)
         elif o["kind"] == "index":
             add("added", None, o, None, None, p["def"], "cosmetic", [], drop_relation(o))
         elif o["kind"] == "trigger":
@@ -606,7 +839,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 [stmt(10, f"DROP TRIGGER {o['qname']} ON {p['_table']}")],
             )
         else:
-            add("added", None, o, None, None, None, "functional", [], drop_relation(o))
+            plan = drop_relation(o)
+            if o["kind"] in ("table", "sequence"):  # dropped last (phase 91-92): out of a rename's way
+                sch = qi(schema_after(o))
+                _droppable[(scope_of(o, True), o["name"])] = (
+                    plan[0],
+                    renamer(f"ALTER {kw(o)} {sch}.", " RENAME TO "),
+                    dropper(f"DROP {kw(o)} {sch}."),
+                )
+            add("added", None, o, None, None, None, "functional", [], plan)
 
     # ---- paired: renamed, moved, changed -----------------------------------------------------------
     ENABLED = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
@@ -625,8 +866,18 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             if moved:
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} SET SCHEMA {qi(o['schema'])}"))
                 cur_q = qi(o["schema"]) + "." + cur_q.split(".", 1)[1]
-            if o["name"] != c["name"]:
+            if o["name"] != c["name"] and kind == "function":
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} RENAME TO {qi(o['name'])}"))
+            elif o["name"] != c["name"]:
+                plan.append(
+                    rename(
+                        21,
+                        ("rel", o["schema"]),
+                        c["name"],
+                        o["name"],
+                        renamer(f"ALTER {kw(o)} {qi(o['schema'])}.", " RENAME TO "),
+                    )
+                )
             if moved:
                 add("moved", o, c, "schema", o["schema"], c["schema"], "functional", ["breaks dependents"], plan)
             elif plan:
@@ -641,18 +892,28 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 c["name"],
                 "functional",
                 ["breaks dependents"],
-                [stmt(20, f"ALTER SCHEMA {c['qname']} RENAME TO {o['qname']}")],
+                [
+                    rename(
+                        20,
+                        ("schema",),
+                        c["name"],
+                        o["name"],
+                        renamer("ALTER SCHEMA ", " RENAME TO "),
+                    )
+                ],
             )
         elif kind in REL_CHILD and o["name"] != c["name"]:
             t = base_by_key[o["parent"]]["qname"]
             if kind == "column":
-                sql = f"ALTER TABLE {t} RENAME COLUMN {c['qname']} TO {o['qname']}"
+                render = renamer(f"ALTER TABLE {t} RENAME COLUMN ", " TO ")
             elif kind == "constraint":
-                sql = f"ALTER TABLE {t} RENAME CONSTRAINT {c['qname']} TO {o['qname']}"
+                render = renamer(f"ALTER TABLE {t} RENAME CONSTRAINT ", " TO ")
             elif kind == "trigger":
-                sql = f"ALTER TRIGGER {c['qname']} ON {t} RENAME TO {o['qname']}"
-            else:
-                sql = f"ALTER INDEX {qi(o['schema'])}.{qi(c['name'])} RENAME TO {qi(o['name'])}"
+                render = renamer("ALTER TRIGGER ", f" ON {t} RENAME TO ")
+            else:  # an index: a relation name of its schema, renamed with the tables (phase 21)
+                render = renamer(f"ALTER INDEX {qi(o['schema'])}.", " RENAME TO ")
+            scope = ("rel", o["schema"]) if kind == "index" else (kind, o["parent"])
+            renamed_back = rename(21 if kind == "index" else 22, scope, c["name"], o["name"], render)
             add(
                 "renamed",
                 o,
@@ -662,7 +923,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 c["name"],
                 "functional" if kind == "column" else "cosmetic",
                 ["breaks dependents"] if kind == "column" else [],
-                [stmt(22, sql)],
+                [renamed_back],
             )
 
         # property changes
@@ -670,14 +931,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             if prop.startswith("_"):
                 continue
             old, new = bp.get(prop), cp.get(prop)
-            if old == new or (prop in TRANSLATED and old == translate(new)):
+            if kind == "constraint" and prop == "def":
+                old, new = constraint_def(o), constraint_def(c)
+            if old == new or same_after_renames(o, prop, old, new):
                 continue
             plan, severity, hazards, k = [], "functional", [], "changed"
             if kind == "column":
                 t = base_by_key[o["parent"]]["qname"]
                 col = o["qname"]
                 if prop == "type":
-                    hazards = ["table rewrite", "long exclusive lock"]
+                    rewrite = rewrites(new, old)
+                    hazards = ["table rewrite", "long exclusive lock"] if rewrite else ["long exclusive lock"]
                     # The cast may be another role's (cast function, domain checks), and the rewrite
                     # re-validates the table's CHECKs on the column.
                     plan = [
@@ -685,9 +949,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                             41,
                             f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
                             hazards=[
-                                "table rewrite",
-                                "long exclusive lock",
-                                "possible data loss",
+                                *hazards,
+                                *(["possible data loss"] if rewrite else []),
                                 *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t)),
                             ],
                         )
@@ -782,8 +1045,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 elif prop in ("def", "unique"):
                     if prop == "unique" and "def" in [p2 for p2 in bp if bp.get(p2) != cp.get(p2)]:
                         continue
-                    hazards = ["index dropped"]
-                    plan = drop_relation(dict(c, qname=qi(o["schema"]) + "." + qi(o["name"]))) + create_index(o)
+                    hazards = ["index rebuilt"]
+                    plan = replace_index(o)
             elif kind == "trigger":
                 if prop == "enabled":
                     plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
@@ -806,7 +1069,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     if not p2.startswith("_")
                     and p2 not in ("owner", "acl")
                     and bp.get(p2) != cp.get(p2)
-                    and not (p2 in TRANSLATED and bp.get(p2) == translate(cp.get(p2)))
+                    and not same_after_renames(o, p2, bp.get(p2), cp.get(p2))
                 ]
                 if prop != changed[0]:
                     plan = []
@@ -863,6 +1126,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     hazards = ["data loss"]
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
+    schedule_renames()
     order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
     items.sort(key=lambda i: (order[i["kind"]], i["object_type"], i["identity"], i["property"] or ""))
     return json.dumps(items)

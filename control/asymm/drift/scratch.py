@@ -112,6 +112,7 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
             )
             if restore.returncode != 0:
                 raise AsymmError(f"restoring the schema into {scratch} failed: {one_line(restore.stderr)}")
+            copy_invalid_indexes(conn, scratch_conn, schemas if isinstance(schemas, list) else None)
             timeout = lock_timeout(scratch_conn)
             for s in steps:
                 try:
@@ -140,6 +141,24 @@ def validate_plan(conn: Conn, name: str, steps: list[PlanStep]) -> Validation:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
         except psycopg.Error as exc:
             log.warning("could not drop scratch database %s: %s", scratch, exc)
+
+
+def copy_invalid_indexes(conn: Conn, scratch_conn: Conn, schemas: list[str] | None) -> None:
+    """pg_dump leaves INVALID indexes out (a failed concurrent build's leftover), yet the plan may
+    drop, rename or rebuild one: build each in the scratch copy (its empty table, under the guard)
+    and mark it invalid there as it is on the live database."""
+    rows = conn.execute(
+        "SELECT pg_get_indexdef(i.indexrelid), quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+        "  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE NOT i.indisvalid AND NOT c.relispartition AND n.nspname <> 'asymm'"
+        "   AND (%s::text[] IS NULL OR n.nspname = ANY (%s::text[]))",
+        (schemas, schemas),
+    ).fetchall()
+    for ddl, name in rows:
+        scratch_conn.execute(str(ddl).encode())  # the server's own pg_get_indexdef() text
+        scratch_conn.execute(
+            "UPDATE pg_catalog.pg_index SET indisvalid = false WHERE indexrelid = pg_catalog.to_regclass(%s)", (name,)
+        )
 
 
 SCRATCH_GUARD = b"""
