@@ -427,6 +427,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         plan = [
             stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}", hazards=hazards)
         ]
+        if p.get("generated"):
+            plan[0]["seq"] = 1  # after the plain columns of its phase: it is computed from them
         if split:
             plan.append(set_default(table, col))
         if p.get("notnull") and not p.get("identity"):
@@ -498,8 +500,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
 
     def create_index(i: Any, fresh_table: Any = False) -> Any:
         p = i["props"]
-        if p.get("_partitioned") or fresh_table:
-            return [stmt(61, p["_ddl"], hazards=() if fresh_table else ("blocks writes while building",))]
+        if p.get("_partitioned"):
+            # pg_get_indexdef() prints a partitioned index ON ONLY its table (how pg_dump builds it,
+            # attaching the partitions' indexes one by one): without ONLY, the partitions get theirs.
+            ddl = p["_ddl"].replace(" ON ONLY ", " ON ", 1)
+            return [stmt(61, ddl, hazards=() if fresh_table else ("blocks writes while building",))]
+        if fresh_table:
+            return [stmt(61, p["_ddl"])]
         return [stmt(61, p["_ddl"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1), transactional=False, online=True)]
 
     def replace_index(o: Any) -> Any:
@@ -604,15 +611,19 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 out.append(stmt(71, t["props"]["_ddl"]))
             return out
         if o["kind"] == "view":
+            query = p["def"].rstrip().rstrip(";")
             if p["relkind"] == "m":
                 # WITH NO DATA, filled by REFRESH once its owner is back: CREATE ... WITH DATA would run
                 # the view's query (its functions) with the rights of whoever applies the plan, a
                 # superuser; REFRESH runs it as the view's owner, in a security-restricted operation.
                 return [
-                    stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {p['def'].rstrip().rstrip(';')} WITH NO DATA"),
+                    dict(
+                        stmt(70, f"CREATE MATERIALIZED VIEW {o['qname']} AS {query} WITH NO DATA"),
+                        seq=view_depth(o),
+                    ),
                     stmt(82, f"REFRESH MATERIALIZED VIEW {o['qname']}", hazards=("long exclusive lock",)),
                 ]
-            return [stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}")]
+            return [dict(stmt(70, f"CREATE VIEW {o['qname']} AS {p['def'].rstrip(';')}"), seq=view_depth(o))]
         if o["kind"] == "sequence":
             out = [
                 stmt(
@@ -635,10 +646,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         p = o["props"]
         if o["kind"] == "table":
             return [stmt(91, f"DROP TABLE {o['qname']}", hazards=("data loss",))]
-        if o["kind"] == "view":
-            return [stmt(11, f"DROP {kw(o)} {o['qname']}")]
+        if o["kind"] == "view":  # CASCADE: what depends on it is dropped (and re-created) too
+            return [stmt(11, f"DROP {kw(o)} IF EXISTS {o['qname']} CASCADE")]
         if o["kind"] == "sequence":
-            return [stmt(92, f"DROP SEQUENCE {o['qname']}", hazards=("data loss",))]
+            # a sequence owned by a column goes with it when the plan drops that column first
+            exists = " IF EXISTS" if p.get("owned_by") else ""
+            return [stmt(92, f"DROP SEQUENCE{exists} {o['qname']}", hazards=("data loss",))]
         if o["kind"] == "function":
             return [stmt(15, f"DROP {kw(o)} {o['qname']}")]
         if o["kind"] == "schema":
@@ -648,6 +661,112 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 return [stmt(14, f"DROP INDEX {o['qname']}")]
             return [stmt(14, f"DROP INDEX CONCURRENTLY {o['qname']}", transactional=False, online=True)]
         raise ValueError(o["kind"])
+
+    # ---- views and what depends on them ---------------------------------------------------------------
+    # A view is re-created only when PostgreSQL requires it: its query changed (not merely printed
+    # with names that the plan renames back), or a column under it changes type.  Then the views
+    # that depend on it, transitively, are dropped with it (CASCADE) and re-created after it, in
+    # dependency order (the "seq" of phase 70 is a view's depth).
+
+    def mentions(text: Any, qname: Any) -> Any:
+        return isinstance(text, str) and re.search(r'(?<![\w".])' + re.escape(qname) + r'(?![\w"])', text) is not None
+
+    base_views = [v for v in B if v["kind"] == "view"]
+    _depth: dict[Any, Any] = {}
+
+    def view_depth(v: Any) -> Any:
+        if v["key"] not in _depth:
+            _depth[v["key"]] = 0  # a cycle cannot happen; this stops one anyway
+            under = [w for w in base_views if w["key"] != v["key"] and mentions(v["props"].get("def"), w["qname"])]
+            _depth[v["key"]] = 1 + max((view_depth(w) for w in under), default=-1)
+        return _depth[v["key"]]
+
+    def dependents(qname: Any) -> Any:
+        """Baseline views that read ``qname``, transitively, that exist now (a removed one is
+        re-created by its own item)."""
+        out: list[Any] = []
+        todo = [qname]
+        while todo:
+            name = todo.pop()
+            for v in base_views:
+                if v not in out and key(v) in pair and mentions(v["props"].get("def"), name):
+                    out.append(v)
+                    todo.append(v["qname"])
+        return out
+
+    def same_view_query(o: Any, c: Any) -> Any:
+        """Whether a view's current query is the baseline's once the plan's renames are undone: a
+        renamed table prints through its qualified name, its alias (the table's name) and its
+        columns, and a renamed column keeps the view's output name with an "AS"."""
+        old, new = o["props"].get("def"), translate(c["props"].get("def"))
+        if old == new or not isinstance(new, str):
+            return old == new
+        relation_names = {}  # current bare name -> baseline bare name
+        for k, b in bmap.items():
+            cur = pair.get(k)
+            if cur is not None and b["kind"] in ("table", "view") and b["name"] != cur["name"]:
+                relation_names[cur["name"]] = b["name"]
+        tables_by_name: dict[Any, Any] = {}
+        for b in B:
+            if b["kind"] == "table":
+                tables_by_name.setdefault(b["name"], []).append(b["key"])
+        tokens = _TOKEN.findall(new)
+        out: list[Any] = []
+        for i, tok in enumerate(tokens):
+            name = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+            is_ident = tok[0].isalpha() or tok[0] in '_"'
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+            prev = tokens[i - 1] if i else ""
+            if is_ident and nxt == "." and prev != "." and name in relation_names:
+                out.append(qi(relation_names[name]))  # an alias that is a renamed relation's name
+            elif is_ident and prev == "." and i >= 2:
+                qualifier = tokens[i - 2]
+                qualifier = qualifier[1:-1].replace('""', '"') if qualifier.startswith('"') else qualifier
+                qualifier = relation_names.get(qualifier, qualifier)
+                keys = tables_by_name.get(qualifier, [])
+                mapping = column_renames.get(keys[0], {}) if len(keys) == 1 else {}
+                out.append(qi(mapping[name]) if name in mapping and nxt != "(" else tok)
+            else:
+                out.append(tok)
+        new = "".join(out)
+        new = re.sub(r'(\.("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)) AS \2(?![\w"])', r"\1", new)
+        return old == new
+
+    _recreated: set[Any] = set()
+    _view_moves: dict[Any, Any] = {}  # base key of a moved or renamed view -> its plan
+
+    def forget_moves_of_recreated_views() -> None:
+        """A view the plan re-creates is created under its baseline name: moving or renaming the
+        current one (dropped by then) has no object left to act on."""
+        for k in _recreated:
+            plan = _view_moves.get(k)
+            if plan:
+                _renames[:] = [r for r in _renames if not any(r[4] is x for x in plan)]
+                plan.clear()
+
+    def recreate_views(cause: Any, changed: Any) -> Any:
+        """Drop (phase 11) and re-create (70) the views in ``changed`` and every view that depends on
+        them or on the table of the column ``cause``, each once in the whole plan."""
+        if changed:
+            roots = list(changed)
+        else:
+            col = base_by_key[cause]
+            table = base_by_key[col["parent"]]["qname"]
+            roots = [v for v in base_views if key(v) in pair and mentions(v["props"].get("def"), table)]
+        views = []
+        for v in roots:
+            for w in [v, *dependents(v["qname"])]:
+                if w not in views:
+                    views.append(w)
+        drops, creates = [], []
+        for v in views:
+            if v["key"] in _recreated:  # by an earlier item: the same baseline definition
+                continue
+            _recreated.add(v["key"])
+            now = pair[key(v)]
+            drops.append(stmt(11, f"DROP {kw(now)} IF EXISTS {now['qname']} CASCADE", hazards=("breaks dependents",)))
+            creates += create_relation(v)
+        return drops, creates
 
     # ---- renames, planned as a permutation ---------------------------------------------------------
     # A rename back can need a name that another object holds now (a swap of a and b through a
@@ -878,6 +997,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                         renamer(f"ALTER {kw(o)} {qi(o['schema'])}.", " RENAME TO "),
                     )
                 )
+            if kind == "view":
+                _view_moves[o["key"]] = plan
             if moved:
                 add("moved", o, c, "schema", o["schema"], c["schema"], "functional", ["breaks dependents"], plan)
             elif plan:
@@ -935,16 +1056,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 old, new = constraint_def(o), constraint_def(c)
             if old == new or same_after_renames(o, prop, old, new):
                 continue
+            if kind == "view" and prop == "def" and same_view_query(o, c):
+                continue
             plan, severity, hazards, k = [], "functional", [], "changed"
             if kind == "column":
                 t = base_by_key[o["parent"]]["qname"]
                 col = o["qname"]
                 if prop == "type":
                     rewrite = rewrites(new, old)
+                    view_drops, view_creates = recreate_views(o["key"], [])
                     hazards = ["table rewrite", "long exclusive lock"] if rewrite else ["long exclusive lock"]
                     # The cast may be another role's (cast function, domain checks), and the rewrite
                     # re-validates the table's CHECKs on the column.
                     plan = [
+                        *view_drops,
                         stmt(
                             41,
                             f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
@@ -953,7 +1078,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                                 *(["possible data loss"] if rewrite else []),
                                 *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t)),
                             ],
-                        )
+                        ),
+                        *view_creates,
                     ]
                 elif prop == "default":
                     # SET DEFAULT evaluates nothing; after phase 50, so that its functions exist.
@@ -1058,9 +1184,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             elif prop == "acl":
                 plan = acl_plan(o, old, new)
                 hazards = ["privilege change"]
+            elif kind == "view" and prop == "def":
+                # CREATE OR REPLACE VIEW cannot drop or retype columns: drop and re-create instead,
+                # with the views that depend on it (PostgreSQL refuses to drop it under them).
+                drops, creates = recreate_views(o["key"], [o])
+                plan = drops + creates
+                hazards = ["breaks dependents"]
             elif kind == "view":
-                # CREATE OR REPLACE VIEW cannot drop or retype columns: drop and re-create instead.
-                plan = [stmt(11, f"DROP {kw(c)} {o['qname']}", hazards=("breaks dependents",)), *create_relation(o)]
+                plan = []
             elif kind == "function":
                 # One statement for all the changes of a function: the first changed property carries it.
                 changed = [
@@ -1126,6 +1257,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     hazards = ["data loss"]
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
+    forget_moves_of_recreated_views()
     schedule_renames()
     order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
     items.sort(key=lambda i: (order[i["kind"]], i["object_type"], i["identity"], i["property"] or ""))
