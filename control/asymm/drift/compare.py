@@ -42,13 +42,23 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     for k, o in cmap.items():
         if k not in rpair:
             cur_by_ident.setdefault(ident_key(o), o)
-    for k, o in bmap.items():
+    # By identity: relations and schemas first, then what lives on a table, and only on the
+    # table paired with its baseline table (an index named as before but on another table is
+    # another index: the baseline's is re-created, the new one dropped).
+    children_kinds = ("column", "constraint", "index", "trigger")
+    for k, o in sorted(bmap.items(), key=lambda kv: kv[1]["kind"] in children_kinds):
         if k in pair:
             continue
-        c = cur_by_ident.pop(ident_key(o), None)
-        if c is not None:
-            pair[k] = c
-            rpair[key(c)] = o
+        c = cur_by_ident.get(ident_key(o))
+        if c is None:
+            continue
+        if o["kind"] in children_kinds:
+            parent = rpair.get(("table", c.get("parent"))) or rpair.get(("view", c.get("parent")))
+            if parent is None or parent["key"] != o.get("parent"):
+                continue
+        del cur_by_ident[ident_key(o)]
+        pair[k] = c
+        rpair[key(c)] = o
 
     # Definitions print qualified names: once a schema or relation is renamed, every view, trigger,
     # default or partition that mentions it prints differently.  Translate current names back to the
@@ -65,12 +75,22 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     renames.sort(key=lambda r: -len(r[0]))
     TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source")
 
+    rename_to = dict(renames)
+    rename_pattern = re.compile(r'(?<![\w".])(' + "|".join(re.escape(r[0]) for r in renames) + ")") if renames else None
+
     def translate(value: Any) -> Any:
-        if not isinstance(value, str):
+        """One pass, so that a swap (a -> b, b -> a) maps each name once."""
+        if not isinstance(value, str) or rename_pattern is None:
             return value
-        for cur_text, base_text in renames:
-            value = value.replace(cur_text, base_text)
-        return value
+
+        def back(m: Any) -> Any:
+            cur = m.group(1)
+            following = value[m.end() : m.end() + 1]
+            if not cur.endswith(".") and following and (following.isalnum() or following in '_"$'):
+                return cur  # a longer name that begins with this one
+            return rename_to[cur]
+
+        return rename_pattern.sub(back, value)
 
     # Column renames print through the definitions of what stays on the table (a CHECK, an index,
     # a default, the columns of a foreign key): after the plan renames the columns back, those
@@ -733,16 +753,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return old == new
 
     _recreated: set[Any] = set()
-    _view_moves: dict[Any, Any] = {}  # base key of a moved or renamed view -> its plan
+    _moves: dict[Any, Any] = {}  # base key of a moved or renamed object -> the plan that does it
 
-    def forget_moves_of_recreated_views() -> None:
-        """A view the plan re-creates is created under its baseline name: moving or renaming the
-        current one (dropped by then) has no object left to act on."""
-        for k in _recreated:
-            plan = _view_moves.get(k)
-            if plan:
-                _renames[:] = [r for r in _renames if not any(r[4] is x for x in plan)]
-                plan.clear()
+    def forget_moves_of_recreated() -> None:
+        """An object the plan drops and re-creates (a view, a constraint, a trigger) is created under
+        its baseline name: moving or renaming the current one (dropped by then) would fail."""
+        doomed = {id(x) for k in _recreated for x in _moves.get(k, [])}
+        _renames[:] = [r for r in _renames if id(r[4]) not in doomed]
+        for item in items:
+            item["plan"][:] = [x for x in item["plan"] if id(x) not in doomed]
 
     def recreate_views(cause: Any, changed: Any) -> Any:
         """Drop (phase 11) and re-create (70) the views in ``changed`` and every view that depends on
@@ -827,6 +846,21 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def names_now(scope: Any) -> Any:
         return {x["name"] for x in C if scope_of(x, True) == scope}
 
+    def partition_indexes(schema: Any) -> Any:
+        """Names of the partitions' indexes in a schema now: not tracked (ATTACH names them), yet
+        they hold names a rename back may need."""
+        if not same_db:
+            return set()
+        rows = plpy.execute(
+            plpy.prepare(
+                "SELECT c.relname AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+                " WHERE s.nspname = $1 AND c.relispartition AND c.relkind IN ('i', 'I')",
+                ["text"],
+            ),
+            [schema],
+        )
+        return {r["n"] for r in rows}
+
     def schedule_renames() -> None:
         by_scope: dict[Any, Any] = {}
         for r in _renames:
@@ -834,9 +868,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         for scope in sorted(by_scope, key=repr):
             pending = {r[1]: r for r in by_scope[scope] if r[1] != r[2]}
             occupied = names_now(scope)
+            untracked = partition_indexes(scope[1]) if scope[0] == "rel" else set()
+            occupied |= untracked
             taken = occupied | {r[2] for r in pending.values()}
             order = []  # (stmt of the item that carries it, sql)
+            budget = 4 * len(pending) + 4  # each pass frees a name; a bug must not spin in the server
             while pending:
+                budget -= 1
+                if budget < 0:
+                    raise ValueError(f"renames in {scope!r} could not be ordered: {sorted(pending)}")
                 free = sorted(n for n, r in pending.items() if r[2] not in occupied)
                 if free:
                     r = pending.pop(free[0])
@@ -844,25 +884,37 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     occupied.discard(r[1])
                     occupied.add(r[2])
                     continue
+                # every target is taken: first by something that is no pending rename (moved out
+                # of the way when the plan drops it, else left for PostgreSQL to refuse) ...
+                outside = [(n, r) for n, r in sorted(pending.items()) if r[2] not in pending]
+                if outside:
+                    cur, r = outside[0]
+                    target = r[2]
+                    if target in untracked:  # a partition's index: its name is PostgreSQL's choice
+                        tmp = temporary(taken)
+                        order.append((r[4], f"ALTER INDEX {qi(scope[1])}.{qi(target)} RENAME TO {qi(tmp)}"))
+                        untracked.discard(target)
+                        occupied.discard(target)
+                        occupied.add(tmp)
+                    elif (scope, target) in _droppable:
+                        drop_stmt, render, drop_sql = _droppable.pop((scope, target))
+                        tmp = temporary(taken)
+                        order.append((r[4], render(target, tmp)))
+                        drop_stmt["sql"] = drop_sql(tmp)
+                        occupied.discard(target)
+                        occupied.add(tmp)
+                    else:
+                        del pending[cur]
+                        order.append((r[4], r[3](cur, target)))
+                    continue
+                # ... else the renames are cycles: one name moves aside, and its cycle unwinds
                 cur, r = sorted(pending.items())[0]
-                target = r[2]
-                if target in pending:  # a cycle: move one name aside
-                    tmp = temporary(taken)
-                    del pending[cur]
-                    order.append((r[4], r[3](cur, tmp)))
-                    occupied.discard(cur)
-                    occupied.add(tmp)
-                    pending[tmp] = [scope, tmp, target, r[3], r[4]]
-                elif (scope, target) in _droppable:  # held by what the plan drops: out of its way
-                    drop_stmt, render, drop_sql = _droppable.pop((scope, target))
-                    tmp = temporary(taken)
-                    order.append((r[4], render(target, tmp)))
-                    drop_stmt["sql"] = drop_sql(tmp)
-                    occupied.discard(target)
-                    occupied.add(tmp)
-                else:  # held by an object the plan keeps: left for PostgreSQL to refuse
-                    del pending[cur]
-                    order.append((r[4], r[3](cur, target)))
+                tmp = temporary(taken)
+                del pending[cur]
+                order.append((r[4], r[3](cur, tmp)))
+                occupied.discard(cur)
+                occupied.add(tmp)
+                pending[tmp] = [scope, tmp, r[2], r[3], r[4]]
             first: dict[int, Any] = {}
             for seq, (carrier, text) in enumerate(order, start=1):
                 if id(carrier) not in first:
@@ -997,8 +1049,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                         renamer(f"ALTER {kw(o)} {qi(o['schema'])}.", " RENAME TO "),
                     )
                 )
-            if kind == "view":
-                _view_moves[o["key"]] = plan
+            _moves[o["key"]] = plan
             if moved:
                 add("moved", o, c, "schema", o["schema"], c["schema"], "functional", ["breaks dependents"], plan)
             elif plan:
@@ -1035,6 +1086,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 render = renamer(f"ALTER INDEX {qi(o['schema'])}.", " RENAME TO ")
             scope = ("rel", o["schema"]) if kind == "index" else (kind, o["parent"])
             renamed_back = rename(21 if kind == "index" else 22, scope, c["name"], o["name"], render)
+            _moves[o["key"]] = [renamed_back]
             add(
                 "renamed",
                 o,
@@ -1138,7 +1190,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     ]
             elif kind == "constraint":
                 t = bp["_table"]
-                if prop == "validated" and old and not new:
+                same_def = constraint_def(o) == constraint_def(c) or same_after_renames(
+                    o, "def", constraint_def(o), constraint_def(c)
+                )
+                if prop == "validated" and old and not new and not same_def:
+                    k, hazards = "invalid", ["constraint not validated"]
+                    plan = []  # the constraint is re-created (its definition changed), validated
+                elif prop == "validated" and old and not new:
                     k, hazards = "invalid", ["constraint not validated"]
                     plan = [
                         stmt(
@@ -1152,6 +1210,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     severity = "cosmetic"
                 else:
                     plan = [stmt(13, f"ALTER TABLE {cp['_table']} DROP CONSTRAINT {c['qname']}"), *create_constraint(o)]
+                    _recreated.add(o["key"])
             elif kind == "index":
                 if prop == "valid" and old and not new:
                     k, hazards = "invalid", ["index invalid"]
@@ -1178,6 +1237,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
                 else:
                     plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), stmt(71, bp["_ddl"])]
+                    _recreated.add(o["key"])
             elif prop == "owner":
                 plan = [stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(old)}")]
                 hazards = ["privilege change"]
@@ -1231,7 +1291,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     if old:
                         plan.append(
                             stmt(
-                                33,
+                                47,  # once the plan has put its columns back
                                 f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
                                 f"ATTACH PARTITION {t} {bp['partition_bound']}",
                                 hazards=[
@@ -1257,7 +1317,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     hazards = ["data loss"]
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
-    forget_moves_of_recreated_views()
+    forget_moves_of_recreated()
     schedule_renames()
     order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
     items.sort(key=lambda i: (order[i["kind"]], i["object_type"], i["identity"], i["property"] or ""))
