@@ -411,7 +411,8 @@ def m_redefine_index(cat: Catalog, pick: Chooser, other: str) -> list[str] | Non
 
 def m_create_view(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
     rels = cat.relations("rv")
-    return [f"CREATE VIEW {other}.{_name(cat, pick)}_v AS SELECT * FROM {pick.choice(rels)}"] if rels else None
+    view = f"CREATE VIEW {other}.{_name(cat, pick)}_v AS SELECT * FROM {pick.choice(rels)}" if rels else None  # noqa: S608
+    return [view] if view else None
 
 
 def m_drop_view(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:

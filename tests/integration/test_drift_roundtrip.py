@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 import pytest
@@ -20,8 +17,7 @@ from psycopg import sql
 
 from asymm import drift
 from asymm.db import with_dbname
-from asymm.drift.api import PlanStep, lock_timeout, render_sql
-from asymm.drift.scratch import _pg_tool, tool_env
+from tests.harness.drift_trip import RoundTrip, check_plan, forget, fresh_schemas
 
 SETUP = """
 CREATE TABLE {s}.t (id int PRIMARY KEY, a int NOT NULL, b text DEFAULT 'x', c int CONSTRAINT t_c_positive CHECK (c > 0),
@@ -47,39 +43,12 @@ def dsn(admin_dsn: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def apply_with_psql(dsn: str, conn: psycopg.Connection[Any], steps: list[PlanStep]) -> None:
-    """What a DBA does with ``asymm drift NAME --sql``: psql -v ON_ERROR_STOP=1 -f plan.sql."""
-    script = render_sql(steps, lock_timeout(conn), None)
-    run = subprocess.run(
-        [_pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn],
-        input=script,
-        capture_output=True,
-        text=True,
-        env=tool_env(conn),
-    )
-    assert run.returncode == 0, (run.stderr, script)
-
-
-@dataclass
-class RoundTrip:
-    steps: list[PlanStep]
-    rewrote_t: bool  # whether applying the plan gave table t a new relfilenode
-
-    @property
-    def statements(self) -> list[str]:
-        return [st.statement for st in self.steps]
-
-    def hazards_of(self, needle: str) -> list[str]:
-        return [h for st in self.steps if needle in st.statement for h in st.hazards]
-
-
 def round_trip(dsn: str, name: str, change: str, setup: str = SETUP) -> RoundTrip:
     """Baseline ``setup`` in its own schema, run ``change``, and check that the plan validates,
     applies and leaves no drift; returns the plan for the scenario's own checks."""
     s = f"rt_{name}"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)))
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
+        fresh_schemas(conn, [s])
         conn.execute(setup.format(s=s).encode())
         drift.capture_baseline(conn, name, [s])
         assert drift.drift_items(conn, name) == [], "a fresh baseline has no drift"
@@ -87,23 +56,9 @@ def round_trip(dsn: str, name: str, change: str, setup: str = SETUP) -> RoundTri
             with contextlib.suppress(psycopg.errors.UniqueViolation):  # a failing concurrent build's own
                 conn.execute(statement.encode())
         assert drift.drift_items(conn, name), "the change is drift"
-        steps = drift.plan(conn, name)
-        text = "\n".join(f"{st.phase}: {st.statement}" for st in steps)
-        validation = drift.validate_plan(conn, name, steps)
-        assert validation.ok, (validation.error, validation.failed_step, validation.remaining, text)
-        relfilenode = "SELECT pg_relation_filenode(to_regclass(%s))"
-        before = conn.execute(relfilenode, (f"{s}.t",)).fetchone()
-        apply_with_psql(dsn, conn, steps)
-        after = conn.execute(relfilenode, (f"{s}.t",)).fetchone()
-        left = drift.drift_items(conn, name)
-        assert left == [], (left, text)
-        conn.execute("DELETE FROM asymm.drift_baselines WHERE name = %s", (name,))
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(s)))
-    return RoundTrip(steps, before != after)
-
-
-def statements(steps: list[PlanStep]) -> list[str]:
-    return [st.statement for st in steps]
+        trip = check_plan(dsn, conn, name, table=f"{s}.t")
+        forget(conn, name, [s])
+    return trip
 
 
 DUPLICATES = "INSERT INTO {s}.t (id, a) VALUES (1, 1), (2, 1);"  # a UNIQUE (a) build fails on these
@@ -186,15 +141,14 @@ def test_an_invalid_leftover_of_a_failed_concurrent_build_is_reported_invalid_an
         trip = round_trip(dsn, "invalid_left", "CREATE UNIQUE INDEX CONCURRENTLY t_a_unique ON {s}.t (a)", setup)
         assert any(st.startswith("DROP INDEX") and "t_a_unique" in st for st in trip.statements)
         # the report, on the same change again
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
+        fresh_schemas(conn, [s])
         conn.execute(setup.format(s=s).encode())
         drift.capture_baseline(conn, "invalid_left", [s])
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY t_a_unique ON {s}.t (a)".encode())
         (item,) = drift.drift_items(conn, "invalid_left")
         assert item["kind"] == "invalid" and item["severity"] != "cosmetic", item
-        conn.execute("DELETE FROM asymm.drift_baselines WHERE name = 'invalid_left'")
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(s)))
+        forget(conn, "invalid_left", [s])
 
 
 def test_a_plan_touching_an_invalid_baseline_index_validates_on_scratch(dsn: str) -> None:
@@ -202,20 +156,82 @@ def test_a_plan_touching_an_invalid_baseline_index_validates_on_scratch(dsn: str
     setup = SETUP + DUPLICATES
     with psycopg.connect(dsn, autocommit=True) as conn:
         s = "rt_invalid_base"
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(s)))
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(s)))
+        fresh_schemas(conn, [s])
         conn.execute(setup.format(s=s).encode())
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY t_a_unique ON {s}.t (a)".encode())
         drift.capture_baseline(conn, "invalid_base", [s])
         conn.execute(f"ALTER INDEX {s}.t_a_unique RENAME TO t_a_unique2".encode())
-        steps = drift.plan(conn, "invalid_base")
-        validation = drift.validate_plan(conn, "invalid_base", steps)
-        assert validation.ok, (validation.error, statements(steps))
-        apply_with_psql(dsn, conn, steps)
-        assert drift.drift_items(conn, "invalid_base") == []
-        conn.execute("DELETE FROM asymm.drift_baselines WHERE name = 'invalid_base'")
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(s)))
+        check_plan(dsn, conn, "invalid_base")
+        forget(conn, "invalid_base", [s])
+
+
+# -- views and partitions ----------------------------------------------------------------------
+
+VIEWS = (
+    "CREATE VIEW {s}.v AS SELECT id, a, b FROM {s}.t;\n"
+    "CREATE VIEW {s}.v2 AS SELECT id, a FROM {s}.v WHERE b IS NOT NULL;\nGRANT SELECT ON {s}.v2 TO PUBLIC"
+)
+STACKED = SETUP + VIEWS + ";"
+
+
+def test_a_column_rename_under_stacked_views_re_creates_no_view(dsn: str) -> None:
+    trip = round_trip(dsn, "stacked_rename", "ALTER TABLE {s}.t RENAME COLUMN a TO a2", STACKED)
+    assert trip.statements == ["ALTER TABLE rt_stacked_rename.t RENAME COLUMN a2 TO a"], trip.statements
+
+
+def test_a_table_rename_under_stacked_views_re_creates_no_view(dsn: str) -> None:
+    trip = round_trip(dsn, "stacked_table", "ALTER TABLE {s}.t RENAME TO t2", STACKED)
+    assert trip.statements == ["ALTER TABLE rt_stacked_table.t2 RENAME TO t"], trip.statements
+
+
+def test_a_type_change_under_stacked_views_re_creates_them_in_order(dsn: str) -> None:
+    change = "DROP VIEW {s}.v CASCADE;\nALTER TABLE {s}.t ALTER COLUMN a TYPE bigint;\n" + VIEWS
+    trip = round_trip(dsn, "stacked_type", change, STACKED)
+    texts = trip.statements
+    assert texts.index("ALTER TABLE rt_stacked_type.t ALTER COLUMN a TYPE integer USING a::integer") < next(
+        i for i, st in enumerate(texts) if st.startswith("CREATE VIEW rt_stacked_type.v ")
+    ), texts
+    assert next(i for i, st in enumerate(texts) if st.startswith("CREATE VIEW rt_stacked_type.v ")) < next(
+        i for i, st in enumerate(texts) if st.startswith("CREATE VIEW rt_stacked_type.v2 ")
+    ), texts
+
+
+def test_a_changed_view_under_another_is_re_created_with_it(dsn: str) -> None:
+    change = (
+        "DROP VIEW {s}.v CASCADE;\nCREATE VIEW {s}.v AS SELECT id, a, b, c FROM {s}.t;\n"
+        "CREATE VIEW {s}.v2 AS SELECT id, a FROM {s}.v WHERE b IS NOT NULL;\nGRANT SELECT ON {s}.v2 TO PUBLIC"
+    )
+    round_trip(dsn, "stacked_changed", change, STACKED)
+
+
+PARTITIONED = (
+    SETUP
+    + """
+CREATE TABLE {s}.p (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE {s}.p1 PARTITION OF {s}.p FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE INDEX p_at ON {s}.p (at);
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("detached", "ALTER TABLE {s}.p DETACH PARTITION {s}.p1"),
+        ("detached_grown", "ALTER TABLE {s}.p DETACH PARTITION {s}.p1;\nALTER TABLE {s}.p1 ADD COLUMN extra int"),
+        ("index_dropped", "DROP INDEX {s}.p_at"),
+        ("new_partition", "CREATE TABLE {s}.p2 PARTITION OF {s}.p FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')"),
+        (
+            "index_swapped_with_partitions",
+            "ALTER TABLE {s}.p DETACH PARTITION {s}.p1;\nALTER INDEX {s}.t_b RENAME TO swap;\n"
+            "ALTER INDEX {s}.p1_at_idx RENAME TO t_b;\nALTER INDEX {s}.swap RENAME TO p1_at_idx;\n"
+            "ALTER TABLE {s}.p ATTACH PARTITION {s}.p1 FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')",
+        ),
+    ],
+)
+def test_partition_changes_converge_in_one_round(dsn: str, name: str, change: str) -> None:
+    round_trip(dsn, name, change, PARTITIONED)
 
 
 # -- hazards, checked against what PostgreSQL does: a rewrite gives the table a new relfilenode

@@ -1290,17 +1290,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                         plan.append(stmt(33, f"ALTER TABLE {cp['partition_of']} DETACH PARTITION {t}"))
                     if old:
                         plan.append(
-                            stmt(
-                                47,  # once the plan has put its columns back
-                                f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
-                                f"ATTACH PARTITION {t} {bp['partition_bound']}",
-                                hazards=[
-                                    "scans the partition",
-                                    *runs_code(
-                                        partition_key_code(old if prop == "partition_of" else bp["partition_of"]),
-                                        table_check_code(t),
-                                    ),
-                                ],
+                            dict(
+                                stmt(
+                                    90,  # once the plan has put its columns back and dropped new ones
+                                    f"ALTER TABLE {old if prop == 'partition_of' else bp['partition_of']} "
+                                    f"ATTACH PARTITION {t} {bp['partition_bound']}",
+                                    hazards=[
+                                        "scans the partition",
+                                        *runs_code(
+                                            partition_key_code(old if prop == "partition_of" else bp["partition_of"]),
+                                            table_check_code(t),
+                                        ),
+                                    ],
+                                ),
+                                seq=1,
                             )
                         )
                 elif prop == "persistence":
