@@ -270,7 +270,7 @@ SCENARIOS = [
         "CREATE VIEW",
         "DROP VIEW IF EXISTS {s}.v CASCADE",
     ),
-    Scenario("drop_view", "DROP VIEW IF EXISTS {s}.v CASCADE", "removed", "view", None, "DROP VIEW", "CREATE VIEW {s}.v AS"),
+    Scenario("drop_view", "DROP VIEW {s}.v", "removed", "view", None, "DROP VIEW", "CREATE VIEW {s}.v AS"),
     Scenario(
         "disable_trigger",
         "ALTER TABLE {s}.t DISABLE TRIGGER t_touch",
