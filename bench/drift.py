@@ -2,12 +2,20 @@
 
 Usage: ``python bench/drift.py --dsn DSN [--tables N]`` against a sandbox (``asymm sandbox up``);
 creates and drops its own databases.  Prints one table; ratios are within this run.
+
+``--soak N [--length L] [--first SEED]``: issue #19's soak instead: N generated DDL sequences of L
+mutations each (tests/harness/drift_trip.py, seeded: sequence k uses seed FIRST + k), each planned,
+validated on a scratch copy, applied with psql and checked for leftover drift; prints the
+failures by stage and the first lines of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -32,11 +40,56 @@ def ddl_batch(conn: psycopg.Connection, prefix: str, n: int) -> float:  # type: 
     return timed(run)
 
 
+def soak(dsn_arg: str, count: int, length: int, first: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' generator
+    from tests.harness.drift_trip import ROLE, RandomChooser, RoundTripFailed, generated_round_trip
+
+    name = "asymm_bench_drift_soak"
+    admin_dsn = dsn_arg or "dbname=postgres"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
+            admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(ROLE)))
+    dsn = with_dbname(admin_dsn, name)
+    failures: collections.Counter[str] = collections.Counter()
+    examples: dict[str, tuple[int, str]] = {}
+    mutations = 0
+    start = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("CREATE EXTENSION asymm CASCADE")
+        for seed in range(first, first + count):
+            try:
+                trip = generated_round_trip(dsn, conn, "soak", RandomChooser(seed), length)
+                mutations += len(trip.applied)
+            except RoundTripFailed as exc:
+                headline = f"{exc.stage}: " + str(exc).split("\n", 1)[0].split(": ", 1)[1][:100]
+                failures[headline] += 1
+                examples.setdefault(headline, (seed, str(exc)))
+    elapsed = time.perf_counter() - start
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    print(f"{'sequences':<40} {count:>8}")
+    print(f"{'mutations per sequence asked / ran':<40} {length:>8} / {mutations / max(count, 1):.1f}")
+    print(f"{'failures':<40} {sum(failures.values()):>8}")
+    print(f"{'seconds':<40} {elapsed:>8.0f}")
+    for headline, n in failures.most_common():
+        seed, text = examples[headline]
+        print(f"\n{n} x {headline} (first: seed {seed})\n" + "\n".join(text.splitlines()[-12:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsn", default="")
     parser.add_argument("--tables", type=int, default=200)
+    parser.add_argument("--soak", type=int, default=0, help="run N generated DDL sequences instead")
+    parser.add_argument("--length", type=int, default=15)
+    parser.add_argument("--first", type=int, default=0)
     args = parser.parse_args()
+    if args.soak:
+        soak(args.dsn, args.soak, args.length, args.first)
+        return
     name = "asymm_bench_drift"
     with psycopg.connect(args.dsn or "dbname=postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -81,8 +81,11 @@ CREATE TABLE asymm.query_stats (
     userid     oid NOT NULL
 ) PARTITION BY RANGE (sampled_at);
 COMMENT ON TABLE asymm.query_stats IS 'Raw telemetry: per snapshot, the deltas of every statement whose pg_stat_statements counters moved (hourly partitions)';
-CREATE INDEX query_stats_sampled_at ON asymm.query_stats USING brin (sampled_at);
+-- Each partition gets its own index, the parent none: an index on the parent (an extension member)
+-- would be attached to the partitions, which are not members, and pg_dump | pg_restore would create
+-- each partition's index a second time ("relation ..._sampled_at_idx already exists").
 CREATE TABLE asymm.query_stats_default PARTITION OF asymm.query_stats DEFAULT;
+CREATE INDEX ON asymm.query_stats_default USING brin (sampled_at);
 COMMENT ON TABLE asymm.query_stats_default IS 'Catches raw samples outside every hourly partition (should stay empty: partitions are created ahead)';
 
 CREATE TABLE asymm.query_stats_minute (
@@ -99,8 +102,8 @@ CREATE TABLE asymm.query_stats_minute (
     userid     oid NOT NULL
 ) PARTITION BY RANGE (minute);
 COMMENT ON TABLE asymm.query_stats_minute IS 'Telemetry rolled up per minute and statement (daily partitions); max_mean_ms is the worst snapshot mean in the minute';
-CREATE INDEX query_stats_minute_minute ON asymm.query_stats_minute USING brin (minute);
 CREATE TABLE asymm.query_stats_minute_default PARTITION OF asymm.query_stats_minute DEFAULT;
+CREATE INDEX ON asymm.query_stats_minute_default USING brin (minute);
 COMMENT ON TABLE asymm.query_stats_minute_default IS 'Catches per-minute rows outside every daily partition (should stay empty)';
 
 -- Creates the hourly raw partitions and daily minute partitions covering [now, now + ahead].
@@ -126,6 +129,7 @@ BEGIN
         IF to_regclass(format('asymm.%I', part)) IS NULL THEN
             EXECUTE format('CREATE TABLE asymm.%I PARTITION OF asymm.query_stats FOR VALUES FROM (%L) TO (%L)',
                            part, lower_bound, lower_bound + interval '1 hour');
+            EXECUTE format('CREATE INDEX ON asymm.%I USING brin (sampled_at)', part);
             created := created + 1;
         END IF;
         lower_bound := lower_bound + interval '1 hour';
@@ -139,6 +143,7 @@ BEGIN
         IF to_regclass(format('asymm.%I', part)) IS NULL THEN
             EXECUTE format('CREATE TABLE asymm.%I PARTITION OF asymm.query_stats_minute FOR VALUES FROM (%L) TO (%L)',
                            part, lower_bound, lower_bound + interval '1 day');
+            EXECUTE format('CREATE INDEX ON asymm.%I USING brin (minute)', part);
             created := created + 1;
         END IF;
         lower_bound := lower_bound + interval '1 day';

@@ -35,3 +35,24 @@ UPDATE asymm.setting_defaults
    SET description = 'Storage budget for the indexes of one advisor run, in MB of HypoPG''s estimate corrected for btree deduplication'
  WHERE name = 'advisor.budget_mb';
 COMMENT ON COLUMN asymm.index_suggestions.size_bytes IS 'HypoPG''s size estimate corrected for btree deduplication (from n_distinct); for an index priced on a sample copy, its size there scaled to the table';
+
+-- Telemetry partitions get their own index, the partitioned parents none (issue 19): the parents'
+-- indexes were attached to partitions that are no extension members, so pg_dump | pg_restore
+-- created each partition's index twice.  Dropping a parent's index drops the attached ones.
+DROP INDEX asymm.query_stats_sampled_at;
+DROP INDEX asymm.query_stats_minute_minute;
+DO $upgrade$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
+                 WHERE i.inhparent = 'asymm.query_stats'::regclass LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (sampled_at)', part);
+    END LOOP;
+    FOR part IN SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
+                 WHERE i.inhparent = 'asymm.query_stats_minute'::regclass LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s USING brin (minute)', part);
+    END LOOP;
+END
+$upgrade$;
+-- asymm: replace asymm.ensure_telemetry_partitions

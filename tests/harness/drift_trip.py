@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 from psycopg import sql
 
-from asymm import drift
+import asymm.drift as drift
 from asymm.drift.api import PlanStep, lock_timeout, render_sql
 from asymm.drift.scratch import _pg_tool, tool_env
 

@@ -234,6 +234,21 @@ def test_partition_changes_converge_in_one_round(dsn: str, name: str, change: st
     round_trip(dsn, name, change, PARTITIONED)
 
 
+# -- privileges ----------------------------------------------------------------------------------
+
+
+def test_an_owner_change_is_undone_without_false_grants(dsn: str) -> None:
+    """ALTER TABLE ... OWNER TO moves the owner's implicit privileges: they are no grant to undo."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'drift_rt_owner'").fetchone():
+            conn.execute("CREATE ROLE drift_rt_owner")
+    trip = round_trip(dsn, "owner", "ALTER TABLE {s}.t OWNER TO drift_rt_owner;\nGRANT SELECT ON {s}.t TO PUBLIC")
+    assert trip.statements == [
+        "ALTER TABLE rt_owner.t OWNER TO postgres",
+        "REVOKE SELECT ON TABLE rt_owner.t FROM PUBLIC",
+    ], trip.statements
+
+
 # -- hazards, checked against what PostgreSQL does: a rewrite gives the table a new relfilenode
 
 

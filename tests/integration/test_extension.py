@@ -141,6 +141,8 @@ def test_pg_dump_restores_into_a_new_database_with_the_extension(
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("SELECT asymm.set_setting('daemon.stale_after', '42 s')")
         conn.execute("CREATE TABLE app_data (id int PRIMARY KEY)")
+        # what the daemon does first: telemetry partitions (no extension members, so dumped)
+        conn.execute("SELECT asymm.ensure_telemetry_partitions('2 hours')")
     dump = tmp_path / "dump.custom"
     subprocess.run([sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(dump), source], check=True)
     target = make_db(extension=False)
@@ -150,6 +152,12 @@ def test_pg_dump_restores_into_a_new_database_with_the_extension(
         assert conn.execute("SELECT count(*) FROM asymm.setting_defaults").fetchone()[0] >= 3  # type: ignore[index]
         assert conn.execute("SELECT to_regclass('app_data') IS NOT NULL").fetchone() == (True,)
         assert conn.execute("SELECT asymm.status() ->> 'version'").fetchone()[0]  # type: ignore[index]
+        indexes_per_partition = conn.execute(
+            "SELECT i.inhrelid::regclass::text, (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid)"
+            "  FROM pg_inherits i"
+            " WHERE i.inhparent IN ('asymm.query_stats'::regclass, 'asymm.query_stats_minute'::regclass)"
+        ).fetchall()
+        assert len(indexes_per_partition) >= 5 and {n for _, n in indexes_per_partition} == {1}, indexes_per_partition
 
 
 def _role_dsn(dsn: str, role: str) -> str:

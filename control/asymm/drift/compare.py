@@ -1106,7 +1106,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             old, new = bp.get(prop), cp.get(prop)
             if kind == "constraint" and prop == "def":
                 old, new = constraint_def(o), constraint_def(c)
+            if prop == "acl" and isinstance(new, list) and bp.get("owner") and bp.get("owner") != cp.get("owner"):
+                # ALTER ... OWNER TO (the plan's, phase 80) hands the owner's entries to the new
+                # owner: those are the owner's implicit privileges, not grants to put back.
+                now, then = qi(cp.get("owner") or ""), qi(bp["owner"])
+                new = sorted({then + e[len(now) :] if e.split(":")[0] == now else e for e in new})
             if old == new or same_after_renames(o, prop, old, new):
+                continue
+            if prop == "acl" and isinstance(old, list) and isinstance(new, list) and set(old) == set(new):
                 continue
             if kind == "view" and prop == "def" and same_view_query(o, c):
                 continue
