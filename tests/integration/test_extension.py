@@ -143,6 +143,11 @@ def test_pg_dump_restores_into_a_new_database_with_the_extension(
         conn.execute("CREATE TABLE app_data (id int PRIMARY KEY)")
         # what the daemon does first: telemetry partitions (no extension members, so dumped)
         conn.execute("SELECT asymm.ensure_telemetry_partitions('2 hours')")
+        # a DDL log longer than what the restore will log: the baseline's position is past its end
+        conn.execute(
+            "DO $$ BEGIN FOR i IN 1..150 LOOP CREATE TABLE churn (i int); DROP TABLE churn; END LOOP; END $$"
+        )
+        conn.execute("SELECT asymm.baseline('app', ARRAY['public'])")
     dump = tmp_path / "dump.custom"
     subprocess.run([sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(dump), source], check=True)
     target = make_db(extension=False)
@@ -158,6 +163,10 @@ def test_pg_dump_restores_into_a_new_database_with_the_extension(
             " WHERE i.inhparent IN ('asymm.query_stats'::regclass, 'asymm.query_stats_minute'::regclass)"
         ).fetchall()
         assert len(indexes_per_partition) >= 5 and {n for _, n in indexes_per_partition} == {1}, indexes_per_partition
+        # the restored baseline follows this database's DDL log: new DDL has its author
+        conn.execute("ALTER TABLE app_data ADD COLUMN extra int")
+        items = conn.execute("SELECT kind, who, detection FROM asymm.drift('app')").fetchall()
+        assert items == [("added", "postgres", "event")], items
 
 
 def _role_dsn(dsn: str, role: str) -> str:
