@@ -65,7 +65,8 @@ BEGIN
                c.classid, c.objid, c.objsubid, who, session_user, query, app
           FROM pg_event_trigger_ddl_commands() AS c
          WHERE NOT c.in_extension
-           AND c.schema_name IS DISTINCT FROM 'asymm';
+           AND c.schema_name IS DISTINCT FROM 'asymm'
+           AND coalesce(c.schema_name, '') !~ '^pg_(toast_)?temp';  -- a session's own objects
     ELSIF TG_EVENT = 'sql_drop' THEN
         IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
                     WHERE d.object_type = 'extension' AND d.object_identity = 'asymm') THEN
@@ -91,7 +92,8 @@ BEGIN
                who, session_user, query, app,
                jsonb_build_object('reason', pg_event_trigger_table_rewrite_reason())
           FROM pg_identify_object('pg_class'::regclass, rel, 0) AS o
-         WHERE o.schema IS DISTINCT FROM 'asymm';
+         WHERE o.schema IS DISTINCT FROM 'asymm'
+           AND coalesce(o.schema, '') !~ '^pg_(toast_)?temp';
     END IF;
 EXCEPTION WHEN OTHERS THEN
     -- Never make the user's DDL fail because of bookkeeping.

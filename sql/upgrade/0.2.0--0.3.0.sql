@@ -56,3 +56,6 @@ BEGIN
 END
 $upgrade$;
 -- asymm: replace asymm.ensure_telemetry_partitions
+
+-- Temporary objects are a session's own: the DDL log no longer records them (issue 19).
+-- asymm: replace asymm._drift_event

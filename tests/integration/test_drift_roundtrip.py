@@ -234,6 +234,20 @@ def test_partition_changes_converge_in_one_round(dsn: str, name: str, change: st
     round_trip(dsn, name, change, PARTITIONED)
 
 
+def test_temporary_objects_are_never_logged(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM asymm.ddl_log").fetchone() or (0,)
+        for statement in (
+            "CREATE TEMP TABLE scratchpad (i int)",
+            "CREATE INDEX ON scratchpad (i)",
+            "ALTER TABLE scratchpad ALTER COLUMN i TYPE bigint",  # a rewrite
+            "DROP TABLE scratchpad",
+        ):
+            conn.execute(statement.encode())
+        rows = conn.execute("SELECT command_tag, object_identity FROM asymm.ddl_log WHERE id > %s", (before,))
+        assert rows.fetchall() == []
+
+
 # -- privileges ----------------------------------------------------------------------------------
 
 

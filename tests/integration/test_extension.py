@@ -144,9 +144,7 @@ def test_pg_dump_restores_into_a_new_database_with_the_extension(
         # what the daemon does first: telemetry partitions (no extension members, so dumped)
         conn.execute("SELECT asymm.ensure_telemetry_partitions('2 hours')")
         # a DDL log longer than what the restore will log: the baseline's position is past its end
-        conn.execute(
-            "DO $$ BEGIN FOR i IN 1..150 LOOP CREATE TABLE churn (i int); DROP TABLE churn; END LOOP; END $$"
-        )
+        conn.execute("DO $$ BEGIN FOR i IN 1..150 LOOP CREATE TABLE churn (i int); DROP TABLE churn; END LOOP; END $$")
         conn.execute("SELECT asymm.baseline('app', ARRAY['public'])")
     dump = tmp_path / "dump.custom"
     subprocess.run([sandbox.pg_bindir + "/pg_dump", "-Fc", "-f", str(dump), source], check=True)
