@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import psycopg
@@ -155,3 +156,65 @@ def test_infer_annotates_unannotated_tables_and_frequent_queries(db: str, conn: 
         for r in conn.execute("SELECT target, verdict FROM asymm.coherence_verdicts() WHERE source = 'inferred'")
     }
     assert verdicts["public.events"] == "coherent"
+
+
+# -- export / import (issue 19): what pg_dump --schema-only leaves behind ---------------------------
+
+
+def test_annotations_cross_a_schema_only_copy_through_export_and_import(
+    sandbox: Any, make_db: Any, tmp_path: Any
+) -> None:
+    source, target = make_db(), make_db(extension=False)
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
+        conn.execute("SELECT asymm.annotate('items', 'dataEntity', 'schema', 'Balance', 'O(log n)', '{create}')")
+        conn.execute(
+            "SELECT asymm.annotate('items'::regclass, 'label', 'itemLabel', 'local', 'Stabilization', 'O(1)', '{}')"
+        )
+    exported = _run("annotations", "--export", "--dsn", source)
+    assert exported.exit_code == 0, exported.output
+    assert len(json.loads(exported.output)) == 2
+    schema = subprocess.run(
+        [sandbox.pg_bindir + "/pg_dump", "--schema-only", source], check=True, capture_output=True, text=True
+    ).stdout
+    subprocess.run(
+        [sandbox.pg_bindir + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
+        input=schema,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with psycopg.connect(target, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM asymm.annotations").fetchone() == (0,), "schema-only loses them"
+    path = tmp_path / "annotations.json"
+    path.write_text(exported.output)
+    imported = _run("annotations", "--import", str(path), "--dsn", target)
+    assert imported.exit_code == 0 and "imported 2" in imported.output, imported.output
+    with psycopg.connect(target, autocommit=True) as conn:
+        rows = conn.execute("SELECT target, symbol, resolved FROM asymm.annotations ORDER BY symbol").fetchall()
+    assert [(r[1], r[2]) for r in rows] == [("dataEntity", True), ("itemLabel", True)], rows
+    assert [r[0].split(".", 1)[-1] if r[0].startswith("public.") else r[0] for r in rows] == ["items", "items.label"]
+
+
+def test_a_bad_import_writes_nothing_and_says_why(db: str, conn: psycopg.Connection[Any], tmp_path: Any) -> None:
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    good = {
+        "target_type": "table",
+        "target_names": ["public", "items"],
+        "symbol": "dataEntity",
+        "scope": "schema",
+        "regime": "Balance",
+        "cost": "O(1)",
+    }
+    for payload, expected in [
+        ('{"not": "an array"}', "expects a JSON array"),
+        (json.dumps([good, {**good, "symbol": "no spaces allowed", "target_names": ["public", "other"]}]), "symbol"),
+        (json.dumps([good, {"symbol": "x"}]), "not an exported annotation"),
+        ("not json", "is not JSON"),
+    ]:
+        path = tmp_path / "bad.json"
+        path.write_text(payload)
+        result = CliRunner().invoke(main, ["annotations", "--import", str(path), "--dsn", db])
+        assert result.exit_code != 0 and expected in result.output, (payload, result.output)
+        assert "Traceback" not in result.output
+        assert conn.execute("SELECT count(*) FROM asymm.annotation_entries").fetchone() == (0,), payload

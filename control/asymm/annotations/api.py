@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from asymm.annotations.fingerprint import check_single_statement
 from asymm.db import lookup_relation, require_extension, session_search_path
@@ -90,6 +91,26 @@ def list_annotations(conn: Conn, annotation_id: str | None = None) -> list[dict[
             {k: (str(v) if k in ("id", "derived_from") and v is not None else v) for k, v in row.items()}
             for row in cur.fetchall()
         ]
+
+
+def export_annotations(conn: Conn) -> list[dict[str, Any]]:
+    """``asymm.export_annotations()``: what ``pg_dump --schema-only`` leaves behind."""
+    require_extension(conn)
+    row = conn.execute("SELECT asymm.export_annotations()").fetchone()
+    return list(row[0]) if row else []
+
+
+def import_annotations(conn: Conn, annotations: Any) -> int:
+    """``asymm.import_annotations()`` in one transaction: all of them or none."""
+    require_extension(conn)
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT asymm.import_annotations(%s)", (Jsonb(annotations),)).fetchone()
+    except psycopg.Error as exc:
+        diag = exc.diag
+        hint = f" ({diag.message_hint})" if diag.message_hint else ""
+        raise AsymmError(f"cannot import the annotations: {diag.message_primary or exc}{hint}") from None
+    return int(row[0]) if row else 0
 
 
 def coherence(conn: Conn) -> dict[str, Any]:

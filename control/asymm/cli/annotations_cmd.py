@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -78,11 +79,34 @@ def annotate_command(
 
 
 @click.command("annotations")
+@click.option("--export", "export", is_flag=True, help="Print every annotation as JSON for --import elsewhere.")
+@click.option(
+    "--import",
+    "import_file",
+    type=click.File("r"),
+    help="Write back annotations exported with --export (a file, or - for stdin), all or none.",
+)
 @dsn_option
 @json_option
-def annotations_command(dsn: str, as_json: bool) -> None:
-    """List every annotation (resolved = NO: its target is missing, e.g. after a partial restore)."""
+def annotations_command(dsn: str, as_json: bool, export: bool, import_file: Any) -> None:
+    """List every annotation (resolved = NO: its target is missing, e.g. after a partial restore).
+
+    pg_dump --schema-only does not carry annotations: --export before, --import after."""
+    if export and import_file is not None:
+        raise click.UsageError("--export and --import go to two different databases: give one of them")
+    if import_file is not None:
+        try:
+            data = json.load(import_file)
+        except ValueError as exc:
+            raise click.ClickException(f"{import_file.name} is not JSON: {exc}") from None
+        with connect(dsn) as conn:
+            count = api.import_annotations(conn, data)
+        click.echo(f"imported {count} annotation(s)")
+        return
     with connect(dsn) as conn:
+        if export:
+            click.echo(json.dumps(api.export_annotations(conn), indent=2, ensure_ascii=False))
+            return
         rows = api.list_annotations(conn)
     emit(rows, as_json, _render_rows)
 
