@@ -110,6 +110,10 @@ DECLARE
     fresh integer := 0;
     n integer;
 BEGIN
+    -- DDL the event triggers did not see (session_replication_role = replica, a disabled trigger)
+    -- may have renamed an annotated object: its stored address, what pg_dump carries, follows
+    -- the OID cache here, so that the annotation survives the next dump and restore.
+    PERFORM asymm._annotations_refresh('{}', true);
     WITH d AS (
         SELECT d.baseline, md5(concat_ws('|', d.kind, d.object_type, d.identity, d.property, d.new_value::text)) AS fp,
                to_jsonb(d) - 'plan' AS item, d.detection

@@ -59,3 +59,7 @@ $upgrade$;
 
 -- Temporary objects are a session's own: the DDL log no longer records them (issue 19).
 -- asymm: replace asymm._drift_event
+
+-- Reconciliation repairs the stored address of annotations renamed out of the event triggers'
+-- sight (issue 19).
+-- asymm: replace asymm.drift_reconcile

@@ -218,3 +218,17 @@ def test_a_bad_import_writes_nothing_and_says_why(db: str, conn: psycopg.Connect
         assert result.exit_code != 0 and expected in result.output, (payload, result.output)
         assert "Traceback" not in result.output
         assert conn.execute("SELECT count(*) FROM asymm.annotation_entries").fetchone() == (0,), payload
+
+
+def test_reconciliation_repairs_the_address_of_a_rename_the_event_triggers_missed(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    conn.execute("SELECT asymm.annotate('items', 'dataEntity', 'schema', 'Balance', 'O(1)', '{}')")
+    conn.execute("SET session_replication_role = replica")  # event triggers do not fire
+    conn.execute("ALTER TABLE items RENAME TO goods")
+    conn.execute("RESET session_replication_role")
+    stored = "SELECT target_names FROM asymm.annotation_entries"
+    assert conn.execute(stored).fetchone() == (["public", "items"],), "the address went stale"
+    conn.execute("SELECT asymm.drift_reconcile()")
+    assert conn.execute(stored).fetchone() == (["public", "goods"],)
