@@ -48,6 +48,7 @@ items AS (
                    'relkind', c.relkind, 'owner', pg_get_userbyid(c.relowner),
                    'acl', asymm._drift_acl(coalesce(c.relacl, acldefault('r', c.relowner))),
                    'persistence', c.relpersistence,
+                   'row_security', c.relrowsecurity, 'force_row_security', c.relforcerowsecurity,
                    'partition_key', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                    'partition_of', (SELECT format('%I.%I', pn.nspname, pc.relname)
                                       FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
@@ -152,10 +153,22 @@ items AS (
                    '_ddl', pg_get_triggerdef(g.oid), '_table', c.qname))
       FROM pg_trigger g JOIN rel c ON c.oid = g.tgrelid
      WHERE NOT g.tgisinternal AND g.tgparentid = 0
+    UNION ALL
+    SELECT jsonb_build_object('kind', 'policy', 'key', 'pol:' || y.oid, 'oid', y.oid,
+               'parent', 'rel:' || y.polrelid, 'name', y.polname, 'schema', c.nspname,
+               'identity', quote_ident(y.polname) || ' on ' || c.qname, 'qname', quote_ident(y.polname),
+               'props', jsonb_build_object(
+                   'command', y.polcmd, 'permissive', y.polpermissive,
+                   'roles', (SELECT jsonb_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END
+                                              ORDER BY 1)
+                               FROM unnest(y.polroles) AS r),
+                   'using', pg_get_expr(y.polqual, y.polrelid), 'check', pg_get_expr(y.polwithcheck, y.polrelid),
+                   '_table', c.qname))
+      FROM pg_policy y JOIN rel c ON c.oid = y.polrelid
 )
 SELECT coalesce(jsonb_agg(item ORDER BY item ->> 'kind', item ->> 'identity'), '[]'::jsonb) FROM items
 $$;
-COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, schemas) as one jsonb array';
+COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, schemas) as one jsonb array';
 
 CREATE TABLE asymm.drift_baselines (
     name         text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,63}$'),

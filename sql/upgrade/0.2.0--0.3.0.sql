@@ -63,3 +63,7 @@ $upgrade$;
 -- Reconciliation repairs the stored address of annotations renamed out of the event triggers'
 -- sight (issue 19).
 -- asymm: replace asymm.drift_reconcile
+
+-- Snapshots record row-level security and policies (issue 19).
+-- asymm: replace asymm._drift_snapshot
+COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, schemas) as one jsonb array';

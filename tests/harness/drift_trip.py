@@ -129,6 +129,8 @@ CREATE TABLE {s}.c (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, m {s}.mood,
                     g int GENERATED ALWAYS AS (w * 2) STORED);
 CREATE FUNCTION {s}.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 CREATE TRIGGER b_touch BEFORE UPDATE ON {s}.b FOR EACH ROW EXECUTE FUNCTION {s}.touch();
+ALTER TABLE {s}.b ENABLE ROW LEVEL SECURITY;
+CREATE POLICY b_positive ON {s}.b FOR SELECT USING (qty > 0);
 CREATE FUNCTION {s}.twice(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i * 2';
 CREATE SEQUENCE {s}.counter;
 """
@@ -592,6 +594,43 @@ def m_function(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
 def m_refresh_or_rename_matview(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
     views = cat.relations("m")
     return [f"ALTER MATERIALIZED VIEW {pick.choice(views)} RENAME TO {_name(cat, pick)}_m"] if views else None
+
+
+def m_row_security(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    tables = cat.relations("rp")
+    how = pick.choice(["ENABLE", "DISABLE", "FORCE", "NO FORCE"])
+    return [f"ALTER TABLE {pick.choice(tables)} {how} ROW LEVEL SECURITY"] if tables else None
+
+
+def _policies(cat: Catalog) -> list[tuple[str, str]]:
+    return [
+        (r[0], r[1])
+        for r in q(
+            cat.conn,
+            "SELECT y.polrelid::regclass::text, quote_ident(y.polname) FROM pg_policy y"
+            " JOIN pg_class c ON c.oid = y.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = ANY (%s) ORDER BY 1, 2",
+            cat.schemas,
+        )
+    ]
+
+
+def m_policy(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    c = _column(cat, pick, ("integer", "bigint"))
+    policies = _policies(cat)
+    choices = ["create"] + (["drop", "rename", "alter"] if policies else [])
+    what = pick.choice(choices)
+    if what == "create":
+        if not c:
+            return None
+        form = pick.choice(["FOR SELECT USING ({c} > 0)", "AS RESTRICTIVE FOR UPDATE WITH CHECK ({c} IS NOT NULL)"])
+        return [f"CREATE POLICY {_name(cat, pick)}_p ON {c[0]} " + form.format(c=c[1])]
+    t, name = pick.choice(policies)
+    if what == "drop":
+        return [f"DROP POLICY {name} ON {t}"]
+    if what == "rename":
+        return [f"ALTER POLICY {name} ON {t} RENAME TO {_name(cat, pick)}_p"]
+    return [f"ALTER POLICY {name} ON {t} TO {pick.choice([ROLE, 'PUBLIC'])}"]
 
 
 MUTATIONS: dict[str, Mutation] = {

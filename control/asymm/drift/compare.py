@@ -45,7 +45,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     # By identity: relations and schemas first, then what lives on a table, and only on the
     # table paired with its baseline table (an index named as before but on another table is
     # another index: the baseline's is re-created, the new one dropped).
-    children_kinds = ("column", "constraint", "index", "trigger")
+    children_kinds = ("column", "constraint", "index", "trigger", "policy")
     for k, o in sorted(bmap.items(), key=lambda kv: kv[1]["kind"] in children_kinds):
         if k in pair:
             continue
@@ -73,7 +73,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         elif o["kind"] in ("table", "view", "sequence") and o["qname"] != c["qname"]:
             renames.append((c["qname"], o["qname"]))
     renames.sort(key=lambda r: -len(r[0]))
-    TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source")
+    TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source", "using", "check")
 
     rename_to = dict(renames)
     rename_pattern = re.compile(r'(?<![\w".])(' + "|".join(re.escape(r[0]) for r in renames) + ")") if renames else None
@@ -126,7 +126,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if prop not in TRANSLATED:
             return False
         new = translate(new)
-        table = o["parent"] if o["kind"] in ("column", "constraint", "index", "trigger") else None
+        table = o["parent"] if o["kind"] in REL_CHILD else None
         if table and isinstance(new, str) and " REFERENCES " in new:  # a foreign key: two tables' columns
             mine, theirs = new.split(" REFERENCES ", 1)
             target = next((t for t in B if t["kind"] == "table" and theirs.startswith(t["qname"] + "(")), None)
@@ -137,7 +137,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
 
     base_by_key = {o["key"]: o for o in B}
     cur_by_key = {o["key"]: o for o in C}
-    REL_CHILD = {"column", "constraint", "index", "trigger"}
+    REL_CHILD = {"column", "constraint", "index", "trigger", "policy"}
     REL_KW = {
         "table": "TABLE",
         "view": "VIEW",
@@ -529,6 +529,31 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return [stmt(61, p["_ddl"])]
         return [stmt(61, p["_ddl"].replace(" INDEX ", " INDEX CONCURRENTLY ", 1), transactional=False, online=True)]
 
+    POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+    def create_policy(o: Any) -> Any:
+        """CREATE POLICY evaluates nothing: its expressions run when rows are read or written."""
+        p = o["props"]
+        sql = (
+            f"CREATE POLICY {o['qname']} ON {p['_table']} AS {'PERMISSIVE' if p['permissive'] else 'RESTRICTIVE'}"
+            f" FOR {POLICY_COMMANDS[p['command']]} TO {', '.join(p.get('roles') or ['PUBLIC'])}"
+        )
+        if p.get("using"):
+            sql += f" USING ({p['using']})"
+        if p.get("check"):
+            sql += f" WITH CHECK ({p['check']})"
+        return stmt(72, sql, hazards=("privilege change",))
+
+    def row_security(table: Any, prop: Any, value: Any) -> Any:
+        if prop == "row_security":
+            return stmt(72, f"ALTER TABLE {table} {'ENABLE' if value else 'DISABLE'} ROW LEVEL SECURITY")
+        return stmt(72, f"ALTER TABLE {table} {'FORCE' if value else 'NO FORCE'} ROW LEVEL SECURITY")
+
+    def policies_tracked(base_table_key: Any) -> Any:
+        """Whether the baseline recorded this table's policies (snapshots before 0.3.0 did not)."""
+        t = base_by_key.get(base_table_key)
+        return t is not None and "row_security" in t["props"]
+
     def replace_index(o: Any) -> Any:
         """An index with the baseline's name and another definition: the baseline's is built under a
         temporary name first, then the current one is dropped and the new one takes the name (as
@@ -629,6 +654,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 out += create_index(i, fresh_table=True)
             for t in children(o["key"], "trigger"):
                 out.append(stmt(71, t["props"]["_ddl"]))
+            for y in children(o["key"], "policy"):
+                out.append(create_policy(y))
+            for flag in ("row_security", "force_row_security"):
+                if p.get(flag):
+                    out.append(row_security(o["qname"], flag, True))
             return out
         if o["kind"] == "view":
             query = p["def"].rstrip().rstrip(";")
@@ -833,7 +863,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         """The namespace of a name: a schema's relations, a table's columns, constraints or triggers."""
         if x["kind"] in REL_SCOPE_KINDS:
             return ("rel", schema_after(x) if current else x["schema"])
-        if x["kind"] in ("column", "constraint", "trigger"):
+        if x["kind"] in ("column", "constraint", "trigger", "policy"):
             parent = x["parent"]
             if current:
                 pb = rpair.get(("table", parent))
@@ -947,6 +977,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], create_index(o))
         elif o["kind"] == "trigger":
             add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"], [stmt(71, p["_ddl"])])
+        elif o["kind"] == "policy":
+            add("removed", o, None, None, p, None, "functional", ["privilege change"], [create_policy(o)])
         elif o["kind"] in ("table", "sequence", "schema"):
             add(
                 "removed",
@@ -1009,6 +1041,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 [],
                 [stmt(10, f"DROP TRIGGER {o['qname']} ON {p['_table']}")],
             )
+        elif o["kind"] == "policy":
+            base_table = rpair.get(("table", o["parent"]))
+            if base_table is None or policies_tracked(base_table["key"]):
+                drop = stmt(10, f"DROP POLICY {o['qname']} ON {p['_table']}", hazards=("privilege change",))
+                add("added", None, o, None, None, p, "functional", ["privilege change"], [drop])
         else:
             plan = drop_relation(o)
             if o["kind"] in ("table", "sequence"):  # dropped last (phase 91-92): out of a rename's way
@@ -1082,6 +1119,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 render = renamer(f"ALTER TABLE {t} RENAME CONSTRAINT ", " TO ")
             elif kind == "trigger":
                 render = renamer("ALTER TRIGGER ", f" ON {t} RENAME TO ")
+            elif kind == "policy":
+                render = renamer("ALTER POLICY ", f" ON {t} RENAME TO ")
             else:  # an index: a relation name of its schema, renamed with the tables (phase 21)
                 render = renamer(f"ALTER INDEX {qi(o['schema'])}.", " RENAME TO ")
             scope = ("rel", o["schema"]) if kind == "index" else (kind, o["parent"])
@@ -1115,6 +1154,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 continue
             if prop == "acl" and isinstance(old, list) and isinstance(new, list) and set(old) == set(new):
                 continue
+            if prop in ("row_security", "force_row_security") and prop not in bp:
+                continue  # a baseline captured before 0.3.0 did not record it
             if kind == "view" and prop == "def" and same_view_query(o, c):
                 continue
             plan, severity, hazards, k = [], "functional", [], "changed"
@@ -1245,6 +1286,21 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 else:
                     plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), stmt(71, bp["_ddl"])]
                     _recreated.add(o["key"])
+            elif kind == "policy":
+                # one DROP and CREATE for every change of a policy, carried by its first changed property
+                changed = [
+                    p2
+                    for p2 in sorted(set(bp) | set(cp))
+                    if not p2.startswith("_")
+                    and bp.get(p2) != cp.get(p2)
+                    and not same_after_renames(o, p2, bp.get(p2), cp.get(p2))
+                ]
+                hazards = ["privilege change"]
+                if prop == changed[0]:
+                    plan = [stmt(10, f"DROP POLICY {c['qname']} ON {cp['_table']}"), create_policy(o)]
+                    _recreated.add(o["key"])
+            elif kind == "table" and prop in ("row_security", "force_row_security"):
+                plan, hazards = [row_security(o["qname"], prop, old)], ["privilege change"]
             elif prop == "owner":
                 plan = [stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(old)}")]
                 hazards = ["privilege change"]
