@@ -43,21 +43,21 @@ def dsn(admin_dsn: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def round_trip(dsn: str, name: str, change: str, setup: str = SETUP) -> RoundTrip:
+def round_trip(dsn: str, name: str, change: str, setup: str = SETUP, schemas: list[str] | None = None) -> RoundTrip:
     """Baseline ``setup`` in its own schema, run ``change``, and check that the plan validates,
     applies and leaves no drift; returns the plan for the scenario's own checks."""
     s = f"rt_{name}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         fresh_schemas(conn, [s])
         conn.execute(setup.format(s=s).encode())
-        drift.capture_baseline(conn, name, [s])
+        drift.capture_baseline(conn, name, [s, *(schemas or [])])
         assert drift.drift_items(conn, name) == [], "a fresh baseline has no drift"
         for statement in change.format(s=s).split(";\n"):
             with contextlib.suppress(psycopg.errors.UniqueViolation):  # a failing concurrent build's own
                 conn.execute(statement.encode())
         assert drift.drift_items(conn, name), "the change is drift"
         trip = check_plan(dsn, conn, name, table=f"{s}.t")
-        forget(conn, name, [s])
+        forget(conn, name, [s, *(schemas or [])])
     return trip
 
 
@@ -337,3 +337,31 @@ def test_re_adding_a_dropped_column_is_called_a_rewrite_exactly_when_it_is_one(
     trip = round_trip(dsn, name, "ALTER TABLE {s}.t DROP COLUMN r", setup)
     assert trip.rewrote_t is rewrite, trip.steps
     assert ("table rewrite" in trip.hazards_of("ADD COLUMN r")) is rewrite, trip.steps
+
+
+# -- moves -------------------------------------------------------------------------------------
+
+
+def test_a_table_moved_away_whose_name_was_then_taken_comes_back(dsn: str) -> None:
+    """Shrunk from the soak: SET SCHEMA back would meet the name another table took meanwhile."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, ["rt_move_away_x"])
+    trip = round_trip(
+        dsn,
+        "move_away",
+        "ALTER TABLE {s}.t SET SCHEMA rt_move_away_x;\nALTER TABLE {s}.u RENAME TO t",
+        SETUP,
+        schemas=["rt_move_away_x"],
+    )
+    assert any("SET SCHEMA rt_move_away" in st for st in trip.statements), trip.statements
+
+
+def test_a_partition_rebound_under_a_renamed_parent_comes_back(dsn: str) -> None:
+    round_trip(
+        dsn,
+        "rebound",
+        "ALTER TABLE {s}.p DETACH PARTITION {s}.p1;\n"
+        "ALTER TABLE {s}.p ATTACH PARTITION {s}.p1 FOR VALUES FROM ('2026-03-01') TO ('2026-04-01');\n"
+        "ALTER TABLE {s}.p RENAME TO p_renamed",
+        PARTITIONED,
+    )

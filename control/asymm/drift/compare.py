@@ -873,8 +873,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return ("schema",)
         return None
 
+    _moved_as: dict[Any, Any] = {}  # current key of a relation moved back -> its name on the way
+
+    def move_name() -> Any:
+        taken = {x["name"] for x in B + C} | set(_moved_as.values())
+        n = 1
+        while f"asymm_move_{n}" in taken:
+            n += 1
+        return f"asymm_move_{n}"
+
     def names_now(scope: Any) -> Any:
-        return {x["name"] for x in C if scope_of(x, True) == scope}
+        return {_moved_as.get(key(x), x["name"]) for x in C if scope_of(x, True) == scope}
 
     def partition_indexes(schema: Any) -> Any:
         """Names of the partitions' indexes in a schema now: not tracked (ATTACH names them), yet
@@ -1071,17 +1080,27 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             moved = (sb["key"] != c["parent"]) if sb else (o["schema"] != c["schema"])
             cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + c["qname"].split(".", 1)[1]
             plan = []
-            if moved:
+            cur_name = c["name"]
+            if moved and kind != "function":
+                # under a name no schema holds, so that the move never meets a name the plan has
+                # not freed yet; the rename to its own name is then one of the permutation's
+                cur_name = move_name()
+                _moved_as[key(c)] = cur_name
+                plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} RENAME TO {qi(cur_name)}"))
+                plan.append(
+                    stmt(21, f"ALTER {kw(o)} {cur_q.split('.', 1)[0]}.{qi(cur_name)} SET SCHEMA {qi(o['schema'])}")
+                )
+            elif moved:
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} SET SCHEMA {qi(o['schema'])}"))
                 cur_q = qi(o["schema"]) + "." + cur_q.split(".", 1)[1]
             if o["name"] != c["name"] and kind == "function":
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} RENAME TO {qi(o['name'])}"))
-            elif o["name"] != c["name"]:
+            elif o["name"] != cur_name:
                 plan.append(
                     rename(
                         21,
                         ("rel", o["schema"]),
-                        c["name"],
+                        cur_name,
                         o["name"],
                         renamer(f"ALTER {kw(o)} {qi(o['schema'])}.", " RENAME TO "),
                     )
@@ -1346,11 +1365,15 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             elif kind == "table":
                 t = o["qname"]
                 if prop in ("partition_of", "partition_bound"):
-                    if prop == "partition_bound" and "partition_of" in [p2 for p2 in bp if bp.get(p2) != cp.get(p2)]:
-                        continue
+                    parent_moved = not same_after_renames(
+                        o, "partition_of", bp.get("partition_of"), cp.get("partition_of")
+                    )
+                    if prop == "partition_bound" and parent_moved and bp.get("partition_of") != cp.get("partition_of"):
+                        continue  # planned with the partition_of change
                     plan = []
                     if new:
-                        plan.append(stmt(33, f"ALTER TABLE {cp['partition_of']} DETACH PARTITION {t}"))
+                        # (the parent has its baseline name again since phase 21)
+                        plan.append(stmt(33, f"ALTER TABLE {translate(cp['partition_of'])} DETACH PARTITION {t}"))
                     if old:
                         plan.append(
                             dict(
