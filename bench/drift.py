@@ -42,23 +42,17 @@ def ddl_batch(conn: psycopg.Connection, prefix: str, n: int) -> float:  # type: 
 
 def soak(dsn_arg: str, count: int, length: int, first: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' generator
-    from tests.harness.drift_trip import ROLE, RandomChooser, RoundTripFailed, generated_round_trip
+    from tests.harness.drift_trip import RandomChooser, RoundTripFailed, drift_database, generated_round_trip
 
-    name = "asymm_bench_drift_soak"
-    admin_dsn = dsn_arg or "dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
-            admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(ROLE)))
-    dsn = with_dbname(admin_dsn, name)
     failures: collections.Counter[str] = collections.Counter()
     examples: dict[str, tuple[int, str]] = {}
     mutations = 0
     start = time.perf_counter()
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with (
+        drift_database(dsn_arg or "dbname=postgres", "asymm_bench_drift_soak") as dsn,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
         conn.execute("SET client_min_messages = warning")
-        conn.execute("CREATE EXTENSION asymm CASCADE")
         for seed in range(first, first + count):
             try:
                 trip = generated_round_trip(dsn, conn, "soak", RandomChooser(seed), length)
@@ -68,8 +62,6 @@ def soak(dsn_arg: str, count: int, length: int, first: int) -> None:
                 failures[headline] += 1
                 examples.setdefault(headline, (seed, str(exc)))
     elapsed = time.perf_counter() - start
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     print(f"{'sequences':<40} {count:>8}")
     print(f"{'mutations per sequence asked / ran':<40} {length:>8} / {mutations / max(count, 1):.1f}")
     print(f"{'failures':<40} {sum(failures.values()):>8}")

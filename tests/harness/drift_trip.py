@@ -9,9 +9,10 @@ statements, or None when nothing fits; PostgreSQL refusing a mutation skips it.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -19,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 import asymm.drift as drift
+from asymm.db import with_dbname
 from asymm.drift.api import PlanStep, lock_timeout, render_sql
 from asymm.drift.scratch import _pg_tool, tool_env
 
@@ -73,6 +75,25 @@ def apply_with_psql(dsn: str, conn: Conn, steps: list[PlanStep]) -> None:
     )
     if run.returncode != 0:
         raise RoundTripFailed("apply", f"{run.stderr.strip()}\n{script}")
+
+
+@contextlib.contextmanager
+def drift_database(admin_dsn: str, name: str) -> Iterator[str]:
+    """A database of its own with asymm installed (and the generator's role), dropped afterwards."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(ROLE)))
+    target = with_dbname(admin_dsn, name)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("CREATE EXTENSION asymm CASCADE")
+    try:
+        yield target
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def fresh_schemas(conn: Conn, schemas: list[str]) -> None:

@@ -18,10 +18,8 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
-from asymm.db import with_dbname
-from tests.harness.drift_trip import MUTATIONS, ROLE, generated_round_trip
+from tests.harness.drift_trip import MUTATIONS, drift_database, generated_round_trip
 
 T = TypeVar("T")
 
@@ -38,20 +36,8 @@ class DrawChooser:
 
 @pytest.fixture(scope="module")
 def dsn(admin_dsn: str) -> Iterator[str]:
-    name = f"asymm_drift_gen_{os.getpid()}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone():
-            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(ROLE)))
-    target = with_dbname(admin_dsn, name)
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute("SET client_min_messages = warning")
-        conn.execute("CREATE EXTENSION asymm CASCADE")
-    try:
+    with drift_database(admin_dsn, f"asymm_drift_gen_{os.getpid()}") as target:
         yield target
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_the_generator_has_forty_kinds_of_mutation() -> None:

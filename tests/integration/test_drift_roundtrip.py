@@ -13,11 +13,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from asymm import drift
-from asymm.db import with_dbname
-from tests.harness.drift_trip import RoundTrip, check_plan, forget, fresh_schemas
+from tests.harness.drift_trip import RoundTrip, check_plan, drift_database, forget, fresh_schemas
 
 SETUP = """
 CREATE TABLE {s}.t (id int PRIMARY KEY, a int NOT NULL, b text DEFAULT 'x', c int CONSTRAINT t_c_positive CHECK (c > 0),
@@ -29,18 +27,8 @@ CREATE TABLE {s}.u (id int PRIMARY KEY, t_id int REFERENCES {s}.t (id));
 
 @pytest.fixture(scope="module")
 def dsn(admin_dsn: str) -> Iterator[str]:
-    name = f"asymm_drift_rt_{os.getpid()}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    target = with_dbname(admin_dsn, name)
-    with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute("SET client_min_messages = warning")
-        conn.execute("CREATE EXTENSION asymm CASCADE")
-    try:
+    with drift_database(admin_dsn, f"asymm_drift_rt_{os.getpid()}") as target:
         yield target
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def round_trip(dsn: str, name: str, change: str, setup: str = SETUP, schemas: list[str] | None = None) -> RoundTrip:
