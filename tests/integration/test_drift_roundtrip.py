@@ -13,9 +13,18 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from asymm import drift
-from tests.harness.drift_trip import RoundTrip, check_plan, drift_database, forget, fresh_schemas
+from tests.harness.drift_trip import (
+    RoundTrip,
+    RoundTripFailed,
+    apply_with_psql,
+    check_plan,
+    drift_database,
+    forget,
+    fresh_schemas,
+)
 
 SETUP = """
 CREATE TABLE {s}.t (id int PRIMARY KEY, a int NOT NULL, b text DEFAULT 'x', c int CONSTRAINT t_c_positive CHECK (c > 0),
@@ -353,3 +362,32 @@ def test_a_partition_rebound_under_a_renamed_parent_comes_back(dsn: str) -> None
         "ALTER TABLE {s}.p RENAME TO p_renamed",
         PARTITIONED,
     )
+
+
+def test_a_changed_constraint_is_replaced_without_a_moment_with_less(dsn: str) -> None:
+    """The new definition is added and validated first, under a temporary name: if the rows
+    violate it, the plan stops with the current constraint still in place."""
+    change = (
+        "ALTER TABLE {s}.t DROP CONSTRAINT t_c_positive;\nALTER TABLE {s}.t ADD CONSTRAINT t_c_positive CHECK (c > -5)"
+    )
+    texts = round_trip(dsn, "check_changed", change).statements
+    added = next(i for i, st in enumerate(texts) if "ADD CONSTRAINT t_c_positive_asymm_new" in st)
+    dropped = next(i for i, st in enumerate(texts) if "DROP CONSTRAINT t_c_positive" in st)
+    assert added < dropped, texts
+    with psycopg.connect(dsn, autocommit=True) as conn:  # rows that violate the baseline's CHECK
+        s = "rt_check_violated"
+        fresh_schemas(conn, [s])
+        conn.execute(SETUP.format(s=s).encode())
+        drift.capture_baseline(conn, "check_violated", [s])
+        conn.execute(change.format(s=s).split(";\n")[0].encode())
+        conn.execute(change.format(s=s).split(";\n")[1].encode())
+        conn.execute(sql.SQL("INSERT INTO {}.t (id, a, c) VALUES (1, 1, -1)").format(sql.Identifier(s)))
+        steps = drift.plan(conn, "check_violated")
+        with pytest.raises(RoundTripFailed):
+            apply_with_psql(dsn, conn, steps)
+        left = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
+            (f"{s}.t",),
+        ).fetchall()
+        assert ("CHECK ((c > '-5'::integer))",) in left, left  # what the table had stays
+        forget(conn, "check_violated", [s])

@@ -518,6 +518,22 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             )
         ]
 
+    def replace_constraint(o: Any, c: Any) -> Any:
+        """A CHECK or foreign key with another definition: the baseline's is added NOT VALID and
+        validated under a temporary name first, then the current one dropped and the new one
+        renamed, so that a failing step (rows that violate it) leaves the table with what it had."""
+        p = o["props"]
+        if p["type"] not in ("c", "f") or p.get("_partitioned"):
+            return [stmt(13, f"ALTER TABLE {c['props']['_table']} DROP CONSTRAINT {c['qname']}"), *create_constraint(o)]
+        table, tmp = p["_table"], qi(o["name"][:50] + "_asymm_new")  # the table has its name back by then
+        built = create_constraint(dict(o, qname=tmp))
+        phase = built[-1]["phase"]
+        return [
+            *built,
+            stmt(phase, f"ALTER TABLE {table} DROP CONSTRAINT {c['qname']}"),
+            stmt(phase, f"ALTER TABLE {table} RENAME CONSTRAINT {tmp} TO {o['qname']}"),
+        ]
+
     def create_index(i: Any, fresh_table: Any = False) -> Any:
         p = i["props"]
         if p.get("_partitioned"):
@@ -1276,7 +1292,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 elif prop == "validated":
                     severity = "cosmetic"
                 else:
-                    plan = [stmt(13, f"ALTER TABLE {cp['_table']} DROP CONSTRAINT {c['qname']}"), *create_constraint(o)]
+                    plan = replace_constraint(o, c)
                     _recreated.add(o["key"])
             elif kind == "index":
                 if prop == "valid" and old and not new:
