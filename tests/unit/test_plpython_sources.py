@@ -305,6 +305,13 @@ def test_drift_compare_is_the_released_comparison(change: str, same_db: bool) ->
         dict(i, plan=[{k: v for k, v in st.items() if k != "seq"} for st in i["plan"]])
         for i in json.loads(expected or "[]")
     ]
+    if change == "changed check":
+        # issue 19: the baseline's CHECK is added and validated under a temporary name before the
+        # current one is dropped (0.2.0 dropped it first)
+        (item,) = without_seq
+        sql = [st["sql"] for st in item["plan"]]
+        assert "t_v_check_asymm_new" in sql[0] and "DROP CONSTRAINT t_v_check" in sql[-2], sql
+        return
     assert json.loads(released or "[]") == without_seq
     items = json.loads(expected or "null")
     assert (items == []) == (change == "none")
