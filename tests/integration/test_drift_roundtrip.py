@@ -391,3 +391,23 @@ def test_a_changed_constraint_is_replaced_without_a_moment_with_less(dsn: str) -
         ).fetchall()
         assert ("CHECK ((c > '-5'::integer))",) in left, left  # what the table had stays
         forget(conn, "check_violated", [s])
+
+
+GENERATED = SETUP + "ALTER TABLE {s}.t ADD COLUMN g bigint GENERATED ALWAYS AS (c * 2) STORED;"
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        # shrunk from the soak: the generated column comes back after its source's type
+        ("generated_dropped_retyped", "ALTER TABLE {s}.t DROP COLUMN g;\nALTER TABLE {s}.t ALTER COLUMN c TYPE bigint"),
+        # ... and one that exists again is dropped and added back around the type change
+        (
+            "generated_readded_retyped",
+            "ALTER TABLE {s}.t DROP COLUMN g;\nALTER TABLE {s}.t ALTER COLUMN c TYPE bigint;\n"
+            "ALTER TABLE {s}.t ADD COLUMN g bigint GENERATED ALWAYS AS (c * 2) STORED",
+        ),
+    ],
+)
+def test_a_generated_column_and_the_type_of_its_source_come_back(dsn: str, name: str, change: str) -> None:
+    round_trip(dsn, name, change, GENERATED)

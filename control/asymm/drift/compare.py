@@ -422,6 +422,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return False
         return not (row["same"] and from_type == to_type)
 
+    def generated_from(col: Any) -> Any:
+        """Generated columns of the baseline table computed from ``col`` that exist now: PostgreSQL
+        refuses to retype a column one of them uses, so they are dropped and added back around it
+        (stored values, computed again)."""
+        pattern = re.compile(r'(?<![\w".])' + re.escape(col["qname"]) + r'(?![\w"])')
+        return [
+            g
+            for g in children(col["parent"], "column")
+            if g["key"] != col["key"] and key(g) in pair and pattern.search(g["props"].get("generated") or "")
+        ]
+
     def set_default(table: Any, col: Any) -> Any:
         """ALTER COLUMN ... SET DEFAULT stores the expression and evaluates nothing."""
         return stmt(52, f"ALTER TABLE {table} ALTER COLUMN {col['qname']} SET DEFAULT {col['props']['default']}")
@@ -444,11 +455,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         if p.get("generated") or p.get("identity") or (not split and volatile(p.get("default"))):
             hazards[1:1] = ["table rewrite", "long exclusive lock"]  # a value computed for every row
         phase = 52 if (code and not split) or evaluates else 40
+        if p.get("generated") and phase == 40:
+            phase = 46  # computed from other columns: after the plan has given them their types back
         plan = [
             stmt(phase, f"ALTER TABLE {table} ADD COLUMN {column_sql(plain, with_default=not split)}", hazards=hazards)
         ]
-        if p.get("generated"):
-            plan[0]["seq"] = 1  # after the plain columns of its phase: it is computed from them
         if split:
             plan.append(set_default(table, col))
         if p.get("notnull") and not p.get("identity"):
@@ -1203,8 +1214,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     hazards = ["table rewrite", "long exclusive lock"] if rewrite else ["long exclusive lock"]
                     # The cast may be another role's (cast function, domain checks), and the rewrite
                     # re-validates the table's CHECKs on the column.
+                    computed = generated_from(o)
                     plan = [
                         *view_drops,
+                        *[stmt(41, f"ALTER TABLE {t} DROP COLUMN {g['qname']}") for g in computed],
                         stmt(
                             41,
                             f"ALTER TABLE {t} ALTER COLUMN {col} TYPE {old} USING {col}::{old}",
@@ -1214,6 +1227,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                                 *runs_code(type_code(old), expr_code(f"{col}::{old}"), table_check_code(t)),
                             ],
                         ),
+                        *[
+                            stmt(41, f"ALTER TABLE {t} ADD COLUMN {column_sql(g)}", hazards=("table rewrite",))
+                            for g in computed
+                        ],
                         *view_creates,
                     ]
                 elif prop == "default":
