@@ -114,7 +114,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         for i, tok in enumerate(tokens):
             before = next((t for t in reversed(tokens[:i]) if not t.isspace()), "")
             after = next((t for t in tokens[i + 1 :] if not t.isspace()), "")
-            name = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+            name = unquote(tok)
             if (tok[0].isalpha() or tok[0] in '_"') and name in mapping and before not in (".", ":") and after != "(":
                 out.append(qi(mapping[name]))
             else:
@@ -771,6 +771,16 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     todo.append(v["qname"])
         return out
 
+    relation_names = {}  # current bare name of a renamed table or view -> its baseline name
+    for k, b in bmap.items():
+        cur = pair.get(k)
+        if cur is not None and b["kind"] in ("table", "view") and b["name"] != cur["name"]:
+            relation_names[cur["name"]] = b["name"]
+    tables_by_name: dict[Any, Any] = {}  # baseline bare name -> the tables of that name
+    for b in B:
+        if b["kind"] == "table":
+            tables_by_name.setdefault(b["name"], []).append(b["key"])
+
     def same_view_query(o: Any, c: Any) -> Any:
         """Whether a view's current query is the baseline's once the plan's renames are undone: a
         renamed table prints through its qualified name, its alias (the table's name) and its
@@ -778,27 +788,17 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         old, new = o["props"].get("def"), translate(c["props"].get("def"))
         if old == new or not isinstance(new, str):
             return old == new
-        relation_names = {}  # current bare name -> baseline bare name
-        for k, b in bmap.items():
-            cur = pair.get(k)
-            if cur is not None and b["kind"] in ("table", "view") and b["name"] != cur["name"]:
-                relation_names[cur["name"]] = b["name"]
-        tables_by_name: dict[Any, Any] = {}
-        for b in B:
-            if b["kind"] == "table":
-                tables_by_name.setdefault(b["name"], []).append(b["key"])
         tokens = _TOKEN.findall(new)
         out: list[Any] = []
         for i, tok in enumerate(tokens):
-            name = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+            name = unquote(tok)
             is_ident = tok[0].isalpha() or tok[0] in '_"'
             nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
             prev = tokens[i - 1] if i else ""
             if is_ident and nxt == "." and prev != "." and name in relation_names:
                 out.append(qi(relation_names[name]))  # an alias that is a renamed relation's name
             elif is_ident and prev == "." and i >= 2:
-                qualifier = tokens[i - 2]
-                qualifier = qualifier[1:-1].replace('""', '"') if qualifier.startswith('"') else qualifier
+                qualifier = unquote(tokens[i - 2])
                 qualifier = relation_names.get(qualifier, qualifier)
                 keys = tables_by_name.get(qualifier, [])
                 mapping = column_renames.get(keys[0], {}) if len(keys) == 1 else {}
