@@ -65,19 +65,15 @@ def _unquoted(key: str) -> str:
 
 def needs_sample(cand: Candidate, table: Table) -> bool:
     """Whether the key combinations are worth counting: a btree on several plain columns that
-    may deduplicate, where the independent product says the keys repeat or a key has NULLs."""
+    may deduplicate.  Always then, not only where the independent product of n_distinct says the
+    keys repeat: correlated columns (both functions of one value) repeat far more than the product
+    says, which the hypothesis generator found (1,000 combinations where the product said 50,000)."""
     if cand.method != "btree" or cand.include or len(cand.keys) < 2 or table.reltuples < 1:
         return False
     columns = [_column(table, k) for k in cand.keys]
     # GROUP BY runs the types' equality and hash functions: only pg_catalog's, never a type some
     # role defined (its code would run with the advisor's rights)
-    if any(c is None or c.n_distinct is None or not c.dedup or not c.builtin for c in columns):
-        return False
-    # NULLs group together in a btree but n_distinct does not count them: a key with NULLs
-    # repeats more than the product says, whatever the product
-    return (
-        any(c is not None and c.null_frac > 0 for c in columns) or _product(columns, table.reltuples) < table.reltuples
-    )
+    return not any(c is None or c.n_distinct is None or not c.dedup or not c.builtin for c in columns)
 
 
 def _product(columns: list[Column | None], rows: float) -> float:
