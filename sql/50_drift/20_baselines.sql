@@ -165,7 +165,60 @@ items AS (
                    'using', pg_get_expr(y.polqual, y.polrelid), 'check', pg_get_expr(y.polwithcheck, y.polrelid),
                    '_table', c.qname))
       FROM pg_policy y JOIN rel c ON c.oid = y.polrelid
+    UNION ALL
+    SELECT jsonb_build_object('kind', 'type', 'key', 'typ:' || t.oid, 'oid', t.oid,
+               'parent', 'nsp:' || t.typnamespace, 'name', t.typname, 'schema', n.nspname,
+               'identity', format('%I.%I', n.nspname, t.typname), 'qname', format('%I.%I', n.nspname, t.typname),
+               'props', jsonb_build_object(
+                   'typtype', t.typtype, 'owner', pg_get_userbyid(t.typowner),
+                   'acl', asymm._drift_acl(coalesce(t.typacl, acldefault('T', t.typowner))),
+                   'labels', CASE WHEN t.typtype = 'e' THEN
+                       (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+                         WHERE e.enumtypid = t.oid) END,
+                   'base', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+                   'notnull', CASE WHEN t.typtype = 'd' THEN t.typnotnull END,
+                   'default', CASE WHEN t.typtype = 'd' THEN t.typdefault END,
+                   'checks', CASE WHEN t.typtype = 'd' THEN
+                       (SELECT coalesce(jsonb_object_agg(k.conname, pg_get_constraintdef(k.oid)), '{}')
+                          FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c') END,
+                   'attributes', CASE WHEN t.typtype = 'c' THEN
+                       (SELECT jsonb_agg(jsonb_build_array(a.attname, format_type(a.atttypid, a.atttypmod))
+                                         ORDER BY a.attnum)
+                          FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
+                           AND NOT a.attisdropped) END))
+      FROM pg_type t JOIN nsp n ON n.oid = t.typnamespace
+     WHERE (t.typtype IN ('e', 'd')
+            OR (t.typtype = 'c' AND (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c'))
+       AND NOT EXISTS (SELECT 1 FROM member m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid)
+    UNION ALL
+    SELECT jsonb_build_object('kind', 'extension', 'key', 'ext:' || e.oid, 'oid', e.oid,
+               'parent', 'nsp:' || e.extnamespace, 'name', e.extname, 'schema', n.nspname,
+               'identity', quote_ident(e.extname), 'qname', quote_ident(e.extname),
+               'props', jsonb_build_object('version', e.extversion, 'schema', n.nspname))
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE n.oid IN (SELECT oid FROM nsp) OR (schemas IS NULL AND n.nspname NOT IN ('asymm', 'pg_catalog'))
+    UNION ALL
+    -- Default privileges of one role: in a tracked schema, or everywhere (tracked when every schema
+    -- is).  Without a schema, a row replaces the built-in defaults ("_default"), which it equals
+    -- again when it disappears.
+    SELECT jsonb_build_object('kind', 'default_acl', 'key', 'defacl:' || d.oid, 'oid', d.oid,
+               'parent', CASE WHEN d.defaclnamespace <> 0 THEN 'nsp:' || d.defaclnamespace END,
+               'name', pg_get_userbyid(d.defaclrole) || ' ' || d.defaclobjtype::text, 'schema', n.nspname,
+               'identity', 'FOR ROLE ' || quote_ident(pg_get_userbyid(d.defaclrole))
+                           || coalesce(' IN SCHEMA ' || quote_ident(n.nspname), '') || ' ON ' ||
+                           CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES'
+                                WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END,
+               'qname', NULL,
+               'props', jsonb_build_object(
+                   'acl', asymm._drift_acl(d.defaclacl),
+                   '_role', quote_ident(pg_get_userbyid(d.defaclrole)), '_objtype', d.defaclobjtype::text,
+                   '_default', CASE WHEN d.defaclnamespace = 0
+                                    THEN asymm._drift_acl(acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's'
+                                                                     ELSE d.defaclobjtype END, d.defaclrole))
+                                    ELSE '[]'::jsonb END))
+      FROM pg_default_acl d LEFT JOIN nsp n ON n.oid = d.defaclnamespace
+     WHERE n.oid IS NOT NULL OR (d.defaclnamespace = 0 AND schemas IS NULL)
 )
 SELECT coalesce(jsonb_agg(item ORDER BY item ->> 'kind', item ->> 'identity'), '[]'::jsonb) FROM items
 $$;
-COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, schemas) as one jsonb array';
+COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, types, extensions, default privileges, schemas) as one jsonb array';

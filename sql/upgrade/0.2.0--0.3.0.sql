@@ -66,4 +66,4 @@ $upgrade$;
 
 -- Snapshots record row-level security and policies (issue 19).
 -- asymm: replace asymm._drift_snapshot
-COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, schemas) as one jsonb array';
+COMMENT ON FUNCTION asymm._drift_snapshot(text[], oid[]) IS 'The schema objects drift tracks (tables, columns, constraints, indexes, views, sequences, functions, triggers, policies, types, extensions, default privileges, schemas) as one jsonb array';

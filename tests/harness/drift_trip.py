@@ -146,8 +146,11 @@ CREATE TABLE {s}.p_2026_01 PARTITION OF {s}.p FOR VALUES FROM ('2026-01-01') TO 
 CREATE TABLE {s}.p_2026_02 PARTITION OF {s}.p FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
 CREATE INDEX p_at ON {s}.p (at);
 CREATE TYPE {s}.mood AS ENUM ('sad', 'ok');
+CREATE DOMAIN {s}.posint AS int CONSTRAINT posint_positive CHECK (VALUE > 0);
+CREATE TYPE {s}.pair AS (l int, r text);
 CREATE TABLE {s}.c (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, m {s}.mood, w int,
-                    g int GENERATED ALWAYS AS (w * 2) STORED);
+                    g int GENERATED ALWAYS AS (w * 2) STORED, q {s}.posint, pr {s}.pair);
+ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT USAGE ON TYPES TO PUBLIC;
 CREATE FUNCTION {s}.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 CREATE TRIGGER b_touch BEFORE UPDATE ON {s}.b FOR EACH ROW EXECUTE FUNCTION {s}.touch();
 ALTER TABLE {s}.b ENABLE ROW LEVEL SECURITY;
@@ -223,6 +226,21 @@ class Catalog:
                 " AND k.contype = ANY (%s) AND k.conparentid = 0 ORDER BY 1, 2",
                 self.schemas,
                 list(types),
+            )
+        ]
+
+    def types(self, typtypes: str = "edc") -> list[str]:
+        """Enums, domains and free-standing composite types."""
+        return [
+            r[0]
+            for r in q(
+                self.conn,
+                "SELECT format('%%I.%%I', n.nspname, t.typname) FROM pg_type t"
+                " JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_class c ON c.oid = t.typrelid"
+                " WHERE n.nspname = ANY (%s) AND t.typtype = ANY (%s) AND coalesce(c.relkind, 'c') = 'c'"
+                " ORDER BY 1",
+                self.schemas,
+                list(typtypes),
             )
         ]
 
@@ -528,6 +546,77 @@ def m_enum_value(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
         cat.schemas,
     )
     return [f"ALTER TYPE {types[0][0]} ADD VALUE IF NOT EXISTS '{pick.choice(['happy', 'meh'])}'"] if types else None
+
+
+def m_enum_rename_value(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    types = cat.types("e")
+    return [f"ALTER TYPE {types[0]} RENAME VALUE 'ok' TO '{pick.choice(['fine', 'sad'])}'"] if types else None
+
+
+def m_rename_type(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    types = cat.types()
+    return [f"ALTER TYPE {pick.choice(types)} RENAME TO {_name(cat, pick)}"] if types else None
+
+
+def m_move_type(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    types = cat.types()
+    return [f"ALTER TYPE {pick.choice(types)} SET SCHEMA {other}"] if types else None
+
+
+def m_drop_or_create_type(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    types = cat.types()
+    if types and pick.choice([True, False]):
+        return [f"DROP TYPE {pick.choice(types)} CASCADE"]
+    return [f"CREATE TYPE {pick.choice(cat.schemas)}.{_name(cat, pick)} AS ENUM ('x', 'y')"]
+
+
+def m_domain(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    domains = cat.types("d")
+    if not domains:
+        return None
+    change = pick.choice(
+        [
+            "SET DEFAULT 5",
+            "DROP DEFAULT",
+            "SET NOT NULL",
+            "DROP NOT NULL",
+            "ADD CONSTRAINT small CHECK (VALUE < 1000) NOT VALID",
+            "DROP CONSTRAINT IF EXISTS posint_positive",
+            "RENAME CONSTRAINT posint_positive TO positive",
+        ]
+    )
+    return [f"ALTER DOMAIN {pick.choice(domains)} {change}"]
+
+
+def m_composite(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    types = cat.types("c")
+    if not types:
+        return None
+    change = pick.choice(["ADD ATTRIBUTE z numeric", "DROP ATTRIBUTE IF EXISTS l", "DROP ATTRIBUTE IF EXISTS r"])
+    return [f"ALTER TYPE {pick.choice(types)} {change} CASCADE"]
+
+
+def m_default_privileges(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    what = pick.choice(
+        [
+            f"GRANT SELECT ON TABLES TO {ROLE}",
+            "REVOKE USAGE ON TYPES FROM PUBLIC",
+            f"GRANT EXECUTE ON FUNCTIONS TO {ROLE}",
+        ]
+    )
+    return [f"ALTER DEFAULT PRIVILEGES IN SCHEMA {pick.choice(cat.schemas)} {what}"]
+
+
+def m_extension(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
+    mine = q(
+        cat.conn,
+        "SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE n.nspname = ANY (%s) ORDER BY 1",
+        cat.schemas,
+    )
+    if mine and pick.choice([True, False]):
+        return [f"DROP EXTENSION {pick.choice(mine)[0]} CASCADE"]
+    return [f"CREATE EXTENSION IF NOT EXISTS {pick.choice(['citext', 'seg'])} WITH SCHEMA {pick.choice(cat.schemas)}"]
 
 
 def m_rename_trigger(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:

@@ -66,14 +66,14 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     renames = []
     for k, o in bmap.items():
         c = pair.get(k)
-        if c is None or o["kind"] not in ("schema", "table", "view", "sequence", "function"):
+        if c is None or o["kind"] not in ("schema", "table", "view", "sequence", "function", "type"):
             continue
         if o["kind"] == "schema" and o["name"] != c["name"]:
             renames.append((c["qname"] + ".", o["qname"] + "."))
-        elif o["kind"] in ("table", "view", "sequence") and o["qname"] != c["qname"]:
+        elif o["kind"] in ("table", "view", "sequence", "type") and o["qname"] != c["qname"]:
             renames.append((c["qname"], o["qname"]))
     renames.sort(key=lambda r: -len(r[0]))
-    TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source", "using", "check")
+    TRANSLATED = ("def", "default", "generated", "partition_of", "owned_by", "source", "using", "check", "type", "base")
 
     rename_to = dict(renames)
     rename_pattern = re.compile(r'(?<![\w".])(' + "|".join(re.escape(r[0]) for r in renames) + ")") if renames else None
@@ -145,6 +145,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         "index": "INDEX",
         "function": "FUNCTION",
         "schema": "SCHEMA",
+        "type": "TYPE",
+        "extension": "EXTENSION",
     }
 
     def kw(o: Any) -> Any:
@@ -152,6 +154,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return "MATERIALIZED VIEW"
         if o["kind"] == "function" and o["props"].get("prokind") == "p":
             return "PROCEDURE"
+        if o["kind"] == "type" and o["props"].get("typtype") == "d":
+            return "DOMAIN"
         return REL_KW[o["kind"]]
 
     def parent_base(o: Any) -> Any:
@@ -614,10 +618,172 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             )
         return out
 
+    # ---- types, extensions, default privileges ----------------------------------------------------
+    TYPE_ORDER = {"e": 0, "d": 1, "c": 2}  # created in this order (a domain over an enum, ...), dropped in reverse
+    DEFACL_ON = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
+
+    def create_type(o: Any) -> Any:
+        p, q = o["props"], o["qname"]
+        later = []
+        if p["typtype"] == "e":
+            sql = f"CREATE TYPE {q} AS ENUM (" + ", ".join(ql(x) for x in p["labels"] or []) + ")"
+        elif p["typtype"] == "c":
+            sql = f"CREATE TYPE {q} AS (" + ", ".join(f"{qi(n)} {t}" for n, t in p["attributes"] or []) + ")"
+        else:
+            sql = f"CREATE DOMAIN {q} AS {p['base']}"
+            if p.get("default") is not None:
+                sql += f" DEFAULT {p['default']}"
+            if p.get("notnull"):
+                sql += " NOT NULL"
+            for name, definition in sorted((p.get("checks") or {}).items()):
+                if definition.endswith(" NOT VALID"):  # CREATE DOMAIN takes no NOT VALID
+                    later.append(dict(stmt(31, f"ALTER DOMAIN {q} ADD CONSTRAINT {qi(name)} {definition}"), seq=5))
+                else:
+                    sql += f" CONSTRAINT {qi(name)} {definition}"
+        return [dict(stmt(31, sql), seq=1 + TYPE_ORDER[p["typtype"]]), *later]
+
+    def columns_of_type(type_q: Any) -> Any:
+        """Baseline columns of a type or of its array (not the partitions': their parent's ALTER reaches them)."""
+        return [
+            x
+            for x in B
+            if x["kind"] == "column"
+            and x["props"].get("type") in (type_q, type_q + "[]")
+            and not x["props"].get("_inherited")
+            and not x["props"].get("generated")
+        ]
+
+    _types_rebuilt: set[Any] = set()
+
+    def recreate_type(o: Any) -> Any:
+        """A type PostgreSQL cannot alter back (an enum value removed, a domain's base type): the
+        baseline's definition is built beside the current one, its columns moved over through text,
+        and the current type dropped last."""
+        sch, name = qi(o["schema"]), o["name"]
+        old_q = f"{sch}.{qi(name[:40] + '_asymm_old')}"
+        plan = [dict(stmt(40, f"ALTER TYPE {o['qname']} RENAME TO {qi(name[:40] + '_asymm_old')}"), seq=0)]
+        plan += [dict(s2, phase=40, seq=1) for s2 in create_type(o)]
+        for col in columns_of_type(o["qname"]):
+            t, cq, array = base_by_key[col["parent"]]["qname"], col["qname"], col["props"]["type"].endswith("[]")
+            drops, creates = recreate_views(col["key"], [])
+            plan += drops
+            if col["props"].get("default") is not None:
+                plan.append(dict(stmt(40, f"ALTER TABLE {t} ALTER COLUMN {cq} DROP DEFAULT"), seq=2))
+                plan.append(set_default(t, col))
+            via = "text[]" if array else "text"
+            plan.append(
+                dict(
+                    stmt(
+                        40,
+                        f"ALTER TABLE {t} ALTER COLUMN {cq} TYPE {col['props']['type']} USING {cq}::{via}::"
+                        f"{col['props']['type']}",
+                        hazards=(
+                            "table rewrite",
+                            "long exclusive lock",
+                            "fails if rows hold values the baseline lacks",
+                        ),
+                    ),
+                    seq=3,
+                )
+            )
+            plan += creates
+        plan.append(dict(stmt(92, f"DROP TYPE {old_q}"), seq=3 - TYPE_ORDER[o["props"]["typtype"]]))
+        return plan + ownership_after_create(o)
+
+    def enum_plan(o: Any, old: Any, new: Any) -> Any:
+        """Values put back with ADD VALUE where the current ones keep the baseline's order, renamed
+        where only names differ, else the type is re-created."""
+        old, new, q = old or [], new or [], o["qname"]
+        if set(new) <= set(old) and [x for x in old if x in new] == new:
+            plan, present = [], list(new)
+            for i, label in enumerate(old):
+                if label in present:
+                    continue
+                before = [x for x in old[:i] if x in present]
+                where = f" AFTER {ql(before[-1])}" if before else (f" BEFORE {ql(present[0])}" if present else "")
+                present.append(label)
+                # outside a transaction block: a value added in one cannot be used before it commits
+                plan.append(dict(stmt(31, f"ALTER TYPE {q} ADD VALUE {ql(label)}{where}", transactional=False), seq=4))
+            return plan
+        if len(old) == len(new) and not (set(old) - set(new)) & set(new):
+            return [
+                dict(stmt(31, f"ALTER TYPE {q} RENAME VALUE {ql(n)} TO {ql(b)}"), seq=4)
+                for b, n in zip(old, new, strict=True)
+                if b != n
+            ]
+        return recreate_type(o)
+
+    def attributes_plan(o: Any, old: Any, new: Any) -> Any:
+        """A composite type's attributes from the first one that differs: dropped and re-added in the
+        baseline's order (ALTER ATTRIBUTE ... TYPE is refused while a column uses the type)."""
+        old, new = old or [], [[n, translate(t)] for n, t in new or []]
+        same = 0
+        while same < min(len(old), len(new)) and old[same] == new[same]:
+            same += 1
+        q = o["qname"]
+        plan = [
+            dict(stmt(31, f"ALTER TYPE {q} DROP ATTRIBUTE {qi(n)} CASCADE", hazards=("data loss",)), seq=4)
+            for n, _ in new[same:]
+        ]
+        return plan + [
+            dict(stmt(31, f"ALTER TYPE {q} ADD ATTRIBUTE {qi(n)} {t} CASCADE"), seq=4) for n, t in old[same:]
+        ]
+
+    def domain_plan(o: Any, prop: Any, old: Any, new: Any) -> Any:
+        q = o["qname"]
+        if prop == "notnull":
+            return [stmt(43, f"ALTER DOMAIN {q} {'SET' if old else 'DROP'} NOT NULL")]
+        if prop == "default":
+            return [
+                stmt(52, f"ALTER DOMAIN {q} SET DEFAULT {old}" if old is not None else f"ALTER DOMAIN {q} DROP DEFAULT")
+            ]
+        old, new = old or {}, new or {}
+        plan = [stmt(13, f"ALTER DOMAIN {q} DROP CONSTRAINT {qi(n)}") for n in sorted(new) if old.get(n) != new[n]]
+        return plan + [
+            stmt(60, f"ALTER DOMAIN {q} ADD CONSTRAINT {qi(n)} {d}", hazards=("scans every column of the domain",))
+            for n, d in sorted(old.items())
+            if new.get(n) != d
+        ]
+
+    def default_acl_plan(o: Any, frm: Any, to: Any) -> Any:
+        """ALTER DEFAULT PRIVILEGES from entries ``frm`` to entries ``to``."""
+        p = o["props"]
+        head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {p['_role']}" + (
+            f" IN SCHEMA {qi(o['schema'])}" if o.get("parent") else ""
+        )
+        on = DEFACL_ON[p["_objtype"]]
+        out = []
+        for entry in sorted(set(frm) - set(to)):
+            grantee, priv = entry.split(":")[:2]
+            out.append(stmt(81, f"{head} REVOKE {priv} ON {on} FROM {grantee}", hazards=("privilege change",)))
+        for entry in sorted(set(to) - set(frm)):
+            parts = entry.split(":")
+            grant = f"{head} GRANT {parts[1]} ON {on} TO {parts[0]}" + (" WITH GRANT OPTION" if len(parts) > 2 else "")
+            out.append(stmt(81, grant, hazards=("privilege change",)))
+        return out
+
+    def extension_plan(o: Any, c: Any, prop: Any, old: Any, new: Any) -> Any:
+        q = o["qname"]
+        if prop == "schema":
+            return [stmt(21, f"ALTER EXTENSION {q} SET SCHEMA {qi(old)}", hazards=("breaks dependents",))]
+        hazards = ["extension upgrade", "runs the extension's update scripts"]
+        if same_db:
+            paths = plpy.execute(
+                plpy.prepare(
+                    "SELECT count(*) AS n FROM pg_catalog.pg_extension_update_paths($1)"
+                    " WHERE source = $2 AND target = $3 AND path IS NOT NULL",
+                    ["name", "text", "text"],
+                ),
+                [o["name"], new, old],
+            )
+            if not paths[0]["n"]:
+                hazards.append(f"no update path from {new} to {old} is installed: this step fails")
+        return [dict(stmt(30, f"ALTER EXTENSION {q} UPDATE TO {ql(old)}", hazards=hazards), seq=2)]
+
     def children(base_parent_key: Any, kind: Any) -> Any:
         return [o for o in B if o.get("parent") == base_parent_key and o["kind"] == kind]
 
-    ACL_KIND = {"table": "r", "view": "r", "sequence": "s", "function": "f", "schema": "n"}
+    ACL_KIND = {"table": "r", "view": "r", "sequence": "s", "function": "f", "schema": "n", "type": "T"}
 
     def ownership_after_create(o: Any) -> Any:
         """A re-created object starts with the creator as owner and default privileges: put back
@@ -717,6 +883,22 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return [stmt(50, o["props"]["_ddl"])]
         if o["kind"] == "schema":
             return [stmt(30, f"CREATE SCHEMA {o['qname']}")]
+        if o["kind"] == "type":
+            return create_type(o)
+        if o["kind"] == "extension":
+            return [
+                dict(
+                    stmt(
+                        30,
+                        f"CREATE EXTENSION IF NOT EXISTS {o['qname']} WITH SCHEMA {qi(p['schema'])}"
+                        f" VERSION {ql(p['version'])}",
+                        hazards=("runs the extension's install script",),
+                    ),
+                    seq=1,
+                )
+            ]
+        if o["kind"] == "default_acl":
+            return default_acl_plan(o, p["_default"], p["acl"])
         raise ValueError(o["kind"])
 
     def drop_relation(o: Any, for_added: Any = True) -> Any:
@@ -733,6 +915,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             return [stmt(15, f"DROP {kw(o)} {o['qname']}")]
         if o["kind"] == "schema":
             return [stmt(93, f"DROP SCHEMA {o['qname']}")]
+        if o["kind"] == "type":  # after the columns (90) and tables (91) that use it
+            return [dict(stmt(92, f"DROP {kw(o)} {o['qname']}"), seq=3 - TYPE_ORDER[p["typtype"]])]
+        if o["kind"] == "extension":
+            return [dict(stmt(92, f"DROP EXTENSION {o['qname']}", hazards=("drops the extension's objects",)), seq=9)]
+        if o["kind"] == "default_acl":
+            return default_acl_plan(o, p["acl"], p["_default"])
         if o["kind"] == "index":
             if p.get("_partitioned"):
                 return [stmt(14, f"DROP INDEX {o['qname']}")]
@@ -884,7 +1072,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 return sb["name"] if sb else sc["name"]
         return x["schema"]
 
-    REL_SCOPE_KINDS = ("table", "view", "sequence", "index")
+    REL_SCOPE_KINDS = ("table", "view", "sequence", "index", "type")  # a relation's row type has its name
 
     def scope_of(x: Any, current: Any) -> Any:
         """The namespace of a name: a schema's relations, a table's columns, constraints or triggers."""
@@ -1084,7 +1272,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 add("added", None, o, None, None, p, "functional", ["privilege change"], [drop])
         else:
             plan = drop_relation(o)
-            if o["kind"] in ("table", "sequence"):  # dropped last (phase 91-92): out of a rename's way
+            if o["kind"] in ("table", "sequence", "type"):  # dropped last (phase 91-92): out of a rename's way
                 sch = qi(schema_after(o))
                 _droppable[(scope_of(o, True), o["name"])] = (
                     plan[0],
@@ -1102,7 +1290,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         bp, cp = o["props"], c["props"]
         kind = o["kind"]
         # moved: a relation or function whose schema is not the partner of the baseline schema
-        if kind in ("table", "view", "sequence", "function"):
+        if kind in ("table", "view", "sequence", "function", "type"):
             sb = pair.get(("schema", o["parent"]))
             moved = (sb["key"] != c["parent"]) if sb else (o["schema"] != c["schema"])
             cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + c["qname"].split(".", 1)[1]
@@ -1353,6 +1541,30 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     _recreated.add(o["key"])
             elif kind == "table" and prop in ("row_security", "force_row_security"):
                 plan, hazards = [row_security(o["qname"], prop, old)], ["privilege change"]
+            elif kind == "type" and prop not in ("owner", "acl"):
+                # (not in _recreated: the current type is renamed aside from its baseline name, so
+                # its renames and moves back stay in the plan)
+                hazards = ["breaks dependents"] if prop != "default" else []
+                if bp.get("typtype") != cp.get("typtype"):
+                    plan = recreate_type(o) if prop == "typtype" else []
+                elif prop == "base":
+                    plan = recreate_type(o)
+                    _types_rebuilt.add(o["key"])
+                elif o["key"] in _types_rebuilt:
+                    plan = []  # re-created from its baseline definition by another property
+                elif prop == "labels":
+                    plan = enum_plan(o, old, new)
+                elif prop == "attributes":
+                    if old != [[n, translate(t)] for n, t in new or []]:
+                        plan = attributes_plan(o, old, new)
+                    else:
+                        continue
+                else:
+                    plan = domain_plan(o, prop, old, new)
+            elif kind == "extension":
+                plan, hazards = extension_plan(o, c, prop, old, new), ["breaks dependents"]
+            elif kind == "default_acl":
+                plan, hazards = default_acl_plan(o, new, old), ["privilege change"]
             elif prop == "owner":
                 plan = [stmt(80, f"ALTER {kw(o)} {o['qname']} OWNER TO {qi(old)}")]
                 hazards = ["privilege change"]
