@@ -63,7 +63,12 @@ SELECT b.name, i ->> 'kind', i ->> 'object_type', i ->> 'identity', i ->> 'basel
          WHERE l.id > b.last_ddl_id
            AND (l.objid IN (SELECT (jsonb_array_elements_text(i -> 'match_oids'))::oid)
                 OR l.object_identity IN (SELECT jsonb_array_elements_text(i -> 'match_identities')))
-         ORDER BY l.object_identity IN (i ->> 'identity', i ->> 'baseline_identity') DESC, l.id DESC
+         ORDER BY (l.object_identity IN (i ->> 'identity', i ->> 'baseline_identity')) IS TRUE DESC,
+                  EXISTS (SELECT 1 FROM jsonb_array_elements_text(i -> 'match_names') AS n
+                           WHERE l.statement ~* ('(^|[^[:alnum:]_$])"?'
+                                                 || regexp_replace(n, '([^[:alnum:]_ ])', '\\\1', 'g')
+                                                 || '"?($|[^[:alnum:]_$])')) DESC,
+                  l.id DESC
          LIMIT 1) AS l ON true
  WHERE drift.name IS NULL OR b.name = drift.name
  ORDER BY b.name, CASE i ->> 'kind' WHEN 'removed' THEN 0 WHEN 'renamed' THEN 1 WHEN 'moved' THEN 2

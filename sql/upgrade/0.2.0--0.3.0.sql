@@ -7,6 +7,7 @@
 -- asymm: replace asymm._drift_compare
 -- Renames are planned as a permutation: drift_plan orders a phase's statements by their "seq".
 -- asymm: replace asymm.drift_plan
+-- asymm: replace asymm.drift
 -- asymm: replace asymm._annotation_problem
 -- asymm: replace asymm._plan_cost_class
 

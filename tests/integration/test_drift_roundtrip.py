@@ -132,6 +132,34 @@ def test_a_same_name_index_with_a_new_definition_is_built_before_the_old_one_goe
     assert create < drop, texts
 
 
+@pytest.mark.parametrize("how", ["redefined", "dropped"])
+def test_a_unique_index_over_duplicates_stops_the_plan_before_any_build(dsn: str, how: str) -> None:
+    """The pre-check fails first, with a hint: no INVALID leftover, the current index untouched."""
+    s = f"rt_unique_{how}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, [s])
+        conn.execute((SETUP + "CREATE UNIQUE INDEX t_a_u ON {s}.t (a) WHERE a > 0;").format(s=s).encode())
+        drift.capture_baseline(conn, f"unique_{how}", [s])
+        conn.execute(f"DROP INDEX {s}.t_a_u".encode())
+        if how == "redefined":
+            conn.execute(f"CREATE INDEX t_a_u ON {s}.t (a)".encode())
+        conn.execute(DUPLICATES.format(s=s).encode())
+        steps = drift.plan(conn, f"unique_{how}")
+        check = next(st for st in steps if st.statement.startswith("DO "))
+        assert check.step < min(st.step for st in steps if "CREATE UNIQUE INDEX" in st.statement), steps
+        assert drift.validate_plan(conn, f"unique_{how}", steps).ok  # the scratch copy has no rows
+        with pytest.raises(RoundTripFailed, match="duplicate keys"):
+            apply_with_psql(dsn, conn, steps)
+        indexes = conn.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = %s::regclass ORDER BY 1",
+            (f"{s}.t",),
+        ).fetchall()
+        forget(conn, f"unique_{how}", [s])
+    expected = [("t_a_u", True)] if how == "redefined" else []
+    assert indexes == [*expected, ("t_b", True), ("t_pkey", True)], indexes
+
+
 def test_an_invalid_leftover_of_a_failed_concurrent_build_is_reported_invalid_and_dropped(dsn: str) -> None:
     setup = SETUP + DUPLICATES
     s = "rt_invalid_left"
@@ -471,6 +499,20 @@ def test_enums_domains_and_composite_types_come_back(dsn: str, name: str, change
         assert "ALTER TYPE rt_enum_value_lost.mood ADD VALUE 'ok' AFTER 'sad'" in trip.statements, trip.statements
 
 
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("table_name_taken_by_type", "DROP TABLE {s}.u;\nCREATE TYPE {s}.u AS ENUM ('x')"),
+        ("type_name_taken_by_table", "DROP TYPE {s}.pair CASCADE;\nCREATE TABLE {s}.pair (id int)"),
+        ("view_name_taken_by_sequence", "DROP VIEW {s}.v;\nCREATE SEQUENCE {s}.v"),
+    ],
+)
+def test_a_name_taken_by_another_kind_of_object_is_freed_before_the_create(dsn: str, name: str, change: str) -> None:
+    """Shrunk from the soak: the baseline object is created again while the new one of another kind
+    (dropped at the end of the plan) still holds its name."""
+    round_trip(dsn, name, change, TYPED + "CREATE TABLE {s}.u (id int);")
+
+
 def test_a_type_moved_to_another_schema_comes_back(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         fresh_schemas(conn, ["rt_type_move_x"])
@@ -508,3 +550,30 @@ def test_an_extension_version_change_plans_the_update_back_with_its_hazard(dsn: 
     (step,) = items[0]["plan"]
     assert step["sql"] == "ALTER EXTENSION pg_trgm UPDATE TO '1.5'"
     assert any("no update path from 1.6 to 1.5" in h for h in step["hazards"]), step
+
+
+# -- attribution ------------------------------------------------------------------------------------
+
+
+def test_each_item_names_the_ddl_that_caused_it_not_the_tables_latest(dsn: str) -> None:
+    """Three statements on one table by two roles: each item carries its own statement and role."""
+    s = "rt_attribution"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, [s])
+        conn.execute(SETUP.format(s=s).encode())
+        conn.execute(f"GRANT ALL ON SCHEMA {s} TO {ROLE}; ALTER TABLE {s}.t OWNER TO {ROLE}".encode())
+        drift.capture_baseline(conn, "attribution", [s])
+        me = conn.execute("SELECT current_user").fetchone()[0]  # type: ignore[index]
+        conn.execute(f"SET ROLE {ROLE}".encode())
+        conn.execute(f"ALTER TABLE {s}.t ADD COLUMN extra int".encode())
+        conn.execute(b"RESET ROLE")
+        conn.execute(f"CREATE INDEX t_a ON {s}.t (a)".encode())
+        conn.execute(f"ALTER TABLE {s}.t ALTER COLUMN c TYPE bigint".encode())
+        found = {
+            (i["object_type"], i["identity"].rsplit(".", 1)[-1]): (i["who"], i["statement"])
+            for i in drift.drift_items(conn, "attribution")
+        }
+        forget(conn, "attribution", [s])
+    assert found[("column", "extra")] == (ROLE, f"ALTER TABLE {s}.t ADD COLUMN extra int"), found
+    assert found[("index", "t_a")] == (me, f"CREATE INDEX t_a ON {s}.t (a)"), found
+    assert found[("column", "c")] == (me, f"ALTER TABLE {s}.t ALTER COLUMN c TYPE bigint"), found

@@ -182,6 +182,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return c["name"] if c else None
 
     items = []
+    NAMED_IN_DDL = ("column", "constraint", "index", "trigger", "policy", "type", "sequence", "view", "table")
 
     def stmt(phase: Any, sql: Any, hazards: Any = (), transactional: Any = True, online: Any = False) -> Any:
         return {"phase": phase, "sql": sql, "hazards": list(hazards), "transactional": transactional, "online": online}
@@ -217,6 +218,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 "detail": detail,
                 "plan": plan,
                 "match_oids": oids,
+                # the DDL that caused an item names the object: among the log rows of its table,
+                # the one whose text holds the column's, index's or constraint's own name
+                "match_names": sorted({x["name"] for x in (obj_b, obj_c) if x and x["kind"] in NAMED_IN_DDL}),
                 "match_identities": sorted(
                     {x["identity"] for x in (obj_b, obj_c) if x}
                     | {
@@ -585,6 +589,45 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         t = base_by_key.get(base_table_key)
         return t is not None and "row_security" in t["props"]
 
+    _KEY = _IDENT + r"(?: (?:ASC|DESC))?(?: NULLS (?:FIRST|LAST))?"
+    _PLAIN_UNIQUE = re.compile(
+        r"^USING btree \(("
+        + _KEY
+        + r"(?:, "
+        + _KEY
+        + r")*)\)(?: INCLUDE \([^()]*\))?( NULLS NOT DISTINCT)?(?: WHERE (.*))?$"
+    )
+
+    def unique_precheck(o: Any) -> Any:
+        """A check that stops the plan before a UNIQUE build meets duplicate rows (a failed concurrent
+        build leaves an INVALID index behind): only for keys of plain columns of built-in types and a
+        predicate that calls no role's code, so that it runs nothing but PostgreSQL's own operators."""
+        p = o["props"]
+        m = _PLAIN_UNIQUE.match(p.get("def") or "")
+        if not m or not o.get("parent") or expr_code(m.group(3)):
+            return []
+        keys = [re.match(_IDENT, k.strip()).group(0) for k in m.group(1).split(", ")]  # type: ignore[union-attr]
+        types = {c["qname"]: c["props"]["type"] for c in children(o["parent"], "column")}
+        if any(k not in types or "." in types[k] for k in keys):
+            return []
+        where = [f"{k} IS NOT NULL" for k in keys] if not m.group(2) else []
+        if m.group(3):
+            where.append(f"({m.group(3)})")
+        table = p["_table"]
+        query = (
+            f"SELECT FROM {table}"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + (f" GROUP BY {', '.join(keys)} HAVING count(*) > 1")
+        )
+        message = ql(
+            f"{table} has duplicate keys ({', '.join(keys)}): the UNIQUE index {o['name']} cannot be built".replace(
+                "%", "%%"
+            )
+        )
+        hint = ql("Remove the duplicates, then run the plan again; nothing was changed.")
+        body = f"BEGIN IF EXISTS ({query}) THEN RAISE EXCEPTION {message} USING HINT = {hint}; END IF; END"
+        return [dict(stmt(61, f"DO $asymm_check$ {body} $asymm_check$", hazards=("scans the table",)), seq=-1)]
+
     def replace_index(o: Any) -> Any:
         """An index with the baseline's name and another definition: the baseline's is built under a
         temporary name first, then the current one is dropped and the new one takes the name (as
@@ -597,6 +640,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         build = create_index(dict(o, props=dict(p, _ddl=ddl)))
         if p.get("unique"):
             build[0]["hazards"].append("fails if existing rows are duplicates (the current index stays)")
+            build = unique_precheck(o) + build
         drop = drop_relation(dict(o, qname=f"{sch}.{qi(name)}"))[0]
         return [*build, dict(drop, phase=61), stmt(61, f"ALTER INDEX {sch}.{qi(tmp)} RENAME TO {qi(name)}")]
 
@@ -738,7 +782,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 stmt(52, f"ALTER DOMAIN {q} SET DEFAULT {old}" if old is not None else f"ALTER DOMAIN {q} DROP DEFAULT")
             ]
         old, new = old or {}, new or {}
-        plan = [stmt(13, f"ALTER DOMAIN {q} DROP CONSTRAINT {qi(n)}") for n in sorted(new) if old.get(n) != new[n]]
+        # after the renames and moves back (phase 21), which give the domain its baseline name
+        plan = [
+            dict(stmt(31, f"ALTER DOMAIN {q} DROP CONSTRAINT {qi(n)}"), seq=6)
+            for n in sorted(new)
+            if old.get(n) != new[n]
+        ]
         return plan + [
             stmt(60, f"ALTER DOMAIN {q} ADD CONSTRAINT {qi(n)} {d}", hazards=("scans every column of the domain",))
             for n, d in sorted(old.items())
@@ -746,7 +795,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         ]
 
     def default_acl_plan(o: Any, frm: Any, to: Any) -> Any:
-        """ALTER DEFAULT PRIVILEGES from entries ``frm`` to entries ``to``."""
+        """ALTER DEFAULT PRIVILEGES from entries ``frm`` to entries ``to``: once the schemas exist and before
+        the plan creates anything, so that what it creates starts with the baseline's defaults."""
+        HAZ = ("privilege change",)
         p = o["props"]
         head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {p['_role']}" + (
             f" IN SCHEMA {qi(o['schema'])}" if o.get("parent") else ""
@@ -755,11 +806,11 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         out = []
         for entry in sorted(set(frm) - set(to)):
             grantee, priv = entry.split(":")[:2]
-            out.append(stmt(81, f"{head} REVOKE {priv} ON {on} FROM {grantee}", hazards=("privilege change",)))
+            out.append(dict(stmt(30, f"{head} REVOKE {priv} ON {on} FROM {grantee}", hazards=HAZ), seq=3))
         for entry in sorted(set(to) - set(frm)):
             parts = entry.split(":")
             grant = f"{head} GRANT {parts[1]} ON {on} TO {parts[0]}" + (" WITH GRANT OPTION" if len(parts) > 2 else "")
-            out.append(stmt(81, grant, hazards=("privilege change",)))
+            out.append(dict(stmt(30, grant, hazards=HAZ), seq=3))
         return out
 
     def extension_plan(o: Any, c: Any, prop: Any, old: Any, new: Any) -> Any:
@@ -801,6 +852,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 % (ql(ACL_KIND[o["kind"]]), ql(p["owner"]))
             )[0]["a"]
         )
+        # ... and the default privileges the plan has put back (phase 30) for the creator, whose
+        # entries OWNER TO hands to the owner
+        objtype = {"table": "r", "view": "r", "sequence": "S", "function": "f", "type": "T", "schema": "n"}[o["kind"]]
+        mine = [
+            d
+            for d in B
+            if d["kind"] == "default_acl"
+            and d["props"]["_role"] == qi(me)
+            and d["props"]["_objtype"] == objtype
+            and d.get("parent") in (None, o.get("parent"))
+        ]
+        for d in sorted(mine, key=lambda d: d.get("parent") is not None):  # everywhere replaces the built-in
+            entries = {qi(p["owner"]) + e[len(qi(me)) :] if e.split(":")[0] == qi(me) else e for e in d["props"]["acl"]}
+            default = sorted(entries if d.get("parent") is None else set(default) | entries)
         return out + acl_plan(o, p.get("acl") or [], default)
 
     def create_relation(o: Any) -> Any:
@@ -1049,12 +1114,33 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def dropper(before: Any) -> Any:
         return lambda name: before + qi(name)
 
+    _temporaries: set[Any] = set()  # every temporary name of the plan, whatever its scope
+
     def temporary(taken: Any) -> Any:
         n = 1
-        while f"asymm_rename_{n}" in taken:
+        while f"asymm_rename_{n}" in taken or f"asymm_rename_{n}" in _temporaries:
             n += 1
         taken.add(f"asymm_rename_{n}")
+        _temporaries.add(f"asymm_rename_{n}")
         return f"asymm_rename_{n}"
+
+    def clear_names_for_creates() -> None:
+        """A baseline object the plan creates again may find its name held by an object the plan
+        drops (a table b dropped, then a type b created): that one is renamed aside first (phase 21)."""
+        for o in B:
+            if key(o) in pair or o["kind"] not in REL_SCOPE_KINDS:
+                continue
+            scope = scope_of(o, False)
+            if (scope, o["name"]) not in _droppable:
+                continue
+            drop_stmt, render, drop_sql = _droppable.pop((scope, o["name"]))
+            tmp = temporary(names_now(scope) | {x["name"] for x in B if scope_of(x, False) == scope})
+            aside = dict(stmt(21, render(o["name"], tmp)), seq=0)
+            drop_stmt["sql"] = drop_sql(tmp)
+            for item in items:
+                if any(x is drop_stmt for x in item["plan"]):
+                    item["plan"].insert(0, aside)
+                    break
 
     def rename(phase: Any, scope: Any, cur_name: Any, base_name: Any, render: Any) -> Any:
         s = stmt(phase, render(cur_name, base_name))
@@ -1198,7 +1284,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         elif o["kind"] == "constraint":
             add("removed", o, None, None, p["def"], None, "functional", ["constraint dropped"], create_constraint(o))
         elif o["kind"] == "index":
-            add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], create_index(o))
+            rebuilt = (unique_precheck(o) if p.get("unique") else []) + create_index(o)
+            add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], rebuilt)
         elif o["kind"] == "trigger":
             add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"], [stmt(71, p["_ddl"])])
         elif o["kind"] == "policy":
@@ -1652,6 +1739,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
     forget_moves_of_recreated()
+    clear_names_for_creates()
     schedule_renames()
     order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
     items.sort(key=lambda i: (order[i["kind"]], i["object_type"], i["identity"], i["property"] or ""))
