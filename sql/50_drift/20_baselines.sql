@@ -177,7 +177,7 @@ items AS (
                          WHERE e.enumtypid = t.oid) END,
                    'base', CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
                    'notnull', CASE WHEN t.typtype = 'd' THEN t.typnotnull END,
-                   'default', CASE WHEN t.typtype = 'd' THEN t.typdefault END,
+                   'default', CASE WHEN t.typtype = 'd' THEN pg_get_expr(t.typdefaultbin, 0) END,
                    'checks', CASE WHEN t.typtype = 'd' THEN
                        (SELECT coalesce(jsonb_object_agg(k.conname, pg_get_constraintdef(k.oid)), '{}')
                           FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype = 'c') END,

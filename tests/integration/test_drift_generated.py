@@ -1,10 +1,11 @@
 """Schema drift, issue #19: the round-trip property on generated DDL sequences.
 
 For a schema with one of each kind of object (tests/harness/drift_trip.py) and a random sequence
-of mutations drawn from 49 kinds (renames and swaps, moves, type changes, NOT NULL, defaults,
+of mutations drawn from 57 kinds (renames and swaps, moves, type changes, NOT NULL, defaults,
 constraints added, dropped and re-added NOT VALID, index changes, views, partitions, enum values,
-grants, owner changes, drops with CASCADE), the plan validates on the scratch copy, applies with
-psql's ON_ERROR_STOP and leaves no drift.  A fixed (derandomized) set of sequences runs here; the
+domains, composite types, extensions, default privileges, grants, owner changes, drops with
+CASCADE), the plan validates on the scratch copy, applies with psql's ON_ERROR_STOP and leaves no
+drift.  A fixed (derandomized) set of sequences runs here; the
 soak of ``bench/drift.py --soak`` runs a thousand.
 """
 

@@ -160,6 +160,16 @@ def test_a_unique_index_over_duplicates_stops_the_plan_before_any_build(dsn: str
     assert indexes == [*expected, ("t_b", True), ("t_pkey", True)], indexes
 
 
+def test_a_name_holding_the_pre_checks_dollar_quote_cannot_end_it_early(dsn: str) -> None:
+    """A role names its table so that the DO body would end inside the name and run the rest as the
+    plan's applier: the pre-check picks a quote the name does not hold."""
+    hostile = '"x$asymm_check$ END; $asymm_check$; DROP TABLE {s}.u; --"'
+    setup = SETUP + f"CREATE TABLE {{s}}.{hostile} (a int); CREATE UNIQUE INDEX h_a ON {{s}}.{hostile} (a);"
+    trip = round_trip(dsn, "dollar_quote", "DROP INDEX {s}.h_a", setup)
+    (check,) = [st for st in trip.statements if st.startswith("DO ")]
+    assert check.startswith("DO $asymm_check_$ "), check
+
+
 def test_an_invalid_leftover_of_a_failed_concurrent_build_is_reported_invalid_and_dropped(dsn: str) -> None:
     setup = SETUP + DUPLICATES
     s = "rt_invalid_left"

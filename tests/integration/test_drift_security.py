@@ -392,3 +392,36 @@ def test_no_plan_runs_planted_code_as_the_checker_or_the_applier(db: str, mallor
             assert left == [], left
 
     check()
+
+
+DOMAIN_BASELINE = (
+    CHECK_AND_GENERATED_BASELINE
+    + """
+INSERT INTO public.ct (id, s) VALUES (1, 5);
+"""
+)
+
+
+def test_a_domain_check_put_back_says_whose_code_it_runs_and_the_check_runs_none(db: str, mallory: str) -> None:
+    """ALTER DOMAIN ... ADD CONSTRAINT checks every column of the domain with the check's functions:
+    flagged; the scratch check (stubbed functions) runs none of them as the superuser."""
+    baseline_then(
+        db,
+        mallory,
+        DOMAIN_BASELINE,
+        "ALTER DOMAIN public.small DROP CONSTRAINT small_check",
+    )
+    owner = conninfo.conninfo_to_dict(mallory)["user"]
+    result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
+    assert result.exit_code == 3, result.output
+    assert "-- validated on a scratch copy of the schema: ok" in result.output
+    assert not is_superuser(db, mallory)
+    with psycopg.connect(db, autocommit=True) as conn:
+        steps: dict[str, Any] = dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
+        assert (
+            f"runs code of role {owner}: public.one()"
+            in steps["ALTER DOMAIN public.small ADD CONSTRAINT small_check CHECK ((VALUE < (public.one() + 100)))"]
+        ), steps
+        apply_as_flagged(conn, "b")
+        assert conn.execute("SELECT count(*) FROM asymm.drift('b')").fetchone() == (0,)
+    assert not is_superuser(db, mallory)

@@ -626,7 +626,10 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         )
         hint = ql("Remove the duplicates, then run the plan again; nothing was changed.")
         body = f"BEGIN IF EXISTS ({query}) THEN RAISE EXCEPTION {message} USING HINT = {hint}; END IF; END"
-        return [dict(stmt(61, f"DO $asymm_check$ {body} $asymm_check$", hazards=("scans the table",)), seq=-1)]
+        tag = "asymm_check"
+        while f"${tag}$" in body:  # a name may hold the dollar quote: it must not end the body early
+            tag += "_"
+        return [dict(stmt(61, f"DO ${tag}$ {body} ${tag}$", hazards=("scans the table",)), seq=-1)]
 
     def replace_index(o: Any) -> Any:
         """An index with the baseline's name and another definition: the baseline's is built under a
@@ -715,6 +718,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 plan.append(dict(stmt(40, f"ALTER TABLE {t} ALTER COLUMN {cq} DROP DEFAULT"), seq=2))
                 plan.append(set_default(t, col))
             via = "text[]" if array else "text"
+            checks = (o["props"].get("checks") or {}).values() if o["props"].get("typtype") == "d" else []
             plan.append(
                 dict(
                     stmt(
@@ -725,6 +729,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                             "table rewrite",
                             "long exclusive lock",
                             "fails if rows hold values the baseline lacks",
+                            *runs_code(*[expr_code(d) for d in checks]),
                         ),
                     ),
                     seq=3,
@@ -789,7 +794,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             if old.get(n) != new[n]
         ]
         return plan + [
-            stmt(60, f"ALTER DOMAIN {q} ADD CONSTRAINT {qi(n)} {d}", hazards=("scans every column of the domain",))
+            stmt(
+                60,
+                f"ALTER DOMAIN {q} ADD CONSTRAINT {qi(n)} {d}",
+                hazards=()
+                if d.endswith(" NOT VALID")
+                else ("scans every column of the domain", *runs_code(expr_code(d))),
+            )
             for n, d in sorted(old.items())
             if new.get(n) != d
         ]
