@@ -392,6 +392,20 @@ def test_a_table_moved_away_whose_name_was_then_taken_comes_back(dsn: str) -> No
     assert any("SET SCHEMA rt_move_away" in st for st in trip.statements), trip.statements
 
 
+def test_a_table_moved_back_whose_index_took_a_name_of_the_first_schema_comes_back(dsn: str) -> None:
+    """Shrunk from the soak: the index travels with its table, under a name the first schema holds."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, ["rt_move_idx_x"])
+    trip = round_trip(
+        dsn,
+        "move_idx",
+        "ALTER TABLE {s}.t SET SCHEMA rt_move_idx_x;\nALTER INDEX rt_move_idx_x.t_b RENAME TO u_t",
+        SETUP + "CREATE INDEX u_t ON {s}.u (t_id);",
+        schemas=["rt_move_idx_x"],
+    )
+    assert any("RENAME TO asymm_move" in st for st in trip.statements), trip.statements
+
+
 def test_a_partition_rebound_under_a_renamed_parent_comes_back(dsn: str) -> None:
     round_trip(
         dsn,

@@ -1135,6 +1135,31 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         _temporaries.add(f"asymm_rename_{n}")
         return f"asymm_rename_{n}"
 
+    def move_indexes_aside() -> None:
+        """A table moved back takes its indexes along, whose names may be held in the schema it goes
+        back to: they travel under names no schema holds (before the table moves), and take their
+        baseline names in the permutation."""
+        for tkey, _tmp in list(_moved_as.items()):
+            table_c = cmap.get(tkey)
+            if tkey[0] != "table" or table_c is None:
+                continue
+            move_plan = _moves[rpair[tkey]["key"]]
+            schema_now = qi(schema_name_after(table_c["parent"]) or table_c["schema"])
+            for x in C:
+                ob = rpair.get(key(x))
+                if x["kind"] != "index" or x["parent"] != table_c["key"] or ob is None:
+                    continue
+                aside = move_name()
+                _moved_as[key(x)] = aside
+                move_plan.insert(0, stmt(21, f"ALTER INDEX {schema_now}.{qi(x['name'])} RENAME TO {qi(aside)}"))
+                carrier = _moves.get(ob["key"], [None])[0]
+                registered = [r for r in _renames if r[4] is carrier]
+                if registered:
+                    registered[0][1] = aside
+                else:
+                    render = renamer(f"ALTER INDEX {qi(ob['schema'])}.", " RENAME TO ")
+                    move_plan.append(rename(21, ("rel", ob["schema"]), aside, ob["name"], render))
+
     def clear_names_for_creates() -> None:
         """A baseline object the plan creates again may find its name held by an object the plan
         drops (a table b dropped, then a type b created): that one is renamed aside first (phase 21)."""
@@ -1750,6 +1775,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
     forget_moves_of_recreated()
+    move_indexes_aside()
     clear_names_for_creates()
     schedule_renames()
     order = {"removed": 0, "renamed": 1, "moved": 2, "changed": 3, "invalid": 4, "added": 5}
