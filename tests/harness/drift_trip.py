@@ -563,9 +563,12 @@ def m_move_type(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
     return [f"ALTER TYPE {pick.choice(types)} SET SCHEMA {other}"] if types else None
 
 
+HEADS_OR_TAILS: list[bool] = [True, False]
+
+
 def m_drop_or_create_type(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
     types = cat.types()
-    if types and pick.choice([True, False]):
+    if types and bool(pick.choice(HEADS_OR_TAILS)):
         return [f"DROP TYPE {pick.choice(types)} CASCADE"]
     return [f"CREATE TYPE {pick.choice(cat.schemas)}.{_name(cat, pick)} AS ENUM ('x', 'y')"]
 
@@ -614,7 +617,7 @@ def m_extension(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
         " WHERE n.nspname = ANY (%s) ORDER BY 1",
         cat.schemas,
     )
-    if mine and pick.choice([True, False]):
+    if mine and bool(pick.choice(HEADS_OR_TAILS)):
         return [f"DROP EXTENSION {pick.choice(mine)[0]} CASCADE"]
     return [f"CREATE EXTENSION IF NOT EXISTS {pick.choice(['citext', 'seg'])} WITH SCHEMA {pick.choice(cat.schemas)}"]
 
