@@ -539,13 +539,8 @@ def m_create_partition(cat: Catalog, pick: Chooser, other: str) -> list[str] | N
 
 
 def m_enum_value(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:
-    types = q(
-        cat.conn,
-        "SELECT format('%%I.%%I', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n"
-        " ON n.oid = t.typnamespace WHERE t.typtype = 'e' AND n.nspname = ANY (%s)",
-        cat.schemas,
-    )
-    return [f"ALTER TYPE {types[0][0]} ADD VALUE IF NOT EXISTS '{pick.choice(['happy', 'meh'])}'"] if types else None
+    types = cat.types("e")
+    return [f"ALTER TYPE {types[0]} ADD VALUE IF NOT EXISTS '{pick.choice(['happy', 'meh'])}'"] if types else None
 
 
 def m_enum_rename_value(cat: Catalog, pick: Chooser, other: str) -> list[str] | None:

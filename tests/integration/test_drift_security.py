@@ -197,6 +197,17 @@ ALTER TABLE public.pt DETACH PARTITION public.pt1;
 """
 
 
+def validated_plan(db: str, mallory: str) -> dict[str, Any]:
+    """``asymm drift b --sql`` validates on scratch without making the role a superuser: the plan's
+    hazards by statement."""
+    result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
+    assert result.exit_code == 3, result.output
+    assert "-- validated on a scratch copy of the schema: ok" in result.output
+    assert not is_superuser(db, mallory)
+    with psycopg.connect(db, autocommit=True) as conn:
+        return dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
+
+
 def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_the_check(db: str, mallory: str) -> None:
     """VALIDATE of a CHECK, ADD COLUMN of a generated column or of a domain with checks, and ATTACH
     PARTITION evaluate their expressions (constant-folded even on an empty table): flagged, and the
@@ -206,12 +217,7 @@ def test_checks_generated_columns_domains_and_partition_keys_run_as_nobody_in_th
     baseline_then(db, mallory, CHECK_AND_GENERATED_BASELINE, CHECK_AND_GENERATED_AFTER)
     owner = conninfo.conninfo_to_dict(mallory)["user"]
 
-    result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
-    assert result.exit_code == 3, result.output
-    assert "-- validated on a scratch copy of the schema: ok" in result.output
-    assert not is_superuser(db, mallory)
-    with psycopg.connect(db, autocommit=True) as conn:
-        steps: dict[str, Any] = dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
+    steps = validated_plan(db, mallory)
     code = f"runs code of role {owner}: public.one()"
     assert code in steps["ALTER TABLE public.ct VALIDATE CONSTRAINT id_positive"]
     assert code in steps["ALTER TABLE public.ct ADD COLUMN g integer GENERATED ALWAYS AS ((id + public.one())) STORED"]
@@ -412,12 +418,8 @@ def test_a_domain_check_put_back_says_whose_code_it_runs_and_the_check_runs_none
         "ALTER DOMAIN public.small DROP CONSTRAINT small_check",
     )
     owner = conninfo.conninfo_to_dict(mallory)["user"]
-    result = CliRunner().invoke(main, ["drift", "b", "--sql", "--dsn", db])
-    assert result.exit_code == 3, result.output
-    assert "-- validated on a scratch copy of the schema: ok" in result.output
-    assert not is_superuser(db, mallory)
+    steps = validated_plan(db, mallory)
     with psycopg.connect(db, autocommit=True) as conn:
-        steps: dict[str, Any] = dict(conn.execute("SELECT statement, hazards FROM asymm.drift_plan('b')").fetchall())
         assert (
             f"runs code of role {owner}: public.one()"
             in steps["ALTER DOMAIN public.small ADD CONSTRAINT small_check CHECK ((VALUE < (public.one() + 100)))"]
