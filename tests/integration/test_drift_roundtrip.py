@@ -477,6 +477,9 @@ INSERT INTO {s}.t VALUES (1, 'sad', '{{sad}}', 3, (1, 'a'));
     [
         ("enum_value_added", "ALTER TYPE {s}.mood ADD VALUE 'meh' BEFORE 'ok'"),
         ("enum_value_renamed", "ALTER TYPE {s}.mood RENAME VALUE 'ok' TO 'fine'"),
+        # the columns the plan creates again must get the rebuilt type, not the one it drops
+        ("enum_value_added_table_dropped", "ALTER TYPE {s}.mood ADD VALUE 'meh';\nDROP TABLE {s}.t CASCADE"),
+        ("enum_value_added_column_dropped", "ALTER TYPE {s}.mood ADD VALUE 'meh';\nALTER TABLE {s}.t DROP COLUMN ms"),
         (
             "enum_value_lost",  # the usual way to remove a value: a new type, the columns moved over
             "CREATE TYPE {s}.mood2 AS ENUM ('sad', 'happy');\n"
@@ -523,6 +526,12 @@ def test_enums_domains_and_composite_types_come_back(dsn: str, name: str, change
         ("table_name_taken_by_type", "DROP TABLE {s}.u;\nCREATE TYPE {s}.u AS ENUM ('x')"),
         ("type_name_taken_by_table", "DROP TYPE {s}.pair CASCADE;\nCREATE TABLE {s}.pair (id int)"),
         ("view_name_taken_by_sequence", "DROP VIEW {s}.v;\nCREATE SEQUENCE {s}.v"),
+        (  # shrunk from the soak: new tables dropped in name order, one referencing the other
+            "new_tables_referencing",
+            "CREATE TABLE {s}.a_t (id int PRIMARY KEY);\n"
+            "CREATE TABLE {s}.z_t (id int PRIMARY KEY);\n"
+            "ALTER TABLE {s}.z_t ADD FOREIGN KEY (id) REFERENCES {s}.a_t (id) NOT VALID",
+        ),
     ],
 )
 def test_a_name_taken_by_another_kind_of_object_is_freed_before_the_create(dsn: str, name: str, change: str) -> None:

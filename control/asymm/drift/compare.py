@@ -690,11 +690,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         return [dict(stmt(31, sql), seq=1 + TYPE_ORDER[p["typtype"]]), *later]
 
     def columns_of_type(type_q: Any) -> Any:
-        """Baseline columns of a type or of its array (not the partitions': their parent's ALTER reaches them)."""
+        """Baseline columns of a type or of its array that exist now (those the plan adds again come
+        later), not the partitions' (their parent's ALTER reaches them)."""
         return [
             x
             for x in B
             if x["kind"] == "column"
+            and key(x) in pair
             and x["props"].get("type") in (type_q, type_q + "[]")
             and not x["props"].get("_inherited")
             and not x["props"].get("generated")
@@ -705,24 +707,25 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def recreate_type(o: Any) -> Any:
         """A type PostgreSQL cannot alter back (an enum value removed, a domain's base type): the
         baseline's definition is built beside the current one, its columns moved over through text,
-        and the current type dropped last."""
+        and the current type dropped last.  With the types (phase 31), after the renames back and
+        before the tables and columns the plan creates again, which then get the rebuilt type."""
         sch, name = qi(o["schema"]), o["name"]
         old_q = f"{sch}.{qi(name[:40] + '_asymm_old')}"
-        plan = [dict(stmt(40, f"ALTER TYPE {o['qname']} RENAME TO {qi(name[:40] + '_asymm_old')}"), seq=0)]
-        plan += [dict(s2, phase=40, seq=1) for s2 in create_type(o)]
+        plan = [dict(stmt(31, f"ALTER TYPE {o['qname']} RENAME TO {qi(name[:40] + '_asymm_old')}"), seq=7)]
+        plan += [dict(s2, phase=31, seq=8) for s2 in create_type(o)]
         for col in columns_of_type(o["qname"]):
             t, cq, array = base_by_key[col["parent"]]["qname"], col["qname"], col["props"]["type"].endswith("[]")
             drops, creates = recreate_views(col["key"], [])
             plan += drops
             if col["props"].get("default") is not None:
-                plan.append(dict(stmt(40, f"ALTER TABLE {t} ALTER COLUMN {cq} DROP DEFAULT"), seq=2))
+                plan.append(dict(stmt(31, f"ALTER TABLE {t} ALTER COLUMN {cq} DROP DEFAULT"), seq=9))
                 plan.append(set_default(t, col))
             via = "text[]" if array else "text"
             checks = (o["props"].get("checks") or {}).values() if o["props"].get("typtype") == "d" else []
             plan.append(
                 dict(
                     stmt(
-                        40,
+                        31,
                         f"ALTER TABLE {t} ALTER COLUMN {cq} TYPE {col['props']['type']} USING {cq}::{via}::"
                         f"{col['props']['type']}",
                         hazards=(
@@ -732,7 +735,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                             *runs_code(*[expr_code(d) for d in checks]),
                         ),
                     ),
-                    seq=3,
+                    seq=10,
                 )
             )
             plan += creates
@@ -824,7 +827,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             out.append(dict(stmt(30, grant, hazards=HAZ), seq=3))
         return out
 
-    def extension_plan(o: Any, c: Any, prop: Any, old: Any, new: Any) -> Any:
+    def extension_plan(o: Any, prop: Any, old: Any, new: Any) -> Any:
         q = o["qname"]
         if prop == "schema":
             return [stmt(21, f"ALTER EXTENSION {q} SET SCHEMA {qi(old)}", hazards=("breaks dependents",))]
@@ -1395,10 +1398,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 add("added", None, o, None, None, p, "functional", ["privilege change"], [drop])
         else:
             plan = drop_relation(o)
+            if o["kind"] == "table":
+                # its foreign keys first: another new table they reference may be dropped before it
+                plan = [
+                    stmt(12, f"ALTER TABLE {o['qname']} DROP CONSTRAINT {k['qname']}")
+                    for k in C
+                    if k["kind"] == "constraint"
+                    and k["parent"] == o["key"]
+                    and k["props"]["type"] == "f"
+                    and f" REFERENCES {o['qname']}(" not in k["props"]["def"]
+                ] + plan
             if o["kind"] in ("table", "sequence", "type"):  # dropped last (phase 91-92): out of a rename's way
                 sch = qi(schema_after(o))
                 _droppable[(scope_of(o, True), o["name"])] = (
-                    plan[0],
+                    plan[-1],  # the DROP itself
                     renamer(f"ALTER {kw(o)} {sch}.", " RENAME TO "),
                     dropper(f"DROP {kw(o)} {sch}."),
                 )
@@ -1685,7 +1698,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 else:
                     plan = domain_plan(o, prop, old, new)
             elif kind == "extension":
-                plan, hazards = extension_plan(o, c, prop, old, new), ["breaks dependents"]
+                plan, hazards = extension_plan(o, prop, old, new), ["breaks dependents"]
             elif kind == "default_acl":
                 plan, hazards = default_acl_plan(o, new, old), ["privilege change"]
             elif prop == "owner":
