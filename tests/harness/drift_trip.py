@@ -1,6 +1,7 @@
 """Schema drift round trips (issue #19): baseline a schema, run DDL, and check that the plan brings
 it back: it validates on the scratch copy, applies to the live database with psql's ON_ERROR_STOP
-and leaves ``asymm.drift(NAME)`` empty.  Shared by the tests and by ``bench/drift.py``'s soak.
+and leaves ``asymm.drift(NAME)`` empty; the annotations of the objects that survived the DDL are
+still on them, under their baseline names.  Shared by the tests and by ``bench/drift.py``'s soak.
 
 The DDL comes from :data:`MUTATIONS`: each kind reads the live catalog, picks its objects through a
 :class:`Chooser` (hypothesis' draws in a test, a seeded ``random.Random`` in the soak) and returns
@@ -124,6 +125,8 @@ def check_plan(dsn: str, conn: Conn, name: str, table: str | None = None) -> Rou
 
 def forget(conn: Conn, name: str, schemas: list[str]) -> None:
     conn.execute("DELETE FROM asymm.drift_baselines WHERE name = %s", (name,))
+    # annotations are kept by address: the next sequence's objects of the same names would get them
+    conn.execute("DELETE FROM asymm.annotation_entries WHERE target_names[1] = ANY (%s)", (schemas,))
     for schema in schemas:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
@@ -771,11 +774,16 @@ def generated_round_trip(dsn: str, conn: Conn, name: str, pick: Chooser, count: 
     schemas = [f"gen_{name}", f"gen_{name}_x"]
     fresh_schemas(conn, schemas)
     conn.execute(GENERATED_SCHEMA.format(s=schemas[0]).encode())
+    annotated = annotate(conn, schemas[0])
     drift.capture_baseline(conn, name, schemas)
     try:
         ran = run_mutations(conn, schemas, pick, count)
+        surviving = [a for a in annotated if a.survives(conn)]
         try:
             trip = check_plan(dsn, conn, name)
+            lost = [(a.label, a.now(conn)) for a in surviving if a.now(conn) != (a.label, True)]
+            if lost:
+                raise RoundTripFailed("annotations", f"annotations of surviving objects moved or lost: {lost}")
         except RoundTripFailed as exc:
             exc.args = (f"{exc.args[0]}\nmutations:\n" + ";\n".join(ran),)
             raise
@@ -783,3 +791,58 @@ def generated_round_trip(dsn: str, conn: Conn, name: str, pick: Chooser, count: 
         return trip
     finally:
         forget(conn, name, schemas)
+
+
+ANNOTATED = [("a", None), ("a", "x"), ("b", "qty"), ("v1", None), ("a_y", None), ("mv", None)]
+"""What the generator annotates in :data:`GENERATED_SCHEMA`: tables, columns, a view, an index."""
+
+
+@dataclass
+class Annotated:
+    """An annotation the round trip must keep on its object, if the object survives the mutations."""
+
+    id: str
+    label: str
+    oid: int
+    attnum: int | None
+
+    def survives(self, conn: Conn) -> bool:
+        """The same object (OID, and column number) still exists after the mutations."""
+        if self.attnum is None:
+            return bool(q(conn, "SELECT 1 FROM pg_class WHERE oid = %s", self.oid))
+        return bool(
+            q(
+                conn,
+                "SELECT 1 FROM pg_attribute WHERE attrelid = %s AND attnum = %s AND NOT attisdropped",
+                self.oid,
+                self.attnum,
+            )
+        )
+
+    def now(self, conn: Conn) -> tuple[str, bool] | None:
+        rows = q(conn, "SELECT target, resolved FROM asymm.annotations WHERE id = %s", self.id)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+
+def annotate(conn: Conn, schema: str) -> list[Annotated]:
+    out = []
+    for relation, column in ANNOTATED:
+        target = f"{schema}.{relation}"
+        args: tuple[Any, ...] = (target,) if column is None else (target, column)
+        placeholders = "%s::regclass" + (", %s" if column else "")
+        (ident,) = q(
+            conn,
+            f"SELECT asymm.annotate({placeholders}, 'dataEntity', 'global', 'Stabilization', 'O(log n)', '{{query}}')",
+            *args,
+        )[0]
+        ((label, oid, attnum),) = q(
+            conn,
+            "SELECT a.target, %s::regclass::oid, (SELECT attnum FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attname = %s) FROM asymm.annotations a WHERE a.id = %s",
+            target,
+            target,
+            column,
+            ident,
+        )
+        out.append(Annotated(str(ident), label, oid, attnum))
+    return out
