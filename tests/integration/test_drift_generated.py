@@ -5,8 +5,9 @@ of mutations drawn from 57 kinds (renames and swaps, moves, type changes, NOT NU
 constraints added, dropped and re-added NOT VALID, index changes, views, partitions, enum values,
 domains, composite types, extensions, default privileges, grants, owner changes, drops with
 CASCADE), the plan validates on the scratch copy, applies with psql's ON_ERROR_STOP and leaves no
-drift, and the objects that survived the mutations keep their annotations.  A fixed (derandomized) set of sequences runs here; the
-soak of ``bench/drift.py --soak`` runs a thousand.
+drift, and the objects that survived the mutations keep their annotations.  The baseline itself is
+the schema after a few mutations of its own.  A fixed (derandomized) set of sequences runs here;
+the soak of ``bench/drift.py --soak`` runs a thousand.
 """
 
 from __future__ import annotations

@@ -1138,6 +1138,48 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         _temporaries.add(f"asymm_rename_{n}")
         return f"asymm_rename_{n}"
 
+    _reborn: set[Any] = set()  # base keys of objects the plan drops and creates again (besides _recreated)
+
+    def annotations_back() -> None:
+        """Dropping an object removes its annotations (asymm_annotations_sql_drop): for the objects the
+        plan drops and creates again, a last step writes their annotations back, at their baseline
+        addresses (the data of asymm.annotation_entries, no code)."""
+        if not same_db:
+            return
+        address: dict[Any, Any] = {}  # (objid, objsubid) now -> baseline address
+        for o in B:
+            c = pair.get(key(o))
+            if c is None or o["key"] not in (_recreated | _reborn):
+                continue
+            if o["kind"] in ("table", "view", "index", "function"):
+                address[(int(c["oid"]), 0)] = [o["schema"], o["name"]]
+            elif o["kind"] == "column":
+                table = base_by_key[o["parent"]]
+                address[(int(c["oid"]), int(c["props"]["_attnum"]))] = [table["schema"], table["name"], o["name"]]
+        if not address:
+            return
+        rows = plpy.execute(
+            plpy.prepare(
+                "SELECT e.target_type, e.target_args, e.query_text, e.symbol, e.scope, e.regime, e.cost, e.lineage,"
+                " e.source, e.confidence, e.evidence, l.objid, l.objsubid FROM asymm.annotation_entries e"
+                " CROSS JOIN LATERAL asymm._locate(e.id, e.target_type, e.target_names, e.target_args) l"
+                " WHERE e.derived_from IS NULL AND l.objid = ANY ($1) ORDER BY e.created_at, e.id",
+                ["oid[]"],
+            ),
+            [sorted({objid for objid, _ in address})],
+        )
+        entries = []
+        for r in rows:
+            names = address.get((int(r["objid"]), int(r["objsubid"] or 0)))
+            if names is not None:
+                entries.append(
+                    dict({k: r[k] for k in r.keys() if k not in ("objid", "objsubid")}, target_names=names)  # noqa: SIM118
+                )
+        carrier = next((i for i in items if i["plan"]), None)
+        if entries and carrier is not None:
+            sql = f"SELECT asymm.import_annotations({ql(json.dumps(entries))}::jsonb)"
+            carrier["plan"].append(stmt(99, sql, hazards=("annotations written back",)))
+
     def move_indexes_aside() -> None:
         """A table moved back takes its indexes along, whose names may be held in the schema it goes
         back to: they travel under names no schema holds (before the table moves), and take their
@@ -1539,6 +1581,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     # The cast may be another role's (cast function, domain checks), and the rewrite
                     # re-validates the table's CHECKs on the column.
                     computed = generated_from(o)
+                    _reborn.update(g["key"] for g in computed)
                     plan = [
                         *view_drops,
                         *[stmt(41, f"ALTER TABLE {t} DROP COLUMN {g['qname']}") for g in computed],
@@ -1593,6 +1636,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     if new and not old:
                         plan = [stmt(44, f"ALTER TABLE {t} ALTER COLUMN {col} DROP EXPRESSION")]
                     else:
+                        _reborn.add(o["key"])
                         code = runs_code(expr_code(old), expr_code(bp.get("default")), type_code(bp.get("type")))
                         plan = [
                             stmt(44, f"ALTER TABLE {t} DROP COLUMN {col}", hazards=("data loss",)),
@@ -1656,6 +1700,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                         continue
                     hazards = ["index rebuilt"]
                     plan = replace_index(o)
+                    _reborn.add(o["key"])
             elif kind == "trigger":
                 if prop == "enabled":
                     plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
@@ -1729,6 +1774,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     plan = []
                 elif {"result", "prokind"} & set(changed):
                     plan = [stmt(15, f"DROP {kw(c)} {o['qname']}"), *create_relation(o)]
+                    _reborn.add(o["key"])
                 else:
                     plan = [stmt(50, bp["_ddl"])]
             elif kind == "sequence":
@@ -1788,6 +1834,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             add(k, o, c, prop, old, new, severity, hazards, plan)
 
     forget_moves_of_recreated()
+    annotations_back()
     move_indexes_aside()
     clear_names_for_creates()
     schedule_renames()
