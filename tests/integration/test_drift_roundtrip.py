@@ -389,6 +389,12 @@ def test_re_adding_a_dropped_column_is_called_a_rewrite_exactly_when_it_is_one(
             "ALTER TABLE {s}.t SET SCHEMA rt_move_idx_x;\nALTER INDEX rt_move_idx_x.t_b RENAME TO u_t",
             "CREATE INDEX u_t ON {s}.u (t_id);",
         ),
+        # a sequence owned by the table moves with it: moving it on its own is refused
+        (
+            "move_owned_seq",
+            "ALTER TABLE {s}.t SET SCHEMA rt_move_owned_seq_x",
+            "CREATE SEQUENCE {s}.t_seq OWNED BY {s}.t.id;",
+        ),
     ],
 )
 def test_a_table_moved_away_comes_back_past_names_taken_meanwhile(dsn: str, name: str, change: str, extra: str) -> None:
@@ -604,3 +610,29 @@ def test_each_item_names_the_ddl_that_caused_it_not_the_tables_latest(dsn: str) 
     assert found[("column", "extra")] == (ROLE, f"ALTER TABLE {s}.t ADD COLUMN extra int"), found
     assert found[("index", "t_a")] == (me, f"CREATE INDEX t_a ON {s}.t (a)"), found
     assert found[("column", "c")] == (me, f"ALTER TABLE {s}.t ALTER COLUMN c TYPE bigint"), found
+
+
+# -- shrunk from the soak on random baselines -------------------------------------------------------
+
+
+def test_a_disabled_trigger_created_again_is_disabled_again(dsn: str) -> None:
+    setup = SETUP + (
+        "CREATE FUNCTION {s}.f() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';"
+        "CREATE TRIGGER tg BEFORE UPDATE ON {s}.u FOR EACH ROW EXECUTE FUNCTION {s}.f();"
+        "ALTER TABLE {s}.u DISABLE TRIGGER tg;"
+    )
+    trip = round_trip(dsn, "disabled_trigger", "DROP TABLE {s}.u", setup)
+    assert "ALTER TABLE rt_disabled_trigger.u DISABLE TRIGGER tg" in trip.statements, trip.statements
+
+
+def test_a_constraint_validated_since_the_baseline_is_no_drift(dsn: str) -> None:
+    """A plan cannot un-validate a constraint, and no DBA wants it to."""
+    s = "rt_validated_since"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, [s])
+        conn.execute((SETUP + "ALTER TABLE {s}.u ADD CONSTRAINT u_id CHECK (id > 0) NOT VALID;").format(s=s).encode())
+        drift.capture_baseline(conn, "validated_since", [s])
+        conn.execute(f"ALTER TABLE {s}.u VALIDATE CONSTRAINT u_id".encode())
+        left = drift.drift_items(conn, "validated_since")
+        forget(conn, "validated_since", [s])
+    assert left == [], left

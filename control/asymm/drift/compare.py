@@ -882,6 +882,16 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             default = sorted(entries if d.get("parent") is None else set(default) | entries)
         return out + acl_plan(o, p.get("acl") or [], default)
 
+    TRIGGER_STATE = {"D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+
+    def create_trigger(t: Any) -> Any:
+        """CREATE TRIGGER makes it enabled: a baseline trigger that was not gets its state back."""
+        p = t["props"]
+        out = [stmt(71, p["_ddl"])]
+        if p.get("enabled") in TRIGGER_STATE:
+            out.append(stmt(71, f"ALTER TABLE {p['_table']} {TRIGGER_STATE[p['enabled']]} TRIGGER {t['qname']}"))
+        return out
+
     def create_relation(o: Any) -> Any:
         return create_relation_only(o) + ownership_after_create(o)
 
@@ -925,7 +935,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             for i in children(o["key"], "index"):
                 out += create_index(i, fresh_table=True)
             for t in children(o["key"], "trigger"):
-                out.append(stmt(71, t["props"]["_ddl"]))
+                out += create_trigger(t)
             for y in children(o["key"], "policy"):
                 out.append(create_policy(y))
             for flag in ("row_security", "force_row_security"):
@@ -1180,6 +1190,19 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             sql = f"SELECT asymm.import_annotations({ql(json.dumps(entries))}::jsonb)"
             carrier["plan"].append(stmt(99, sql, hazards=("annotations written back",)))
 
+    def owner_moved_back(seq_c: Any) -> Any:
+        """The table owning a current sequence, if the plan moves it back to another schema."""
+        owned_by = seq_c["props"].get("owned_by") or ""
+        for t in C:
+            if t["kind"] == "table" and owned_by.startswith(t["qname"] + "."):
+                tb = rpair.get(key(t))
+                if tb is None:
+                    return None
+                sb = pair.get(("schema", tb["parent"]))
+                moved = (sb["key"] != t["parent"]) if sb else (tb["schema"] != t["schema"])
+                return t if moved else None
+        return None
+
     def move_indexes_aside() -> None:
         """A table moved back takes its indexes along, whose names may be held in the schema it goes
         back to: they travel under names no schema holds (before the table moves), and take their
@@ -1192,17 +1215,20 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             schema_now = qi(schema_name_after(table_c["parent"]) or table_c["schema"])
             for x in C:
                 ob = rpair.get(key(x))
-                if x["kind"] != "index" or x["parent"] != table_c["key"] or ob is None:
+                along = (x["kind"] == "index" and x["parent"] == table_c["key"]) or (
+                    x["kind"] == "sequence" and owner_moved_back(x) is table_c
+                )
+                if not along or ob is None:
                     continue
                 aside = move_name()
                 _moved_as[key(x)] = aside
-                move_plan.insert(0, stmt(21, f"ALTER INDEX {schema_now}.{qi(x['name'])} RENAME TO {qi(aside)}"))
-                carrier = _moves.get(ob["key"], [None])[0]
+                move_plan.insert(0, stmt(21, f"ALTER {kw(x)} {schema_now}.{qi(x['name'])} RENAME TO {qi(aside)}"))
+                carrier = (_moves.get(ob["key"]) or [None])[0]
                 registered = [r for r in _renames if r[4] is carrier]
                 if registered:
                     registered[0][1] = aside
                 else:
-                    render = renamer(f"ALTER INDEX {qi(ob['schema'])}.", " RENAME TO ")
+                    render = renamer(f"ALTER {kw(x)} {qi(ob['schema'])}.", " RENAME TO ")
                     move_plan.append(rename(21, ("rel", ob["schema"]), aside, ob["name"], render))
 
     def clear_names_for_creates() -> None:
@@ -1368,7 +1394,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             rebuilt = (unique_precheck(o) if p.get("unique") else []) + create_index(o)
             add("removed", o, None, None, p["def"], None, "functional", ["index dropped"], rebuilt)
         elif o["kind"] == "trigger":
-            add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"], [stmt(71, p["_ddl"])])
+            add("removed", o, None, None, p["def"], None, "functional", ["trigger dropped"], create_trigger(o))
         elif o["kind"] == "policy":
             add("removed", o, None, None, p, None, "functional", ["privilege change"], [create_policy(o)])
         elif o["kind"] in ("table", "sequence", "schema"):
@@ -1474,7 +1500,9 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             cur_q = qi(schema_name_after(c["parent"]) or c["schema"]) + "." + c["qname"].split(".", 1)[1]
             plan = []
             cur_name = c["name"]
-            if moved and kind != "function":
+            # an owned sequence goes with its table (see move_indexes_aside)
+            moved_along = bool(moved and kind == "sequence" and owner_moved_back(c))
+            if moved and kind != "function" and not moved_along:
                 # under a name no schema holds, so that the move never meets a name the plan has
                 # not freed yet; the rename to its own name is then one of the permutation's
                 cur_name = move_name()
@@ -1483,7 +1511,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 plan.append(
                     stmt(21, f"ALTER {kw(o)} {cur_q.split('.', 1)[0]}.{qi(cur_name)} SET SCHEMA {qi(o['schema'])}")
                 )
-            elif moved:
+            elif moved and not moved_along:
                 plan.append(stmt(21, f"ALTER {kw(o)} {cur_q} SET SCHEMA {qi(o['schema'])}"))
                 cur_q = qi(o["schema"]) + "." + cur_q.split(".", 1)[1]
             if o["name"] != c["name"] and kind == "function":
@@ -1568,6 +1596,8 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 continue
             if prop in ("row_security", "force_row_security") and prop not in bp:
                 continue  # a baseline captured before 0.3.0 did not record it
+            if prop in ("validated", "valid") and new is True and old is False:
+                continue  # a constraint validated or an index built since: nothing a plan should undo
             if kind == "view" and prop == "def" and same_view_query(o, c):
                 continue
             plan, severity, hazards, k = [], "functional", [], "changed"
@@ -1705,7 +1735,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 if prop == "enabled":
                     plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
                 else:
-                    plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), stmt(71, bp["_ddl"])]
+                    plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), *create_trigger(o)]
                     _recreated.add(o["key"])
             elif kind == "policy":
                 # one DROP and CREATE for every change of a policy, carried by its first changed property
