@@ -38,7 +38,9 @@ items AS (
                'name', n.nspname, 'schema', n.nspname, 'identity', format('%I', n.nspname),
                'qname', format('%I', n.nspname),
                'props', jsonb_build_object('owner', pg_get_userbyid(n.nspowner),
-                   'acl', asymm._drift_acl(coalesce(n.nspacl, acldefault('n', n.nspowner))))) AS item
+                   'acl', asymm._drift_acl(coalesce(n.nspacl, acldefault('n', n.nspowner))),
+                   -- kinds a baseline taken before 0.3.0 did not record (so: not drift when found now)
+                   '_tracks', '["type", "extension", "default_acl"]'::jsonb)) AS item
       FROM nsp n
     UNION ALL
     SELECT jsonb_build_object('kind', 'table', 'key', 'rel:' || c.oid, 'oid', c.oid,

@@ -327,3 +327,15 @@ def test_drift_compare_of_a_missing_snapshot_is_null() -> None:
         None,
         None,
     ]
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_kinds_a_baseline_did_not_record_are_no_drift(recorded: bool) -> None:
+    """A baseline taken before types, extensions and default privileges were tracked: the enum found
+    now is no "added" item (whose plan would drop it), unless the baseline recorded the kind."""
+    base = json.loads(json.dumps(BASE))
+    if recorded:
+        base[0]["props"]["_tracks"] = ["type", "extension", "default_acl"]
+    enum = obj("type", "typ:9", "nsp:1", "mood", "app.mood", typtype="e", labels=["a"], owner="alice", acl=[])
+    items = json.loads(compare(json.dumps(base), json.dumps([*BASE, enum]), True, "2s", FakePlpy()) or "[]")
+    assert [(i["kind"], i["object_type"]) for i in items] == ([("added", "type")] if recorded else [])
