@@ -636,3 +636,16 @@ def test_a_constraint_validated_since_the_baseline_is_no_drift(dsn: str) -> None
         left = drift.drift_items(conn, "validated_since")
         forget(conn, "validated_since", [s])
     assert left == [], left
+
+
+def test_an_extension_moved_to_another_schema_comes_back(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_schemas(conn, ["rt_ext_move_x"])
+    trip = round_trip(
+        dsn,
+        "ext_move",
+        "ALTER EXTENSION citext SET SCHEMA rt_ext_move_x",
+        SETUP + "CREATE EXTENSION citext WITH SCHEMA {s};",
+        schemas=["rt_ext_move_x"],
+    )
+    assert trip.statements == ["ALTER EXTENSION citext SET SCHEMA rt_ext_move"], trip.statements

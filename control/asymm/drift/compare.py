@@ -652,23 +652,23 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         drop = drop_relation(dict(o, qname=f"{sch}.{qi(name)}"))[0]
         return [*build, dict(drop, phase=61), stmt(61, f"ALTER INDEX {sch}.{qi(tmp)} RENAME TO {qi(name)}")]
 
-    def acl_plan(o: Any, old: Any, new: Any, phase: Any = 81) -> Any:
-        target = kw(o) + " " + o["qname"]
-        if o["kind"] == "view":
-            target = "TABLE " + o["qname"]
+    def grants(frm: Any, to: Any, head: Any, target: Any, phase: Any, hazards: Any = ()) -> Any:
+        """REVOKE and GRANT statements (``head`` first) that take ACL entries ``frm`` to ``to``."""
         out = []
-        for entry in sorted(set(new) - set(old)):
+        for entry in sorted(set(frm) - set(to)):
             grantee, priv = entry.split(":")[:2]
-            out.append(stmt(phase, f"REVOKE {priv} ON {target} FROM {grantee}"))
-        for entry in sorted(set(old) - set(new)):
+            out.append(stmt(phase, f"{head}REVOKE {priv} ON {target} FROM {grantee}", hazards=hazards))
+        for entry in sorted(set(to) - set(frm)):
             parts = entry.split(":")
-            out.append(
-                stmt(
-                    phase,
-                    f"GRANT {parts[1]} ON {target} TO {parts[0]}" + (" WITH GRANT OPTION" if len(parts) > 2 else ""),
-                )
+            grant = f"{head}GRANT {parts[1]} ON {target} TO {parts[0]}" + (
+                " WITH GRANT OPTION" if len(parts) > 2 else ""
             )
+            out.append(stmt(phase, grant, hazards=hazards))
         return out
+
+    def acl_plan(o: Any, old: Any, new: Any, phase: Any = 81) -> Any:
+        target = ("TABLE " if o["kind"] == "view" else kw(o) + " ") + o["qname"]
+        return grants(new, old, "", target, phase)
 
     # ---- types, extensions, default privileges ----------------------------------------------------
     TYPE_ORDER = {"e": 0, "d": 1, "c": 2}  # created in this order (a domain over an enum, ...), dropped in reverse
@@ -718,6 +718,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
         old_q = f"{sch}.{qi(name[:40] + '_asymm_old')}"
         plan = [dict(stmt(31, f"ALTER TYPE {o['qname']} RENAME TO {qi(name[:40] + '_asymm_old')}"), seq=7)]
         plan += [dict(s2, phase=31, seq=8) for s2 in create_type(o)]
+        checks = (o["props"].get("checks") or {}).values() if o["props"].get("typtype") == "d" else []
         for col in columns_of_type(o["qname"]):
             t, cq, array = base_by_key[col["parent"]]["qname"], col["qname"], col["props"]["type"].endswith("[]")
             drops, creates = recreate_views(col["key"], [])
@@ -726,7 +727,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                 plan.append(dict(stmt(31, f"ALTER TABLE {t} ALTER COLUMN {cq} DROP DEFAULT"), seq=9))
                 plan.append(set_default(t, col))
             via = "text[]" if array else "text"
-            checks = (o["props"].get("checks") or {}).values() if o["props"].get("typtype") == "d" else []
             plan.append(
                 dict(
                     stmt(
@@ -816,21 +816,12 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
     def default_acl_plan(o: Any, frm: Any, to: Any) -> Any:
         """ALTER DEFAULT PRIVILEGES from entries ``frm`` to entries ``to``: once the schemas exist and before
         the plan creates anything, so that what it creates starts with the baseline's defaults."""
-        HAZ = ("privilege change",)
         p = o["props"]
-        head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {p['_role']}" + (
-            f" IN SCHEMA {qi(o['schema'])}" if o.get("parent") else ""
+        head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {p['_role']} " + (
+            f"IN SCHEMA {qi(o['schema'])} " if o.get("parent") else ""
         )
-        on = DEFACL_ON[p["_objtype"]]
-        out = []
-        for entry in sorted(set(frm) - set(to)):
-            grantee, priv = entry.split(":")[:2]
-            out.append(dict(stmt(30, f"{head} REVOKE {priv} ON {on} FROM {grantee}", hazards=HAZ), seq=3))
-        for entry in sorted(set(to) - set(frm)):
-            parts = entry.split(":")
-            grant = f"{head} GRANT {parts[1]} ON {on} TO {parts[0]}" + (" WITH GRANT OPTION" if len(parts) > 2 else "")
-            out.append(dict(stmt(30, grant, hazards=HAZ), seq=3))
-        return out
+        steps = grants(frm, to, head, DEFACL_ON[p["_objtype"]], 30, hazards=("privilege change",))
+        return [dict(x, seq=3) for x in steps]
 
     def extension_plan(o: Any, prop: Any, old: Any, new: Any) -> Any:
         q = o["qname"]
@@ -887,13 +878,13 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             default = sorted(entries if d.get("parent") is None else set(default) | entries)
         return out + acl_plan(o, p.get("acl") or [], default)
 
-    TRIGGER_STATE = {"D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+    TRIGGER_STATE = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
 
     def create_trigger(t: Any) -> Any:
         """CREATE TRIGGER makes it enabled: a baseline trigger that was not gets its state back."""
         p = t["props"]
         out = [stmt(71, p["_ddl"])]
-        if p.get("enabled") in TRIGGER_STATE:
+        if p.get("enabled", "O") != "O":
             out.append(stmt(71, f"ALTER TABLE {p['_table']} {TRIGGER_STATE[p['enabled']]} TRIGGER {t['qname']}"))
         return out
 
@@ -1491,7 +1482,6 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
             add("added", None, o, None, None, None, "functional", [], plan)
 
     # ---- paired: renamed, moved, changed -----------------------------------------------------------
-    ENABLED = {"O": "ENABLE", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
     for o in B:
         c = pair.get(key(o))
         if c is None:
@@ -1738,7 +1728,7 @@ def compare(base: str | None, cur: str | None, same_db: bool, lock_timeout: str,
                     _reborn.add(o["key"])
             elif kind == "trigger":
                 if prop == "enabled":
-                    plan = [stmt(71, f"ALTER TABLE {bp['_table']} {ENABLED[old]} TRIGGER {o['qname']}")]
+                    plan = [stmt(71, f"ALTER TABLE {bp['_table']} {TRIGGER_STATE[old]} TRIGGER {o['qname']}")]
                 else:
                     plan = [stmt(10, f"DROP TRIGGER {c['qname']} ON {cp['_table']}"), *create_trigger(o)]
                     _recreated.add(o["key"])
